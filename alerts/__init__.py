@@ -1,0 +1,1 @@
+"""Data side of positioning-bot: sources, parsing, storage, rules and routing. Never imports telegram."""

@@ -1,0 +1,135 @@
+"""Trading calendars (exchange_calendars) and publication schedules: is a file due for a date, and which."""
+
+from __future__ import annotations
+
+import tomllib
+import warnings
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+import exchange_calendars as xcals
+import pandas as pd
+
+HK_TZ = ZoneInfo("Asia/Hong_Kong")
+
+
+@cache
+def get_calendar(code: str = "XHKG") -> xcals.ExchangeCalendar:
+    """Return (and cache) an exchange calendar; XHKG models HK holidays and half days."""
+    with warnings.catch_warnings():
+        # exchange_calendars builds its tables with an API pandas 3 deprecates; the result is correct.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return xcals.get_calendar(code)
+
+
+def _in_bounds(cal: xcals.ExchangeCalendar, day: date) -> bool:
+    return cal.first_session.date() <= day <= cal.last_session.date()
+
+
+def is_session(day: date, calendar: str = "XHKG") -> bool:
+    """True when `day` is a trading session of the calendar."""
+    cal = get_calendar(calendar)
+    return _in_bounds(cal, day) and bool(cal.is_session(pd.Timestamp(day)))
+
+
+def sessions_between(start: date, end: date, calendar: str = "XHKG") -> list[date]:
+    """Trading sessions from `start` to `end`, both inclusive, oldest first."""
+    cal = get_calendar(calendar)
+    lo = max(start, cal.first_session.date())
+    hi = min(end, cal.last_session.date())
+    if lo > hi:
+        return []
+    return [ts.date() for ts in cal.sessions_in_range(pd.Timestamp(lo), pd.Timestamp(hi))]
+
+
+def previous_sessions(day: date, count: int, calendar: str = "XHKG") -> list[date]:
+    """The `count` sessions on or before `day`, oldest first."""
+    span = max(14, count * 2 + 14)
+    sessions = sessions_between(day - timedelta(days=span), day, calendar)
+    while len(sessions) < count and span < 4000:
+        span *= 2
+        sessions = sessions_between(day - timedelta(days=span), day, calendar)
+    return sessions[-count:]
+
+
+def is_week_end_session(day: date, calendar: str = "XHKG") -> bool:
+    """True when `day` is the last trading session of its ISO week (Friday, or earlier before a holiday)."""
+    if not is_session(day, calendar):
+        return False
+    week_end = day + timedelta(days=6 - day.weekday())
+    return not any(is_session(day + timedelta(days=i), calendar) for i in range(1, (week_end - day).days + 1))
+
+
+def is_half_day(day: date, calendar: str = "XHKG") -> bool:
+    """True when the session closes early (e.g. Christmas Eve in Hong Kong)."""
+    return is_session(day, calendar) and pd.Timestamp(day) in get_calendar(calendar).early_closes
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When files of one source are expected."""
+
+    source: str
+    calendar: str
+    timezone: ZoneInfo
+    dates: str  # sessions | week_end
+    publish_after_days: int
+    publish_time: time
+
+    def has_file(self, day: date) -> bool:
+        """True when the source publishes a file for `day`."""
+        if self.dates == "week_end":
+            return is_week_end_session(day, self.calendar)
+        return is_session(day, self.calendar)
+
+    def published_at(self, day: date) -> datetime:
+        """Expected publication instant of the file for `day` (timezone-aware)."""
+        local_day = day + timedelta(days=self.publish_after_days)
+        return datetime.combine(local_day, self.publish_time, tzinfo=self.timezone)
+
+    def is_due(self, day: date, now: datetime) -> bool:
+        """True when a file exists for `day` and its publication time has passed at `now`."""
+        return self.has_file(day) and self.published_at(day) <= now
+
+    def due_dates(self, now: datetime, count: int = 1) -> list[date]:
+        """The latest `count` dates whose files are due at `now`, newest first."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        day = now.astimezone(self.timezone).date()
+        out: list[date] = []
+        for _ in range(400 + count * 10):
+            if self.is_due(day, now):
+                out.append(day)
+                if len(out) == count:
+                    break
+            day -= timedelta(days=1)
+        return out
+
+    def latest_due(self, now: datetime) -> date | None:
+        """The newest date whose file is due at `now`."""
+        dates = self.due_dates(now, 1)
+        return dates[0] if dates else None
+
+
+@cache
+def _schedule_table() -> dict[str, dict[str, object]]:
+    text = resources.files("config").joinpath("sources.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def schedule_for(source: str) -> Schedule:
+    """The publication schedule of a source, from config/sources.toml."""
+    row = _schedule_table()[source]
+    hour, minute = str(row["publish_time"]).split(":")
+    return Schedule(
+        source=source,
+        calendar=str(row["calendar"]),
+        timezone=ZoneInfo(str(row["timezone"])),
+        dates=str(row["dates"]),
+        publish_after_days=int(str(row["publish_after_days"])),
+        publish_time=time(int(hour), int(minute)),
+    )

@@ -1,0 +1,120 @@
+"""One source file for one date: fetch → parse → check → store. Nothing is stored unless every step passed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import httpx
+import pandas as pd
+
+from alerts.errors import MalformedFile, NotAvailable, NotPublishedYet, SourceError
+from alerts.fetch import Fetched, fetch
+from alerts.sources.base import Source
+from alerts.sources.common import conform
+from alerts.store.frames import FetchState, FrameStore
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest did: `stored` new data, or found it `unchanged`."""
+
+    source: str
+    day: date
+    status: str  # stored | unchanged
+    rows: dict[str, int] = field(default_factory=dict)
+    urls: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """One line for the CLI and logs."""
+        rows = ", ".join(f"{table}={n}" for table, n in self.rows.items()) or "no new rows"
+        return f"{self.source} {self.day.isoformat()}: {self.status} ({rows}) from {len(self.urls)} file(s)"
+
+
+def urls_for(source: Source, settings: Settings, day: date) -> list[str]:
+    """Full URLs of a source's file(s) for a date: `<BASE_URL><real path>`."""
+    base = settings.base_url(source.base_setting)
+    return [base + path for path in source.paths(day)]
+
+
+def _check_date(source: Source, frame: pd.DataFrame, day: date, url: str) -> None:
+    file_date = frame.attrs.get("file_date")
+    if not source.check_file_date or file_date is None or file_date == day:
+        return
+    if file_date < day:
+        raise NotPublishedYet(f"file still shows {file_date.isoformat()}, not {day.isoformat()}",
+                              source=source.name, url=url)
+    if not source.history:
+        raise NotAvailable(f"page now shows {file_date.isoformat()}; {day.isoformat()} is no longer served",
+                           source=source.name, url=url)
+    raise MalformedFile(f"file is dated {file_date.isoformat()}, expected {day.isoformat()}",
+                        source=source.name, url=url)
+
+
+def _parse(source: Source, fetched: Fetched, day: date) -> dict[str, pd.DataFrame]:
+    try:
+        tables = source.parse_all(fetched.content)
+    except SourceError as exc:
+        exc.source, exc.url = exc.source or source.name, exc.url or fetched.url
+        raise
+    _check_date(source, tables["main"], day, fetched.url)
+    return tables
+
+
+async def _fetch_for_date(source: Source, client: httpx.AsyncClient, url: str, day: date,
+                          state: FetchState | None) -> tuple[Fetched, dict[str, pd.DataFrame] | None]:
+    fetched = await fetch(client, url, state=state, source=source.name)
+    if fetched.status == "not_modified":
+        return fetched, None
+    if source.form_for_date is not None:
+        # Pages that default to their latest date: ask for the wanted date through the page's own form.
+        first = source.parse_all(fetched.content)["main"]
+        if first.attrs.get("file_date") != day:
+            form = source.form_for_date(fetched.content, day)
+            fetched = await fetch(client, url, form=form, source=source.name)
+    return fetched, _parse(source, fetched, day)
+
+
+async def ingest(source: Source, day: date, *, settings: Settings, client: httpx.AsyncClient,
+                 store: FrameStore, now: datetime) -> IngestReport:
+    """Fetch, parse and store one source's file(s) for `day`; raise a SourceError and store nothing on failure."""
+    urls = urls_for(source, settings, day)
+    have_data = bool(await store.dates(source.name, "main", day, day))
+    states = {url: (await store.fetch_state(url)) if have_data else None for url in urls}
+    try:
+        results = [await _fetch_for_date(source, client, url, day, states[url]) for url in urls]
+        if all(tables is None for _, tables in results):
+            return IngestReport(source.name, day, "unchanged", urls=tuple(urls))
+        if any(tables is None for _, tables in results):
+            # Some files changed, some did not: refetch the unchanged ones in full so the day is rebuilt whole.
+            results = [await _fetch_for_date(source, client, url, day, None) for url in urls]
+        fresh = [f for f, _ in results]
+        if have_data and all(f.sha256 == (states[f.url] or FetchState()).sha256 for f in fresh):
+            return IngestReport(source.name, day, "unchanged", urls=tuple(urls))
+        combined = _combine(source, [tables for _, tables in results if tables is not None])
+        await store.put(source.name, combined, day)
+        for f in fresh:
+            await store.save_fetch_state(f.url, f.state(), now)
+    except SourceError as exc:
+        log.warning("%s %s failed: %s", source.name, day.isoformat(), exc)
+        await store.record_status(source.name, now, ok=False,
+                                  detail={"date": day.isoformat(), "message": str(exc)[:500]})
+        raise
+    rows = {table: len(frame) for table, frame in combined.items()}
+    await store.record_status(source.name, now, ok=True,
+                              detail={"date": day.isoformat(), "rows": str(rows.get("main", 0))})
+    log.info("%s %s stored %s", source.name, day.isoformat(), rows)
+    return IngestReport(source.name, day, "stored", rows, tuple(urls))
+
+
+def _combine(source: Source, parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    out: dict[str, pd.DataFrame] = {}
+    for table_name, table in source.tables.items():
+        frames = [p[table_name] for p in parts if len(p[table_name])]
+        out[table_name] = conform(pd.concat(frames, ignore_index=True), table.schema) if frames \
+            else parts[0][table_name]
+    return out

@@ -1,0 +1,67 @@
+"""What a source is: its tables (schema + pure parser), where its files live, and how dates map to files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+
+from alerts.errors import MalformedFile
+from alerts.sources.common import conform
+
+Parser = Callable[[bytes], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class Table:
+    """One canonical table a source file yields: declared columns/dtypes and the pure parser."""
+
+    schema: Mapping[str, str]
+    parse: Parser
+
+
+@dataclass(frozen=True)
+class Source:
+    """A registered data source; `tables["main"]` is what `positioning-bot parse` prints."""
+
+    name: str
+    title: str
+    base_setting: str  # attribute of config.Settings holding the base URL
+    paths: Callable[[date], list[str]]  # real URL paths (with query) of the file(s) for a date
+    tables: Mapping[str, Table]
+    calendar: str = "XHKG"
+    # Whether the date inside the file must equal the requested date (today-only pages go stale overnight).
+    check_file_date: bool = True
+    # False for "today only" pages: past dates cannot be fetched (use another source for history).
+    history: bool = True
+    # For pages that serve other dates through a form POST (ASP.NET): build the form for a date from the GET page.
+    form_for_date: Callable[[bytes, date], Mapping[str, str]] | None = None
+    docs: str = field(default="")
+
+    @property
+    def schema(self) -> Mapping[str, str]:
+        """Schema of the main table."""
+        return self.tables["main"].schema
+
+    def parse(self, data: bytes) -> pd.DataFrame:
+        """Parse bytes into the main canonical table."""
+        return self.tables["main"].parse(data)
+
+    def parse_all(self, data: bytes) -> dict[str, pd.DataFrame]:
+        """Parse bytes into every table of the source, each conformed to its schema."""
+        out: dict[str, pd.DataFrame] = {}
+        for name, table in self.tables.items():
+            frame = table.parse(data)
+            if list(frame.columns) != list(table.schema):
+                raise MalformedFile(f"{self.name}.{name}: columns {list(frame.columns)} differ from schema")
+            out[name] = frame
+        return out
+
+
+def finish(frame: pd.DataFrame, schema: Mapping[str, str], file_date: date | None) -> pd.DataFrame:
+    """Conform a parsed frame to its schema and record the date the file itself carries."""
+    out = conform(frame, schema)
+    out.attrs["file_date"] = file_date
+    return out

@@ -1,0 +1,1 @@
+"""Redis-backed storage: every key and TTL lives in `alerts.store.keys`."""

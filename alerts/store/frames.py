@@ -1,0 +1,110 @@
+"""Store normalized frames and fetch state in Redis; load history ranges back as typed frames."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import pandas as pd
+from redis.asyncio import Redis
+
+from alerts.sources.common import conform, empty_frame
+from alerts.store import keys
+
+
+def dump_frame(frame: pd.DataFrame) -> bytes:
+    """Serialize a frame as gzip'd JSON (split orient, ISO dates)."""
+    text = frame.to_json(orient="split", date_format="iso", index=False, date_unit="s")
+    return gzip.compress(text.encode("utf-8"), compresslevel=5)
+
+
+def load_frame(blob: bytes, schema: Mapping[str, str]) -> pd.DataFrame:
+    """Deserialize a frame written by dump_frame and restore the schema's dtypes."""
+    payload = json.loads(gzip.decompress(blob))
+    raw = pd.DataFrame(payload["data"], columns=payload["columns"], dtype=object)
+    for col, dtype in schema.items():
+        if dtype == "datetime64[ns]" and col in raw:
+            raw[col] = pd.to_datetime(raw[col].where(raw[col].notna(), None))
+    return conform(raw, schema)
+
+
+@dataclass(frozen=True)
+class FetchState:
+    """Validators remembered for a URL."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    sha256: str | None = None
+
+
+class FrameStore:
+    """Frames per (source, table, date) plus fetch state, in Redis."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def put(self, source: str, tables: Mapping[str, pd.DataFrame], day: date) -> None:
+        """Store every table of one source file for `day` atomically (MULTI)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for table, frame in tables.items():
+                pipe.set(keys.frame(source, table, day), dump_frame(frame), ex=keys.FRAME_TTL_SECONDS)
+                pipe.zadd(keys.frame_index(source, table), {day.isoformat(): day.toordinal()})
+            await pipe.execute()
+
+    async def get(self, source: str, table: str, day: date, schema: Mapping[str, str]) -> pd.DataFrame | None:
+        """Load one stored table, or None when nothing is stored for that date."""
+        blob = await self.redis.get(keys.frame(source, table, day))
+        return None if blob is None else load_frame(blob, schema)
+
+    async def dates(self, source: str, table: str = "main", start: date | None = None,
+                    end: date | None = None) -> list[date]:
+        """Stored dates of a table within [start, end], oldest first."""
+        lo = start.toordinal() if start else "-inf"
+        hi = end.toordinal() if end else "+inf"
+        members = await self.redis.zrangebyscore(keys.frame_index(source, table), lo, hi)
+        return [date.fromisoformat(m.decode() if isinstance(m, bytes) else m) for m in members]
+
+    async def load_range(self, source: str, schema: Mapping[str, str], start: date, end: date,
+                         table: str = "main") -> pd.DataFrame:
+        """Concatenate a table's stored frames for dates in [start, end] (oldest first)."""
+        days = await self.dates(source, table, start, end)
+        if not days:
+            return empty_frame(schema)
+        blobs = await self.redis.mget([keys.frame(source, table, d) for d in days])
+        frames = [load_frame(b, schema) for b in blobs if b is not None]
+        if not frames:
+            return empty_frame(schema)
+        return conform(pd.concat(frames, ignore_index=True), schema)
+
+    async def fetch_state(self, url: str) -> FetchState:
+        """Validators remembered for `url` (empty when never fetched)."""
+        raw = await self.redis.hgetall(keys.fetch_state(url))
+        data = {k.decode(): v.decode() for k, v in raw.items()}
+        return FetchState(data.get("etag"), data.get("last_modified"), data.get("sha256"))
+
+    async def save_fetch_state(self, url: str, state: FetchState, at: datetime) -> None:
+        """Remember validators for `url`; called only after the file's frames were stored."""
+        mapping = {k: v for k, v in (("etag", state.etag), ("last_modified", state.last_modified),
+                                     ("sha256", state.sha256), ("fetched_at", at.isoformat())) if v}
+        key = keys.fetch_state(url)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping=mapping)
+            pipe.expire(key, keys.FETCH_STATE_TTL_SECONDS)
+            await pipe.execute()
+
+    async def record_status(self, source: str, at: datetime, *, ok: bool, detail: Mapping[str, str]) -> None:
+        """Remember the last success or failure of a source (for /status and `positioning-bot status`)."""
+        prefix = "ok" if ok else "error"
+        mapping = {f"{prefix}_at": at.isoformat(), **{f"{prefix}_{k}": v for k, v in detail.items()}}
+        await self.redis.hset(keys.source_status(source), mapping=mapping)
+
+    async def status(self, source: str) -> dict[str, str]:
+        """The recorded status of a source."""
+        raw = await self.redis.hgetall(keys.source_status(source))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+

@@ -1,0 +1,218 @@
+"""`positioning-bot` command line: parse, fetch, backfill (and more as the product grows).
+
+Exit codes: 0 success; 1 a source was not published / fetch failed; 2 bad usage, bad configuration or a
+malformed file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from alerts.errors import MalformedFile, NotPublishedYet, SourceError
+from alerts.sources import SOURCES, get_source
+from config.settings import ConfigError, Settings, load_settings, setup_logging
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _source_name(text: str) -> str:
+    if text not in SOURCES:
+        raise argparse.ArgumentTypeError(f"unknown source {text!r}; choose one of: {', '.join(SOURCES)}")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree for every command."""
+    parser = argparse.ArgumentParser(
+        prog="positioning-bot",
+        description="Alerts on unusual positioning around HK and US stocks: data tools and the Telegram bot.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sources_help = f"source name: {', '.join(SOURCES)}"
+
+    p = sub.add_parser("parse", help="parse a local source file and print its canonical table",
+                       description="Parse a local file of SOURCE and print the canonical table to stdout "
+                                   "(CSV with a header row, ISO dates, 5-digit codes). Exit 2 on a malformed file.")
+    p.add_argument("source", type=_source_name, metavar="SOURCE", help=sources_help)
+    p.add_argument("file", type=Path, metavar="FILE", help="path of the file to parse")
+    p.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    p.add_argument("--table", default="main", help="which table of the source to print (default main; "
+                                                   "hkex-short and hkex-quotes also have 'market')")
+
+    f = sub.add_parser("fetch", help="fetch a source file, store it in Redis and print a summary",
+                       description="Fetch SOURCE from its configured base URL, parse, store in Redis and print "
+                                   "a one-line summary. --date is the date the file is named or published for; "
+                                   "without it, the latest due date.")
+    f.add_argument("source", type=_source_name, metavar="SOURCE", help=sources_help)
+    f.add_argument("--date", type=_iso_date, help="file date YYYY-MM-DD (default: latest due)")
+
+    b = sub.add_parser("backfill", help="fetch a range of trading days with a progress bar",
+                       description="Fetch SOURCE for every date in [--from, --to] that has a file "
+                                   "(non-sessions are skipped), storing each; failures are listed at the end.")
+    b.add_argument("source", type=_source_name, metavar="SOURCE", help=sources_help)
+    b.add_argument("--from", dest="start", type=_iso_date, required=True, help="first date YYYY-MM-DD")
+    b.add_argument("--to", dest="end", type=_iso_date, required=True, help="last date YYYY-MM-DD")
+    return parser
+
+
+def format_table(frame: pd.DataFrame, fmt: str) -> str:
+    """Render a canonical frame as CSV (header first) or a JSON array, dates as YYYY-MM-DD."""
+    out = frame.copy()
+    for col in out.columns:
+        if str(out[col].dtype).startswith("datetime64"):
+            out[col] = out[col].dt.strftime("%Y-%m-%d")
+    if fmt == "json":
+        records = json.loads(out.to_json(orient="records", force_ascii=False))
+        return json.dumps(records, ensure_ascii=False, indent=None)
+    return out.to_csv(index=False, lineterminator="\n")
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    """Parse a local file and print it."""
+    source = get_source(args.source)
+    if args.table not in source.tables:
+        print(f"error: {source.name} has no table {args.table!r} (tables: {', '.join(source.tables)})",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        frame = source.tables[args.table].parse(data)
+    except SourceError as exc:
+        print(f"error: {args.file}: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT if isinstance(exc, MalformedFile) else EXIT_FAILED
+    sys.stdout.write(format_table(frame, args.format))
+    if args.format == "json":
+        sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _now() -> datetime:
+    from alerts.calendar import HK_TZ
+
+    return datetime.now(HK_TZ)
+
+
+async def _fetch(settings: Settings, source_name: str, days: list[date], *, progress: bool,
+                 first_available: bool = False) -> int:
+    """Ingest `days` in order; with `first_available`, stop at the first date that is published."""
+    from redis.asyncio import Redis
+    from tqdm import tqdm
+
+    from alerts.fetch import make_client
+    from alerts.ingest import ingest
+    from alerts.store.frames import FrameStore
+
+    source = get_source(source_name)
+    failures: list[str] = []
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        async with make_client() as client:
+            store = FrameStore(redis)
+            bar = tqdm(days, desc=source_name, unit="day", file=sys.stderr, disable=not progress)
+            for day in bar:
+                try:
+                    report = await ingest(source, day, settings=settings, client=client, store=store, now=_now())
+                except SourceError as exc:
+                    failures.append(f"{day.isoformat()}: {type(exc).__name__}: {_one_line(exc)}")
+                    if first_available and isinstance(exc, NotPublishedYet) and day != days[-1]:
+                        continue
+                    if not progress:
+                        print(f"error: {source_name} {day.isoformat()}: {type(exc).__name__}: {_one_line(exc)}",
+                              file=sys.stderr)
+                        return EXIT_BAD_INPUT if isinstance(exc, MalformedFile) else EXIT_FAILED
+                    continue
+                if progress:
+                    bar.set_postfix_str(report.status)
+                else:
+                    print(report.summary())
+                if first_available:
+                    return EXIT_OK
+    finally:
+        await redis.aclose()
+    if progress:
+        print(f"{source_name}: {len(days) - len(failures)} of {len(days)} date(s) ok")
+        for line in failures:
+            print(f"  failed {line}", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    """Fetch one date (or the latest due) of a source."""
+    from alerts.calendar import schedule_for
+
+    if args.date is not None:
+        return asyncio.run(_fetch(settings, args.source, [args.date], progress=False))
+    schedule = schedule_for(args.source)
+    # Weekly files come out "about a week" after their date: fall back to the previous weeks' files.
+    candidates = schedule.due_dates(_now(), 3 if schedule.dates == "week_end" else 1)
+    if not candidates:
+        print(f"error: no due date found for {args.source}", file=sys.stderr)
+        return EXIT_FAILED
+    return asyncio.run(_fetch(settings, args.source, candidates, progress=False, first_available=True))
+
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    """Fetch every date with a file in a range."""
+    from alerts.calendar import schedule_for
+
+    source = get_source(args.source)
+    if args.start > args.end:
+        print("error: --from is after --to", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not source.history:
+        print(f"error: {source.name} pages hold only the latest session; backfill hkex-quotes for history",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    schedule = schedule_for(source.name)
+    now = _now()
+    span = (args.end - args.start).days
+    days = [d for d in (args.start + timedelta(days=i) for i in range(span + 1)) if schedule.is_due(d, now)]
+    if not days:
+        print(f"{source.name}: no dates with a due file between {args.start} and {args.end}")
+        return EXIT_OK
+    return asyncio.run(_fetch(settings, source.name, days, progress=True))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `positioning-bot` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "parse":
+        return cmd_parse(args)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    setup_logging(settings.log_level)
+    if args.command == "fetch":
+        return cmd_fetch(args, settings)
+    if args.command == "backfill":
+        return cmd_backfill(args, settings)
+    raise AssertionError(args.command)  # argparse guarantees a known command
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""Settings read from environment variables (and an optional `.env`), validated once at start."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+DEFAULTS: dict[str, str] = {
+    "TELEGRAM_API_URL": "https://api.telegram.org/bot",
+    "REDIS_URL": "redis://localhost:6379/0",
+    "ADMIN_CHAT_IDS": "",
+    "HKEX_URL": "https://www.hkex.com.hk",
+    "HKEXNEWS_URL": "https://www.hkexnews.hk",
+    "SFC_URL": "https://www.sfc.hk",
+    "HKEX_DI_URL": "https://di.hkex.com.hk",
+    "FINRA_URL": "https://cdn.finra.org",
+    "SEC_URL": "https://www.sec.gov",
+    "SEC_USER_AGENT": "",
+    "LOG_LEVEL": "INFO",
+}
+# The CCASS / Stock Connect pages live on www3.hkexnews.hk while report files live on www.hkexnews.hk.
+# When HKEXNEWS_URL points elsewhere (a mirror, a local origin), both paths are served from there.
+DEFAULT_HKEXNEWS_SDW_URL = "https://www3.hkexnews.hk"
+
+_TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or invalid; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated runtime settings; secrets are kept out of repr."""
+
+    telegram_bot_token: str = field(default="", repr=False)
+    telegram_api_url: str = DEFAULTS["TELEGRAM_API_URL"]
+    redis_url: str = field(default=DEFAULTS["REDIS_URL"], repr=False)
+    admin_chat_ids: tuple[int, ...] = ()
+    hkex_url: str = DEFAULTS["HKEX_URL"]
+    hkexnews_url: str = DEFAULTS["HKEXNEWS_URL"]
+    hkexnews_sdw_url: str = DEFAULT_HKEXNEWS_SDW_URL
+    sfc_url: str = DEFAULTS["SFC_URL"]
+    hkex_di_url: str = DEFAULTS["HKEX_DI_URL"]
+    finra_url: str = DEFAULTS["FINRA_URL"]
+    sec_url: str = DEFAULTS["SEC_URL"]
+    sec_user_agent: str = ""
+    log_level: str = "INFO"
+
+    def base_url(self, setting: str) -> str:
+        """Return the base URL held by the attribute `setting` (e.g. ``"hkex_url"``)."""
+        value = getattr(self, setting)
+        if not isinstance(value, str):
+            raise AttributeError(setting)
+        return value
+
+    def require_token(self) -> str:
+        """Return the bot token or raise ConfigError when it is missing."""
+        if not self.telegram_bot_token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN", "is required to run the bot (get one from @BotFather)")
+        return self.telegram_bot_token
+
+
+def _base_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(name, f"must be an http(s) URL like https://host[:port], got {value!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError(name, "must not contain a query string or fragment")
+    return value.rstrip("/")
+
+
+def _redis_url(value: str) -> str:
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL", f"must start with redis://, rediss:// or unix://, got scheme of {value!r}")
+    return value
+
+
+def _chat_ids(value: str) -> tuple[int, ...]:
+    ids: list[int] = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            ids.append(int(part))
+        except ValueError:
+            raise ConfigError("ADMIN_CHAT_IDS", f"must be a comma list of integer chat ids, got {part!r}") from None
+    return tuple(ids)
+
+
+def _token(value: str) -> str:
+    if value and not _TOKEN_RE.match(value):
+        # Never echo the value: it may be a real token with a typo.
+        raise ConfigError("TELEGRAM_BOT_TOKEN", "does not look like a bot token (expected <digits>:<secret>)")
+    return value
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(_LOG_LEVELS)}, got {value!r}")
+    return level
+
+
+def _user_agent(value: str) -> str:
+    if value and "@" not in value:
+        raise ConfigError("SEC_USER_AGENT", "must name the operator and a contact e-mail, e.g. 'Acme Bot ops@acme.hk'")
+    return value
+
+
+def read_environment(environ: Mapping[str, str], env_file: Path | None = None) -> dict[str, str]:
+    """Merge defaults, an optional .env file and the environment (environment wins)."""
+    merged = dict(DEFAULTS)
+    if env_file is not None and env_file.is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update({k: v for k, v in environ.items() if k in DEFAULTS or k in _EXTRA_NAMES})
+    return merged
+
+
+_EXTRA_NAMES = ("TELEGRAM_BOT_TOKEN", "HKEXNEWS_SDW_URL")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
+    """Build validated Settings from `environ` (default: os.environ) plus an optional `.env` file."""
+    env = read_environment(os.environ if environ is None else environ, env_file)
+    hkexnews = _base_url("HKEXNEWS_URL", env["HKEXNEWS_URL"])
+    sdw_default = DEFAULT_HKEXNEWS_SDW_URL if hkexnews == DEFAULTS["HKEXNEWS_URL"] else hkexnews
+    return Settings(
+        telegram_bot_token=_token(env.get("TELEGRAM_BOT_TOKEN", "").strip()),
+        telegram_api_url=_base_url("TELEGRAM_API_URL", env["TELEGRAM_API_URL"]),
+        redis_url=_redis_url(env["REDIS_URL"]),
+        admin_chat_ids=_chat_ids(env["ADMIN_CHAT_IDS"]),
+        hkex_url=_base_url("HKEX_URL", env["HKEX_URL"]),
+        hkexnews_url=hkexnews,
+        hkexnews_sdw_url=_base_url("HKEXNEWS_SDW_URL", env.get("HKEXNEWS_SDW_URL") or sdw_default),
+        sfc_url=_base_url("SFC_URL", env["SFC_URL"]),
+        hkex_di_url=_base_url("HKEX_DI_URL", env["HKEX_DI_URL"]),
+        finra_url=_base_url("FINRA_URL", env["FINRA_URL"]),
+        sec_url=_base_url("SEC_URL", env["SEC_URL"]),
+        sec_user_agent=_user_agent(env["SEC_USER_AGENT"].strip()),
+        log_level=_log_level(env["LOG_LEVEL"]),
+    )
+
+
+class _RedactToken(logging.Filter):
+    """Replace anything shaped like a bot token in log records (httpx logs request URLs)."""
+
+    _pattern = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self._pattern.sub("<token>", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def setup_logging(level: str) -> None:
+    """Configure root logging once; third-party HTTP loggers stay at WARNING so URLs with tokens never print."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactToken())
+    for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.Updater"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

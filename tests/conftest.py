@@ -1,0 +1,85 @@
+"""Shared fixtures: a private redis-server, a local HTTP origin, settings pointing at both."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+
+from config.settings import Settings, load_settings
+from tests.origin import Origin
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_bytes(source: str, name: str) -> bytes:
+    """Bytes of tests/fixtures/<source>/<name>."""
+    return (FIXTURES / source / name).read_bytes()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start a private redis-server on a free loopback port in a temp dir (never a shared Redis)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (apt-get install -y redis-server); tests need a real one")
+    folder = tmp_path_factory.mktemp("redis")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
+         "--appendonly", "no", "--logfile", str(folder / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = SyncRedis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"redis-server did not start on port {port}: {(folder / 'redis.log').read_text()}")
+            time.sleep(0.05)
+    client.close()
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """An asyncio client on the private server, flushed before each test."""
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    """A running local origin; add routes with origin.add(path, body, ...)."""
+    with Origin() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(origin: Origin, redis_url: str) -> Settings:
+    """Settings whose every base URL points at the local origin."""
+    env = {name: origin.url for name in ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL",
+                                          "SEC_URL")}
+    env["REDIS_URL"] = redis_url
+    return load_settings(env, env_file=None)

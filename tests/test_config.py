@@ -1,0 +1,98 @@
+"""Settings: defaults, .env, validation naming the bad variable, and token redaction in logs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from config.settings import ConfigError, load_settings, setup_logging
+
+TOKEN = "123456789:AAExampleExampleExampleExample_abc"
+
+
+def test_defaults_match_the_documented_urls() -> None:
+    s = load_settings({}, env_file=None)
+    assert s.telegram_api_url == "https://api.telegram.org/bot"
+    assert s.redis_url == "redis://localhost:6379/0"
+    assert (s.hkex_url, s.hkexnews_url, s.sfc_url) == ("https://www.hkex.com.hk", "https://www.hkexnews.hk",
+                                                       "https://www.sfc.hk")
+    assert (s.hkex_di_url, s.finra_url, s.sec_url) == ("https://di.hkex.com.hk", "https://cdn.finra.org",
+                                                       "https://www.sec.gov")
+    assert s.hkexnews_sdw_url == "https://www3.hkexnews.hk"
+    assert s.admin_chat_ids == ()
+    assert s.log_level == "INFO"
+
+
+def test_environment_overrides_and_trailing_slash_is_dropped() -> None:
+    s = load_settings({"HKEX_URL": "http://127.0.0.1:8080/", "ADMIN_CHAT_IDS": "1, -100200 ,",
+                       "TELEGRAM_BOT_TOKEN": TOKEN, "LOG_LEVEL": "debug"}, env_file=None)
+    assert s.hkex_url == "http://127.0.0.1:8080"
+    assert s.admin_chat_ids == (1, -100200)
+    assert s.telegram_bot_token == TOKEN
+    assert s.log_level == "DEBUG"
+
+
+def test_local_hkexnews_serves_the_stock_connect_pages_too() -> None:
+    s = load_settings({"HKEXNEWS_URL": "http://127.0.0.1:9"}, env_file=None)
+    assert s.hkexnews_sdw_url == "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HKEX_URL", "ftp://x"),
+        ("SFC_URL", "not a url"),
+        ("REDIS_URL", "http://localhost:6379"),
+        ("ADMIN_CHAT_IDS", "12,abc"),
+        ("LOG_LEVEL", "LOUD"),
+        ("TELEGRAM_BOT_TOKEN", "oops"),
+        ("SEC_USER_AGENT", "no contact"),
+        ("TELEGRAM_API_URL", "https://api.telegram.org/bot?x=1"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({name: value}, env_file=None)
+    assert info.value.variable == name
+    assert str(info.value).startswith(f"{name}:")
+
+
+def test_bad_token_is_not_echoed() -> None:
+    bad = "123:" + "s3cret" * 2
+    with pytest.raises(ConfigError) as info:
+        load_settings({"TELEGRAM_BOT_TOKEN": bad}, env_file=None)
+    assert "s3cret" not in str(info.value)
+
+
+def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("HKEX_URL=http://127.0.0.1:1111\nSFC_URL=http://127.0.0.1:2222\n")
+    s = load_settings({"SFC_URL": "http://127.0.0.1:3333"}, env_file=env_file)
+    assert s.hkex_url == "http://127.0.0.1:1111"
+    assert s.sfc_url == "http://127.0.0.1:3333"
+
+
+def test_token_is_not_in_repr_and_required_for_the_bot() -> None:
+    s = load_settings({"TELEGRAM_BOT_TOKEN": TOKEN}, env_file=None)
+    assert TOKEN not in repr(s)
+    with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN"):
+        load_settings({}, env_file=None).require_token()
+
+
+def test_logging_redacts_tokens_and_quiets_httpx(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    root.handlers.clear()
+    try:
+        setup_logging("DEBUG")
+        logging.getLogger("bot.test").warning("POST https://api.telegram.org/bot%s/getMe", TOKEN)
+        assert logging.getLogger("httpx").level == logging.WARNING
+        for handler in root.handlers:
+            handler.flush()
+        err = capsys.readouterr().err
+        assert "<token>" in err
+        assert TOKEN not in err
+    finally:
+        root.handlers[:] = saved
