@@ -41,11 +41,17 @@ def urls_for(source: Source, settings: Settings, day: date) -> list[str]:
     return [base + path for path in source.paths(day)]
 
 
+def _dated_url(source: Source) -> bool:
+    """True when the file's URL carries its date (so a different date inside means a wrong file)."""
+    return source.paths(date(2001, 1, 2)) != source.paths(date(2001, 1, 3))
+
+
 def _check_date(source: Source, frame: pd.DataFrame, day: date, url: str) -> None:
     file_date = frame.attrs.get("file_date")
     if not source.check_file_date or file_date is None or file_date == day:
         return
-    if file_date < day:
+    if file_date < day and not _dated_url(source):
+        # A "latest only" page still showing an earlier session: today's file is not out yet.
         raise NotPublishedYet(f"file still shows {file_date.isoformat()}, not {day.isoformat()}",
                               source=source.name, url=url)
     if not source.history:
@@ -66,8 +72,8 @@ def _parse(source: Source, fetched: Fetched, day: date) -> dict[str, pd.DataFram
 
 
 async def _fetch_for_date(source: Source, client: httpx.AsyncClient, url: str, day: date,
-                          state: FetchState | None) -> tuple[Fetched, dict[str, pd.DataFrame] | None]:
-    fetched = await fetch(client, url, state=state, source=source.name)
+                          state: FetchState | None, backoff: float) -> tuple[Fetched, dict[str, pd.DataFrame] | None]:
+    fetched = await fetch(client, url, state=state, source=source.name, backoff=backoff)
     if fetched.status == "not_modified":
         return fetched, None
     if source.form_for_date is not None:
@@ -75,23 +81,23 @@ async def _fetch_for_date(source: Source, client: httpx.AsyncClient, url: str, d
         first = source.parse_all(fetched.content)["main"]
         if first.attrs.get("file_date") != day:
             form = source.form_for_date(fetched.content, day)
-            fetched = await fetch(client, url, form=form, source=source.name)
+            fetched = await fetch(client, url, form=form, source=source.name, backoff=backoff)
     return fetched, _parse(source, fetched, day)
 
 
 async def ingest(source: Source, day: date, *, settings: Settings, client: httpx.AsyncClient,
-                 store: FrameStore, now: datetime) -> IngestReport:
+                 store: FrameStore, now: datetime, backoff: float = 0.5) -> IngestReport:
     """Fetch, parse and store one source's file(s) for `day`; raise a SourceError and store nothing on failure."""
     urls = urls_for(source, settings, day)
     have_data = bool(await store.dates(source.name, "main", day, day))
     states = {url: (await store.fetch_state(url)) if have_data else None for url in urls}
     try:
-        results = [await _fetch_for_date(source, client, url, day, states[url]) for url in urls]
+        results = [await _fetch_for_date(source, client, url, day, states[url], backoff) for url in urls]
         if all(tables is None for _, tables in results):
             return IngestReport(source.name, day, "unchanged", urls=tuple(urls))
         if any(tables is None for _, tables in results):
             # Some files changed, some did not: refetch the unchanged ones in full so the day is rebuilt whole.
-            results = [await _fetch_for_date(source, client, url, day, None) for url in urls]
+            results = [await _fetch_for_date(source, client, url, day, None, backoff) for url in urls]
         fresh = [f for f, _ in results]
         if have_data and all(f.sha256 == (states[f.url] or FetchState()).sha256 for f in fresh):
             return IngestReport(source.name, day, "unchanged", urls=tuple(urls))
