@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from alerts.calendar import HK_TZ
-from alerts.errors import FetchFailed, MalformedFile, NotPublishedYet
+from alerts.errors import FetchFailed, MalformedFile, NotAvailable, NotPublishedYet
 from alerts.fetch import make_client
 from alerts.ingest import ingest, urls_for
 from alerts.sources import get_source
@@ -118,3 +118,90 @@ async def test_buyback_report_is_stored_by_printed_date(settings: Settings, orig
     rows = await FrameStore(redis).load_range(BUYBACKS.name, BUYBACKS.schema, date(2017, 3, 1), date(2017, 3, 31))
     assert len(rows) == 4
     assert set(rows["report_date"].dt.date) == {date(2017, 3, 13), date(2017, 3, 14)}
+
+
+SHORT = get_source("hkex-short")
+SHORT_MAIN = "/eng/stat/smstat/ssturnover/ncms/ASHTMAIN.HTM"
+SHORT_GEM = "/eng/stat/smstat/ssturnover/ncms/ASHTGEM.HTM"
+
+
+def _serve_short_pages(origin: Origin) -> None:
+    origin.add(SHORT_MAIN, fixture_bytes("hkex-short", "ASHTMAIN.HTM"), etag='"m1"')
+    origin.add(SHORT_GEM, fixture_bytes("hkex-short", "ASHTGEM.HTM"), etag='"g1"')
+
+
+async def test_short_pages_main_and_gem_are_stored_together(settings: Settings, origin: Origin,
+                                                            redis: Redis) -> None:
+    _serve_short_pages(origin)
+    assert await _ingest(settings, redis, SHORT.name, date(2025, 11, 20)) == "stored"
+    store = FrameStore(redis)
+    rows = await store.get(SHORT.name, "main", date(2025, 11, 20), SHORT.schema)
+    market = await store.get(SHORT.name, "market", date(2025, 11, 20), SHORT.tables["market"].schema)
+    assert rows is not None and market is not None
+    assert set(rows["board"]) == {"main", "gem"}
+    assert sorted(market["board"]) == ["gem", "main"]
+    assert "01810" in set(rows["code"])
+
+
+async def test_short_placeholder_is_not_published(settings: Settings, origin: Origin, redis: Redis) -> None:
+    origin.add(SHORT_MAIN, fixture_bytes("hkex-short", "ASHTMAIN_placeholder.HTM"))
+    origin.add(SHORT_GEM, fixture_bytes("hkex-short", "ASHTGEM.HTM"))
+    with pytest.raises(NotPublishedYet):
+        await _ingest(settings, redis, SHORT.name, date(2025, 11, 20))
+    assert await FrameStore(redis).dates(SHORT.name) == []
+
+
+async def test_short_page_still_showing_yesterday_is_not_published(settings: Settings, origin: Origin,
+                                                                   redis: Redis) -> None:
+    _serve_short_pages(origin)  # pages say 20 NOV 2025
+    with pytest.raises(NotPublishedYet, match="still shows 2025-11-20"):
+        await _ingest(settings, redis, SHORT.name, date(2025, 11, 21))
+
+
+async def test_short_page_showing_a_later_day_is_not_available(settings: Settings, origin: Origin,
+                                                               redis: Redis) -> None:
+    _serve_short_pages(origin)
+    with pytest.raises(NotAvailable):
+        await _ingest(settings, redis, SHORT.name, date(2025, 11, 19))
+
+
+SOUTHBOUND = get_source("hkex-southbound")
+SB_PATH = "/sdw/search/mutualmarket.aspx?t=hk"
+
+
+async def test_southbound_other_date_is_asked_for_with_the_page_form(settings: Settings, origin: Origin,
+                                                                     redis: Redis) -> None:
+    latest = fixture_bytes("hkex-southbound", "mutualmarket_t-hk_20251120.html")
+    older = latest.replace(b"2025/11/20", b"2025/11/19")
+    origin.add(SB_PATH, latest, on_post=lambda form: older if form.get("txtShareholdingDate") == "2025/11/19"
+               else b"<html>bad form</html>")
+    assert await _ingest(settings, redis, SOUTHBOUND.name, date(2025, 11, 19)) == "stored"
+    post = next(r for r in origin.requests if r.method == "POST")
+    assert post.form["txtShareholdingDate"] == "2025/11/19"
+    assert "__VIEWSTATE" in post.form
+    frame = await FrameStore(redis).get(SOUTHBOUND.name, "main", date(2025, 11, 19), SOUTHBOUND.schema)
+    assert frame is not None and set(frame["date"].dt.date) == {date(2025, 11, 19)}
+
+
+async def test_southbound_latest_date_needs_no_post(settings: Settings, origin: Origin, redis: Redis) -> None:
+    origin.add(SB_PATH, fixture_bytes("hkex-southbound", "mutualmarket_t-hk_20251120.html"))
+    assert await _ingest(settings, redis, SOUTHBOUND.name, date(2025, 11, 20)) == "stored"
+    assert [r.method for r in origin.requests] == ["GET"]
+
+
+async def test_di_summaries_c1_and_c2_are_combined(settings: Settings, origin: Origin, redis: Redis) -> None:
+    for n in (1, 2):
+        origin.add(f"/di/summary/DSM20251126C{n}.htm", fixture_bytes("hkex-di", f"DSM20251126C{n}.htm"))
+    assert await _ingest(settings, redis, "hkex-di", date(2025, 11, 26)) == "stored"
+    rows = await FrameStore(redis).get("hkex-di", "main", date(2025, 11, 26), get_source("hkex-di").schema)
+    assert rows is not None
+    assert {"director", "substantial_shareholder"} <= set(rows["role"])
+    lei = rows[rows["holder"] == "Lei Jun"].iloc[0]
+    assert (lei["shares"], lei["avg_price"], lei["direction"]) == (2600000, 38.58, "buy")
+
+
+async def test_di_unavailable_summary_is_not_published(settings: Settings, origin: Origin, redis: Redis) -> None:
+    for n in (1, 2):
+        origin.add(f"/di/summary/DSM20251110C{n}.htm", fixture_bytes("hkex-di", "DSM20251110C1_unavailable.htm"))
+    with pytest.raises(NotPublishedYet):
+        await _ingest(settings, redis, "hkex-di", date(2025, 11, 10))

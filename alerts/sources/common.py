@@ -166,7 +166,7 @@ def html_tree(text: str, what: str) -> lxml.html.HtmlElement:
 
 
 def require_closed_table(text: str, table_id: str, what: str) -> None:
-    """Raise MalformedFile unless the ``<table id=table_id>`` in the raw HTML is closed (lxml hides truncation)."""
+    """Raise MalformedFile unless the raw HTML closes ``<table id=table_id>`` (lxml hides truncation)."""
     start = re.search(rf"<table\b[^>]*\sid\s*=\s*[\"']?{re.escape(table_id)}\b", text, re.I)
     if start is None:
         raise MalformedFile(f"{what}: no table id={table_id!r}")

@@ -1,0 +1,264 @@
+"""hkex-short: ASHTMAIN/MSHTMAIN/ASHTGEM pages → per-stock rows and the market summary row."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from alerts.errors import MalformedFile, NotPublishedYet
+from alerts.sources import hkex_short
+from alerts.sources.hkex_short import MARKET_SCHEMA, SCHEMA, parse, parse_market
+
+FIXTURES = Path(__file__).parent / "fixtures" / "hkex-short"
+
+
+def _read(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def _row(frame: pd.DataFrame, code: str) -> pd.Series:
+    rows = frame[frame["code"] == code]
+    assert len(rows) == 1, f"expected one row for {code}, got {len(rows)}"
+    return rows.iloc[0]
+
+
+def _dtypes(frame: pd.DataFrame) -> dict[str, str]:
+    return {col: str(dtype) for col, dtype in frame.dtypes.items()}
+
+
+# --- per-stock rows -------------------------------------------------------------------------------------
+
+
+def test_day_close_main_board_rows() -> None:
+    frame = parse(_read("ASHTMAIN.HTM"))
+    assert _dtypes(frame) == SCHEMA
+    assert frame.attrs["file_date"] == date(2025, 11, 20)
+    assert frame["code"].tolist() == [
+        "00001", "00005", "00016", "00388", "00700", "00939", "01299", "01810",
+        "02318", "02800", "03008", "03690", "09008", "09988", "80016",
+    ]
+    assert (frame["date"] == pd.Timestamp("2025-11-20")).all()
+    assert set(frame["board"]) == {"main"}
+    assert set(frame["session"]) == {"close"}
+    tencent = _row(frame, "00700")
+    assert tencent["name"] == "TENCENT"
+    assert tencent["short_shares"] == 3_477_200
+    assert tencent["short_value"] == 2_127_698_680.0
+    assert tencent["currency"] == "HKD"
+    ckh = _row(frame, "00001")
+    assert (ckh["name"], ckh["short_shares"], ckh["short_value"]) == ("CKH HOLDINGS", 412_000, 21_815_400.0)
+    baba = _row(frame, "09988")
+    assert (baba["name"], baba["short_shares"], baba["short_value"]) == ("BABA-W", 14_109_500, 2_166_513_725.0)
+
+
+def test_percent_marked_counters_are_non_hkd_and_linked() -> None:
+    frame = parse(_read("ASHTMAIN.HTM"))
+    rmb = _row(frame, "80016")
+    assert (rmb["name"], rmb["currency"], bool(rmb["non_hkd"]), rmb["hkd_code"]) == (
+        "SHK PPT-R", "RMB", True, "00016")
+    assert (rmb["short_shares"], rmb["short_value"]) == (2_000, 174_400.0)
+    usd = _row(frame, "09008")
+    assert (usd["name"], usd["currency"], bool(usd["non_hkd"]), usd["hkd_code"]) == (
+        "BOS HSK BTC-U", "USD", True, "03008")
+    assert (usd["short_shares"], usd["short_value"]) == (1_200, 1_524.0)
+    hkd = frame[~frame["code"].isin(["80016", "09008"])]
+    assert not hkd["non_hkd"].any()
+    assert hkd["hkd_code"].isna().all()
+    assert (hkd["currency"] == "HKD").all()
+
+
+def test_percent_row_without_suffix_has_unknown_currency() -> None:
+    # Neither the code (not 8xxxx) nor the name (no -R/-U) says non-HKD here: only the % mark does.
+    data = _read("ASHTMAIN.HTM").replace(b"% 9008  BOS HSK BTC-U", b"% 9008  BOS HSK BTC U")
+    row = _row(parse(data), "09008")
+    assert pd.isna(row["currency"])
+    assert bool(row["non_hkd"])
+    assert pd.isna(row["hkd_code"])
+
+
+def test_morning_page() -> None:
+    frame = parse(_read("MSHTMAIN.HTM"))
+    assert _dtypes(frame) == SCHEMA
+    assert frame["code"].tolist() == ["00005", "00700", "01810", "09988", "80016"]
+    assert set(frame["session"]) == {"morning"}
+    assert _row(frame, "09988")["short_value"] == 1_060_855_220.0
+    # The HKD counter 00016 is not on this page, so the RMB counter cannot be linked.
+    rmb = _row(frame, "80016")
+    assert bool(rmb["non_hkd"])
+    assert pd.isna(rmb["hkd_code"])
+
+
+def test_gem_page() -> None:
+    frame = parse(_read("ASHTGEM.HTM"))
+    assert _dtypes(frame) == SCHEMA
+    assert frame["code"].tolist() == ["08030", "08083", "08137"]
+    assert set(frame["board"]) == {"gem"}
+    assert set(frame["session"]) == {"close"}
+    fengyinhe = _row(frame, "08030")
+    assert (fengyinhe["name"], fengyinhe["short_shares"], fengyinhe["short_value"]) == ("FENGYINHE", 2_000, 12_980.0)
+    # 8xxx GEM codes are HKD stocks, not 8xxxx RMB counters.
+    assert not frame["non_hkd"].any()
+
+
+def test_html_entities_in_names_are_decoded() -> None:
+    data = _read("ASHTMAIN.HTM").replace(b"CKH HOLDINGS", b"CKH &amp; CO")
+    assert _row(parse(data), "00001")["name"] == "CKH & CO"
+
+
+def test_empty_board_is_valid_and_market_row_is_zero() -> None:
+    data = _read("MSHTGEM_empty_2017.HTM")
+    frame = parse(data)
+    assert frame.empty
+    assert _dtypes(frame) == SCHEMA
+    assert frame.attrs["file_date"] == date(2017, 6, 26)
+    market = parse_market(data)
+    assert _dtypes(market) == MARKET_SCHEMA
+    assert market.to_dict("records") == [{
+        "date": pd.Timestamp("2017-06-26"), "board": "gem", "session": "morning", "stocks_shorted": 0,
+        "short_shares": 0, "short_value": 0.0, "market_turnover": 0.0, "short_pct": 0.0,
+    }]
+
+
+# --- market summary -------------------------------------------------------------------------------------
+
+
+def test_market_row_uses_block_c() -> None:
+    market = parse_market(_read("ASHTMAIN.HTM"))
+    assert _dtypes(market) == MARKET_SCHEMA
+    assert market.attrs["file_date"] == date(2025, 11, 20)
+    assert market.to_dict("records") == [{
+        "date": pd.Timestamp("2025-11-20"), "board": "main", "session": "close", "stocks_shorted": 840,
+        "short_shares": 4_963_218_450, "short_value": 58_805_413_726.0, "market_turnover": 235_478_622_918.0,
+        "short_pct": 24.97,
+    }]
+
+
+def test_market_morning_integer_percent_and_unspaced_hkd() -> None:
+    market = parse_market(_read("MSHTMAIN.HTM"))
+    row = market.iloc[0]
+    assert (row["board"], row["session"], row["stocks_shorted"]) == ("main", "morning", 712)
+    assert row["short_value"] == 26_402_815_930.0
+    assert row["market_turnover"] == 96_017_442_690.0  # printed "HKD96,017,442,690"
+    assert row["short_pct"] == 27.0  # printed "27%"
+
+
+def test_market_gem_decimal_percent() -> None:
+    row = parse_market(_read("ASHTGEM.HTM")).iloc[0]
+    assert (row["board"], row["session"], row["stocks_shorted"]) == ("gem", "close", 3)
+    assert (row["short_shares"], row["short_value"], row["short_pct"]) == (1_278_000, 140_004.0, 12.5)
+
+
+def test_market_falls_back_to_block_a() -> None:
+    text = _read("MSHTMAIN.HTM").decode("latin-1")
+    start = text.index("(C) Short Selling")
+    end = text.index("*Total No. of non-Designated")
+    row = parse_market((text[:start] + text[end:]).encode("latin-1")).iloc[0]
+    assert (row["short_shares"], row["short_value"], row["short_pct"]) == (2_104_559_800, 24_512_330_416.0, 26.0)
+
+
+def test_market_older_unlabeled_summary() -> None:
+    text = _read("ASHTMAIN.HTM").decode("latin-1")
+    start = text.index("Total No. of all Securities")
+    end = text.index("</font></pre>")
+    old_summary = "\r\n".join([
+        "Total No. of Securities recording Short Selling                :   812",
+        "Total No. of Designated Securities recording Short Selling     :   812",
+        "Short Selling Turnover Total Shares (SH)                  :      4,100,000,000",
+        "Short Selling Turnover Total Value ($)                    : HKD 40,000,000,000",
+        "Total market turnover                                     : HKD200,000,000,000",
+        "Short Selling as % total turnover                         :   20.00%",
+        "",
+    ])
+    data = (text[:start] + old_summary + text[end:]).encode("latin-1")
+    row = parse_market(data).iloc[0]
+    assert row["stocks_shorted"] == 812
+    assert row["short_shares"] == 4_100_000_000
+    assert row["short_value"] == 40_000_000_000.0
+    assert row["market_turnover"] == 200_000_000_000.0
+    assert row["short_pct"] == 20.0
+    assert len(parse(data)) == 15
+
+
+def test_non_designated_block_does_not_fill_designated_totals() -> None:
+    text = _read("ASHTMAIN.HTM").decode("latin-1")
+    text = text.replace("    Short Selling Turnover Total Shares (SH)                  :      4,963,218,450\r\n", "")
+    text = text.replace(":                  0\r\n", ":             12,000\r\n")  # the non-Designated shares line
+    row = parse_market(text.encode("latin-1")).iloc[0]
+    assert pd.isna(row["short_shares"])
+    assert row["short_value"] == 58_805_413_726.0
+
+
+def test_summary_with_count_but_no_totals_is_malformed() -> None:
+    text = _read("ASHTMAIN.HTM").decode("latin-1")
+    start = text.index("(A) Short Selling")
+    end = text.index("</font></pre>")
+    with pytest.raises(MalformedFile, match="no totals"):
+        parse_market((text[:start] + text[end:]).encode("latin-1"))
+
+
+def test_source_parse_all_yields_both_tables() -> None:
+    tables = hkex_short.SOURCE.parse_all(_read("ASHTGEM.HTM"))
+    assert list(tables) == ["main", "market"]
+    assert len(tables["main"]) == 3
+    assert len(tables["market"]) == 1
+    assert not math.isnan(tables["market"]["short_pct"].iloc[0])
+
+
+# --- not published / broken ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("parser", [parse, parse_market])
+def test_placeholder_is_not_published(parser) -> None:
+    with pytest.raises(NotPublishedYet):
+        parser(_read("ASHTMAIN_placeholder.HTM"))
+
+
+def test_dated_page_mentioning_the_placeholder_phrase_is_data() -> None:
+    data = _read("ASHTGEM.HTM").replace(b"</font></pre>", b"Next report will be available after 12:30.\n</font></pre>")
+    assert len(parse(data)) == 3
+
+
+@pytest.mark.parametrize("parser", [parse, parse_market])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("ASHTMAIN_truncated.HTM", "Total No"),
+        ("ASHTMAIN_404.HTM", "error page"),
+        ("ASHTMAIN_nodate.HTM", "TRADING DATE"),
+    ],
+)
+def test_broken_fixtures_are_malformed(parser, name: str, message: str) -> None:
+    with pytest.raises(MalformedFile, match=message):
+        parser(_read(name))
+
+
+@pytest.mark.parametrize("parser", [parse, parse_market])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"   \r\n",
+        b"<html><body><h1>Service Unavailable</h1></body></html>",
+        b"<html><body><pre>Some other report\nTRADING DATE : 20 NOV 2025</pre></body></html>",
+    ],
+    ids=["empty", "blank", "503-page", "no-title"],
+)
+def test_structureless_input_is_malformed(parser, data: bytes) -> None:
+    with pytest.raises(MalformedFile):
+        parser(data)
+
+
+def test_garbled_row_is_malformed() -> None:
+    data = _read("ASHTMAIN.HTM").replace(b"2,127,698,680", b"2,127,698 680 X")
+    with pytest.raises(MalformedFile, match="garbled stock row"):
+        parse(data)
+
+
+def test_bad_month_is_malformed() -> None:
+    data = _read("ASHTGEM.HTM").replace(b"20 NOV 2025", b"20 NUV 2025")
+    with pytest.raises(MalformedFile, match="not a date"):
+        parse(data)
