@@ -41,16 +41,11 @@ def urls_for(source: Source, settings: Settings, day: date) -> list[str]:
     return [base + path for path in source.paths(day)]
 
 
-def _dated_url(source: Source) -> bool:
-    """True when the file's URL carries its date (so a different date inside means a wrong file)."""
-    return source.paths(date(2001, 1, 2)) != source.paths(date(2001, 1, 3))
-
-
 def _check_date(source: Source, frame: pd.DataFrame, day: date, url: str) -> None:
     file_date = frame.attrs.get("file_date")
     if not source.check_file_date or file_date is None or file_date == day:
         return
-    if file_date < day and not _dated_url(source):
+    if file_date < day and not source.dated_url:
         # A "latest only" page still showing an earlier session: today's file is not out yet.
         raise NotPublishedYet(f"file still shows {file_date.isoformat()}, not {day.isoformat()}",
                               source=source.name, url=url)

@@ -67,7 +67,39 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("source", type=_source_name, metavar="SOURCE", help=sources_help)
     b.add_argument("--from", dest="start", type=_iso_date, required=True, help="first date YYYY-MM-DD")
     b.add_argument("--to", dest="end", type=_iso_date, required=True, help="last date YYYY-MM-DD")
+    r = sub.add_parser("replay", help="run the rules day by day over stored or local data, with outcomes",
+                       description="Run the rules for every session in [--from, --to] over data stored in Redis "
+                                   "or, with --data, a directory laid out like the source URLs; print each alert "
+                                   "with the stock's close-to-close move 1/5/20 sessions later and a summary "
+                                   "per rule. JSON: one object per line.")
+    r.add_argument("--from", dest="start", type=_iso_date, required=True, help="first date YYYY-MM-DD")
+    r.add_argument("--to", dest="end", type=_iso_date, required=True, help="last date YYYY-MM-DD")
+    r.add_argument("--data", type=Path, help="directory laid out like the source URLs (default: Redis)")
+    r.add_argument("--codes", type=_codes, help="comma list of stock codes, e.g. 01810,700")
+    r.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+
+    d = sub.add_parser("demo", help="replay a bundled data set (17-28 Nov 2025) and chat with the bot "
+                                    "in the console",
+                       description="Runs with no token, no network and no Redis: replays the bundled data set "
+                                   "(2025-11-17 .. 2025-11-28), prints the alerts as they would look in "
+                                   "Telegram, then lets you type the bot's commands. With standard input not a "
+                                   "terminal it prints the replay and exits.")
+    d.add_argument("--no-chat", action="store_true", help="print the replay and exit")
+
+    sub.add_parser("run", help="run the Telegram bot (long polling; webhook when WEBHOOK_URL is set)",
+                   description="Start the bot with TELEGRAM_BOT_TOKEN against TELEGRAM_API_URL. Long polling by "
+                               "default; with WEBHOOK_URL (+ PORT, WEBHOOK_SECRET) it serves a webhook and rejects "
+                               "requests without the secret token.")
     return parser
+
+
+def _codes(text: str) -> frozenset[str]:
+    from alerts.sources.common import norm_code
+
+    try:
+        return frozenset(norm_code(part) for part in text.split(",") if part.strip())
+    except MalformedFile:
+        raise argparse.ArgumentTypeError(f"not a list of stock codes: {text!r}") from None
 
 
 def format_table(frame: pd.DataFrame, fmt: str) -> str:
@@ -196,11 +228,61 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_fetch(settings, source.name, days, progress=True))
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay the rules over a date range and print alerts, outcomes and a summary."""
+    from alerts.history import load_directory, span
+    from alerts.replay import format_text, json_lines, replay
+    from alerts.rules import load_params
+
+    if args.start > args.end:
+        print("error: --from is after --to", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    first, last = span(args.start, args.end)
+    if args.data is not None:
+        if not args.data.is_dir():
+            print(f"error: --data {args.data} is not a directory", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        history = load_directory(args.data, first, last)
+    else:
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        history = asyncio.run(_history_from_redis(settings, first, last))
+    result = replay(history, args.start, args.end, load_params(), codes=args.codes)
+    if args.format == "json":
+        for row in json_lines(result):
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(format_text(result, args.start, args.end))
+    return EXIT_OK
+
+
+async def _history_from_redis(settings: Settings, first: date, last: date) -> object:
+    from redis.asyncio import Redis
+
+    from alerts.history import load_store
+    from alerts.store.frames import FrameStore
+
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        return await load_store(FrameStore(redis), first, last)
+    finally:
+        await redis.aclose()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `positioning-bot` console script."""
     args = build_parser().parse_args(argv)
     if args.command == "parse":
         return cmd_parse(args)
+    if args.command == "replay":
+        return cmd_replay(args)
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return run_demo(chat=not args.no_chat)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -211,6 +293,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_fetch(args, settings)
     if args.command == "backfill":
         return cmd_backfill(args, settings)
+    if args.command == "run":
+        try:
+            settings.require_token()
+        except ConfigError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        from bot.app import run
+
+        run(settings)
+        return EXIT_OK
     raise AssertionError(args.command)  # argparse guarantees a known command
 
 

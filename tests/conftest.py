@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# python-telegram-bot: report retry_after as a timedelta (as production does, see bot/__init__.py).
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+
 import shutil
 import socket
 import subprocess

@@ -41,6 +41,11 @@ class Source:
     docs: str = field(default="")
 
     @property
+    def dated_url(self) -> bool:
+        """True when the file's URL carries its date (today-only pages and form pages do not)."""
+        return self.paths(date(2001, 1, 2)) != self.paths(date(2001, 1, 3))
+
+    @property
     def schema(self) -> Mapping[str, str]:
         """Schema of the main table."""
         return self.tables["main"].schema

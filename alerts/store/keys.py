@@ -37,3 +37,90 @@ def fetch_state(url: str) -> str:
 def source_status(source: str) -> str:
     """HASH of the last successful fetch (date, rows, at) and last error (message, at) of a source; no TTL."""
     return f"{PREFIX}status:{source}"
+
+
+# ---- chats, watchlists and settings ---------------------------------------------------------------------------
+# No TTLs: a user's watchlist and settings live until they change them (or block the bot: kept, marked inactive).
+
+CHATS = f"{PREFIX}chats"  # SET of every chat id that ever talked to the bot (stats, broadcast)
+MARKET_SUBSCRIBERS = f"{PREFIX}market:chats"  # SET of chats that opted in to market-wide alerts
+WATCHLIST_CAP = 200  # codes per chat: keeps fan-out and /list bounded
+
+
+def watchlist(chat_id: int) -> str:
+    """SET of codes a chat watches."""
+    return f"{PREFIX}wl:{chat_id}"
+
+
+def watchers(code: str) -> str:
+    """SET of chats watching a code (reverse index for fan-out), updated with the watchlist in one MULTI."""
+    return f"{PREFIX}wl:by_code:{code}"
+
+
+def chat_settings(chat_id: int) -> str:
+    """HASH of a chat's settings: lang, quiet, digest, active, type, rules_off, thresholds (JSON)."""
+    return f"{PREFIX}chat:{chat_id}"
+
+
+def mutes(chat_id: int) -> str:
+    """ZSET of muted targets (a code or a rule id), score = expiry epoch seconds; expired members are ignored."""
+    return f"{PREFIX}mutes:{chat_id}"
+
+
+def command_rate(chat_id: int, minute: int) -> str:
+    """Counter of commands a chat sent in one minute (per-chat command rate limit)."""
+    return f"{PREFIX}cmdrate:{chat_id}:{minute}"
+
+
+COMMAND_RATE_TTL_SECONDS = 120
+
+
+# ---- routing, outbox and delivery -----------------------------------------------------------------------------
+# Routing marks (fingerprint × chat) once, so re-running a cycle or a revised file never routes an alert twice.
+# 60 days outlives any revision or catch-up window.
+ROUTED_TTL_SECONDS = 60 * 24 * 3600
+
+
+def routed(chat_id: int, fingerprint: str) -> str:
+    """Marker that an alert was routed to a chat (SET NX = the idempotency key fingerprint × chat)."""
+    return f"{PREFIX}routed:{chat_id}:{fingerprint}"
+
+
+OUTBOX_DUE = f"{PREFIX}outbox:due"  # ZSET item id -> epoch seconds when it may be sent (or re-claimed)
+OUTBOX_DEAD = f"{PREFIX}outbox:dead"  # LIST of JSON items Telegram refused for good (admins are told)
+OUTBOX_ITEM_TTL_SECONDS = 14 * 24 * 3600  # an undeliverable item is dropped after two weeks
+# Sent markers outlive items so a restarted worker that re-claims an item skips parts already accepted.
+SENT_TTL_SECONDS = 30 * 24 * 3600
+CLAIM_SECONDS = 60  # an item claimed by a worker that died becomes due again after this long
+
+
+def outbox_item(item_id: str) -> str:
+    """STRING JSON of one outbox item (chat, alerts or text, silent flag, attempts)."""
+    return f"{PREFIX}outbox:item:{item_id}"
+
+
+def sent_part(item_id: str, part: int) -> str:
+    """Marker that part `part` of an item was accepted by Telegram (written right after the send returns)."""
+    return f"{PREFIX}outbox:sent:{item_id}:{part}"
+
+
+def digest_queue(chat_id: int) -> str:
+    """LIST of alert JSON held for a chat's daily digest (digest mode, or quiet hours with digest)."""
+    return f"{PREFIX}digest:{chat_id}"
+
+
+DIGEST_TTL_SECONDS = 7 * 24 * 3600
+
+
+# ---- alert history (for /top, /history, confluence across processes) -------------------------------------------
+ALERT_TTL_SECONDS = 400 * 24 * 3600
+
+
+def alerts_by_day(day: date) -> str:
+    """HASH fingerprint -> alert JSON of alerts whose trade date is `day`."""
+    return f"{PREFIX}alerts:day:{day.isoformat()}"
+
+
+def alerts_by_code(code: str) -> str:
+    """ZSET fingerprint -> trade-date ordinal, per code (for /history)."""
+    return f"{PREFIX}alerts:code:{code}"

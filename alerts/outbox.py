@@ -1,0 +1,134 @@
+"""The outbox: messages waiting for Telegram, in Redis, claimed atomically and acknowledged per part.
+
+At-least-once with idempotency: an item is put once (SET NX on its id), a worker claims due items by pushing
+their due time forward (a lease), records each part as sent right after Telegram accepts it, and removes the
+item when every part is sent. A worker that dies mid-item leaves it due again after `CLAIM_SECONDS`; the
+restarted worker skips parts already recorded, so the only possible duplicate is a send whose record (one
+Redis write) was lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from alerts.store import keys
+
+# Atomically take up to ARGV[3] items due at ARGV[1] and lease them until ARGV[2].
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id) end
+return ids
+"""
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One message (or group of messages) for one chat."""
+
+    id: str
+    chat_id: int
+    kind: str  # alerts | digest | text
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    text: str = ""
+    silent: bool = False
+    attempts: int = 0
+    created_at: str = ""
+
+    def to_json(self) -> str:
+        """Serialized form stored in Redis."""
+        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> OutboxItem:
+        """Inverse of to_json."""
+        return cls(**json.loads(raw))
+
+
+def item_id(chat_id: int, kind: str, identities: list[str]) -> str:
+    """Deterministic id: the same chat, kind and fingerprints always give the same item (idempotent put)."""
+    key = f"{chat_id}|{kind}|" + ",".join(sorted(identities))
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+class Outbox:
+    """Redis-backed outbox."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._claim = redis.register_script(_CLAIM)
+
+    async def put(self, item: OutboxItem, due: datetime) -> bool:
+        """Store an item and schedule it; False when an item with this id exists already."""
+        created = await self.redis.set(keys.outbox_item(item.id), item.to_json(), nx=True,
+                                       ex=keys.OUTBOX_ITEM_TTL_SECONDS)
+        if created:
+            await self.redis.zadd(keys.OUTBOX_DUE, {item.id: due.timestamp()}, nx=True)
+        return bool(created)
+
+    async def claim(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        """Lease up to `limit` due items for `CLAIM_SECONDS`; items whose payload expired are dropped."""
+        ids = await self._claim(keys=[keys.OUTBOX_DUE],
+                                args=[now.timestamp(), now.timestamp() + keys.CLAIM_SECONDS, limit])
+        items = []
+        for raw_id in ids:
+            item_key = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+            raw = await self.redis.get(keys.outbox_item(item_key))
+            if raw is None:
+                await self.redis.zrem(keys.OUTBOX_DUE, item_key)
+                continue
+            items.append(OutboxItem.from_json(raw))
+        return items
+
+    async def is_part_sent(self, item_id: str, part: int) -> bool:
+        """True when Telegram already accepted this part."""
+        return bool(await self.redis.exists(keys.sent_part(item_id, part)))
+
+    async def mark_part_sent(self, item_id: str, part: int) -> None:
+        """Record an accepted part: the one write between Telegram's answer and safety from duplicates."""
+        await self.redis.set(keys.sent_part(item_id, part), "1", ex=keys.SENT_TTL_SECONDS)
+
+    async def done(self, item_id: str) -> None:
+        """Remove a fully sent item."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.OUTBOX_DUE, item_id)
+            pipe.delete(keys.outbox_item(item_id))
+            await pipe.execute()
+
+    async def reschedule(self, item: OutboxItem, due: datetime, *, count_attempt: bool = True) -> OutboxItem:
+        """Put an item back for a later try (429, timeout, 5xx)."""
+        updated = replace(item, attempts=item.attempts + 1) if count_attempt else item
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.outbox_item(item.id), updated.to_json(), ex=keys.OUTBOX_ITEM_TTL_SECONDS)
+            pipe.zadd(keys.OUTBOX_DUE, {item.id: due.timestamp()})
+            await pipe.execute()
+        return updated
+
+    async def dead_letter(self, item: OutboxItem, reason: str, now: datetime) -> None:
+        """Give up on an item: keep it in the dead-letter list with the reason."""
+        record = json.dumps({"item": json.loads(item.to_json()), "reason": reason, "at": now.isoformat()},
+                            ensure_ascii=False)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(keys.OUTBOX_DEAD, record)
+            pipe.zrem(keys.OUTBOX_DUE, item.id)
+            pipe.delete(keys.outbox_item(item.id))
+            await pipe.execute()
+
+    async def move_chat(self, item: OutboxItem, new_chat_id: int) -> OutboxItem:
+        """Re-address an item to a migrated chat id (same item id, so parts already sent stay sent)."""
+        moved = replace(item, chat_id=new_chat_id)
+        await self.redis.set(keys.outbox_item(item.id), moved.to_json(), ex=keys.OUTBOX_ITEM_TTL_SECONDS)
+        return moved
+
+    async def pending(self) -> int:
+        """Number of items waiting or in flight."""
+        return int(await self.redis.zcard(keys.OUTBOX_DUE))
+
+    async def dead(self) -> list[dict[str, Any]]:
+        """Dead-lettered items with their reasons."""
+        return [json.loads(r) for r in await self.redis.lrange(keys.OUTBOX_DEAD, 0, -1)]

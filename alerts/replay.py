@@ -1,0 +1,167 @@
+"""Replay the rules day by day over history and measure what prices did after each alert."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from alerts.calendar import sessions_between
+from alerts.history import History
+from alerts.model import Alert
+from alerts.rules import Note, RuleParams, evaluate
+
+HORIZONS = (1, 5, 20)
+# Which way the price "should" move after each rule fires, for hit rates (None: no stated direction).
+BULLISH = {"buyback_filed", "insider_buy_near_round_number", "short_ratio_drop"}
+BEARISH = {"short_ratio_spike", "short_position_jump"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Close-to-close moves after an alert's trade date (None where prices do not reach that far)."""
+
+    base_close: float | None
+    moves: dict[int, float | None]
+
+
+@dataclass
+class ReplayResult:
+    """Everything a replay produced, in day order."""
+
+    alerts: list[tuple[date, Alert]] = field(default_factory=list)  # (evaluation day, alert)
+    notes: list[tuple[date, Note]] = field(default_factory=list)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)  # by fingerprint
+    problems: list[str] = field(default_factory=list)
+    days: list[date] = field(default_factory=list)
+
+
+def expected_direction(alert: Alert) -> int | None:
+    """+1 when the rule reads as supportive for the price, -1 when pressuring, None when it says neither."""
+    if alert.rule in BULLISH:
+        return 1
+    if alert.rule in BEARISH:
+        change = alert.fact("delta_shares") or alert.fact("z")
+        return -1 if change is None or float(change.value) >= 0 else 1
+    if alert.rule == "southbound_level":
+        return 1 if alert.identity.startswith("up") else -1 if alert.identity.startswith("down") else None
+    return None
+
+
+def outcome(closes: pd.DataFrame, code: str, trade_date: date) -> Outcome:
+    """Moves of `code` 1/5/20 sessions after `trade_date`, from the close on (or last before) that date."""
+    if code not in closes.columns:
+        return Outcome(None, {h: None for h in HORIZONS})
+    series = closes[code].dropna()
+    position = int(np.searchsorted(series.index.to_numpy(), np.datetime64(trade_date, "ns"), side="right")) - 1
+    if position < 0:
+        return Outcome(None, {h: None for h in HORIZONS})
+    base = float(series.iloc[position])
+    moves: dict[int, float | None] = {}
+    for horizon in HORIZONS:
+        later = position + horizon
+        moves[horizon] = float(series.iloc[later] / base - 1.0) if later < len(series) and base else None
+    return Outcome(base, moves)
+
+
+def replay(history: History, start: date, end: date, params: RuleParams,
+           codes: frozenset[str] | None = None) -> ReplayResult:
+    """Run the rules for every session in [start, end]; each fingerprint fires once (revisions don't repeat)."""
+    result = ReplayResult(problems=list(history.problems))
+    seen: set[str] = set()
+    recent: list[Alert] = []
+    closes = history.closes()
+    for day in sessions_between(start, end):
+        result.days.append(day)
+        evaluation = evaluate(history.context(day, recent_alerts=tuple(recent[-500:]), codes=codes), params)
+        for alert in evaluation.alerts:
+            if alert.fingerprint in seen:
+                continue
+            seen.add(alert.fingerprint)
+            recent.append(alert)
+            result.alerts.append((day, alert))
+            result.outcomes[alert.fingerprint] = outcome(closes, alert.code, alert.trade_date)
+        result.notes.extend((day, note) for note in evaluation.notes)
+    return result
+
+
+@dataclass(frozen=True)
+class RuleSummary:
+    """Per-rule figures over a replay."""
+
+    rule: str
+    count: int
+    median: dict[int, float | None]
+    hit_rate: float | None  # share of 5-session moves in the rule's expected direction
+    hits_counted: int
+
+
+def summarize(result: ReplayResult) -> list[RuleSummary]:
+    """Count, median forward move per horizon and 5-session hit rate, per rule."""
+    by_rule: dict[str, list[Alert]] = {}
+    for _, alert in result.alerts:
+        by_rule.setdefault(alert.rule, []).append(alert)
+    out = []
+    for rule in sorted(by_rule):
+        alerts = by_rule[rule]
+        medians = {h: _median(result.outcomes[a.fingerprint].moves[h] for a in alerts) for h in HORIZONS}
+        judged = [(expected_direction(a), result.outcomes[a.fingerprint].moves[5]) for a in alerts]
+        judged = [(d, m) for d, m in judged if d is not None and m is not None and m != 0]
+        hit_rate = sum(1 for d, m in judged if np.sign(m) == d) / len(judged) if judged else None
+        out.append(RuleSummary(rule, len(alerts), medians, hit_rate, len(judged)))
+    return out
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.median(present)) if present else None
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:+.1f}%"
+
+
+def format_text(result: ReplayResult, start: date, end: date, max_notes: int = 30) -> str:
+    """Human-readable replay: alerts with forward moves, notes, problems, and the per-rule summary."""
+    lines = [f"Replay {start.isoformat()} .. {end.isoformat()}: {len(result.days)} session(s), "
+             f"{len(result.alerts)} alert(s)"]
+    for day, alert in result.alerts:
+        moves = result.outcomes[alert.fingerprint].moves
+        after = "  ".join(f"{h}d {_pct(moves[h])}" for h in HORIZONS)
+        lines.append(f"{alert.trade_date.isoformat()}  {alert.code:<6}  {alert.rule:<30}  {alert.why}")
+        seen_on = "" if day == alert.trade_date else f"  (known {day.isoformat()})"
+        lines.append(f"{'':20}after: {after}{seen_on}")
+    if result.notes:
+        lines.append(f"Notes ({len(result.notes)}): where a rule could not judge")
+        for day, note in result.notes[:max_notes]:
+            lines.append(f"  {day.isoformat()}  {note.code:<6}  {note.rule:<30}  {note.reason}")
+        if len(result.notes) > max_notes:
+            lines.append(f"  ... and {len(result.notes) - max_notes} more")
+    for problem in result.problems:
+        lines.append(f"Problem: {problem}")
+    lines.append("Summary per rule (forward close-to-close moves; hit = 5-session move in the rule's direction)")
+    lines.append(f"  {'rule':<30} {'count':>5} {'med 1d':>8} {'med 5d':>8} {'med 20d':>8} {'hit rate 5d':>12}")
+    for row in summarize(result):
+        hit = "n/a" if row.hit_rate is None else f"{row.hit_rate * 100:.0f}% of {row.hits_counted}"
+        lines.append(f"  {row.rule:<30} {row.count:>5} {_pct(row.median[1]):>8} {_pct(row.median[5]):>8} "
+                     f"{_pct(row.median[20]):>8} {hit:>12}")
+    return "\n".join(lines) + "\n"
+
+
+def json_lines(result: ReplayResult) -> list[dict[str, object]]:
+    """One object per alert, note, problem and per-rule summary row (the CLI prints one per line)."""
+    out: list[dict[str, object]] = []
+    for day, alert in result.alerts:
+        moves = result.outcomes[alert.fingerprint].moves
+        out.append({"type": "alert", "evaluated_on": day.isoformat(), **alert.as_dict(),
+                    "forward_moves": {f"{h}d": moves[h] for h in HORIZONS}})
+    out.extend({"type": "note", "date": day.isoformat(), "rule": n.rule, "code": n.code, "reason": n.reason}
+               for day, n in result.notes)
+    out.extend({"type": "problem", "message": p} for p in result.problems)
+    out.extend({"type": "summary", "rule": s.rule, "count": s.count,
+                "median_forward_moves": {f"{h}d": s.median[h] for h in HORIZONS},
+                "hit_rate_5d": s.hit_rate, "hits_counted": s.hits_counted} for s in summarize(result))
+    return out

@@ -1,0 +1,129 @@
+"""buyback_filed: share repurchases in the daily report printed on `day` (hkex-buybacks).
+
+One alert per (stock, trade date) of the report printed today, all its rows aggregated. The identity is "" —
+the trade date is already in the fingerprint, so a trade re-listed on a later report does not alert twice.
+Severity compares the HK$ equivalent of the total (fixed rates in config/rules.toml) with the threshold; the
+text keeps the issuer's own currency.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import NamedTuple
+
+import numpy as np
+
+from alerts.model import Alert, Fact
+from alerts.rules.context import (
+    RuleContext,
+    RuleResult,
+    allowed,
+    as64,
+    count,
+    days64,
+    first_text,
+    floats,
+    money,
+    plain,
+    price,
+    published,
+    quiet,
+    rounded,
+    strings,
+    to_date,
+)
+from alerts.rules.params import BuybackParams, RuleParams
+
+RULE = "buyback_filed"
+SOURCE = "hkex-buybacks"
+
+
+class _Row(NamedTuple):
+    """One report row, plain values (missing numbers NaN, missing text None)."""
+
+    name: str | None
+    shares: float
+    high: float
+    low: float
+    currency: str
+    paid: float
+    method: str | None
+    pct: float
+
+
+@quiet
+def evaluate_buyback_filed(ctx: RuleContext, params: RuleParams) -> RuleResult:
+    """One alert per stock and trade date of today's share repurchase report."""
+    p = params.buyback_filed
+    frame = ctx.buybacks
+    rows = frame.loc[days64(frame["report_date"]) == as64(ctx.day)]
+    codes = strings(rows["code"])
+    trade_dates = days64(rows["trade_date"])
+    keep = allowed(ctx, codes) & ~np.isnat(trade_dates)
+    columns = zip(
+        codes[keep], trade_dates[keep], strings(rows["name"])[keep], floats(rows["shares"])[keep],
+        floats(rows["price_high"])[keep], floats(rows["price_low"])[keep], strings(rows["currency"])[keep],
+        floats(rows["total_paid"])[keep], strings(rows["method"])[keep], floats(rows["pct_of_issued"])[keep],
+        strict=True,
+    )
+    groups: dict[tuple[str, date], list[_Row]] = {}
+    for code, trade_date, name, shares, high, low, currency, paid, method, pct in columns:
+        row = _Row(name, shares, high, low, (currency or "HKD").upper(), paid, method, pct)
+        groups.setdefault((str(code), to_date(trade_date)), []).append(row)
+    return [_alert(ctx, p, code, trade_date, group) for (code, trade_date), group in sorted(groups.items())], []
+
+
+def _max(values: list[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return max(finite) if finite else np.nan
+
+
+def _min(values: list[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return min(finite) if finite else np.nan
+
+
+def _alert(ctx: RuleContext, p: BuybackParams, code: str, trade_date: date, group: list[_Row]) -> Alert:
+    """Aggregate one stock's rows for one trade date into an alert."""
+    currencies = list(dict.fromkeys(r.currency for r in group))
+    single = len(currencies) == 1
+    currency = currencies[0] if single else "HKD"
+    shares = float(np.nansum([r.shares for r in group]))
+    high, low = _max([r.high for r in group]), _min([r.low for r in group])
+    rates = [p.rate(r.currency) for r in group]
+    paid_hkd = (float(sum(r.paid * rate for r, rate in zip(group, rates, strict=True)))
+                if all(rate is not None for rate in rates) else np.nan)
+    paid = float(np.nansum([r.paid for r in group])) if single else paid_hkd
+    methods = "; ".join(dict.fromkeys(r.method for r in group if r.method))
+    ytd_pct = _max([r.pct for r in group])
+    if single:
+        prices = price(high, currency) if high == low or not np.isfinite(low) else (
+            f"{price(low, currency)}–{plain(high)}")
+        paid_text = money(paid, currency)
+    else:
+        prices, paid_text = "prices in " + "/".join(currencies), f"≈{money(paid_hkd)}"
+    why = f"bought back {count(shares)} shares on {trade_date} at {prices}, {paid_text} in total"
+    if methods:
+        why += f" ({methods})"
+    if np.isfinite(ytd_pct):
+        why += f"; {ytd_pct:g}% of issued shares bought under the mandate"
+    return Alert(
+        rule=RULE,
+        code=code,
+        name=first_text(r.name for r in group),
+        trade_date=trade_date,
+        severity="warning" if np.isfinite(paid_hkd) and paid_hkd >= p.warning_total_hkd else "notice",
+        why=why,
+        facts=(
+            Fact("shares", int(shares) if np.isfinite(shares) else "n/a", "shares"),
+            Fact("price_high", rounded(high, 4), currency),
+            Fact("price_low", rounded(low, 4), currency),
+            Fact("total_paid", rounded(paid), currency),
+            Fact("total_paid_hkd", rounded(paid_hkd, 0), "HKD"),
+            Fact("rows", len(group), "rows"),
+            Fact("method", methods, ""),
+            Fact("ytd_pct_of_issued", rounded(ytd_pct, 3), "%"),
+        ),
+        links=ctx.link(SOURCE, ctx.day),
+        published_at=published(SOURCE, ctx.day),
+    )

@@ -1,0 +1,269 @@
+"""Chats, watchlists, settings and mutes in Redis (the only state users write)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+
+from alerts.store import keys
+
+HK_TZ = ZoneInfo("Asia/Hong_Kong")
+LANGUAGES = ("en", "zh")
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+_QUIET_RE = re.compile(r"^\s*(\d{1,2})(?::(\d{2}))?\s*[-–]\s*(\d{1,2})(?::(\d{2}))?\s*$")
+
+
+def parse_quiet(text: str) -> tuple[time, time]:
+    """Parse ``'22:30-07:15'`` (or ``'22-7'``) into (start, end); raise ValueError with a readable message."""
+    match = _QUIET_RE.match(text)
+    try:
+        if match is None:
+            raise ValueError
+        h1, m1, h2, m2 = match.groups()
+        start, end = time(int(h1), int(m1 or 0)), time(int(h2), int(m2 or 0))
+    except ValueError:
+        raise ValueError("use HH:MM-HH:MM, e.g. 22:30-07:30") from None
+    if start == end:
+        raise ValueError("start and end must differ")
+    return start, end
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """A chat's settings (defaults for a new chat)."""
+
+    chat_id: int
+    lang: str = "en"
+    quiet: tuple[time, time] | None = None
+    digest: bool = False
+    market: bool = False
+    active: bool = True
+    chat_type: str = "private"
+    rules_off: frozenset[str] = frozenset()
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def in_quiet(self, now: datetime) -> bool:
+        """True when `now` (any tz) falls in the chat's quiet hours, read in Hong Kong time."""
+        if self.quiet is None:
+            return False
+        start, end = self.quiet
+        local = now.astimezone(HK_TZ).time()
+        return start <= local < end if start < end else local >= start or local < end
+
+    def quiet_end(self, now: datetime) -> datetime:
+        """The next end of quiet hours after `now` (timezone-aware, Hong Kong)."""
+        if self.quiet is None:
+            return now
+        local = now.astimezone(HK_TZ)
+        end = datetime.combine(local.date(), self.quiet[1], tzinfo=HK_TZ)
+        return end if end > local else end + timedelta(days=1)
+
+
+class SubscriptionStore:
+    """Watchlists (with a reverse index), settings, mutes and command rate limits."""
+
+    def __init__(self, redis: Redis, cap: int = keys.WATCHLIST_CAP) -> None:
+        self.redis = redis
+        self.cap = cap
+
+    async def touch(self, chat_id: int, chat_type: str = "private", lang_hint: str | None = None) -> bool:
+        """Register a chat (defaults on first contact; reactivates it); True when it is new."""
+        key = keys.chat_settings(chat_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(keys.CHATS, chat_id)
+            pipe.hsetnx(key, "lang", _default_lang(lang_hint))
+            pipe.hset(key, mapping={"type": chat_type, "active": "1"})
+            added, *_ = await pipe.execute()
+        return bool(added)
+
+    async def watch(self, chat_id: int, codes: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
+        """Add codes; return (added, already watched, refused because the cap is reached)."""
+        current = {c.decode() for c in await self.redis.smembers(keys.watchlist(chat_id))}
+        added, already, refused = [], [], []
+        for code in dict.fromkeys(codes):
+            if code in current:
+                already.append(code)
+            elif len(current) + len(added) >= self.cap:
+                refused.append(code)
+            else:
+                added.append(code)
+        if added:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(keys.watchlist(chat_id), *added)
+                for code in added:
+                    pipe.sadd(keys.watchers(code), chat_id)
+                await pipe.execute()
+        return added, already, refused
+
+    async def unwatch(self, chat_id: int, codes: Iterable[str]) -> list[str]:
+        """Remove codes; return those that were watched."""
+        current = {c.decode() for c in await self.redis.smembers(keys.watchlist(chat_id))}
+        removed = [c for c in dict.fromkeys(codes) if c in current]
+        if removed:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.srem(keys.watchlist(chat_id), *removed)
+                for code in removed:
+                    pipe.srem(keys.watchers(code), chat_id)
+                await pipe.execute()
+        return removed
+
+    async def watchlist(self, chat_id: int) -> list[str]:
+        """A chat's codes, sorted."""
+        return sorted(c.decode() for c in await self.redis.smembers(keys.watchlist(chat_id)))
+
+    async def watchers(self, code: str) -> set[int]:
+        """Chats watching a code."""
+        return {int(c) for c in await self.redis.smembers(keys.watchers(code))}
+
+    async def market_subscribers(self) -> set[int]:
+        """Chats that opted in to market-wide alerts."""
+        return {int(c) for c in await self.redis.smembers(keys.MARKET_SUBSCRIBERS)}
+
+    async def settings(self, chat_id: int) -> ChatSettings:
+        """A chat's settings (defaults when unknown)."""
+        raw = {k.decode(): v.decode() for k, v in (await self.redis.hgetall(keys.chat_settings(chat_id))).items()}
+        quiet = parse_quiet(raw["quiet"]) if raw.get("quiet") else None
+        return ChatSettings(
+            chat_id=chat_id,
+            lang=raw.get("lang", "en") if raw.get("lang") in LANGUAGES else "en",
+            quiet=quiet,
+            digest=raw.get("digest") == "1",
+            market=raw.get("market") == "1",
+            active=raw.get("active", "1") == "1",
+            chat_type=raw.get("type", "private"),
+            rules_off=frozenset(r for r in raw.get("rules_off", "").split(",") if r),
+            thresholds=json.loads(raw["thresholds"]) if raw.get("thresholds") else {},
+        )
+
+    async def set_lang(self, chat_id: int, lang: str) -> None:
+        """Set the chat's language (en or zh)."""
+        if lang not in LANGUAGES:
+            raise ValueError(f"language must be one of {LANGUAGES}")
+        await self.redis.hset(keys.chat_settings(chat_id), "lang", lang)
+
+    async def set_quiet(self, chat_id: int, quiet: tuple[time, time] | None) -> None:
+        """Set or clear quiet hours."""
+        key = keys.chat_settings(chat_id)
+        if quiet is None:
+            await self.redis.hdel(key, "quiet")
+        else:
+            await self.redis.hset(key, "quiet", f"{quiet[0]:%H:%M}-{quiet[1]:%H:%M}")
+
+    async def set_digest(self, chat_id: int, on: bool) -> None:
+        """Digest mode on/off."""
+        await self.redis.hset(keys.chat_settings(chat_id), "digest", "1" if on else "0")
+
+    async def set_market(self, chat_id: int, on: bool) -> None:
+        """Opt in/out of market-wide alerts."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.chat_settings(chat_id), "market", "1" if on else "0")
+            (pipe.sadd if on else pipe.srem)(keys.MARKET_SUBSCRIBERS, chat_id)
+            await pipe.execute()
+
+    async def set_rule(self, chat_id: int, rule: str, on: bool) -> None:
+        """Turn one rule on or off for the chat."""
+        current = (await self.settings(chat_id)).rules_off
+        rules = (current - {rule}) if on else (current | {rule})
+        await self.redis.hset(keys.chat_settings(chat_id), "rules_off", ",".join(sorted(rules)))
+
+    async def set_threshold(self, chat_id: int, rule: str, name: str, value: float) -> None:
+        """Set a per-chat threshold override for a rule parameter."""
+        thresholds = (await self.settings(chat_id)).thresholds
+        thresholds.setdefault(rule, {})[name] = value
+        await self.redis.hset(keys.chat_settings(chat_id), "thresholds", json.dumps(thresholds, sort_keys=True))
+
+    async def deactivate(self, chat_id: int) -> None:
+        """Mark a chat inactive (it blocked the bot or was deleted); its data are kept."""
+        await self.redis.hset(keys.chat_settings(chat_id), "active", "0")
+
+    async def mute(self, chat_id: int, target: str, until: datetime) -> None:
+        """Mute a code or a rule until `until`."""
+        await self.redis.zadd(keys.mutes(chat_id), {target: until.timestamp()})
+
+    async def unmute(self, chat_id: int, target: str) -> bool:
+        """Lift a mute; True when there was one."""
+        return bool(await self.redis.zrem(keys.mutes(chat_id), target))
+
+    async def active_mutes(self, chat_id: int, now: datetime) -> dict[str, datetime]:
+        """Mutes still in force at `now`; expired ones are pruned."""
+        key = keys.mutes(chat_id)
+        await self.redis.zremrangebyscore(key, "-inf", now.timestamp())
+        rows = await self.redis.zrange(key, 0, -1, withscores=True)
+        return {m.decode(): datetime.fromtimestamp(s, tz=HK_TZ) for m, s in rows}
+
+    async def count_command(self, chat_id: int, now: datetime) -> int:
+        """Count a command in the chat's current minute; returns the count so far."""
+        key = keys.command_rate(chat_id, int(now.timestamp() // 60))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, keys.COMMAND_RATE_TTL_SECONDS)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def command_allowed(self, chat_id: int, now: datetime, per_minute: int = 20) -> bool:
+        """Count a command; False when the chat exceeded `per_minute` in the current minute."""
+        return await self.count_command(chat_id, now) <= per_minute
+
+    async def migrate(self, old: int, new: int) -> None:
+        """Move everything of a chat to a new id (a group upgraded to a supergroup)."""
+        codes = await self.watchlist(old)
+        settings = await self.redis.hgetall(keys.chat_settings(old))
+        mutes = await self.redis.zrange(keys.mutes(old), 0, -1, withscores=True)
+        digest = await self.redis.lrange(keys.digest_queue(old), 0, -1)
+        market = await self.redis.sismember(keys.MARKET_SUBSCRIBERS, old)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for code in codes:
+                pipe.srem(keys.watchers(code), old)
+                pipe.sadd(keys.watchers(code), new)
+            if codes:
+                pipe.sadd(keys.watchlist(new), *codes)
+            if settings:
+                pipe.hset(keys.chat_settings(new), mapping=settings)
+            if mutes:
+                pipe.zadd(keys.mutes(new), dict(mutes))
+            if digest:
+                pipe.rpush(keys.digest_queue(new), *digest)
+            if market:
+                pipe.srem(keys.MARKET_SUBSCRIBERS, old)
+                pipe.sadd(keys.MARKET_SUBSCRIBERS, new)
+            pipe.srem(keys.CHATS, old)
+            pipe.sadd(keys.CHATS, new)
+            pipe.hset(keys.chat_settings(new), "type", "supergroup")
+            pipe.delete(keys.watchlist(old), keys.chat_settings(old), keys.mutes(old), keys.digest_queue(old))
+            await pipe.execute()
+
+    async def stats(self) -> dict[str, int]:
+        """Counts for the admin /stats command."""
+        chats = [int(c) for c in await self.redis.smembers(keys.CHATS)]
+        active = 0
+        entries = 0
+        for chat in chats:
+            if (await self.redis.hget(keys.chat_settings(chat), "active")) != b"0":
+                active += 1
+            entries += int(await self.redis.scard(keys.watchlist(chat)))
+        return {"chats": len(chats), "active_chats": active, "watchlist_entries": entries,
+                "market_subscribers": int(await self.redis.scard(keys.MARKET_SUBSCRIBERS))}
+
+    async def active_chats(self) -> list[int]:
+        """Every chat not marked inactive."""
+        out = []
+        for chat in sorted(int(c) for c in await self.redis.smembers(keys.CHATS)):
+            if (await self.redis.hget(keys.chat_settings(chat), "active")) != b"0":
+                out.append(chat)
+        return out
+
+
+def _default_lang(hint: str | None) -> str:
+    """Telegram language codes zh, zh-hant, zh-hans, zh-hk… → zh (Traditional Chinese); anything else → en."""
+    return "zh" if hint and hint.lower().startswith("zh") else "en"

@@ -1,0 +1,90 @@
+"""`positioning-bot demo`: replay a bundled data set and chat with the bot in the console.
+
+No token, no network, no Redis: the bundled files (alerts/demo_data, laid out like the source URLs) are parsed
+into memory — an in-process store — and replayed through the same rules and rendering the bot uses.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+from alerts.history import History, load_directory, span
+from alerts.replay import ReplayResult, replay
+from alerts.rules import load_params
+from bot.answers import DataView, answer
+from bot.render import buttons_for, console_buttons, render_group, to_console
+
+DEMO_START = date(2025, 11, 17)
+DEMO_END = date(2025, 11, 28)
+
+
+def demo_root() -> Path:
+    """Folder of the bundled demo files."""
+    return Path(str(resources.files("alerts").joinpath("demo_data")))
+
+
+def load_demo() -> tuple[History, ReplayResult]:
+    """Parse the bundled files and replay the demo period."""
+    first, last = span(DEMO_START, DEMO_END)
+    history = load_directory(demo_root(), first, last)
+    return history, replay(history, DEMO_START, DEMO_END, load_params())
+
+
+def print_replay(result: ReplayResult, color: bool) -> None:
+    """Print each day's alerts as one Telegram message per day (as a watcher of every stock would get)."""
+    by_day: dict[date, list] = {}
+    for day, alert in result.alerts:
+        by_day.setdefault(day, []).append(alert)
+    print(f"positioning-bot demo — replaying {DEMO_START:%d %b} to {DEMO_END:%d %b %Y} "
+          f"(bundled data, reconstructed except the public figures listed in alerts/demo_data/README.md)\n")
+    for day in result.days:
+        alerts = by_day.get(day, [])
+        print(f"━━━ {day:%a %d %b %Y} ━━━ {len(alerts)} alert(s)")
+        for message in render_group(alerts, day) if alerts else []:
+            print(to_console(message, color=color))
+        buttons = [b for a in alerts for b in buttons_for(a)][:3]
+        if buttons and len(alerts) == 1:
+            print(console_buttons(buttons))
+        print()
+    for problem in result.problems:
+        print(f"problem: {problem}")
+
+
+def console_chat(view: DataView, color: bool) -> None:
+    """Read commands from the terminal and answer them like the bot would."""
+    print("Type the bot's commands (/card 1810, /top, /why short_ratio_drop, /help); /quit to leave.")
+    while True:
+        try:
+            line = input("you › ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return
+        if not line:
+            continue
+        if line in ("/quit", "/exit", "quit", "exit"):
+            return
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            words = line.split()
+        command = words[0] if words[0].startswith("/") else "/card"
+        args = words[1:] if words[0].startswith("/") else words
+        reply = answer(view, command, args)
+        print("bot › " + to_console(reply.text, color=color).replace("\n", "\n      "))
+        if reply.buttons:
+            print("      " + console_buttons(reply.buttons))
+
+
+def run_demo(chat: bool = True) -> int:
+    """Replay the demo, then chat when standard input is a terminal."""
+    color = sys.stdout.isatty()
+    history, result = load_demo()
+    print_replay(result, color)
+    if chat and sys.stdin is not None and sys.stdin.isatty():
+        view = DataView(history, DEMO_END, [a for _, a in result.alerts], result.outcomes)
+        console_chat(view, color)
+    return 0

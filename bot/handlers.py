@@ -1,0 +1,494 @@
+"""Telegram handlers: parse what the user sent, call the stores or `bot.answers`, reply. Never crash."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from alerts.calendar import HK_TZ, schedule_for
+from alerts.outbox import OutboxItem, item_id
+from alerts.rules import RULE_IDS
+from alerts.sources import SOURCES
+from alerts.subscriptions import ChatSettings, parse_quiet
+from bot.answers import READ_ONLY, answer
+from bot.codes import resolve
+from bot.deps import Deps, deps
+from bot.i18n import t
+from bot.render import RULE_STYLE, esc, split_message
+
+log = logging.getLogger(__name__)
+
+COMMANDS_PER_MINUTE = 20
+MAX_TEXT_IN = 1000  # characters of a user's message we look at
+DIGEST_TIME = "08:30"
+_DURATION_RE = re.compile(r"^(\d{1,3})([mhdw])$", re.IGNORECASE)
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+MENU: list[tuple[str, str, str]] = [  # command, English, Chinese
+    ("start", "Welcome and a short tour", "歡迎及簡介"),
+    ("help", "All commands with examples", "所有指令及例子"),
+    ("watch", "Watch stocks: /watch 1810 700", "關注股票：/watch 1810 700"),
+    ("unwatch", "Stop watching: /unwatch 700", "取消關注：/unwatch 700"),
+    ("list", "Your watchlist", "你的關注清單"),
+    ("card", "Positioning card: /card 1810", "持倉概覽：/card 1810"),
+    ("short", "Short-selling ratio: /short 700", "沽空比率：/short 700"),
+    ("buybacks", "Recent buybacks", "最近回購"),
+    ("insiders", "Director dealings", "董事及大股東交易"),
+    ("top", "Today's biggest anomalies", "今日最大異動"),
+    ("why", "What a rule means: /why short_ratio_spike", "規則解釋"),
+    ("history", "Past alerts and outcomes: /history 9988", "過往通知及其後走勢"),
+    ("settings", "Rules, market alerts, digest, language", "設定"),
+    ("mute", "Mute a stock or rule: /mute 1810 1d", "靜音：/mute 1810 1d"),
+    ("quiet", "Quiet hours: /quiet 22:30-07:30", "靜音時段：/quiet 22:30-07:30"),
+    ("digest", "One message a day: /digest on", "每日摘要：/digest on"),
+    ("lang", "Language: /lang en | /lang zh", "語言：/lang en | /lang zh"),
+    ("status", "Data freshness per source", "各數據源狀態"),
+]
+ADMIN_COMMANDS = ("stats", "broadcast")
+
+
+@dataclass
+class Ctx:
+    """What a command implementation gets."""
+
+    update: Update
+    deps: Deps
+    chat_id: int
+    settings: ChatSettings
+    args: list[str]
+    now: datetime
+    is_admin: bool
+
+    @property
+    def lang(self) -> str:
+        """The chat's language."""
+        return self.settings.lang
+
+
+Reply = tuple[str, InlineKeyboardMarkup | None]
+Impl = Callable[[Ctx], Awaitable[Reply]]
+
+
+async def send_reply(message: Message, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Reply in HTML, split to Telegram's limit; a refused markup falls back to escaped plain text."""
+    parts = split_message(text)
+    for index, part in enumerate(parts):
+        keyboard = markup if index == len(parts) - 1 else None
+        try:
+            await message.reply_text(part, parse_mode=ParseMode.HTML, reply_markup=keyboard,
+                                     link_preview_options=LinkPreviewOptions(is_disabled=True),
+                                     do_quote=False)
+        except BadRequest as exc:
+            log.error("reply refused (%s); sending as plain text", exc.message)
+            await message.reply_text(re.sub(r"<[^>]+>", "", part)[:4096], reply_markup=keyboard, do_quote=False)
+
+
+def _is_admin(update: Update, admins: tuple[int, ...]) -> bool:
+    user = update.effective_user
+    chat = update.effective_chat
+    return bool((user and user.id in admins) or (chat and chat.id in admins and chat.type == "private"))
+
+
+def command(impl: Impl, *, admin: bool = False) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
+    """Wrap a command: rate limit, register the chat, admin check, reply."""
+
+    async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, chat = update.effective_message, update.effective_chat
+        if message is None or chat is None:
+            return
+        d = deps(context)
+        now = datetime.now(HK_TZ)
+        count = await d.subs.count_command(chat.id, now)
+        if count > COMMANDS_PER_MINUTE:
+            if count == COMMANDS_PER_MINUTE + 1:  # say it once, then stay silent for the rest of the minute
+                settings = await d.subs.settings(chat.id)
+                await send_reply(message, t(settings.lang, "rate_limited"))
+            return
+        user = update.effective_user
+        await d.subs.touch(chat.id, chat.type, user.language_code if user else None)
+        settings = await d.subs.settings(chat.id)
+        is_admin = _is_admin(update, d.settings.admin_chat_ids)
+        if admin and not is_admin:
+            await send_reply(message, t(settings.lang, "admin_only"))
+            return
+        args = [a[:64] for a in (context.args or [])][:50]
+        text, markup = await impl(Ctx(update, d, chat.id, settings, args, now, is_admin))
+        await send_reply(message, text, markup)
+
+    return handler
+
+
+def _names_line(codes: list[str], names: dict[str, str]) -> str:
+    return ", ".join(f"<b>{esc(c)}</b> {esc(names.get(c, ''))}".strip() for c in codes)
+
+
+async def _resolve_all(ctx: Ctx, tokens: list[str]) -> tuple[list[str], list[str]]:
+    view = await ctx.deps.view()
+    names = view.names()
+    codes, problems = [], []
+    for token in tokens:
+        got = resolve(token, names or None)
+        if got.code is not None:
+            codes.append(got.code)
+            continue
+        line = t(ctx.lang, "unknown_code", text=f"<code>{esc(token[:32])}</code>")
+        if got.suggestions:
+            line += t(ctx.lang, "did_you_mean", options=_names_line(list(got.suggestions), names))
+        problems.append(line)
+    return codes, problems
+
+
+async def cmd_start(ctx: Ctx) -> Reply:
+    """/start"""
+    return t(ctx.lang, "welcome"), None
+
+
+async def cmd_watch(ctx: Ctx) -> Reply:
+    """/watch CODES…"""
+    if not ctx.args:
+        return t(ctx.lang, "watch_usage"), None
+    codes, lines = await _resolve_all(ctx, ctx.args)
+    names = (await ctx.deps.view()).names()
+    added, already, refused = await ctx.deps.subs.watch(ctx.chat_id, codes)
+    if added:
+        lines.insert(0, t(ctx.lang, "watch_added", codes=_names_line(added, names)))
+    if already:
+        lines.append(t(ctx.lang, "watch_already", codes=_names_line(already, names)))
+    if refused:
+        lines.append(t(ctx.lang, "watch_cap", cap=ctx.deps.subs.cap, codes=_names_line(refused, names)))
+    return "\n".join(lines), None
+
+
+async def cmd_unwatch(ctx: Ctx) -> Reply:
+    """/unwatch CODES…"""
+    if not ctx.args:
+        return t(ctx.lang, "unwatch_usage"), None
+    codes, lines = await _resolve_all(ctx, ctx.args)
+    removed = await ctx.deps.subs.unwatch(ctx.chat_id, codes)
+    missing = [c for c in codes if c not in removed]
+    if removed:
+        lines.insert(0, t(ctx.lang, "unwatched", codes=", ".join(removed)))
+    if missing:
+        lines.append(t(ctx.lang, "not_watching", codes=", ".join(missing)))
+    return "\n".join(lines), None
+
+
+async def cmd_list(ctx: Ctx) -> Reply:
+    """/list"""
+    codes = await ctx.deps.subs.watchlist(ctx.chat_id)
+    if not codes:
+        return t(ctx.lang, "list_empty"), None
+    names = (await ctx.deps.view()).names()
+    lines = [t(ctx.lang, "list_header", n=len(codes))] + [f"• <b>{esc(c)}</b> {esc(names.get(c, ''))}" for c in codes]
+    return "\n".join(lines), None
+
+
+def _answer_command(name: str) -> Impl:
+    async def impl(ctx: Ctx) -> Reply:
+        reply = answer(await ctx.deps.view(), name, ctx.args)
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton(b.text, callback_data=b.data)
+                                        for b in reply.buttons]]) if reply.buttons else None
+        return reply.text, markup
+
+    impl.__doc__ = f"/{name}"
+    return impl
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """``30m`` / ``12h`` / ``1d`` / ``2w`` → timedelta (≤ 90 days), else None."""
+    match = _DURATION_RE.match(text.strip())
+    if not match:
+        return None
+    value = timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+    return value if timedelta(0) < value <= timedelta(days=90) else None
+
+
+async def _mute_target(ctx: Ctx, token: str) -> str | None:
+    if token.lower() in RULE_IDS:
+        return token.lower()
+    codes, _ = await _resolve_all(ctx, [token])
+    return codes[0] if codes else None
+
+
+async def cmd_mute(ctx: Ctx) -> Reply:
+    """/mute CODE|RULE [DURATION]"""
+    if not ctx.args or len(ctx.args) > 2:
+        return t(ctx.lang, "mute_usage"), None
+    duration = parse_duration(ctx.args[1]) if len(ctx.args) == 2 else timedelta(days=1)
+    if duration is None:
+        return t(ctx.lang, "bad_duration"), None
+    target = await _mute_target(ctx, ctx.args[0])
+    if target is None:
+        return t(ctx.lang, "unknown_code", text=f"<code>{esc(ctx.args[0][:32])}</code>"), None
+    until = ctx.now + duration
+    await ctx.deps.subs.mute(ctx.chat_id, target, until)
+    return t(ctx.lang, "muted", target=esc(target), until=f"{until:%d/%m %H:%M}"), None
+
+
+async def cmd_unmute(ctx: Ctx) -> Reply:
+    """/unmute CODE|RULE"""
+    if len(ctx.args) != 1:
+        return t(ctx.lang, "mute_usage"), None
+    target = await _mute_target(ctx, ctx.args[0])
+    if target is None or not await ctx.deps.subs.unmute(ctx.chat_id, target):
+        return t(ctx.lang, "not_muted", target=esc(ctx.args[0][:32])), None
+    return t(ctx.lang, "unmuted", target=esc(target)), None
+
+
+async def cmd_quiet(ctx: Ctx) -> Reply:
+    """/quiet HH:MM-HH:MM | off"""
+    text = " ".join(ctx.args)
+    if text.lower() in ("off", "none", "0"):
+        await ctx.deps.subs.set_quiet(ctx.chat_id, None)
+        return t(ctx.lang, "quiet_off"), None
+    try:
+        quiet = parse_quiet(text)
+    except ValueError:
+        return t(ctx.lang, "quiet_usage"), None
+    await ctx.deps.subs.set_quiet(ctx.chat_id, quiet)
+    return t(ctx.lang, "quiet_set", start=f"{quiet[0]:%H:%M}", end=f"{quiet[1]:%H:%M}"), None
+
+
+async def cmd_digest(ctx: Ctx) -> Reply:
+    """/digest on|off"""
+    if len(ctx.args) != 1 or ctx.args[0].lower() not in ("on", "off"):
+        return t(ctx.lang, "digest_usage"), None
+    on = ctx.args[0].lower() == "on"
+    await ctx.deps.subs.set_digest(ctx.chat_id, on)
+    return (t(ctx.lang, "digest_on", time=DIGEST_TIME) if on else t(ctx.lang, "digest_off")), None
+
+
+async def cmd_lang(ctx: Ctx) -> Reply:
+    """/lang en|zh"""
+    choice = ctx.args[0].lower() if len(ctx.args) == 1 else ""
+    choice = {"zh-hant": "zh", "zh-hk": "zh", "中文": "zh", "繁體": "zh", "english": "en"}.get(choice, choice)
+    if choice not in ("en", "zh"):
+        return t(ctx.lang, "lang_usage"), None
+    await ctx.deps.subs.set_lang(ctx.chat_id, choice)
+    return t(choice, "lang_set"), None
+
+
+async def cmd_status(ctx: Ctx) -> Reply:
+    """/status"""
+    lines = [t(ctx.lang, "status_header")]
+    for name in SOURCES:
+        status = await ctx.deps.frames.status(name)
+        if "ok_at" not in status:
+            lines.append(f"• <code>{esc(name)}</code>: {t(ctx.lang, 'status_never')}")
+            continue
+        fetched = datetime.fromisoformat(status["ok_at"]).astimezone(HK_TZ)
+        line = f"• <code>{esc(name)}</code>: {esc(status.get('ok_date', '?'))}, fetched {fetched:%d/%m %H:%M}"
+        if status.get("ok_date"):
+            published = schedule_for(name).published_at(datetime.fromisoformat(status["ok_date"]).date())
+            lag = (fetched - published).total_seconds() / 60
+            line += f" ({lag:+.0f} min vs expected publication)"
+        if status.get("error_at", "") > status["ok_at"]:
+            line += f"\n   ⚠️ last error: {esc(status.get('error_message', '')[:200])}"
+        lines.append(line)
+    return "\n".join(lines), None
+
+
+async def cmd_stats(ctx: Ctx) -> Reply:
+    """/stats (admins)"""
+    stats = await ctx.deps.subs.stats()
+    stats["outbox_pending"] = await ctx.deps.outbox.pending()
+    stats["dead_letters"] = len(await ctx.deps.outbox.dead())
+    return "📈 <b>Stats</b>\n" + "\n".join(f"• {esc(k)}: {v:,}" for k, v in stats.items()), None
+
+
+async def cmd_broadcast(ctx: Ctx) -> Reply:
+    """/broadcast TEXT (admins): queued through the outbox, so rate limits and errors apply as to alerts."""
+    message = ctx.update.effective_message
+    raw = (message.text or "") if message else ""
+    body = raw.split(maxsplit=1)[1] if len(raw.split(maxsplit=1)) == 2 else ""
+    if not body.strip():
+        return t(ctx.lang, "broadcast_usage"), None
+    stamp = hashlib.sha256(f"{body}|{ctx.now.isoformat()}".encode()).hexdigest()[:12]
+    chats = await ctx.deps.subs.active_chats()
+    for chat in chats:
+        await ctx.deps.outbox.put(OutboxItem(id=item_id(chat, "text", [stamp]), chat_id=chat, kind="text",
+                                             text="📣 " + esc(body[:3500])), ctx.now)
+    return t(ctx.lang, "broadcast_queued", n=len(chats)), None
+
+
+def settings_keyboard(settings: ChatSettings) -> InlineKeyboardMarkup:
+    """Inline keyboard of the chat's settings; callback data are short keys (≤ 64 bytes)."""
+    rows = []
+    for index, rule in enumerate(RULE_IDS):
+        emoji, title = RULE_STYLE.get(rule, ("🔔", rule))
+        mark = "🚫" if rule in settings.rules_off else "✅"
+        rows.append([InlineKeyboardButton(f"{mark} {emoji} {title}", callback_data=f"set:r:{index}")])
+    rows.append([
+        InlineKeyboardButton(("✅" if settings.market else "🚫") + " Market alerts", callback_data="set:m"),
+        InlineKeyboardButton(("✅" if settings.digest else "🚫") + " Digest", callback_data="set:d"),
+    ])
+    severity = int(settings.thresholds.get("_all", {}).get("min_severity", 0))
+    label = ("all", "notice+", "warning+", "critical")[min(severity, 3)]
+    rows.append([InlineKeyboardButton(f"Min severity: {label}", callback_data="set:s"),
+                 InlineKeyboardButton("中文" if settings.lang == "en" else "English", callback_data="set:l")])
+    return InlineKeyboardMarkup(rows)
+
+
+async def cmd_settings(ctx: Ctx) -> Reply:
+    """/settings"""
+    return t(ctx.lang, "settings_header"), settings_keyboard(ctx.settings)
+
+
+_CALLBACK_RE = re.compile(r"^(card|chart):(\d{5})$|^mute:(\d{5}):(\d{1,3}[mhdw])$|^set:(r:\d{1,2}|m|d|s|l)$")
+
+
+async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Inline buttons: card, chart, mute, settings toggles. Every callback is answered."""
+    query = update.callback_query
+    if query is None:
+        return
+    d = deps(context)
+    chat = update.effective_chat
+    chat_id = chat.id if chat else (query.from_user.id if query.from_user else 0)
+    settings = await d.subs.settings(chat_id)
+    match = _CALLBACK_RE.match(query.data or "")
+    if match is None or chat_id == 0:
+        await query.answer(t(settings.lang, "button_expired"))
+        return
+    now = datetime.now(HK_TZ)
+    if match.group(1) == "card":
+        await query.answer()
+        reply = answer(await d.view(), "card", [match.group(2)])
+        if query.message is not None and isinstance(query.message, Message):
+            await send_reply(query.message, reply.text)
+        return
+    if match.group(1) == "chart":
+        await query.answer(t(settings.lang, "chart_soon"))
+        return
+    if match.group(3):
+        until = now + (parse_duration(match.group(4)) or timedelta(days=1))
+        await d.subs.mute(chat_id, match.group(3), until)
+        await query.answer(t(settings.lang, "muted", target=match.group(3), until=f"{until:%d/%m %H:%M}"))
+        return
+    await _toggle_setting(d, chat_id, settings, match.group(5))
+    await query.answer()
+    updated = await d.subs.settings(chat_id)
+    try:
+        await query.edit_message_reply_markup(settings_keyboard(updated))
+    except BadRequest as exc:  # "message is not modified" or a deleted message: nothing to fix
+        log.info("settings keyboard not edited: %s", exc.message)
+
+
+async def _toggle_setting(d: Deps, chat_id: int, settings: ChatSettings, key: str) -> None:
+    if key.startswith("r:"):
+        index = int(key[2:])
+        if index < len(RULE_IDS):
+            rule = RULE_IDS[index]
+            await d.subs.set_rule(chat_id, rule, on=rule in settings.rules_off)
+    elif key == "m":
+        await d.subs.set_market(chat_id, not settings.market)
+    elif key == "d":
+        await d.subs.set_digest(chat_id, not settings.digest)
+    elif key == "l":
+        await d.subs.set_lang(chat_id, "zh" if settings.lang == "en" else "en")
+    elif key == "s":
+        current = int(settings.thresholds.get("_all", {}).get("min_severity", 0))
+        await d.subs.set_threshold(chat_id, "_all", "min_severity", (current + 1) % 4)
+
+
+async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Commands we do not know get a pointer to /help (in groups only when addressed to us)."""
+    message, chat = update.effective_message, update.effective_chat
+    if message is None or chat is None or not message.text:
+        return
+    word = message.text.split()[0]
+    bot_name = context.bot.username or ""
+    if "@" in word and word.split("@", 1)[1].lower() != bot_name.lower():
+        return  # another bot's command
+    if chat.type != "private" and "@" not in word:
+        return  # groups: stay quiet unless addressed
+    settings = await deps(context).subs.settings(chat.id)
+    await send_reply(message, t(settings.lang, "unknown_command", command=esc(word[:40])))
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Plain text in a private chat: a stock code or name shows its card; anything else gets a hint."""
+    message, chat = update.effective_message, update.effective_chat
+    if message is None or chat is None or chat.type != "private" or not message.text:
+        return
+    d = deps(context)
+    now = datetime.now(HK_TZ)
+    if await d.subs.count_command(chat.id, now) > COMMANDS_PER_MINUTE:
+        return
+    settings = await d.subs.settings(chat.id)
+    text = message.text[:MAX_TEXT_IN].strip()
+    view = await d.view()
+    if 0 < len(text) <= 40 and resolve(text, view.names() or None).code is not None:
+        reply = answer(view, "card", [text])
+        await send_reply(message, reply.text)
+        return
+    await send_reply(message, t(settings.lang, "text_hint"))
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log first, then tell the admins (through the outbox, so limits apply) and the user."""
+    log.error("handler error", exc_info=context.error)
+    context.bot_data.setdefault("handler_errors", []).append(repr(context.error))
+    d = context.bot_data.get("deps")
+    if not isinstance(d, Deps):
+        return
+    now = datetime.now(HK_TZ)
+    summary = f"{type(context.error).__name__}: {context.error}"[:400]
+    stamp = hashlib.sha256(f"{summary}|{now:%Y%m%d%H%M}".encode()).hexdigest()[:12]
+    for admin in d.settings.admin_chat_ids:
+        await d.outbox.put(OutboxItem(id=item_id(admin, "text", [stamp]), chat_id=admin, kind="text",
+                                      text=f"⚠️ Handler error: <code>{esc(summary)}</code>"), now)
+    if isinstance(update, Update) and update.effective_message is not None:
+        try:
+            await update.effective_message.reply_text(t("en", "error_generic"), do_quote=False)
+        except TelegramError:
+            log.warning("could not tell the user about the error")
+
+
+COMMAND_IMPLS: dict[str, tuple[Impl, bool]] = {
+    "start": (cmd_start, False), "watch": (cmd_watch, False), "unwatch": (cmd_unwatch, False),
+    "list": (cmd_list, False), "mute": (cmd_mute, False), "unmute": (cmd_unmute, False),
+    "quiet": (cmd_quiet, False), "digest": (cmd_digest, False), "lang": (cmd_lang, False),
+    "status": (cmd_status, False), "settings": (cmd_settings, False),
+    "stats": (cmd_stats, True), "broadcast": (cmd_broadcast, True),
+    **{name: (_answer_command(name), False) for name in READ_ONLY if name != "start"},
+}
+
+
+def register(app: Application) -> None:
+    """Attach every handler to the application."""
+    updates = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST  # edited messages are ignored
+    for name, (impl, admin) in COMMAND_IMPLS.items():
+        app.add_handler(CommandHandler(name, command(impl, admin=admin), filters=updates))
+    app.add_handler(CallbackQueryHandler(on_callback))
+    app.add_handler(MessageHandler(filters.COMMAND & updates, on_unknown_command))
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & filters.UpdateType.MESSAGE, on_text))
+    app.add_error_handler(on_error)
+
+
+def menu(lang: str) -> list[BotCommand]:
+    """The command menu registered with setMyCommands."""
+    return [BotCommand(name, zh if lang == "zh" else en) for name, en, zh in MENU]

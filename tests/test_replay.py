@@ -1,0 +1,203 @@
+"""Replay over the bundled demo data: the seed alerts fire, outcomes are measured, edge cases stay silent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from redis import Redis as SyncRedis
+
+from alerts.history import History, load_directory, span
+from alerts.replay import ReplayResult, format_text, json_lines, replay, summarize
+from alerts.rules import load_params
+from alerts.sources import get_source
+from alerts.store import keys
+from alerts.store.frames import dump_frame
+from bot.demo import DEMO_END, DEMO_START, demo_root, load_demo
+from tests.test_cli import run_cli
+
+
+@pytest.fixture(scope="module")
+def demo() -> tuple[History, ReplayResult]:
+    return load_demo()
+
+
+def _fired(result: ReplayResult) -> set[tuple[str, str, date]]:
+    return {(a.rule, a.code, a.trade_date) for _, a in result.alerts}
+
+
+def test_seed_alerts_fire(demo: tuple[History, ReplayResult]) -> None:
+    _, result = demo
+    fired = _fired(result)
+    assert ("buyback_filed", "01810", date(2025, 11, 20)) in fired
+    assert ("buyback_filed", "01810", date(2025, 11, 21)) in fired
+    assert ("insider_buy_near_round_number", "01810", date(2025, 11, 24)) in fired
+    assert any(rule == "confluence" and code == "01810" for rule, code, _ in fired)
+    assert ("short_ratio_drop", "09988", date(2025, 11, 27)) in fired
+    assert ("short_ratio_drop", "00700", date(2025, 11, 27)) in fired
+    assert ("market_short_swing", "MARKET", date(2025, 11, 27)) in fired
+    assert not result.problems
+
+
+def test_seed_numbers_in_the_why(demo: tuple[History, ReplayResult]) -> None:
+    _, result = demo
+    by_key = {(a.rule, a.code): a for _, a in result.alerts}
+    insider = by_key[("insider_buy_near_round_number", "01810")]
+    assert "HK$38.58" in insider.why and "HK$40" in insider.why and "below" in insider.why
+    swing = by_key[("market_short_swing", "MARKET")]
+    assert "-37.7%" in swing.why and "795" in swing.why and "840" in swing.why
+    assert "9.9%" in by_key[("short_ratio_drop", "00700")].why
+    assert "16.9%" in by_key[("short_ratio_drop", "09988")].why
+
+
+def test_each_fingerprint_once_and_only_sessions(demo: tuple[History, ReplayResult]) -> None:
+    _, result = demo
+    fingerprints = [a.fingerprint for _, a in result.alerts]
+    assert len(fingerprints) == len(set(fingerprints))
+    assert result.days[0] == DEMO_START and result.days[-1] == DEMO_END
+    assert all(d.weekday() < 5 for d in result.days)
+
+
+def test_outcomes_and_summary(demo: tuple[History, ReplayResult]) -> None:
+    history, result = demo
+    insider = next(a for _, a in result.alerts if a.rule == "insider_buy_near_round_number")
+    moves = result.outcomes[insider.fingerprint]
+    closes = history.closes()["01810"].dropna()
+    base_position = list(closes.index).index(pd.Timestamp("2025-11-24"))
+    assert moves.base_close == pytest.approx(closes.iloc[base_position])
+    assert moves.moves[5] == pytest.approx(closes.iloc[base_position + 5] / closes.iloc[base_position] - 1)
+    market = next(a for _, a in result.alerts if a.rule == "market_short_swing")
+    assert result.outcomes[market.fingerprint].moves == {1: None, 5: None, 20: None}
+    rows = {s.rule: s for s in summarize(result)}
+    assert rows["buyback_filed"].count == sum(1 for _, a in result.alerts if a.rule == "buyback_filed")
+    text = format_text(result, DEMO_START, DEMO_END)
+    assert "Summary per rule" in text and "insider_buy_near_round_number" in text
+    kinds = {row["type"] for row in json_lines(result)}
+    assert {"alert", "summary"} <= kinds
+
+
+def test_revised_file_does_not_duplicate_alerts(demo: tuple[History, ReplayResult]) -> None:
+    history, _ = demo
+    quotes = history.frames["quotes"]
+    revised = quotes[quotes["date"] == pd.Timestamp("2025-11-27")].copy()
+    revised["short_value"] = revised["short_value"] * 0.999  # next-day adjusted figures
+    revised["short_ratio"] = revised["short_value"] / revised["total_value"]
+    frames = dict(history.frames)
+    frames["quotes"] = pd.concat([quotes, revised], ignore_index=True).sort_values("date", kind="stable")
+    result = replay(History(frames), date(2025, 11, 27), date(2025, 11, 28), load_params())
+    drops = [a for _, a in result.alerts if a.rule == "short_ratio_drop"]
+    assert sorted(a.code for a in drops) == ["00700", "09988"]
+
+
+def test_holidays_fire_nothing_and_short_history_says_so() -> None:
+    root = demo_root()
+    history = load_directory(root, *span(date(2025, 12, 24), date(2025, 12, 29)))
+    result = replay(history, date(2025, 12, 24), date(2025, 12, 29), load_params())
+    assert date(2025, 12, 25) not in result.days and date(2025, 12, 26) not in result.days
+    assert all(a.trade_date not in (date(2025, 12, 25), date(2025, 12, 26)) for _, a in result.alerts)
+    early = load_directory(root, *span(date(2025, 8, 5), date(2025, 8, 8)))
+    early_result = replay(early, date(2025, 8, 5), date(2025, 8, 8), load_params(), codes=frozenset({"01810"}))
+    assert not [a for _, a in early_result.alerts if a.rule.startswith("short_ratio")]
+    assert any(n.rule.startswith("short_ratio") and n.code == "01810" for _, n in early_result.notes)
+
+
+def test_replay_cli_text_json_and_codes() -> None:
+    text = run_cli("replay", "--from", "2025-11-17", "--to", "2025-11-28", "--data", str(demo_root()),
+                   "--codes", "1810,09988")
+    assert text.returncode == 0, text.stderr
+    assert "insider_buy_near_round_number" in text.stdout
+    alert_lines = [line for line in text.stdout.splitlines() if line[:4] == "2025"]
+    assert alert_lines and {line.split()[1] for line in alert_lines} == {"01810", "09988"}
+    lines = run_cli("replay", "--from", "2025-11-17", "--to", "2025-11-28", "--data", str(demo_root()),
+                    "--codes", "01810,9988", "--format", "json")
+    assert lines.returncode == 0, lines.stderr
+    rows = [json.loads(line) for line in lines.stdout.splitlines()]
+    alerts = [r for r in rows if r["type"] == "alert"]
+    assert {r["code"] for r in alerts} == {"01810", "09988"}
+    assert all(set(r["forward_moves"]) == {"1d", "5d", "20d"} for r in alerts)
+    bad = run_cli("replay", "--from", "2025-11-28", "--to", "2025-11-17", "--data", str(demo_root()))
+    assert bad.returncode == 2
+
+
+def test_replay_from_redis(redis_url: str, tmp_path: Path) -> None:
+    """Without --data the replay reads what `fetch` stored in Redis."""
+    client = SyncRedis.from_url(redis_url)
+    client.flushdb()
+    history = load_directory(demo_root(), date(2025, 8, 1), date(2025, 12, 31))
+    source = get_source("hkex-quotes")
+    quotes, market = history.frames["quotes"], history.frames["market"]
+    for day in sorted(set(quotes["date"].dt.date)):
+        tables = {"main": quotes[quotes["date"].dt.date == day], "market": market[market["date"].dt.date == day]}
+        for table, frame in tables.items():
+            client.set(keys.frame(source.name, table, day), dump_frame(frame.reset_index(drop=True)))
+            client.zadd(keys.frame_index(source.name, table), {day.isoformat(): day.toordinal()})
+    result = run_cli("replay", "--from", "2025-11-26", "--to", "2025-11-28", "--format", "json",
+                     env={"REDIS_URL": redis_url}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    fired = {(r["rule"], r["code"]) for r in map(json.loads, result.stdout.splitlines()) if r["type"] == "alert"}
+    assert {("short_ratio_drop", "00700"), ("short_ratio_drop", "09988"), ("market_short_swing", "MARKET")} <= fired
+
+
+def test_demo_command_without_a_terminal_prints_and_exits_0(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "positioning-bot"
+    proc = subprocess.run([str(exe), "demo"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Insider buy near a round number · 01810" in out
+    assert "HK$38.58" in out
+    assert "Market-wide short selling swing" in out
+    assert "[ Card ]  [ Chart ]  [ Mute 1d ]" in out
+    assert "<b>" not in out  # rendered for the console
+    assert "you ›" not in out  # no chat without a terminal
+
+
+def test_demo_chat_answers_commands(tmp_path: Path) -> None:
+    """The console chat answers the bot's commands (driven through a pseudo-terminal)."""
+    import os
+    import pty
+
+    exe = Path(sys.executable).parent / "positioning-bot"
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the demo on a terminal
+        os.execv(str(exe), [str(exe), "demo"])
+    output = b""
+
+    def read_until(marker: bytes, limit: float = 60.0) -> None:
+        nonlocal output
+        import select
+        import time
+
+        end = time.monotonic() + limit
+        while marker not in output and time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    output += os.read(fd, 65536)
+                except OSError:
+                    break
+
+    read_until("you ›".encode())
+    os.write(fd, b"/card 1810\n")
+    read_until(b"Southbound holds")
+    os.write(fd, "小米\n".encode())
+    read_until(b"positioning card", 10)
+    os.write(fd, b"/why short_ratio_drop\n")
+    read_until(b"not proof of covering")
+    os.write(fd, b"/nonsense\n")
+    read_until(b"Unknown command")
+    os.write(fd, b"/quit\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = output.decode("utf-8", "replace")
+    assert "Short ratio" in text and "SFC short position" in text and "Southbound holds" in text
+    assert "Lei Jun" in text
+    assert "not proof of covering" in text
+    assert "Unknown command" in text
+    assert os.waitstatus_to_exitcode(status) == 0
