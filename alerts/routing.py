@@ -40,6 +40,11 @@ def decide(alert: Alert, settings: ChatSettings, mutes: dict[str, datetime]) -> 
     minimum = settings.thresholds.get("_all", {}).get("min_severity")
     if minimum is not None and SEVERITY_RANK[alert.severity] < minimum:
         return Decision(False, "below the chat's minimum severity")
+    # Per-rule thresholds name a fact of the alert and the smallest magnitude the chat wants (e.g. |z| ≥ 3).
+    for fact_name, smallest in settings.thresholds.get(alert.rule, {}).items():
+        fact = alert.fact(fact_name)
+        if fact is not None and isinstance(fact.value, int | float) and abs(fact.value) < smallest:
+            return Decision(False, f"{alert.rule} {fact_name} below the chat's threshold")
     return Decision(True, "watching")
 
 

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 from datetime import time as dtime
+from urllib.parse import urlsplit
 
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -30,7 +31,6 @@ def file_base_url(api_url: str) -> str:
 
 
 def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTERVAL_SECONDS,
-                      global_rate: float = 25.0, paid_broadcast: bool = False,
                       clock: Callable[[], datetime] | None = None) -> Application:
     """Build the Application: HK timezone defaults, base URL from TELEGRAM_API_URL, handlers and jobs.
 
@@ -40,9 +40,9 @@ def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTER
     async def post_init(app: Application) -> None:
         d = Deps.open(settings, clock)
         app.bot_data["deps"] = d
-        limiter = RateLimiter(global_per_sec=global_rate)
+        limiter = RateLimiter(global_per_sec=settings.delivery_rate)
         app.bot_data["worker"] = DeliveryWorker(app.bot, d.outbox, d.subs, admin_chat_ids=settings.admin_chat_ids,
-                                                limiter=limiter, paid_broadcast=paid_broadcast)
+                                                limiter=limiter, paid_broadcast=settings.allow_paid_broadcast)
         await app.bot.set_my_commands(menu("en"))
         await app.bot.set_my_commands(menu("zh"), language_code="zh")
         if app.job_queue is not None:
@@ -103,6 +103,8 @@ def run(settings: Settings) -> None:
         raise SystemExit("configuration error: WEBHOOK_SECRET: is required with WEBHOOK_URL "
                          "(Telegram sends it back so strangers cannot post updates)")
     port = int(os.environ.get("PORT", "8443"))
-    # PTB's webhook server answers 403 to requests without the matching X-Telegram-Bot-Api-Secret-Token.
-    app.run_webhook(listen="0.0.0.0", port=port, url_path="telegram", webhook_url=webhook_url.rstrip("/"),  # noqa: S104
-                    secret_token=secret, allowed_updates=["message", "channel_post", "callback_query"])
+    # Serve the path Telegram will post to (the path of WEBHOOK_URL). PTB's webhook server answers 403 to
+    # requests without the matching X-Telegram-Bot-Api-Secret-Token header.
+    app.run_webhook(listen="0.0.0.0", port=port, url_path=urlsplit(webhook_url).path.strip("/"),  # noqa: S104
+                    webhook_url=webhook_url, secret_token=secret,
+                    allowed_updates=["message", "channel_post", "callback_query"])

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 COMMANDS_PER_MINUTE = 20
 MAX_TEXT_IN = 1000  # characters of a user's message we look at
+MAX_ARGS = 50  # /watch takes many codes; anything beyond this is a paste accident
 DIGEST_TIME = "08:30"
 _DURATION_RE = re.compile(r"^(\d{1,3})([mhdw])$", re.IGNORECASE)
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -134,7 +135,10 @@ def command(impl: Impl, *, admin: bool = False) -> Callable[[Update, ContextType
         if admin and not is_admin:
             await send_reply(message, t(settings.lang, "admin_only"))
             return
-        args = [a[:64] for a in (context.args or [])][:50]
+        if len(context.args or []) > MAX_ARGS:
+            await send_reply(message, t(settings.lang, "too_many_args", limit=MAX_ARGS))
+            return
+        args = [a[:64] for a in (context.args or [])]
         text, markup = await impl(Ctx(update, d, chat.id, settings, args, now, is_admin))
         await send_reply(message, text, markup)
 
@@ -347,6 +351,8 @@ def settings_keyboard(settings: ChatSettings) -> InlineKeyboardMarkup:
     ])
     severity = int(settings.thresholds.get("_all", {}).get("min_severity", 0))
     label = ("all", "notice+", "warning+", "critical")[min(severity, 3)]
+    z = float(settings.thresholds.get("short_ratio_spike", {}).get("z", 2.0))
+    rows.append([InlineKeyboardButton(f"Short-ratio alerts: |z| ≥ {z:g}", callback_data="set:z")])
     rows.append([InlineKeyboardButton(f"Min severity: {label}", callback_data="set:s"),
                  InlineKeyboardButton("中文" if settings.lang == "en" else "English", callback_data="set:l")])
     return InlineKeyboardMarkup(rows)
@@ -357,7 +363,8 @@ async def cmd_settings(ctx: Ctx) -> Reply:
     return t(ctx.lang, "settings_header"), settings_keyboard(ctx.settings)
 
 
-_CALLBACK_RE = re.compile(r"^(card|chart):(\d{5})$|^mute:(\d{5}):(\d{1,3}[mhdw])$|^set:(r:\d{1,2}|m|d|s|l)$")
+_CALLBACK_RE = re.compile(r"^(card|chart):(\d{5})$|^mute:(\d{5}):(\d{1,3}[mhdw])$|^set:(r:\d{1,2}|m|d|s|l|z)$")
+Z_STEPS = (2.0, 2.5, 3.0, 4.0)
 
 
 async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -412,6 +419,11 @@ async def _toggle_setting(d: Deps, chat_id: int, settings: ChatSettings, key: st
     elif key == "s":
         current = int(settings.thresholds.get("_all", {}).get("min_severity", 0))
         await d.subs.set_threshold(chat_id, "_all", "min_severity", (current + 1) % 4)
+    elif key == "z":  # one threshold for both directions of the short-ratio rule
+        current = float(settings.thresholds.get("short_ratio_spike", {}).get("z", Z_STEPS[0]))
+        following = Z_STEPS[(Z_STEPS.index(current) + 1) % len(Z_STEPS)] if current in Z_STEPS else Z_STEPS[0]
+        for rule in ("short_ratio_spike", "short_ratio_drop"):
+            await d.subs.set_threshold(chat_id, rule, "z", following)
 
 
 async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

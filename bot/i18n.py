@@ -54,6 +54,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "unknown_command": {"en": "Unknown command {command}. Try /help.", "zh": "沒有 {command} 這個指令。請試 /help。"},
     "text_hint": {"en": "Send a stock code or name for its card (e.g. <code>1810</code>), or /help.",
                   "zh": "輸入股票代號或名稱查看概覽（例如 <code>1810</code>），或輸入 /help。"},
+    "too_many_args": {"en": "That's too many arguments (at most {limit}).", "zh": "參數太多了（最多 {limit} 個）。"},
     "too_long": {"en": "That message is too long for me.", "zh": "訊息太長了。"},
     "settings_header": {"en": "⚙️ <b>Settings</b> — tap to change", "zh": "⚙️ <b>設定</b> — 點選更改"},
     "button_expired": {"en": "This button has expired.", "zh": "此按鈕已失效。"},

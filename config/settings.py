@@ -24,6 +24,8 @@ DEFAULTS: dict[str, str] = {
     "SEC_URL": "https://www.sec.gov",
     "SEC_USER_AGENT": "",
     "LOG_LEVEL": "INFO",
+    "DELIVERY_RATE": "25",
+    "ALLOW_PAID_BROADCAST": "false",
 }
 # The CCASS / Stock Connect pages live on www3.hkexnews.hk while report files live on www.hkexnews.hk.
 # When HKEXNEWS_URL points elsewhere (a mirror, a local origin), both paths are served from there.
@@ -58,6 +60,8 @@ class Settings:
     sec_url: str = DEFAULTS["SEC_URL"]
     sec_user_agent: str = ""
     log_level: str = "INFO"
+    delivery_rate: float = 25.0  # messages per second across all chats
+    allow_paid_broadcast: bool = False  # Telegram's paid broadcasts allow up to 1000 messages per second
 
     def base_url(self, setting: str) -> str:
         """Return the base URL held by the attribute `setting` (e.g. ``"hkex_url"``)."""
@@ -121,6 +125,30 @@ def _user_agent(value: str) -> str:
     return value
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _flag(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(name, f"must be true or false, got {value!r}")
+
+
+def _delivery_rate(value: str, paid: bool) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ConfigError("DELIVERY_RATE", f"must be a number of messages per second, got {value!r}") from None
+    ceiling = 1000.0 if paid else 30.0
+    if not 0 < rate <= ceiling:
+        hint = "" if paid else " (set ALLOW_PAID_BROADCAST=true for up to 1000/s, paid in Telegram Stars)"
+        raise ConfigError("DELIVERY_RATE", f"must be in (0, {ceiling:g}]{hint}, got {value!r}")
+    return rate
+
+
 def read_environment(environ: Mapping[str, str], env_file: Path | None = None) -> dict[str, str]:
     """Merge defaults, an optional .env file and the environment (environment wins)."""
     merged = dict(DEFAULTS)
@@ -152,6 +180,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         sec_url=_base_url("SEC_URL", env["SEC_URL"]),
         sec_user_agent=_user_agent(env["SEC_USER_AGENT"].strip()),
         log_level=_log_level(env["LOG_LEVEL"]),
+        delivery_rate=_delivery_rate(env["DELIVERY_RATE"], _flag("ALLOW_PAID_BROADCAST", env["ALLOW_PAID_BROADCAST"])),
+        allow_paid_broadcast=_flag("ALLOW_PAID_BROADCAST", env["ALLOW_PAID_BROADCAST"]),
     )
 
 

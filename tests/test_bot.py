@@ -400,3 +400,40 @@ async def test_webhook_rejects_requests_without_the_secret(api: BotApi, redis: R
         assert "positioning-bot" in msgs[0]["text"]
         set_webhook = api.calls("setWebhook")[-1]
         assert set_webhook.params["secret_token"] == "s3cr3t-token"
+
+
+async def test_threshold_button_and_too_many_arguments(app: Application, api: BotApi, redis: Redis) -> None:
+    await _say(api, USER, "/settings", 1)
+    message_id = api.calls("sendMessage")[-1].result["message_id"]
+    api.push_callback(USER, "set:z", message_id=message_id)
+    await api.until(lambda: len(api.calls("editMessageReplyMarkup")) >= 1, timeout=10)
+    settings = await SubscriptionStore(redis).settings(USER)
+    assert settings.thresholds["short_ratio_spike"]["z"] == 2.5
+    assert settings.thresholds["short_ratio_drop"]["z"] == 2.5
+    texts = await _say(api, USER, "/watch " + " ".join(["1810"] * 60), 2)
+    assert "too many arguments" in texts[1]
+
+
+async def test_timeouts_and_server_errors_are_retried(api: BotApi, redis: Redis, redis_url: str) -> None:
+    from telegram import Bot
+    from telegram.request import HTTPXRequest
+
+    subs, outbox = SubscriptionStore(redis), Outbox(redis)
+    await subs.touch(USER)
+    now = datetime.now(HK_TZ)
+    await outbox.put(OutboxItem(id=item_id(USER, "text", ["t"]), chat_id=USER, kind="text", text="hello"), now)
+    request = HTTPXRequest(read_timeout=0.3, write_timeout=0.3, connect_timeout=0.3)
+    async with Bot("123456789:TEST-token-for-the-stand-in-only_x", base_url=api.base_url, request=request) as bot:
+        clock = [now]
+        worker = DeliveryWorker(bot, outbox, subs, limiter=RateLimiter(chat_interval=0.0), now=lambda: clock[0])
+        api.delay("sendMessage", 1.0)
+        first = await worker.drain()
+        assert first.retried == 1 and first.sent == 0  # TimedOut: backed off, not lost
+        api.fail_next("sendMessage", 502)
+        clock[0] = now + timedelta(seconds=6)
+        second = await worker.drain()
+        assert second.retried == 1 and second.sent == 0  # 5xx: backed off again
+        clock[0] = now + timedelta(seconds=30)
+        third = await worker.drain()
+        assert third.sent == 1
+        assert await outbox.pending() == 0

@@ -96,3 +96,15 @@ def test_logging_redacts_tokens_and_quiets_httpx(capsys: pytest.CaptureFixture[s
         assert TOKEN not in err
     finally:
         root.handlers[:] = saved
+
+
+def test_delivery_rate_and_paid_broadcast() -> None:
+    assert load_settings({}, env_file=None).delivery_rate == 25.0
+    with pytest.raises(ConfigError, match="ALLOW_PAID_BROADCAST=true"):
+        load_settings({"DELIVERY_RATE": "100"}, env_file=None)
+    paid = load_settings({"DELIVERY_RATE": "800", "ALLOW_PAID_BROADCAST": "yes"}, env_file=None)
+    assert (paid.delivery_rate, paid.allow_paid_broadcast) == (800.0, True)
+    with pytest.raises(ConfigError, match="DELIVERY_RATE"):
+        load_settings({"DELIVERY_RATE": "2000", "ALLOW_PAID_BROADCAST": "true"}, env_file=None)
+    with pytest.raises(ConfigError, match="ALLOW_PAID_BROADCAST"):
+        load_settings({"ALLOW_PAID_BROADCAST": "maybe"}, env_file=None)

@@ -152,3 +152,17 @@ async def test_command_rate_limit(redis: Redis) -> None:
     results = [await subs.command_allowed(9, NOW, per_minute=3) for _ in range(5)]
     assert results == [True, True, True, False, False]
     assert await subs.command_allowed(9, NOW + timedelta(minutes=1), per_minute=3)
+
+
+def test_per_rule_threshold_on_a_fact() -> None:
+    from alerts.model import Fact
+    from alerts.routing import decide
+
+    settings = ChatSettings(1, thresholds={"short_ratio_drop": {"z": 3.0}, "_all": {"min_severity": 1}})
+    weak = _alert(rule="short_ratio_drop")
+    weak = Alert(**{**weak.__dict__, "facts": (Fact("z", -2.4, "σ"),)})
+    strong = Alert(**{**weak.__dict__, "facts": (Fact("z", -3.6, "σ"),)})
+    info = Alert(**{**strong.__dict__, "severity": "info"})
+    assert decide(weak, settings, {}).reason == "short_ratio_drop z below the chat's threshold"
+    assert decide(strong, settings, {}).send is True
+    assert decide(info, settings, {}).reason == "below the chat's minimum severity"
