@@ -18,7 +18,7 @@ from alerts.store import keys
 from alerts.subscriptions import SubscriptionStore
 from bot.delivery import DeliveryWorker, RateLimiter
 from tests.botapi import BotApi
-from tests.bothelpers import ADMIN, app_deps, app_worker, running_bot, seed_demo
+from tests.bothelpers import ADMIN, app_deps, running_bot, seed_demo
 
 USER, OTHER, THIRD = 1001, 1002, 1003
 
@@ -382,7 +382,7 @@ async def test_webhook_rejects_requests_without_the_secret(api: BotApi, redis: R
         await application.updater.stop()
         port = _free_port()
         await application.updater.start_webhook(listen="127.0.0.1", port=port, url_path="telegram",
-                                                webhook_url=f"https://example.invalid/telegram",
+                                                webhook_url="https://example.invalid/telegram",
                                                 secret_token="s3cr3t-token")
         update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "text": "/start",
                                               "chat": {"id": USER, "type": "private"},
