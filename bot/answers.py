@@ -183,11 +183,16 @@ def _card_insiders(view: DataView, code: str) -> list[str]:
     if rows.empty:
         return ["👤 Insider dealings (60 days): none disclosed"]
     lines = ["👤 Insider dealings (60 days, HKEX disclosure of interests):"]
-    for _, row in rows.tail(5).iterrows():
-        price = f" @ {row['currency'] or 'HKD'} {row['avg_price']:g}" if pd.notna(row["avg_price"]) else ""
-        shares = f"{int(row['shares']):,}" if pd.notna(row["shares"]) else "?"
-        lines.append(f"  • {row['event_date']:%d/%m} {esc(row['holder'])} {esc(row['direction'])} {shares} sh{price}")
+    lines += [f"  • {_dealing(row)}" for _, row in rows.tail(5).iterrows()]
     return lines
+
+
+def _dealing(row: pd.Series) -> str:
+    """``24/11 Lei Jun buy 2,600,000 sh @ HKD 38.58`` from a DI row."""
+    price = f" @ {row['currency'] if pd.notna(row['currency']) else 'HKD'} {row['avg_price']:g}" \
+        if pd.notna(row["avg_price"]) else ""
+    shares = f"{int(row['shares']):,}" if pd.notna(row["shares"]) else "?"
+    return f"{row['event_date']:%d/%m} {esc(row['holder'])} {esc(row['direction'])} {shares} sh{price}"
 
 
 def _card_southbound(view: DataView, code: str) -> list[str]:
@@ -245,11 +250,7 @@ def _insiders(view: DataView, args: list[str]) -> Reply:
     if rows.empty:
         return Reply("No director or substantial-shareholder dealings in the data I hold.")
     lines = ["👤 <b>Recent insider dealings</b>"]
-    for _, r in rows.iterrows():
-        price = f" @ {r['avg_price']:g}" if pd.notna(r["avg_price"]) else ""
-        shares = f"{int(r['shares']):,}" if pd.notna(r["shares"]) else "?"
-        lines.append(f"{r['event_date']:%d/%m} <b>{esc(r['code'])}</b> {esc(r['holder'])} ({esc(r['role'])}) "
-                     f"{esc(r['direction'])} {shares} sh{price}")
+    lines += [f"<b>{esc(r['code'])}</b> ({esc(r['role'])}) {_dealing(r)}" for _, r in rows.iterrows()]
     return Reply("\n".join(lines))
 
 

@@ -99,6 +99,12 @@ async def test_card_short_why_top_history_and_plain_text(app: Application, api: 
     assert "Send a stock code" in texts[5]
     texts = await _say(api, USER, "/card 99999", 7)
     assert "I don't know" in texts[6]
+    texts = await _say(api, USER, "/insiders xiaomi", 8)
+    assert "Lei Jun" in texts[7] and "buy 2,600,000 sh @ HKD 38.58" in texts[7]
+    texts = await _say(api, USER, "/buybacks 1810", 9)
+    assert "10,400,000 sh" in texts[8] and "11,100,000 sh" in texts[8]
+    texts = await _say(api, USER, "/top", 10)
+    assert "Biggest anomalies" in texts[9] or "No alerts yet" in texts[9]
 
 
 async def test_language_switch(app: Application, api: BotApi) -> None:
