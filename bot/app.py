@@ -37,12 +37,15 @@ def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTER
     `clock` sets the "today" of read-only commands (tests and replays point it at a past period).
     """
 
+    clock = clock or settings.clock()
+
     async def post_init(app: Application) -> None:
         d = Deps.open(settings, clock)
         app.bot_data["deps"] = d
         limiter = RateLimiter(global_per_sec=settings.delivery_rate)
         app.bot_data["worker"] = DeliveryWorker(app.bot, d.outbox, d.subs, admin_chat_ids=settings.admin_chat_ids,
-                                                limiter=limiter, paid_broadcast=settings.allow_paid_broadcast)
+                                                limiter=limiter, paid_broadcast=settings.allow_paid_broadcast,
+                                                now=clock)
         await app.bot.set_my_commands(menu("en"))
         await app.bot.set_my_commands(menu("zh"), language_code="zh")
         if app.job_queue is not None:

@@ -86,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "terminal it prints the replay and exits.")
     d.add_argument("--no-chat", action="store_true", help="print the replay and exit")
 
+    po = sub.add_parser("poll", help="run one cycle now (fetch, store, rules, route to the outbox) and exit",
+                        description="Run one cycle per SOURCE (default: every source) for --date or the latest due "
+                                    "date: fetch, store, evaluate the rules, route alerts to watchers' outbox. "
+                                    "A running `positioning-bot run` delivers them within seconds; --deliver "
+                                    "drains the outbox from here. Exit 0 when every cycle processed, found "
+                                    "nothing new or nothing published yet; 1 on fetch failures; 2 on malformed "
+                                    "files.")
+    po.add_argument("sources", nargs="*", type=_source_name, metavar="SOURCE", help=sources_help)
+    po.add_argument("--date", type=_iso_date, help="file date YYYY-MM-DD (default: latest due)")
+    po.add_argument("--deliver", action="store_true", help="also send what is in the outbox (needs the token)")
+
     sub.add_parser("run", help="run the Telegram bot (long polling; webhook when WEBHOOK_URL is set)",
                    description="Start the bot with TELEGRAM_BOT_TOKEN against TELEGRAM_API_URL. Long polling by "
                                "default; with WEBHOOK_URL (+ PORT, WEBHOOK_SECRET) it serves a webhook and rejects "
@@ -272,6 +283,66 @@ async def _history_from_redis(settings: Settings, first: date, last: date) -> ob
         await redis.aclose()
 
 
+async def _poll(settings: Settings, sources: list[str], day: date | None, *, deliver: bool) -> int:
+    """One cycle per source, then optionally drain the outbox."""
+    from redis.asyncio import Redis
+
+    from alerts.calendar import schedule_for
+    from alerts.fetch import make_client
+    from alerts.pipeline import run_cycle
+
+    if deliver:
+        try:
+            settings.require_token()
+        except ConfigError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    now = settings.clock()()
+    worst = EXIT_OK
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        async with make_client() as client:
+            for name in sources:
+                target = day or schedule_for(name).latest_due(now)
+                if target is None:
+                    print(f"{name}: no due date")
+                    continue
+                report = await run_cycle(name, target, settings=settings, client=client, redis=redis, now=now)
+                print(report.line())
+                worst = max(worst, {"failed": EXIT_FAILED, "malformed": EXIT_BAD_INPUT}.get(report.status, 0))
+        if deliver:
+            sent = await _deliver(settings, redis)
+            print(f"delivered {sent} message(s)")
+    finally:
+        await redis.aclose()
+    return worst
+
+
+async def _deliver(settings: Settings, redis: object) -> int:
+    """Drain the outbox to Telegram until nothing is due (at most two minutes)."""
+    import time
+
+    from telegram import Bot
+
+    from alerts.outbox import Outbox
+    from alerts.subscriptions import SubscriptionStore
+    from bot.delivery import DeliveryWorker, RateLimiter
+
+    sent = 0
+    async with Bot(settings.require_token(), base_url=settings.telegram_api_url) as bot:
+        worker = DeliveryWorker(bot, Outbox(redis), SubscriptionStore(redis),  # type: ignore[arg-type]
+                                admin_chat_ids=settings.admin_chat_ids,
+                                limiter=RateLimiter(global_per_sec=settings.delivery_rate),
+                                paid_broadcast=settings.allow_paid_broadcast, now=settings.clock())
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            report = await worker.drain()
+            sent += report.sent
+            if not (report.sent or report.retried):
+                break
+    return sent
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `positioning-bot` console script."""
     args = build_parser().parse_args(argv)
@@ -293,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_fetch(args, settings)
     if args.command == "backfill":
         return cmd_backfill(args, settings)
+    if args.command == "poll":
+        return asyncio.run(_poll(settings, args.sources or list(SOURCES), args.date, deliver=args.deliver))
     if args.command == "run":
         try:
             settings.require_token()

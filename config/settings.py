@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,6 +27,8 @@ DEFAULTS: dict[str, str] = {
     "LOG_LEVEL": "INFO",
     "DELIVERY_RATE": "25",
     "ALLOW_PAID_BROADCAST": "false",
+    "CLOCK_START": "",
+    "LEASE_TTL_SECONDS": "30",
 }
 # The CCASS / Stock Connect pages live on www3.hkexnews.hk while report files live on www.hkexnews.hk.
 # When HKEXNEWS_URL points elsewhere (a mirror, a local origin), both paths are served from there.
@@ -62,6 +65,9 @@ class Settings:
     log_level: str = "INFO"
     delivery_rate: float = 25.0  # messages per second across all chats
     allow_paid_broadcast: bool = False  # Telegram's paid broadcasts allow up to 1000 messages per second
+    # Run as if the process started at this instant (replays, rehearsals, tests); time then advances normally.
+    clock_start: datetime | None = None
+    lease_ttl_seconds: float = 30.0  # how long a dead leader keeps the lease before the standby takes over
 
     def base_url(self, setting: str) -> str:
         """Return the base URL held by the attribute `setting` (e.g. ``"hkex_url"``)."""
@@ -69,6 +75,14 @@ class Settings:
         if not isinstance(value, str):
             raise AttributeError(setting)
         return value
+
+    def clock(self) -> Callable[[], datetime]:
+        """The process clock: real time, or real time shifted so that it started at CLOCK_START."""
+        start = self.clock_start
+        if start is None:
+            return lambda: datetime.now(UTC)
+        offset = start - datetime.now(UTC)
+        return lambda: (datetime.now(UTC) + offset).astimezone(start.tzinfo)
 
     def require_token(self) -> str:
         """Return the bot token or raise ConfigError when it is missing."""
@@ -149,6 +163,28 @@ def _delivery_rate(value: str, paid: bool) -> float:
     return rate
 
 
+def _clock_start(value: str) -> datetime | None:
+    if not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ConfigError("CLOCK_START", f"must be an ISO date-time with offset, got {value!r}") from None
+    if moment.tzinfo is None:
+        raise ConfigError("CLOCK_START", "must carry a UTC offset, e.g. 2025-11-27T18:00:00+08:00")
+    return moment
+
+
+def _seconds(name: str, value: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(name, f"must be a number of seconds, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(name, f"must be between {low:g} and {high:g}, got {value!r}")
+    return number
+
+
 def read_environment(environ: Mapping[str, str], env_file: Path | None = None) -> dict[str, str]:
     """Merge defaults, an optional .env file and the environment (environment wins)."""
     merged = dict(DEFAULTS)
@@ -182,6 +218,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         log_level=_log_level(env["LOG_LEVEL"]),
         delivery_rate=_delivery_rate(env["DELIVERY_RATE"], _flag("ALLOW_PAID_BROADCAST", env["ALLOW_PAID_BROADCAST"])),
         allow_paid_broadcast=_flag("ALLOW_PAID_BROADCAST", env["ALLOW_PAID_BROADCAST"]),
+        clock_start=_clock_start(env["CLOCK_START"]),
+        lease_ttl_seconds=_seconds("LEASE_TTL_SECONDS", env["LEASE_TTL_SECONDS"], 1, 600),
     )
 
 

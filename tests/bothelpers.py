@@ -37,8 +37,8 @@ def demo_history() -> History:
     return load_directory(demo_root(), date(2025, 8, 1), date(2025, 12, 31))
 
 
-async def seed_demo(redis: Redis) -> None:
-    """Store the demo history in Redis as `fetch` would (one frame per source, table and date)."""
+async def seed_demo(redis: Redis, exclude: frozenset[tuple[str, date]] = frozenset()) -> None:
+    """Store the demo history in Redis as `fetch` would (one frame per source, table and date), except `exclude`."""
     store = FrameStore(redis)
     history = demo_history()
     grouped: dict[tuple[str, date], dict[str, object]] = {}
@@ -47,7 +47,8 @@ async def seed_demo(redis: Redis) -> None:
         for day, part in frame.groupby(frame[column].dt.date):
             grouped.setdefault((source, day), {})[table] = part.reset_index(drop=True)
     for (source, day), tables in grouped.items():
-        await store.put(source, tables, day)  # type: ignore[arg-type]
+        if (source, day) not in exclude:
+            await store.put(source, tables, day)  # type: ignore[arg-type]
 
 
 @asynccontextmanager

@@ -124,3 +124,23 @@ def alerts_by_day(day: date) -> str:
 def alerts_by_code(code: str) -> str:
     """ZSET fingerprint -> trade-date ordinal, per code (for /history)."""
     return f"{PREFIX}alerts:code:{code}"
+
+
+# ---- cycles ------------------------------------------------------------------------------------------------------
+# The content digest of the last fully processed (fetched, evaluated, routed) file of a source for a date. A cycle
+# whose digest matches does nothing; a crash between storing and routing leaves it unset, so the next run (or the
+# standby after a failover) finishes the work. Kept as long as frames.
+CYCLE_TTL_SECONDS = FRAME_TTL_SECONDS
+
+
+def cycle_done(source: str, day: date) -> str:
+    """STRING digest of the processed content of (source, day)."""
+    return f"{PREFIX}cycle:{source}:{day.isoformat()}"
+
+
+WINDOW_NOTICE_TTL_SECONDS = 14 * 24 * 3600  # admins are told once per (source, date) that a window passed empty
+
+
+def window_notice(source: str, day: date) -> str:
+    """Marker (SET NX) that the admins were told the file of (source, day) did not come in its windows."""
+    return f"{PREFIX}window-notice:{source}:{day.isoformat()}"

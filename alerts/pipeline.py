@@ -1,0 +1,122 @@
+"""One cycle for a source and date: fetch → parse → store → rules → alert log → route → outbox.
+
+Idempotent per (source, date): the digest of the processed content is recorded last, so re-running a cycle for
+the same file does nothing, a revised file is processed again (only new fingerprints reach anyone), and a cycle cut
+short by a crash is finished by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import httpx
+from redis.asyncio import Redis
+
+from alerts.alertlog import AlertLog
+from alerts.calendar import previous_sessions, schedule_for
+from alerts.errors import MalformedFile, NotPublishedYet, SourceError
+from alerts.history import load_store
+from alerts.ingest import ingest, urls_for
+from alerts.outbox import Outbox
+from alerts.routing import route
+from alerts.rules import RuleParams, evaluate, load_params
+from alerts.sources import get_source
+from alerts.store import keys
+from alerts.store.frames import FrameStore
+from alerts.subscriptions import SubscriptionStore
+from config.settings import Settings
+
+log = logging.getLogger("alerts.cycle")
+HISTORY_SESSIONS = 130  # ≥ the rules' longest lookback (120 sessions) plus room
+CONFLUENCE_SESSIONS = 6
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did, for the structured log line, metrics and the CLI."""
+
+    source: str
+    day: date
+    status: str  # processed | unchanged | not_published | malformed | failed
+    rows: int = 0
+    alerts: int = 0
+    new_alerts: int = 0
+    enqueued: int = 0
+    duration_s: float = 0.0
+    lag_s: float | None = None
+    error: str = ""
+    fingerprints: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """One key=value line per cycle."""
+        lag = "" if self.lag_s is None else f" lag_s={self.lag_s:.0f}"
+        error = f' error="{self.error[:300]}"' if self.error else ""
+        return (f"cycle source={self.source} date={self.day.isoformat()} status={self.status} rows={self.rows} "
+                f"alerts={self.alerts} new={self.new_alerts} enqueued={self.enqueued} "
+                f"duration_s={self.duration_s:.2f}{lag}{error}")
+
+
+async def is_done(redis: Redis, source: str, day: date) -> bool:
+    """True when a cycle for (source, day) completed (the scheduler stops polling that file)."""
+    return bool(await redis.exists(keys.cycle_done(source, day)))
+
+
+async def _digest(store: FrameStore, urls: list[str]) -> str:
+    states = [await store.fetch_state(url) for url in urls]
+    return hashlib.sha256("|".join(s.sha256 or "" for s in states).encode()).hexdigest()
+
+
+async def run_cycle(source_name: str, day: date, *, settings: Settings, client: httpx.AsyncClient, redis: Redis,
+                    now: datetime, params: RuleParams | None = None, backoff: float = 0.5) -> CycleReport:
+    """Run one cycle; never raises for source problems (they are in the report's status and error)."""
+    started = time.monotonic()
+    report = CycleReport(source_name, day, "processed")
+    source, store = get_source(source_name), FrameStore(redis)
+    try:
+        ingested = await ingest(source, day, settings=settings, client=client, store=store, now=now,
+                                backoff=backoff)
+        report.rows = ingested.rows.get("main", 0)
+    except SourceError as exc:
+        report.status = ("not_published" if isinstance(exc, NotPublishedYet)
+                         else "malformed" if isinstance(exc, MalformedFile) else "failed")
+        report.error = f"{type(exc).__name__}: {exc}"
+        return _finish(report, started, now)
+    digest = await _digest(store, urls_for(source, settings, day))
+    done = await redis.get(keys.cycle_done(source_name, day))
+    if done is not None and done.decode() == digest:
+        report.status = "unchanged"
+        return _finish(report, started, now)
+    await _evaluate_and_route(report, day, redis, store, now, params or load_params())
+    await redis.set(keys.cycle_done(source_name, day), digest, ex=keys.CYCLE_TTL_SECONDS)
+    return _finish(report, started, now)
+
+
+async def _evaluate_and_route(report: CycleReport, day: date, redis: Redis, store: FrameStore, now: datetime,
+                              params: RuleParams) -> None:
+    sessions = previous_sessions(day, HISTORY_SESSIONS)
+    history = await load_store(store, sessions[0], day)
+    alert_log = AlertLog(redis)
+    recent = await alert_log.recent(sessions[-CONFLUENCE_SESSIONS:])
+    evaluation = evaluate(history.context(day, recent_alerts=tuple(recent)), params)
+    alerts = list(evaluation.alerts)
+    report.alerts = len(alerts)
+    report.new_alerts = await alert_log.record(alerts)
+    report.fingerprints = [a.fingerprint for a in alerts]
+    routed = await route(alerts, SubscriptionStore(redis), Outbox(redis), now)
+    report.enqueued = routed.enqueued
+
+
+def _finish(report: CycleReport, started: float, now: datetime) -> CycleReport:
+    report.duration_s = time.monotonic() - started
+    try:
+        published = schedule_for(report.source).published_at(report.day)
+        report.lag_s = (now - published).total_seconds()
+    except KeyError:
+        report.lag_s = None
+    level = logging.WARNING if report.status in ("malformed", "failed") else logging.INFO
+    log.log(level, report.line())
+    return report

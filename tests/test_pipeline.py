@@ -1,0 +1,114 @@
+"""A cycle end to end: local origin → parse → Redis → rules → alert log → routing → outbox; idempotent."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from redis.asyncio import Redis
+
+from alerts.alertlog import AlertLog
+from alerts.calendar import HK_TZ
+from alerts.fetch import make_client
+from alerts.ingest import ingest
+from alerts.outbox import Outbox
+from alerts.pipeline import is_done, run_cycle
+from alerts.sources import get_source
+from alerts.store.frames import FrameStore
+from alerts.subscriptions import SubscriptionStore
+from bot.demo import demo_root
+from config.settings import Settings
+from tests.bothelpers import seed_demo
+from tests.origin import Origin
+
+DAY = date(2025, 11, 27)
+PATH = "/eng/stat/smstat/dayquot/d251127e.htm"
+NOW = datetime(2025, 11, 27, 18, 5, tzinfo=HK_TZ)
+CHAT = 42
+
+
+@pytest.fixture
+async def seeded(redis: Redis, origin: Origin) -> Redis:
+    await seed_demo(redis, exclude=frozenset({("hkex-quotes", DAY)}))
+    subs = SubscriptionStore(redis)
+    await subs.touch(CHAT)
+    await subs.watch(CHAT, ["00700"])
+    await subs.set_market(CHAT, True)
+    origin.add(PATH, (demo_root() / PATH.lstrip("/")).read_bytes(), etag='"q1"')
+    return redis
+
+
+async def _cycle(settings: Settings, redis: Redis) -> object:
+    async with make_client() as client:
+        return await run_cycle("hkex-quotes", DAY, settings=settings, client=client, redis=redis, now=NOW,
+                               backoff=0.01)
+
+
+async def test_cycle_fires_routes_and_is_idempotent(settings: Settings, seeded: Redis, origin: Origin) -> None:
+    first = await _cycle(settings, seeded)
+    assert first.status == "processed"
+    assert first.rows > 0 and first.enqueued == 1
+    assert first.lag_s == pytest.approx(5 * 60)
+    (item,) = await Outbox(seeded).claim(NOW, 10)
+    rules = sorted((a["rule"], a["code"]) for a in item.alerts)
+    assert rules == [("market_short_swing", "MARKET"), ("short_ratio_drop", "00700")]
+    assert await is_done(seeded, "hkex-quotes", DAY)
+    logged = await AlertLog(seeded).for_day(DAY)
+    assert {a.code for a in logged} >= {"00700", "09988", "MARKET"}
+
+    second = await _cycle(settings, seeded)
+    assert second.status == "unchanged" and second.enqueued == 0
+
+    # HKEX revises the file: data are replaced, the same alerts are not sent again.
+    route = origin.routes[PATH]
+    route.body = route.body.replace(b"DATE: 27 NOV 2025", b"DATE: 27 NOV 2025 ")
+    route.etag = '"q2"'
+    third = await _cycle(settings, seeded)
+    assert third.status == "processed" and third.new_alerts == 0 and third.enqueued == 0
+
+
+async def test_crash_between_store_and_route_is_finished_by_the_next_cycle(settings: Settings, seeded: Redis,
+                                                                           origin: Origin) -> None:
+    async with make_client() as client:  # the first process stored the file, then died before routing
+        await ingest(get_source("hkex-quotes"), DAY, settings=settings, client=client, store=FrameStore(seeded),
+                     now=NOW)
+    assert not await is_done(seeded, "hkex-quotes", DAY)
+    report = await _cycle(settings, seeded)
+    assert report.status == "processed" and report.enqueued == 1
+    assert await is_done(seeded, "hkex-quotes", DAY)
+
+
+async def test_missing_and_malformed_files(settings: Settings, seeded: Redis, origin: Origin) -> None:
+    del origin.routes[PATH]
+    missing = await _cycle(settings, seeded)
+    assert missing.status == "not_published" and "404" in missing.error
+    origin.add(PATH, b"<html><title>404 Not Found</title></html>")
+    broken = await _cycle(settings, seeded)
+    assert broken.status == "malformed"
+    assert not await is_done(seeded, "hkex-quotes", DAY)
+    assert await Outbox(seeded).pending() == 0
+    assert "status=malformed" in broken.line()
+
+
+async def test_poll_cli_runs_a_cycle_and_delivers(settings: Settings, seeded: Redis, origin: Origin,
+                                                  redis_url: str, tmp_path: object) -> None:
+    import asyncio
+
+    from tests.botapi import BotApi
+    from tests.bothelpers import TOKEN
+    from tests.test_cli import run_cli
+
+    with BotApi() as api:
+        env = {"HKEX_URL": origin.url, "REDIS_URL": redis_url, "TELEGRAM_BOT_TOKEN": TOKEN,
+               "TELEGRAM_API_URL": api.base_url, "CLOCK_START": "2025-11-27T18:05:00+08:00"}
+        result = await asyncio.to_thread(run_cli, "poll", "hkex-quotes", "--date", "2025-11-27", "--deliver",
+                                         env=env, cwd=tmp_path)  # type: ignore[arg-type]
+        assert result.returncode == 0, result.stderr
+        assert "cycle source=hkex-quotes date=2025-11-27 status=processed" in result.stdout
+        assert "delivered 1 message(s)" in result.stdout
+        (message,) = api.messages(CHAT)
+        assert "Short-selling ratio drop" in message["text"] and "Market-wide short selling swing" in message["text"]
+        again = await asyncio.to_thread(run_cli, "poll", "hkex-quotes", "--date", "2025-11-27", "--deliver",
+                                        env=env, cwd=tmp_path)  # type: ignore[arg-type]
+        assert "status=unchanged" in again.stdout and "delivered 0 message(s)" in again.stdout
+        assert len(api.messages(CHAT)) == 1
