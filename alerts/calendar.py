@@ -79,6 +79,15 @@ class Schedule:
     dates: str  # sessions | week_end
     publish_after_days: int
     publish_time: time
+    # Polling windows as local (start, end) times on the publication day; an end at or before its start is on
+    # the next day. Empty means one window from `publish_time` to midnight.
+    windows: tuple[tuple[time, time], ...] = ()
+    poll_seconds: int = 20
+    retry_days: int = 0  # the windows repeat on this many further calendar days ("retry until found")
+
+    def window_times(self) -> tuple[tuple[time, time], ...]:
+        """The configured windows, or one from `publish_time` to midnight when none are configured."""
+        return self.windows or ((self.publish_time, time(0)),)
 
     def has_file(self, day: date) -> bool:
         """True when the source publishes a file for `day`."""
@@ -121,15 +130,61 @@ def _schedule_table() -> dict[str, dict[str, object]]:
     return tomllib.loads(text)
 
 
-def schedule_for(source: str) -> Schedule:
-    """The publication schedule of a source, from config/sources.toml."""
-    row = _schedule_table()[source]
-    hour, minute = str(row["publish_time"]).split(":")
+def _clock(value: object, what: str) -> time:
+    text = str(value)
+    try:
+        hour, minute = text.split(":")
+        return time(int(hour), int(minute))
+    except ValueError as exc:
+        raise ValueError(f"{what}: expected HH:MM, got {text!r}") from exc
+
+
+def _windows(name: str, value: object) -> tuple[tuple[time, time], ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{name}: windows must be a non-empty list of [start, end] pairs")
+    out: list[tuple[time, time]] = []
+    for pair in value:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValueError(f"{name}: each window must be [\"HH:MM\", \"HH:MM\"], got {pair!r}")
+        start, end = _clock(pair[0], f"{name} window start"), _clock(pair[1], f"{name} window end")
+        if start == end:
+            raise ValueError(f"{name}: empty window {pair!r}")
+        out.append((start, end))
+    if [w[0] for w in out] != sorted(w[0] for w in out):
+        raise ValueError(f"{name}: windows must be listed in order of their start")
+    return tuple(out)
+
+
+def schedule_from_row(name: str, row: dict[str, object]) -> Schedule:
+    """Build a schedule from one sources.toml table (also lets tests inject a synthetic source)."""
+    windows = _windows(name, row["windows"]) if "windows" in row else ()
+    if "publish_time" in row:
+        publish_time = _clock(row["publish_time"], f"{name} publish_time")
+    elif windows:
+        publish_time = windows[0][0]
+    else:
+        raise ValueError(f"{name}: needs publish_time or windows")
+    if windows and windows[0][0] != publish_time:
+        # One truth for "when is it published": the rest of the code reports lag against publish_time.
+        raise ValueError(f"{name}: publish_time {publish_time:%H:%M} must equal the first window start "
+                         f"{windows[0][0]:%H:%M}")
+    poll_seconds = int(str(row.get("poll_seconds", 20)))
+    retry_days = int(str(row.get("retry_days", 0)))
+    if poll_seconds <= 0 or retry_days < 0:
+        raise ValueError(f"{name}: poll_seconds must be > 0 and retry_days >= 0")
     return Schedule(
-        source=source,
+        source=name,
         calendar=str(row["calendar"]),
         timezone=ZoneInfo(str(row["timezone"])),
         dates=str(row["dates"]),
         publish_after_days=int(str(row["publish_after_days"])),
-        publish_time=time(int(hour), int(minute)),
+        publish_time=publish_time,
+        windows=windows,
+        poll_seconds=poll_seconds,
+        retry_days=retry_days,
     )
+
+
+def schedule_for(source: str) -> Schedule:
+    """The publication schedule of a source, from config/sources.toml."""
+    return schedule_from_row(source, _schedule_table()[source])

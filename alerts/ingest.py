@@ -101,7 +101,9 @@ async def ingest(source: Source, day: date, *, settings: Settings, client: httpx
         for f in fresh:
             await store.save_fetch_state(f.url, f.state(), now)
     except SourceError as exc:
-        log.warning("%s %s failed: %s", source.name, day.isoformat(), exc)
+        # "Not published yet" is routine inside a publication window; real failures are warnings.
+        level = logging.INFO if isinstance(exc, NotPublishedYet) else logging.WARNING
+        log.log(level, "%s %s failed: %s", source.name, day.isoformat(), exc)
         await store.record_status(source.name, now, ok=False,
                                   detail={"date": day.isoformat(), "message": str(exc)[:500]})
         raise

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import signal
 from collections.abc import Callable
 from datetime import datetime
 from datetime import time as dtime
 from urllib.parse import urlsplit
 
+from redis.asyncio import Redis
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 from alerts.calendar import HK_TZ
+from alerts.lease import Lease
+from alerts.metrics import METRICS
 from alerts.routing import flush_digest
 from bot.delivery import DeliveryWorker, RateLimiter
 from bot.deps import Deps, deps
 from bot.handlers import DIGEST_TIME, menu, register
+from bot.health import HealthServer
+from bot.scheduler import Poller
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DRAIN_INTERVAL_SECONDS = 1.0
+POLL_TICK_SECONDS = 5.0  # the poller decides per (source, date) whether a fetch is due (default cadence 20 s)
 
 
 def file_base_url(api_url: str) -> str:
@@ -31,7 +40,7 @@ def file_base_url(api_url: str) -> str:
 
 
 def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTERVAL_SECONDS,
-                      clock: Callable[[], datetime] | None = None) -> Application:
+                      clock: Callable[[], datetime] | None = None, poll_sources: bool = False) -> Application:
     """Build the Application: HK timezone defaults, base URL from TELEGRAM_API_URL, handlers and jobs.
 
     `clock` sets the "today" of read-only commands (tests and replays point it at a past period).
@@ -49,8 +58,15 @@ def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTER
         await app.bot.set_my_commands(menu("en"))
         await app.bot.set_my_commands(menu("zh"), language_code="zh")
         if app.job_queue is not None:
+            # Deliberate APScheduler settings: one instance at a time, late ticks coalesced, never silently skipped.
             app.job_queue.run_repeating(drain_outbox, interval=drain_interval, first=0.1, name="drain-outbox",
                                         job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30})
+            if poll_sources:
+                app.bot_data["poller"] = Poller(settings, d.redis, d.http, clock,
+                                                on_processed=lambda _report: d.invalidate_view())
+                app.job_queue.run_repeating(poll_job, interval=POLL_TICK_SECONDS, first=0.5, name="poll-sources",
+                                            job_kwargs={"max_instances": 1, "coalesce": True,
+                                                        "misfire_grace_time": 3600})
             hour, minute = (int(x) for x in DIGEST_TIME.split(":"))
             app.job_queue.run_daily(send_digests, dtime(hour, minute, tzinfo=HK_TZ), name="digests",
                                     job_kwargs={"misfire_grace_time": 3600, "coalesce": True})
@@ -76,6 +92,13 @@ def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTER
     return app
 
 
+async def poll_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Job: run the cycles due now (publication windows and catch-up)."""
+    poller = context.bot_data["poller"]
+    assert isinstance(poller, Poller)
+    await poller.tick()
+
+
 async def drain_outbox(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Job: send what is due in the outbox."""
     worker = context.bot_data["worker"]
@@ -94,20 +117,93 @@ async def send_digests(context: ContextTypes.DEFAULT_TYPE) -> None:
             await flush_digest(d.subs, d.outbox, chat, now)
 
 
+ALLOWED_UPDATES = ["message", "channel_post", "callback_query"]
+
+
 def run(settings: Settings) -> None:
-    """Run the bot: long polling, or a webhook when WEBHOOK_URL is set (with PORT and WEBHOOK_SECRET)."""
-    app = build_application(settings)
-    webhook_url = os.environ.get("WEBHOOK_URL", "").strip()
-    if not webhook_url:
-        app.run_polling(allowed_updates=["message", "channel_post", "callback_query"], drop_pending_updates=False)
-        return
-    secret = os.environ.get("WEBHOOK_SECRET", "").strip()
-    if not secret:
-        raise SystemExit("configuration error: WEBHOOK_SECRET: is required with WEBHOOK_URL "
-                         "(Telegram sends it back so strangers cannot post updates)")
-    port = int(os.environ.get("PORT", "8443"))
-    # Serve the path Telegram will post to (the path of WEBHOOK_URL). PTB's webhook server answers 403 to
-    # requests without the matching X-Telegram-Bot-Api-Secret-Token header.
-    app.run_webhook(listen="0.0.0.0", port=port, url_path=urlsplit(webhook_url).path.strip("/"),  # noqa: S104
-                    webhook_url=webhook_url, secret_token=secret,
-                    allowed_updates=["message", "channel_post", "callback_query"])
+    """Run the bot until SIGTERM/SIGINT: as leader when it holds the Redis lease, else as a hot standby."""
+    asyncio.run(serve(settings))
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Standby until the lease is ours, then poll Telegram and the sources; step down if the lease is lost."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on the main thread (tests)
+            loop.add_signal_handler(signum, stop.set)
+    redis = Redis.from_url(settings.redis_url)
+    lease = Lease(redis, ttl_seconds=settings.lease_ttl_seconds)
+    health = await _start_health(settings, lease)
+    try:
+        while not stop.is_set():
+            log.info("standby: waiting for the leader lease (%s)", lease.owner)
+            if not await lease.wait_acquire(stop=stop):
+                break
+            METRICS.gauge("positioning_leader", "1 when this process holds the leader lease").set(1)
+            log.info("leader: lease acquired by %s", lease.owner)
+            lost = asyncio.Event()
+            await _lead(settings, lease, stop, lost)
+            METRICS.gauge("positioning_leader", "1 when this process holds the leader lease").set(0)
+            if not lost.is_set():
+                await lease.release()
+    finally:
+        if health is not None:
+            await health.stop()
+        await redis.aclose()
+
+
+async def _lead(settings: Settings, lease: Lease, stop: asyncio.Event, lost: asyncio.Event) -> None:
+    app = build_application(settings, poll_sources=True)
+    keeper = asyncio.create_task(lease.keep(lost, stop=stop))
+    await app.initialize()
+    try:
+        if app.post_init is not None:
+            await app.post_init(app)
+        webhook_url = os.environ.get("WEBHOOK_URL", "").strip()
+        if webhook_url:
+            secret = os.environ.get("WEBHOOK_SECRET", "").strip()
+            if not secret:
+                raise SystemExit("configuration error: WEBHOOK_SECRET: is required with WEBHOOK_URL "
+                                 "(Telegram sends it back so strangers cannot post updates)")
+            # Serve the path Telegram posts to (the path of WEBHOOK_URL); PTB answers 403 without the secret.
+            await app.updater.start_webhook(listen="0.0.0.0", port=int(os.environ.get("PORT", "8443")),  # noqa: S104
+                                            url_path=urlsplit(webhook_url).path.strip("/"), webhook_url=webhook_url,
+                                            secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+        else:
+            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        await app.start()
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        log.info("leader: %s", "lease lost, stepping down" if lost.is_set() else "stopping")
+        # Graceful: stop taking updates, let the running job (a send or a cycle) finish, then close clients.
+        await app.updater.stop()
+        await app.stop()
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        await app.shutdown()
+
+
+async def _start_health(settings: Settings, lease: Lease) -> HealthServer | None:
+    """Serve /healthz and /metrics on HEALTH_PORT, or on PORT when PORT is not taken by the webhook."""
+    port = os.environ.get("HEALTH_PORT") or ("" if os.environ.get("WEBHOOK_URL") else os.environ.get("PORT", ""))
+    if not port:
+        return None
+
+    async def check() -> tuple[bool, dict[str, object]]:
+        try:
+            holder = await lease.holder()
+        except Exception as exc:  # noqa: BLE001 - any Redis failure makes the process unhealthy
+            return False, {"reason": f"redis: {type(exc).__name__}"}
+        return True, {"leader": holder == lease.owner, "lease_holder": holder}
+
+    server = HealthServer(check, port=int(port))
+    await server.start()
+    log.info("health and metrics on port %s", server.port)
+    return server

@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("--date", type=_iso_date, help="file date YYYY-MM-DD (default: latest due)")
     po.add_argument("--deliver", action="store_true", help="also send what is in the outbox (needs the token)")
 
+    sub.add_parser("status", help="show data freshness per source, the leader and the outbox",
+                   description="Print, per source, the last successful fetch (file date, when, lag against the "
+                               "expected publication) and the last error; which process holds the leader lease; "
+                               "how many messages wait in the outbox and how many were dead-lettered.")
+
     sub.add_parser("run", help="run the Telegram bot (long polling; webhook when WEBHOOK_URL is set)",
                    description="Start the bot with TELEGRAM_BOT_TOKEN against TELEGRAM_API_URL. Long polling by "
                                "default; with WEBHOOK_URL (+ PORT, WEBHOOK_SECRET) it serves a webhook and rejects "
@@ -318,6 +323,42 @@ async def _poll(settings: Settings, sources: list[str], day: date | None, *, del
     return worst
 
 
+async def _status(settings: Settings) -> int:
+    """Print the operational status; exit 1 when Redis cannot be reached."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from alerts.calendar import HK_TZ, schedule_for
+    from alerts.lease import Lease
+    from alerts.outbox import Outbox
+    from alerts.store.frames import FrameStore
+
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        store = FrameStore(redis)
+        print(f"{'source':<22} {'last file':<11} {'fetched (HKT)':<17} {'lag':>8}  last error")
+        for name in SOURCES:
+            status = await store.status(name)
+            fetched = datetime.fromisoformat(status["ok_at"]).astimezone(HK_TZ) if "ok_at" in status else None
+            lag = ""
+            if fetched and status.get("ok_date"):
+                published = schedule_for(name).published_at(date.fromisoformat(status["ok_date"]))
+                lag = f"{(fetched - published).total_seconds() / 60:+.0f}m"
+            error = status.get("error_message", "") if status.get("error_at", "") > status.get("ok_at", "") else ""
+            print(f"{name:<22} {status.get('ok_date', 'never'):<11} "
+                  f"{fetched.strftime('%Y-%m-%d %H:%M') if fetched else '-':<17} {lag:>8}  {error[:100]}")
+        holder = await Lease(redis).holder()
+        outbox = Outbox(redis)
+        print(f"leader: {holder or 'none'}")
+        print(f"outbox: {await outbox.pending()} pending, {len(await outbox.dead())} dead-lettered")
+    except RedisError as exc:
+        print(f"error: cannot reach Redis: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await redis.aclose()
+    return EXIT_OK
+
+
 async def _deliver(settings: Settings, redis: object) -> int:
     """Drain the outbox to Telegram until nothing is due (at most two minutes)."""
     import time
@@ -364,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_fetch(args, settings)
     if args.command == "backfill":
         return cmd_backfill(args, settings)
+    if args.command == "status":
+        return asyncio.run(_status(settings))
     if args.command == "poll":
         return asyncio.run(_poll(settings, args.sources or list(SOURCES), args.date, deliver=args.deliver))
     if args.command == "run":

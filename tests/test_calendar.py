@@ -58,8 +58,8 @@ def test_week_end_is_thursday_before_good_friday() -> None:
         ("hkex-short", datetime(2025, 11, 24, 15, 59, tzinfo=HK_TZ), date(2025, 11, 21)),
         ("hkex-short", datetime(2025, 11, 24, 16, 0, tzinfo=HK_TZ), date(2025, 11, 24)),
         ("hkex-short", datetime(2025, 12, 26, 10, 0, tzinfo=HK_TZ), date(2025, 12, 24)),  # two holidays
-        ("hkex-southbound", datetime(2025, 11, 25, 7, 59, tzinfo=HK_TZ), date(2025, 11, 21)),
-        ("hkex-southbound", datetime(2025, 11, 25, 8, 0, tzinfo=HK_TZ), date(2025, 11, 24)),
+        ("hkex-southbound", datetime(2025, 11, 25, 5, 59, tzinfo=HK_TZ), date(2025, 11, 21)),
+        ("hkex-southbound", datetime(2025, 11, 25, 6, 0, tzinfo=HK_TZ), date(2025, 11, 24)),
         ("sfc-short-positions", datetime(2025, 11, 28, 9, 0, tzinfo=HK_TZ), date(2025, 11, 21)),
         ("sfc-short-positions", datetime(2025, 11, 28, 8, 59, tzinfo=HK_TZ), date(2025, 11, 14)),
         ("hkex-buybacks", datetime(2025, 11, 22, 12, 0, tzinfo=HK_TZ), date(2025, 11, 21)),

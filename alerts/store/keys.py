@@ -144,3 +144,16 @@ WINDOW_NOTICE_TTL_SECONDS = 14 * 24 * 3600  # admins are told once per (source, 
 def window_notice(source: str, day: date) -> str:
     """Marker (SET NX) that the admins were told the file of (source, day) did not come in its windows."""
     return f"{PREFIX}window-notice:{source}:{day.isoformat()}"
+
+
+# ---- leader lease ------------------------------------------------------------------------------------------------
+# Only one `positioning-bot run` process may schedule cycles and poll Telegram (two pollers fight over getUpdates and
+# two schedulers double the fetch load). The leader holds this key (value = its owner id) and renews it every ttl/3;
+# if it dies the key expires and the hot standby takes over within about one ttl. Defaults to 30 s
+# (settings.lease_ttl_seconds): long enough to ride out a Redis blip, short enough that a failover goes unnoticed.
+LEADER_LEASE_TTL_SECONDS = 30.0
+
+
+def leader_lease(name: str = "leader") -> str:
+    """STRING owner id of the process holding lease `name`, expiring unless renewed (SET NX PX / compare-and-renew)."""
+    return f"{PREFIX}lease:{name}"

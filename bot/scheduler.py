@@ -1,0 +1,116 @@
+"""Scheduled work of the active instance: poll sources in their publication windows, catch up, tell admins.
+
+The job ticks every few seconds; which (source, file date) pairs to poll is decided by `alerts.windows` from the
+injected clock, so the logic is tested without waiting. A (source, date) stops being polled once its cycle is done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import httpx
+from redis.asyncio import Redis
+
+from alerts.metrics import METRICS
+from alerts.outbox import Outbox, OutboxItem, item_id
+from alerts.pipeline import CycleReport, is_done, run_cycle
+from alerts.sources import SOURCES, get_source
+from alerts.store import keys
+from alerts.windows import active_dates, missed, poll_due, window_failed
+from bot.render import esc
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOOKBACK_SESSIONS = 5  # catch-up reaches this many file dates back after downtime
+CATCH_UP_EVERY = timedelta(minutes=10)  # outside its windows a missed file is retried this often
+
+
+@dataclass
+class Poller:
+    """Decides and runs the cycles due at a given instant; keeps the last poll time per (source, date)."""
+
+    settings: Settings
+    redis: Redis
+    client: httpx.AsyncClient
+    clock: Callable[[], datetime]
+    sources: tuple[str, ...] = tuple(SOURCES)
+    last_poll: dict[tuple[str, date], datetime] = field(default_factory=dict)
+    on_processed: Callable[[CycleReport], None] | None = None
+
+    async def tick(self) -> list[CycleReport]:
+        """Run every cycle due now (windows first, then catch-up), oldest date first per source."""
+        now = self.clock()
+        reports = []
+        for source in self.sources:
+            for day in await self._due(source, now):
+                self.last_poll[(source, day)] = now
+                report = await run_cycle(source, day, settings=self.settings, client=self.client,
+                                         redis=self.redis, now=now)
+                self._count(report)
+                reports.append(report)
+                if report.status == "processed" and self.on_processed is not None:
+                    self.on_processed(report)
+                if report.status == "malformed":
+                    await self._tell_admins_once(source, day, f"⚠️ {esc(source)} {day.isoformat()}: the file did "
+                                                 f"not parse — has the format changed?\n<code>{esc(report.error[:400])}</code>")
+            await self._window_notices(source, now)
+        return reports
+
+    async def _done_dates(self, source: str, candidates: list[date]) -> set[date]:
+        return {d for d in candidates if await is_done(self.redis, source, d)}
+
+    def _candidates(self, source: str, now: datetime) -> list[date]:
+        if not get_source(source).history:
+            # Today-only pages cannot be caught up: only the dates whose window is open now are worth a fetch.
+            return active_dates(source, now)
+        return missed(source, now, lambda _d: False, lookback_sessions=LOOKBACK_SESSIONS)
+
+    async def _due(self, source: str, now: datetime) -> list[date]:
+        candidates = self._candidates(source, now)
+        done = await self._done_dates(source, candidates)
+        due = []
+        for day in candidates:
+            if day in done:
+                continue
+            last = self.last_poll.get((source, day))
+            in_window = poll_due(source, now, last)
+            catching_up = last is None or now - last >= CATCH_UP_EVERY
+            if in_window or catching_up:
+                due.append(day)
+        return due
+
+    async def _window_notices(self, source: str, now: datetime) -> None:
+        candidates = missed(source, now, lambda _d: False, lookback_sessions=LOOKBACK_SESSIONS)
+        if not get_source(source).history:
+            candidates = candidates[-1:]  # a today-only page can only be missing today
+        done = await self._done_dates(source, candidates)
+        for day in candidates:
+            if window_failed(source, day, now, day in done):
+                await self._tell_admins_once(source, day, f"⏰ {esc(source)} {day.isoformat()}: no file by the end "
+                                             "of its publication window; still retrying.")
+
+    async def _tell_admins_once(self, source: str, day: date, text: str) -> None:
+        if not await self.redis.set(keys.window_notice(source, day), "1", nx=True,
+                                    ex=keys.WINDOW_NOTICE_TTL_SECONDS):
+            return
+        log.warning("admin notice: %s", text)
+        outbox = Outbox(self.redis)
+        for admin in self.settings.admin_chat_ids:
+            await outbox.put(OutboxItem(id=item_id(admin, "text", [source, day.isoformat(), "notice"]),
+                                        chat_id=admin, kind="text", text=text), self.clock())
+
+    @staticmethod
+    def _count(report: CycleReport) -> None:
+        METRICS.counter("positioning_cycles_total", "Cycles run, by source and outcome",
+                        labels={"source": report.source, "status": report.status}).inc()
+        METRICS.counter("positioning_alerts_total", "Alerts fired by cycles (new fingerprints)",
+                        labels={"source": report.source}).inc(report.new_alerts)
+        METRICS.gauge("positioning_cycle_seconds", "Duration of the last cycle",
+                      labels={"source": report.source}).set(report.duration_s)
+        if report.status == "processed" and report.lag_s is not None:
+            METRICS.gauge("positioning_publication_lag_seconds", "Processed time minus expected publication",
+                          labels={"source": report.source}).set(report.lag_s)
