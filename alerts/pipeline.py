@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 import httpx
@@ -102,7 +102,8 @@ async def _evaluate_and_route(report: CycleReport, day: date, redis: Redis, stor
     alert_log = AlertLog(redis)
     recent = await alert_log.recent(sessions[-CONFLUENCE_SESSIONS:])
     evaluation = evaluate(history.context(day, recent_alerts=tuple(recent)), params)
-    alerts = list(evaluation.alerts)
+    # Live, the publication time is when we saw the file (the schedule's time is only the earliest expected).
+    alerts = [replace(a, published_at=now) for a in evaluation.alerts]
     report.alerts = len(alerts)
     report.new_alerts = await alert_log.record(alerts)
     report.fingerprints = [a.fingerprint for a in alerts]

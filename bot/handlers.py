@@ -121,7 +121,7 @@ def command(impl: Impl, *, admin: bool = False) -> Callable[[Update, ContextType
         if message is None or chat is None:
             return
         d = deps(context)
-        now = datetime.now(HK_TZ)
+        now = d.clock()
         count = await d.subs.count_command(chat.id, now)
         if count > COMMANDS_PER_MINUTE:
             if count == COMMANDS_PER_MINUTE + 1:  # say it once, then stay silent for the rest of the minute
@@ -380,7 +380,7 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if match is None or chat_id == 0:
         await query.answer(t(settings.lang, "button_expired"))
         return
-    now = datetime.now(HK_TZ)
+    now = d.clock()
     if match.group(1) == "card":
         await query.answer()
         reply = answer(await d.view(), "card", [match.group(2)])
@@ -447,7 +447,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or chat is None or chat.type != "private" or not message.text:
         return
     d = deps(context)
-    now = datetime.now(HK_TZ)
+    now = d.clock()
     if await d.subs.count_command(chat.id, now) > COMMANDS_PER_MINUTE:
         return
     settings = await d.subs.settings(chat.id)
@@ -467,7 +467,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     d = context.bot_data.get("deps")
     if not isinstance(d, Deps):
         return
-    now = datetime.now(HK_TZ)
+    now = d.clock()
     summary = f"{type(context.error).__name__}: {context.error}"[:400]
     stamp = hashlib.sha256(f"{summary}|{now:%Y%m%d%H%M}".encode()).hexdigest()[:12]
     for admin in d.settings.admin_chat_ids:

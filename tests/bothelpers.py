@@ -55,8 +55,9 @@ async def seed_demo(redis: Redis, exclude: frozenset[tuple[str, date]] = frozens
 async def running_bot(api: BotApi, redis_url: str, *, clock: Callable[[], datetime] | None = None,
                       drain_interval: float = 0.2) -> AsyncIterator[Application]:
     """Start the real Application with long polling against the stand-in; stop it cleanly afterwards."""
+    offset = DEMO_NOW - datetime.now(HK_TZ)  # the demo's evening, advancing in real time
     app = build_application(bot_settings(api, redis_url), drain_interval=drain_interval,
-                            clock=clock or (lambda: DEMO_NOW))
+                            clock=clock or (lambda: datetime.now(HK_TZ) + offset))
     await app.initialize()
     assert app.post_init is not None
     await app.post_init(app)

@@ -38,8 +38,8 @@ async def _holder(redis: Redis) -> str | None:
     return raw.decode() if raw else None
 
 
-async def _until(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def _until(predicate: object, limit: float, what: str) -> None:
+    deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         result = predicate()  # type: ignore[operator]
         if asyncio.iscoroutine(result):

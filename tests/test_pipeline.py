@@ -48,7 +48,7 @@ async def test_cycle_fires_routes_and_is_idempotent(settings: Settings, seeded: 
     first = await _cycle(settings, seeded)
     assert first.status == "processed"
     assert first.rows > 0 and first.enqueued == 1
-    assert first.lag_s == pytest.approx(5 * 60)
+    assert first.lag_s == pytest.approx(35 * 60)  # published expected from 17:30 HKT
     (item,) = await Outbox(seeded).claim(NOW, 10)
     rules = sorted((a["rule"], a["code"]) for a in item.alerts)
     assert rules == [("market_short_swing", "MARKET"), ("short_ratio_drop", "00700")]

@@ -392,6 +392,12 @@ def test_naive_datetimes_are_rejected(call) -> None:
         call()
 
 
+def test_no_window_within_the_calendar_is_a_lookup_error() -> None:
+    # exchange_calendars' XHKG starts about 20 years back, so 1990 has no sessions for 800 days.
+    with pytest.raises(LookupError, match="no window"):
+        next_window_start("hkex-short", hk(1990, 1, 1))
+
+
 def test_schedule_for_another_source_is_rejected() -> None:
     with pytest.raises(ValueError, match="finra-like"):
         windows_for("hkex-short", date(2025, 11, 24), schedule=FINRA_LIKE)

@@ -102,7 +102,7 @@ def test_real_report_of_16_march_2017() -> None:
         Fact("ytd_pct_of_issued", 1.91, "%"),
     )
     assert alerts[0].links == ("https://www.hkexnews.hk/reports/sharerepur/documents/SRRPT20170316.xls",)
-    assert alerts[0].published_at == datetime(2017, 3, 16, 9, 0, tzinfo=ZoneInfo("Asia/Hong_Kong"))
+    assert alerts[0].published_at == datetime(2017, 3, 16, 6, 0, tzinfo=ZoneInfo("Asia/Hong_Kong"))
 
 
 def run_frame(report: Any, day: date) -> list:

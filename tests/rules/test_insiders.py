@@ -93,7 +93,7 @@ def test_seed_lei_jun_just_under_40() -> None:
     )
     assert lei.links == ("https://di.hkex.com.hk/di/summary/DSM20251126C2.htm",)
     assert alerts[1].links == ("https://di.hkex.com.hk/di/summary/DSM20251126C1.htm",)
-    assert lei.published_at == datetime(2025, 11, 26, 19, 0, tzinfo=ZoneInfo("Asia/Hong_Kong"))
+    assert lei.published_at == datetime(2025, 11, 26, 17, 0, tzinfo=ZoneInfo("Asia/Hong_Kong"))
 
 
 def di_row(price: float | None = 38.58, **changes: Any) -> dict[str, Any]:

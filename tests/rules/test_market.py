@@ -42,7 +42,7 @@ def test_seed_case_minus_37_7_pct() -> None:
         Fact("reference_stocks_shorted", 840, "stocks"),
     )
     assert alert.links == ("https://www.hkex.com.hk/eng/stat/smstat/dayquot/d251127e.htm",)
-    assert alert.published_at == datetime(2025, 11, 27, 18, 0, tzinfo=ZoneInfo("Asia/Hong_Kong"))
+    assert alert.published_at == datetime(2025, 11, 27, 17, 30, tzinfo=ZoneInfo("Asia/Hong_Kong"))
 
 
 FIVE = sessions_before(DAY, 5)  # 20, 21, 24, 25, 26 Nov

@@ -98,7 +98,7 @@ def test_spike_alert_in_full() -> None:
                Fact("z", 3.21, "σ"), Fact("percentile", 95.0, "%"), Fact("window", 60, "sessions"),
                Fact("short_value", 25_000_000.0, "HKD"), Fact("turnover", 100_000_000.0, "HKD")),
         links=("https://www.hkex.com.hk/eng/stat/smstat/dayquot/d251127e.htm",),
-        published_at=datetime(2025, 11, 27, 18, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")),
+        published_at=datetime(2025, 11, 27, 17, 30, tzinfo=ZoneInfo("Asia/Hong_Kong")),
         identity="",
     )
 

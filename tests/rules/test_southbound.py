@@ -79,7 +79,7 @@ def test_alert_in_full() -> None:
         Fact("compared_date", "2025-11-26", "date"), Fact("shares", 20_350_000, "shares"),
     )
     assert alert.links == ("https://www3.hkexnews.hk/sdw/search/mutualmarket.aspx?t=hk",)
-    assert alert.published_at == datetime(2025, 11, 28, 8, 0, tzinfo=ZoneInfo("Asia/Hong_Kong"))
+    assert alert.published_at == datetime(2025, 11, 28, 6, 0, tzinfo=ZoneInfo("Asia/Hong_Kong"))
 
 
 def test_previous_date_is_the_last_one_in_the_data() -> None:

@@ -1,0 +1,111 @@
+"""Publication → push latency: a file appears on a local origin, how long until the alert reaches the Bot API?
+
+Runs the real bot (scheduler, cycle, routing, outbox, delivery) in-process against a local data origin and the
+Bot API stand-in, with a private redis-server, the default polling cadence, and the clock set inside the
+daily quotations window. For each sample the file is published at a random moment and the time until the
+stand-in receives the alert message is recorded. Prints one table. Usage: python bench/bench_latency.py [N]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime
+from pathlib import Path
+
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from redis.asyncio import Redis  # noqa: E402
+
+from alerts.calendar import HK_TZ  # noqa: E402
+from alerts.subscriptions import SubscriptionStore  # noqa: E402
+from bot.app import build_application  # noqa: E402
+from bot.demo import demo_root  # noqa: E402
+from config.settings import load_settings  # noqa: E402
+from tests.botapi import BotApi  # noqa: E402
+from tests.bothelpers import TOKEN, seed_demo  # noqa: E402
+from tests.origin import Origin  # noqa: E402
+
+DAY = date(2025, 11, 27)
+PATH = "/eng/stat/smstat/dayquot/d251127e.htm"
+CHAT = 42
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def one_sample(redis_url: str, origin: Origin, api: BotApi, delay_s: float) -> float:
+    """Start the bot, publish the file after `delay_s`, return seconds from publication to the message."""
+    redis = Redis.from_url(redis_url)
+    await redis.flushdb()
+    await seed_demo(redis, exclude=frozenset({("hkex-quotes", DAY)}))
+    for earlier in ("2025-11-20", "2025-11-21", "2025-11-24", "2025-11-25", "2025-11-26"):
+        await redis.set(f"pb:cycle:hkex-quotes:{earlier}", "done")
+    subs = SubscriptionStore(redis)
+    await subs.touch(CHAT)
+    await subs.watch(CHAT, ["00700"])
+    origin.routes.pop(PATH, None)
+    settings = load_settings({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": api.base_url, "REDIS_URL": redis_url,
+                              "HKEX_URL": origin.url, "HKEXNEWS_URL": origin.url, "SFC_URL": origin.url,
+                              "HKEX_DI_URL": origin.url}, env_file=None)
+    start = datetime(2025, 11, 27, 17, 45, tzinfo=HK_TZ)
+    offset = start - datetime.now(HK_TZ)
+    app = build_application(settings, clock=lambda: datetime.now(HK_TZ) + offset, poll_sources=True)
+    before = len(api.messages(CHAT))
+    await app.initialize()
+    await app.post_init(app)  # type: ignore[misc]
+    await app.start()
+    try:
+        await asyncio.sleep(delay_s)
+        origin.add(PATH, (demo_root() / PATH.lstrip("/")).read_bytes())
+        published = time.monotonic()
+        while len(api.messages(CHAT)) == before:
+            if time.monotonic() - published > 120:
+                raise RuntimeError("no message within 120 s")
+            await asyncio.sleep(0.05)
+        return time.monotonic() - published
+    finally:
+        await app.stop()
+        await app.post_shutdown(app)  # type: ignore[misc]
+        await app.shutdown()
+        await redis.aclose()
+
+
+async def main(samples: int) -> None:
+    folder = tempfile.mkdtemp()
+    port = _free_port()
+    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "",  # noqa: ASYNC220 - once, before any timed work
+                               "--appendonly", "no", "--dir", folder], stdout=subprocess.DEVNULL)
+    await asyncio.sleep(0.5)
+    rng = random.Random(7)
+    latencies = []
+    try:
+        with Origin() as origin, BotApi() as api:
+            for i in range(samples):
+                delay = rng.uniform(1.0, 25.0)
+                latency = await one_sample(f"redis://127.0.0.1:{port}/0", origin, api, delay)
+                latencies.append(latency)
+                print(f"sample {i + 1:>2}: published {delay:5.1f} s after start → pushed after {latency:5.1f} s",
+                      flush=True)
+    finally:
+        server.terminate()
+    ordered = sorted(latencies)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    print(f"publication → push over {samples} samples: median {statistics.median(latencies):.1f} s, "
+          f"p95 {p95:.1f} s, max {max(latencies):.1f} s (target p95 ≤ 30 s; cadence 20 s inside the window)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 10))

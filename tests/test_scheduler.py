@@ -1,0 +1,121 @@
+"""The poller job as a plain coroutine with an injected clock: windows, cadence, catch-up, admin notices."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from alerts.calendar import HK_TZ
+from alerts.fetch import make_client
+from alerts.outbox import Outbox
+from alerts.pipeline import is_done
+from bot.demo import demo_root
+from bot.scheduler import Poller
+from config.settings import Settings, load_settings
+from tests.bothelpers import seed_demo
+from tests.origin import Origin
+
+ADMIN = 7
+
+
+def _path(day: date) -> str:
+    return f"/eng/stat/smstat/dayquot/d{day:%y%m%d}e.htm"
+
+
+def _serve(origin: Origin, day: date) -> None:
+    origin.add(_path(day), (demo_root() / _path(day).lstrip("/")).read_bytes())
+
+
+def _hits(origin: Origin, day: date) -> int:
+    return sum(1 for r in origin.requests if r.path == _path(day))
+
+
+@pytest.fixture
+def admin_settings(origin: Origin, redis_url: str) -> Settings:
+    return load_settings({"HKEX_URL": origin.url, "REDIS_URL": redis_url, "ADMIN_CHAT_IDS": str(ADMIN)},
+                         env_file=None)
+
+
+async def _poller(settings: Settings, redis: Redis, clock: list[datetime]) -> Poller:
+    return Poller(settings, redis, make_client(), lambda: clock[0], sources=("hkex-quotes",))
+
+
+async def test_window_cadence_and_stop_when_in(admin_settings: Settings, redis: Redis, origin: Origin) -> None:
+    day = date(2025, 11, 27)
+    excluded = frozenset(("hkex-quotes", d) for d in (date(2025, 11, 20), date(2025, 11, 21), date(2025, 11, 24),
+                                                        date(2025, 11, 25), date(2025, 11, 26), day))
+    await seed_demo(redis, exclude=excluded)
+    for earlier in (date(2025, 11, 20), date(2025, 11, 21), date(2025, 11, 24), date(2025, 11, 25),
+                    date(2025, 11, 26)):
+        await redis.set(f"pb:cycle:hkex-quotes:{earlier.isoformat()}", "done")  # processed before
+    clock = [datetime(2025, 11, 27, 17, 0, tzinfo=HK_TZ)]
+    poller = await _poller(admin_settings, redis, clock)
+    async with poller.client:
+        assert await poller.tick() == []  # before the 17:30 window: nothing to fetch
+        clock[0] = datetime(2025, 11, 27, 17, 30, tzinfo=HK_TZ)
+        (report,) = await poller.tick()
+        assert (report.day, report.status) == (day, "not_published")
+        clock[0] += timedelta(seconds=10)
+        assert await poller.tick() == []  # cadence: 20 s
+        _serve(origin, day)
+        clock[0] += timedelta(seconds=11)
+        (report,) = await poller.tick()
+        assert report.status == "processed"
+        assert await is_done(redis, "hkex-quotes", day)
+        clock[0] += timedelta(minutes=5)
+        assert await poller.tick() == []  # the day's file is in: stop polling it
+        assert _hits(origin, day) == 2
+
+
+async def test_catch_up_after_downtime_oldest_first(admin_settings: Settings, redis: Redis, origin: Origin) -> None:
+    missing = [date(2025, 11, 24), date(2025, 11, 25), date(2025, 11, 26)]
+    await seed_demo(redis, exclude=frozenset(("hkex-quotes", d) for d in missing))
+    for done in (date(2025, 11, 20), date(2025, 11, 21)):
+        await redis.set(f"pb:cycle:hkex-quotes:{done.isoformat()}", "done")
+    for day in missing:
+        _serve(origin, day)
+    clock = [datetime(2025, 11, 27, 9, 0, tzinfo=HK_TZ)]  # restarted in the morning; 11-27 not due yet
+    poller = await _poller(admin_settings, redis, clock)
+    async with poller.client:
+        reports = await poller.tick()
+    assert [(r.day, r.status) for r in reports] == [(d, "processed") for d in missing]
+    for day in missing:
+        assert await is_done(redis, "hkex-quotes", day)
+
+
+async def test_empty_window_tells_admins_once(admin_settings: Settings, redis: Redis, origin: Origin) -> None:
+    day = date(2025, 11, 27)
+    for earlier in (date(2025, 11, 20), date(2025, 11, 21), date(2025, 11, 24), date(2025, 11, 25),
+                    date(2025, 11, 26)):
+        await redis.set(f"pb:cycle:hkex-quotes:{earlier.isoformat()}", "done")
+    clock = [datetime(2025, 11, 27, 23, 29, tzinfo=HK_TZ)]
+    poller = await _poller(admin_settings, redis, clock)
+    outbox = Outbox(redis)
+    async with poller.client:
+        await poller.tick()
+        assert await outbox.pending() == 0  # the window is still open
+        clock[0] = datetime(2025, 11, 27, 23, 31, tzinfo=HK_TZ)
+        await poller.tick()
+        clock[0] += timedelta(minutes=11)
+        await poller.tick()
+    items = await outbox.claim(clock[0], 10)
+    assert [(i.chat_id, "no file by the end" in i.text) for i in items] == [(ADMIN, True)]
+    assert day.isoformat() in items[0].text
+
+
+async def test_changed_format_tells_admins(admin_settings: Settings, redis: Redis, origin: Origin) -> None:
+    day = date(2025, 11, 27)
+    for earlier in (date(2025, 11, 20), date(2025, 11, 21), date(2025, 11, 24), date(2025, 11, 25),
+                    date(2025, 11, 26)):
+        await redis.set(f"pb:cycle:hkex-quotes:{earlier.isoformat()}", "done")
+    origin.add(_path(day), b"<html><body><pre>NEW LAYOUT 2025</pre></body></html>")
+    clock = [datetime(2025, 11, 27, 18, 0, tzinfo=HK_TZ)]
+    poller = await _poller(admin_settings, redis, clock)
+    async with poller.client:
+        (report,) = await poller.tick()
+    assert report.status == "malformed"
+    (item,) = await Outbox(redis).claim(clock[0], 10)
+    assert "format changed" in item.text and item.chat_id == ADMIN
+    assert not await is_done(redis, "hkex-quotes", day)
