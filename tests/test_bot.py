@@ -344,7 +344,7 @@ async def test_admin_commands(app: Application, api: BotApi) -> None:
     await _say(api, OTHER, "/start", 1)
     api.push_message(ADMIN, "/broadcast Maintenance <tonight> & tomorrow")
     # The reply and the broadcast itself (the admin chat is active too) may arrive in either order.
-    await api.until(lambda: any("Queued for 2 chats" in t for t in api.texts(ADMIN)), timeout=10)
+    await api.until(lambda: any("Queued for 3 chats" in t for t in api.texts(ADMIN)), timeout=10)  # USER, OTHER, ADMIN
     other = await api.await_sent(2, chat_id=OTHER, timeout=10)
     assert "Maintenance &lt;tonight&gt; &amp; tomorrow" in other[1]["text"]
 
