@@ -12,6 +12,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -66,9 +67,17 @@ async def test_standby_finishes_the_cycle_after_sigkill(redis: Redis, redis_url:
                "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": api.base_url, "REDIS_URL": redis_url,
                "CLOCK_START": "2025-11-27T18:00:30+08:00", "LEASE_TTL_SECONDS": "3", "LOG_LEVEL": "INFO",
                **{n: origin.url for n in ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL")}}
-        first = _start(env, tmp_path / "a.log")
+        from tests.conftest import _free_port
+
+        health_port = _free_port()
+        first = _start({**env, "HEALTH_PORT": str(health_port)}, tmp_path / "a.log")
         try:
             await _until(lambda: _holder(redis), 30, "a leader")
+            async with httpx.AsyncClient() as http:
+                health = await http.get(f"http://127.0.0.1:{health_port}/healthz")
+                metrics = await http.get(f"http://127.0.0.1:{health_port}/metrics")
+            assert health.status_code == 200 and health.json()["leader"] is True
+            assert "positioning_leader 1" in metrics.text
             second = _start(env, tmp_path / "b.log")
             try:
                 leader = await _holder(redis)
