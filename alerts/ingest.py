@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -13,7 +14,7 @@ from alerts.errors import MalformedFile, NotAvailable, NotPublishedYet, SourceEr
 from alerts.fetch import Fetched, fetch
 from alerts.sources.base import Source
 from alerts.sources.common import conform
-from alerts.store.frames import FetchState, FrameStore
+from alerts.store.frames import FetchState, FrameStore, dump_frame
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ async def _fetch_for_date(source: Source, client: httpx.AsyncClient, url: str, d
 async def ingest(source: Source, day: date, *, settings: Settings, client: httpx.AsyncClient,
                  store: FrameStore, now: datetime, backoff: float = 0.5) -> IngestReport:
     """Fetch, parse and store one source's file(s) for `day`; raise a SourceError and store nothing on failure."""
+    if source.fetch_day is not None:
+        return await _ingest_assembled(source, day, settings=settings, client=client, store=store, now=now)
     urls = urls_for(source, settings, day)
     have_data = bool(await store.dates(source.name, "main", day, day))
     states = {url: (await store.fetch_state(url)) if have_data else None for url in urls}
@@ -112,6 +115,33 @@ async def ingest(source: Source, day: date, *, settings: Settings, client: httpx
                               detail={"date": day.isoformat(), "rows": str(rows.get("main", 0))})
     log.info("%s %s stored %s", source.name, day.isoformat(), rows)
     return IngestReport(source.name, day, "stored", rows, tuple(urls))
+
+
+async def _ingest_assembled(source: Source, day: date, *, settings: Settings, client: httpx.AsyncClient,
+                            store: FrameStore, now: datetime) -> IngestReport:
+    """A day built from many files: fetch it whole, store it when its content changed (digest of the frames)."""
+    assert source.fetch_day is not None
+    key = urls_for(source, settings, day)[0]  # the day's entry point (e.g. the EDGAR daily index) names its state
+    try:
+        tables = await source.fetch_day(client, settings, day)
+        for name, table in source.tables.items():
+            if list(tables[name].columns) != list(table.schema):
+                raise MalformedFile(f"{source.name}.{name}: columns differ from schema", source=source.name, url=key)
+    except SourceError as exc:
+        exc.source, exc.url = exc.source or source.name, exc.url or key
+        level = logging.INFO if isinstance(exc, NotPublishedYet) else logging.WARNING
+        log.log(level, "%s %s failed: %s", source.name, day.isoformat(), exc)
+        await store.record_status(source.name, now, ok=False,
+                                  detail={"date": day.isoformat(), "message": str(exc)[:500]})
+        raise
+    digest = hashlib.sha256(b"".join(dump_frame(tables[name]) for name in sorted(tables))).hexdigest()
+    if (await store.fetch_state(key)).sha256 == digest:
+        return IngestReport(source.name, day, "unchanged", urls=(key,))
+    await store.put(source.name, tables, day)
+    await store.save_fetch_state(key, FetchState(sha256=digest), now)
+    rows = {name: len(frame) for name, frame in tables.items()}
+    await store.record_status(source.name, now, ok=True, detail={"date": day.isoformat(), "rows": str(rows["main"])})
+    return IngestReport(source.name, day, "stored", rows, (key,))
 
 
 def _combine(source: Source, parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import httpx
 from redis.asyncio import Redis
@@ -19,12 +19,14 @@ from redis.asyncio import Redis
 from alerts.alertlog import AlertLog
 from alerts.calendar import previous_sessions, schedule_for
 from alerts.errors import MalformedFile, NotPublishedYet, SourceError
-from alerts.history import load_store
+from alerts.history import FEEDS, load_store
 from alerts.ingest import ingest, urls_for
+from alerts.model import Alert
 from alerts.outbox import Outbox
 from alerts.routing import route
-from alerts.rules import RuleParams, evaluate, load_params
+from alerts.rules import RuleContext, RuleParams, evaluate, load_params
 from alerts.sources import get_source
+from alerts.sources.common import empty_frame
 from alerts.store import keys
 from alerts.store.frames import FrameStore
 from alerts.subscriptions import SubscriptionStore
@@ -97,18 +99,51 @@ async def run_cycle(source_name: str, day: date, *, settings: Settings, client: 
 
 async def _evaluate_and_route(report: CycleReport, day: date, redis: Redis, store: FrameStore, now: datetime,
                               params: RuleParams) -> None:
-    sessions = previous_sessions(day, HISTORY_SESSIONS)
-    history = await load_store(store, sessions[0], day)
     alert_log = AlertLog(redis)
-    recent = await alert_log.recent(sessions[-CONFLUENCE_SESSIONS:])
-    evaluation = evaluate(history.context(day, recent_alerts=tuple(recent)), params)
+    if get_source(report.source).calendar == "XNYS":
+        found = await _us_alerts(report.source, day, store, alert_log, params)
+    else:
+        sessions = previous_sessions(day, HISTORY_SESSIONS)
+        history = await load_store(store, sessions[0], day)
+        recent = await alert_log.recent(sessions[-CONFLUENCE_SESSIONS:])
+        found = list(evaluate(history.context(day, recent_alerts=tuple(recent)), params).alerts)
     # Live, the publication time is when we saw the file (the schedule's time is only the earliest expected).
-    alerts = [replace(a, published_at=now) for a in evaluation.alerts]
+    alerts = [replace(a, published_at=now) for a in found]
     report.alerts = len(alerts)
     report.new_alerts = await alert_log.record(alerts)
     report.fingerprints = [a.fingerprint for a in alerts]
     routed = await route(alerts, SubscriptionStore(redis), Outbox(redis), now)
     report.enqueued = routed.enqueued
+
+
+async def _us_alerts(source: str, day: date, store: FrameStore, alert_log: AlertLog,
+                     params: RuleParams) -> list[Alert]:
+    """US rules for a FINRA day or a day of Form 4 filings, plus confluence over recent US alerts."""
+    from alerts.rules.confluence import evaluate_confluence
+    from alerts.rules.us_insiders import ClusterParams, evaluate_insider_cluster, evaluate_us_round_number
+    from alerts.rules.us_short_volume import evaluate_us_short_volume
+
+    sessions = previous_sessions(day, HISTORY_SESSIONS, calendar="XNYS")
+    schema = get_source(source).schema
+    if source == "finra-short-volume":
+        history = await store.load_range(source, schema, sessions[0], day)
+        alerts, _notes = evaluate_us_short_volume(history, day, params)
+    else:
+        history = await store.load_range(source, schema, day - timedelta(days=14), day)
+        today = await store.get(source, "main", day, schema)
+        today = today if today is not None else history.iloc[0:0]
+        alerts = evaluate_us_round_number(today, params)
+        alerts += evaluate_insider_cluster(history, today, day, ClusterParams())
+    recent = [a for a in await alert_log.recent(sessions[-CONFLUENCE_SESSIONS:]) if a.market == "US"]
+    context = _empty_context(day, tuple(recent))
+    alerts += [replace(a, market="US") for a in evaluate_confluence(context, params, today=tuple(alerts))[0]]
+    return alerts
+
+
+def _empty_context(day: date, recent: tuple[Alert, ...]) -> RuleContext:
+    """A rule context with no HK data: confluence only looks at alerts."""
+    frames = {name: empty_frame(get_source(src).tables[table].schema) for name, (src, table, _) in FEEDS.items()}
+    return RuleContext(day=day, recent_alerts=recent, **frames)
 
 
 def _finish(report: CycleReport, started: float, now: datetime) -> CycleReport:

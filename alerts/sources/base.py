@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import pandas as pd
 
@@ -12,6 +13,8 @@ from alerts.errors import MalformedFile
 from alerts.sources.common import conform
 
 Parser = Callable[[bytes], pd.DataFrame]
+# (client, settings, day) -> tables; typed loosely here so sources do not import httpx or config.
+DayFetcher = Callable[[Any, Any, date], Awaitable[dict[str, pd.DataFrame]]]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Source:
     history: bool = True
     # For pages that serve other dates through a form POST (ASP.NET): build the form for a date from the GET page.
     form_for_date: Callable[[bytes, date], Mapping[str, str]] | None = None
+    # For sources assembled from many files (EDGAR: an index, then each filing): fetch a whole day's tables.
+    fetch_day: DayFetcher | None = None
     docs: str = field(default="")
 
     @property

@@ -18,7 +18,7 @@ from alerts.store import keys
 def dump_frame(frame: pd.DataFrame) -> bytes:
     """Serialize a frame as gzip'd JSON (split orient, ISO dates)."""
     text = frame.to_json(orient="split", date_format="iso", index=False, date_unit="s")
-    return gzip.compress(text.encode("utf-8"), compresslevel=5)
+    return gzip.compress(text.encode("utf-8"), compresslevel=5, mtime=0)  # deterministic bytes for digests
 
 
 def load_frame(blob: bytes, schema: Mapping[str, str]) -> pd.DataFrame:
