@@ -6,7 +6,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from telegram import (
@@ -33,6 +33,7 @@ from alerts.outbox import OutboxItem, item_id
 from alerts.rules import RULE_IDS
 from alerts.sources import SOURCES
 from alerts.subscriptions import ChatSettings, parse_quiet
+from alerts.tickers import known
 from bot.answers import READ_ONLY, answer
 from bot.codes import resolve
 from bot.deps import Deps, deps
@@ -155,6 +156,8 @@ async def _resolve_all(ctx: Ctx, tokens: list[str]) -> tuple[list[str], list[str
     codes, problems = [], []
     for token in tokens:
         got = resolve(token, names or None)
+        if got.code is not None and got.market == "US" and await known(ctx.deps.redis, got.code) is False:
+            got = replace(got, code=None)  # the SEC ticker map is loaded and has no such ticker
         if got.code is not None:
             codes.append(got.code)
             continue

@@ -14,11 +14,13 @@ from datetime import date, datetime, timedelta
 import httpx
 from redis.asyncio import Redis
 
+from alerts.errors import SourceError
 from alerts.metrics import METRICS
 from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.pipeline import CycleReport, is_done, run_cycle
 from alerts.sources import SOURCES, get_source
 from alerts.store import keys
+from alerts.tickers import needs_refresh, refresh
 from alerts.windows import active_dates, missed, poll_due, window_failed
 from bot.render import esc
 from config.settings import Settings
@@ -41,10 +43,17 @@ class Poller:
     last_poll: dict[tuple[str, date], datetime] = field(default_factory=dict)
     on_processed: Callable[[CycleReport], None] | None = None
 
+    def __post_init__(self) -> None:
+        if not self.settings.sec_user_agent and "sec-form4" in self.sources:
+            # SEC asks every client to name itself: no EDGAR polling without SEC_USER_AGENT.
+            log.warning("SEC_USER_AGENT is not set: EDGAR (sec-form4) polling is off until it is")
+            self.sources = tuple(s for s in self.sources if s != "sec-form4")
+
     async def tick(self) -> list[CycleReport]:
         """Run every cycle due now (windows first, then catch-up), oldest date first per source."""
         now = self.clock()
         reports = []
+        await self._refresh_tickers()
         for source in self.sources:
             for day in await self._due(source, now):
                 self.last_poll[(source, day)] = now
@@ -59,6 +68,15 @@ class Poller:
                                                  f"not parse — has the format changed?\n<code>{esc(report.error[:400])}</code>")
             await self._window_notices(source, now)
         return reports
+
+    async def _refresh_tickers(self) -> None:
+        if "sec-form4" not in self.sources or not await needs_refresh(self.redis):
+            return
+        try:
+            count = await refresh(self.redis, self.settings.sec_url, self.settings.sec_user_agent)
+            log.info("US ticker map refreshed: %d tickers", count)
+        except SourceError as exc:
+            log.warning("US ticker map refresh failed: %s", exc)
 
     async def _done_dates(self, source: str, candidates: list[date]) -> set[date]:
         return {d for d in candidates if await is_done(self.redis, source, d)}

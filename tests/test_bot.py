@@ -444,3 +444,11 @@ async def test_timeouts_and_server_errors_are_retried(api: BotApi, redis: Redis,
         third = await worker.drain()
         assert third.sent == 1
         assert await outbox.pending() == 0
+
+
+async def test_watch_us_tickers_checked_against_the_sec_map(app: Application, api: BotApi, redis: Redis) -> None:
+    await redis.hset(keys.US_TICKERS, mapping={"AAPL": "320193", "BABA": "1577552"})
+    texts = await _say(api, USER, "/watch AAPL BABA ZZZZQ", 1)
+    assert "Watching" in texts[0] and "AAPL" in texts[0] and "BABA" in texts[0]
+    assert "I don't know <code>ZZZZQ</code>" in texts[0]
+    assert await SubscriptionStore(redis).watchers("AAPL") == {USER}

@@ -112,8 +112,26 @@ class ConfluenceParams:
 
 
 @dataclass(frozen=True)
+class UsShortVolumeParams:
+    """US short_ratio_spike / short_ratio_drop on FINRA short volume (finra-short-volume), one table for both."""
+
+    window: int
+    max_lookback_sessions: int
+    min_history: int
+    min_total_volume: float
+    std_floor: float
+    warning_abs_z: float
+    spike_min_ratio: float
+    spike_min_z: float
+    spike_min_percentile: float
+    drop_min_mean_ratio: float
+    drop_max_z: float
+    drop_max_percentile: float
+
+
+@dataclass(frozen=True)
 class RuleParams:
-    """Every rule's thresholds; attribute names are the rule ids."""
+    """Every rule's thresholds; attribute names are the rule ids (us_short_volume: the US short-ratio rules)."""
 
     short_ratio_spike: ShortRatioSpikeParams
     short_ratio_drop: ShortRatioDropParams
@@ -123,6 +141,7 @@ class RuleParams:
     southbound_level: SouthboundParams
     market_short_swing: MarketParams
     confluence: ConfluenceParams
+    us_short_volume: UsShortVolumeParams
 
 
 def load_params(overrides: Mapping[str, Mapping[str, object]] | None = None) -> RuleParams:

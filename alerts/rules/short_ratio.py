@@ -11,11 +11,16 @@ Definitions (thresholds in config/rules.toml):
   of them; a drop at 0 means nothing in the window was lower.
 - RMB/USD counters (non_hkd) are skipped, not folded: their HKD counter is quoted separately with its own ratio
   and carries the signal. Suspended rows and rows without a ratio never alert.
+
+The window statistics and the spike/drop tests are a market-neutral core (`trailing_matrix`, `window_stats`,
+`spike_flags`, `drop_flags`, `rank_phrase`) that the US short-volume rule (us_short_volume.py) reuses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -57,8 +62,8 @@ class _Today:
 
 
 @dataclass(frozen=True)
-class _Stats:
-    """Window statistics per code of a _Today (same order)."""
+class WindowStats:
+    """Window statistics per candidate (same order as the candidates)."""
 
     n: np.ndarray
     mean: np.ndarray
@@ -126,57 +131,93 @@ def _today(ctx: RuleContext, min_turnover: float) -> _Today:
     )
 
 
-def _window_stats(ctx: RuleContext, p: ShortRatioWindow, today: _Today) -> _Stats:
-    """Trailing-window statistics of the candidates: one date × code matrix, no per-stock loop."""
+def _window_stats(ctx: RuleContext, p: ShortRatioWindow, today: _Today) -> WindowStats:
+    """Trailing-window statistics of the candidates over the XHKG sessions before the day."""
     sessions = [s for s in sessions_back(ctx.day, p.max_lookback_sessions + 1) if s < ctx.day]
     sessions = sessions[-p.max_lookback_sessions:] if p.max_lookback_sessions > 0 else []
-    width = len(today.codes)
-    matrix = np.full((len(sessions), width), np.nan)
-    if sessions and width:
-        quotes = ctx.quotes
-        dates = days64(quotes["date"])
-        grid = np.array([as64(s) for s in sessions], dtype="datetime64[ns]")
-        in_span = (dates >= grid[0]) & (dates < as64(ctx.day))
-        column = pd.Index(today.codes, dtype=object).get_indexer(keys(quotes["code"])[in_span])
-        row = np.searchsorted(grid, dates[in_span])
-        row_ok = row < len(grid)
-        row_ok[row_ok] = grid[row[row_ok]] == dates[in_span][row_ok]  # rows dated on a non-session are ignored
-        hit = (column >= 0) & row_ok
-        matrix[row[hit], column[hit]] = floats(quotes["short_ratio"])[in_span][hit]
-    return _stats(matrix, today.ratio, p)
+    quotes = ctx.quotes
+    matrix = trailing_matrix(days64(quotes["date"]), keys(quotes["code"]), quotes["short_ratio"], sessions,
+                             ctx.day, today.codes)
+    return window_stats(matrix, today.ratio, p.window, p.std_floor)
 
 
-def _stats(matrix: np.ndarray, today: np.ndarray, p: ShortRatioWindow) -> _Stats:
-    """Mean, population std, z and percentile of the last `window` finite values of each column."""
+def trailing_matrix(dates: np.ndarray, codes: np.ndarray, ratios: pd.Series, sessions: Sequence[date],
+                    day: date, wanted: np.ndarray) -> np.ndarray:
+    """Session × wanted-code matrix of ratios (NaN where none): one pass over the history, no per-code loop.
+
+    `dates`/`codes` are the history's columns as arrays, `ratios` its ratio column; rows dated on a day that
+    is not in `sessions` (oldest first, all before `day`) are ignored; a later row of the same cell wins.
+    """
+    matrix = np.full((len(sessions), len(wanted)), np.nan)
+    if not sessions or not len(wanted):
+        return matrix
+    grid = np.array([as64(s) for s in sessions], dtype="datetime64[ns]")
+    in_span = (dates >= grid[0]) & (dates < as64(day))
+    column = pd.Index(wanted, dtype=object).get_indexer(codes[in_span])
+    row = np.searchsorted(grid, dates[in_span])
+    row_ok = row < len(grid)
+    row_ok[row_ok] = grid[row[row_ok]] == dates[in_span][row_ok]  # rows dated on a non-session are ignored
+    hit = (column >= 0) & row_ok
+    matrix[row[hit], column[hit]] = floats(ratios)[in_span][hit]
+    return matrix
+
+
+def window_stats(matrix: np.ndarray, today: np.ndarray, window: int, std_floor: float) -> WindowStats:
+    """Mean, population std, z and percentile of today vs the last `window` finite values of each column."""
     valid = np.isfinite(matrix)
     from_end = np.cumsum(valid[::-1], axis=0)[::-1]  # finite values at or after each row
-    used = valid & (from_end <= p.window)
+    used = valid & (from_end <= window)
     n = used.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         values = np.where(used, matrix, 0.0)
         mean = values.sum(axis=0) / n
         var = np.where(used, (matrix - mean) ** 2, 0.0).sum(axis=0) / n
         std = np.sqrt(var)
-        z = (today - mean) / np.maximum(std, p.std_floor)
+        z = (today - mean) / np.maximum(std, std_floor)
         percentile = 100.0 * (used & (matrix < today)).sum(axis=0) / n
-    return _Stats(n=n, mean=mean, std=std, z=z, percentile=percentile)
+    return WindowStats(n=n, mean=mean, std=std, z=z, percentile=percentile)
 
 
-def _spike(ctx: RuleContext, p: ShortRatioSpikeParams, today: _Today, stats: _Stats | None = None) -> RuleResult:
+def spike_flags(today: np.ndarray, stats: WindowStats, *, min_ratio: float, min_history: int, min_z: float,
+                min_percentile: float) -> tuple[np.ndarray, np.ndarray]:
+    """(fire, too little history) masks of the spike test: ratio floor, then z AND percentile."""
+    candidate = today >= min_ratio
+    enough = stats.n >= min_history
+    return candidate & enough & (stats.z >= min_z) & (stats.percentile >= min_percentile), candidate & ~enough
+
+
+def drop_flags(stats: WindowStats, *, min_mean_ratio: float, min_history: int, max_z: float,
+               max_percentile: float) -> tuple[np.ndarray, np.ndarray]:
+    """(fire, too little history) masks of the drop test, only for codes whose window mean is high enough."""
+    usual = (stats.n > 0) & (stats.mean >= min_mean_ratio)  # only stocks that are usually shorted
+    enough = stats.n >= min_history
+    return usual & enough & (stats.z <= max_z) & (stats.percentile <= max_percentile), usual & ~enough
+
+
+def rank_phrase(percentile: float, n: int) -> str:
+    """``highest of 60 sessions`` / ``lowest of 60 sessions`` / ``97th percentile of 60 sessions``."""
+    if percentile >= 100:
+        return f"highest of {n} sessions"
+    if percentile <= 0:
+        return f"lowest of {n} sessions"
+    return f"{ordinal(int(percentile))} percentile of {n} sessions"
+
+
+def _spike(ctx: RuleContext, p: ShortRatioSpikeParams, today: _Today,
+           stats: WindowStats | None = None) -> RuleResult:
     stats = _window_stats(ctx, p, today) if stats is None else stats
-    candidate = today.ratio >= p.min_ratio
-    enough = stats.n >= p.min_history
-    notes = [_short_history(SPIKE, today.codes[i], int(stats.n[i]), p) for i in np.flatnonzero(candidate & ~enough)]
-    fire = candidate & enough & (stats.z >= p.min_z) & (stats.percentile >= p.min_percentile)
+    fire, thin = spike_flags(today.ratio, stats, min_ratio=p.min_ratio, min_history=p.min_history,
+                             min_z=p.min_z, min_percentile=p.min_percentile)
+    notes = [_short_history(SPIKE, today.codes[i], int(stats.n[i]), p) for i in np.flatnonzero(thin)]
     return [_alert(ctx, SPIKE, p, today, stats, int(i)) for i in np.flatnonzero(fire)], notes
 
 
-def _drop(ctx: RuleContext, p: ShortRatioDropParams, today: _Today, stats: _Stats | None = None) -> RuleResult:
+def _drop(ctx: RuleContext, p: ShortRatioDropParams, today: _Today,
+          stats: WindowStats | None = None) -> RuleResult:
     stats = _window_stats(ctx, p, today) if stats is None else stats
-    usual = (stats.n > 0) & (stats.mean >= p.min_mean_ratio)  # only stocks that are usually shorted
-    enough = stats.n >= p.min_history
-    notes = [_short_history(DROP, today.codes[i], int(stats.n[i]), p) for i in np.flatnonzero(usual & ~enough)]
-    fire = usual & enough & (stats.z <= p.max_z) & (stats.percentile <= p.max_percentile)
+    fire, thin = drop_flags(stats, min_mean_ratio=p.min_mean_ratio, min_history=p.min_history, max_z=p.max_z,
+                            max_percentile=p.max_percentile)
+    notes = [_short_history(DROP, today.codes[i], int(stats.n[i]), p) for i in np.flatnonzero(thin)]
     return [_alert(ctx, DROP, p, today, stats, int(i)) for i in np.flatnonzero(fire)], notes
 
 
@@ -185,16 +226,11 @@ def _short_history(rule: str, code: str, n: int, p: ShortRatioWindow) -> Note:
                             f"(last {p.max_lookback_sessions} sessions)")
 
 
-def _alert(ctx: RuleContext, rule: str, p: ShortRatioWindow, today: _Today, stats: _Stats, i: int) -> Alert:
+def _alert(ctx: RuleContext, rule: str, p: ShortRatioWindow, today: _Today, stats: WindowStats, i: int) -> Alert:
     """Build one alert from row `i` of the candidates."""
     ratio, mean, z, n = today.ratio[i] * 100, stats.mean[i] * 100, float(stats.z[i]), int(stats.n[i])
     percentile = float(stats.percentile[i])
-    if percentile >= 100:
-        rank = f"highest of {n} sessions"
-    elif percentile <= 0:
-        rank = f"lowest of {n} sessions"
-    else:
-        rank = f"{ordinal(int(percentile))} percentile of {n} sessions"
+    rank = rank_phrase(percentile, n)
     side = "above" if z >= 0 else "below"
     why = (f"short ratio {ratio:.1f}% = {rank}, {abs(z):.1f}σ {side} the {n}-session mean of {mean:.1f}% "
            f"({money(today.short_value[i])} shorted of {money(today.turnover[i])} turnover)")

@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from alerts.errors import FetchFailed
 from alerts.sources import (
+    finra_short_volume,
     hkex_buybacks,
     hkex_di,
     hkex_quotes,
     hkex_short,
     hkex_southbound,
+    sec_form4,
     sfc_short_positions,
 )
 from alerts.sources.base import Source, Table
 
+
+async def _form4_day(client: Any, settings: Any, day: date) -> dict[str, pd.DataFrame]:
+    """A day of Form 4 filings: the EDGAR daily index, then each filing (≤ 10 requests/s, declared User-Agent)."""
+    from alerts.sources import sec_edgar  # imported late: it depends on alerts.fetch, which imports the sources
+
+    if not settings.sec_user_agent:
+        raise FetchFailed("SEC_USER_AGENT is not set: SEC requires a User-Agent naming the operator and an e-mail",
+                          source=sec_form4.NAME)
+    frame = await sec_edgar.fetch_form4_day(client, settings.sec_url, day, user_agent=settings.sec_user_agent)
+    filings, skipped = frame.attrs.get("filings", 0), frame.attrs.get("skipped", 0)
+    if filings and skipped == filings:  # every filing failed: a network problem, not an empty day
+        raise FetchFailed(f"all {filings} filings of {day.isoformat()} failed", source=sec_form4.NAME)
+    return {"main": frame}
+
+
 SOURCES: dict[str, Source] = {
     module.SOURCE.name: module.SOURCE
-    for module in (hkex_short, hkex_quotes, sfc_short_positions, hkex_buybacks, hkex_di, hkex_southbound)
+    for module in (hkex_short, hkex_quotes, sfc_short_positions, hkex_buybacks, hkex_di, hkex_southbound,
+                   finra_short_volume)
 }
+SOURCES[sec_form4.NAME] = replace(sec_form4.SOURCE, fetch_day=_form4_day)
 
 
 def get_source(name: str) -> Source:

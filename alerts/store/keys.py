@@ -157,3 +157,10 @@ LEADER_LEASE_TTL_SECONDS = 30.0
 def leader_lease(name: str = "leader") -> str:
     """STRING owner id of the process holding lease `name`, expiring unless renewed (SET NX PX / compare-and-renew)."""
     return f"{PREFIX}lease:{name}"
+
+
+# ---- US ticker map --------------------------------------------------------------------------------------------------
+# SEC's company_tickers.json (ticker -> CIK), refreshed weekly; kept a little longer so a failed refresh is harmless.
+US_TICKERS = f"{PREFIX}us:tickers"  # HASH ticker -> CIK
+US_TICKERS_TTL_SECONDS = 9 * 24 * 3600
+US_TICKERS_REFRESH_SECONDS = 7 * 24 * 3600
