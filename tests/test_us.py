@@ -125,3 +125,35 @@ async def test_ticker_map_refresh_and_lookup(us_settings: Settings, redis: Redis
     assert await known(redis, "NOSUCHTICKER") is False
     assert not await needs_refresh(redis)
     assert origin.requests[0].headers["User-Agent"] == UA
+
+
+ATOM = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+<title>Latest Filings - Thu, 13 May 2025 16:10:00 EDT</title>
+<entry><title>4 - Melkote Rajesh Ramaswamy (0002064133) (Reporting)</title><link rel="alternate" type="text/html" href="https://www.sec.gov/Archives/edgar/data/2064133/000095017025000001/0000950170-25-000001-index.htm"/><summary type="html"> <b>Filed:</b> 2025-05-13 <b>AccNo:</b> 0000950170-25-000001 <b>Size:</b> 6 KB</summary><updated>2025-05-13T16:06:07-04:00</updated><category scheme="https://www.sec.gov/" label="form type" term="4"/><id>urn:tag:sec.gov,2008:accession-number=0000950170-25-000001</id></entry>
+<entry><title>4 - 374Water Inc. (0000933972) (Issuer)</title><link rel="alternate" type="text/html" href="https://www.sec.gov/Archives/edgar/data/933972/000095017025000001/0000950170-25-000001-index.htm"/><summary type="html"> <b>Filed:</b> 2025-05-13 <b>AccNo:</b> 0000950170-25-000001 <b>Size:</b> 6 KB</summary><updated>2025-05-13T16:06:07-04:00</updated><category scheme="https://www.sec.gov/" label="form type" term="4"/><id>urn:tag:sec.gov,2008:accession-number=0000950170-25-000001</id></entry>
+</feed>
+"""
+
+
+async def test_intraday_filings_come_from_the_atom_feed(origin: Origin, redis: Redis, redis_url: str) -> None:
+    settings = load_settings({"SEC_URL": origin.url, "REDIS_URL": redis_url, "SEC_USER_AGENT": UA,
+                              "CLOCK_START": "2025-05-13T16:10:00-04:00"}, env_file=None)
+    day = date(2025, 5, 13)
+    origin.add(sec_edgar.current_feed_path(100), ATOM.encode("latin-1"))
+    listing = (FIXTURES / "sec-form4" / "index.json").read_text().replace("doc4.xml", "form4_purchase_P.xml")
+    for cik in ("2064133", "933972"):
+        file_name = f"edgar/data/{cik}/0000950170-25-000001.txt"
+        origin.add(sec_edgar.filing_index_path(file_name), listing.encode())
+        origin.add(sec_edgar.filing_xml_path(file_name, "form4_purchase_P.xml"),
+                   (FIXTURES / "sec-form4" / "form4_purchase_P.xml").read_bytes())
+    subs = SubscriptionStore(redis)
+    await subs.touch(6)
+    await subs.watch(6, ["SCWO"])
+    async with make_client() as client:
+        report = await run_cycle("sec-form4", day, settings=settings, client=client, redis=redis,
+                                 now=settings.clock()(), backoff=0.01)
+    assert report.status == "processed", report.error
+    assert report.rows == 2 and report.enqueued == 1
+    xml_fetches = [r for r in origin.requests if r.path.endswith(".xml")]
+    assert len(xml_fetches) == 1  # the feed lists the filing twice; it is fetched once

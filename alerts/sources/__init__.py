@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from alerts.errors import FetchFailed
+from alerts.errors import FetchFailed, NotPublishedYet
 from alerts.sources import (
     finra_short_volume,
     hkex_buybacks,
@@ -21,15 +22,26 @@ from alerts.sources import (
 )
 from alerts.sources.base import Source, Table
 
+_NEW_YORK = ZoneInfo("America/New_York")
+
 
 async def _form4_day(client: Any, settings: Any, day: date) -> dict[str, pd.DataFrame]:
     """A day of Form 4 filings: the EDGAR daily index, then each filing (≤ 10 requests/s, declared User-Agent)."""
-    from alerts.sources import sec_edgar  # imported late: it depends on alerts.fetch, which imports the sources
+    from alerts.sources import (
+        sec_edgar,  # imported late: it depends on alerts.fetch, which imports the sources
+    )
 
     if not settings.sec_user_agent:
         raise FetchFailed("SEC_USER_AGENT is not set: SEC requires a User-Agent naming the operator and an e-mail",
                           source=sec_form4.NAME)
-    frame = await sec_edgar.fetch_form4_day(client, settings.sec_url, day, user_agent=settings.sec_user_agent)
+    try:
+        frame = await sec_edgar.fetch_form4_day(client, settings.sec_url, day, user_agent=settings.sec_user_agent)
+    except NotPublishedYet:
+        if settings.clock()().astimezone(_NEW_YORK).date() != day:
+            raise
+        # The day's index is built in the evening: meanwhile, the "latest filings" feed gives today's filings.
+        frame = await sec_edgar.fetch_form4_current(client, settings.sec_url, day,
+                                                    user_agent=settings.sec_user_agent)
     filings, skipped = frame.attrs.get("filings", 0), frame.attrs.get("skipped", 0)
     if filings and skipped == filings:  # every filing failed: a network problem, not an empty day
         raise FetchFailed(f"all {filings} filings of {day.isoformat()} failed", source=sec_form4.NAME)

@@ -348,6 +348,37 @@ async def fetch_form4_day(client: httpx.AsyncClient, base_url: str, day: date, *
     filings = dedupe_accessions(form4_filings(_located(parse_daily_index, index.content, index.url)))
     if limit is not None:
         filings = filings.head(limit)
+    return await _fetch_filings(http, base, filings, day, concurrency)
+
+
+async def fetch_form4_current(client: httpx.AsyncClient, base_url: str, day: date, *, user_agent: str,
+                              max_per_second: float = 10.0, count: int = 100, concurrency: int = 4) -> pd.DataFrame:
+    """Intraday: the Form 4/4A filings of `day` (New York date) in EDGAR's "latest filings" Atom feed.
+
+    Each filing appears twice in the feed (Reporting and Issuer); it is fetched once. Only the latest `count`
+    filings are listed, so call this every few minutes; the evening's daily index later gives the whole day.
+    """
+    check_user_agent(user_agent)
+    http = cast(httpx.AsyncClient, _PoliteClient(client, user_agent, RateLimiter(max_per_second)))
+    base = base_url.rstrip("/")
+    feed = await fetch(http, base + current_feed_path(count), source=sec_form4.NAME)
+    entries = dedupe_accessions(_located(parse_atom, feed.content, feed.url))
+    if entries.empty:
+        return await _fetch_filings(http, base, _filings_frame([]), day, concurrency)
+    updated = entries["updated"].dt.tz_convert("America/New_York").dt.date
+    wanted = entries[entries["form_type"].isin(sec_form4.FORM_TYPES) & (updated == day) & entries["cik"].notna()]
+    rows = [{"accession": a, "form_type": f, "file_name": f"edgar/data/{c}/{a}.txt"}
+            for a, f, c in zip(wanted["accession"], wanted["form_type"], wanted["cik"], strict=True)]
+    return await _fetch_filings(http, base, _filings_frame(rows), day, concurrency)
+
+
+def _filings_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["accession", "form_type", "file_name"])
+
+
+async def _fetch_filings(http: httpx.AsyncClient, base: str, filings: pd.DataFrame, day: date,
+                         concurrency: int) -> pd.DataFrame:
+    """Fetch and parse each listed filing; broken ones are skipped and listed in the result's attrs."""
     gate = asyncio.Semaphore(max(1, concurrency))
     skipped: list[dict[str, str]] = []
 
