@@ -15,7 +15,7 @@ from alerts.calendar import previous_sessions
 from alerts.history import History
 from alerts.model import Alert
 from alerts.replay import HORIZONS, Outcome
-from alerts.rules import RULE_IDS, round_levels
+from alerts.rules import round_levels
 from bot.codes import resolve
 from bot.render import CAVEATS, RULE_STYLE, Button, esc, render_alert
 
@@ -284,12 +284,14 @@ WHY: dict[str, str] = {
     "market_short_swing": "Market-wide short-selling value moved 25%+ against the same weekday last week or the "
                           "5-session mean.",
     "confluence": "Two or more different signals on the same stock within 5 sessions.",
+    "insider_cluster": "US: two or more different insiders bought the same stock on the open market (Form 4 code P) "
+                       "within 10 days, for at least US$100,000 together.",
 }
 
 
 def _why(view: DataView, args: list[str]) -> Reply:
     if not args or args[0].lower() not in WHY:
-        return Reply("Which rule? One of: " + ", ".join(f"<code>{r}</code>" for r in RULE_IDS))
+        return Reply("Which rule? One of: " + ", ".join(f"<code>{r}</code>" for r in WHY))
     rule = args[0].lower()
     emoji, title = RULE_STYLE[rule]
     return Reply(f"{emoji} <b>{esc(title)}</b>\n{esc(WHY[rule])}\nℹ️ {esc(CAVEATS[rule])}")

@@ -23,6 +23,7 @@ RULE_STYLE: dict[str, tuple[str, str]] = {
     "southbound_level": ("🧭", "Southbound Stock Connect holding"),
     "market_short_swing": ("🌊", "Market-wide short selling swing"),
     "confluence": ("🎯", "Several signals at once"),
+    "insider_cluster": ("👥", "Several insiders buying"),
 }
 SOURCE_LABEL = {
     "dayquot": "HKEX daily quotations",
@@ -31,6 +32,8 @@ SOURCE_LABEL = {
     "sharerepur": "HKEX share repurchase report",
     "di/summary": "HKEX disclosure of interests",
     "mutualmarket": "HKEX Stock Connect holdings",
+    "regsho": "FINRA daily short volume",
+    "sec.gov": "SEC EDGAR filings",
 }
 # The few facts worth a line under the "why" (the why already carries the story).
 KEY_FACTS: dict[str, tuple[str, ...]] = {
@@ -42,6 +45,7 @@ KEY_FACTS: dict[str, tuple[str, ...]] = {
     "southbound_level": ("pct_of_issued", "change"),
     "market_short_swing": ("short_value", "change", "stocks_shorted"),
     "confluence": ("signals",),
+    "insider_cluster": ("insiders", "total"),
 }
 CAVEATS: dict[str, str] = {
     "short_ratio_spike": "Short-selling turnover is not a position: it includes market makers' hedges and "
@@ -56,7 +60,11 @@ CAVEATS: dict[str, str] = {
     "southbound_level": "Holdings of ChinaClear in CCASS (Shanghai and Shenzhen Connect), end of day.",
     "market_short_swing": "Market totals from HKEX; short selling is turnover, not positions.",
     "confluence": "Signals from different sources on the same stock within a few sessions.",
+    "insider_cluster": "Form 4 open-market purchases (code P) only; 10b5-1 plan trades, awards and option exercises "
+                       "are not counted.",
 }
+US_SHORT_CAVEAT = ("FINRA daily short-sale VOLUME, not short interest: much of it is market making that is closed "
+                   "the same day; volume is only what FINRA's facilities reported.")
 
 
 def esc(value: object) -> str:
@@ -103,8 +111,10 @@ def render_alert(alert: Alert) -> str:
     links = [f'<a href="{esc(url)}">{esc(_source_label(url))}</a>' for url in alert.links[:3]]
     if links:
         lines.append(" · ".join(links))
-    if alert.rule in CAVEATS:
-        lines.append(f"ℹ️ {esc(CAVEATS[alert.rule])}")
+    caveat = US_SHORT_CAVEAT if alert.market == "US" and alert.rule.startswith("short_ratio") \
+        else CAVEATS.get(alert.rule)
+    if caveat:
+        lines.append(f"ℹ️ {esc(caveat)}")
     return "\n".join(lines)
 
 

@@ -93,3 +93,12 @@ def test_console_form() -> None:
     assert "<b>" not in out
     assert "HKEX disclosure of interests <https://di.hkex.com.hk/di/summary/DSM20251126C2.htm>" in out
     assert "\033[1m" in to_console("<b>x</b>", color=True)
+
+
+def test_us_short_volume_alert_says_volume_not_interest() -> None:
+    alert = _alert(rule="short_ratio_spike", market="US", code="AAPL", name="",
+                   links=("https://cdn.finra.org/equity/regsho/daily/CNMSshvol20251124.txt",))
+    text = render_alert(alert)
+    assert "not short interest" in text and "FINRA daily short volume" in text
+    hk = render_alert(_alert(rule="short_ratio_spike"))
+    assert "not short interest" not in hk and "not a position" in hk
