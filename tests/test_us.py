@@ -157,3 +157,29 @@ async def test_intraday_filings_come_from_the_atom_feed(origin: Origin, redis: R
     assert report.rows == 2 and report.enqueued == 1
     xml_fetches = [r for r in origin.requests if r.path.endswith(".xml")]
     assert len(xml_fetches) == 1  # the feed lists the filing twice; it is fetched once
+
+
+async def test_us_confluence_joins_short_volume_and_an_insider_buy(us_settings: Settings, redis: Redis,
+                                                                    origin: Origin) -> None:
+    from alerts.alertlog import AlertLog
+    from alerts.model import Alert
+
+    day = date(2025, 5, 13)
+    earlier = Alert(rule="short_ratio_drop", code="SCWO", market="US", trade_date=date(2025, 5, 12),
+                    severity="notice", why="short volume 12% = lowest of 60 sessions (short volume, not interest)")
+    await AlertLog(redis).record([earlier])
+    file_name = "edgar/data/933972/0000950170-25-000001.txt"
+    origin.add(sec_edgar.daily_index_path(day), _index(day, file_name))
+    listing = (FIXTURES / "sec-form4" / "index.json").read_text().replace("doc4.xml", "form4_purchase_P.xml")
+    origin.add(sec_edgar.filing_index_path(file_name), listing.encode())
+    origin.add(sec_edgar.filing_xml_path(file_name, "form4_purchase_P.xml"),
+               (FIXTURES / "sec-form4" / "form4_purchase_P.xml").read_bytes())
+    async with make_client() as client:
+        report = await run_cycle("sec-form4", day, settings=us_settings, client=client, redis=redis,
+                                 now=datetime(2025, 5, 13, 21, 30, tzinfo=NY), backoff=0.01)
+    assert report.status == "processed"
+    logged = await AlertLog(redis).for_day(day)
+    confluence = [a for a in logged if a.rule == "confluence"]
+    assert len(confluence) == 1
+    assert confluence[0].market == "US" and confluence[0].code == "SCWO"
+    assert "short_ratio_drop" in confluence[0].why and "insider_buy_near_round_number" in confluence[0].why
