@@ -194,6 +194,18 @@ def drop_flags(stats: WindowStats, *, min_mean_ratio: float, min_history: int, m
     return usual & enough & (stats.z <= max_z) & (stats.percentile <= max_percentile), usual & ~enough
 
 
+def window_facts(stats: WindowStats, i: int, ratio_pct: float) -> tuple[Fact, ...]:
+    """Today's ratio (in %) and its trailing-window statistics as facts: shared by the HK and US alerts."""
+    return (
+        Fact("short_ratio", rounded(ratio_pct), "%"),
+        Fact("window_mean", rounded(stats.mean[i] * 100), "%"),
+        Fact("window_std", rounded(stats.std[i] * 100), "pp"),
+        Fact("z", rounded(float(stats.z[i])), "σ"),
+        Fact("percentile", rounded(float(stats.percentile[i]), 1), "%"),
+        Fact("window", int(stats.n[i]), "sessions"),
+    )
+
+
 def rank_phrase(percentile: float, n: int) -> str:
     """``highest of 60 sessions`` / ``lowest of 60 sessions`` / ``97th percentile of 60 sessions``."""
     if percentile >= 100:
@@ -242,12 +254,7 @@ def _alert(ctx: RuleContext, rule: str, p: ShortRatioWindow, today: _Today, stat
         severity="warning" if abs(z) >= p.warning_abs_z else "notice",
         why=why,
         facts=(
-            Fact("short_ratio", rounded(ratio), "%"),
-            Fact("window_mean", rounded(mean), "%"),
-            Fact("window_std", rounded(stats.std[i] * 100), "pp"),
-            Fact("z", rounded(z), "σ"),
-            Fact("percentile", rounded(percentile, 1), "%"),
-            Fact("window", n, "sessions"),
+            *window_facts(stats, i, ratio),
             Fact("short_value", rounded(today.short_value[i], 0), "HKD"),
             Fact("turnover", rounded(today.turnover[i], 0), "HKD"),
         ),

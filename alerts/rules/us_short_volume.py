@@ -42,6 +42,7 @@ from alerts.rules.short_ratio import (
     rank_phrase,
     spike_flags,
     trailing_matrix,
+    window_facts,
     window_stats,
 )
 from alerts.sources import finra_short_volume
@@ -158,12 +159,7 @@ def _alert(rule: str, day: date, p: UsShortVolumeParams, today: _Today, stats: W
         severity="warning" if abs(z) >= p.warning_abs_z else "notice",
         why=why,
         facts=(
-            Fact("short_ratio", rounded(ratio), "%"),
-            Fact("window_mean", rounded(mean), "%"),
-            Fact("window_std", rounded(stats.std[i] * 100), "pp"),
-            Fact("z", rounded(z), "σ"),
-            Fact("percentile", rounded(percentile, 1), "%"),
-            Fact("window", n, "sessions"),
+            *window_facts(stats, i, ratio),
             Fact("short_volume", rounded(today.short[i], 0), "shares"),
             Fact("short_exempt_volume", rounded(today.exempt[i], 0), "shares"),
             Fact("total_volume", rounded(today.total[i], 0), "shares"),
