@@ -80,6 +80,10 @@ def answer(view: DataView, command: str, args: list[str]) -> Reply:
         return Reply(f"Too many arguments ({len(args)}); at most {MAX_ARGS}.")
     handlers = {"start": _start, "help": _help, "card": _card, "short": _short, "buybacks": _buybacks,
                 "insiders": _insiders, "top": _top, "why": _why, "history": _history}
+    if command in HELP and command not in READ_ONLY:
+        # Commands that change a chat's settings need the bot's store (Redis); the Telegram handlers serve them.
+        return Reply(f"/{esc(command)} changes your settings, which this console demo does not keep: "
+                     "it works in Telegram.")
     handler = handlers.get(command) if command in READ_ONLY else None
     if handler is None:
         return Reply(f"Unknown command /{esc(command[:32])}. Try /help.")

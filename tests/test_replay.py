@@ -201,3 +201,14 @@ def test_demo_chat_answers_commands(tmp_path: Path) -> None:
     assert "not proof of covering" in text
     assert "Unknown command" in text
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_console_answers_explain_stateful_commands(demo: tuple[History, ReplayResult]) -> None:
+    from bot.answers import DataView, answer
+
+    history, result = demo
+    view = DataView(history, DEMO_END, [a for _, a in result.alerts], result.outcomes)
+    assert "works in Telegram" in answer(view, "/watch", ["1810"]).text
+    assert "Unknown command /frob" in answer(view, "/frob", []).text
+    assert "Lei Jun" in answer(view, "/insiders", ["1810"]).text
+    assert "at most 20" in answer(view, "/card", ["x"] * 21).text
