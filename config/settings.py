@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,6 +34,7 @@ DEFAULTS: dict[str, str] = {
 # When HKEXNEWS_URL points elsewhere (a mirror, a local origin), both paths are served from there.
 DEFAULT_HKEXNEWS_SDW_URL = "https://www3.hkexnews.hk"
 
+_CLOCK_OFFSETS: dict[datetime, timedelta] = {}  # CLOCK_START -> shift, fixed at the first clock made
 _TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -81,7 +82,9 @@ class Settings:
         start = self.clock_start
         if start is None:
             return lambda: datetime.now(UTC)
-        offset = start - datetime.now(UTC)
+        # One shifted timeline per process: every clock made from these settings agrees, so a deadline set by one
+        # part (a cycle's routing) is never in the future for another (the delivery worker).
+        offset = _CLOCK_OFFSETS.setdefault(start, start - datetime.now(UTC))
         return lambda: (datetime.now(UTC) + offset).astimezone(start.tzinfo)
 
     def require_token(self) -> str:

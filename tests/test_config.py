@@ -108,3 +108,16 @@ def test_delivery_rate_and_paid_broadcast() -> None:
         load_settings({"DELIVERY_RATE": "2000", "ALLOW_PAID_BROADCAST": "true"}, env_file=None)
     with pytest.raises(ConfigError, match="ALLOW_PAID_BROADCAST"):
         load_settings({"ALLOW_PAID_BROADCAST": "maybe"}, env_file=None)
+
+
+def test_clocks_from_clock_start_share_one_timeline() -> None:
+    import time
+
+    settings = load_settings({"CLOCK_START": "2031-01-02T18:05:00+08:00"}, env_file=None)
+    first = settings.clock()
+    time.sleep(0.05)
+    second = settings.clock()  # made later: must not restart at CLOCK_START
+    a, b = first(), second()
+    assert abs((b - a).total_seconds()) < 0.02
+    assert b.utcoffset().total_seconds() == 8 * 3600  # type: ignore[union-attr]
+    assert (a - settings.clock_start).total_seconds() >= 0.05  # type: ignore[operator]
