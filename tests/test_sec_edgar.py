@@ -12,6 +12,7 @@ import httpx
 import pandas as pd
 import pytest
 
+import alerts.sources.sec_edgar as sec_edgar_module
 from alerts.errors import MalformedFile, NotPublishedYet
 from alerts.fetch import make_client
 from alerts.sources import sec_form4
@@ -478,12 +479,23 @@ def test_three_filing_index_has_what_the_fetch_tests_assume(index_bytes: bytes) 
         "edgar/data/1080709/0001209191-20-019882.txt"]
 
 
-async def test_fetch_form4_day_parses_skips_and_is_polite(origin: Origin, index_bytes: bytes) -> None:
+async def test_fetch_form4_day_parses_skips_and_is_polite(origin: Origin, index_bytes: bytes,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     serve_day(origin, index_bytes)
     stamps: list[float] = []
+    requests_seen: list[float] = []
+
+    class RecordingLimiter(sec_edgar_module.RateLimiter):
+        """Stamps each release: where the ≤ 10/s policy is enforced, free of event-loop jitter after it."""
+
+        async def wait(self) -> None:
+            await super().wait()
+            stamps.append(time.monotonic())
+
+    monkeypatch.setattr(sec_edgar_module, "RateLimiter", RecordingLimiter)
 
     async def stamp(request: httpx.Request) -> None:
-        stamps.append(time.monotonic())
+        requests_seen.append(time.monotonic())
 
     # The client's own User-Agent has no e-mail: the declared one must replace it on every request.
     async with make_client() as client:
@@ -517,6 +529,7 @@ async def test_fetch_form4_day_parses_skips_and_is_polite(origin: Origin, index_
     assert all(request.headers["User-Agent"] == UA for request in origin.requests)
 
     # At most 10 requests per second: starts at least 0.1 s apart, any 11 consecutive starts span >= 1 s.
+    assert len(requests_seen) == 7  # every request went through the limiter
     assert len(stamps) == 7
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     assert min(gaps) >= 0.095, gaps
