@@ -104,17 +104,27 @@ async def ingest(source: Source, day: date, *, settings: Settings, client: httpx
         for f in fresh:
             await store.save_fetch_state(f.url, f.state(), now)
     except SourceError as exc:
-        # "Not published yet" is routine inside a publication window; real failures are warnings.
-        level = logging.INFO if isinstance(exc, NotPublishedYet) else logging.WARNING
-        log.log(level, "%s %s failed: %s", source.name, day.isoformat(), exc)
-        await store.record_status(source.name, now, ok=False,
-                                  detail={"date": day.isoformat(), "message": str(exc)[:500]})
+        await _record_failure(store, source, day, now, exc)
         raise
-    rows = {table: len(frame) for table, frame in combined.items()}
+    return await _record_stored(store, source, day, now, combined, tuple(urls))
+
+
+async def _record_failure(store: FrameStore, source: Source, day: date, now: datetime, exc: SourceError) -> None:
+    """Log a failed file and remember it as the source's last error."""
+    # "Not published yet" is routine inside a publication window; real failures are warnings.
+    level = logging.INFO if isinstance(exc, NotPublishedYet) else logging.WARNING
+    log.log(level, "%s %s failed: %s", source.name, day.isoformat(), exc)
+    await store.record_status(source.name, now, ok=False, detail={"date": day.isoformat(), "message": str(exc)[:500]})
+
+
+async def _record_stored(store: FrameStore, source: Source, day: date, now: datetime,
+                         tables: dict[str, pd.DataFrame], urls: tuple[str, ...]) -> IngestReport:
+    """Remember a stored file as the source's last success and report it."""
+    rows = {table: len(frame) for table, frame in tables.items()}
     await store.record_status(source.name, now, ok=True,
                               detail={"date": day.isoformat(), "rows": str(rows.get("main", 0))})
     log.info("%s %s stored %s", source.name, day.isoformat(), rows)
-    return IngestReport(source.name, day, "stored", rows, tuple(urls))
+    return IngestReport(source.name, day, "stored", rows, urls)
 
 
 async def _ingest_assembled(source: Source, day: date, *, settings: Settings, client: httpx.AsyncClient,
@@ -129,19 +139,14 @@ async def _ingest_assembled(source: Source, day: date, *, settings: Settings, cl
                 raise MalformedFile(f"{source.name}.{name}: columns differ from schema", source=source.name, url=key)
     except SourceError as exc:
         exc.source, exc.url = exc.source or source.name, exc.url or key
-        level = logging.INFO if isinstance(exc, NotPublishedYet) else logging.WARNING
-        log.log(level, "%s %s failed: %s", source.name, day.isoformat(), exc)
-        await store.record_status(source.name, now, ok=False,
-                                  detail={"date": day.isoformat(), "message": str(exc)[:500]})
+        await _record_failure(store, source, day, now, exc)
         raise
     digest = hashlib.sha256(b"".join(dump_frame(tables[name]) for name in sorted(tables))).hexdigest()
     if (await store.fetch_state(key)).sha256 == digest:
         return IngestReport(source.name, day, "unchanged", urls=(key,))
     await store.put(source.name, tables, day)
     await store.save_fetch_state(key, FetchState(sha256=digest), now)
-    rows = {name: len(frame) for name, frame in tables.items()}
-    await store.record_status(source.name, now, ok=True, detail={"date": day.isoformat(), "rows": str(rows["main"])})
-    return IngestReport(source.name, day, "stored", rows, (key,))
+    return await _record_stored(store, source, day, now, tables, (key,))
 
 
 def _combine(source: Source, parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:

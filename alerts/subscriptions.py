@@ -7,18 +7,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
+from alerts.calendar import HK_TZ
 from alerts.store import keys
 
-HK_TZ = ZoneInfo("Asia/Hong_Kong")
 LANGUAGES = ("en", "zh")
-
-
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 _QUIET_RE = re.compile(r"^\s*(\d{1,2})(?::(\d{2}))?\s*[-–]\s*(\d{1,2})(?::(\d{2}))?\s*$")

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-import numpy as np
 import pandas as pd
 
 from alerts.calendar import previous_sessions
@@ -17,7 +16,7 @@ from alerts.model import Alert
 from alerts.replay import HORIZONS, Outcome
 from alerts.rules import round_levels
 from bot.codes import resolve
-from bot.render import CAVEATS, RULE_STYLE, Button, esc, render_alert
+from bot.render import CAVEATS, RULE_STYLE, Button, esc
 
 MAX_ARGS = 20
 
@@ -317,12 +316,3 @@ def _history(view: DataView, args: list[str]) -> Reply:
         lines.append(f"{a.trade_date:%d/%m} {esc(a.rule)}: {esc(moves)}")
     return Reply("\n".join(lines))
 
-
-def render_alerts(alerts: list[Alert]) -> list[str]:
-    """Each alert as Telegram HTML (convenience for callers that list alerts)."""
-    return [render_alert(a) for a in alerts]
-
-
-def finite(value: float) -> bool:
-    """True for a finite float."""
-    return bool(np.isfinite(value))

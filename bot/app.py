@@ -21,7 +21,7 @@ from alerts.calendar import HK_TZ
 from alerts.lease import Lease
 from alerts.metrics import METRICS
 from alerts.routing import flush_digest
-from bot.delivery import DeliveryWorker, RateLimiter
+from bot.delivery import DeliveryWorker, worker_for
 from bot.deps import Deps, deps
 from bot.handlers import DIGEST_TIME, menu, register
 from bot.health import HealthServer
@@ -51,10 +51,7 @@ def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTER
     async def post_init(app: Application) -> None:
         d = Deps.open(settings, clock)
         app.bot_data["deps"] = d
-        limiter = RateLimiter(global_per_sec=settings.delivery_rate)
-        app.bot_data["worker"] = DeliveryWorker(app.bot, d.outbox, d.subs, admin_chat_ids=settings.admin_chat_ids,
-                                                limiter=limiter, paid_broadcast=settings.allow_paid_broadcast,
-                                                now=clock)
+        app.bot_data["worker"] = worker_for(app.bot, d.redis, settings, clock)
         await app.bot.set_my_commands(menu("en"))
         await app.bot.set_my_commands(menu("zh"), language_code="zh")
         if app.job_queue is not None:

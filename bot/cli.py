@@ -153,6 +153,12 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _config_error(exc: ConfigError) -> int:
+    """Print a configuration error naming the variable; exit code 2."""
+    print(f"configuration error: {exc}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
@@ -263,8 +269,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         try:
             settings = load_settings()
         except ConfigError as exc:
-            print(f"configuration error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return _config_error(exc)
         history = asyncio.run(_history_from_redis(settings, first, last))
     result = replay(history, args.start, args.end, load_params(), codes=args.codes)
     if args.format == "json":
@@ -300,8 +305,7 @@ async def _poll(settings: Settings, sources: list[str], day: date | None, *, del
         try:
             settings.require_token()
         except ConfigError as exc:
-            print(f"configuration error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return _config_error(exc)
     now = settings.clock()()
     worst = EXIT_OK
     redis = Redis.from_url(settings.redis_url)
@@ -365,16 +369,11 @@ async def _deliver(settings: Settings, redis: object) -> int:
 
     from telegram import Bot
 
-    from alerts.outbox import Outbox
-    from alerts.subscriptions import SubscriptionStore
-    from bot.delivery import DeliveryWorker, RateLimiter
+    from bot.delivery import worker_for
 
     sent = 0
     async with Bot(settings.require_token(), base_url=settings.telegram_api_url) as bot:
-        worker = DeliveryWorker(bot, Outbox(redis), SubscriptionStore(redis),  # type: ignore[arg-type]
-                                admin_chat_ids=settings.admin_chat_ids,
-                                limiter=RateLimiter(global_per_sec=settings.delivery_rate),
-                                paid_broadcast=settings.allow_paid_broadcast, now=settings.clock())
+        worker = worker_for(bot, redis, settings)  # type: ignore[arg-type]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             report = await worker.drain()
@@ -398,8 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _config_error(exc)
     setup_logging(settings.log_level)
     if args.command == "fetch":
         return cmd_fetch(args, settings)
@@ -413,8 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             settings.require_token()
         except ConfigError as exc:
-            print(f"configuration error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return _config_error(exc)
         from bot.app import run
 
         run(settings)

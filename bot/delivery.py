@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from redis.asyncio import Redis
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import (
@@ -29,6 +30,7 @@ from alerts.model import Alert
 from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.subscriptions import SubscriptionStore
 from bot.render import buttons_for, esc, render_group, split_message
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,14 @@ def render_item(item: OutboxItem) -> tuple[list[str], InlineKeyboardMarkup | Non
     return parts, markup
 
 
+def worker_for(bot: Bot, redis: Redis, settings: Settings,
+               now: Callable[[], datetime] | None = None) -> DeliveryWorker:
+    """A worker configured from settings: admins, DELIVERY_RATE, paid broadcast, the process clock."""
+    return DeliveryWorker(bot, Outbox(redis), SubscriptionStore(redis), admin_chat_ids=settings.admin_chat_ids,
+                          limiter=RateLimiter(global_per_sec=settings.delivery_rate),
+                          paid_broadcast=settings.allow_paid_broadcast, now=now or settings.clock())
+
+
 class DeliveryWorker:
     """Drains the outbox to Telegram."""
 
@@ -131,11 +141,11 @@ class DeliveryWorker:
         for index, text in enumerate(parts):
             if await self.outbox.is_part_sent(item.id, index):
                 continue  # sent before a restart: never twice
-            outcome = await self._send_part(item, index, text, markup if index == len(parts) - 1 else None, report)
+            keyboard = markup if index == len(parts) - 1 else None  # buttons under the last part only
+            outcome = await self._send_part(item, index, text, keyboard, report)
             if isinstance(outcome, OutboxItem):  # migrated: continue with the new chat id
                 item = outcome
-                outcome = await self._send_part(item, index, text, markup if index == len(parts) - 1 else None,
-                                                report)
+                outcome = await self._send_part(item, index, text, keyboard, report)
             if outcome is not True:
                 return
         await self.outbox.done(item.id)

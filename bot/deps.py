@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 import httpx
 from redis.asyncio import Redis
@@ -13,7 +13,7 @@ from telegram.ext import ContextTypes
 
 from alerts.alertlog import AlertLog
 from alerts.calendar import HK_TZ, previous_sessions
-from alerts.history import History, load_store
+from alerts.history import load_store
 from alerts.outbox import Outbox
 from alerts.replay import outcome
 from alerts.store.frames import FrameStore
@@ -81,7 +81,3 @@ def deps(context: ContextTypes.DEFAULT_TYPE) -> Deps:
     assert isinstance(value, Deps)
     return value
 
-
-def view_for_tests(history: History, today: date) -> DataView:
-    """A DataView over an in-memory history (tests and the demo)."""
-    return DataView(history, today)
