@@ -30,6 +30,12 @@ FEEDS: dict[str, tuple[str, str, str]] = {
     "di": ("hkex-di", "main", "filed_date"),
     "southbound": ("hkex-southbound", "main", "date"),
 }
+# Feeds the bot's answers read but no rule does (not part of RuleContext): the hkex-short pages, whose midday
+# (MSHTMAIN) and close (ASHTMAIN) short values the positioning card compares.
+EXTRA_FEEDS: dict[str, tuple[str, str, str]] = {
+    "short": ("hkex-short", "main", "date"),
+}
+ALL_FEEDS = {**FEEDS, **EXTRA_FEEDS}
 WARMUP_SESSIONS = 80  # ≥ the longest rule window (60 sessions) plus room for missing days
 FORWARD_SESSIONS = 25  # ≥ the longest outcome horizon (20 sessions)
 
@@ -79,7 +85,7 @@ def load_directory(root: Path, start: date, end: date) -> History:
     """Parse every file of a directory laid out like the source URLs for dates in [start, end]."""
     parsed: dict[str, list[dict[str, pd.DataFrame]]] = {}
     problems: list[str] = []
-    for source_name in {feed[0] for feed in FEEDS.values()}:
+    for source_name in {feed[0] for feed in ALL_FEEDS.values()}:
         source, schedule = get_source(source_name), schedule_for(source_name)
         day = start
         while day <= end:
@@ -95,7 +101,7 @@ def load_directory(root: Path, start: date, end: date) -> History:
             day += timedelta(days=1)
     frames = {
         name: _sorted([tables[table] for tables in parsed.get(source_name, [])], source_name, table, column)
-        for name, (source_name, table, column) in FEEDS.items()
+        for name, (source_name, table, column) in ALL_FEEDS.items()
     }
     return History(frames, problems)
 
@@ -103,7 +109,7 @@ def load_directory(root: Path, start: date, end: date) -> History:
 async def load_store(store: FrameStore, start: date, end: date) -> History:
     """Load every feed for dates in [start, end] from Redis."""
     frames = {}
-    for name, (source_name, table, column) in FEEDS.items():
+    for name, (source_name, table, column) in ALL_FEEDS.items():
         schema = get_source(source_name).tables[table].schema
         loaded = await store.load_range(source_name, schema, start, end, table=table)
         frames[name] = _sorted([loaded], source_name, table, column)

@@ -71,6 +71,17 @@ class Outbox:
             await self.redis.zadd(keys.OUTBOX_DUE, {item.id: due.timestamp()}, nx=True)
         return bool(created)
 
+    async def put_many(self, items: list[tuple[OutboxItem, datetime]]) -> list[bool]:
+        """`put` for many (item, due) pairs in two round trips; True for each item that was new."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item, _ in items:
+                pipe.set(keys.outbox_item(item.id), item.to_json(), nx=True, ex=keys.OUTBOX_ITEM_TTL_SECONDS)
+            created = [bool(c) for c in await pipe.execute()]
+        due = {item.id: when.timestamp() for (item, when), new in zip(items, created, strict=True) if new}
+        if due:
+            await self.redis.zadd(keys.OUTBOX_DUE, due, nx=True)
+        return created
+
     async def claim(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         """Lease up to `limit` due items for `CLAIM_SECONDS`; items whose payload expired are dropped."""
         ids = await self._claim(keys=[keys.OUTBOX_DUE],
@@ -84,6 +95,11 @@ class Outbox:
                 continue
             items.append(OutboxItem.from_json(raw))
         return items
+
+    async def release(self, item_ids: list[str], now: datetime) -> None:
+        """Hand claimed items back, due at `now`, when a stopping worker will not send them."""
+        if item_ids:
+            await self.redis.zadd(keys.OUTBOX_DUE, {i: now.timestamp() for i in item_ids}, xx=True)
 
     async def is_part_sent(self, item_id: str, part: int) -> bool:
         """True when Telegram already accepted this part."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from alerts.model import Alert
 from alerts.outbox import Outbox, OutboxItem, item_id
@@ -58,6 +59,9 @@ class RouteReport:
     chats: set[int] = field(default_factory=set)
 
 
+ROUTE_CHUNK = 500  # chats whose settings, marks and items travel in one pipeline each
+
+
 async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, now: datetime) -> RouteReport:
     """Fan alerts out to watching chats and enqueue one grouped item per chat (digest chats get a queue)."""
     report = RouteReport()
@@ -67,41 +71,72 @@ async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, no
         chats = market_chats if alert.code == "MARKET" else await subs.watchers(alert.code)
         for chat in chats:
             per_chat[chat].append(alert)
-    redis: Redis = subs.redis
-    for chat, chat_alerts in per_chat.items():
-        settings = await subs.settings(chat)
-        mutes = await subs.active_mutes(chat, now)
-        fresh: list[Alert] = []
-        for alert in chat_alerts:
-            decision = decide(alert, settings, mutes)
-            if not decision.send:
-                report.skipped[decision.reason] = report.skipped.get(decision.reason, 0) + 1
-                continue
-            # The idempotency key: an alert reaches a chat once, whatever re-runs or revisions happen.
-            if await redis.set(keys.routed(chat, alert.fingerprint), "1", nx=True, ex=keys.ROUTED_TTL_SECONDS):
-                fresh.append(alert)
-            else:
-                report.skipped["already routed"] = report.skipped.get("already routed", 0) + 1
-        if not fresh:
-            continue
-        report.chats.add(chat)
-        if settings.digest:
-            await _to_digest(redis, chat, fresh)
-            report.digested += len(fresh)
-            continue
-        quiet = settings.in_quiet(now)
-        item = OutboxItem(id=item_id(chat, "alerts", [a.fingerprint for a in fresh]), chat_id=chat, kind="alerts",
-                          alerts=[a.as_dict() for a in fresh], silent=quiet, created_at=now.isoformat())
-        await outbox.put(item, settings.quiet_end(now) if quiet else now)
-        report.enqueued += 1
+    # Pipelined a chunk of chats at a time: a popular code's alert reaches tens of thousands of chats, and a round
+    # trip per chat and per mark would take minutes.
+    chats = list(per_chat)
+    for start in range(0, len(chats), ROUTE_CHUNK):
+        chunk = {chat: per_chat[chat] for chat in chats[start:start + ROUTE_CHUNK]}
+        await _route_chunk(chunk, subs, outbox, now, report)
     return report
 
 
-async def _to_digest(redis: Redis, chat: int, alerts: list[Alert]) -> None:
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.rpush(keys.digest_queue(chat), *[json.dumps(a.as_dict(), ensure_ascii=False) for a in alerts])
-        pipe.expire(keys.digest_queue(chat), keys.DIGEST_TTL_SECONDS)
+def _skip(report: RouteReport, reason: str) -> None:
+    report.skipped[reason] = report.skipped.get(reason, 0) + 1
+
+
+async def _route_chunk(per_chat: dict[int, list[Alert]], subs: SubscriptionStore, outbox: Outbox, now: datetime,
+                       report: RouteReport) -> None:
+    redis: Redis = subs.redis
+    settings = await subs.settings_many(list(per_chat))
+    mutes = await subs.active_mutes_many(list(per_chat), now)
+    wanted: list[tuple[int, Alert]] = []
+    for chat, chat_alerts in per_chat.items():
+        for alert in chat_alerts:
+            decision = decide(alert, settings[chat], mutes[chat])
+            if decision.send:
+                wanted.append((chat, alert))
+            else:
+                _skip(report, decision.reason)
+    # The idempotency key (fingerprint × chat): an alert reaches a chat once, whatever re-runs or revisions happen.
+    # Marks are checked first and set only once the items are written, so a crash in between loses nothing: the
+    # re-run finds the same fresh alerts, hence the same item ids (put is NX, sent parts are recorded).
+    async with redis.pipeline(transaction=False) as pipe:
+        for chat, alert in wanted:
+            pipe.exists(keys.routed(chat, alert.fingerprint))
+        marked = await pipe.execute()
+    fresh: dict[int, list[Alert]] = defaultdict(list)
+    for (chat, alert), seen in zip(wanted, marked, strict=True):
+        if seen:
+            _skip(report, "already routed")
+        else:
+            fresh[chat].append(alert)
+    items: list[tuple[OutboxItem, datetime]] = []
+    digests: dict[int, list[Alert]] = {}
+    for chat, chat_alerts in fresh.items():
+        report.chats.add(chat)
+        if settings[chat].digest:
+            digests[chat] = chat_alerts
+            report.digested += len(chat_alerts)
+            continue
+        quiet = settings[chat].in_quiet(now)
+        items.append((OutboxItem(id=item_id(chat, "alerts", [a.fingerprint for a in chat_alerts]), chat_id=chat,
+                                 kind="alerts", alerts=[a.as_dict() for a in chat_alerts], silent=quiet,
+                                 created_at=now.isoformat()), settings[chat].quiet_end(now) if quiet else now))
+    if items:
+        await outbox.put_many(items)
+        report.enqueued += len(items)
+    async with redis.pipeline(transaction=False) as pipe:
+        for chat, chat_alerts in digests.items():
+            _to_digest(pipe, chat, chat_alerts)
+        for chat, chat_alerts in fresh.items():
+            for alert in chat_alerts:
+                pipe.set(keys.routed(chat, alert.fingerprint), "1", ex=keys.ROUTED_TTL_SECONDS)
         await pipe.execute()
+
+
+def _to_digest(pipe: Pipeline, chat: int, alerts: list[Alert]) -> None:
+    pipe.rpush(keys.digest_queue(chat), *[json.dumps(a.as_dict(), ensure_ascii=False) for a in alerts])
+    pipe.expire(keys.digest_queue(chat), keys.DIGEST_TTL_SECONDS)
 
 
 async def flush_digest(subs: SubscriptionStore, outbox: Outbox, chat: int, now: datetime) -> bool:

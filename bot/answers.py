@@ -1,24 +1,43 @@
 """Answers to the bot's read-only commands, as Telegram HTML, from history and alerts (no Telegram here).
 
-The console demo and the Telegram handlers both call `answer(...)`, so a command reads the same everywhere.
+The console demo and the Telegram handlers both call `answer(view, command, args, lang)`, so a command reads the
+same everywhere. Every string comes from the message catalogue (bot/locales/*/card.po, ids ``ans.*``) and every
+number and date is formatted for the language (bot.i18n); the figures come from alerts.positioning.
 """
 
 from __future__ import annotations
 
+import re
+import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
+from importlib import resources
 
 import pandas as pd
 
+from alerts import positioning as pos
 from alerts.calendar import previous_sessions
-from alerts.history import History
+from alerts.history import ALL_FEEDS, History
 from alerts.model import Alert
-from alerts.replay import HORIZONS, Outcome
-from alerts.rules import round_levels
+from alerts.replay import HORIZONS, Outcome, ReplayResult, expected_direction, summarize
+from alerts.rules.context import ordinal
 from bot.codes import resolve
-from bot.render import CAVEATS, RULE_STYLE, Button, esc
+from bot.i18n import day, money, num, pct, price, shares, t
+from bot.render import Button, caveat, esc, rule_emoji, rule_title, why_text
 
 MAX_ARGS = 20
+HISTORY_SHOWN = 15
+MAX_DEALINGS = 5
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+@cache
+def chinese_names() -> dict[str, str]:
+    """Code → Chinese short name from config/aliases.toml [names_zh] (the names HKEX's Chinese pages print)."""
+    text = resources.files("config").joinpath("aliases.toml").read_text(encoding="utf-8")
+    return dict(tomllib.loads(text).get("names_zh", {}))
 
 
 @dataclass
@@ -29,13 +48,29 @@ class DataView:
     today: date
     alerts: list[Alert] = field(default_factory=list)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    _known: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
+    _names: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
-    def names(self) -> dict[str, str]:
-        """Code → latest English name seen in quotes (falls back to other sources)."""
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Every feed cut at rows known on or before `today` (the demo's history runs past it, for outcomes)."""
+        if self._known is None:
+            cut = pd.Timestamp(self.today)
+            self._known = {name: frame[frame[ALL_FEEDS[name][2]] <= cut] if name in ALL_FEEDS else frame
+                           for name, frame in self.history.frames.items()}
+        return self._known
+
+    def names(self, lang: str = "en") -> dict[str, str]:
+        """Code → display name: the latest English name in the data; Chinese where a source or alias gives one."""
+        if lang in self._names:  # the view is rebuilt when data change, so its names can be kept
+            return self._names[lang]
         out: dict[str, str] = {}
         for feed in ("southbound", "sfc", "quotes"):
             frame = self.history.frames[feed]
             out.update(zip(frame["code"].astype(str), frame["name"].astype(str), strict=True))
+        if lang == "zh":
+            out.update({c: n for c, n in out.items() if _CJK.search(n)})  # a Chinese page's names stay
+            out.update({c: n for c, n in chinese_names().items() if c in out and not _CJK.search(out[c])})
+        self._names[lang] = out
         return out
 
 
@@ -47,272 +82,437 @@ class Reply:
     buttons: tuple[Button, ...] = ()
 
 
-HELP: dict[str, tuple[str, str]] = {
-    "start": ("Welcome and a short tour", "/start"),
-    "help": ("This list, or help on one command", "/help card"),
-    "card": ("The positioning card of a stock: short ratio, SFC position, buybacks, insiders, southbound",
-             "/card 1810"),
-    "short": ("Short-selling ratio of the last 10 sessions", "/short 700"),
-    "buybacks": ("Recent buybacks (of one stock or the market)", "/buybacks 1810"),
-    "insiders": ("Recent director / substantial-shareholder dealings", "/insiders xiaomi"),
-    "top": ("Today's alerts across the market", "/top"),
-    "why": ("What a rule means and its caveats", "/why short_ratio_spike"),
-    "history": ("Past alerts on a stock and what the price did after", "/history 9988"),
-    "watch": ("Watch stocks: codes (1810, 01810, 1810.HK, HK1810) or names (xiaomi, 小米)", "/watch 1810 700"),
-    "unwatch": ("Stop watching stocks", "/unwatch 700"),
-    "list": ("Your watchlist", "/list"),
-    "settings": ("Which rules alert you, market-wide alerts, digest, language, minimum severity", "/settings"),
-    "mute": ("Mute a stock or a rule for a while (30m, 12h, 1d, 2w; default 1d)", "/mute 1810 1d"),
-    "unmute": ("Lift a mute", "/unmute 1810"),
-    "quiet": ("Quiet hours in Hong Kong time: alerts are held and then sent silently", "/quiet 22:30-07:30"),
-    "digest": ("One message a day (08:30) instead of instant alerts", "/digest on"),
-    "lang": ("Language: English or 繁體中文", "/lang zh"),
-    "status": ("When each data source was last fetched, and any error", "/status"),
-}
-READ_ONLY = ("start", "help", "card", "short", "buybacks", "insiders", "top", "why", "history")
+# Command → (help text key, example key) in the catalogue: "ans.help.<name>", "ans.help.<name>.example".
+HELP: tuple[str, ...] = ("start", "help", "card", "flows", "chart", "short", "buybacks", "insiders", "top", "why",
+                         "history", "watch", "unwatch", "list", "settings", "mute", "unmute", "quiet", "digest",
+                         "lang", "status")
+READ_ONLY = ("start", "help", "card", "flows", "short", "buybacks", "insiders", "top", "why", "history")
+WHY_RULES = ("short_ratio_spike", "short_ratio_drop", "short_position_jump", "buyback_filed",
+             "insider_buy_near_round_number", "southbound_level", "market_short_swing", "confluence",
+             "insider_cluster")
+
+Handler = Callable[["DataView", list[str], str], Reply]
 
 
-def answer(view: DataView, command: str, args: list[str]) -> Reply:
-    """Dispatch a read-only command; unknown commands and bad arguments get a helpful reply."""
+def answer(view: DataView, command: str, args: list[str], lang: str = "en") -> Reply:
+    """Dispatch a read-only command in `lang`; unknown commands and bad arguments get a helpful reply."""
     command = command.lstrip("/").split("@", 1)[0].lower()
     if len(args) > MAX_ARGS:
-        return Reply(f"Too many arguments ({len(args)}); at most {MAX_ARGS}.")
-    handlers = {"start": _start, "help": _help, "card": _card, "short": _short, "buybacks": _buybacks,
-                "insiders": _insiders, "top": _top, "why": _why, "history": _history}
+        return Reply(t(lang, "ans.too_many_args", n=len(args), limit=MAX_ARGS))
+    handlers: dict[str, Handler] = {
+        "start": _start, "help": _help, "card": _card, "flows": _flows, "short": _short, "buybacks": _buybacks,
+        "insiders": _insiders, "top": _top, "why": _why, "history": _history}
+    if command == "chart":
+        return Reply(t(lang, "ans.console_chart"))
     if command in HELP and command not in READ_ONLY:
         # Commands that change a chat's settings need the bot's store (Redis); the Telegram handlers serve them.
-        return Reply(f"/{esc(command)} changes your settings, which this console demo does not keep: "
-                     "it works in Telegram.")
-    handler = handlers.get(command) if command in READ_ONLY else None
+        return Reply(t(lang, "ans.console_settings", command=esc(command)))
+    handler = handlers.get(command)
     if handler is None:
-        return Reply(f"Unknown command /{esc(command[:32])}. Try /help.")
-    return handler(view, args)
+        return Reply(t(lang, "ans.unknown_command", command=esc(command[:32])))
+    return handler(view, args, lang)
 
 
-def _start(view: DataView, args: list[str]) -> Reply:
-    return Reply("👋 <b>positioning-bot</b> tells you when positioning around your stocks turns unusual: "
-                 "short-selling spikes, short positions, buybacks, director buys near round numbers, "
-                 "southbound holdings.\nTry /card 1810 or /top. /help lists everything.")
+def _start(view: DataView, args: list[str], lang: str) -> Reply:
+    return Reply(t(lang, "ans.start"))
 
 
-def _help(view: DataView, args: list[str]) -> Reply:
+def _help(view: DataView, args: list[str], lang: str) -> Reply:
     if args:
         name = args[0].lstrip("/").lower()
         if name in HELP:
-            text, example = HELP[name]
-            return Reply(f"/{name} — {esc(text)}\nExample: <code>{esc(example)}</code>")
-        return Reply(f"No command /{esc(name[:32])}. /help lists them all.")
-    lines = ["<b>Commands</b>"] + [f"/{name} — {esc(text)} (e.g. <code>{esc(example)}</code>)"
-                                   for name, (text, example) in HELP.items()]
+            return Reply(t(lang, "ans.help_one", name=name, text=t(lang, f"ans.help.{name}"),
+                           example=t(lang, f"ans.help.{name}.example")))
+        return Reply(t(lang, "ans.help_unknown", name=esc(name[:32])))
+    lines = [t(lang, "ans.help_header")] + [
+        t(lang, "ans.help_line", name=name, text=t(lang, f"ans.help.{name}"),
+          example=t(lang, f"ans.help.{name}.example")) for name in HELP]
     return Reply("\n".join(lines))
 
 
-def _one_code(view: DataView, args: list[str], usage: str) -> tuple[str | None, Reply | None]:
+def _one_code(view: DataView, args: list[str], lang: str, usage: str) -> tuple[str | None, Reply | None]:
     if not args:
-        return None, Reply(f"Which stock? Usage: <code>{esc(usage)}</code>")
+        return None, Reply(t(lang, "ans.which_stock", usage=f"<code>{esc(usage)}</code>"))
     names = view.names()
     resolved = resolve(" ".join(args), names)
     if resolved.code is None:
-        hint = ", ".join(f"{c} {names.get(c, '')}".strip() for c in resolved.suggestions)
-        more = f" Did you mean: {esc(hint)}?" if hint else ""
-        return None, Reply(f"I don't know the stock {esc(' '.join(args)[:40])!s}.{more}")
+        shown = view.names(lang)
+        text = t(lang, "ans.unknown_stock", text=f"<code>{esc(' '.join(args)[:40])}</code>")
+        if resolved.suggestions:
+            options = ", ".join(esc(f"{c} {shown.get(c, '')}".strip()) for c in resolved.suggestions)
+            text += t(lang, "ans.did_you_mean", options=options)
+        return None, Reply(text)
     return resolved.code, None
 
 
-def _rows(frame: pd.DataFrame, code: str) -> pd.DataFrame:
-    return frame[frame["code"] == code]
+def _title(view: DataView, code: str, lang: str) -> tuple[str, str]:
+    return esc(code), esc(view.names(lang).get(code, ""))
 
 
-def _card(view: DataView, args: list[str]) -> Reply:
-    code, problem = _one_code(view, args, "/card 1810")
+def _src(lang: str, source: str, when: date) -> str:
+    """`` · source, date`` in italics: every card section says where and when its figures come from."""
+    return " " + t(lang, "ans.src", source=t(lang, f"ans.src.{source}"), day=day(lang, when))
+
+
+def _signed_pct(lang: str, value: float | None, digits: int = 1) -> str:
+    return t(lang, "ans.na") if value is None else pct(lang, value, digits, signed=True)
+
+
+def _share(lang: str, value: float | None) -> str:
+    return t(lang, "ans.na") if value is None else pct(lang, value, 1)
+
+
+def _money(lang: str, amount: float | None, currency: str = "HKD", *, signed: bool = False) -> str:
+    if amount is None:
+        return t(lang, "ans.na")
+    sign = ("+" if amount > 0 else "−" if amount < 0 else "") if signed else ("−" if amount < 0 else "")
+    return sign + money(lang, abs(amount), currency)
+
+
+def _pp(lang: str, value: float) -> str:
+    sign = "+" if value > 0 else "−" if value < 0 else ""
+    return t(lang, "ans.pp", value=f"{sign}{num(lang, abs(value), 2)}")
+
+
+def _card(view: DataView, args: list[str], lang: str) -> Reply:
+    code, problem = _one_code(view, args, lang, "/card 1810")
     if problem or code is None:
         return problem or Reply("?")
-    name = view.names().get(code, "")
-    lines = [f"🪪 <b>{esc(code)}</b> {esc(name)} · positioning card"]
-    lines += _card_short(view, code) + _card_sfc(view, code) + _card_buybacks(view, code)
-    lines += _card_insiders(view, code) + _card_southbound(view, code)
+    frames = view.frames()
+    code_html, name = _title(view, code, lang)
+    lines = [t(lang, "ans.card.title", code=code_html, name=name)]
+    lines += _card_short(frames, code, lang) + _card_sfc(frames, code, lang)
+    lines += _card_buybacks(view, frames, code, lang) + _card_insiders(view, frames, code, lang)
+    lines += _card_southbound(frames, code, lang) + _card_price(frames, code, lang)
+    lines += _card_flows(frames, code, lang)
     buttons = (Button("Chart", f"chart:{code}"), Button("Mute 1d", f"mute:{code}:1d"))
     return Reply("\n".join(lines), buttons)
 
 
-def _card_short(view: DataView, code: str) -> list[str]:
-    quotes = _rows(view.history.frames["quotes"], code).dropna(subset=["short_ratio"])
-    if quotes.empty:
-        return ["📉 Short selling: no data"]
-    last = quotes.iloc[-1]
-    window = quotes["short_ratio"].iloc[-61:-1].to_numpy(dtype=float)
-    ratio = float(last["short_ratio"])
-    text = f"📉 Short ratio {ratio * 100:.2f}% on {last['date']:%d/%m}"
-    if len(window) >= 20:
-        pct = (window < ratio).mean() * 100
-        z = (ratio - window.mean()) / max(window.std(), 1e-9)
-        text += f" — {pct:.0f}th percentile of {len(window)} sessions, {z:+.1f}σ"
-    close = last["close"]
-    lines = [text + " (HKEX daily quotations)"]
-    if pd.notna(close):
-        below, above = round_levels(float(close))
-        lines.append(f"💵 Close HK${float(close):,.2f}; round levels HK${below:g} / HK${above:g}")
+def _card_short(frames: pos.Frames, code: str, lang: str) -> list[str]:
+    figures = pos.short_figures(frames, code)
+    if figures is None:
+        return [t(lang, "ans.card.short_none")]
+    if figures.percentile is not None and figures.z is not None and figures.window >= 20:
+        rank = t(lang, "ans.card.rank", rank=ordinal(int(figures.percentile)) if lang == "en"
+                 else str(int(figures.percentile)), n=figures.window, z=f"{figures.z:+.1f}σ")
+    else:
+        rank = t(lang, "ans.card.rank_short", n=figures.window)
+    lines = [t(lang, "ans.card.short", ratio=pct(lang, figures.ratio * 100, 1),
+               short=_money(lang, figures.short_value), turnover=_money(lang, figures.turnover), rank=rank)
+             + _src(lang, "quotes", figures.day)]
+    session = pos.session_short(frames, code)
+    if session is not None and session.close is not None and session.midday is not None:
+        share = session.midday / session.close * 100 if session.close else None
+        lines.append(t(lang, "ans.card.session", midday=_money(lang, session.midday),
+                       close=_money(lang, session.close), share=_share(lang, share))
+                     + _src(lang, "short", session.day))
+    elif session is not None and (session.close is not None or session.midday is not None):
+        key = "ans.card.session_close" if session.close is not None else "ans.card.session_midday"
+        value = session.close if session.close is not None else session.midday
+        lines.append(t(lang, key, value=_money(lang, value)) + _src(lang, "short", session.day))
     return lines
 
 
-def _card_sfc(view: DataView, code: str) -> list[str]:
-    sfc = _rows(view.history.frames["sfc"], code)
-    if sfc.empty:
-        return ["📊 SFC short position: not reported"]
-    last = sfc.iloc[-1]
-    text = (f"📊 SFC short position {int(last['short_shares']):,} sh (HK${float(last['short_value_hkd']) / 1e9:.2f}bn)"
-            f", as of {last['date']:%a %d/%m}, published about a week later")
-    if len(sfc) >= 2:
-        prev = float(sfc.iloc[-2]["short_shares"])
-        if prev > 0:
-            text += f"; w/w {(float(last['short_shares']) / prev - 1) * 100:+.1f}%"
-    return [text]
+def _card_sfc(frames: pos.Frames, code: str, lang: str) -> list[str]:
+    figures = pos.sfc_figures(frames, code)
+    if figures is None:
+        return [t(lang, "ans.card.sfc_none")]
+    issued = t(lang, "ans.card.of_issued", pct=pct(lang, figures.pct_of_issued, 2)) \
+        if figures.pct_of_issued is not None else t(lang, "ans.card.issued_unknown")
+    text = t(lang, "ans.card.sfc", shares=shares(lang, figures.shares), value=_money(lang, figures.value),
+             issued=issued, change=_signed_pct(lang, figures.change_pct),
+             asof=day(lang, figures.day))
+    return [text + _src(lang, "sfc", figures.day)]
 
 
-def _card_buybacks(view: DataView, code: str) -> list[str]:
-    since = previous_sessions(view.today, 20)[0]
-    rows = _rows(view.history.frames["buybacks"], code)
-    rows = rows[rows["trade_date"] >= pd.Timestamp(since)]
-    if rows.empty:
-        return ["💰 Buybacks (20 sessions): none reported"]
-    return [f"💰 Buybacks (20 sessions): {rows['trade_date'].nunique()} day(s), {int(rows['shares'].sum()):,} sh, "
-            f"HK${rows['total_paid'].sum() / 1e6:,.1f}m, HK${rows['price_low'].min():g}–{rows['price_high'].max():g}"
-            f" (HKEX repurchase reports)"]
+def _card_buybacks(view: DataView, frames: pos.Frames, code: str, lang: str) -> list[str]:
+    sessions = previous_sessions(view.today, pos.BUYBACK_SESSIONS)
+    figures = pos.buyback_figures(frames, code, sessions)
+    if figures is None:
+        return [t(lang, "ans.card.buybacks_none", since=day(lang, sessions[0])) + _src(lang, "buybacks", view.today)]
+    prices = t(lang, "ans.na") if figures.low is None or figures.high is None else \
+        f"{price(lang, figures.low, figures.currency)}–{price(lang, figures.high, figures.currency)}"
+    text = t(lang, "ans.card.buybacks", days=figures.days, shares=shares(lang, figures.shares),
+             amount=_money(lang, figures.amount, figures.currency), prices=prices)
+    return [text + _src(lang, "buybacks", figures.last_report)]
 
 
-def _card_insiders(view: DataView, code: str) -> list[str]:
-    rows = _rows(view.history.frames["di"], code)
-    rows = rows[rows["event_date"] >= pd.Timestamp(view.today) - pd.Timedelta(days=60)]
-    if rows.empty:
-        return ["👤 Insider dealings (60 days): none disclosed"]
-    lines = ["👤 Insider dealings (60 days, HKEX disclosure of interests):"]
-    lines += [f"  • {_dealing(row)}" for _, row in rows.tail(5).iterrows()]
+def _dealing(lang: str, dealing: pos.Dealing) -> str:
+    """``Mon 24/11 Lei Jun (director) bought 2,600,000 sh at avg HK$38.58``."""
+    role = t(lang, f"ans.role.{dealing.role}") if dealing.role in ("director", "substantial_shareholder") \
+        else esc(dealing.role)
+    direction = t(lang, f"ans.dir.{dealing.direction}") if dealing.direction in ("buy", "sell") \
+        else esc(dealing.direction)
+    count = t(lang, "ans.na") if dealing.shares is None else shares(lang, dealing.shares)
+    avg = t(lang, "ans.na") if dealing.avg_price is None else price(lang, dealing.avg_price, dealing.currency)
+    return t(lang, "ans.dealing", day=day(lang, dealing.event_date), holder=esc(dealing.holder[:60]), role=role,
+             direction=direction, shares=count, price=avg)
+
+
+def _card_insiders(view: DataView, frames: pos.Frames, code: str, lang: str) -> list[str]:
+    found = pos.dealings(frames, code, view.today)
+    if not found:
+        return [t(lang, "ans.card.insiders_none") + _src(lang, "di", view.today)]
+    latest = max(d.filed_date for d in found)
+    lines = [t(lang, "ans.card.insiders", n=len(found)) + _src(lang, "di", latest)]
+    lines += [f"  • {_dealing(lang, d)}" for d in found[-MAX_DEALINGS:]]
     return lines
 
 
-def _dealing(row: pd.Series) -> str:
-    """``24/11 Lei Jun buy 2,600,000 sh @ HKD 38.58`` from a DI row."""
-    price = f" @ {row['currency'] if pd.notna(row['currency']) else 'HKD'} {row['avg_price']:g}" \
-        if pd.notna(row["avg_price"]) else ""
-    shares = f"{int(row['shares']):,}" if pd.notna(row["shares"]) else "?"
-    return f"{row['event_date']:%d/%m} {esc(row['holder'])} {esc(row['direction'])} {shares} sh{price}"
+def _card_southbound(frames: pos.Frames, code: str, lang: str) -> list[str]:
+    figures = pos.southbound_figures(frames, code)
+    if figures is None:
+        return [t(lang, "ans.card.southbound_none")]
+    change = t(lang, "ans.na") if figures.change_pp is None else _pp(lang, figures.change_pp)
+    text = t(lang, "ans.card.southbound", pct=pct(lang, figures.pct, 2), shares=shares(lang, figures.shares),
+             change=change)
+    return [text + _src(lang, "southbound", figures.day)]
 
 
-def _card_southbound(view: DataView, code: str) -> list[str]:
-    rows = _rows(view.history.frames["southbound"], code).dropna(subset=["pct_of_issued"])
-    if rows.empty:
-        return ["🧭 Southbound: not held"]
-    last = rows.iloc[-1]
-    text = f"🧭 Southbound holds {float(last['pct_of_issued']):.2f}% on {last['date']:%d/%m}"
-    if len(rows) >= 6:
-        text += f" ({float(last['pct_of_issued']) - float(rows.iloc[-6]['pct_of_issued']):+.2f}pp in 5 sessions)"
-    return [text + " (HKEX Stock Connect)"]
+def _card_price(frames: pos.Frames, code: str, lang: str) -> list[str]:
+    figures = pos.price_figures(frames, code)
+    if figures is None:
+        return [t(lang, "ans.card.price_none")]
+    text = t(lang, "ans.card.price", close=price(lang, figures.close, figures.currency),
+             below=price(lang, figures.below, figures.currency), above=price(lang, figures.above, figures.currency))
+    return [text + _src(lang, "quotes", figures.day)]
 
 
-def _short(view: DataView, args: list[str]) -> Reply:
-    code, problem = _one_code(view, args, "/short 700")
+def _card_flows(frames: pos.Frames, code: str, lang: str) -> list[str]:
+    days = pos.flow_days(frames, code)
+    if not days:
+        return [t(lang, "ans.card.flows_none")]
+    flows = pos.flows(frames, code, days[-1])
+    text = t(lang, "ans.card.flows", turnover=_money(lang, flows.turnover),
+             short=_share(lang, flows.share(flows.short_value)),
+             south=_signed_pct(lang, flows.share(flows.southbound_net)),
+             buyback=_share(lang, flows.share(flows.buyback)), rest=_share(lang, flows.share(flows.remainder)),
+             code=esc(code.lstrip("0")))
+    return [text + _src(lang, "flows", flows.day)]
+
+
+_ISO_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_DM_RE = re.compile(r"^(\d{1,2})/(\d{1,2})(?:/(\d{4}))?$")
+
+
+def parse_day(text: str, today: date) -> date | None:
+    """``2025-11-21``, ``21/11`` (the latest such date on or before `today`) or ``21/11/2025``; else None."""
+    try:
+        if match := _ISO_RE.match(text):
+            return date(int(match[1]), int(match[2]), int(match[3]))
+        if match := _DM_RE.match(text):
+            year = int(match[3]) if match[3] else today.year
+            found = date(year, int(match[2]), int(match[1]))
+            return found.replace(year=year - 1) if not match[3] and found > today else found
+    except ValueError:
+        return None
+    return None
+
+
+def _looks_like_date(text: str) -> bool:
+    return bool(re.match(r"^\d{1,4}[-/]\d{1,2}(?:[-/]\d{1,4})?$", text))
+
+
+def _flows(view: DataView, args: list[str], lang: str) -> Reply:
+    when: date | None = None
+    if len(args) >= 2 and _looks_like_date(args[-1]):
+        when = parse_day(args[-1], view.today)
+        if when is None:
+            return Reply(t(lang, "ans.flows.bad_date", text=f"<code>{esc(args[-1][:20])}</code>"))
+        args = args[:-1]
+    code, problem = _one_code(view, args, lang, "/flows 1810")
     if problem or code is None:
         return problem or Reply("?")
-    quotes = _rows(view.history.frames["quotes"], code).dropna(subset=["short_ratio"]).tail(10)
+    frames = view.frames()
+    days = pos.flow_days(frames, code)
+    code_html, name = _title(view, code, lang)
+    if not days:
+        return Reply(t(lang, "ans.flows.no_data", code=code_html))
+    when = when or days[-1]
+    if when not in days:
+        return Reply(t(lang, "ans.flows.no_day", code=code_html, day=day(lang, when), first=day(lang, days[0]),
+                       last=day(lang, days[-1])))
+    return Reply(_flows_text(pos.flows(frames, code, when), code_html, name, lang))
+
+
+def _flows_text(flows: pos.Flows, code_html: str, name: str, lang: str) -> str:
+    """The flows arithmetic, one line per part, amounts and % of turnover."""
+    na = t(lang, "ans.na")
+    close = na if flows.close is None else price(lang, flows.close)
+    lines = [t(lang, "ans.flows.header", code=code_html, name=name, day=day(lang, flows.day)),
+             t(lang, "ans.flows.turnover", amount=_money(lang, flows.turnover), close=close),
+             t(lang, "ans.flows.short", amount=_money(lang, flows.short_value),
+               share=_share(lang, flows.share(flows.short_value)))]
+    if flows.southbound_net is not None and flows.southbound_shares_change is not None \
+            and flows.southbound_base is not None:
+        change = ("+" if flows.southbound_shares_change > 0 else "−" if flows.southbound_shares_change < 0
+                  else "") + shares(lang, abs(flows.southbound_shares_change))
+        lines.append(t(lang, "ans.flows.southbound", change=change, close=close,
+                       amount=_money(lang, flows.southbound_net, signed=True),
+                       share=_signed_pct(lang, flows.share(flows.southbound_net)),
+                       base=day(lang, flows.southbound_base)))
+    else:
+        lines.append(t(lang, "ans.flows.southbound_na"))
+    lines.append(t(lang, "ans.flows.buyback", amount=_money(lang, flows.buyback),
+                   share=_share(lang, flows.share(flows.buyback))))
+    lines.append(t(lang, "ans.flows.remainder", amount=_money(lang, flows.remainder),
+                   share=_share(lang, flows.share(flows.remainder))))
+    lines.append(t(lang, "ans.flows.sources", day=day(lang, flows.day)))
+    lines.append(t(lang, "ans.flows.caveat"))
+    return "\n".join(lines)
+
+
+def _short(view: DataView, args: list[str], lang: str) -> Reply:
+    code, problem = _one_code(view, args, lang, "/short 700")
+    if problem or code is None:
+        return problem or Reply("?")
+    quotes = view.frames()["quotes"]
+    quotes = quotes[(quotes["code"] == code) & quotes["short_ratio"].notna()].tail(10)
+    code_html, name = _title(view, code, lang)
     if quotes.empty:
-        return Reply(f"No short-selling data for {esc(code)}.")
-    lines = [f"📉 <b>{esc(code)}</b> short-selling ratio (short turnover / turnover)"]
+        return Reply(t(lang, "ans.short.none", code=code_html))
+    lines = [t(lang, "ans.short.header", code=code_html, name=name)]
     for _, row in quotes.iterrows():
-        bar = "█" * int(round(float(row["short_ratio"]) * 40))
-        lines.append(f"<code>{row['date']:%d/%m} {float(row['short_ratio']) * 100:5.1f}% {bar}</code>")
-    lines.append("ℹ️ " + esc(CAVEATS["short_ratio_spike"]))
+        ratio = float(row["short_ratio"])
+        bar = "█" * int(round(ratio * 40))
+        when = f"{row['date']:%d/%m}"
+        lines.append(f"<code>{when} {esc(pct(lang, ratio * 100, 1)):>6} {bar}</code>")
+    lines.append(t(lang, "ans.short.source", day=day(lang, quotes.iloc[-1]["date"])))
+    lines.append("ℹ️ " + esc(caveat("short_ratio_spike", lang) or ""))
     return Reply("\n".join(lines))
 
 
-def _filter_code(view: DataView, args: list[str], frame: pd.DataFrame) -> tuple[pd.DataFrame, Reply | None]:
+def _filter_code(view: DataView, args: list[str], frame: pd.DataFrame, lang: str,
+                 usage: str) -> tuple[pd.DataFrame, Reply | None]:
     if not args:
         return frame, None
-    code, problem = _one_code(view, args, "")
+    code, problem = _one_code(view, args, lang, usage)
     return (frame.iloc[0:0], problem) if code is None else (frame[frame["code"] == code], None)
 
 
-def _buybacks(view: DataView, args: list[str]) -> Reply:
-    rows, problem = _filter_code(view, args, view.history.frames["buybacks"])
+def _buybacks(view: DataView, args: list[str], lang: str) -> Reply:
+    rows, problem = _filter_code(view, args, view.frames()["buybacks"], lang, "/buybacks 1810")
     if problem:
         return problem
-    rows = rows.sort_values("trade_date").tail(10)
+    rows = rows.sort_values("trade_date", kind="stable").tail(10)
     if rows.empty:
-        return Reply("No buybacks reported in the data I hold.")
-    lines = ["💰 <b>Recent buybacks</b>"]
+        return Reply(t(lang, "ans.buybacks.none"))
+    names = view.names(lang)
+    lines = [t(lang, "ans.buybacks.header")]
     for _, r in rows.iterrows():
-        lines.append(f"{r['trade_date']:%d/%m} <b>{esc(r['code'])}</b> {esc(r['name'])}: {int(r['shares']):,} sh, "
-                     f"{esc(r['currency'])} {r['total_paid'] / 1e6:,.1f}m ({esc(r['method'])})")
+        currency = str(r["currency"]) if pd.notna(r["currency"]) else "HKD"
+        lines.append(t(lang, "ans.buybacks.line", day=day(lang, r["trade_date"]), code=esc(r["code"]),
+                       name=esc(names.get(str(r["code"]), r["name"])), shares=shares(lang, float(r["shares"])),
+                       amount=_money(lang, float(r["total_paid"]), currency),
+                       low=price(lang, float(r["price_low"]), currency),
+                       high=price(lang, float(r["price_high"]), currency)))
+    lines.append(t(lang, "ans.buybacks.source", day=day(lang, rows["report_date"].max())))
     return Reply("\n".join(lines))
 
 
-def _insiders(view: DataView, args: list[str]) -> Reply:
-    rows, problem = _filter_code(view, args, view.history.frames["di"])
+def _insiders(view: DataView, args: list[str], lang: str) -> Reply:
+    frame = view.frames()["di"]
+    rows, problem = _filter_code(view, args, frame, lang, "/insiders 1810")
     if problem:
         return problem
-    rows = rows.sort_values("event_date").tail(10)
+    rows = rows.sort_values("event_date", kind="stable").tail(10)
     if rows.empty:
-        return Reply("No director or substantial-shareholder dealings in the data I hold.")
-    lines = ["👤 <b>Recent insider dealings</b>"]
-    lines += [f"<b>{esc(r['code'])}</b> ({esc(r['role'])}) {_dealing(r)}" for _, r in rows.iterrows()]
+        return Reply(t(lang, "ans.insiders.none"))
+    lines = [t(lang, "ans.insiders.header")]
+    lines += [f"<b>{esc(code)}</b> {_dealing(lang, d)}" for code, d in pos.to_dealings(rows)]
+    lines.append(t(lang, "ans.insiders.source", day=day(lang, rows["filed_date"].max())))
     return Reply("\n".join(lines))
 
 
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "notice": 2, "info": 3}
 
 
-def _top(view: DataView, args: list[str]) -> Reply:
-    latest = max((a.trade_date for a in view.alerts), default=None)
+def _rule_title(lang: str, rule: str) -> str:
+    return esc(rule_title(rule, lang))
+
+
+def _top(view: DataView, args: list[str], lang: str) -> Reply:
+    alerts = [a for a in view.alerts if a.trade_date <= view.today]
+    latest = max((a.trade_date for a in alerts), default=None)
     if latest is None:
-        return Reply("No alerts yet.")
-    recent = [a for a in view.alerts if (latest - a.trade_date).days <= 3]
+        return Reply(t(lang, "ans.top.none"))
+    recent = [a for a in alerts if (latest - a.trade_date).days <= 3]
     recent.sort(key=lambda a: (_SEVERITY_ORDER.get(a.severity, 9), a.rule, a.code))
-    lines = [f"🏆 <b>Biggest anomalies</b> (to {latest:%d/%m})"]
+    names = view.names(lang)
+    lines = [t(lang, "ans.top.header", day=day(lang, latest))]
     for a in recent[:10]:
-        emoji = RULE_STYLE.get(a.rule, ("🔔", ""))[0]
-        lines.append(f"{emoji} <b>{esc(a.code)}</b> {esc(a.name)} — {esc(a.why)}")
+        who = t(lang, "ans.market") if a.code == "MARKET" else esc(names.get(a.code, a.name))
+        lines.append(t(lang, "ans.top.line", emoji=rule_emoji(a.rule), code=esc(a.code), name=who,
+                       detail=esc(why_text(a, lang))))
     return Reply("\n".join(lines))
 
 
-WHY: dict[str, str] = {
-    "short_ratio_spike": "Today's short-selling turnover as a share of the stock's turnover is far above its own "
-                         "last 60 sessions (z-score and percentile), with turnover and history floors.",
-    "short_ratio_drop": "Today's short-selling ratio is far below its own last 60 sessions: less new shorting.",
-    "short_position_jump": "The SFC's weekly aggregated reportable short position moved sharply week on week, "
-                           "hit a multi-week high, or fell to zero.",
-    "buyback_filed": "The company reported buying back its own shares (HKEX daily repurchase report).",
-    "insider_buy_near_round_number": "A director or substantial shareholder bought on market at an average "
-                                     "price close to a round-number level (e.g. HK$38.58, just under HK$40).",
-    "southbound_level": "Mainland investors' Stock Connect holding crossed a level (5%, 10%, …) or moved "
-                        "2 percentage points in 5 sessions.",
-    "market_short_swing": "Market-wide short-selling value moved 25%+ against the same weekday last week or the "
-                          "5-session mean.",
-    "confluence": "Two or more different signals on the same stock within 5 sessions.",
-    "insider_cluster": "US: two or more different insiders bought the same stock on the open market (Form 4 code P) "
-                       "within 10 days, for at least US$100,000 together.",
-}
-
-
-def _why(view: DataView, args: list[str]) -> Reply:
-    if not args or args[0].lower() not in WHY:
-        return Reply("Which rule? One of: " + ", ".join(f"<code>{r}</code>" for r in WHY))
+def _why(view: DataView, args: list[str], lang: str) -> Reply:
+    if not args or args[0].lower() not in WHY_RULES:
+        return Reply(t(lang, "ans.why.usage", rules=", ".join(f"<code>{r}</code>" for r in WHY_RULES)))
     rule = args[0].lower()
-    emoji, title = RULE_STYLE[rule]
-    return Reply(f"{emoji} <b>{esc(title)}</b>\n{esc(WHY[rule])}\nℹ️ {esc(CAVEATS[rule])}")
+    return Reply(t(lang, "ans.why.body", emoji=rule_emoji(rule), title=_rule_title(lang, rule),
+                   text=t(lang, f"ans.why.{rule}.text"), caveat=esc(caveat(rule, lang) or "")))
 
 
-def _history(view: DataView, args: list[str]) -> Reply:
-    code, problem = _one_code(view, args, "/history 9988")
+def _move(lang: str, outcome: Outcome | None, horizon: int) -> str:
+    value = None if outcome is None else outcome.moves.get(horizon)
+    return t(lang, "ans.history.move", h=horizon, move=_signed_pct(lang, None if value is None else value * 100))
+
+
+def _history(view: DataView, args: list[str], lang: str) -> Reply:
+    code, problem = _one_code(view, args, lang, "/history 9988")
     if problem or code is None:
         return problem or Reply("?")
-    alerts = [a for a in view.alerts if a.code == code][-10:]
+    code_html, name = _title(view, code, lang)
+    alerts = sorted((a for a in view.alerts if a.code == code and a.trade_date <= view.today),
+                    key=lambda a: (a.trade_date, a.rule), reverse=True)
     if not alerts:
-        return Reply(f"No past alerts on {esc(code)}.")
-    lines = [f"🕰 <b>{esc(code)}</b> past alerts and the move after"]
-    for a in alerts:
-        out = view.outcomes.get(a.fingerprint)
-        moves = "  ".join(
-            f"{h}d {'n/a' if out is None or out.moves[h] is None else f'{out.moves[h] * 100:+.1f}%'}"
-            for h in HORIZONS)
-        lines.append(f"{a.trade_date:%d/%m} {esc(a.rule)}: {esc(moves)}")
+        return Reply(t(lang, "ans.history.none", code=code_html))
+    shown = alerts[:HISTORY_SHOWN]
+    lines = [t(lang, "ans.history.header", code=code_html, name=name, shown=len(shown), total=len(alerts))]
+    for a in shown:
+        outcome = view.outcomes.get(a.fingerprint)
+        moves = " · ".join(_move(lang, outcome, h) for h in HORIZONS)
+        lines.append(t(lang, "ans.history.line", day=day(lang, a.trade_date), emoji=rule_emoji(a.rule),
+                       title=_rule_title(lang, a.rule), moves=moves))
+    lines.append(t(lang, "ans.history.rates_header"))
+    lines += _hit_rates(view, alerts, lang)
+    lines.append(t(lang, "ans.history.caveat"))
     return Reply("\n".join(lines))
+
+
+def _hit_rates(view: DataView, alerts: list[Alert], lang: str) -> list[str]:
+    """Per-rule hit rates of a stock's alerts, by the replay engine's own summary."""
+    missing = Outcome(None, {h: None for h in HORIZONS})
+    result = ReplayResult(alerts=[(a.trade_date, a) for a in alerts],
+                          outcomes={a.fingerprint: view.outcomes.get(a.fingerprint, missing) for a in alerts})
+    lines = []
+    for row in summarize(result):
+        title = _rule_title(lang, row.rule)
+        if row.hit_rate is not None:
+            hits = int(round(row.hit_rate * row.hits_counted))
+            lines.append(t(lang, "ans.history.rate", title=title, hits=hits, judged=row.hits_counted,
+                           count=row.count, rate=pct(lang, row.hit_rate * 100, 0)))
+        elif _has_direction(row.rule, alerts):
+            lines.append(t(lang, "ans.history.rate_pending", title=title, count=row.count))
+        else:
+            lines.append(t(lang, "ans.history.rate_nodir", title=title, count=row.count))
+    return lines
+
+
+def _has_direction(rule: str, alerts: list[Alert]) -> bool:
+    return any(expected_direction(a) is not None for a in alerts if a.rule == rule)
+
+
+def catalogue_keys() -> Mapping[str, tuple[str, ...]]:
+    """The dynamically built message ids, by family (tests check each exists in the catalogue)."""
+    return {
+        "help": tuple(k for n in HELP for k in (f"ans.help.{n}", f"ans.help.{n}.example")),
+        "why": tuple(f"ans.why.{r}.text" for r in WHY_RULES),
+        "src": tuple(f"ans.src.{s}" for s in ("quotes", "short", "sfc", "buybacks", "di", "southbound", "flows")),
+        "role": ("ans.role.director", "ans.role.substantial_shareholder"),
+        "dir": ("ans.dir.buy", "ans.dir.sell"),
+    }
 

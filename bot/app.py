@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from datetime import time as dtime
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 from redis.asyncio import Redis
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
+from telegram.error import InvalidToken
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 from alerts.calendar import HK_TZ
@@ -51,7 +53,9 @@ def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTER
     async def post_init(app: Application) -> None:
         d = Deps.open(settings, clock)
         app.bot_data["deps"] = d
-        app.bot_data["worker"] = worker_for(app.bot, d.redis, settings, clock)
+        worker = worker_for(app.bot, d.redis, settings, clock)
+        worker.charts = d.charts()  # important alerts carry their chart photo
+        app.bot_data["worker"] = worker
         await app.bot.set_my_commands(menu("en"))
         await app.bot.set_my_commands(menu("zh"), language_code="zh")
         if app.job_queue is not None:
@@ -119,7 +123,13 @@ ALLOWED_UPDATES = ["message", "channel_post", "callback_query"]
 
 def run(settings: Settings) -> None:
     """Run the bot until SIGTERM/SIGINT: as leader when it holds the Redis lease, else as a hot standby."""
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except InvalidToken:
+        # PTB's message quotes the rejected token itself: never let Python print it in a traceback.
+        print("configuration error: TELEGRAM_BOT_TOKEN: Telegram rejected the token (401 Unauthorized); "
+              "check it with @BotFather", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -177,6 +187,7 @@ async def _lead(settings: Settings, lease: Lease, stop: asyncio.Event, lost: asy
         log.info("leader: %s", "lease lost, stepping down" if lost.is_set() else "stopping")
         # Graceful: stop taking updates, let the running job (a send or a cycle) finish, then close clients.
         await app.updater.stop()
+        _quiesce(app)
         await app.stop()
         if app.post_shutdown is not None:
             await app.post_shutdown(app)
@@ -185,6 +196,21 @@ async def _lead(settings: Settings, lease: Lease, stop: asyncio.Event, lost: asy
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
         await app.shutdown()
+
+
+def _quiesce(app: Application) -> None:
+    """Start no more jobs and ask the running drain and poll to stop at their next item or cycle.
+
+    PTB's JobQueue.stop() waits for the running jobs, but the scheduler's shutdown then cancels any job that started
+    meanwhile, and PTB shields job bodies from that cancel: such a job would run on with closed clients.
+    """
+    if app.job_queue is not None and app.job_queue.scheduler.running:
+        app.job_queue.scheduler.pause()
+    worker, poller = app.bot_data.get("worker"), app.bot_data.get("poller")
+    if isinstance(worker, DeliveryWorker):
+        worker.stop()
+    if isinstance(poller, Poller):
+        poller.stopping = True
 
 
 async def _start_health(settings: Settings, lease: Lease) -> HealthServer | None:

@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Telegram, then lets you type the bot's commands. With standard input not a "
                                    "terminal it prints the replay and exits.")
     d.add_argument("--no-chat", action="store_true", help="print the replay and exit")
+    d.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the alerts: en or zh (繁體中文)")
 
     po = sub.add_parser("poll", help="run one cycle now (fetch, store, rules, route to the outbox) and exit",
                         description="Run one cycle per SOURCE (default: every source) for --date or the latest due "
@@ -393,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from bot.demo import run_demo
 
-        return run_demo(chat=not args.no_chat)
+        return run_demo(chat=not args.no_chat, lang=args.lang)
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -29,36 +30,70 @@ from telegram.error import (
 from alerts.model import Alert
 from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.subscriptions import SubscriptionStore
+from bot.chartsend import ChartService, alert_chart
+from bot.i18n import t
 from bot.render import buttons_for, esc, render_group, split_message
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8  # timeouts / 5xx before an item is dead-lettered (about 40 minutes of backoff)
+CLAIM_CHUNK = 10  # outbox items claimed at a time while draining (each costs a Redis round trip)
 
 
 @dataclass
 class RateLimiter:
-    """Spacing between sends: global rate, ~1 msg/s per chat, 20/min per group; pauses after 429s."""
+    """Spacing between sends: global rate, ~1 msg/s per chat, 20/min per group; pauses after 429s.
 
-    global_per_sec: float = 25.0
+    Telegram counts a send when the request reaches it, at some moment between our request and its answer, in
+    sliding windows. Spacing sends by their start alone lets network jitter push two of them into one window (a
+    429), so the gap to a chat's next message and the global window of `global_per_sec` sends per second are also
+    measured from the *answers* of earlier sends (`finished`). For one sequential sender, as the worker is.
+    """
+
+    global_per_sec: float = 30.0
     chat_interval: float = 1.0
     group_interval: float = 3.0  # 20 messages per minute
+    window_s: float = 1.0
     clock: Callable[[], float] = time.monotonic
     _next_global: float = 0.0
     _next_chat: dict[int, float] = field(default_factory=dict)
+    _answers: deque[float] = field(default_factory=deque)  # answer times of the latest sends (one window's worth)
+
+    @property
+    def window_limit(self) -> int:
+        """Sends allowed in any window of `window_s` seconds."""
+        return max(1, int(self.global_per_sec * self.window_s))
 
     def delay(self, chat_id: int) -> float:
         """Seconds to wait before a send to `chat_id` may go (0 when it may go now)."""
-        now = self.clock()
-        return max(0.0, self._next_global - now, self._next_chat.get(chat_id, 0.0) - now)
+        return max(0.0, self.ready_at(chat_id) - self.clock())
+
+    def ready_at(self, chat_id: int) -> float:
+        """Clock time from which a send to `chat_id` may go (a fixed point: comparable across chats)."""
+        # The window is full until the oldest of its sends was answered a whole window ago.
+        window_free = self._answers[0] + self.window_s if len(self._answers) >= self.window_limit else 0.0
+        return max(self._next_global, window_free, self._next_chat.get(chat_id, 0.0))
 
     def record(self, chat_id: int) -> None:
         """Account for a send that is going out now."""
         now = self.clock()
-        self._next_global = max(self._next_global, now) + 1.0 / self.global_per_sec
-        interval = self.group_interval if chat_id < 0 else self.chat_interval
-        self._next_chat[chat_id] = max(self._next_chat.get(chat_id, 0.0), now) + interval
+        # Half the nominal spacing: smooth, yet a late send can catch up (the window still caps any second).
+        self._next_global = max(self._next_global, now) + 0.5 / self.global_per_sec
+        self._next_chat[chat_id] = max(self._next_chat.get(chat_id, 0.0), now) + self._interval(chat_id)
+
+    def finished(self, chat_id: int) -> None:
+        """Account for Telegram's answer to a send (accepted or not): the chat's next send waits a gap from now."""
+        now = self.clock()
+        self._next_chat[chat_id] = max(self._next_chat.get(chat_id, 0.0), now + self._interval(chat_id))
+        self._answers.append(now)
+        while len(self._answers) > self.window_limit:
+            self._answers.popleft()
+        if len(self._next_chat) > 10_000:  # forget chats whose gap has passed: bounded memory over a long run
+            self._next_chat = {chat: due for chat, due in self._next_chat.items() if due > now}
+
+    def _interval(self, chat_id: int) -> float:
+        return self.group_interval if chat_id < 0 else self.chat_interval
 
     def pause_chat(self, chat_id: int, seconds: float) -> None:
         """Honour a 429 retry_after for one chat."""
@@ -81,21 +116,31 @@ class DeliveryReport:
 
 
 Notify = Callable[[str], Awaitable[None]]
+CHART_PART = -1  # "sent" record of an item's chart photo, apart from its text parts 0, 1, …
 
 
-def render_item(item: OutboxItem) -> tuple[list[str], InlineKeyboardMarkup | None]:
-    """Message parts (HTML) and buttons of an outbox item."""
+def _chart_alert(item: OutboxItem) -> Alert | None:
+    """The alert of an item that holds exactly one (charts go with single-alert items, not groups or digests)."""
+    if item.kind != "alerts" or len(item.alerts) != 1:
+        return None
+    return Alert.from_dict(item.alerts[0])
+
+
+def render_item(item: OutboxItem, lang: str = "en") -> tuple[list[str], InlineKeyboardMarkup | None]:
+    """Message parts (HTML) and buttons of an outbox item, in the recipient chat's language `lang`.
+
+    Rendered at send time, so a /lang change reaches alerts still waiting. The parts are numbered for "already
+    sent" records: render_group packs alerts into parts the same way in every language, so part i holds the
+    same alerts in English and Chinese and a language change between two parts neither skips nor repeats one.
+    """
     if item.kind == "text":
         return split_message(item.text), None
     alerts = [Alert.from_dict(a) for a in item.alerts]
     day = max(a.trade_date for a in alerts) if alerts else date.today()  # noqa: DTZ011 - only a label fallback
-    parts = render_group(alerts, day)
-    if item.kind == "digest":
-        header = f"📬 <b>Daily digest</b> · {len(alerts)} alert(s) held for you"
-        parts = split_message(header + "\n\n" + "\n\n".join(parts))
+    parts = render_group(alerts, day, lang, digest=item.kind == "digest")
     markup = None
     if len(alerts) == 1 and len(parts) == 1:
-        buttons = buttons_for(alerts[0])
+        buttons = buttons_for(alerts[0], lang)
         if buttons:
             markup = InlineKeyboardMarkup([[InlineKeyboardButton(b.text, callback_data=b.data) for b in buttons]])
     return parts, markup
@@ -112,6 +157,8 @@ def worker_for(bot: Bot, redis: Redis, settings: Settings,
 class DeliveryWorker:
     """Drains the outbox to Telegram."""
 
+    charts: ChartService | None = None  # chart photos for important alerts (the app sets it; None: text only)
+
     def __init__(self, bot: Bot, outbox: Outbox, subs: SubscriptionStore, *, admin_chat_ids: tuple[int, ...] = (),
                  limiter: RateLimiter | None = None, paid_broadcast: bool = False,
                  now: Callable[[], datetime] | None = None) -> None:
@@ -123,13 +170,34 @@ class DeliveryWorker:
         self.paid_broadcast = paid_broadcast
         self._now = now or (lambda: datetime.now().astimezone())
         self._recent_429: list[float] = []
+        self._stopping = False
 
-    async def drain(self, max_items: int = 200) -> DeliveryReport:
-        """Send every item due now (up to `max_items`); returns counts."""
+    def stop(self) -> None:
+        """Finish the item being sent, hand the other claimed items back and send nothing more (leader stepping
+        down: PTB runs jobs shielded, so a drain left running would go on with the closed HTTP client)."""
+        self._stopping = True
+
+    async def drain(self, max_items: int = 200, budget_s: float = 30.0) -> DeliveryReport:
+        """Send the items due now, keeping up to `max_items` claimed, claiming more for about `budget_s`."""
         report = DeliveryReport()
-        for item in await self.outbox.claim(self._now(), max_items):
+        started = time.monotonic()
+        pool: dict[str, OutboxItem] = {}
+        more = True
+        while True:
+            # Keep the pool topped up a few items at a time: a pool that runs dry leaves its last items (often
+            # chats still inside their 1 s gap) holding up the sender, and one big claim stalls it (a GET per item).
+            if more and len(pool) < max_items and time.monotonic() - started < budget_s:
+                wanted = min(max_items - len(pool), CLAIM_CHUNK)
+                batch = await self.outbox.claim(self._now(), wanted)
+                more = len(batch) == wanted
+                pool.update((item.id, item) for item in batch if item.id not in pool)
+            if not pool:
+                return report
+            # The chat that may receive soonest goes first (one chat inside its gap must not hold up the rest);
+            # ties keep claim order, so a chat's messages go out in the order they were queued.
+            item = min(pool.values(), key=lambda i: self.limiter.ready_at(i.chat_id))
+            del pool[item.id]
             await self._deliver(item, report)
-        return report
 
     async def _deliver(self, item: OutboxItem, report: DeliveryReport) -> None:
         settings = await self.subs.settings(item.chat_id)
@@ -137,7 +205,7 @@ class DeliveryWorker:
             log.info("dropping item %s for inactive chat %s", item.id, item.chat_id)
             await self.outbox.done(item.id)
             return
-        parts, markup = render_item(item)
+        parts, markup = render_item(item, settings.lang)
         for index, text in enumerate(parts):
             if await self.outbox.is_part_sent(item.id, index):
                 continue  # sent before a restart: never twice
@@ -148,7 +216,46 @@ class DeliveryWorker:
                 outcome = await self._send_part(item, index, text, keyboard, report)
             if outcome is not True:
                 return
+        if not await self._send_chart(item, settings.lang, report):
+            return
         await self.outbox.done(item.id)
+
+    async def _send_chart(self, item: OutboxItem, lang: str, report: DeliveryReport) -> bool:
+        """After the text, an important alert's chart photo as its own part; False when the item must wait.
+
+        The text goes first and never waits for a chart. The photo is part CHART_PART, recorded like the text parts,
+        so a restart neither repeats nor loses it. Only Telegram's flood control (429) and a blocked chat stop the
+        item; a chart that cannot be drawn or is refused is logged and dropped, the alert itself is out already.
+        """
+        alert = _chart_alert(item)
+        kind = alert_chart(alert) if self.charts is not None and alert is not None else None
+        if self.charts is None or alert is None or kind is None or await self.outbox.is_part_sent(item.id, CHART_PART):
+            return True
+        wait = self.limiter.delay(item.chat_id)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self.limiter.record(item.chat_id)
+        try:
+            try:
+                await self.charts.send(self.bot, item.chat_id, alert.code, kind, lang, alert=alert,
+                                       disable_notification=True)  # one notification per alert: the text's
+            finally:
+                self.limiter.finished(item.chat_id)
+        except RetryAfter as exc:
+            return await self._retry_after(item, exc, report)
+        except Forbidden as exc:
+            report.blocked += 1
+            log.info("chat %s refused messages (%s); marking inactive", item.chat_id, exc.message)
+            await self.subs.deactivate(item.chat_id)
+            await self.outbox.done(item.id)
+            return False
+        except Exception as exc:  # noqa: BLE001 - no data, a drawing bug, a refusal, a timeout: text is already out
+            log.warning("chart for item %s (%s %s) not sent: %s: %s", item.id, alert.code, kind,
+                        type(exc).__name__, exc)
+            return True
+        await self.outbox.mark_part_sent(item.id, CHART_PART)
+        report.sent += 1
+        return True
 
     async def _send_part(self, item: OutboxItem, index: int, text: str, markup: InlineKeyboardMarkup | None,
                          report: DeliveryReport) -> bool | OutboxItem:
@@ -157,10 +264,13 @@ class DeliveryWorker:
             await asyncio.sleep(wait)
         self.limiter.record(item.chat_id)
         try:
-            await self.bot.send_message(
-                item.chat_id, text, parse_mode=ParseMode.HTML, disable_notification=item.silent,
-                reply_markup=markup, link_preview_options=LinkPreviewOptions(is_disabled=True),
-                allow_paid_broadcast=self.paid_broadcast or None)
+            try:
+                await self.bot.send_message(
+                    item.chat_id, text, parse_mode=ParseMode.HTML, disable_notification=item.silent,
+                    reply_markup=markup, link_preview_options=LinkPreviewOptions(is_disabled=True),
+                    allow_paid_broadcast=self.paid_broadcast or None)
+            finally:
+                self.limiter.finished(item.chat_id)
         except RetryAfter as exc:
             return await self._retry_after(item, exc, report)
         except ChatMigrated as exc:
@@ -214,8 +324,8 @@ class DeliveryWorker:
         await self.outbox.dead_letter(item, reason, self._now())
         if item.chat_id in self.admins:
             return  # do not loop: a refused admin notice is not re-announced
-        for admin in self.admins:
-            notice = (f"⚠️ A message to chat <code>{item.chat_id}</code> was refused and set aside: "
-                      f"{esc(reason)[:500]}")
+        for admin in self.admins:  # each admin reads the notice in their own language
+            lang = (await self.subs.settings(admin)).lang
+            notice = t(lang, "admin_dead_letter", chat=item.chat_id, reason=esc(reason[:500]))
             await self.outbox.put(OutboxItem(id=item_id(admin, "text", [item.id, "dead"]), chat_id=admin,
                                              kind="text", text=notice), self._now())

@@ -16,6 +16,7 @@ from alerts.history import History, load_directory, span
 from alerts.replay import ReplayResult, replay
 from alerts.rules import load_params
 from bot.answers import DataView, answer
+from bot.i18n import full_date, t
 from bot.render import buttons_for, console_buttons, render_group, to_console
 
 DEMO_START = date(2025, 11, 17)
@@ -34,19 +35,18 @@ def load_demo() -> tuple[History, ReplayResult]:
     return history, replay(history, DEMO_START, DEMO_END, load_params())
 
 
-def print_replay(result: ReplayResult, color: bool) -> None:
-    """Print each day's alerts as one Telegram message per day (as a watcher of every stock would get)."""
+def print_replay(result: ReplayResult, color: bool, lang: str = "en") -> None:
+    """Print each day's alerts as one Telegram message per day (as a watcher of every stock would get), in `lang`."""
     by_day: dict[date, list] = {}
     for day, alert in result.alerts:
         by_day.setdefault(day, []).append(alert)
-    print(f"positioning-bot demo — replaying {DEMO_START:%d %b} to {DEMO_END:%d %b %Y} "
-          f"(bundled data, reconstructed except the public figures listed in alerts/demo_data/README.md)\n")
+    print(t(lang, "demo.intro", start=full_date(lang, DEMO_START), end=full_date(lang, DEMO_END)) + "\n")
     for day in result.days:
         alerts = by_day.get(day, [])
-        print(f"━━━ {day:%a %d %b %Y} ━━━ {len(alerts)} alert(s)")
-        for message in render_group(alerts, day) if alerts else []:
+        print(t(lang, "demo.day", day=full_date(lang, day), n=len(alerts)))
+        for message in render_group(alerts, day, lang) if alerts else []:
             print(to_console(message, color=color))
-        buttons = [b for a in alerts for b in buttons_for(a)][:3]
+        buttons = [b for a in alerts for b in buttons_for(a, lang)][:3]
         if buttons and len(alerts) == 1:
             print(console_buttons(buttons))
         print()
@@ -54,9 +54,9 @@ def print_replay(result: ReplayResult, color: bool) -> None:
         print(f"problem: {problem}")
 
 
-def console_chat(view: DataView, color: bool) -> None:
-    """Read commands from the terminal and answer them like the bot would."""
-    print("Type the bot's commands (/card 1810, /top, /why short_ratio_drop, /help); /quit to leave.")
+def console_chat(view: DataView, color: bool, lang: str = "en") -> None:
+    """Read commands from the terminal and answer them like the bot would, in `lang`."""
+    print(t(lang, "demo.chat_hint"))
     while True:
         try:
             line = input("you › ").strip()
@@ -73,18 +73,18 @@ def console_chat(view: DataView, color: bool) -> None:
             words = line.split()
         command = words[0] if words[0].startswith("/") else "/card"
         args = words[1:] if words[0].startswith("/") else words
-        reply = answer(view, command, args)
+        reply = answer(view, command, args, lang)
         print("bot › " + to_console(reply.text, color=color).replace("\n", "\n      "))
         if reply.buttons:
             print("      " + console_buttons(reply.buttons))
 
 
-def run_demo(chat: bool = True) -> int:
-    """Replay the demo, then chat when standard input is a terminal."""
+def run_demo(chat: bool = True, lang: str = "en") -> int:
+    """Replay the demo in `lang` (en or zh), then chat when standard input is a terminal."""
     color = sys.stdout.isatty()
     history, result = load_demo()
-    print_replay(result, color)
+    print_replay(result, color, lang)
     if chat and sys.stdin is not None and sys.stdin.isatty():
         view = DataView(history, DEMO_END, [a for _, a in result.alerts], result.outcomes)
-        console_chat(view, color)
+        console_chat(view, color, lang)
     return 0

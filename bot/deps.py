@@ -19,6 +19,7 @@ from alerts.replay import outcome
 from alerts.store.frames import FrameStore
 from alerts.subscriptions import SubscriptionStore
 from bot.answers import DataView
+from bot.chartsend import ChartService
 from config.settings import Settings
 
 VIEW_TTL_SECONDS = 300.0
@@ -39,6 +40,7 @@ class Deps:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(HK_TZ))
     _view: DataView | None = None
     _view_at: float = field(default=0.0)
+    _charts: ChartService | None = None
 
     @classmethod
     def open(cls, settings: Settings, clock: Callable[[], datetime] | None = None) -> Deps:
@@ -63,12 +65,20 @@ class Deps:
         today = (now or self.clock()).astimezone(HK_TZ).date()
         sessions = previous_sessions(today, HISTORY_SESSIONS)
         history = await load_store(self.frames, sessions[0], today)
-        alerts = await self.alert_log.recent(sessions[-30:])
+        # Every stored alert of the loaded sessions (not only the last few): /history lists a stock's past alerts
+        # with their 1/5/20-session outcomes, which need prices after them, all inside the same window.
+        alerts = await self.alert_log.recent(sessions)
         closes = history.closes()
         outcomes = {a.fingerprint: outcome(closes, a.code, a.trade_date) for a in alerts}
         self._view = DataView(history, today, alerts, outcomes)
         self._view_at = time.monotonic()
         return self._view
+
+    def charts(self) -> ChartService:
+        """Chart photos (drawn from this process's view, cached in Redis)."""
+        if self._charts is None:
+            self._charts = ChartService(self.redis, self.view)
+        return self._charts
 
     def invalidate_view(self) -> None:
         """Forget the cached view (new data stored)."""

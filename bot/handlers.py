@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from redis.exceptions import RedisError
 from telegram import (
     BotCommand,
     InlineKeyboardButton,
@@ -35,40 +36,29 @@ from alerts.sources import SOURCES
 from alerts.subscriptions import ChatSettings, parse_quiet
 from alerts.tickers import known
 from bot.answers import READ_ONLY, answer
+from bot.charts import KINDS as CHART_KINDS
 from bot.codes import resolve
 from bot.deps import Deps, deps
-from bot.i18n import t
-from bot.render import RULE_STYLE, esc, split_message
+from bot.i18n import day, has, num, t
+from bot.render import esc, rule_emoji, rule_title, split_message
+from config.settings import redact
 
 log = logging.getLogger(__name__)
 
 COMMANDS_PER_MINUTE = 20
 MAX_TEXT_IN = 1000  # characters of a user's message we look at
 MAX_ARGS = 50  # /watch takes many codes; anything beyond this is a paste accident
+# Escaped characters of a /broadcast: the cap applies after escaping (`<` becomes `&lt;`), so a broadcast is
+# always one message per chat, never a burst of parts.
+MAX_BROADCAST = 3500
 DIGEST_TIME = "08:30"
 _DURATION_RE = re.compile(r"^(\d{1,3})([mhdw])$", re.IGNORECASE)
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-MENU: list[tuple[str, str, str]] = [  # command, English, Chinese
-    ("start", "Welcome and a short tour", "歡迎及簡介"),
-    ("help", "All commands with examples", "所有指令及例子"),
-    ("watch", "Watch stocks: /watch 1810 700", "關注股票：/watch 1810 700"),
-    ("unwatch", "Stop watching: /unwatch 700", "取消關注：/unwatch 700"),
-    ("list", "Your watchlist", "你的關注清單"),
-    ("card", "Positioning card: /card 1810", "持倉概覽：/card 1810"),
-    ("short", "Short-selling ratio: /short 700", "沽空比率：/short 700"),
-    ("buybacks", "Recent buybacks", "最近回購"),
-    ("insiders", "Director dealings", "董事及大股東交易"),
-    ("top", "Today's biggest anomalies", "今日最大異動"),
-    ("why", "What a rule means: /why short_ratio_spike", "規則解釋"),
-    ("history", "Past alerts and outcomes: /history 9988", "過往通知及其後走勢"),
-    ("settings", "Rules, market alerts, digest, language", "設定"),
-    ("mute", "Mute a stock or rule: /mute 1810 1d", "靜音：/mute 1810 1d"),
-    ("quiet", "Quiet hours: /quiet 22:30-07:30", "靜音時段：/quiet 22:30-07:30"),
-    ("digest", "One message a day: /digest on", "每日摘要：/digest on"),
-    ("lang", "Language: /lang en | /lang zh", "語言：/lang en | /lang zh"),
-    ("status", "Data freshness per source", "各數據源狀態"),
-]
+MENU: tuple[str, ...] = (  # the command menu, in order; each description is the catalogue message menu.<command>
+    "start", "help", "watch", "unwatch", "list", "card", "chart", "flows", "short", "buybacks", "insiders", "top", "why",
+    "history", "settings", "mute", "quiet", "digest", "lang", "status",
+)
 ADMIN_COMMANDS = ("stats", "broadcast")
 
 
@@ -141,7 +131,8 @@ def command(impl: Impl, *, admin: bool = False) -> Callable[[Update, ContextType
             return
         args = [a[:64] for a in (context.args or [])]
         text, markup = await impl(Ctx(update, d, chat.id, settings, args, now, is_admin))
-        await send_reply(message, text, markup)
+        if text:  # empty: the command answered with something else (a photo)
+            await send_reply(message, text, markup)
 
     return handler
 
@@ -215,13 +206,30 @@ async def cmd_list(ctx: Ctx) -> Reply:
 
 def _answer_command(name: str) -> Impl:
     async def impl(ctx: Ctx) -> Reply:
-        reply = answer(await ctx.deps.view(), name, ctx.args)
+        reply = answer(await ctx.deps.view(), name, ctx.args, ctx.lang)
         markup = InlineKeyboardMarkup([[InlineKeyboardButton(b.text, callback_data=b.data)
                                         for b in reply.buttons]]) if reply.buttons else None
         return reply.text, markup
 
     impl.__doc__ = f"/{name}"
     return impl
+
+
+async def cmd_chart(ctx: Ctx) -> Reply:
+    """/chart CODE [short|position|southbound]: a photo, or a text saying why not."""
+    args = list(ctx.args)
+    kind = args.pop().lower() if len(args) >= 2 and args[-1].lower() in CHART_KINDS else "short"
+    if not args or len(args) > 3:
+        return t(ctx.lang, "chart_usage"), None
+    names = (await ctx.deps.view()).names() or None
+    # "/chart 1810 volume": a stock and a kind we do not draw (a name of several words resolves whole)
+    if len(args) >= 2 and resolve(" ".join(args), names).code is None and resolve(args[0], names).code:
+        return t(ctx.lang, "chart_unknown_kind", kind=esc(args[-1][:20])), None
+    codes, problems = await _resolve_all(ctx, [" ".join(args)])
+    if problems or not codes:
+        return "\n".join(problems) or t(ctx.lang, "chart_usage"), None
+    bot = ctx.update.get_bot()
+    return await ctx.deps.charts().reply(bot, ctx.chat_id, codes[0], kind, ctx.lang), None
 
 
 def parse_duration(text: str) -> timedelta | None:
@@ -307,13 +315,14 @@ async def cmd_status(ctx: Ctx) -> Reply:
             lines.append(f"• <code>{esc(name)}</code>: {t(ctx.lang, 'status_never')}")
             continue
         fetched = datetime.fromisoformat(status["ok_at"]).astimezone(HK_TZ)
-        line = f"• <code>{esc(name)}</code>: {esc(status.get('ok_date', '?'))}, fetched {fetched:%d/%m %H:%M}"
-        if status.get("ok_date"):
-            published = schedule_for(name).published_at(datetime.fromisoformat(status["ok_date"]).date())
-            lag = (fetched - published).total_seconds() / 60
-            line += f" ({lag:+.0f} min vs expected publication)"
+        file_day = datetime.fromisoformat(status["ok_date"]).date() if status.get("ok_date") else None
+        line = f"• <code>{esc(name)}</code>: " + t(ctx.lang, "status_line", date=esc(
+            day(ctx.lang, file_day) if file_day else "?"), time=f"{fetched:%d/%m %H:%M}")
+        if file_day is not None:
+            lag = (fetched - schedule_for(name).published_at(file_day)).total_seconds() / 60
+            line += t(ctx.lang, "status_lag", minutes=f"{lag:+.0f}")
         if status.get("error_at", "") > status["ok_at"]:
-            line += f"\n   ⚠️ last error: {esc(status.get('error_message', '')[:200])}"
+            line += "\n   " + t(ctx.lang, "status_error", message=esc(status.get("error_message", "")[:200]))
         lines.append(line)
     return "\n".join(lines), None
 
@@ -323,7 +332,11 @@ async def cmd_stats(ctx: Ctx) -> Reply:
     stats = await ctx.deps.subs.stats()
     stats["outbox_pending"] = await ctx.deps.outbox.pending()
     stats["dead_letters"] = len(await ctx.deps.outbox.dead())
-    return "📈 <b>Stats</b>\n" + "\n".join(f"• {esc(k)}: {v:,}" for k, v in stats.items()), None
+    lines = [t(ctx.lang, "stats_header")]
+    for key, value in stats.items():
+        label = t(ctx.lang, f"stats.{key}") if has(f"stats.{key}") else key
+        lines.append(f"• {esc(label)}: {num(ctx.lang, value)}")
+    return "\n".join(lines), None
 
 
 async def cmd_broadcast(ctx: Ctx) -> Reply:
@@ -335,29 +348,48 @@ async def cmd_broadcast(ctx: Ctx) -> Reply:
         return t(ctx.lang, "broadcast_usage"), None
     stamp = hashlib.sha256(f"{body}|{ctx.now.isoformat()}".encode()).hexdigest()[:12]
     chats = await ctx.deps.subs.active_chats()
+    text = "📣 " + escaped_prefix(body, MAX_BROADCAST)
     for chat in chats:
         await ctx.deps.outbox.put(OutboxItem(id=item_id(chat, "text", [stamp]), chat_id=chat, kind="text",
-                                             text="📣 " + esc(body[:3500])), ctx.now)
+                                             text=text), ctx.now)
     return t(ctx.lang, "broadcast_queued", n=len(chats)), None
+
+
+def escaped_prefix(text: str, limit: int) -> str:
+    """The longest prefix of `text` whose HTML-escaped form fits in `limit` characters, escaped."""
+    pieces: list[str] = []
+    size = 0
+    for char in text:
+        piece = esc(char)
+        if size + len(piece) > limit:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return "".join(pieces)
+
+
+SEVERITY_STEPS = ("all", "notice", "warning", "critical")  # the minimum-severity button cycles through these
 
 
 def settings_keyboard(settings: ChatSettings) -> InlineKeyboardMarkup:
     """Inline keyboard of the chat's settings; callback data are short keys (≤ 64 bytes)."""
+    lang = settings.lang
     rows = []
     for index, rule in enumerate(RULE_IDS):
-        emoji, title = RULE_STYLE.get(rule, ("🔔", rule))
         mark = "🚫" if rule in settings.rules_off else "✅"
-        rows.append([InlineKeyboardButton(f"{mark} {emoji} {title}", callback_data=f"set:r:{index}")])
+        rows.append([InlineKeyboardButton(f"{mark} {rule_emoji(rule)} {rule_title(rule, lang)}",
+                                          callback_data=f"set:r:{index}")])
     rows.append([
-        InlineKeyboardButton(("✅" if settings.market else "🚫") + " Market alerts", callback_data="set:m"),
-        InlineKeyboardButton(("✅" if settings.digest else "🚫") + " Digest", callback_data="set:d"),
+        InlineKeyboardButton(("✅ " if settings.market else "🚫 ") + t(lang, "settings.market"), callback_data="set:m"),
+        InlineKeyboardButton(("✅ " if settings.digest else "🚫 ") + t(lang, "settings.digest"), callback_data="set:d"),
     ])
     severity = int(settings.thresholds.get("_all", {}).get("min_severity", 0))
-    label = ("all", "notice+", "warning+", "critical")[min(severity, 3)]
+    level = t(lang, f"severity.{SEVERITY_STEPS[min(severity, 3)]}")
     z = float(settings.thresholds.get("short_ratio_spike", {}).get("z", 2.0))
-    rows.append([InlineKeyboardButton(f"Short-ratio alerts: |z| ≥ {z:g}", callback_data="set:z")])
-    rows.append([InlineKeyboardButton(f"Min severity: {label}", callback_data="set:s"),
-                 InlineKeyboardButton("中文" if settings.lang == "en" else "English", callback_data="set:l")])
+    rows.append([InlineKeyboardButton(t(lang, "settings.z", z=f"{z:g}"), callback_data="set:z")])
+    # The switch names the other language in that language, so a reader of either can find it.
+    rows.append([InlineKeyboardButton(t(lang, "settings.severity", level=level), callback_data="set:s"),
+                 InlineKeyboardButton("中文" if lang == "en" else "English", callback_data="set:l")])
     return InlineKeyboardMarkup(rows)
 
 
@@ -386,12 +418,15 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     now = d.clock()
     if match.group(1) == "card":
         await query.answer()
-        reply = answer(await d.view(), "card", [match.group(2)])
+        reply = answer(await d.view(), "card", [match.group(2)], settings.lang)
         if query.message is not None and isinstance(query.message, Message):
             await send_reply(query.message, reply.text)
         return
     if match.group(1) == "chart":
-        await query.answer(t(settings.lang, "chart_soon"))
+        await query.answer()
+        text = await d.charts().reply(context.bot, chat_id, match.group(2), "short", settings.lang)
+        if text and isinstance(query.message, Message):
+            await send_reply(query.message, text)
         return
     if match.group(3):
         until = now + (parse_duration(match.group(4)) or timedelta(days=1))
@@ -457,28 +492,40 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = message.text[:MAX_TEXT_IN].strip()
     view = await d.view()
     if 0 < len(text) <= 40 and resolve(text, view.names() or None).code is not None:
-        reply = answer(view, "card", [text])
+        reply = answer(view, "card", [text], settings.lang)
         await send_reply(message, reply.text)
         return
     await send_reply(message, t(settings.lang, "text_hint"))
 
 
+async def _lang_of(d: Deps, chat_id: int) -> str:
+    """A chat's language; English when Redis cannot say (the error being reported may be Redis itself)."""
+    try:
+        return (await d.subs.settings(chat_id)).lang
+    except RedisError:
+        return "en"
+
+
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log first, then tell the admins (through the outbox, so limits apply) and the user."""
     log.error("handler error", exc_info=context.error)
-    context.bot_data.setdefault("handler_errors", []).append(repr(context.error))
+    context.bot_data.setdefault("handler_errors", []).append(redact(repr(context.error)))
     d = context.bot_data.get("deps")
     if not isinstance(d, Deps):
         return
     now = d.clock()
-    summary = f"{type(context.error).__name__}: {context.error}"[:400]
+    # Network errors can quote the request URL, which contains the token: redact before cutting to length.
+    summary = redact(f"{type(context.error).__name__}: {context.error}")[:400]
     stamp = hashlib.sha256(f"{summary}|{now:%Y%m%d%H%M}".encode()).hexdigest()[:12]
-    for admin in d.settings.admin_chat_ids:
+    for admin in d.settings.admin_chat_ids:  # each admin reads the notice in their own language
+        lang = await _lang_of(d, admin)
         await d.outbox.put(OutboxItem(id=item_id(admin, "text", [stamp]), chat_id=admin, kind="text",
-                                      text=f"⚠️ Handler error: <code>{esc(summary)}</code>"), now)
+                                      text=t(lang, "admin_handler_error", summary=esc(summary))), now)
     if isinstance(update, Update) and update.effective_message is not None:
+        chat = update.effective_chat
+        lang = await _lang_of(d, chat.id) if chat is not None else "en"
         try:
-            await update.effective_message.reply_text(t("en", "error_generic"), do_quote=False)
+            await update.effective_message.reply_text(t(lang, "error_generic"), do_quote=False)
         except TelegramError:
             log.warning("could not tell the user about the error")
 
@@ -487,7 +534,7 @@ COMMAND_IMPLS: dict[str, tuple[Impl, bool]] = {
     "start": (cmd_start, False), "watch": (cmd_watch, False), "unwatch": (cmd_unwatch, False),
     "list": (cmd_list, False), "mute": (cmd_mute, False), "unmute": (cmd_unmute, False),
     "quiet": (cmd_quiet, False), "digest": (cmd_digest, False), "lang": (cmd_lang, False),
-    "status": (cmd_status, False), "settings": (cmd_settings, False),
+    "status": (cmd_status, False), "settings": (cmd_settings, False), "chart": (cmd_chart, False),
     "stats": (cmd_stats, True), "broadcast": (cmd_broadcast, True),
     **{name: (_answer_command(name), False) for name in READ_ONLY if name != "start"},
 }
@@ -505,5 +552,5 @@ def register(app: Application) -> None:
 
 
 def menu(lang: str) -> list[BotCommand]:
-    """The command menu registered with setMyCommands."""
-    return [BotCommand(name, zh if lang == "zh" else en) for name, en, zh in MENU]
+    """The command menu registered with setMyCommands, in `lang` (descriptions from the catalogue)."""
+    return [BotCommand(name, t(lang, f"menu.{name}")) for name in MENU]

@@ -1,39 +1,50 @@
-"""Render alerts as Telegram HTML (every dynamic value escaped) and as console text for the demo."""
+"""Render alerts as Telegram HTML (every dynamic value escaped) in English or 繁體中文, and as console text.
+
+Every word comes from the message catalogue (bot/locales/*/alerts.po): rule titles, caveats, source labels, fact
+names, the "why" templates of the Chinese text, dates and buttons. The English "why" is the rule's own sentence
+(`Alert.why`); the Chinese one is filled from the alert's facts, with a shorter template (and finally a generic
+line) when a fact is missing, so an alert from an older build still renders.
+"""
 
 from __future__ import annotations
 
 import html
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 from alerts.calendar import HK_TZ
-from alerts.model import Alert
+from alerts.model import Alert, Fact
+from bot.i18n import LANGS, day, full_date, has, money, num, pct, price, shares, t
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+MAX_WHY = 1500  # escaped characters of the "why" line: keeps one alert block well under MAX_TEXT
 
-RULE_STYLE: dict[str, tuple[str, str]] = {
-    "short_ratio_spike": ("🔺", "Short-selling ratio spike"),
-    "short_ratio_drop": ("🔻", "Short-selling ratio drop (covering?)"),
-    "short_position_jump": ("📊", "Reported short position change"),
-    "buyback_filed": ("💰", "Share buyback"),
-    "insider_buy_near_round_number": ("👤", "Insider buy near a round number"),
-    "southbound_level": ("🧭", "Southbound Stock Connect holding"),
-    "market_short_swing": ("🌊", "Market-wide short selling swing"),
-    "confluence": ("🎯", "Several signals at once"),
-    "insider_cluster": ("👥", "Several insiders buying"),
+# Every rule the bot renders (alerts.rules.RULE_IDS plus the US insider_cluster), with its emoji.
+RULE_EMOJI: dict[str, str] = {
+    "short_ratio_spike": "🔺",
+    "short_ratio_drop": "🔻",
+    "short_position_jump": "📊",
+    "buyback_filed": "💰",
+    "insider_buy_near_round_number": "👤",
+    "southbound_level": "🧭",
+    "market_short_swing": "🌊",
+    "confluence": "🎯",
+    "insider_cluster": "👥",
 }
-SOURCE_LABEL = {
-    "dayquot": "HKEX daily quotations",
-    "ssturnover": "HKEX short selling turnover",
-    "spr": "SFC aggregated short positions",
-    "sharerepur": "HKEX share repurchase report",
-    "di/summary": "HKEX disclosure of interests",
-    "mutualmarket": "HKEX Stock Connect holdings",
-    "regsho": "FINRA daily short volume",
-    "sec.gov": "SEC EDGAR filings",
+# URL fragment → catalogue key of the link label (first match wins).
+SOURCE_KEYS: dict[str, str] = {
+    "dayquot": "source.dayquot",
+    "ssturnover": "source.ssturnover",
+    "spr": "source.sfc",
+    "sharerepur": "source.sharerepur",
+    "di/summary": "source.di",
+    "mutualmarket": "source.southbound",
+    "regsho": "source.finra",
+    "sec.gov": "source.sec",
 }
 # The few facts worth a line under the "why" (the why already carries the story).
 KEY_FACTS: dict[str, tuple[str, ...]] = {
@@ -44,27 +55,14 @@ KEY_FACTS: dict[str, tuple[str, ...]] = {
     "insider_buy_near_round_number": ("avg_price", "level", "pct_after"),
     "southbound_level": ("pct_of_issued", "change"),
     "market_short_swing": ("short_value", "change", "stocks_shorted"),
-    "confluence": ("signals",),
+    "confluence": ("rules", "parts", "window"),
     "insider_cluster": ("insiders", "total"),
 }
-CAVEATS: dict[str, str] = {
-    "short_ratio_spike": "Short-selling turnover is not a position: it includes market makers' hedges and "
-                         "trades closed the same day.",
-    "short_ratio_drop": "Short-selling turnover is not a position: a lower ratio is less new shorting, "
-                        "not proof of covering.",
-    "short_position_jump": "SFC positions are as of the Friday shown and published about a week later; "
-                           "only positions above the reporting threshold are counted.",
-    "buyback_filed": "Buybacks are reported the next business day; the amount is what the company paid.",
-    "insider_buy_near_round_number": "Disclosure of Interests notices are due within 3 business days; "
-                                     "the date shown is the dealing date.",
-    "southbound_level": "Holdings of ChinaClear in CCASS (Shanghai and Shenzhen Connect), end of day.",
-    "market_short_swing": "Market totals from HKEX; short selling is turnover, not positions.",
-    "confluence": "Signals from different sources on the same stock within a few sessions.",
-    "insider_cluster": "Form 4 open-market purchases (code P) only; 10b5-1 plan trades, awards and option exercises "
-                       "are not counted.",
-}
-US_SHORT_CAVEAT = ("FINRA daily short-sale VOLUME, not short interest: much of it is market making that is closed "
-                   "the same day; volume is only what FINRA's facilities reported.")
+_PRICE_FACTS = frozenset({"avg_price", "level", "step", "price_high", "price_low"})
+_SIGNED_FACTS = frozenset({"change", "delta_pct", "mean_change", "delta_value", "delta_shares"})
+# Decimals of percentage facts (one unless listed): holdings to 0.01 point, percentiles whole.
+_PCT_DIGITS = {"pct_after": 2, "pct_of_issued": 2, "compared_pct": 2, "ytd_pct_of_issued": 2, "percentile": 0}
+_CURRENCIES = frozenset({"HKD", "USD", "RMB", "CNY"})
 
 
 def esc(value: object) -> str:
@@ -72,49 +70,385 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _source_label(url: str) -> str:
-    return next((label for key, label in SOURCE_LABEL.items() if key in url), "source")
+def rule_emoji(rule: str) -> str:
+    """The rule's emoji (a bell for a rule this build does not know)."""
+    return RULE_EMOJI.get(rule, "🔔")
 
 
-def _fact_value(value: float | int | str, unit: str) -> str:
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, int) or float(value).is_integer() and abs(value) >= 1000:
-        text = f"{value:,.0f}"
+def rule_title(rule: str, lang: str = "en") -> str:
+    """The rule's title in `lang` (its id when the catalogue has no title for it)."""
+    key = f"rule.{rule}.title"
+    return t(lang, key) if has(key) else rule
+
+
+def caveat(rule: str, lang: str = "en", market: str = "HK") -> str | None:
+    """The caveat line of a rule in `lang`; US short-ratio alerts say short volume is not short interest."""
+    key = "caveat.us_short_volume" if market == "US" and rule.startswith("short_ratio") else f"rule.{rule}.caveat"
+    return t(lang, key) if has(key) else None
+
+
+def source_label(url: str, lang: str = "en") -> str:
+    """The label of a primary-source link in `lang`."""
+    return t(lang, next((key for fragment, key in SOURCE_KEYS.items() if fragment in url), "source.other"))
+
+
+# English values under the names earlier importers use (bot/answers.py); new code calls the functions above.
+RULE_STYLE: dict[str, tuple[str, str]] = {rule: (emoji, rule_title(rule)) for rule, emoji in RULE_EMOJI.items()}
+CAVEATS: dict[str, str] = {rule: caveat(rule) or "" for rule in RULE_EMOJI}
+US_SHORT_CAVEAT: str = t("en", "caveat.us_short_volume")
+SOURCE_LABEL: dict[str, str] = {fragment: t("en", key) for fragment, key in SOURCE_KEYS.items()}
+
+
+class _MissingFact(LookupError):
+    """A fact a template needs is absent, not a number, or "n/a"."""
+
+
+class _Facts:
+    """An alert's facts by name, read for one language."""
+
+    def __init__(self, alert: Alert, lang: str) -> None:
+        self.alert = alert
+        self.lang = lang
+        self.by_name = {f.name: f for f in alert.facts}
+
+    def number(self, name: str) -> float:
+        """A finite numeric fact, else _MissingFact."""
+        fact = self.by_name.get(name)
+        if fact is None or isinstance(fact.value, str) or not math.isfinite(float(fact.value)):
+            raise _MissingFact(name)
+        return float(fact.value)
+
+    def text(self, name: str) -> str:
+        """A non-empty text fact, else _MissingFact."""
+        fact = self.by_name.get(name)
+        if fact is None or not str(fact.value).strip() or fact.value == "n/a":
+            raise _MissingFact(name)
+        return str(fact.value)
+
+    def unit(self, name: str) -> str:
+        """The currency of a money fact (HKD when unknown)."""
+        fact = self.by_name.get(name)
+        return fact.unit if fact is not None and fact.unit in _CURRENCIES else "HKD"
+
+    def has(self, name: str) -> bool:
+        """True when `name` is a finite number."""
+        try:
+            self.number(name)
+        except _MissingFact:
+            return False
+        return True
+
+    def day(self, name: str) -> str:
+        """A date fact (ISO text) as a short date in the language."""
+        try:
+            return day(self.lang, date.fromisoformat(self.text(name)[:10]))
+        except ValueError as exc:
+            raise _MissingFact(name) from exc
+
+    def money(self, name: str, *, signed: bool = False) -> str:
+        """A money fact, scaled for reading."""
+        return _money(self.lang, self.number(name), self.unit(name), signed=signed)
+
+    def price(self, name: str) -> str:
+        """A price fact."""
+        return price(self.lang, self.number(name), self.unit(name))
+
+    def pct(self, name: str, *, signed: bool = False) -> str:
+        """A fact in percent."""
+        return _pct(self.lang, self.number(name), _PCT_DIGITS.get(name, 1), signed=signed)
+
+    def shares(self, name: str) -> str:
+        """A share count."""
+        return shares(self.lang, self.number(name))
+
+
+def _pct(lang: str, value: float, digits: int = 1, *, signed: bool = False) -> str:
+    """A percentage; tiny values (a buyback of 0.004% of the shares) keep three decimals."""
+    return pct(lang, value, 3 if 0 < abs(value) < 0.1 else digits, signed=signed)
+
+
+def _money(lang: str, value: float, currency: str, *, signed: bool = False) -> str:
+    text = money(lang, abs(value), currency)
+    return ("-" if value < 0 else "+" if signed and value > 0 else "") + text
+
+
+def _pp(lang: str, value: float) -> str:
+    return t(lang, "unit.pp", n=f"{'+' if value > 0 else ''}{num(lang, value, 2)}")
+
+
+def _level(lang: str, value: float) -> str:
+    """A southbound level such as 20 or 12.5 (percent)."""
+    return pct(lang, value, 0 if float(value).is_integer() else 1)
+
+
+def _sep(lang: str) -> str:
+    return t(lang, "sep.clause")
+
+
+def _rank(f: _Facts) -> str:
+    percentile, n = f.number("percentile"), int(f.number("window"))
+    if percentile >= 100:
+        return t(f.lang, "why.rank_highest", n=n)
+    if percentile <= 0:
+        return t(f.lang, "why.rank_lowest", n=n)
+    return t(f.lang, "why.rank_percentile", p=int(percentile), n=n)
+
+
+def _short_ratio_values(f: _Facts) -> dict[str, str]:
+    return {"ratio": _pct(f.lang, f.number("short_ratio")), "z": num(f.lang, abs(f.number("z")), 1)}
+
+
+def _why_short_ratio(f: _Facts) -> str:
+    prefix = "us_" if f.alert.market == "US" else ""
+    values = {**_short_ratio_values(f), "rank": _rank(f), "n": str(int(f.number("window"))),
+              "mean": _pct(f.lang, f.number("window_mean"))}
+    if prefix:
+        values |= {"short": num(f.lang, f.number("short_volume")), "total": num(f.lang, f.number("total_volume"))}
     else:
-        text = f"{value:,.2f}"
-    if unit in ("HKD", "USD", "RMB", "CNY"):
-        return f"{unit} {text}"
-    return f"{text}{unit}" if unit in ("%", "σ", "pp") else f"{text} {unit}".rstrip()
+        values |= {"short_value": f.money("short_value"), "turnover": f.money("turnover")}
+    return t(f.lang, f"why.{prefix}{f.alert.rule}", **values)
 
 
-def _lag(alert: Alert) -> str:
+def _why_short_ratio_short(f: _Facts) -> str:
+    prefix = "us_" if f.alert.market == "US" else ""
+    return t(f.lang, f"why.{prefix}{f.alert.rule}.short", **_short_ratio_values(f))
+
+
+def _why_short_position(f: _Facts) -> str:
+    reasons = set(f.by_name["reasons"].value.split("+")) if "reasons" in f.by_name else set()
+    if "covered" in reasons:
+        return t(f.lang, "why.short_position_jump.covered", previous=f.shares("previous_shares"),
+                 previous_date=f.day("previous_date"))
+    values = {"shares": f.shares("shares"), "value": f.money("value"), "previous_date": f.day("previous_date")}
+    if f.number("previous_shares") == 0:
+        text = t(f.lang, "why.short_position_jump.new", **values)
+    else:
+        text = t(f.lang, "why.short_position_jump", **values, change=f.pct("delta_pct", signed=True),
+                 previous=f.shares("previous_shares"),
+                 delta_shares=("+" if f.number("delta_shares") > 0 else "") + f.shares("delta_shares"),
+                 delta_value=f.money("delta_value", signed=True))
+    if "high" in reasons and f.has("weeks_of_history"):
+        text += t(f.lang, "why.short_position_jump.high", weeks=int(f.number("weeks_of_history")) + 1)
+    return text
+
+
+def _why_short_position_short(f: _Facts) -> str:
+    return t(f.lang, "why.short_position_jump.short", shares=f.shares("shares"), value=f.money("value"))
+
+
+def _buyback_prices(f: _Facts) -> str:
+    high = f.price("price_high")
+    if not f.has("price_low") or f.number("price_low") == f.number("price_high"):
+        return high
+    return f"{f.price('price_low')}–{high}"
+
+
+def _why_buyback(f: _Facts) -> str:
+    text = t(f.lang, "why.buyback_filed", shares=f.shares("shares"), date=day(f.lang, f.alert.trade_date),
+             prices=_buyback_prices(f), paid=f.money("total_paid"))
+    if f.has("ytd_pct_of_issued"):
+        text += t(f.lang, "why.buyback_filed.ytd", pct=f.pct("ytd_pct_of_issued"))
+    return text
+
+
+def _why_buyback_short(f: _Facts) -> str:
+    return t(f.lang, "why.buyback_filed.short", shares=f.shares("shares"), date=day(f.lang, f.alert.trade_date))
+
+
+def _where(f: _Facts) -> str:
+    level, distance = f.price("level"), f.number("distance")
+    side = f.text("side") if distance else "at"
+    key = f"why.where_{side}"
+    if not has(key):
+        raise _MissingFact("side")
+    return t(f.lang, key, level=level, distance=_pct(f.lang, distance))
+
+
+def _role(f: _Facts) -> str:
+    role = f.text("role")
+    key = f"role.{role.lower().replace(' ', '_').replace('%', 'pct')}"
+    return t(f.lang, key) if has(key) else role
+
+
+def _why_insider(f: _Facts) -> str:
+    prefix = "us_" if f.alert.market == "US" else ""
+    text = t(f.lang, f"why.{prefix}insider_buy_near_round_number", holder=f.text("holder"), role=_role(f),
+             shares=f.shares("shares"), avg_price=f.price("avg_price"), date=day(f.lang, f.alert.trade_date),
+             where=_where(f))
+    if f.has("pct_after"):
+        text += t(f.lang, "why.insider.stake", pct=f.pct("pct_after"))
+    return text
+
+
+def _why_insider_short(f: _Facts) -> str:
+    return t(f.lang, "why.insider_buy_near_round_number.short", shares=f.shares("shares"),
+             avg_price=f.price("avg_price"))
+
+
+def _why_southbound(f: _Facts) -> str:
+    identity = f.alert.identity
+    values = {"pct": f.pct("pct_of_issued"), "date": day(f.lang, f.alert.trade_date),
+              "compared": f.pct("compared_pct"), "compared_date": f.day("compared_date"),
+              "change": _pp(f.lang, f.number("change"))}
+    if identity.startswith(("up:", "down:")):
+        direction, _, level = identity.partition(":")
+        text = t(f.lang, f"why.southbound_level.{direction}", level=_level(f.lang, float(level)), **values)
+    elif identity.startswith("change") and identity[6:].isdigit():
+        text = t(f.lang, "why.southbound_level.change", sessions=int(identity[6:]), **values)
+    else:
+        raise _MissingFact("identity")
+    if f.has("shares"):
+        text += t(f.lang, "why.southbound_level.shares", shares=f.shares("shares"))
+    return text
+
+
+def _why_southbound_short(f: _Facts) -> str:
+    return t(f.lang, "why.southbound_level.short", pct=f.pct("pct_of_issued"), date=day(f.lang, f.alert.trade_date))
+
+
+def _why_market(f: _Facts) -> str:
+    parts = [t(f.lang, "why.market_short_swing", value=f.money("short_value"), date=day(f.lang, f.alert.trade_date))]
+    if f.has("change") and f.has("reference_value"):
+        parts.append(t(f.lang, "why.market_short_swing.week", change=f.pct("change", signed=True),
+                       reference=f.money("reference_value"), reference_date=f.day("reference_date")))
+    if f.has("mean_change") and f.has("mean_value"):
+        parts.append(t(f.lang, "why.market_short_swing.mean", change=f.pct("mean_change", signed=True),
+                       mean=f.money("mean_value")))
+    text = _sep(f.lang).join(parts)
+    if f.has("stocks_shorted") and f.has("reference_stocks_shorted"):
+        text += t(f.lang, "why.market_short_swing.stocks_vs", n=num(f.lang, f.number("stocks_shorted")),
+                  reference=num(f.lang, f.number("reference_stocks_shorted")))
+    elif f.has("stocks_shorted"):
+        text += t(f.lang, "why.market_short_swing.stocks", n=num(f.lang, f.number("stocks_shorted")))
+    return text
+
+
+def _why_confluence(f: _Facts) -> str:
+    rules = [r for r in (f.text("signals") if "signals" in f.by_name else f.alert.identity).split("+") if r]
+    if not rules:
+        raise _MissingFact("signals")
+    return t(f.lang, "why.confluence", n=len(rules), window=int(f.number("window")),
+             signals=t(f.lang, "sep.list").join(rule_title(r, f.lang) for r in rules))
+
+
+def _why_confluence_short(f: _Facts) -> str:
+    return t(f.lang, "why.confluence.short", n=int(f.number("rules")))
+
+
+def _why_cluster(f: _Facts) -> str:
+    names = [n for n in f.alert.identity.split("+") if n][:5]
+    if not names:
+        raise _MissingFact("identity")
+    return t(f.lang, "why.insider_cluster", n=int(f.number("insiders")), total=f.money("total"),
+             code=f.alert.code, days=int(f.number("days")), names=t(f.lang, "sep.list").join(names))
+
+
+def _why_cluster_short(f: _Facts) -> str:
+    return t(f.lang, "why.insider_cluster.short", n=int(f.number("insiders")), code=f.alert.code)
+
+
+# Per rule, the "why" builders tried in order: the full sentence, then a shorter one needing fewer facts.
+WHY_BUILDERS: dict[str, tuple[Callable[[_Facts], str], ...]] = {
+    "short_ratio_spike": (_why_short_ratio, _why_short_ratio_short),
+    "short_ratio_drop": (_why_short_ratio, _why_short_ratio_short),
+    "short_position_jump": (_why_short_position, _why_short_position_short),
+    "buyback_filed": (_why_buyback, _why_buyback_short),
+    "insider_buy_near_round_number": (_why_insider, _why_insider_short),
+    "southbound_level": (_why_southbound, _why_southbound_short),
+    "market_short_swing": (_why_market,),
+    "confluence": (_why_confluence, _why_confluence_short),
+    "insider_cluster": (_why_cluster, _why_cluster_short),
+}
+
+
+def why_text(alert: Alert, lang: str = "en") -> str:
+    """The one-line "why" in `lang` (plain text): the rule's own sentence in English, a template otherwise."""
+    if lang == "en" and alert.why:
+        return alert.why
+    facts = _Facts(alert, lang)
+    for build in WHY_BUILDERS.get(alert.rule, ()):
+        try:
+            return build(facts)
+        except (_MissingFact, ValueError, TypeError, AttributeError):
+            continue  # a fact is missing or malformed: try the shorter sentence
+    return t(lang, "why.fallback")
+
+
+def fact_label(name: str, lang: str = "en") -> str:
+    """A fact's name in `lang` (its id with spaces when the catalogue does not name it)."""
+    key = f"fact.{name}"
+    return t(lang, key) if has(key) else name.replace("_", " ")
+
+
+def fact_value(fact: Fact, lang: str = "en") -> str:
+    """A fact's value formatted for `lang`: money scaled, prices, shares, percentages, dates."""
+    value, unit = fact.value, fact.unit
+    if isinstance(value, str):
+        if value == "n/a":
+            return t(lang, "fact.na")
+        if unit == "date":
+            try:
+                return day(lang, date.fromisoformat(value[:10]))
+            except ValueError:
+                return value
+        return value
+    number = float(value)
+    if not math.isfinite(number):
+        return t(lang, "fact.na")
+    signed = fact.name in _SIGNED_FACTS
+    if unit in _CURRENCIES:
+        return price(lang, number, unit) if fact.name in _PRICE_FACTS else _money(lang, number, unit, signed=signed)
+    if unit == "%":
+        return _pct(lang, number, _PCT_DIGITS.get(fact.name, 1), signed=signed)
+    if unit == "pp":
+        return _pp(lang, number)
+    if unit == "σ":
+        return f"{num(lang, number, 1)}σ"
+    if unit == "shares":
+        return shares(lang, number)
+    text = num(lang, number, 0 if number.is_integer() else 2)
+    return t(lang, f"unit.{unit}", n=text) if unit and has(f"unit.{unit}") else f"{text} {unit}".rstrip()
+
+
+def _facts_line(alert: Alert, lang: str) -> str:
+    wanted = KEY_FACTS.get(alert.rule)
+    facts = [f for f in alert.facts if wanted is None or f.name in wanted][:4]
+    return " · ".join(f"{esc(fact_label(f.name, lang))} {esc(fact_value(f, lang))}" for f in facts)
+
+
+def _lag(alert: Alert, lang: str) -> str:
     if alert.published_at is None:
         return ""
     local = alert.published_at.astimezone(HK_TZ)
     days = (local.date() - alert.trade_date).days
-    when = "same day" if days == 0 else f"T+{days}"
-    return f" · published {when} {local:%H:%M} HKT"
+    if days == 0:
+        return t(lang, "alert.published_same_day", time=f"{local:%H:%M}")
+    return t(lang, "alert.published_lag", days=days, time=f"{local:%H:%M}")
 
 
-def render_alert(alert: Alert) -> str:
-    """One alert as Telegram HTML: headline, why, facts, date and lag, source link, caveat."""
-    emoji, title = RULE_STYLE.get(alert.rule, ("🔔", alert.rule))
-    who = "Market" if alert.code == "MARKET" else f"<b>{esc(alert.code)}</b> {esc(alert.name)}".rstrip()
-    lines = [f"{emoji} <b>{esc(title)}</b> · {who}", esc(alert.why)]
-    wanted = KEY_FACTS.get(alert.rule)
-    facts = [f for f in alert.facts if wanted is None or f.name in wanted][:4]
+def _clip(text: str, limit: int) -> str:
+    """Cut escaped HTML text to `limit` characters outside entities, marking the cut."""
+    return text if len(text) <= limit else text[:_safe_cut(text, limit - 1)] + "…"
+
+
+def render_alert(alert: Alert, lang: str = "en") -> str:
+    """One alert as Telegram HTML in `lang`: headline, why, key facts, date and lag, source links, caveat."""
+    title = rule_title(alert.rule, lang)
+    who = esc(t(lang, "alert.market")) if alert.code == "MARKET" else \
+        f"<b>{esc(alert.code)}</b> {esc(alert.name)}".rstrip()
+    lines = [f"{rule_emoji(alert.rule)} <b>{esc(title)}</b> · {who}", _clip(esc(why_text(alert, lang)), MAX_WHY)]
+    facts = _facts_line(alert, lang)
     if facts:
-        lines.append(" · ".join(f"{esc(f.name.replace('_', ' '))} {esc(_fact_value(f.value, f.unit))}"
-                                for f in facts))
-    lines.append(f"<i>Trade date {alert.trade_date:%a %d %b %Y}{esc(_lag(alert))}</i>")
-    links = [f'<a href="{esc(url)}">{esc(_source_label(url))}</a>' for url in alert.links[:3]]
+        lines.append(facts)
+    when = " · ".join(x for x in (t(lang, "alert.trade_date", date=full_date(lang, alert.trade_date)),
+                                  _lag(alert, lang)) if x)
+    lines.append(f"<i>{esc(when)}</i>")
+    links = [f'<a href="{esc(url)}">{esc(source_label(url, lang))}</a>' for url in alert.links[:3]]
     if links:
         lines.append(" · ".join(links))
-    caveat = US_SHORT_CAVEAT if alert.market == "US" and alert.rule.startswith("short_ratio") \
-        else CAVEATS.get(alert.rule)
-    if caveat:
-        lines.append(f"ℹ️ {esc(caveat)}")
+    note = caveat(alert.rule, lang, alert.market)
+    if note:
+        lines.append(f"ℹ️ {esc(note)}")
     return "\n".join(lines)
 
 
@@ -130,19 +464,51 @@ class Button:
             raise ValueError(f"callback data over 64 bytes: {self.data!r}")
 
 
-def buttons_for(alert: Alert) -> list[Button]:
-    """`Card`, `Chart`, `Mute 1d` for a stock alert; none for market-wide alerts."""
+def buttons_for(alert: Alert, lang: str = "en") -> list[Button]:
+    """`Card`, `Chart`, `Mute 1d` (概覽, 圖表, 靜音1天) for a stock alert; none for market-wide alerts."""
     if alert.code == "MARKET":
         return []
-    return [Button("Card", f"card:{alert.code}"), Button("Chart", f"chart:{alert.code}"),
-            Button("Mute 1d", f"mute:{alert.code}:1d")]
+    return [Button(t(lang, "button.card"), f"card:{alert.code}"), Button(t(lang, "button.chart"), f"chart:{alert.code}"),
+            Button(t(lang, "button.mute_1d"), f"mute:{alert.code}:1d")]
 
 
-def render_group(alerts: Sequence[Alert], day: date) -> list[str]:
-    """Several alerts for one chat and day as few messages as possible, each ≤ 4096 characters."""
-    blocks = [render_alert(a) for a in alerts]
-    header = f"<b>{len(alerts)} alerts</b> · {day:%a %d %b %Y}" if len(alerts) > 1 else ""
-    return split_message("\n\n".join(([header] if header else []) + blocks))
+def _group_header(count: int, when: date, lang: str, digest: bool) -> str:
+    lines = [t(lang, "alert.digest_header", n=count)] if digest else []
+    if count > 1:
+        lines.append(t(lang, "alert.group_header", n=count, day=esc(full_date(lang, when))))
+    return "\n\n".join(lines)
+
+
+def render_group(alerts: Sequence[Alert], day: date, lang: str = "en", *, digest: bool = False) -> list[str]:
+    """Several alerts for one chat and day as few messages as possible, each ≤ 4096 characters.
+
+    Alerts are packed into messages by their longest rendering over every language, so part i holds the same
+    alerts whatever the language: the delivery worker renders at send time, and a /lang change between two
+    parts of one item then switches the language of the remaining parts without skipping or repeating an alert.
+    """
+    lang = lang if lang in LANGS else "en"
+    blocks = {code: [render_alert(a, code) for a in alerts] for code in LANGS}
+    headers = {code: _group_header(len(alerts), day, code, digest) for code in LANGS}
+    sizes = [max(len(blocks[code][i]) for code in LANGS) for i in range(len(alerts))]
+    parts: list[str] = []
+    for n, indexes in enumerate(_pack(max(len(h) for h in headers.values()), sizes)):
+        pieces = ([headers[lang]] if n == 0 and headers[lang] else []) + [blocks[lang][i] for i in indexes]
+        parts += split_message("\n\n".join(pieces))  # splits further only a block over the limit on its own
+    return parts
+
+
+def _pack(header: int, sizes: Sequence[int], limit: int = MAX_TEXT) -> list[list[int]]:
+    """Greedy packing of blocks (joined by a blank line) after a header into groups of at most `limit`."""
+    groups: list[list[int]] = [[]]
+    used = header
+    for index, size in enumerate(sizes):
+        extra = size + (2 if used else 0)
+        if used and used + extra > limit and groups[-1]:
+            groups.append([])
+            used, extra = 0, size
+        groups[-1].append(index)
+        used += extra
+    return groups
 
 
 def split_message(text: str, limit: int = MAX_TEXT) -> list[str]:

@@ -42,6 +42,7 @@ class Poller:
     sources: tuple[str, ...] = tuple(SOURCES)
     last_poll: dict[tuple[str, date], datetime] = field(default_factory=dict)
     on_processed: Callable[[CycleReport], None] | None = None
+    stopping: bool = False  # set when the leader steps down: no new cycle starts (PTB runs jobs shielded)
 
     def __post_init__(self) -> None:
         if not self.settings.sec_user_agent and "sec-form4" in self.sources:
@@ -56,6 +57,8 @@ class Poller:
         await self._refresh_tickers()
         for source in self.sources:
             for day in await self._due(source, now):
+                if self.stopping:
+                    return reports  # stepping down: the next leader runs what is left (cycles are idempotent)
                 self.last_poll[(source, day)] = now
                 report = await run_cycle(source, day, settings=self.settings, client=self.client,
                                          redis=self.redis, now=now)

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from telegram.ext import Application
 
 from alerts.calendar import HK_TZ
-from alerts.history import FEEDS, History, load_directory
+from alerts.history import ALL_FEEDS, History, load_directory
 from alerts.store.frames import FrameStore
 from bot.app import build_application
 from bot.delivery import DeliveryWorker
@@ -42,7 +42,7 @@ async def seed_demo(redis: Redis, exclude: frozenset[tuple[str, date]] = frozens
     store = FrameStore(redis)
     history = demo_history()
     grouped: dict[tuple[str, date], dict[str, object]] = {}
-    for name, (source, table, column) in FEEDS.items():
+    for name, (source, table, column) in ALL_FEEDS.items():
         frame = history.frames[name]
         for day, part in frame.groupby(frame[column].dt.date):
             grouped.setdefault((source, day), {})[table] = part.reset_index(drop=True)

@@ -99,7 +99,7 @@ def test_logging_redacts_tokens_and_quiets_httpx(capsys: pytest.CaptureFixture[s
 
 
 def test_delivery_rate_and_paid_broadcast() -> None:
-    assert load_settings({}, env_file=None).delivery_rate == 25.0
+    assert load_settings({}, env_file=None).delivery_rate == 30.0
     with pytest.raises(ConfigError, match="ALLOW_PAID_BROADCAST=true"):
         load_settings({"DELIVERY_RATE": "100"}, env_file=None)
     paid = load_settings({"DELIVERY_RATE": "800", "ALLOW_PAID_BROADCAST": "yes"}, env_file=None)

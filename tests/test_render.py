@@ -49,8 +49,8 @@ def test_alert_shows_headline_facts_date_lag_link_and_caveat() -> None:
     text = render_alert(_alert())
     assert text.startswith("👤 <b>Insider buy near a round number</b> · <b>01810</b> XIAOMI-W")
     assert "HK$38.58" in text and "HK$40" in text
-    assert "avg price HKD 38.58 · pct after 23.26%" in text
-    assert "shares 2,600,000" not in text  # not a headline fact of this rule
+    assert "Avg price HK$38.58 · Stake after 23.26%" in text
+    assert "Shares 2,600,000" not in text  # not a headline fact of this rule
     assert "Trade date Mon 24 Nov 2025 · published T+2 19:00 HKT" in text
     assert '<a href="https://di.hkex.com.hk/di/summary/DSM20251126C2.htm">HKEX disclosure of interests</a>' in text
     assert "ℹ️" in text
@@ -102,3 +102,40 @@ def test_us_short_volume_alert_says_volume_not_interest() -> None:
     assert "not short interest" in text and "FINRA daily short volume" in text
     hk = render_alert(_alert(rule="short_ratio_spike"))
     assert "not short interest" not in hk and "not a position" in hk
+
+
+def test_chinese_alert_has_every_part_in_chinese() -> None:
+    text = render_alert(_alert(), "zh")
+    assert text.startswith("👤 <b>內部人士於整數價位附近買入</b> · <b>01810</b> XIAOMI-W")
+    assert "平均價 38.58港元 · 交易後持股 23.26%" in text
+    assert "交易日 2025年11月24日(週一) · T+2 19:00（香港時間）發布" in text
+    assert ">港交所權益披露</a>" in text
+    # This alert lacks the level, holder and role facts: the shorter Chinese template is used, not alert.why.
+    assert text.split("\n")[1] == "以 38.58港元 買入 2,600,000股"
+    assert "bought" not in text and "Trade date" not in text
+    assert _valid_html(text)
+
+
+def test_buttons_and_group_header_follow_the_language() -> None:
+    assert [b.text for b in buttons_for(_alert(), "zh")] == ["概覽", "圖表", "靜音1天"]
+    assert [b.text for b in buttons_for(_alert(), "en")] == ["Card", "Chart", "Mute 1d"]
+    alerts = [_alert(code=f"{i:05d}", identity=str(i)) for i in range(3)]
+    assert render_group(alerts, date(2025, 11, 24), "zh")[0].startswith("<b>3則通知</b> · 2025年11月24日(週一)")
+    assert render_group(alerts, date(2025, 11, 24), "en")[0].startswith("<b>3 alerts</b> · Mon 24 Nov 2025")
+
+
+def test_parts_hold_the_same_alerts_in_every_language() -> None:
+    """A /lang change between two parts of one outbox item must neither skip nor repeat an alert."""
+    alerts = [_alert(code=f"{i:05d}", identity=str(i), why="x" * (100 + 37 * i)) for i in range(60)]
+    en, zh = render_group(alerts, date(2025, 11, 24), "en"), render_group(alerts, date(2025, 11, 24), "zh")
+    assert len(en) == len(zh) > 2
+    for part_en, part_zh in zip(en, zh, strict=True):
+        codes = [a.code for a in alerts if f"<b>{a.code}</b>" in part_en]
+        assert codes and codes == [a.code for a in alerts if f"<b>{a.code}</b>" in part_zh]
+        assert len(part_en) <= 4096 and len(part_zh) <= 4096
+
+
+def test_an_over_long_why_is_clipped_outside_entities() -> None:
+    text = render_alert(_alert(why="a & b " * 2000))
+    why = text.split("\n")[1]
+    assert len(why) <= 1500 and why.endswith("…") and _valid_html(text)

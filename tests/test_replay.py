@@ -185,7 +185,7 @@ def test_demo_chat_answers_commands(tmp_path: Path) -> None:
 
     read_until("you ›".encode())
     os.write(fd, b"/card 1810\n")
-    read_until(b"Southbound holds")
+    read_until(b"(/flows 1810)")  # the card's last line
     os.write(fd, "小米\n".encode())
     read_until(b"positioning card", 10)
     os.write(fd, b"/why short_ratio_drop\n")
@@ -196,7 +196,7 @@ def test_demo_chat_answers_commands(tmp_path: Path) -> None:
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     text = output.decode("utf-8", "replace")
-    assert "Short ratio" in text and "SFC short position" in text and "Southbound holds" in text
+    assert "Short ratio" in text and "SFC short position" in text and "HKEX Stock Connect holdings" in text
     assert "Lei Jun" in text
     assert "not proof of covering" in text
     assert "Unknown command" in text

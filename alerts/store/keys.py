@@ -164,3 +164,15 @@ def leader_lease(name: str = "leader") -> str:
 US_TICKERS = f"{PREFIX}us:tickers"  # HASH ticker -> CIK
 US_TICKERS_TTL_SECONDS = 9 * 24 * 3600
 US_TICKERS_REFRESH_SECONDS = 7 * 24 * 3600
+
+
+# ---- charts ---------------------------------------------------------------------------------------------------------
+# A chart is drawn once per stock, kind, language and the trading day its data end on (a new file → a new day → a new
+# chart), stored as PNG bytes with the file_id Telegram gave the first upload, so later sends are a Redis read and a
+# file_id. Two days cover a weekend's re-sends without keeping stale pictures.
+CHART_TTL_SECONDS = 2 * 24 * 3600
+
+
+def chart(code: str, kind: str, lang: str, day: date) -> str:
+    """HASH of one chart: `png` (bytes) and `file_id` (Telegram's id of the uploaded photo, once sent)."""
+    return f"{PREFIX}chart:{code}:{kind}:{lang}:{day.isoformat()}"

@@ -1,0 +1,176 @@
+"""Fan-out of one day's alerts to 100,000 subscribers holding 1,000,000 watchlist entries, in a real redis-server.
+
+Subscribers watch a skewed universe of 2,600 HK codes (Zipf-like: the most popular codes are watched by tens of
+thousands of chats, the tail by a handful); 10 % opted in to market-wide alerts, 5 % take the daily digest, 10 %
+have quiet hours, 5 % turned a rule off. Loading them (the same keys SubscriptionStore writes, pipelined) is setup
+and not timed. The timed part is alerts/routing.py `route` — the real code path that filters, marks
+(fingerprint × chat) and writes the outbox — for a synthetic day of ~200 alerts over popular codes plus two
+market-wide alerts, routed as the day's cycles would (one call per source cycle).
+Run: ``python bench/bench_fanout.py [--subscribers 100000] [--entries 1000000] [--alerts 200]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from redis.asyncio import Redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alerts.calendar import HK_TZ  # noqa: E402
+from alerts.model import Alert, Fact  # noqa: E402
+from alerts.outbox import Outbox  # noqa: E402
+from alerts.routing import route  # noqa: E402
+from alerts.store import keys  # noqa: E402
+from alerts.subscriptions import SubscriptionStore  # noqa: E402
+from bench.benchkit import current_rss_mb, machine_line, peak_rss_mb, private_redis  # noqa: E402
+
+DAY = date(2025, 11, 27)
+UNIVERSE = 2600
+# (source cycle, rule, share of the day's alerts): a day's alerts arrive in a few cycles, each routed at once.
+CYCLES = (("hkex-quotes", "short_ratio_spike", 0.45), ("hkex-quotes", "short_ratio_drop", 0.15),
+          ("hkex-buybacks", "buyback_filed", 0.25), ("hkex-di", "insider_buy_near_round_number", 0.10),
+          ("hkex-southbound", "southbound_level", 0.05))
+
+
+def popularity(universe: int, skew: float = 1.1) -> np.ndarray:
+    """Probability of each code rank being picked (rank 1 = the most watched)."""
+    weights = 1.0 / np.arange(1, universe + 1) ** skew
+    return weights / weights.sum()
+
+
+def watchlists(subscribers: int, entries: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(chat index, code index) pairs, unique, `entries` in total, list sizes skewed (many small, few near 200)."""
+    rng = np.random.default_rng(seed)
+    sizes = np.clip(rng.lognormal(np.log(entries / subscribers) - 0.5, 1.0, subscribers), 1, keys.WATCHLIST_CAP)
+    sizes = np.maximum(1, np.round(sizes * entries / sizes.sum())).astype(np.int64)
+    p = popularity(UNIVERSE)
+    chats = np.repeat(np.arange(subscribers), sizes)
+    pairs = np.unique(chats * UNIVERSE + rng.choice(UNIVERSE, len(chats), p=p))
+    while len(pairs) < entries:  # duplicates drawn for popular codes: top up with fresh draws
+        extra = rng.integers(0, subscribers, entries - len(pairs)) * UNIVERSE + rng.choice(
+            UNIVERSE, entries - len(pairs), p=p)
+        pairs = np.unique(np.concatenate([pairs, extra]))
+    pairs = rng.permutation(pairs)[:entries]
+    return pairs // UNIVERSE, pairs % UNIVERSE
+
+
+def code_of(rank: int) -> str:
+    """A 5-digit code for a popularity rank (spread over the board, not simply 00001…)."""
+    return f"{(rank * 37) % 9000 + 1:05d}"
+
+
+async def load(redis: Redis, subscribers: int, chats: np.ndarray, codes: np.ndarray) -> None:
+    """Write chats, settings, watchlists and the reverse index with the keys SubscriptionStore uses."""
+    first_chat = 100_000_000
+    rng = np.random.default_rng(5)
+    by_chat: dict[int, list[str]] = {}
+    by_code: dict[str, list[int]] = {}
+    for chat, rank in zip((chats + first_chat).tolist(), codes.tolist(), strict=True):
+        code = code_of(rank)
+        by_chat.setdefault(chat, []).append(code)
+        by_code.setdefault(code, []).append(chat)
+    roll = rng.random((subscribers, 4))
+    pipe = redis.pipeline(transaction=False)
+    for index in range(subscribers):
+        chat = first_chat + index
+        settings = {"lang": "zh" if index % 3 == 0 else "en", "type": "private", "active": "1"}
+        if roll[index, 0] < 0.10:
+            settings["market"] = "1"
+            pipe.sadd(keys.MARKET_SUBSCRIBERS, chat)
+        if roll[index, 1] < 0.05:
+            settings["digest"] = "1"
+        if roll[index, 2] < 0.10:
+            settings["quiet"] = "23:00-07:00"
+        if roll[index, 3] < 0.05:
+            settings["rules_off"] = "short_ratio_drop"
+        pipe.hset(keys.chat_settings(chat), mapping=settings)
+        pipe.sadd(keys.CHATS, chat)
+        if chat in by_chat:
+            pipe.sadd(keys.watchlist(chat), *by_chat[chat])
+        if len(pipe) >= 20_000:
+            await pipe.execute()
+    for code, watchers in by_code.items():
+        for start in range(0, len(watchers), 10_000):
+            pipe.sadd(keys.watchers(code), *watchers[start:start + 10_000])
+    await pipe.execute()
+
+
+def day_alerts(count: int, seed: int = 9) -> dict[str, list[Alert]]:
+    """A synthetic day: `count` alerts over popular codes, per source cycle, plus two market-wide alerts."""
+    rng = np.random.default_rng(seed)
+    p = popularity(UNIVERSE, skew=0.8)  # alerts favour liquid names, less sharply than watchers do
+    published = datetime(2025, 11, 27, 18, 0, tzinfo=HK_TZ)
+    per_cycle: dict[str, list[Alert]] = {}
+    for source, rule, share in CYCLES:
+        ranks = rng.choice(UNIVERSE, max(1, round(count * share)), replace=False, p=p)
+        per_cycle.setdefault(source, []).extend(
+            Alert(rule=rule, code=code_of(int(r)), trade_date=DAY, severity="warning" if r % 4 == 0 else "notice",
+                  why=f"{rule} on {code_of(int(r))}", facts=(Fact("z", float(2 + r % 3), "σ"),),
+                  name=f"STOCK {code_of(int(r))}", published_at=published) for r in ranks)
+    per_cycle["hkex-short"] = [Alert(rule="market_short_swing", code="MARKET", trade_date=DAY, severity="notice",
+                                     why="market short selling swing", identity=side, published_at=published)
+                               for side in ("main", "gem")]
+    return per_cycle
+
+
+async def used_memory(redis: Redis) -> int:
+    """Redis used_memory in bytes."""
+    return int((await redis.info("memory"))["used_memory"])
+
+
+async def main(argv: list[str] | None = None) -> int:
+    """Load subscribers, route the day cycle by cycle, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--alerts", type=int, default=200)
+    args = parser.parse_args(argv)
+    with private_redis() as url:
+        redis = Redis.from_url(url)
+        empty = await used_memory(redis)
+        t0 = time.perf_counter()
+        chats, codes = watchlists(args.subscribers, args.entries)
+        await load(redis, args.subscribers, chats, codes)
+        setup_s = time.perf_counter() - t0
+        before = await used_memory(redis)
+        top = np.bincount(codes, minlength=UNIVERSE)
+        print(f"setup (not timed as fan-out): {args.subscribers:,} subscribers, {len(chats):,} watchlist entries "
+              f"(most watched code {top.max():,} chats, median code {int(np.median(top)):,}) loaded in "
+              f"{setup_s:.1f} s; Redis used_memory {empty / 2**20:.1f} → {before / 2**20:.1f} MB")
+        subs, outbox = SubscriptionStore(redis), Outbox(redis)
+        now = datetime(2025, 11, 27, 18, 5, tzinfo=HK_TZ)
+        print(f"{'cycle':<18}{'alerts':>7}{'pairs':>10}{'chats':>9}{'items':>9}{'digest':>8}{'skipped':>9}"
+              f"{'seconds':>9}{'pairs/s':>10}")
+        total_s = total_items = total_pairs = 0.0
+        for source, alerts in day_alerts(args.alerts).items():
+            pairs = sum([len(await subs.watchers(a.code)) if a.code != "MARKET" else
+                         len(await subs.market_subscribers()) for a in alerts])
+            t = time.perf_counter()
+            report = await route(alerts, subs, outbox, now)
+            seconds = time.perf_counter() - t
+            total_s += seconds
+            total_items += report.enqueued
+            total_pairs += pairs
+            print(f"{source:<18}{len(alerts):>7}{pairs:>10,}{len(report.chats):>9,}{report.enqueued:>9,}"
+                  f"{report.digested:>8,}{sum(report.skipped.values()):>9,}{seconds:>9.1f}{pairs / seconds:>10,.0f}")
+            now += timedelta(minutes=30)
+        after = await used_memory(redis)
+        pending = await outbox.pending()
+        await redis.aclose()
+    print(f"fan-out of the day: {total_pairs:,.0f} (alert × watcher) pairs in {total_s:.1f} s, {total_items:,.0f} "
+          f"outbox items written ({pending:,} pending); Redis used_memory {before / 2**20:.1f} MB before, "
+          f"{after / 2**20:.1f} MB after (+{(after - before) / 2**20:.1f} MB routed markers and outbox)")
+    print(f"process RSS now {current_rss_mb():.0f} MB, peak {peak_rss_mb():.0f} MB")
+    print(machine_line())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))

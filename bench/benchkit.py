@@ -1,0 +1,104 @@
+"""Shared plumbing of the benchmark scripts: a private redis-server, the machine line, peak RSS, percentiles."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import resource
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from redis import Redis as SyncRedis
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def private_redis(extra: Sequence[str] = ()) -> Iterator[str]:
+    """Start a redis-server on a free loopback port in a temp dir (no persistence); yield its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (apt-get install -y redis-server)")
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
+        port = free_port()
+        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder, "--save", "",
+                                 "--appendonly", "no", "--logfile", str(Path(folder) / "redis.log"), *extra],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_ready(port, proc, Path(folder) / "redis.log")
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    client = SyncRedis(port=port)
+    deadline = time.monotonic() + 10
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except Exception:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    raise SystemExit(f"redis-server did not start on port {port}: "
+                                     f"{log.read_text() if log.exists() else ''}") from None
+                time.sleep(0.05)
+    finally:
+        client.close()
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_line() -> str:
+    """One line naming the machine, Python and the date, printed with every table."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.machine()}, Python "
+            f"{platform.python_version()}, load average {load:.2f}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    """Resident set size of this process now, in MB (from /proc; the peak where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (pct in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(pct / 100 * len(ordered))))
+    return ordered[rank - 1]

@@ -1,0 +1,150 @@
+"""The data origin misbehaving under a running `positioning-bot run`: 404, 5xx, a hung request, a placeholder page
+with 200, a truncated file, a changed layout. No alert from bad data, nothing stored or marked done, the process
+keeps running and answering, the admins hear about the files that do not parse, and the good files then alert
+once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from alerts.calendar import HK_TZ
+from alerts.errors import MalformedFile, NotPublishedYet
+from alerts.sources import get_source
+from alerts.store import keys
+from alerts.store.frames import FrameStore
+from tests.botapi import BotApi
+from tests.bothelpers import ADMIN, seed_demo
+from tests.conftest import FIXTURES
+from tests.faults.harness import BotProcess, assert_clean_log, bot_env, hk_iso, until
+from tests.faults.scenario import Chats, copy_db, demo_bytes, received, reference_run
+from tests.origin import Origin
+
+pytestmark = pytest.mark.faults
+
+DAY = date(2025, 11, 27)
+START = datetime(2025, 11, 27, 18, 0, tzinfo=HK_TZ)  # inside the windows of quotes, buybacks and DI for DAY
+QUOTES, BUYBACKS, DI = "hkex-quotes", "hkex-buybacks", "hkex-di"
+FETCH_TIMEOUT = 30.0  # the bot's HTTP client timeout for source files (bot/deps.py)
+
+
+def _path(source: str) -> str:
+    return get_source(source).paths(DAY)[0]
+
+
+def _good(source: str) -> dict[str, bytes]:
+    files = {path: demo_bytes(source, DAY, path) for path in get_source(source).paths(DAY)}
+    assert all(body is not None for body in files.values()), source
+    return files  # type: ignore[return-value]
+
+
+def _bad_files() -> dict[str, bytes]:
+    """The broken variants, each checked against the parser so the test cannot pass on a file that parses."""
+    quotes, buybacks = _good(QUOTES)[_path(QUOTES)], _good(BUYBACKS)[_path(BUYBACKS)]
+    bad = {"changed": quotes.replace(b'name = "quotations"', b'name = "prices"'),  # a renamed section
+           "truncated": buybacks[: len(buybacks) // 2],
+           "placeholder": (FIXTURES / "hkex-di" / "DSM20251110C1_unavailable.htm").read_bytes()}
+    for source, name, error in ((QUOTES, "changed", MalformedFile), (BUYBACKS, "truncated", MalformedFile),
+                                (DI, "placeholder", NotPublishedYet)):
+        with pytest.raises(error):
+            get_source(source).parse_all(bad[name])
+    return bad
+
+
+async def _untouched(redis: Redis) -> list[str]:
+    """Which of the three (source, DAY) got stored or marked done (should be none before the good files)."""
+    store, out = FrameStore(redis), []
+    for source in (QUOTES, BUYBACKS, DI):
+        if await redis.exists(keys.cycle_done(source, DAY)) or await store.dates(source, "main", DAY, DAY):
+            out.append(source)
+    return out
+
+
+def _hits(origin: Origin, path: str, since: int = 0) -> int:
+    return sum(1 for r in origin.requests[since:] if r.path == path)
+
+
+@pytest.mark.timeout(300)
+async def test_origin_faults_no_alert_from_bad_data(redis: Redis, redis_url: str, origin: Origin, api: BotApi,
+                                                    tmp_path: Path) -> None:
+    bad = _bad_files()
+    await seed_demo(redis, exclude=frozenset({(QUOTES, DAY), (BUYBACKS, DAY), (DI, DAY)}))
+    chats = Chats((8401, 8402, 8403))
+    await chats.subscribe(redis)
+
+    # What the good files give when nothing goes wrong (computed on a copy of the database).
+    for source in (QUOTES, BUYBACKS, DI):
+        for path, body in _good(source).items():
+            origin.add(path, body)
+    reference = Redis.from_url(redis_url.rsplit("/", 1)[0] + "/1")
+    try:
+        await copy_db(redis, reference)
+        expected = await reference_run(reference, origin.url, START)
+        await reference.flushdb()
+    finally:
+        await reference.aclose()
+    assert expected, "the good files alert some chat"
+    origin.routes.clear()
+    origin.requests.clear()
+
+    # Stage A: quotes not published (404), buybacks 503, DI hangs past the bot's timeout.
+    origin.add(_path(BUYBACKS), b"", status=503)
+    origin.add(_path(DI), b"", delay=FETCH_TIMEOUT + 10)
+    bot = BotProcess(bot_env(api_url=api.base_url, redis_url=redis_url, origin_url=origin.url, home=tmp_path,
+                             ADMIN_CHAT_IDS=str(ADMIN), CLOCK_START=hk_iso(START)), tmp_path / "bot.log")
+    try:
+        bot.start()
+        await until(lambda: _hits(origin, _path(QUOTES)) and _hits(origin, _path(BUYBACKS)) >= 4, 60,
+                    "the 404 and the four 503 attempts", logs=bot.tail)
+        # Stage B for these two, as soon as their stage A is seen: a changed layout and a truncated file.
+        origin.add(_path(QUOTES), bad["changed"])
+        origin.add(_path(BUYBACKS), bad["truncated"])
+        await until(lambda: _hits(origin, _path(DI)), 30, "the DI request that hangs", logs=bot.tail)
+        # While the fetch hangs, the bot still answers commands.
+        api.push_message(chats.ids[0], "/help")
+        await until(lambda: api.messages(chats.ids[0]), 30, "an answer to /help during the hang", logs=bot.tail)
+        help_answers = len(api.messages(chats.ids[0]))
+        # The retry after the timeout finds a placeholder page served with 200.
+        origin.add(_path(DI), bad["placeholder"])
+        await until(lambda: _hits(origin, _path(DI)) >= 2, FETCH_TIMEOUT + 30, "the DI retry", logs=bot.tail)
+        mark = len(origin.requests)
+        await until(lambda: _hits(origin, _path(QUOTES), mark) and _hits(origin, _path(BUYBACKS), mark), 60,
+                    "the changed and truncated files fetched", logs=bot.tail)
+        await until(lambda: len(_notices(api)) >= 2, 30, "the admins told about two broken files", logs=bot.tail)
+        await until(lambda: _hits(origin, _path(DI), mark), 60, "the placeholder fetched", logs=bot.tail)
+
+        assert bot.alive(), bot.tail()
+        assert await _untouched(redis) == [], "nothing may be stored or marked done from bad data"
+        assert all(len(api.messages(c)) == (help_answers if c == chats.ids[0] else 0) for c in chats.ids)
+        assert "status=malformed" in bot.text() and "status=failed" in bot.text()
+
+        # Stage C: the good files appear; the next polls process them and the alerts fire, once.
+        for source in (QUOTES, BUYBACKS, DI):
+            for path, body in _good(source).items():
+                origin.add(path, body)
+
+        async def done() -> bool:
+            return all([await redis.exists(keys.cycle_done(s, DAY)) for s in (QUOTES, BUYBACKS, DI)]) and \
+                await redis.zcard(keys.OUTBOX_DUE) == 0 and all(received(api.messages(c)) for c in expected)
+
+        await until(done, 90, "the good files processed and delivered", logs=bot.tail)
+        await asyncio.sleep(3)  # a second copy would arrive by now
+        assert bot.alive(), bot.tail()
+    finally:
+        bot.stop()
+    for chat, wanted in expected.items():
+        assert received(api.messages(chat)) == wanted, chat
+    notices = _notices(api)
+    print(f"[faults] origin: admin notices about broken files: {notices}")
+    assert len(notices) == 2 and any(QUOTES in n for n in notices) and any(BUYBACKS in n for n in notices)
+    assert Counter(notices).most_common(1)[0][1] == 1, "each broken file is announced once"
+    assert_clean_log(bot.text())
+
+
+def _notices(api: BotApi) -> list[str]:
+    return [str(m.get("text", "")) for m in api.messages(ADMIN) if "did not parse" in str(m.get("text", ""))]
