@@ -7,6 +7,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -60,6 +61,8 @@ class RouteReport:
 
 
 ROUTE_CHUNK = 500  # chats whose settings, marks and items travel in one pipeline each
+# Set every routed mark of a chunk (with its TTL) in one command: SET has no multi-key form with an expiry.
+_SET_MARKS = "for _, key in ipairs(KEYS) do redis.call('SET', key, '1', 'EX', ARGV[1]) end return #KEYS"
 
 
 async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, now: datetime) -> RouteReport:
@@ -67,6 +70,10 @@ async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, no
     report = RouteReport()
     per_chat: dict[int, list[Alert]] = defaultdict(list)
     market_chats = await subs.market_subscribers()
+    firsts: dict[str, Alert] = {}
+    for alert in alerts:
+        firsts.setdefault(alert.fingerprint, alert)  # an alert listed twice still reaches a chat once
+    alerts = list(firsts.values())
     for alert in alerts:
         chats = market_chats if alert.code == "MARKET" else await subs.watchers(alert.code)
         for chat in chats:
@@ -74,18 +81,27 @@ async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, no
     # Pipelined a chunk of chats at a time: a popular code's alert reaches tens of thousands of chats, and a round
     # trip per chat and per mark would take minutes.
     chats = list(per_chat)
+    prepared = {id(alert): _Prepared(alert.fingerprint, alert.as_dict()) for alert in alerts}
     for start in range(0, len(chats), ROUTE_CHUNK):
         chunk = {chat: per_chat[chat] for chat in chats[start:start + ROUTE_CHUNK]}
-        await _route_chunk(chunk, subs, outbox, now, report)
+        await _route_chunk(chunk, prepared, subs, outbox, now, report)
     return report
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An alert's fingerprint and dict form, computed once per routing pass rather than once per chat."""
+
+    fingerprint: str
+    as_dict: dict[str, Any]
 
 
 def _skip(report: RouteReport, reason: str) -> None:
     report.skipped[reason] = report.skipped.get(reason, 0) + 1
 
 
-async def _route_chunk(per_chat: dict[int, list[Alert]], subs: SubscriptionStore, outbox: Outbox, now: datetime,
-                       report: RouteReport) -> None:
+async def _route_chunk(per_chat: dict[int, list[Alert]], prepared: dict[int, _Prepared], subs: SubscriptionStore,
+                       outbox: Outbox, now: datetime, report: RouteReport) -> None:
     redis: Redis = subs.redis
     settings = await subs.settings_many(list(per_chat))
     mutes = await subs.active_mutes_many(list(per_chat), now)
@@ -100,10 +116,8 @@ async def _route_chunk(per_chat: dict[int, list[Alert]], subs: SubscriptionStore
     # The idempotency key (fingerprint × chat): an alert reaches a chat once, whatever re-runs or revisions happen.
     # Marks are checked first and set only once the items are written, so a crash in between loses nothing: the
     # re-run finds the same fresh alerts, hence the same item ids (put is NX, sent parts are recorded).
-    async with redis.pipeline(transaction=False) as pipe:
-        for chat, alert in wanted:
-            pipe.exists(keys.routed(chat, alert.fingerprint))
-        marked = await pipe.execute()
+    marks = [keys.routed(chat, prepared[id(alert)].fingerprint) for chat, alert in wanted]
+    marked = await redis.mget(marks) if marks else []
     fresh: dict[int, list[Alert]] = defaultdict(list)
     for (chat, alert), seen in zip(wanted, marked, strict=True):
         if seen:
@@ -119,23 +133,24 @@ async def _route_chunk(per_chat: dict[int, list[Alert]], subs: SubscriptionStore
             report.digested += len(chat_alerts)
             continue
         quiet = settings[chat].in_quiet(now)
-        items.append((OutboxItem(id=item_id(chat, "alerts", [a.fingerprint for a in chat_alerts]), chat_id=chat,
-                                 kind="alerts", alerts=[a.as_dict() for a in chat_alerts], silent=quiet,
-                                 created_at=now.isoformat()), settings[chat].quiet_end(now) if quiet else now))
+        items.append((OutboxItem(id=item_id(chat, "alerts", [prepared[id(a)].fingerprint for a in chat_alerts]),
+                                 chat_id=chat, kind="alerts", alerts=[prepared[id(a)].as_dict for a in chat_alerts],
+                                 silent=quiet, created_at=now.isoformat()),
+                      settings[chat].quiet_end(now) if quiet else now))
     if items:
         await outbox.put_many(items)
         report.enqueued += len(items)
     async with redis.pipeline(transaction=False) as pipe:
         for chat, chat_alerts in digests.items():
-            _to_digest(pipe, chat, chat_alerts)
-        for chat, chat_alerts in fresh.items():
-            for alert in chat_alerts:
-                pipe.set(keys.routed(chat, alert.fingerprint), "1", ex=keys.ROUTED_TTL_SECONDS)
+            _to_digest(pipe, chat, [prepared[id(a)].as_dict for a in chat_alerts])
+        fresh_marks = [mark for mark, seen in zip(marks, marked, strict=True) if seen is None]
+        if fresh_marks:
+            pipe.eval(_SET_MARKS, len(fresh_marks), *fresh_marks, keys.ROUTED_TTL_SECONDS)
         await pipe.execute()
 
 
-def _to_digest(pipe: Pipeline, chat: int, alerts: list[Alert]) -> None:
-    pipe.rpush(keys.digest_queue(chat), *[json.dumps(a.as_dict(), ensure_ascii=False) for a in alerts])
+def _to_digest(pipe: Pipeline, chat: int, alerts: list[dict[str, Any]]) -> None:
+    pipe.rpush(keys.digest_queue(chat), *[json.dumps(a, ensure_ascii=False) for a in alerts])
     pipe.expire(keys.digest_queue(chat), keys.DIGEST_TTL_SECONDS)
 
 

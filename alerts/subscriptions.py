@@ -138,14 +138,13 @@ class SubscriptionStore:
         return {chat: _settings_from(chat, raw) for chat, raw in zip(chat_ids, rows, strict=True)}
 
     async def active_mutes_many(self, chat_ids: list[int], now: datetime) -> dict[int, dict[str, datetime]]:
-        """`active_mutes` of many chats in one round trip; expired mutes are pruned."""
+        """Mutes still in force at `now` for many chats in one round trip (expired ones are skipped, not pruned)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for chat in chat_ids:
-                pipe.zremrangebyscore(keys.mutes(chat), "-inf", now.timestamp())
-                pipe.zrange(keys.mutes(chat), 0, -1, withscores=True)
+                pipe.zrangebyscore(keys.mutes(chat), f"({now.timestamp()}", "+inf", withscores=True)
             replies = await pipe.execute()
-        return {chat: {m.decode(): datetime.fromtimestamp(s, tz=HK_TZ) for m, s in replies[2 * i + 1]}
-                for i, chat in enumerate(chat_ids)}
+        return {chat: {m.decode(): datetime.fromtimestamp(s, tz=HK_TZ) for m, s in rows}
+                for chat, rows in zip(chat_ids, replies, strict=True)}
 
     async def set_lang(self, chat_id: int, lang: str) -> None:
         """Set the chat's language (en or zh)."""

@@ -56,6 +56,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
+def yardstick() -> float:
+    """Best of 5 of a fixed pure-Python loop, in ms: says how fast (or how shared) this core is right now."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(range(10**6))
+        best = min(best, (time.perf_counter() - started) * 1000)
+    return best
+
+
 def load_demo() -> History:
     """The demo data set, parsed."""
     return load_directory(DEMO, date(2025, 8, 1), TODAY)
@@ -162,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     history = load_demo()
     print(f"CJK font: {charts.cjk_family() or 'none (Chinese charts drawn with English labels)'}; "
-          f"load average {os.getloadavg()[0]:.2f}; cores {os.cpu_count()}")
+          f"load average {os.getloadavg()[0]:.2f}; cores {os.cpu_count()}; "
+          f"CPU yardstick sum(range(10**6)) {yardstick():.1f} ms (about 12-15 ms on an idle modern core)")
     rows: list[tuple[str, list[float], str, str]] = []
     for kind in charts.KINDS:
         for lang in ("en", "zh"):

@@ -87,7 +87,8 @@ async def _serve_bot(base_url: str, redis_url: str, conn: Connection) -> None:
             elif request == "measure":
                 gc.collect()
                 held = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else -1
-                conn.send({"traced_bytes": held, "handler_errors": list(app.bot_data.get("handler_errors", []))})
+                conn.send({"traced_bytes": held, "handler_errors": list(app.bot_data.get("handler_errors", [])),
+                           "chat_data": len(app.chat_data), "user_data": len(app.user_data)})
             else:
                 break
     conn.send("stopped")
@@ -295,16 +296,17 @@ class Tally:
 
 
 async def user_session(chat: int, start_at: float, rng: random.Random, api: BotApi, collector: Collector,
-                       tally: Tally) -> None:
+                       tally: Tally, answer_timeout: float = ANSWER_TIMEOUT) -> None:
     """One user: wait to arrive, then act, await each answer, think, act again."""
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     last_reply: Call | None = None
     for action in user_script(rng):
+        if action.button and (last_reply is None or not isinstance(last_reply.result, dict)):
+            continue  # nothing to press under (its message was never answered)
         tally.actions += 1
         tally.by_kind[action.kind] += 1
         if action.button:
-            if last_reply is None or not isinstance(last_reply.result, dict):
-                continue  # nothing to press under
+            assert last_reply is not None and isinstance(last_reply.result, dict)
             update = api.push_callback(chat, action.button, message_id=int(last_reply.result["message_id"]))
             waiting = collector.expect_answer(str(update["callback_query"]["id"]))
         else:
@@ -312,7 +314,7 @@ async def user_session(chat: int, start_at: float, rng: random.Random, api: BotA
             api.push_message(chat, action.text, language_code=action.language)
         pushed = time.monotonic()
         try:
-            call = await asyncio.wait_for(waiting, ANSWER_TIMEOUT)
+            call = await asyncio.wait_for(waiting, answer_timeout)
         except TimeoutError:
             tally.unanswered.append(f"{chat}: {action.kind}")
             collector.messages.pop(chat, None)
@@ -348,6 +350,7 @@ class LoadReport:
     rss_peak: int = 0
     rss_end: int = 0
     traced_bytes: int = -1  # allocated in the second half and still held at the end (-1: not traced)
+    in_memory_chats: int = 0  # PTB chat_data + user_data entries: per-user state the bot keeps in memory
     redis_before: int = 0
     redis_after: int = 0
     keys_before: int = 0
@@ -380,6 +383,7 @@ class LoadReport:
                         f"peak {self.rss_peak / mb:.0f} MB, end {self.rss_end / mb:.0f} MB"),
             ("held from 2nd half", "not traced (--trace)" if self.traced_bytes < 0
              else f"{self.traced_bytes / 1024:.0f} KiB (tracemalloc)"),
+            ("per-chat state in RAM", f"{self.in_memory_chats} PTB chat_data/user_data entries"),
             ("Redis memory", f"{self.redis_before / mb:.1f} MB → {self.redis_after / mb:.1f} MB "
                              f"({(self.redis_after - self.redis_before) / max(self.users, 1):.0f} B/user)"),
             ("Redis keys", f"{self.keys_before:,} → {self.keys_after:,}; per user max {self.max_keys_per_user} "
@@ -417,7 +421,7 @@ async def _settle(collector: Collector, tally: Tally, users: int, deadline: floa
 
 
 async def run_load(api: BotApi, redis_url: str, users: int, seconds: float, *, seed: int = 7,
-                   global_limit: int = 0, trace: bool = False) -> LoadReport:
+                   global_limit: int = 0, trace: bool = False, answer_timeout: float = ANSWER_TIMEOUT) -> LoadReport:
     """Drive `users` simulated users arriving over `seconds` against a bot polling `api`; Redis must be seeded."""
     report = LoadReport(users=users, seconds=seconds)
     redis = Redis.from_url(redis_url)
@@ -427,12 +431,14 @@ async def run_load(api: BotApi, redis_url: str, users: int, seconds: float, *, s
     collector, tally = Collector(api), Tally()
     api.limits(global_per_sec=global_limit or None, per_chat_per_sec=1, group_per_min=20)
     try:
-        measured = await _drive(bot, api, collector, tally, report, seed=seed, trace=trace)
+        measured = await _drive(bot, api, collector, tally, report, seed=seed, trace=trace,
+                                answer_timeout=answer_timeout)
     finally:
         await bot.stop()
     report.tally = tally
     report.traced_bytes = int(measured["traced_bytes"])
     report.handler_errors = list(measured["handler_errors"])
+    report.in_memory_chats = int(measured["chat_data"]) + int(measured["user_data"])
     report.replies, report.too_many, report.refused = collector.replies, collector.too_many, collector.refused
     report.api_errors = list(api.errors)
     report.peak_replies_per_second = max(collector.per_second.values(), default=0)
@@ -445,7 +451,7 @@ async def run_load(api: BotApi, redis_url: str, users: int, seconds: float, *, s
 
 
 async def _drive(bot: BotProcess, api: BotApi, collector: Collector, tally: Tally, report: LoadReport, *,
-                 seed: int, trace: bool) -> dict[str, Any]:
+                 seed: int, trace: bool, answer_timeout: float) -> dict[str, Any]:
     """Start every user, trace from the middle of the run, settle, then ask the bot for its figures."""
     stop = asyncio.Event()
     rss = [bot.rss()]
@@ -455,7 +461,8 @@ async def _drive(bot: BotProcess, api: BotApi, collector: Collector, tally: Tall
     rng = random.Random(seed)
     began = time.monotonic()
     sessions = [asyncio.create_task(user_session(FIRST_CHAT + i, began + rng.uniform(0, report.seconds),
-                                                 random.Random(rng.random()), api, collector, tally))
+                                                 random.Random(rng.random()), api, collector, tally,
+                                                 answer_timeout))
                 for i in range(report.users)]
     try:
         await asyncio.sleep(report.seconds / 2)

@@ -82,11 +82,12 @@ class Reply:
     buttons: tuple[Button, ...] = ()
 
 
-# Command → (help text key, example key) in the catalogue: "ans.help.<name>", "ans.help.<name>.example".
+# The commands /help lists, in order; each has the catalogue messages ans.help.<name> and ans.help.<name>.example.
 HELP: tuple[str, ...] = ("start", "help", "card", "flows", "chart", "short", "buybacks", "insiders", "top", "why",
                          "history", "watch", "unwatch", "list", "settings", "mute", "unmute", "quiet", "digest",
                          "lang", "status")
 READ_ONLY = ("start", "help", "card", "flows", "short", "buybacks", "insiders", "top", "why", "history")
+# Rules /why explains (ans.why.<rule>.text; titles and caveats are the alerts' own, from bot.render).
 WHY_RULES = ("short_ratio_spike", "short_ratio_drop", "short_position_jump", "buyback_filed",
              "insider_buy_near_round_number", "southbound_level", "market_short_swing", "confluence",
              "insider_cluster")
@@ -185,7 +186,7 @@ def _card(view: DataView, args: list[str], lang: str) -> Reply:
     lines += _card_buybacks(view, frames, code, lang) + _card_insiders(view, frames, code, lang)
     lines += _card_southbound(frames, code, lang) + _card_price(frames, code, lang)
     lines += _card_flows(frames, code, lang)
-    buttons = (Button("Chart", f"chart:{code}"), Button("Mute 1d", f"mute:{code}:1d"))
+    buttons = (Button(t(lang, "button.chart"), f"chart:{code}"), Button(t(lang, "button.mute_1d"), f"mute:{code}:1d"))
     return Reply("\n".join(lines), buttons)
 
 

@@ -27,7 +27,7 @@ from bot.delivery import DeliveryWorker, worker_for
 from bot.deps import Deps, deps
 from bot.handlers import DIGEST_TIME, menu, register
 from bot.health import HealthServer
-from bot.scheduler import Poller
+from bot.scheduler import REDIS_DOWN, Poller, RedisOutage
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,15 @@ def file_base_url(api_url: str) -> str:
 
 
 def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTERVAL_SECONDS,
-                      clock: Callable[[], datetime] | None = None, poll_sources: bool = False) -> Application:
+                      clock: Callable[[], datetime] | None = None, poll_sources: bool = False,
+                      outage: RedisOutage | None = None) -> Application:
     """Build the Application: HK timezone defaults, base URL from TELEGRAM_API_URL, handlers and jobs.
 
     `clock` sets the "today" of read-only commands (tests and replays point it at a past period).
     """
 
     clock = clock or settings.clock()
+    outage = outage or RedisOutage(clock)
 
     async def post_init(app: Application) -> None:
         d = Deps.open(settings, clock)
@@ -56,6 +58,7 @@ def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTER
         worker = worker_for(app.bot, d.redis, settings, clock)
         worker.charts = d.charts()  # important alerts carry their chart photo
         app.bot_data["worker"] = worker
+        app.bot_data["outage"] = outage
         await app.bot.set_my_commands(menu("en"))
         await app.bot.set_my_commands(menu("zh"), language_code="zh")
         if app.job_queue is not None:
@@ -64,7 +67,7 @@ def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTER
                                         job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30})
             if poll_sources:
                 app.bot_data["poller"] = Poller(settings, d.redis, d.http, clock,
-                                                on_processed=lambda _report: d.invalidate_view())
+                                                on_processed=lambda _report: d.invalidate_view(), outage=outage)
                 app.job_queue.run_repeating(poll_job, interval=POLL_TICK_SECONDS, first=0.5, name="poll-sources",
                                             job_kwargs={"max_instances": 1, "coalesce": True,
                                                         "misfire_grace_time": 3600})
@@ -104,7 +107,14 @@ async def drain_outbox(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Job: send what is due in the outbox."""
     worker = context.bot_data["worker"]
     assert isinstance(worker, DeliveryWorker)
-    report = await worker.drain()
+    try:
+        report = await worker.drain()
+    except REDIS_DOWN as exc:
+        # The items stay in Redis; the poll job tells the admins about the outage once Redis answers again.
+        outage = context.bot_data.get("outage")
+        if isinstance(outage, RedisOutage):
+            outage.failed("drain", exc)
+        return
     if report.sent or report.dead or report.blocked:
         log.info("delivery: %s", report)
 
@@ -142,6 +152,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     redis = Redis.from_url(settings.redis_url)
     lease = Lease(redis, ttl_seconds=settings.lease_ttl_seconds)
     health = await _start_health(settings, lease)
+    outage = RedisOutage(settings.clock())  # outlives leader terms: a long outage also costs the lease
     try:
         while not stop.is_set():
             log.info("standby: waiting for the leader lease (%s)", lease.owner)
@@ -150,7 +161,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             METRICS.gauge("positioning_leader", "1 when this process holds the leader lease").set(1)
             log.info("leader: lease acquired by %s", lease.owner)
             lost = asyncio.Event()
-            await _lead(settings, lease, stop, lost)
+            await _lead(settings, lease, stop, lost, outage)
+            if lost.is_set() and outage.since is not None:
+                outage.lease_lost = True
             METRICS.gauge("positioning_leader", "1 when this process holds the leader lease").set(0)
             if not lost.is_set():
                 await lease.release()
@@ -160,8 +173,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         await redis.aclose()
 
 
-async def _lead(settings: Settings, lease: Lease, stop: asyncio.Event, lost: asyncio.Event) -> None:
-    app = build_application(settings, poll_sources=True)
+async def _lead(settings: Settings, lease: Lease, stop: asyncio.Event, lost: asyncio.Event,
+                outage: RedisOutage | None = None) -> None:
+    app = build_application(settings, poll_sources=True, outage=outage)
     keeper = asyncio.create_task(lease.keep(lost, stop=stop))
     await app.initialize()
     try:

@@ -359,6 +359,7 @@ def _draw_position(ax: Axes, data: ChartData, style: _Style) -> None:
         scale = 1e6 / data.issued * 100  # million shares → % of issued shares
         secondary = ax.secondary_yaxis("right", functions=(lambda m: m * scale, lambda p: p / scale))
         secondary.set_ylabel(style.text("chart.label.pct_issued"), fontproperties=style.font(9))
+        secondary.tick_params(labelsize=8.5, labelfontfamily=style.families)
     _dates_axis(ax)
     _legend(ax, [line], style)
 

@@ -184,6 +184,10 @@ class DeliveryWorker:
         pool: dict[str, OutboxItem] = {}
         more = True
         while True:
+            if self._stopping:
+                # Due again at once for whoever leads next, instead of after the claim lease.
+                await self.outbox.release(list(pool), self._now())
+                return report
             # Keep the pool topped up a few items at a time: a pool that runs dry leaves its last items (often
             # chats still inside their 1 s gap) holding up the sender, and one big claim stalls it (a GET per item).
             if more and len(pool) < max_items and time.monotonic() - started < budget_s:

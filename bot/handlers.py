@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -35,7 +36,8 @@ from alerts.rules import RULE_IDS
 from alerts.sources import SOURCES
 from alerts.subscriptions import ChatSettings, parse_quiet
 from alerts.tickers import known
-from bot.answers import READ_ONLY, answer
+from bot.answers import READ_ONLY, DataView, answer
+from bot.answers import Reply as Answer
 from bot.charts import KINDS as CHART_KINDS
 from bot.codes import resolve
 from bot.deps import Deps, deps
@@ -204,9 +206,38 @@ async def cmd_list(ctx: Ctx) -> Reply:
     return "\n".join(lines), None
 
 
+class AnswerCache:
+    """Read-only answers memoized per data view.
+
+    A view never changes once built, so neither do its answers; a /card costs tens of milliseconds of pandas on
+    the event loop, and under load the same few cards are asked for again and again (see bench/load.py).
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size  # entries kept for the current view (a card is about 2 KB)
+        self.view: DataView | None = None
+        self.entries: OrderedDict[tuple[str, tuple[str, ...], str], Answer] = OrderedDict()
+
+    def answer(self, view: DataView, command: str, args: list[str], lang: str) -> Answer:
+        """`bot.answers.answer`, computed once per view, command, arguments and language."""
+        if view is not self.view:
+            self.view, self.entries = view, OrderedDict()
+        key = (command, tuple(args), lang)
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key]
+        reply = self.entries[key] = answer(view, command, args, lang)
+        if len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return reply
+
+
+ANSWERS = AnswerCache()
+
+
 def _answer_command(name: str) -> Impl:
     async def impl(ctx: Ctx) -> Reply:
-        reply = answer(await ctx.deps.view(), name, ctx.args, ctx.lang)
+        reply = ANSWERS.answer(await ctx.deps.view(), name, ctx.args, ctx.lang)
         markup = InlineKeyboardMarkup([[InlineKeyboardButton(b.text, callback_data=b.data)
                                         for b in reply.buttons]]) if reply.buttons else None
         return reply.text, markup
@@ -418,7 +449,7 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     now = d.clock()
     if match.group(1) == "card":
         await query.answer()
-        reply = answer(await d.view(), "card", [match.group(2)], settings.lang)
+        reply = ANSWERS.answer(await d.view(), "card", [match.group(2)], settings.lang)
         if query.message is not None and isinstance(query.message, Message):
             await send_reply(query.message, reply.text)
         return
@@ -492,7 +523,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = message.text[:MAX_TEXT_IN].strip()
     view = await d.view()
     if 0 < len(text) <= 40 and resolve(text, view.names() or None).code is not None:
-        reply = answer(view, "card", [text], settings.lang)
+        reply = ANSWERS.answer(view, "card", [text], settings.lang)
         await send_reply(message, reply.text)
         return
     await send_reply(message, t(settings.lang, "text_hint"))

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from alerts.calendar import HK_TZ
 from alerts.model import Alert, Fact
@@ -431,6 +432,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:_safe_cut(text, limit - 1)] + "…"
 
 
+@lru_cache(maxsize=4096)  # one alert fans out to many chats: render it once per language (Alert is frozen)
 def render_alert(alert: Alert, lang: str = "en") -> str:
     """One alert as Telegram HTML in `lang`: headline, why, key facts, date and lag, source links, caveat."""
     title = rule_title(alert.rule, lang)

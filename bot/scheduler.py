@@ -13,7 +13,9 @@ from datetime import date, datetime, timedelta
 
 import httpx
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from alerts.calendar import HK_TZ
 from alerts.errors import SourceError
 from alerts.metrics import METRICS
 from alerts.outbox import Outbox, OutboxItem, item_id
@@ -29,6 +31,54 @@ log = logging.getLogger(__name__)
 
 LOOKBACK_SESSIONS = 5  # catch-up reaches this many file dates back after downtime
 CATCH_UP_EVERY = timedelta(minutes=10)  # outside its windows a missed file is retried this often
+# What a Redis outage looks like from redis.asyncio: its own errors and socket errors.
+REDIS_DOWN = (RedisError, OSError)
+
+
+@dataclass
+class RedisOutage:
+    """While Redis cannot be reached: since when, and what was not done; told to the admins once it is back.
+
+    Kept by the process (not in Redis, which is what failed) and shared by successive leader terms, since a long
+    outage also costs the lease.
+    """
+
+    clock: Callable[[], datetime]
+    since: datetime | None = None
+    ticks_skipped: int = 0
+    drains_skipped: int = 0
+    lease_lost: bool = False
+    windows: set[tuple[str, date]] = field(default_factory=set)  # (source, file date) in a window meanwhile
+
+    def failed(self, what: str, exc: BaseException, sources: tuple[str, ...] = ()) -> None:
+        """Record one thing (`tick`, `drain`) that could not be done because Redis was unreachable."""
+        now = self.clock()
+        if self.since is None:
+            self.since = now
+            log.error("Redis unreachable (%s: %s): cycles and deliveries wait", type(exc).__name__, exc)
+        if what == "tick":
+            self.ticks_skipped += 1
+            self.windows.update((s, d) for s in sources for d in active_dates(s, now))
+        elif what == "drain":
+            self.drains_skipped += 1
+
+    def notice(self) -> str | None:
+        """The admins' message once Redis answers again (None when there was no outage); resets the record."""
+        if self.since is None:
+            return None
+        now = self.clock()
+        start, end = self.since.astimezone(HK_TZ), now.astimezone(HK_TZ)
+        due = ", ".join(f"{esc(s)} {d.isoformat()}" for s, d in sorted(self.windows)) or "none in a window"
+        lines = [f"⚠️ Redis unreachable from {start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} HKT "
+                 f"({(now - self.since).total_seconds():.0f} s).",
+                 f"Cycles skipped: {self.ticks_skipped} poll tick(s) (files in their windows: {due}); they run now.",
+                 f"Deliveries paused: {self.drains_skipped} pass(es); queued messages go out now."]
+        if self.lease_lost:
+            lines.append("The leader lease ran out meanwhile: this process stepped down and took it back.")
+        log.warning("Redis reachable again after %.0f s", (now - self.since).total_seconds())
+        self.since, self.ticks_skipped, self.drains_skipped, self.lease_lost = None, 0, 0, False
+        self.windows = set()
+        return "\n".join(lines)
 
 
 @dataclass
@@ -43,6 +93,7 @@ class Poller:
     last_poll: dict[tuple[str, date], datetime] = field(default_factory=dict)
     on_processed: Callable[[CycleReport], None] | None = None
     stopping: bool = False  # set when the leader steps down: no new cycle starts (PTB runs jobs shielded)
+    outage: RedisOutage | None = None
 
     def __post_init__(self) -> None:
         if not self.settings.sec_user_agent and "sec-form4" in self.sources:
@@ -51,6 +102,25 @@ class Poller:
             self.sources = tuple(s for s in self.sources if s != "sec-form4")
 
     async def tick(self) -> list[CycleReport]:
+        """Run every cycle due now; while Redis is unreachable skip the tick and remember it for the admins."""
+        outage = self.outage or RedisOutage(self.clock)
+        try:
+            await self._after_outage(outage)
+            return await self._tick()
+        except REDIS_DOWN as exc:
+            outage.failed("tick", exc, self.sources)
+            return []
+
+    async def _after_outage(self, outage: RedisOutage) -> None:
+        """Tell the admins what an outage that just ended kept from being done (raises while Redis is still down)."""
+        if outage.since is None:
+            return
+        await self.redis.ping()
+        text = outage.notice()
+        if text:
+            await self._tell_admins(text, ["redis-outage", self.clock().isoformat()])
+
+    async def _tick(self) -> list[CycleReport]:
         """Run every cycle due now (windows first, then catch-up), oldest date first per source."""
         now = self.clock()
         reports = []
@@ -118,11 +188,14 @@ class Poller:
         if not await self.redis.set(keys.window_notice(source, day), "1", nx=True,
                                     ex=keys.WINDOW_NOTICE_TTL_SECONDS):
             return
+        await self._tell_admins(text, [source, day.isoformat(), "notice"])
+
+    async def _tell_admins(self, text: str, identities: list[str]) -> None:
         log.warning("admin notice: %s", text)
         outbox = Outbox(self.redis)
         for admin in self.settings.admin_chat_ids:
-            await outbox.put(OutboxItem(id=item_id(admin, "text", [source, day.isoformat(), "notice"]),
-                                        chat_id=admin, kind="text", text=text), self.clock())
+            await outbox.put(OutboxItem(id=item_id(admin, "text", identities), chat_id=admin, kind="text",
+                                        text=text), self.clock())
 
     @staticmethod
     def _count(report: CycleReport) -> None:

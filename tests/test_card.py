@@ -132,6 +132,9 @@ async def test_card_in_chinese_for_a_zh_chat_and_a_zh_hans_user(app: Application
         assert "證監會淡倉" in card and "南向資金" in card and "回購" in card and "董事" in card
         assert "Short ratio" not in card and "positioning card" not in card
     assert len(api.messages(ZH_CHAT)) == 2 and len(api.messages(HANS_USER)) == 1
+    buttons = api.messages(ZH_CHAT)[1]["reply_markup"]["inline_keyboard"][0]
+    assert [(b["text"], b["callback_data"]) for b in buttons] == [
+        (catalogue("zh")["button.chart"], "chart:01810"), (catalogue("zh")["button.mute_1d"], "mute:01810:1d")]
 
 
 async def test_card_of_every_demo_code_fits_one_message_in_both_languages(app: Application, api: BotApi) -> None:

@@ -108,19 +108,39 @@ async def outbox_alerts(redis: Redis) -> dict[int, Counter[str]]:
     return out
 
 
-async def reference_run(redis: Redis, origin_url: str, now: datetime) -> dict[int, Counter[str]]:
-    """What one uninterrupted tick of the real Poller routes at `now`, per chat (redis must be seeded already)."""
+async def reference_run(redis: Redis, origin_url: str, now: datetime,
+                        sources: tuple[str, ...] | None = None) -> dict[int, Counter[str]]:
+    """What one uninterrupted tick of the real Poller (over `sources`, default all) routes at `now`, per chat."""
     env = {name: origin_url for name in BASE_SETTINGS}
     settings = load_settings({**env, "REDIS_URL": "redis://unused:6379/0"}, env_file=None)
     async with httpx.AsyncClient(timeout=30.0) as client:
         poller = Poller(settings, redis, client, lambda: now)
+        if sources is not None:
+            poller.sources = sources
         await poller.tick()
     return await outbox_alerts(redis)
 
 
 async def copy_db(redis: Redis, target: Redis) -> None:
-    """Copy every key of the seeded database into another (the reference run works on the copy)."""
+    """Replace the contents of `target` (another database of the same server) with a copy of `redis`'s."""
     await target.flushdb()
     db = int(target.connection_pool.connection_kwargs.get("db", 0))
-    async for key in redis.scan_iter(count=1000):
-        await redis.copy(key, key, destination_db=db, replace=True)
+    keys_ = [key async for key in redis.scan_iter(count=1000)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys_:
+            pipe.copy(key, key, destination_db=db, replace=True)
+        await pipe.execute()
+
+
+async def seed_copy(redis: Redis, seed_url: str, exclude: frozenset[tuple[str, date]]) -> None:
+    """Copy the session's seeded demo history into `redis`, then forget the files of `exclude` (the bot fetches
+    those), as seed_demo(redis, exclude=...) would have stored."""
+    seeded = Redis.from_url(seed_url)
+    try:
+        await copy_db(seeded, redis)
+    finally:
+        await seeded.aclose()
+    for source, day in exclude:
+        for table in get_source(source).tables:
+            await redis.delete(keys.frame(source, table, day))
+            await redis.zrem(keys.frame_index(source, table), day.isoformat())

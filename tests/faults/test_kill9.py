@@ -17,7 +17,6 @@ from redis.asyncio import Redis
 from alerts.calendar import HK_TZ
 from alerts.store import keys
 from tests.botapi import BotApi, parse_html
-from tests.bothelpers import seed_demo
 from tests.faults.harness import (
     FULL,
     BotProcess,
@@ -36,6 +35,7 @@ from tests.faults.scenario import (
     outbox_alerts,
     received,
     reference_run,
+    seed_copy,
     serve_demo,
 )
 from tests.origin import Origin
@@ -90,12 +90,12 @@ async def _kill_once(bot: BotProcess, api: BotApi, origin: Origin, redis: Redis,
 
 
 @pytest.mark.timeout(600)
-async def test_kill9_loses_nothing_and_sends_nothing_twice(redis: Redis, redis_url: str, origin: Origin,
-                                                           api: BotApi, tmp_path: Path) -> None:
+async def test_kill9_loses_nothing_and_sends_nothing_twice(redis: Redis, redis_url: str, demo_seed: str,
+                                                           origin: Origin, api: BotApi, tmp_path: Path) -> None:
     rng = seeded_random("kill9")
     kills_wanted = count("FAULTS_KILLS", 4, 20)
     chats = Chats(tuple(range(7001, 7001 + count("FAULTS_KILL_CHATS", 16, 60))))
-    await seed_demo(redis, exclude=frozenset(PAIRS))
+    await seed_copy(redis, demo_seed, frozenset(PAIRS))
     await chats.subscribe(redis)
     serve_demo(origin, PAIRS, delay=0.3)  # a slightly slow origin: kills land inside fetches too
 

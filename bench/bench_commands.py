@@ -1,0 +1,131 @@
+"""Chat command latency with 50 concurrent simulated users against the real Application.
+
+The real python-telegram-bot Application (tests/bothelpers.py running_bot: long polling, handlers, the answer
+cache, Redis) serves the demo data (seed_demo) in a private redis-server; users write to it through the Bot API
+stand-in. Each user sends a mix of /card, /short, /watch, /list, /top, /history, /settings and plain code text,
+one at a time (the next after the reply), as a person tapping through the bot would. Latency runs from pushing
+the update into the stand-in to the stand-in receiving the reply. Target: p99 ≤ 150 ms.
+Run: ``python bench/bench_commands.py [--users 50] [--rounds 12]`` (rounds stay under the 20/min command limit).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from redis.asyncio import Redis  # noqa: E402
+
+from bench.benchkit import current_rss_mb, machine_line, peak_rss_mb, percentile, private_redis  # noqa: E402
+from tests.botapi import SEND_METHODS, BotApi  # noqa: E402
+from tests.bothelpers import app_deps, running_bot, seed_demo  # noqa: E402
+
+TARGET_P99_MS = 150.0
+FIRST_USER = 3000
+KINDS = ("card", "short", "watch", "list", "top", "history", "settings", "text")
+
+
+class Replies:
+    """Follows the stand-in's log once (not per user) and wakes whoever waits for a reply in a chat."""
+
+    def __init__(self, api: BotApi) -> None:
+        self.api = api
+        self.seen = 0
+        self.waiting: dict[int, asyncio.Future[float]] = {}
+
+    async def run(self) -> None:
+        """Scan new calls every millisecond; resolve the waiting chat's future with the reply's arrival time."""
+        while True:
+            calls = self.api.sent[self.seen:]  # appended under the stand-in's lock; a slice is a safe snapshot
+            self.seen += len(calls)
+            for call in calls:
+                chat = call.chat_id
+                if call.ok and call.method.lower() in SEND_METHODS and isinstance(chat, int):
+                    future = self.waiting.pop(chat, None)
+                    if future is not None and not future.done():
+                        future.set_result(call.time)
+            await asyncio.sleep(0.001)
+
+    async def ask(self, chat: int, text: str) -> float:
+        """Push `text` from `chat`; seconds until the stand-in received the bot's reply."""
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiting[chat] = future
+        pushed = time.monotonic()
+        self.api.push_message(chat, text)
+        return await asyncio.wait_for(future, 30) - pushed
+
+
+def script(rng: random.Random, codes: list[str], rounds: int) -> list[tuple[str, str]]:
+    """One user's (kind, text) sequence: every kind early, then a random mix."""
+    kinds = list(KINDS) + [rng.choice(KINDS) for _ in range(max(0, rounds - len(KINDS)))]
+    rng.shuffle(kinds)
+    texts = {"card": "/card {c}", "short": "/short {c}", "watch": "/watch {c}", "list": "/list", "top": "/top",
+             "history": "/history {c}", "settings": "/settings", "text": "{c}"}
+    return [(kind, texts[kind].format(c=rng.choice(codes).lstrip("0"))) for kind in kinds[:rounds]]
+
+
+async def user(replies: Replies, chat: int, steps: list[tuple[str, str]],
+               results: dict[str, list[float]]) -> None:
+    """Send each step after the previous reply; record latencies by kind."""
+    for kind, text in steps:
+        results[kind].append(await replies.ask(chat, text))
+
+
+async def main(argv: list[str] | None = None) -> int:
+    """Start the bot on demo data, run the users, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=12)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    results: dict[str, list[float]] = defaultdict(list)
+    with private_redis() as url, BotApi() as api:
+        redis = Redis.from_url(url)
+        await seed_demo(redis)
+        await redis.aclose()
+        async with running_bot(api, url) as app:
+            replies = Replies(api)
+            follower = asyncio.create_task(replies.run())
+            cold = await replies.ask(FIRST_USER - 1, "/card 1810")  # loads the DataView from Redis once
+            codes = sorted((await app_deps(app).view()).names())
+            rng = random.Random(11)
+            rss_before = current_rss_mb()
+            started = time.monotonic()
+            await asyncio.gather(*(user(replies, FIRST_USER + n, script(rng, codes, args.rounds), results)
+                                   for n in range(args.users)))
+            elapsed = time.monotonic() - started
+            follower.cancel()
+            errors = list(app.bot_data.get("handler_errors", []))
+    everything = [x for values in results.values() for x in values]
+    print(f"{args.users} users × {args.rounds} commands = {len(everything)} commands in {elapsed:.1f} s "
+          f"({len(everything) / elapsed:.0f}/s) on the demo data ({len(codes)} codes); first command "
+          f"(cold DataView load, not counted) {cold * 1000:.0f} ms; handler errors {len(errors)}")
+    print(f"{'command':<10}{'n':>6}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for kind in (*KINDS, "all"):
+        values = everything if kind == "all" else results[kind]
+        if values:
+            ms = [v * 1000 for v in values]
+            print(f"{kind:<10}{len(ms):>6}{statistics.median(ms):>9.1f}{percentile(ms, 90):>9.1f}"
+                  f"{percentile(ms, 99):>9.1f}{max(ms):>9.1f}")
+    p99 = percentile([v * 1000 for v in everything], 99)
+    print(f"p99 {p99:.1f} ms (target ≤ {TARGET_P99_MS:.0f} ms): {'OK' if p99 <= TARGET_P99_MS else 'OVER'}; "
+          f"process RSS {rss_before:.0f} MB before the users, {current_rss_mb():.0f} MB after, peak "
+          f"{peak_rss_mb():.0f} MB (bot, stand-in and this driver share the process)")
+    print(machine_line())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
