@@ -3,9 +3,10 @@
 The real python-telegram-bot Application (tests/bothelpers.py running_bot: long polling, handlers, the answer
 cache, Redis) serves the demo data (seed_demo) in a private redis-server; users write to it through the Bot API
 stand-in. Each user sends a mix of /card, /short, /watch, /list, /top, /history, /settings and plain code text,
-one at a time (the next after the reply), as a person tapping through the bot would. Latency runs from pushing
-the update into the stand-in to the stand-in receiving the reply. Target: p99 ≤ 150 ms.
-Run: ``python bench/bench_commands.py [--users 50] [--rounds 12]`` (rounds stay under the 20/min command limit).
+one at a time, reading each reply for 3–6 s before the next (a person's pace, and under the bot's 20 commands per
+minute per chat). Latency runs from pushing the update into the stand-in to the stand-in receiving the reply.
+Target: p99 ≤ 150 ms. ``--think 0`` drops the pause: back-to-back users measure throughput, not a person's wait.
+Run: ``python bench/bench_commands.py [--users 50] [--rounds 12] [--think 3-6]``.
 """
 
 from __future__ import annotations
@@ -76,11 +77,19 @@ def script(rng: random.Random, codes: list[str], rounds: int) -> list[tuple[str,
     return [(kind, texts[kind].format(c=rng.choice(codes).lstrip("0"))) for kind in kinds[:rounds]]
 
 
-async def user(replies: Replies, chat: int, steps: list[tuple[str, str]],
-               results: dict[str, list[float]]) -> None:
-    """Send each step after the previous reply; record latencies by kind."""
+async def user(replies: Replies, chat: int, steps: list[tuple[str, str]], think: tuple[float, float],
+               rng: random.Random, results: dict[str, list[float]]) -> None:
+    """Send each step after reading the previous reply for a while; record latencies by kind."""
+    await asyncio.sleep(rng.uniform(0, think[1]))  # users arrive spread out, not in lockstep
     for kind, text in steps:
         results[kind].append(await replies.ask(chat, text))
+        await asyncio.sleep(rng.uniform(*think))
+
+
+def think_range(text: str) -> tuple[float, float]:
+    """'3-6' → (3.0, 6.0); '0' → (0.0, 0.0)."""
+    low, _, high = text.partition("-")
+    return float(low), float(high or low)
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -88,8 +97,10 @@ async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--think", type=think_range, default=(3.0, 6.0), help="seconds between a user's commands")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)  # skipped drain ticks while a handler runs
     results: dict[str, list[float]] = defaultdict(list)
     with private_redis() as url, BotApi() as api:
         redis = Redis.from_url(url)
@@ -103,13 +114,14 @@ async def main(argv: list[str] | None = None) -> int:
             rng = random.Random(11)
             rss_before = current_rss_mb()
             started = time.monotonic()
-            await asyncio.gather(*(user(replies, FIRST_USER + n, script(rng, codes, args.rounds), results)
-                                   for n in range(args.users)))
+            await asyncio.gather(*(user(replies, FIRST_USER + n, script(rng, codes, args.rounds), args.think,
+                                        random.Random(n), results) for n in range(args.users)))
             elapsed = time.monotonic() - started
             follower.cancel()
             errors = list(app.bot_data.get("handler_errors", []))
     everything = [x for values in results.values() for x in values]
-    print(f"{args.users} users × {args.rounds} commands = {len(everything)} commands in {elapsed:.1f} s "
+    print(f"{args.users} users × {args.rounds} commands, {args.think[0]:g}–{args.think[1]:g} s apart = "
+          f"{len(everything)} commands in {elapsed:.1f} s "
           f"({len(everything) / elapsed:.0f}/s) on the demo data ({len(codes)} codes); first command "
           f"(cold DataView load, not counted) {cold * 1000:.0f} ms; handler errors {len(errors)}")
     print(f"{'command':<10}{'n':>6}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")

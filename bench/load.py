@@ -70,8 +70,19 @@ class _Remote:
 
 
 def bot_process(base_url: str, redis_url: str, conn: Connection) -> None:
-    """Child process: run the real bot until told to stop, answering measurement requests on `conn`."""
-    asyncio.run(_serve_bot(base_url, redis_url, conn))
+    """Child process: run the real bot until told to stop, answering measurement requests on `conn`.
+
+    With LOAD_PROFILE=FILE in the environment the bot runs under cProfile and writes its statistics to FILE.
+    """
+    profile_to = os.environ.get("LOAD_PROFILE")
+    if not profile_to:
+        asyncio.run(_serve_bot(base_url, redis_url, conn))
+        return
+    import cProfile
+
+    with cProfile.Profile() as profiler:
+        asyncio.run(_serve_bot(base_url, redis_url, conn))
+    profiler.dump_stats(profile_to)
 
 
 async def _serve_bot(base_url: str, redis_url: str, conn: Connection) -> None:
@@ -100,6 +111,12 @@ def _rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class BotProcess:
@@ -143,6 +160,10 @@ class BotProcess:
     def rss(self) -> int:
         """Current RSS of the bot process in bytes."""
         return _rss_bytes(self.pid)
+
+    def cpu(self) -> float:
+        """CPU seconds the bot process has used so far."""
+        return _cpu_seconds(self.pid)
 
 
 # --------------------------------------------------------------------------------------------- the users
@@ -351,6 +372,7 @@ class LoadReport:
     rss_end: int = 0
     traced_bytes: int = -1  # allocated in the second half and still held at the end (-1: not traced)
     in_memory_chats: int = 0  # PTB chat_data + user_data entries: per-user state the bot keeps in memory
+    cpu_seconds: float = 0.0  # CPU the bot process used while the users were active
     redis_before: int = 0
     redis_after: int = 0
     keys_before: int = 0
@@ -375,6 +397,9 @@ class LoadReport:
             ("answered", f"{t.answered:,} of {t.actions:,}; unanswered {len(t.unanswered)}"),
             ("throughput", f"{t.answered / max(self.duration, 1e-9):.1f} answered actions/s; "
                            f"peak {self.peak_replies_per_second} replies in one second"),
+            ("bot CPU", f"{self.cpu_seconds:.1f} s = {self.cpu_seconds * 1000 / max(t.answered, 1):.1f} ms per "
+                        f"answered action (capacity ≈ {t.answered / max(self.cpu_seconds, 1e-9):.0f} actions/s "
+                        f"on one free core)"),
             ("reply latency", f"p50 {self.percentile(0.5) * 1000:.0f} ms, p99 {self.percentile(0.99) * 1000:.0f} ms, "
                               f"max {max(t.latencies, default=0) * 1000:.0f} ms"),
             ("errors", f"handler {len(self.handler_errors)}, stand-in {len(self.api_errors)}, "
@@ -456,6 +481,7 @@ async def _drive(bot: BotProcess, api: BotApi, collector: Collector, tally: Tall
     stop = asyncio.Event()
     rss = [bot.rss()]
     report.rss_start = rss[0]
+    cpu_before = bot.cpu()
     follower = asyncio.create_task(collector.run(stop))
     sampler = asyncio.create_task(_sample_rss(bot, rss, stop))
     rng = random.Random(seed)
@@ -471,6 +497,7 @@ async def _drive(bot: BotProcess, api: BotApi, collector: Collector, tally: Tall
             await bot.ask("trace")
         await _settle(collector, tally, report.users, began + report.seconds + SETTLE_SECONDS)
         report.duration = time.monotonic() - began
+        report.cpu_seconds = bot.cpu() - cpu_before
         await asyncio.gather(*sessions)
         measured: dict[str, Any] = await bot.ask("measure")
         report.rss_end = bot.rss()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -213,7 +214,7 @@ def drawable(text: str, cjk: str | None) -> str:
     """`text` without characters no chosen font can draw (so matplotlib never warns of a missing glyph)."""
     glyphs = _glyphs(cjk)
     kept = "".join(char for char in text if char in glyphs or char in " \n")
-    return " ".join(kept.split(" ")).strip() if kept != text else text
+    return re.sub(r" {2,}", " ", kept).strip() if kept != text else text
 
 
 def label_lang(lang: str) -> str:

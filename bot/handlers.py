@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -9,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from redis.exceptions import RedisError
 from telegram import (
@@ -20,7 +22,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -53,6 +55,7 @@ MAX_ARGS = 50  # /watch takes many codes; anything beyond this is a paste accide
 # Escaped characters of a /broadcast: the cap applies after escaping (`<` becomes `&lt;`), so a broadcast is
 # always one message per chat, never a burst of parts.
 MAX_BROADCAST = 3500
+REPLY_RETRY_MAX_SECONDS = 5.0  # a command reply waits out a short flood-control pause once, never a long one
 DIGEST_TIME = "08:30"
 _DURATION_RE = re.compile(r"^(\d{1,3})([mhdw])$", re.IGNORECASE)
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -92,12 +95,28 @@ async def send_reply(message: Message, text: str, markup: InlineKeyboardMarkup |
     for index, part in enumerate(parts):
         keyboard = markup if index == len(parts) - 1 else None
         try:
-            await message.reply_text(part, parse_mode=ParseMode.HTML, reply_markup=keyboard,
-                                     link_preview_options=LinkPreviewOptions(is_disabled=True),
-                                     do_quote=False)
+            await flood_safe(partial(message.reply_text, part, parse_mode=ParseMode.HTML, reply_markup=keyboard,
+                                     link_preview_options=LinkPreviewOptions(is_disabled=True), do_quote=False))
         except BadRequest as exc:
             log.error("reply refused (%s); sending as plain text", exc.message)
-            await message.reply_text(re.sub(r"<[^>]+>", "", part)[:4096], reply_markup=keyboard, do_quote=False)
+            await flood_safe(partial(message.reply_text, re.sub(r"<[^>]+>", "", part)[:4096],
+                                     reply_markup=keyboard, do_quote=False))
+
+
+async def flood_safe(send: Callable[[], Awaitable[object]]) -> None:
+    """Await `send()`; on flood control (429) wait the time Telegram asks, if short, and send once more.
+
+    Two commands sent in quick succession (or queued behind a busy moment) get their replies back to back, and
+    Telegram allows about one message a second per chat: without this the second reply would be lost.
+    """
+    try:
+        await send()
+    except RetryAfter as exc:
+        wait = exc.retry_after.total_seconds() if isinstance(exc.retry_after, timedelta) else float(exc.retry_after)
+        if wait > REPLY_RETRY_MAX_SECONDS:
+            raise
+        await asyncio.sleep(wait)
+        await send()
 
 
 def _is_admin(update: Update, admins: tuple[int, ...]) -> bool:

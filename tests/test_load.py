@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from bench.load import MAX_KEYS_PER_USER, run_load
 from tests.botapi import BotApi
-from tests.bothelpers import seed_demo
+from tests.bothelpers import running_bot, seed_demo
 
 USERS = int(os.environ.get("LOAD_USERS", "150"))
 SECONDS = float(os.environ.get("LOAD_SECONDS", "30"))
@@ -54,3 +54,16 @@ async def test_load_every_command_answered_no_errors_bounded_memory(api: BotApi,
     assert report.max_keys_per_user <= MAX_KEYS_PER_USER
     assert report.keys_after - report.keys_before <= MAX_KEYS_PER_USER * USERS + 50  # + reverse index per code
     assert report.redis_after - report.redis_before <= 16 * 1024 * USERS
+
+
+async def test_replies_queued_back_to_back_wait_out_flood_control(api: BotApi, redis: Redis, redis_url: str) -> None:
+    """A user who sends several commands at once gets every reply, although Telegram allows one a second per chat."""
+    api.limits(global_per_sec=None, per_chat_per_sec=1, group_per_min=20)
+    async with running_bot(api, redis_url) as app:
+        for text in ("/start", "/help", "/list", "/lang en"):
+            api.push_message(77, text)
+        await api.await_sent(4, chat_id=77, timeout=30)
+        assert app.bot_data.get("handler_errors", []) == []
+    assert api.too_many >= 1  # the burst did meet flood control
+    answered = [c for c in api.calls("sendMessage") if c.ok]
+    assert all(b.time - a.time >= 0.9 for a, b in zip(answered, answered[1:], strict=False))
