@@ -231,10 +231,12 @@ class DeliveryWorker:
         so a restart neither repeats nor loses it. Only Telegram's flood control (429) and a blocked chat stop the
         item; a chart that cannot be drawn or is refused is logged and dropped, the alert itself is out already.
         """
-        alert = _chart_alert(item)
-        kind = alert_chart(alert) if self.charts is not None and alert is not None else None
-        if self.charts is None or alert is None or kind is None or await self.outbox.is_part_sent(item.id, CHART_PART):
+        alert = _chart_alert(item) if self.charts is not None else None
+        kind = alert_chart(alert) if alert is not None else None
+        if self.charts is None or alert is None or kind is None:
             return True
+        if await self.outbox.is_part_sent(item.id, CHART_PART):
+            return True  # sent before a restart
         wait = self.limiter.delay(item.chat_id)
         if wait > 0:
             await asyncio.sleep(wait)

@@ -61,8 +61,8 @@ _DURATION_RE = re.compile(r"^(\d{1,3})([mhdw])$", re.IGNORECASE)
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 MENU: tuple[str, ...] = (  # the command menu, in order; each description is the catalogue message menu.<command>
-    "start", "help", "watch", "unwatch", "list", "card", "chart", "flows", "short", "buybacks", "insiders", "top", "why",
-    "history", "settings", "mute", "quiet", "digest", "lang", "status",
+    "start", "help", "watch", "unwatch", "list", "card", "chart", "flows", "short", "buybacks", "insiders", "top",
+    "why", "history", "settings", "mute", "quiet", "digest", "lang", "status",
 )
 ADMIN_COMMANDS = ("stats", "broadcast")
 

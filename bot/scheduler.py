@@ -164,11 +164,13 @@ class Poller:
         candidates = self._candidates(source, now)
         done = await self._done_dates(source, candidates)
         due = []
+        open_now = set(active_dates(source, now))
         for day in candidates:
             if day in done:
                 continue
             last = self.last_poll.get((source, day))
-            in_window = poll_due(source, now, last)
+            # poll_due says whether the source has an open window; only the dates of that window poll at its pace.
+            in_window = day in open_now and poll_due(source, now, last)
             catching_up = last is None or now - last >= CATCH_UP_EVERY
             if in_window or catching_up:
                 due.append(day)

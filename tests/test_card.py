@@ -24,7 +24,7 @@ from bot.handlers import MENU
 from bot.i18n import LANGS, catalogue, day, money, pct, shares
 from bot.render import MAX_TEXT
 from tests.botapi import BotApi, parse_html
-from tests.bothelpers import DEMO_NOW, demo_history, running_bot, seed_demo
+from tests.bothelpers import DEMO_NOW, app_deps, demo_history, running_bot, seed_demo
 
 USER, ZH_CHAT, HANS_USER = 2001, 2002, 2003
 TODAY = DEMO_NOW.date()
@@ -58,6 +58,7 @@ async def app(api: BotApi, redis: Redis, redis_url: str) -> AsyncIterator[Applic
     await seed_demo(redis)
     await AlertLog(redis).record(a for _, a in demo_replay().alerts)
     async with running_bot(api, redis_url) as application:
+        await app_deps(application).view()  # load the history once, before the first command (slow machines)
         yield application
     assert application.bot_data.get("handler_errors", []) == []
 
@@ -65,7 +66,7 @@ async def app(api: BotApi, redis: Redis, redis_url: str) -> AsyncIterator[Applic
 async def _ask(api: BotApi, chat: int, text: str, n: int, **kw: object) -> str:
     """Send `text` as a user and return the bot's `n`-th message in that chat (HTML as sent)."""
     api.push_message(chat, text, **kw)  # type: ignore[arg-type]
-    await api.await_sent(n, chat_id=chat, timeout=15)
+    await api.await_sent(n, chat_id=chat, timeout=30)
     return api.texts(chat)[n - 1]
 
 
