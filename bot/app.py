@@ -55,6 +55,7 @@ def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTER
     async def post_init(app: Application) -> None:
         d = Deps.open(settings, clock)
         app.bot_data["deps"] = d
+        d.warm()  # the first command should not wait for seconds of history loading
         worker = worker_for(app.bot, d.redis, settings, clock)
         worker.charts = d.charts()  # important alerts carry their chart photo
         app.bot_data["worker"] = worker

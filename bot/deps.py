@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +25,8 @@ from bot.answers import DataView
 from bot.chartsend import ChartService
 from config.settings import Settings
 
+log = logging.getLogger(__name__)
+
 VIEW_TTL_SECONDS = 300.0
 HISTORY_SESSIONS = 130
 
@@ -40,6 +45,10 @@ class Deps:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(HK_TZ))
     _view: DataView | None = None
     _view_at: float = field(default=0.0)
+    _view_generation: int = -1
+    _generation: int = 0  # bumped when new data are stored: a view of an older generation is not served
+    _loading: asyncio.Task[DataView] | None = None
+    _loading_generation: int = -1
     _charts: ChartService | None = None
 
     @classmethod
@@ -54,14 +63,42 @@ class Deps:
         return deps
 
     async def close(self) -> None:
-        """Close the clients."""
+        """Close the clients (and stop a view load in flight)."""
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loading
         await self.http.aclose()
         await self.redis.aclose()
 
     async def view(self, now: datetime | None = None) -> DataView:
-        """History and alerts for read-only commands, cached for a few minutes."""
-        if self._view is not None and time.monotonic() - self._view_at < VIEW_TTL_SECONDS:
-            return self._view
+        """History and alerts for read-only commands.
+
+        Loading takes seconds (130 sessions of every feed), so commands never wait for a reload that only the
+        clock asks for: an expired view is served while a fresh one loads in the background. They do wait when
+        there is no view yet, when it holds no data, or when new data were stored since it was loaded (a user who
+        taps an alert's Card button must see the data that fired the alert).
+        """
+        current = self._view
+        if current is None or self._view_generation != self._generation or current.history.frames["quotes"].empty:
+            return await asyncio.shield(self._reload(now))
+        if time.monotonic() - self._view_at >= VIEW_TTL_SECONDS:
+            self._reload(now)
+        return current
+
+    def warm(self) -> None:
+        """Start loading the view in the background (at start-up, and when new data were stored)."""
+        self._reload(None)
+
+    def _reload(self, now: datetime | None) -> asyncio.Task[DataView]:
+        """The load in flight for the current generation, or a new one."""
+        if self._loading is None or self._loading.done() or self._loading_generation != self._generation:
+            self._loading = asyncio.create_task(self._load(now, self._generation), name="load-view")
+            self._loading_generation = self._generation
+            self._loading.add_done_callback(_log_failure)
+        return self._loading
+
+    async def _load(self, now: datetime | None, generation: int) -> DataView:
         today = (now or self.clock()).astimezone(HK_TZ).date()
         sessions = previous_sessions(today, HISTORY_SESSIONS)
         history = await load_store(self.frames, sessions[0], today)
@@ -70,9 +107,10 @@ class Deps:
         alerts = await self.alert_log.recent(sessions)
         closes = history.closes()
         outcomes = {a.fingerprint: outcome(closes, a.code, a.trade_date) for a in alerts}
-        self._view = DataView(history, today, alerts, outcomes)
-        self._view_at = time.monotonic()
-        return self._view
+        view = DataView(history, today, alerts, outcomes)
+        if generation >= self._view_generation:  # a slower, older load never replaces a newer view
+            self._view, self._view_at, self._view_generation = view, time.monotonic(), generation
+        return view
 
     def charts(self) -> ChartService:
         """Chart photos (drawn from this process's view, cached in Redis)."""
@@ -81,8 +119,19 @@ class Deps:
         return self._charts
 
     def invalidate_view(self) -> None:
-        """Forget the cached view (new data stored)."""
-        self._view = None
+        """New data were stored: the next reader waits for a view that includes them; loading starts now."""
+        self._generation += 1
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a synchronous caller): the next view() call loads
+        self.warm()
+
+
+def _log_failure(task: asyncio.Task[DataView]) -> None:
+    """Retrieve a background load's exception so it is logged once, not reported as never retrieved."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("loading the data view failed: %r", task.exception())
 
 
 def deps(context: ContextTypes.DEFAULT_TYPE) -> Deps:
