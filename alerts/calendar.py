@@ -76,7 +76,7 @@ class Schedule:
     source: str
     calendar: str
     timezone: ZoneInfo
-    dates: str  # sessions | week_end
+    dates: str  # sessions | full_sessions (sessions that are not half days) | week_end
     publish_after_days: int
     publish_time: time
     # Polling windows as local (start, end) times on the publication day; an end at or before its start is on
@@ -93,6 +93,9 @@ class Schedule:
         """True when the source publishes a file for `day`."""
         if self.dates == "week_end":
             return is_week_end_session(day, self.calendar)
+        if self.dates == "full_sessions":
+            # A half day closes at noon: no separate morning close, so no midday file is expected.
+            return is_session(day, self.calendar) and not is_half_day(day, self.calendar)
         return is_session(day, self.calendar)
 
     def published_at(self, day: date) -> datetime:

@@ -31,9 +31,10 @@ FEEDS: dict[str, tuple[str, str, str]] = {
     "southbound": ("hkex-southbound", "main", "date"),
 }
 # Feeds the bot's answers read but no rule does (not part of RuleContext): the hkex-short pages, whose midday
-# (MSHTMAIN) and close (ASHTMAIN) short values the positioning card compares.
+# (MSHTMAIN, source hkex-short-midday) and close (ASHTMAIN) short values the positioning card compares.
 EXTRA_FEEDS: dict[str, tuple[str, str, str]] = {
     "short": ("hkex-short", "main", "date"),
+    "short_midday": ("hkex-short-midday", "main", "date"),
 }
 ALL_FEEDS = {**FEEDS, **EXTRA_FEEDS}
 WARMUP_SESSIONS = 80  # ≥ the longest rule window (60 sessions) plus room for missing days

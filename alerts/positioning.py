@@ -1,8 +1,9 @@
 """Figures for one stock from History frames: the positioning card's sections and the flow decomposition.
 
 Pure pandas (no Telegram, no Redis): `bot/answers.py` formats what these functions return, in either language.
-Every function takes the frames of `alerts.history.History` (the `short` frame of `hkex-short` may be empty)
-and returns None, or a figure set with None in a field, where the data are missing — never raises on gaps.
+Every function takes the frames of `alerts.history.History` (the `short` and `short_midday` frames of
+`hkex-short` and `hkex-short-midday` may be empty) and returns None, or a figure set with None in a field, where
+the data are missing — never raises on gaps.
 """
 
 from __future__ import annotations
@@ -91,10 +92,16 @@ class SessionShort:
 
 
 def session_short(frames: Frames, code: str) -> SessionShort | None:
-    """The latest day with an hkex-short row for `code`: midday (MSHTMAIN) and close (ASHTMAIN) short values."""
-    rows = _rows(frames, "short", code)
-    if rows.empty:
+    """The latest day with a midday or close short row for `code`: midday (MSHTMAIN) and close (ASHTMAIN) values.
+
+    The midday rows come from the `short_midday` feed (source hkex-short-midday), the close rows from `short`
+    (hkex-short); either may be missing, e.g. at 12:30 only the midday page of the day is out.
+    """
+    parts = [part for part in (_rows(frames, "short_midday", code), _rows(frames, "short", code)) if not part.empty]
+    if not parts:
         return None
+    # One page per board and session: a page found in both feeds counts once, the midday feed's copy first.
+    rows = pd.concat(parts, ignore_index=True).drop_duplicates(["date", "board", "session"], keep="first")
     latest = rows["date"].max()
     today = rows[rows["date"] == latest]
 

@@ -59,7 +59,8 @@ async def one_sample(redis_url: str, origin: Origin, api: BotApi, delay_s: float
     origin.routes.pop(PATH, None)
     settings = load_settings({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": api.base_url, "REDIS_URL": redis_url,
                               "HKEX_URL": origin.url, "HKEXNEWS_URL": origin.url, "SFC_URL": origin.url,
-                              "HKEX_DI_URL": origin.url}, env_file=None)
+                              "HKEX_DI_URL": origin.url, "FINRA_URL": origin.url, "SEC_URL": origin.url},
+                             env_file=None)  # every source on the local origin: no network, no retry stalls
     start = datetime(2025, 11, 27, 17, 45, tzinfo=HK_TZ)
     offset = start - datetime.now(HK_TZ)
     app = build_application(settings, clock=lambda: datetime.now(HK_TZ) + offset, poll_sources=True)

@@ -8,12 +8,9 @@ number and date is formatted for the language (bot.i18n); the figures come from 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
-from importlib import resources
 
 import pandas as pd
 
@@ -23,7 +20,7 @@ from alerts.history import ALL_FEEDS, History
 from alerts.model import Alert
 from alerts.replay import HORIZONS, Outcome, ReplayResult, expected_direction, summarize
 from alerts.rules.context import ordinal
-from bot.codes import resolve
+from bot.codes import chinese_names, resolve
 from bot.i18n import day, money, num, pct, price, shares, t
 from bot.render import Button, caveat, esc, rule_emoji, rule_title, why_text
 
@@ -31,13 +28,6 @@ MAX_ARGS = 20
 HISTORY_SHOWN = 15
 MAX_DEALINGS = 5
 _CJK = re.compile(r"[\u3400-\u9fff]")
-
-
-@cache
-def chinese_names() -> dict[str, str]:
-    """Code → Chinese short name from config/aliases.toml [names_zh] (the names HKEX's Chinese pages print)."""
-    text = resources.files("config").joinpath("aliases.toml").read_text(encoding="utf-8")
-    return dict(tomllib.loads(text).get("names_zh", {}))
 
 
 @dataclass

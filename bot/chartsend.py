@@ -143,7 +143,7 @@ class ChartService:
         memo_key = (code, kind, lang)
         if memo_key not in self._memo:
             data = charts.prepare(kind, view.history.frames, code, view.today)
-            name = view.names().get(code, "")
+            name = view.names(lang).get(code, "")
             self._memo[memo_key] = (data, name, caption(data, name, lang))
         return self._memo[memo_key]
 
@@ -186,7 +186,7 @@ class ChartService:
         try:
             await self.send(bot, chat_id, code, kind, lang)
         except NoChartData:
-            name = (await self.view()).names().get(code, "")
+            name = (await self.view()).names(lang).get(code, "")
             return t(lang, "chart_no_data", chart=kind_title(lang, kind), code=esc(code), name=esc(name))
         except TelegramError:
             raise  # Telegram's answer (429, 403…) is the handlers' business, not a drawing failure

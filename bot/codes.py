@@ -63,3 +63,10 @@ def resolve(text: str, names: Mapping[str, str] | None = None) -> Resolved:
 def _near_codes(code: str, names: Mapping[str, str]) -> tuple[str, ...]:
     near = difflib.get_close_matches(code, list(names), n=3, cutoff=0.6)
     return tuple(near)
+
+
+@cache
+def chinese_names() -> dict[str, str]:
+    """Code → Chinese short name from config/aliases.toml [names_zh] (the names HKEX's Chinese pages print)."""
+    text = resources.files("config").joinpath("aliases.toml").read_text(encoding="utf-8")
+    return dict(tomllib.loads(text).get("names_zh", {}))

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from alerts.calendar import HK_TZ
 from alerts.model import Alert, Fact
+from bot.codes import chinese_names
 from bot.i18n import LANGS, day, full_date, has, money, num, pct, price, shares, t
 
 MAX_TEXT = 4096
@@ -432,12 +433,19 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:_safe_cut(text, limit - 1)] + "…"
 
 
+def alert_name(alert: Alert, lang: str) -> str:
+    """The stock's name in `lang`: the Chinese short name for HK stocks in 中文 when known, else the source's name."""
+    if lang == "zh" and alert.market == "HK":
+        return chinese_names().get(alert.code, alert.name)
+    return alert.name
+
+
 @lru_cache(maxsize=4096)  # one alert fans out to many chats: render it once per language (Alert is frozen)
 def render_alert(alert: Alert, lang: str = "en") -> str:
     """One alert as Telegram HTML in `lang`: headline, why, key facts, date and lag, source links, caveat."""
     title = rule_title(alert.rule, lang)
     who = esc(t(lang, "alert.market")) if alert.code == "MARKET" else \
-        f"<b>{esc(alert.code)}</b> {esc(alert.name)}".rstrip()
+        f"<b>{esc(alert.code)}</b> {esc(alert_name(alert, lang))}".rstrip()
     lines = [f"{rule_emoji(alert.rule)} <b>{esc(title)}</b> · {who}", _clip(esc(why_text(alert, lang)), MAX_WHY)]
     facts = _facts_line(alert, lang)
     if facts:

@@ -487,20 +487,26 @@ def percent(part: float, whole: float) -> str:
     return f"{100 * part / whole:.2f}%" if whole else "0.00%"
 
 
-def short_page(world: World, day: date, board: str) -> bytes:
-    """ASHTMAIN.HTM / ASHTGEM.HTM (day close) in the layout of tests/fixtures/hkex-short/."""
+ShortRow = tuple[str, str, str, int, int]  # code, name, currency, short shares, short value
+
+
+def short_page(world: World, day: date, board: str, session: str = "close") -> bytes:
+    """ASHTMAIN/ASHTGEM (day close), or MSHTMAIN/MSHTGEM with `session="morning"`, as in tests/fixtures/hkex-short/."""
     if board == "main":
-        rows = [(code, name, currency, q.short_shares, q.short_value)
-                for code, name, currency, q in stock_rows(world, day) if q.short_value is not None]
+        rows: list[ShortRow] = [(code, name, currency, q.short_shares, q.short_value)
+                                for code, name, currency, q in stock_rows(world, day) if q.short_value is not None]
         market = world.market[day]
         newline, title = "\r\n", "Main Board"
     else:
         rows, market = gem_rows(day)
         newline, title = "\n", "GEM"
+    if session == "morning":
+        rows, market = morning_rows(day, board, rows, market)
+    heading = "morning" if session == "morning" else "day"
     lines = [
         "<html>", "<head>", '<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">',
         "<title>Short Selling Turnover</title>", "</head>", "<body>",
-        f'<pre><font size="2" face="Courier New">Short Selling Turnover ({title}) up to day close today',
+        f'<pre><font size="2" face="Courier New">Short Selling Turnover ({title}) up to {heading} close today',
         f"              SHORTSELL REPORT   TRADING DATE : {headline_date(day)}",
         "",
         "                                              Turnover",
@@ -514,7 +520,30 @@ def short_page(world: World, day: date, board: str) -> bytes:
     return newline.join(lines).encode("latin-1")
 
 
-def gem_rows(day: date) -> tuple[list[tuple[str, str, str, int, int]], Market]:
+def morning_rows(day: date, board: str, rows: list[ShortRow], market: Market) -> tuple[list[ShortRow], Market]:
+    """The same stocks up to the morning close: a share of each day-close row at its own average price.
+
+    Each stock's morning part is 30-70% of its day (whole board lots of 100, at least one), the market block
+    40-60% of the day's; so a midday figure never exceeds the close figure of the same stock or board.
+    """
+    # Own generator per day and board: the midday pages never shift the day-close series.
+    rng = np.random.default_rng([SEED, day.toordinal(), 1 if board == "main" else 2])
+    morning: list[ShortRow] = []
+    for code, name, currency, shares, value in rows:
+        part = max(100, int(shares * rng.uniform(0.3, 0.7)) // 100 * 100)  # every day-close row has >= 100
+        morning.append((code, name, currency, part, int(round(value * part / shares))))
+    share = rng.uniform(0.4, 0.6)
+    if board == "gem":  # the GEM block is the sum of its rows, as on the day-close page
+        shares, value = sum(r[3] for r in morning), sum(r[4] for r in morning)
+        return morning, Market(len(morning), shares, value, shares, value, int(market.turnover * share), 0, 0)
+    return morning, Market(
+        stocks=max(len(morning), market.stocks - int(rng.integers(40, 120))),
+        c_shares=int(market.c_shares * share), c_value=int(market.c_value * share),
+        a_shares=int(market.a_shares * share), a_value=int(market.a_value * share),
+        turnover=int(market.turnover * rng.uniform(0.4, 0.6)), traded=0, securities=0)
+
+
+def gem_rows(day: date) -> tuple[list[ShortRow], Market]:
     """One or two GEM rows (YOUZAN daily, HONBRIDGE on some days) and the GEM totals they add up to."""
     rng = np.random.default_rng(SEED + day.toordinal())  # own generator: GEM pages never shift the main series
     rows = [("08083", "YOUZAN", "HKD", 2000 * int(rng.integers(200, 900)), 0)]
@@ -818,6 +847,9 @@ def build(root: Path = ROOT) -> list[Path]:
         main, gem = get_source("hkex-short").paths(day)
         written.append(write(root, "hkex-short", day, main, short_page(world, day, "main")))
         written.append(write(root, "hkex-short", day, gem, short_page(world, day, "gem")))
+        main, gem = get_source("hkex-short-midday").paths(day)
+        written.append(write(root, "hkex-short-midday", day, main, short_page(world, day, "main", "morning")))
+        written.append(write(root, "hkex-short-midday", day, gem, short_page(world, day, "gem", "morning")))
         for number, url_path in enumerate(get_source("hkex-di").paths(day), start=1):
             written.append(write(root, "hkex-di", day, url_path, di_page(day, number)))
     real = real_report_strings()

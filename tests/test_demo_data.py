@@ -27,6 +27,7 @@ QUOTES = sessions_between(date(2025, 8, 1), date(2025, 12, 31))
 DATES: dict[str, list[date]] = {
     "hkex-quotes": QUOTES,
     "hkex-short": DEMO,
+    "hkex-short-midday": DEMO,
     "hkex-buybacks": DEMO,
     "hkex-di": DEMO,
     "sfc-short-positions": [day for day in WARMUP if is_week_end_session(day)],
@@ -91,7 +92,7 @@ def test_exactly_the_expected_files_exist() -> None:
     expected = {path for _, _, path in EXPECTED}
     assert sorted(expected - on_disk) == []
     assert sorted(on_disk - expected) == []
-    assert len(expected) == 104 + 2 * 10 + 10 + 2 * 10 + 18 + 83
+    assert len(expected) == 104 + 2 * 10 + 2 * 10 + 10 + 2 * 10 + 18 + 83
 
 
 def test_quotes_for_every_session_of_the_range() -> None:
@@ -293,6 +294,23 @@ def test_short_pages_agree_with_quotations() -> None:
         assert set(gem["main"]["board"]) == {"gem"}
         assert 1 <= len(gem["main"]) <= 2
         assert gem["market"]["short_value"].iloc[0] == gem["main"]["short_value"].sum()
+
+
+def test_midday_pages_are_a_part_of_the_close_pages() -> None:
+    for day in DEMO:
+        for board in (0, 1):
+            close = parsed("hkex-short", file_of("hkex-short", day, board))
+            midday = parsed("hkex-short-midday", file_of("hkex-short-midday", day, board))
+            assert set(midday["main"]["session"]) == {"morning"} and set(close["main"]["session"]) == {"close"}
+            assert list(midday["main"]["code"]) == list(close["main"]["code"])  # the same stocks
+            for column in ("short_value", "short_shares"):
+                before, after = midday["main"][column].to_numpy(), close["main"][column].to_numpy()
+                assert (before > 0).all() and (before < after).all(), (day, board, column)
+            for column in ("stocks_shorted", "short_shares", "short_value", "market_turnover"):
+                before, after = midday["market"][column].iloc[0], close["market"][column].iloc[0]
+                assert 0 < before <= after and (before < after or column == "stocks_shorted"), (day, board, column)
+            if board == 1:
+                assert midday["market"]["short_value"].iloc[0] == midday["main"]["short_value"].sum()
 
 
 # --------------------------------------------------------------------------------------------- generator

@@ -262,3 +262,34 @@ def test_bad_month_is_malformed() -> None:
     data = _read("ASHTGEM.HTM").replace(b"20 NOV 2025", b"20 NUV 2025")
     with pytest.raises(MalformedFile, match="not a date"):
         parse(data)
+
+
+# --- hkex-short-midday: the same parsers on the pages up to the morning close ---------------------------------
+
+
+def test_midday_source_reads_the_morning_pages_like_hkex_short() -> None:
+    midday = hkex_short.MIDDAY_SOURCE
+    assert midday.paths(date(2025, 11, 20)) == [hkex_short.PATH_PREFIX + "MSHTMAIN.HTM",
+                                                hkex_short.PATH_PREFIX + "MSHTGEM.HTM"]
+    assert hkex_short.SOURCE.paths(date(2025, 11, 20)) == [hkex_short.PATH_PREFIX + "ASHTMAIN.HTM",
+                                                           hkex_short.PATH_PREFIX + "ASHTGEM.HTM"]
+    assert not midday.history and not midday.dated_url
+    for name in ("MSHTMAIN.HTM", "MSHTGEM_empty_2017.HTM"):
+        tables = midday.parse_all(_read(name))
+        pd.testing.assert_frame_equal(tables["main"], parse(_read(name)))
+        pd.testing.assert_frame_equal(tables["market"], parse_market(_read(name)))
+        assert set(tables["market"]["session"]) == {"morning"}
+
+
+@pytest.mark.parametrize("table", ["main", "market"])
+@pytest.mark.parametrize("name", ["ASHTMAIN.HTM", "ASHTGEM.HTM"])
+def test_midday_source_refuses_a_day_close_page(table: str, name: str) -> None:
+    with pytest.raises(MalformedFile, match="day-close report"):
+        hkex_short.MIDDAY_SOURCE.tables[table].parse(_read(name))
+
+
+def test_midday_placeholder_is_not_published() -> None:
+    data = _read("ASHTMAIN_placeholder.HTM").replace(b"day close", b"morning close")
+    assert b"morning close" in data
+    with pytest.raises(NotPublishedYet):
+        hkex_short.MIDDAY_SOURCE.parse_all(data)

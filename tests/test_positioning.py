@@ -161,3 +161,25 @@ def test_buybacks_dealings_southbound_price_and_session_short() -> None:
     assert pos.session_short(close_only, CODE) == pos.SessionShort(D1, None, 1e9)
     for empty in (pos.southbound_figures, pos.price_figures, pos.session_short):
         assert empty(_frames(), CODE) is None
+
+
+def _short_row(day: date, session: str, value: float, board: str = "main") -> dict[str, object]:
+    return {"date": day, "code": CODE, "name": "X", "currency": "HKD", "short_shares": 1, "short_value": value,
+            "board": board, "session": session, "non_hkd": False}
+
+
+def test_session_short_reads_the_midday_feed_and_the_close_feed() -> None:
+    midday = [_short_row(D0, "morning", 3e8), _short_row(D1, "morning", 4e8), _short_row(D1, "morning", 5e6, "gem")]
+    close = [_short_row(D0, "close", 9e8), _short_row(D1, "close", 1.1e9)]
+    assert pos.session_short(_frames(short_midday=midday, short=close), CODE) == pos.SessionShort(D1, 4.05e8, 1.1e9)
+    # 12:30 on D1: the day's midday page is out, its close is not yet — the card shows the midday figure alone.
+    assert pos.session_short(_frames(short_midday=midday, short=close[:1]), CODE) == \
+        pos.SessionShort(D1, 4.05e8, None)
+    # Only the close feed (no midday source stored): close alone; only the midday feed: midday alone.
+    assert pos.session_short(_frames(short=close), CODE) == pos.SessionShort(D1, None, 1.1e9)
+    assert pos.session_short(_frames(short_midday=midday[:1]), CODE) == pos.SessionShort(D0, 3e8, None)
+    # A midday page found in both feeds counts once.
+    both = _frames(short_midday=midday[:2], short=[*close, _short_row(D1, "morning", 4e8)])
+    assert pos.session_short(both, CODE) == pos.SessionShort(D1, 4e8, 1.1e9)
+    other = _frames(short_midday=[{**midday[1], "code": "00700"}], short=close)
+    assert pos.session_short(other, CODE) == pos.SessionShort(D1, None, 1.1e9)

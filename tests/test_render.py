@@ -106,7 +106,7 @@ def test_us_short_volume_alert_says_volume_not_interest() -> None:
 
 def test_chinese_alert_has_every_part_in_chinese() -> None:
     text = render_alert(_alert(), "zh")
-    assert text.startswith("👤 <b>內部人士於整數價位附近買入</b> · <b>01810</b> XIAOMI-W")
+    assert text.startswith("👤 <b>內部人士於整數價位附近買入</b> · <b>01810</b> 小米集團-W")  # the Chinese short name for 中文
     assert "平均價 38.58港元 · 交易後持股 23.26%" in text
     assert "交易日 2025年11月24日(週一) · T+2 19:00（香港時間）發布" in text
     assert ">港交所權益披露</a>" in text

@@ -52,6 +52,7 @@ OVERNIGHT = schedule_from_row("overnight", {
     ("source", "windows", "publish_time", "retry_days"),
     [
         ("hkex-short", [("16:00", "16:50")], "16:00", 0),
+        ("hkex-short-midday", [("12:00", "12:45")], "12:00", 0),
         ("hkex-quotes", [("17:30", "23:30")], "17:30", 0),
         ("hkex-di", [("17:00", "19:30")], "17:00", 0),
         ("hkex-buybacks", [("06:00", "09:30"), ("16:30", "23:00")], "06:00", 0),
@@ -110,6 +111,16 @@ def test_bad_rows_are_rejected(extra: dict[str, object], message: str) -> None:
         pytest.param("hkex-short", date(2025, 1, 28), [(utc(2025, 1, 28, 8), utc(2025, 1, 28, 8, 50))],
                      id="lunar-new-year-eve"),
         pytest.param("hkex-short", date(2025, 1, 29), [], id="lunar-new-year"),
+        pytest.param("hkex-short-midday", date(2025, 11, 24), [(utc(2025, 11, 24, 4), utc(2025, 11, 24, 4, 45))],
+                     id="midday-normal-session"),
+        pytest.param("hkex-short-midday", date(2025, 11, 22), [], id="midday-saturday"),
+        pytest.param("hkex-short-midday", date(2025, 12, 25), [], id="midday-christmas"),
+        # Half days close at noon: no morning close of their own, no midday page expected.
+        pytest.param("hkex-short-midday", date(2025, 12, 24), [], id="midday-christmas-eve-half-day"),
+        pytest.param("hkex-short-midday", date(2025, 12, 31), [], id="midday-new-years-eve-half-day"),
+        pytest.param("hkex-short-midday", date(2025, 1, 28), [], id="midday-lunar-new-year-eve-half-day"),
+        pytest.param("hkex-short-midday", date(2025, 12, 23), [(utc(2025, 12, 23, 4), utc(2025, 12, 23, 4, 45))],
+                     id="midday-day-before-half-day"),
         pytest.param("hkex-quotes", date(2025, 11, 24),
                      [(utc(2025, 11, 24, 9, 30), utc(2025, 11, 24, 15, 30))], id="quotes"),
         pytest.param("hkex-di", date(2025, 11, 24), [(utc(2025, 11, 24, 9), utc(2025, 11, 24, 11, 30))],
@@ -152,6 +163,11 @@ def test_sfc_week_end_before_good_friday_retries_for_eight_days() -> None:
         ("hkex-short", hk(2025, 11, 24, 16, 50), []),  # end exclusive
         ("hkex-short", hk(2025, 11, 22, 16, 10), []),  # Saturday
         ("hkex-short", hk(2025, 12, 25, 16, 10), []),  # Christmas
+        ("hkex-short-midday", hk(2025, 11, 24, 11, 59, 59), []),
+        ("hkex-short-midday", hk(2025, 11, 24, 12), [date(2025, 11, 24)]),
+        ("hkex-short-midday", hk(2025, 11, 24, 12, 44, 59), [date(2025, 11, 24)]),
+        ("hkex-short-midday", hk(2025, 11, 24, 12, 45), []),
+        ("hkex-short-midday", hk(2025, 12, 24, 12, 10), []),  # half day
         ("hkex-buybacks", hk(2025, 11, 24, 9, 29), [date(2025, 11, 24)]),
         ("hkex-buybacks", hk(2025, 11, 24, 9, 30), []),
         ("hkex-buybacks", hk(2025, 11, 24, 16, 30), [date(2025, 11, 24)]),
@@ -209,6 +225,9 @@ def test_poll_cadence_in_a_window() -> None:
         ("hkex-short", hk(2025, 12, 24, 17), hk(2025, 12, 29, 16)),  # Christmas and weekend
         ("hkex-short", hk(2025, 1, 28, 17), hk(2025, 2, 3, 16)),  # Lunar New Year
         ("hkex-short", hk(2025, 4, 17, 17), hk(2025, 4, 22, 16)),  # Easter: Good Friday to Easter Monday
+        ("hkex-short-midday", hk(2025, 11, 24, 12, 45), hk(2025, 11, 25, 12)),
+        ("hkex-short-midday", hk(2025, 12, 23, 13), hk(2025, 12, 29, 12)),  # half day, Christmas, weekend
+        ("hkex-short-midday", hk(2025, 1, 27, 13), hk(2025, 2, 3, 12)),  # Lunar New Year's Eve half day
         ("hkex-buybacks", hk(2025, 11, 24, 10), hk(2025, 11, 24, 16, 30)),  # second window the same day
         ("hkex-buybacks", hk(2025, 11, 21, 23), hk(2025, 11, 24, 6)),
         ("hkex-southbound", hk(2025, 11, 21, 12), hk(2025, 11, 22, 6)),  # Saturday morning
@@ -248,6 +267,8 @@ def done_until(last: date, *extra: date) -> set[date]:
                      id="up-to-date"),
         pytest.param("hkex-short", hk(2025, 12, 29, 10), set(), 3,
                      [date(2025, 12, 22), date(2025, 12, 23), date(2025, 12, 24)], id="over-christmas"),
+        pytest.param("hkex-short-midday", hk(2025, 12, 29, 10), set(), 3,
+                     [date(2025, 12, 19), date(2025, 12, 22), date(2025, 12, 23)], id="midday-skips-half-day"),
         pytest.param("hkex-southbound", hk(2025, 11, 22, 5, 59), set(), 2,
                      [date(2025, 11, 19), date(2025, 11, 20)], id="southbound-before-saturday-window"),
         pytest.param("hkex-southbound", hk(2025, 11, 22, 6), set(), 2,
@@ -279,6 +300,8 @@ def test_missed_default_lookback_is_five_dates_with_a_file() -> None:
         ("hkex-short", date(2025, 11, 24), hk(2025, 11, 24, 16, 50), True, False),
         ("hkex-short", date(2025, 11, 24), hk(2025, 11, 24, 12), False, False),
         ("hkex-short", date(2025, 11, 22), hk(2025, 11, 24, 12), False, False),  # no file for Saturday
+        ("hkex-short-midday", date(2025, 11, 24), hk(2025, 11, 24, 12, 45), False, True),
+        ("hkex-short-midday", date(2025, 12, 24), hk(2025, 12, 24, 13), False, False),  # half day: none due
         ("hkex-buybacks", date(2025, 11, 24), hk(2025, 11, 24, 10), False, False),  # evening window to come
         ("hkex-buybacks", date(2025, 11, 24), hk(2025, 11, 24, 23), False, True),
         ("hkex-southbound", date(2025, 11, 21), hk(2025, 11, 22, 10, 30), False, True),

@@ -49,9 +49,9 @@ async def _form4_day(client: Any, settings: Any, day: date) -> dict[str, pd.Data
 
 
 SOURCES: dict[str, Source] = {
-    module.SOURCE.name: module.SOURCE
-    for module in (hkex_short, hkex_quotes, sfc_short_positions, hkex_buybacks, hkex_di, hkex_southbound,
-                   finra_short_volume)
+    source.name: source
+    for source in (hkex_short.SOURCE, hkex_short.MIDDAY_SOURCE, hkex_quotes.SOURCE, sfc_short_positions.SOURCE,
+                   hkex_buybacks.SOURCE, hkex_di.SOURCE, hkex_southbound.SOURCE, finra_short_volume.SOURCE)
 }
 SOURCES[sec_form4.NAME] = replace(sec_form4.SOURCE, fetch_day=_form4_day)
 

@@ -1,4 +1,9 @@
-"""`hkex-short`: HKEX short selling turnover pages (ASHTMAIN/MSHTMAIN/ASHTGEM/MSHTGEM .HTM)."""
+"""`hkex-short` and `hkex-short-midday`: HKEX short selling turnover pages (ASHTMAIN/MSHTMAIN/ASHTGEM/MSHTGEM .HTM).
+
+Both sources share the parsers; `hkex-short` fetches the day-close pages, `hkex-short-midday` the pages up to the
+morning close. They are separate sources because frames are stored per (source, table, date): one source holding
+both sessions would have its midday frame overwritten by the close.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from alerts.sources.common import (
 )
 
 NAME = "hkex-short"
+MIDDAY_NAME = "hkex-short-midday"
 PATH_PREFIX = "/eng/stat/smstat/ssturnover/ncms/"
 PAGES = {("main", "close"): "ASHTMAIN.HTM", ("gem", "close"): "ASHTGEM.HTM",
          ("main", "morning"): "MSHTMAIN.HTM", ("gem", "morning"): "MSHTGEM.HTM"}
@@ -191,4 +197,38 @@ SOURCE = Source(
     paths=paths,
     tables={"main": Table(SCHEMA, parse), "market": Table(MARKET_SCHEMA, parse_market)},
     history=False,  # HKEX overwrites these pages daily; history comes from hkex-quotes
+)
+
+
+def midday_paths(day: date) -> list[str]:
+    """Paths of the Main Board and GEM pages up to the morning close (today only)."""
+    return paths(day, "morning")
+
+
+def _require_morning(data: bytes) -> None:
+    """Refuse a day-close page served at a morning URL: it must not be stored as the midday figures."""
+    _, _, session, _ = _report_lines(data)
+    if session != "morning":
+        raise MalformedFile(f"{MIDDAY_NAME}: the page is the day-close report, not the one up to the morning close")
+
+
+def parse_midday(data: bytes) -> pd.DataFrame:
+    """Parse a page up to the morning close into per-stock rows."""
+    _require_morning(data)
+    return parse(data)
+
+
+def parse_midday_market(data: bytes) -> pd.DataFrame:
+    """Parse the summary block of a page up to the morning close."""
+    _require_morning(data)
+    return parse_market(data)
+
+
+MIDDAY_SOURCE = Source(
+    name=MIDDAY_NAME,
+    title="HKEX short selling turnover (Main Board + GEM, up to the morning close)",
+    base_setting="hkex_url",
+    paths=midday_paths,
+    tables={"main": Table(SCHEMA, parse_midday), "market": Table(MARKET_SCHEMA, parse_midday_market)},
+    history=False,  # overwritten daily like the day-close pages; no archive of midday figures exists
 )
