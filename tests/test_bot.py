@@ -361,8 +361,9 @@ async def test_command_rate_limit_replies_once(app: Application, api: BotApi) ->
 
 async def test_status_lists_every_source(app: Application, api: BotApi) -> None:
     texts = await _say(api, USER, "/status", 1)
-    for name in ("hkex-short", "hkex-quotes", "sfc-short-positions", "hkex-buybacks", "hkex-di", "hkex-southbound"):
-        assert name in texts[0]
+    for name in ("hkex-short", "hkex-short-midday", "hkex-quotes", "sfc-short-positions", "hkex-buybacks",
+                 "hkex-di", "hkex-southbound"):
+        assert f"<code>{name}</code>" in texts[0]
 
 
 async def test_edited_messages_ignored_channels_and_unknown_commands(app: Application, api: BotApi,

@@ -58,6 +58,10 @@ def test_week_end_is_thursday_before_good_friday() -> None:
         ("hkex-short", datetime(2025, 11, 24, 15, 59, tzinfo=HK_TZ), date(2025, 11, 21)),
         ("hkex-short", datetime(2025, 11, 24, 16, 0, tzinfo=HK_TZ), date(2025, 11, 24)),
         ("hkex-short", datetime(2025, 12, 26, 10, 0, tzinfo=HK_TZ), date(2025, 12, 24)),  # two holidays
+        ("hkex-short-midday", datetime(2025, 11, 24, 11, 59, tzinfo=HK_TZ), date(2025, 11, 21)),
+        ("hkex-short-midday", datetime(2025, 11, 24, 12, 0, tzinfo=HK_TZ), date(2025, 11, 24)),
+        ("hkex-short-midday", datetime(2025, 12, 26, 10, 0, tzinfo=HK_TZ), date(2025, 12, 23)),  # 24th: half day
+        ("hkex-short-midday", datetime(2026, 1, 2, 13, 0, tzinfo=HK_TZ), date(2026, 1, 2)),  # after New Year's Eve
         ("hkex-southbound", datetime(2025, 11, 25, 5, 59, tzinfo=HK_TZ), date(2025, 11, 21)),
         ("hkex-southbound", datetime(2025, 11, 25, 6, 0, tzinfo=HK_TZ), date(2025, 11, 24)),
         ("sfc-short-positions", datetime(2025, 11, 28, 9, 0, tzinfo=HK_TZ), date(2025, 11, 21)),

@@ -16,10 +16,12 @@ from telegram.ext import Application
 
 from alerts import positioning as pos
 from alerts.alertlog import AlertLog
+from alerts.localdata import local_path
 from alerts.replay import HORIZONS, ReplayResult, outcome, replay, summarize
 from alerts.rules import RULE_IDS, load_params
+from alerts.sources import get_source
 from bot.answers import READ_ONLY, DataView, answer, catalogue_keys, parse_day
-from bot.demo import DEMO_END, DEMO_START
+from bot.demo import DEMO_END, DEMO_START, demo_root
 from bot.handlers import MENU
 from bot.i18n import LANGS, catalogue, day, money, pct, shares
 from bot.render import MAX_TEXT
@@ -100,6 +102,15 @@ def _sessions() -> list[date]:
     return previous_sessions(TODAY, pos.BUYBACK_SESSIONS)
 
 
+def _page_short_value(source: str, code: str) -> float:
+    """`code`'s short value in the demo's Main Board page of `source` for today, read from the file itself."""
+    pages = get_source(source)
+    path = local_path(demo_root(), source, TODAY, pages.paths(TODAY)[0])
+    rows = pages.parse(path.read_bytes())
+    (value,) = rows.loc[rows["code"] == code, "short_value"]
+    return float(value)
+
+
 def _src(lang: str, source: str, when: date) -> str:
     return _plain(catalogue(lang)["ans.src"].format(source=catalogue(lang)[f"ans.src.{source}"], day=day(lang, when)))
 
@@ -116,6 +127,13 @@ async def test_card_in_english_is_one_message_with_every_section_dated_and_sourc
     assert f"as of {day('en', sfc.day)}, published T+7" in card
     assert pct("en", sfc.pct_of_issued, 2) + " of issued shares" in card
     assert "Lei Jun (director) bought 2,600,000 sh at avg HK$38.58" in card
+    # Midday vs close: the figures of today's MSHTMAIN (hkex-short-midday) and ASHTMAIN (hkex-short) pages.
+    midday, close = _page_short_value("hkex-short-midday", "01810"), _page_short_value("hkex-short", "01810")
+    assert 0 < midday < close
+    assert pos.session_short(expected_view().frames(), "01810") == pos.SessionShort(TODAY, midday, close)
+    session = catalogue("en")["ans.card.session"].format(midday=money("en", midday), close=money("en", close),
+                                                         share=pct("en", midday / close * 100, 1))
+    assert _plain(session) in card
     price = pos.price_figures(expected_view().frames(), "01810")
     assert price is not None and f"nearest round levels HK${price.below:.2f} / HK${price.above:.2f}" in card
     buttons = api.messages(USER)[0]["reply_markup"]["inline_keyboard"][0]

@@ -125,3 +125,24 @@ def test_backfill_skips_non_sessions_and_reports_failures(origin: Origin, redis_
     assert not any("20170318" in p or "20170319" in p for p in requested)  # weekend skipped
     stored = SyncRedis.from_url(redis_url).zrange("pb:frames:hkex-buybacks:main", 0, -1)
     assert [d.decode() for d in stored] == ["2017-03-13", "2017-03-14", "2017-03-15", "2017-03-16"]
+
+
+def test_fetch_and_parse_hkex_short_midday(origin: Origin, redis_url: str, tmp_path: Path) -> None:
+    SyncRedis.from_url(redis_url).flushdb()
+    demo = Path(__file__).resolve().parents[1] / "alerts" / "demo_data" / "by-date" / "2025-11-28"
+    for page in ("MSHTMAIN.HTM", "MSHTGEM.HTM"):
+        origin.add("/eng/stat/smstat/ssturnover/ncms/" + page,
+                   (demo / "eng/stat/smstat/ssturnover/ncms" / page).read_bytes())
+    result = run_cli("fetch", "hkex-short-midday", "--date", "2025-11-28", env=_env(origin, redis_url),
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    parsed = [run_cli("parse", "hkex-short-midday", str(demo / "eng/stat/smstat/ssturnover/ncms" / page))
+              for page in ("MSHTMAIN.HTM", "MSHTGEM.HTM")]
+    rows = [row for p in parsed for row in csv.DictReader(io.StringIO(p.stdout))]
+    assert {row["session"] for row in rows} == {"morning"}
+    assert result.stdout.strip() == f"hkex-short-midday 2025-11-28: stored (main={len(rows)}, market=2) from 2 file(s)"
+    sync = SyncRedis.from_url(redis_url)
+    assert [d.decode() for d in sync.zrange("pb:frames:hkex-short-midday:main", 0, -1)] == ["2025-11-28"]
+    assert sync.zrange("pb:frames:hkex-short:main", 0, -1) == []  # the day-close source's frames are its own
+    close_page = run_cli("parse", "hkex-short-midday", str(demo / "eng/stat/smstat/ssturnover/ncms/ASHTMAIN.HTM"))
+    assert close_page.returncode == 2 and "day-close report" in close_page.stderr

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 import httpx
 import pytest
+from redis.asyncio import Redis
 
-from alerts.errors import FetchFailed, NotPublishedYet
+from alerts.calendar import HK_TZ
+from alerts.errors import FetchFailed, MalformedFile, NotPublishedYet
 from alerts.fetch import USER_AGENT, fetch, make_client
-from alerts.store.frames import FetchState
+from alerts.ingest import IngestReport, ingest
+from alerts.localdata import local_path
+from alerts.sources import get_source
+from alerts.store.frames import FetchState, FrameStore
+from bot.demo import demo_root
+from config.settings import Settings
 from tests.origin import Origin
 
 PATH = "/eng/stat/smstat/dayquot/d251120e.htm"
@@ -83,3 +92,60 @@ async def test_post_form(origin: Origin) -> None:
         got = await fetch(client, origin.url + "/form?t=hk", form={"txtShareholdingDate": "2025/11/20"})
     assert got.content == b"2025/11/20"
     assert origin.requests[0].method == "POST"
+
+
+# --- hkex-short-midday: its own pages, stored beside (not over) the day close ----------------------------------
+
+MIDDAY_DAY = date(2025, 11, 28)
+
+
+def _serve_demo_pages(origin: Origin, source: str, day: date) -> None:
+    """Serve the demo data's pages of `source` for `day` at their real paths."""
+    for url_path in get_source(source).paths(day):
+        origin.add(url_path, local_path(demo_root(), source, day, url_path).read_bytes(), etag=f'"{url_path}"')
+
+
+async def _ingest_pages(settings: Settings, redis: Redis, source: str, day: date) -> IngestReport:
+    async with make_client() as client:
+        return await ingest(get_source(source), day, settings=settings, client=client, store=FrameStore(redis),
+                            now=datetime(2025, 11, 28, 16, 30, tzinfo=HK_TZ), backoff=0.01)
+
+
+async def test_midday_pages_are_fetched_from_their_own_urls(settings: Settings, origin: Origin,
+                                                            redis: Redis) -> None:
+    _serve_demo_pages(origin, "hkex-short-midday", MIDDAY_DAY)
+    report = await _ingest_pages(settings, redis, "hkex-short-midday", MIDDAY_DAY)
+    assert report.status == "stored"
+    assert report.urls == (origin.url + "/eng/stat/smstat/ssturnover/ncms/MSHTMAIN.HTM",
+                           origin.url + "/eng/stat/smstat/ssturnover/ncms/MSHTGEM.HTM")
+    assert {r.path for r in origin.requests} == {"/eng/stat/smstat/ssturnover/ncms/MSHTMAIN.HTM",
+                                                 "/eng/stat/smstat/ssturnover/ncms/MSHTGEM.HTM"}
+    again = await _ingest_pages(settings, redis, "hkex-short-midday", MIDDAY_DAY)
+    assert again.status == "unchanged"
+    assert len(origin.requests) == 4
+    assert all(r.headers.get("If-None-Match") for r in origin.requests[2:])  # conditional GETs the second time
+
+
+async def test_midday_and_close_of_one_day_are_stored_side_by_side(settings: Settings, origin: Origin,
+                                                                   redis: Redis) -> None:
+    _serve_demo_pages(origin, "hkex-short-midday", MIDDAY_DAY)
+    _serve_demo_pages(origin, "hkex-short", MIDDAY_DAY)
+    assert (await _ingest_pages(settings, redis, "hkex-short-midday", MIDDAY_DAY)).status == "stored"
+    assert (await _ingest_pages(settings, redis, "hkex-short", MIDDAY_DAY)).status == "stored"
+    store = FrameStore(redis)
+    midday = await store.get("hkex-short-midday", "main", MIDDAY_DAY, get_source("hkex-short-midday").schema)
+    close = await store.get("hkex-short", "main", MIDDAY_DAY, get_source("hkex-short").schema)
+    assert midday is not None and close is not None
+    assert set(midday["session"]) == {"morning"} and set(close["session"]) == {"close"}
+    xiaomi = [float(frame.loc[frame["code"] == "01810", "short_value"].iloc[0]) for frame in (midday, close)]
+    assert 0 < xiaomi[0] < xiaomi[1]
+
+
+async def test_midday_source_refuses_a_day_close_page_at_its_url(settings: Settings, origin: Origin,
+                                                                 redis: Redis) -> None:
+    for url_path, close_path in zip(get_source("hkex-short-midday").paths(MIDDAY_DAY),
+                                    get_source("hkex-short").paths(MIDDAY_DAY), strict=True):
+        origin.add(url_path, local_path(demo_root(), "hkex-short", MIDDAY_DAY, close_path).read_bytes())
+    with pytest.raises(MalformedFile, match="day-close report"):
+        await _ingest_pages(settings, redis, "hkex-short-midday", MIDDAY_DAY)
+    assert await FrameStore(redis).dates("hkex-short-midday") == []

@@ -9,8 +9,11 @@ from redis.asyncio import Redis
 
 from alerts.calendar import HK_TZ
 from alerts.fetch import make_client
+from alerts.localdata import local_path
 from alerts.outbox import Outbox
 from alerts.pipeline import is_done
+from alerts.sources import get_source
+from alerts.store.frames import FrameStore
 from bot.demo import demo_root
 from bot.scheduler import Poller
 from config.settings import Settings, load_settings
@@ -119,3 +122,48 @@ async def test_changed_format_tells_admins(admin_settings: Settings, redis: Redi
     (item,) = await Outbox(redis).claim(clock[0], 10)
     assert "format changed" in item.text and item.chat_id == ADMIN
     assert not await is_done(redis, "hkex-quotes", day)
+
+
+def _serve_midday(origin: Origin, day: date) -> list[str]:
+    """Serve the demo's pages up to the morning close of `day` at their real paths; return the paths."""
+    paths = get_source("hkex-short-midday").paths(day)
+    for url_path in paths:
+        origin.add(url_path, local_path(demo_root(), "hkex-short-midday", day, url_path).read_bytes())
+    return paths
+
+
+async def test_midday_source_polls_its_noon_window_only(admin_settings: Settings, redis: Redis,
+                                                        origin: Origin) -> None:
+    day = date(2025, 11, 28)
+    await seed_demo(redis, exclude=frozenset({("hkex-short-midday", day)}))
+    await redis.set(f"pb:cycle:hkex-short-midday:{date(2025, 11, 27).isoformat()}", "done")  # processed before
+    clock = [datetime(2025, 11, 28, 11, 59, tzinfo=HK_TZ)]
+    poller = Poller(admin_settings, redis, make_client(), lambda: clock[0], sources=("hkex-short-midday",))
+    async with poller.client:
+        assert await poller.tick() == []  # before 12:00
+        clock[0] = datetime(2025, 11, 28, 12, 0, tzinfo=HK_TZ)
+        (report,) = await poller.tick()
+        assert (report.source, report.day, report.status) == ("hkex-short-midday", day, "not_published")
+        paths = _serve_midday(origin, day)
+        clock[0] += timedelta(seconds=20)
+        (report,) = await poller.tick()
+        assert report.status == "processed"
+        assert await is_done(redis, "hkex-short-midday", day)
+        clock[0] = datetime(2025, 11, 28, 16, 10, tzinfo=HK_TZ)
+        assert await poller.tick() == []  # in, and today-only pages are never caught up after their window
+    assert {r.path for r in origin.requests} == set(paths)
+    stored = await FrameStore(redis).get("hkex-short-midday", "main", day, get_source("hkex-short-midday").schema)
+    assert stored is not None and set(stored["session"]) == {"morning"}
+    assert await Outbox(redis).pending() == 0  # no admin notice: the file came inside its window
+
+
+async def test_midday_source_skips_half_days(admin_settings: Settings, redis: Redis, origin: Origin) -> None:
+    await redis.set(f"pb:cycle:hkex-short-midday:{date(2025, 12, 23).isoformat()}", "done")  # the day before
+    clock = [datetime(2025, 12, 24, 12, 10, tzinfo=HK_TZ)]  # Christmas Eve: the market closes at noon
+    poller = Poller(admin_settings, redis, make_client(), lambda: clock[0], sources=("hkex-short-midday",))
+    async with poller.client:
+        assert await poller.tick() == []
+        clock[0] = datetime(2025, 12, 24, 13, 0, tzinfo=HK_TZ)
+        assert await poller.tick() == []
+    assert origin.requests == []
+    assert await Outbox(redis).pending() == 0  # and no "no file by the end of its window" notice
