@@ -42,12 +42,12 @@ from bot.answers import DataView  # noqa: E402
 from bot.chartcache import ChartKey  # noqa: E402
 from bot.chartsend import ChartService  # noqa: E402
 from tests.botapi import BotApi  # noqa: E402
+from tests.bothelpers import TOKEN  # noqa: E402  (the one documented test token)
 
 DEMO = ROOT / "alerts" / "demo_data"
 DOCS = ROOT / "docs"
 TODAY = date(2025, 11, 28)  # the demo's last day
 TARGET_MS = 300.0
-TOKEN = "123456789:BENCH-token-for-the-stand-in-only_x"
 
 
 def percentile(values: list[float], q: float) -> float:
