@@ -48,9 +48,8 @@ class RedisOutage:
     ticks_skipped: int = 0
     drains_skipped: int = 0
     lease_lost: bool = False
-    windows: set[tuple[str, date]] = field(default_factory=set)  # (source, file date) in a window meanwhile
 
-    def failed(self, what: str, exc: BaseException, sources: tuple[str, ...] = ()) -> None:
+    def failed(self, what: str, exc: BaseException) -> None:
         """Record one thing (`tick`, `drain`) that could not be done because Redis was unreachable."""
         now = self.clock()
         if self.since is None:
@@ -58,26 +57,33 @@ class RedisOutage:
             log.error("Redis unreachable (%s: %s): cycles and deliveries wait", type(exc).__name__, exc)
         if what == "tick":
             self.ticks_skipped += 1
-            self.windows.update((s, d) for s in sources for d in active_dates(s, now))
         elif what == "drain":
             self.drains_skipped += 1
 
-    def notice(self) -> str | None:
-        """The admins' message once Redis answers again (None when there was no outage); resets the record."""
+    def in_windows(self, sources: tuple[str, ...]) -> set[tuple[str, date]]:
+        """(source, file date) whose window was open when the outage began or is open now."""
+        instants = [self.clock()] + ([self.since] if self.since is not None else [])
+        return {(s, d) for s in sources for moment in instants for d in active_dates(s, moment)}
+
+    def notice(self, missed_files: set[tuple[str, date]] | None = None) -> str | None:
+        """The admins' message once Redis answers again (None when there was no outage); resets the record.
+
+        `missed_files`: files in their windows during the outage and still not processed.
+        """
         if self.since is None:
             return None
         now = self.clock()
         start, end = self.since.astimezone(HK_TZ), now.astimezone(HK_TZ)
-        due = ", ".join(f"{esc(s)} {d.isoformat()}" for s, d in sorted(self.windows)) or "none in a window"
+        due = ", ".join(f"{esc(s)} {d.isoformat()}" for s, d in sorted(missed_files or ())) or "none"
         lines = [f"⚠️ Redis unreachable from {start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} HKT "
                  f"({(now - self.since).total_seconds():.0f} s).",
-                 f"Cycles skipped: {self.ticks_skipped} poll tick(s) (files in their windows: {due}); they run now.",
+                 f"Cycles skipped: no cycle ran meanwhile ({self.ticks_skipped} poll tick(s) failed); files due in "
+                 f"their windows: {due}; they are polled now.",
                  f"Deliveries paused: {self.drains_skipped} pass(es); queued messages go out now."]
         if self.lease_lost:
             lines.append("The leader lease ran out meanwhile: this process stepped down and took it back.")
         log.warning("Redis reachable again after %.0f s", (now - self.since).total_seconds())
         self.since, self.ticks_skipped, self.drains_skipped, self.lease_lost = None, 0, 0, False
-        self.windows = set()
         return "\n".join(lines)
 
 
@@ -108,7 +114,7 @@ class Poller:
             await self._after_outage(outage)
             return await self._tick()
         except REDIS_DOWN as exc:
-            outage.failed("tick", exc, self.sources)
+            outage.failed("tick", exc)
             return []
 
     async def _after_outage(self, outage: RedisOutage) -> None:
@@ -116,7 +122,8 @@ class Poller:
         if outage.since is None:
             return
         await self.redis.ping()
-        text = outage.notice()
+        files = {(s, d) for s, d in outage.in_windows(self.sources) if not await is_done(self.redis, s, d)}
+        text = outage.notice(files)
         if text:
             await self._tell_admins(text, ["redis-outage", self.clock().isoformat()])
 

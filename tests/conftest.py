@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from telegram.ext import Application
 
 from config.settings import Settings, load_settings
+from tests.botapi import BotApi
+from tests.bothelpers import running_bot, seed_demo
 from tests.origin import Origin
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -88,3 +91,23 @@ def settings(origin: Origin, redis_url: str) -> Settings:
                                           "SEC_URL")}
     env["REDIS_URL"] = redis_url
     return load_settings(env, env_file=None)
+
+
+@pytest.fixture
+def api() -> Iterator[BotApi]:
+    """The Bot API stand-in; a test fails if the stand-in itself met a bug."""
+    with BotApi() as server:
+        yield server
+    assert server.errors == []
+
+
+@pytest.fixture
+async def app(api: BotApi, redis: Redis, redis_url: str) -> AsyncIterator[Application]:
+    """The real Application with the demo data in a private Redis; fails on any handler error."""
+    await seed_demo(redis)
+    async with running_bot(api, redis_url) as application:
+        # The data view loads at start-up and takes seconds on a busy machine: wait for it here, so the tests'
+        # reply deadlines measure the bot, not the warm-up.
+        await application.bot_data["deps"].view()
+        yield application
+    assert application.bot_data.get("handler_errors", []) == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -18,24 +17,9 @@ from alerts.store import keys
 from alerts.subscriptions import SubscriptionStore
 from bot.delivery import DeliveryWorker, RateLimiter
 from tests.botapi import BotApi, parse_html
-from tests.bothelpers import ADMIN, app_deps, running_bot, seed_demo
+from tests.bothelpers import ADMIN, app_deps, running_bot
 
 USER, OTHER, THIRD = 1001, 1002, 1003
-
-
-@pytest.fixture
-def api() -> Iterator[BotApi]:
-    with BotApi() as server:
-        yield server
-    assert server.errors == []
-
-
-@pytest.fixture
-async def app(api: BotApi, redis: Redis, redis_url: str) -> AsyncIterator[Application]:
-    await seed_demo(redis)
-    async with running_bot(api, redis_url) as application:
-        yield application
-    assert application.bot_data.get("handler_errors", []) == []
 
 
 def _alert(code: str = "01810", rule: str = "buyback_filed", day: date = date(2025, 11, 21), **kw: object) -> Alert:

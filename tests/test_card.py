@@ -6,7 +6,7 @@ figures come from alerts.positioning / alerts.replay on the same demo history, c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import date
 from functools import cache
 
@@ -46,13 +46,6 @@ def expected_view() -> DataView:
     closes = closes[closes.index <= str(TODAY)]
     alerts = [a for _, a in demo_replay().alerts]
     return DataView(history, TODAY, alerts, {a.fingerprint: outcome(closes, a.code, a.trade_date) for a in alerts})
-
-
-@pytest.fixture
-def api() -> Iterator[BotApi]:
-    with BotApi() as server:
-        yield server
-    assert server.errors == []
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -30,21 +30,6 @@ USER = 2001
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEN_MB = 10 * 1024 * 1024
 TODAY = DEMO_NOW.date()
-
-
-@pytest.fixture
-def api() -> Iterator[BotApi]:
-    with BotApi() as server:
-        yield server
-    assert server.errors == []
-
-
-@pytest.fixture
-async def app(api: BotApi, redis: Redis, redis_url: str) -> AsyncIterator[Application]:
-    await seed_demo(redis)
-    async with running_bot(api, redis_url) as application:
-        yield application
-    assert application.bot_data.get("handler_errors", []) == []
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -38,7 +37,7 @@ from bot.handlers import MENU, SEVERITY_STEPS, settings_keyboard
 from bot.i18n import has, normalize_lang, t
 from bot.render import KEY_FACTS, RULE_EMOJI, SOURCE_KEYS, WHY_BUILDERS, render_alert, render_group, why_text
 from tests.botapi import BotApi, parse_html
-from tests.bothelpers import ADMIN, TOKEN, app_deps, running_bot, seed_demo
+from tests.bothelpers import ADMIN, TOKEN, app_deps, running_bot
 from tests.rules.test_us_insiders import frame, row
 
 NY = ZoneInfo("America/New_York")
@@ -230,13 +229,6 @@ def _sample(rule: str, market: str = "HK") -> Alert:
     return next(a for a in realistic_alerts() if a.rule == rule and a.market == market)
 
 
-@pytest.fixture
-def api() -> Iterator[BotApi]:
-    with BotApi() as server:
-        yield server
-    assert server.errors == []
-
-
 async def test_a_lang_change_applies_to_pending_alerts(api: BotApi, redis: Redis) -> None:
     subs, outbox = SubscriptionStore(redis), Outbox(redis)
     alert = _sample("short_ratio_spike")
@@ -305,14 +297,6 @@ def test_digest_header_and_parts_follow_the_language() -> None:
 
 
 # --- through the running bot -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def app(api: BotApi, redis: Redis, redis_url: str) -> AsyncIterator[Application]:
-    await seed_demo(redis)
-    async with running_bot(api, redis_url) as application:
-        yield application
-    assert application.bot_data.get("handler_errors", []) == []
 
 
 async def _say(api: BotApi, chat: int, text: str, n: int, **kw: object) -> list[str]:

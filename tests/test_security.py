@@ -58,13 +58,6 @@ KEY_PATTERNS = {
 
 
 @pytest.fixture
-def api() -> Iterator[BotApi]:
-    with BotApi() as server:
-        yield server
-    assert server.errors == []
-
-
-@pytest.fixture
 async def app(api: BotApi, redis: Redis, redis_url: str) -> AsyncIterator[Application]:
     await seed_demo(redis)
     async with running_bot(api, redis_url) as application:
