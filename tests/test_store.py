@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from alerts.calendar import HK_TZ
 from alerts.sources import get_source
 from alerts.store import keys
-from alerts.store.frames import FetchState, FrameStore
+from alerts.store.frames import FetchState, FrameStore, dump_frame, load_frame, load_frames
 from tests.conftest import fixture_bytes
 
 SFC = get_source("sfc-short-positions")
@@ -43,6 +43,18 @@ async def test_load_range_concatenates_dates_in_order(redis: Redis) -> None:
     assert await store.get(SFC.name, "main", date(2022, 1, 1), SFC.schema) is None
     empty = await store.load_range(SFC.name, SFC.schema, date(2020, 1, 1), date(2020, 2, 1))
     assert empty.empty and list(empty.columns) == list(SFC.schema)
+
+
+def test_many_frames_load_as_one_equal_to_loading_each() -> None:
+    frame = SFC.parse(fixture_bytes("sfc-short-positions", SFC_FILE))
+    parts = [frame.iloc[:5], frame.iloc[5:9], frame.iloc[9:20]]
+    blobs = [dump_frame(p) for p in parts]
+    each = pd.concat([load_frame(b, SFC.schema) for b in blobs], ignore_index=True)
+    pd.testing.assert_frame_equal(load_frames(blobs, SFC.schema), each)
+    # A day stored with its columns in another order takes the general path and still lines up by name.
+    older = dump_frame(parts[0][list(reversed(parts[0].columns))])
+    pd.testing.assert_frame_equal(load_frames([older, *blobs[1:]], SFC.schema), each)
+    assert load_frames([], SFC.schema).empty
 
 
 async def test_fetch_state_and_status(redis: Redis) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -24,7 +25,30 @@ def dump_frame(frame: pd.DataFrame) -> bytes:
 def load_frame(blob: bytes, schema: Mapping[str, str]) -> pd.DataFrame:
     """Deserialize a frame written by dump_frame and restore the schema's dtypes."""
     payload = json.loads(gzip.decompress(blob))
-    raw = pd.DataFrame(payload["data"], columns=payload["columns"], dtype=object)
+    return _typed(pd.DataFrame(payload["data"], columns=payload["columns"], dtype=object), schema)
+
+
+def load_frames(blobs: Sequence[bytes], schema: Mapping[str, str]) -> pd.DataFrame:
+    """Deserialize many frames written by dump_frame into one frame.
+
+    One pandas construction for all days instead of one per day: a history load reads about a thousand frames,
+    and building each on its own cost seconds.
+    """
+    columns: list[str] | None = None
+    rows: list[list[object]] = []
+    for blob in blobs:
+        payload = json.loads(gzip.decompress(blob))
+        if columns is None:
+            columns = payload["columns"]
+        elif payload["columns"] != columns:  # stored before a schema change: the slow, general path
+            return conform(pd.concat([load_frame(b, schema) for b in blobs], ignore_index=True), schema)
+        rows.extend(payload["data"])
+    if columns is None:
+        return empty_frame(schema)
+    return _typed(pd.DataFrame(rows, columns=columns, dtype=object), schema)
+
+
+def _typed(raw: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFrame:
     for col, dtype in schema.items():
         if dtype == "datetime64[ns]" and col in raw:
             raw[col] = pd.to_datetime(raw[col].where(raw[col].notna(), None))
@@ -74,10 +98,8 @@ class FrameStore:
         if not days:
             return empty_frame(schema)
         blobs = await self.redis.mget([keys.frame(source, table, d) for d in days])
-        frames = [load_frame(b, schema) for b in blobs if b is not None]
-        if not frames:
-            return empty_frame(schema)
-        return conform(pd.concat(frames, ignore_index=True), schema)
+        # Decoding takes a while for a long range: off the event loop, so commands are answered meanwhile.
+        return await asyncio.to_thread(load_frames, [b for b in blobs if b is not None], schema)
 
     async def fetch_state(self, url: str) -> FetchState:
         """Validators remembered for `url` (empty when never fetched)."""
