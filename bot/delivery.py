@@ -237,24 +237,15 @@ class DeliveryWorker:
             return True
         if await self.outbox.is_part_sent(item.id, CHART_PART):
             return True  # sent before a restart
-        wait = self.limiter.delay(item.chat_id)
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self.limiter.record(item.chat_id)
+        charts = self.charts
         try:
-            try:
-                await self.charts.send(self.bot, item.chat_id, alert.code, kind, lang, alert=alert,
-                                       disable_notification=True)  # one notification per alert: the text's
-            finally:
-                self.limiter.finished(item.chat_id)
+            await self._paced(item.chat_id, lambda: charts.send(
+                self.bot, item.chat_id, alert.code, kind, lang, alert=alert,
+                disable_notification=True))  # one notification per alert: the text's
         except RetryAfter as exc:
             return await self._retry_after(item, exc, report)
         except Forbidden as exc:
-            report.blocked += 1
-            log.info("chat %s refused messages (%s); marking inactive", item.chat_id, exc.message)
-            await self.subs.deactivate(item.chat_id)
-            await self.outbox.done(item.id)
-            return False
+            return await self._blocked(item, exc, report)
         except Exception as exc:  # noqa: BLE001 - no data, a drawing bug, a refusal, a timeout: text is already out
             log.warning("chart for item %s (%s %s) not sent: %s: %s", item.id, alert.code, kind,
                         type(exc).__name__, exc)
@@ -265,18 +256,11 @@ class DeliveryWorker:
 
     async def _send_part(self, item: OutboxItem, index: int, text: str, markup: InlineKeyboardMarkup | None,
                          report: DeliveryReport) -> bool | OutboxItem:
-        wait = self.limiter.delay(item.chat_id)
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self.limiter.record(item.chat_id)
         try:
-            try:
-                await self.bot.send_message(
-                    item.chat_id, text, parse_mode=ParseMode.HTML, disable_notification=item.silent,
-                    reply_markup=markup, link_preview_options=LinkPreviewOptions(is_disabled=True),
-                    allow_paid_broadcast=self.paid_broadcast or None)
-            finally:
-                self.limiter.finished(item.chat_id)
+            await self._paced(item.chat_id, lambda: self.bot.send_message(
+                item.chat_id, text, parse_mode=ParseMode.HTML, disable_notification=item.silent,
+                reply_markup=markup, link_preview_options=LinkPreviewOptions(is_disabled=True),
+                allow_paid_broadcast=self.paid_broadcast or None))
         except RetryAfter as exc:
             return await self._retry_after(item, exc, report)
         except ChatMigrated as exc:
@@ -285,11 +269,7 @@ class DeliveryWorker:
             await self.subs.migrate(item.chat_id, exc.new_chat_id)
             return await self.outbox.move_chat(item, exc.new_chat_id)
         except Forbidden as exc:
-            report.blocked += 1
-            log.info("chat %s refused messages (%s); marking inactive", item.chat_id, exc.message)
-            await self.subs.deactivate(item.chat_id)
-            await self.outbox.done(item.id)
-            return False
+            return await self._blocked(item, exc, report)
         except BadRequest as exc:  # before NetworkError: BadRequest subclasses it
             await self._dead(item, f"Bad Request: {exc.message}", report)
             return False
@@ -301,6 +281,25 @@ class DeliveryWorker:
         await self.outbox.mark_part_sent(item.id, index)
         report.sent += 1
         return True
+
+    async def _paced(self, chat_id: int, send: Callable[[], Awaitable[object]]) -> None:
+        """Wait for the limiter, send, and count the chat's window from Telegram's answer."""
+        wait = self.limiter.delay(chat_id)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self.limiter.record(chat_id)
+        try:
+            await send()
+        finally:
+            self.limiter.finished(chat_id)
+
+    async def _blocked(self, item: OutboxItem, exc: Forbidden, report: DeliveryReport) -> bool:
+        """403: the user blocked the bot or left the group; the chat is marked inactive, its item dropped."""
+        report.blocked += 1
+        log.info("chat %s refused messages (%s); marking inactive", item.chat_id, exc.message)
+        await self.subs.deactivate(item.chat_id)
+        await self.outbox.done(item.id)
+        return False
 
     async def _retry_after(self, item: OutboxItem, exc: RetryAfter, report: DeliveryReport) -> bool:
         seconds = exc.retry_after.total_seconds() if isinstance(exc.retry_after, timedelta) else float(
