@@ -262,3 +262,16 @@ def setup_logging(level: str) -> None:
         handler.addFilter(_RedactToken())
     for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.Updater"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.scheduler").addFilter(_SkipBusyTick())
+
+
+class _SkipBusyTick(logging.Filter):
+    """Drop APScheduler's "skipped: maximum number of running instances" for our one-at-a-time jobs.
+
+    The outbox drain runs for up to half a minute while a backlog lasts and is ticked every second with
+    max_instances=1 on purpose: each skipped tick is expected, and logging it would print a warning per second.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a skipped tick of a job that is still running."""
+        return "maximum number of running instances reached" not in record.getMessage()

@@ -121,3 +121,17 @@ def test_clocks_from_clock_start_share_one_timeline() -> None:
     assert abs((b - a).total_seconds()) < 0.02
     assert b.utcoffset().total_seconds() == 8 * 3600  # type: ignore[union-attr]
     assert (a - settings.clock_start).total_seconds() >= 0.05  # type: ignore[operator]
+
+
+def test_skipped_ticks_of_a_running_job_are_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from config.settings import setup_logging
+
+    setup_logging("INFO")
+    logger = logging.getLogger("apscheduler.scheduler")
+    with caplog.at_level(logging.WARNING, logger="apscheduler.scheduler"):
+        logger.warning('Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+                       "drain-outbox", 1)
+        logger.warning("Run time of job %s was missed by %s", "poll-sources", "0:00:31")
+    assert [r.getMessage() for r in caplog.records] == ["Run time of job poll-sources was missed by 0:00:31"]
