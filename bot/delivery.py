@@ -41,6 +41,11 @@ MAX_ATTEMPTS = 8  # timeouts / 5xx before an item is dead-lettered (about 40 min
 CLAIM_CHUNK = 10  # outbox items claimed at a time while draining (each costs a Redis round trip)
 
 
+def retry_seconds(exc: RetryAfter) -> float:
+    """Seconds Telegram asks us to wait (PTB gives a timedelta or, without PTB_TIMEDELTA, a number)."""
+    return exc.retry_after.total_seconds() if isinstance(exc.retry_after, timedelta) else float(exc.retry_after)
+
+
 @dataclass
 class RateLimiter:
     """Spacing between sends: global rate, ~1 msg/s per chat, 20/min per group; pauses after 429s.
@@ -302,8 +307,7 @@ class DeliveryWorker:
         return False
 
     async def _retry_after(self, item: OutboxItem, exc: RetryAfter, report: DeliveryReport) -> bool:
-        seconds = exc.retry_after.total_seconds() if isinstance(exc.retry_after, timedelta) else float(
-            exc.retry_after)
+        seconds = retry_seconds(exc)
         report.retried += 1
         self.limiter.pause_chat(item.chat_id, seconds)
         stamp = time.monotonic()

@@ -42,6 +42,7 @@ from bot.answers import READ_ONLY, DataView, answer
 from bot.answers import Reply as Answer
 from bot.charts import KINDS as CHART_KINDS
 from bot.codes import resolve
+from bot.delivery import retry_seconds
 from bot.deps import Deps, deps
 from bot.i18n import day, has, num, t
 from bot.render import esc, rule_emoji, rule_title, split_message
@@ -112,7 +113,7 @@ async def flood_safe(send: Callable[[], Awaitable[object]]) -> None:
     try:
         await send()
     except RetryAfter as exc:
-        wait = exc.retry_after.total_seconds() if isinstance(exc.retry_after, timedelta) else float(exc.retry_after)
+        wait = retry_seconds(exc)
         if wait > REPLY_RETRY_MAX_SECONDS:
             raise
         await asyncio.sleep(wait)
