@@ -150,6 +150,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on the main thread (tests)
             loop.add_signal_handler(signum, stop.set)
+    _webhook_config()  # a configuration error stops here, before any client or lease exists
     redis = Redis.from_url(settings.redis_url)
     lease = Lease(redis, ttl_seconds=settings.lease_ttl_seconds)
     health = await _start_health(settings, lease)
@@ -176,18 +177,15 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
 
 async def _lead(settings: Settings, lease: Lease, stop: asyncio.Event, lost: asyncio.Event,
                 outage: RedisOutage | None = None) -> None:
+    webhook = _webhook_config()
     app = build_application(settings, poll_sources=True, outage=outage)
     keeper = asyncio.create_task(lease.keep(lost, stop=stop))
     await app.initialize()
     try:
         if app.post_init is not None:
             await app.post_init(app)
-        webhook_url = os.environ.get("WEBHOOK_URL", "").strip()
-        if webhook_url:
-            secret = os.environ.get("WEBHOOK_SECRET", "").strip()
-            if not secret:
-                raise SystemExit("configuration error: WEBHOOK_SECRET: is required with WEBHOOK_URL "
-                                 "(Telegram sends it back so strangers cannot post updates)")
+        if webhook is not None:
+            webhook_url, secret = webhook
             # Serve the path Telegram posts to (the path of WEBHOOK_URL); PTB answers 403 without the secret.
             await app.updater.start_webhook(listen="0.0.0.0", port=int(os.environ.get("PORT", "8443")),  # noqa: S104
                                             url_path=urlsplit(webhook_url).path.strip("/"), webhook_url=webhook_url,
@@ -204,13 +202,27 @@ async def _lead(settings: Settings, lease: Lease, stop: asyncio.Event, lost: asy
         await app.updater.stop()
         _quiesce(app)
         await app.stop()
+    finally:
+        # Also on an error between post_init and a clean stop: the clients post_init opened must be closed here,
+        # or their sockets outlive the event loop.
         if app.post_shutdown is not None:
             await app.post_shutdown(app)
-    finally:
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
         await app.shutdown()
+
+
+def _webhook_config() -> tuple[str, str] | None:
+    """(WEBHOOK_URL, WEBHOOK_SECRET) in webhook mode, None for long polling; exits on a URL without a secret."""
+    webhook_url = os.environ.get("WEBHOOK_URL", "").strip()
+    if not webhook_url:
+        return None
+    secret = os.environ.get("WEBHOOK_SECRET", "").strip()
+    if not secret:
+        raise SystemExit("configuration error: WEBHOOK_SECRET: is required with WEBHOOK_URL "
+                         "(Telegram sends it back so strangers cannot post updates)")
+    return webhook_url, secret
 
 
 def _quiesce(app: Application) -> None:

@@ -8,11 +8,13 @@ import io
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import tomllib
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -31,8 +33,9 @@ from alerts.store import keys
 from alerts.subscriptions import SubscriptionStore
 from bot.app import _start_health, serve
 from bot.cli import main as cli_main
+from bot.deps import Deps
 from bot.handlers import MAX_ARGS
-from config.settings import setup_logging
+from config.settings import Settings, setup_logging
 from tests.botapi import BotApi, parse_html
 from tests.bothelpers import ADMIN, TOKEN, bot_settings, running_bot, seed_demo
 from tests.conftest import _free_port
@@ -354,6 +357,51 @@ async def test_webhook_mode_refuses_to_start_without_a_secret(api: BotApi, redis
     with pytest.raises(SystemExit, match="WEBHOOK_SECRET"):
         await serve(bot_settings(api, redis_url), stop=asyncio.Event())
     assert api.calls("setWebhook") == [] and api.calls("getUpdates") == []
+
+
+async def test_webhook_that_cannot_start_closes_every_client_it_opened(api: BotApi, redis: Redis, redis_url: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The leader has opened Redis and HTTP clients (post_init) when the webhook's port turns out to be taken: the
+    # error must reach the caller and the clients must be closed, not left to the garbage collector (whose
+    # "unclosed connection" warnings would then surface in some later, unrelated test).
+    opened: list[Deps] = []
+    real_open = Deps.open
+
+    def recording_open(settings: Settings, clock: Callable[[], datetime] | None = None) -> Deps:
+        opened.append(real_open(settings, clock))
+        return opened[-1]
+
+    monkeypatch.setattr(Deps, "open", recording_open)
+    monkeypatch.delenv("HEALTH_PORT", raising=False)
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.invalid/telegram")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cr3t-token")
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))  # noqa: S104 - the webhook listens on every interface
+        taken.listen()
+        monkeypatch.setenv("PORT", str(taken.getsockname()[1]))
+        with pytest.raises(Exception, match="(?i)address") as raised:  # noqa: PT011 - PTB wraps the bind error
+            await asyncio.wait_for(serve(bot_settings(api, redis_url), stop=asyncio.Event()), timeout=60)
+        _close_failed_listener(raised.value)
+    assert api.calls("setMyCommands"), "post_init ran, so clients were open when the webhook failed"
+    assert len(opened) == 1
+    deps = opened[0]
+    pool = deps.redis.connection_pool
+    connections = [*pool._available_connections, *pool._in_use_connections]  # noqa: SLF001 - no public listing
+    assert connections, "the view load at start-up connected to Redis, so there was something to close"
+    assert [conn for conn in connections if conn.is_connected] == []
+    assert deps.http.is_closed
+    assert deps._loading is None or deps._loading.done()  # noqa: SLF001 - the start-up view load is stopped
+
+
+def _close_failed_listener(error: BaseException) -> None:
+    """Close the socket tornado's bind_sockets leaves open when bind fails (it re-raises without closing it)."""
+    for link in (error, error.__cause__, error.__context__):
+        frame = link.__traceback__ if link is not None else None
+        while frame is not None:
+            candidate = frame.tb_frame.f_locals.get("sock")
+            if isinstance(candidate, socket.socket):
+                candidate.close()
+            frame = frame.tb_next
 
 
 # --------------------------------------------------------------------------------------------- input caps
