@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time, timedelta
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,30 @@ def expected_direction(alert: Alert) -> int | None:
     return None
 
 
+# HKEX and the US regular session both close at 16:00 local time: a file published after it can only be acted on
+# from the next session, a file published before it (SFC at 09:00, buybacks at 06:00) from that day's session.
+MARKET_CLOSE = time(16, 0)
+
+
+def base_day(alert: Alert) -> date:
+    """The day whose close an alert's outcome is measured from: the last close a reader saw before the alert.
+
+    That is the trade date, unless the file came out later: an SFC position is published a week after its date
+    and a director's dealing days after the trade, and measuring from the trade date would credit the rule with
+    moves nobody could have acted on.
+    """
+    if alert.published_at is None:
+        return alert.trade_date
+    local = alert.published_at  # in its source's own timezone (HK or New York)
+    seen = local.date() if local.time() >= MARKET_CLOSE else local.date() - timedelta(days=1)
+    return max(alert.trade_date, seen)
+
+
+def outcome_of(closes: pd.DataFrame, alert: Alert) -> Outcome:
+    """Moves after `alert`, from the close on (or last before) its `base_day`."""
+    return outcome(closes, alert.code, base_day(alert))
+
+
 def outcome(closes: pd.DataFrame, code: str, trade_date: date) -> Outcome:
     """Moves of `code` 1/5/20 sessions after `trade_date`, from the close on (or last before) that date."""
     if code not in closes.columns:
@@ -83,7 +107,7 @@ def replay(history: History, start: date, end: date, params: RuleParams,
             seen.add(alert.fingerprint)
             recent.append(alert)
             result.alerts.append((day, alert))
-            result.outcomes[alert.fingerprint] = outcome(closes, alert.code, alert.trade_date)
+            result.outcomes[alert.fingerprint] = outcome_of(closes, alert)
         result.notes.extend((day, note) for note in evaluation.notes)
     return result
 
@@ -133,6 +157,8 @@ def format_text(result: ReplayResult, start: date, end: date, max_notes: int = 3
         after = "  ".join(f"{h}d {_pct(moves[h])}" for h in HORIZONS)
         lines.append(f"{alert.trade_date.isoformat()}  {alert.code:<6}  {alert.rule:<30}  {alert.why}")
         seen_on = "" if day == alert.trade_date else f"  (known {day.isoformat()})"
+        if base_day(alert) != alert.trade_date:  # published later than traded: moves count from then
+            seen_on += f"  (from the {base_day(alert).isoformat()} close)"
         lines.append(f"{'':20}after: {after}{seen_on}")
     if result.notes:
         lines.append(f"Notes ({len(result.notes)}): where a rule could not judge")
@@ -157,7 +183,7 @@ def json_lines(result: ReplayResult) -> list[dict[str, object]]:
     for day, alert in result.alerts:
         moves = result.outcomes[alert.fingerprint].moves
         out.append({"type": "alert", "evaluated_on": day.isoformat(), **alert.as_dict(),
-                    "forward_moves": {f"{h}d": moves[h] for h in HORIZONS}})
+                    "base_day": base_day(alert).isoformat(), "forward_moves": {f"{h}d": moves[h] for h in HORIZONS}})
     out.extend({"type": "note", "date": day.isoformat(), "rule": n.rule, "code": n.code, "reason": n.reason}
                for day, n in result.notes)
     out.extend({"type": "problem", "message": p} for p in result.problems)

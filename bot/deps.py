@@ -18,7 +18,7 @@ from alerts.alertlog import AlertLog
 from alerts.calendar import HK_TZ, previous_sessions
 from alerts.history import load_store
 from alerts.outbox import Outbox
-from alerts.replay import outcome
+from alerts.replay import outcome_of
 from alerts.store.frames import FrameStore
 from alerts.subscriptions import SubscriptionStore
 from bot.answers import DataView
@@ -106,7 +106,7 @@ class Deps:
         # with their 1/5/20-session outcomes, which need prices after them, all inside the same window.
         alerts = await self.alert_log.recent(sessions)
         closes = history.closes()
-        outcomes = {a.fingerprint: outcome(closes, a.code, a.trade_date) for a in alerts}
+        outcomes = {a.fingerprint: outcome_of(closes, a) for a in alerts}
         view = DataView(history, today, alerts, outcomes)
         if generation >= self._view_generation:  # a slower, older load never replaces a newer view
             self._view, self._view_at, self._view_generation = view, time.monotonic(), generation

@@ -17,7 +17,7 @@ from telegram.ext import Application
 from alerts import positioning as pos
 from alerts.alertlog import AlertLog
 from alerts.localdata import local_path
-from alerts.replay import HORIZONS, ReplayResult, outcome, replay, summarize
+from alerts.replay import HORIZONS, ReplayResult, outcome_of, replay, summarize
 from alerts.rules import RULE_IDS, load_params
 from alerts.sources import get_source
 from bot.answers import READ_ONLY, DataView, answer, catalogue_keys, parse_day
@@ -45,7 +45,7 @@ def expected_view() -> DataView:
     closes = history.closes()
     closes = closes[closes.index <= str(TODAY)]
     alerts = [a for _, a in demo_replay().alerts]
-    return DataView(history, TODAY, alerts, {a.fingerprint: outcome(closes, a.code, a.trade_date) for a in alerts})
+    return DataView(history, TODAY, alerts, {a.fingerprint: outcome_of(closes, a) for a in alerts})
 
 
 @pytest.fixture

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
 from redis import Redis as SyncRedis
 
 from alerts.history import History, load_directory, span
-from alerts.replay import ReplayResult, format_text, json_lines, replay, summarize
+from alerts.replay import ReplayResult, base_day, format_text, json_lines, outcome, replay, summarize
 from alerts.rules import load_params
 from alerts.sources import get_source
 from alerts.store import keys
@@ -68,7 +70,9 @@ def test_outcomes_and_summary(demo: tuple[History, ReplayResult]) -> None:
     insider = next(a for _, a in result.alerts if a.rule == "insider_buy_near_round_number")
     moves = result.outcomes[insider.fingerprint]
     closes = history.closes()["01810"].dropna()
-    base_position = list(closes.index).index(pd.Timestamp("2025-11-24"))
+    # Traded on Mon 24/11 but filed Wed 26/11 at 17:00: outcomes run from the first close a reader saw after it.
+    assert (insider.trade_date, base_day(insider)) == (date(2025, 11, 24), date(2025, 11, 26))
+    base_position = list(closes.index).index(pd.Timestamp("2025-11-26"))
     assert moves.base_close == pytest.approx(closes.iloc[base_position])
     assert moves.moves[5] == pytest.approx(closes.iloc[base_position + 5] / closes.iloc[base_position] - 1)
     market = next(a for _, a in result.alerts if a.rule == "market_short_swing")
@@ -79,6 +83,36 @@ def test_outcomes_and_summary(demo: tuple[History, ReplayResult]) -> None:
     assert "Summary per rule" in text and "insider_buy_near_round_number" in text
     kinds = {row["type"] for row in json_lines(result)}
     assert {"alert", "summary"} <= kinds
+
+
+def test_sfc_outcomes_start_from_publication_not_the_position_date(demo: tuple[History, ReplayResult]) -> None:
+    history, result = demo
+    jump = next(a for _, a in result.alerts if a.rule == "short_position_jump")
+    # Positions of Fri 21/11 are published Fri 28/11 at 09:00, before the open: the last close seen is Thu 27/11.
+    assert jump.trade_date == date(2025, 11, 21)
+    assert base_day(jump) == date(2025, 11, 27)
+    closes = history.closes()
+    assert result.outcomes[jump.fingerprint] == outcome(closes, jump.code, date(2025, 11, 27))
+    assert result.outcomes[jump.fingerprint] != outcome(closes, jump.code, jump.trade_date)
+    row = next(r for r in json_lines(result) if r.get("fingerprint") == jump.fingerprint)
+    assert (row["trade_date"], row["base_day"]) == ("2025-11-21", "2025-11-27")
+    assert "(from the 2025-11-27 close)" in format_text(result, DEMO_START, DEMO_END)
+
+
+@pytest.mark.parametrize(("published", "expected"), [
+    (None, date(2025, 11, 21)),  # no publication time known: the trade date
+    (datetime(2025, 11, 21, 16, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 21)),  # at the close
+    (datetime(2025, 11, 21, 18, 0, tzinfo=ZoneInfo("America/New_York")), date(2025, 11, 21)),  # US evening
+    (datetime(2025, 11, 24, 6, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 23)),  # next morning
+    (datetime(2025, 11, 28, 9, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 27)),  # SFC, a week on
+    (datetime(2025, 11, 20, 17, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 21)),  # never before trade
+])
+def test_base_day_is_the_last_close_before_publication(demo: tuple[History, ReplayResult], published: datetime | None,
+                                                       expected: date) -> None:
+    _, result = demo
+    template = next(a for _, a in result.alerts if a.rule == "short_ratio_spike")
+    alert = dataclasses.replace(template, trade_date=date(2025, 11, 21), published_at=published)
+    assert base_day(alert) == expected
 
 
 def test_revised_file_does_not_duplicate_alerts(demo: tuple[History, ReplayResult]) -> None:
