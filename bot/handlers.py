@@ -66,6 +66,7 @@ MENU: tuple[str, ...] = (  # the command menu, in order; each description is the
     "why", "history", "settings", "mute", "quiet", "digest", "lang", "status",
 )
 ADMIN_COMMANDS = ("stats", "broadcast")
+BROADCAST_CHUNK = 1000  # outbox items per pipeline: bounded memory and round trips at 100k chats
 
 
 @dataclass
@@ -400,9 +401,11 @@ async def cmd_broadcast(ctx: Ctx) -> Reply:
     stamp = hashlib.sha256(f"{body}|{ctx.now.isoformat()}".encode()).hexdigest()[:12]
     chats = await ctx.deps.subs.active_chats()
     text = "📣 " + escaped_prefix(body, MAX_BROADCAST)
-    for chat in chats:
-        await ctx.deps.outbox.put(OutboxItem(id=item_id(chat, "text", [stamp]), chat_id=chat, kind="text",
-                                             text=text), ctx.now)
+    for start in range(0, len(chats), BROADCAST_CHUNK):  # two round trips per chunk, not two per chat
+        await ctx.deps.outbox.put_many([
+            (OutboxItem(id=item_id(chat, "text", [stamp]), chat_id=chat, kind="text", text=text), ctx.now)
+            for chat in chats[start:start + BROADCAST_CHUNK]
+        ])
     return t(ctx.lang, "broadcast_queued", n=len(chats)), None
 
 

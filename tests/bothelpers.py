@@ -13,7 +13,7 @@ from telegram.ext import Application
 from alerts.calendar import HK_TZ
 from alerts.history import ALL_FEEDS, History, load_directory
 from alerts.store.frames import FrameStore
-from bot.app import build_application
+from bot.app import _quiesce, build_application
 from bot.delivery import DeliveryWorker
 from bot.demo import demo_root
 from bot.deps import Deps
@@ -67,6 +67,7 @@ async def running_bot(api: BotApi, redis_url: str, *, clock: Callable[[], dateti
         yield app
     finally:
         await app.updater.stop()
+        _quiesce(app)  # as the leader does: a drain in progress stops at its next item instead of emptying the outbox
         await app.stop()
         if app.post_shutdown is not None:
             await app.post_shutdown(app)

@@ -333,6 +333,33 @@ async def test_admin_commands(app: Application, api: BotApi) -> None:
     assert "Maintenance &lt;tonight&gt; &amp; tomorrow" in other[1]["text"]
 
 
+async def test_broadcast_reaches_every_active_chat_and_no_inactive_one(app: Application, api: BotApi,
+                                                                         redis: Redis) -> None:
+    # More chats than one pipeline chunk (1,000), with some marked inactive (they blocked the bot).
+    subs = SubscriptionStore(redis)
+    chats = [500_000 + n for n in range(2_300)]
+    for chat in chats:
+        await subs.touch(chat)
+    inactive = set(chats[::7])
+    for chat in inactive:
+        await subs.deactivate(chat)
+    await _say(api, ADMIN, "/start", 1)
+    expected = (set(chats) - inactive) | {ADMIN}
+    api.push_message(ADMIN, "/broadcast Upgrade at 23:00")
+    await api.until(lambda: any(f"Queued for {len(expected)} chats" in t for t in api.texts(ADMIN)), timeout=30)
+    # Queued = still in the outbox or already sent; Redis is read first, so an item done meanwhile was sent before.
+    queued = set()
+    async for key in redis.scan_iter(match=keys.outbox_item("*"), count=1000):
+        raw = await redis.get(key)
+        if raw is not None:
+            item = OutboxItem.from_json(raw)
+            if item.text and "Upgrade at 23:00" in item.text:
+                queued.add(item.chat_id)
+    sent = {int(m["chat_id"]) for m in api.messages() if "Upgrade at 23:00" in m.get("text", "")}
+    assert queued | sent == expected
+    assert not (queued | sent) & inactive
+
+
 async def test_command_rate_limit_replies_once(app: Application, api: BotApi) -> None:
     for _ in range(25):
         api.push_message(USER, "/help")
