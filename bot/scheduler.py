@@ -48,6 +48,7 @@ class RedisOutage:
     ticks_skipped: int = 0
     drains_skipped: int = 0
     lease_lost: bool = False
+    marked: bool = False  # DATA_MARKER seen or written by this process: its absence after an outage means data loss
 
     def failed(self, what: str, exc: BaseException) -> None:
         """Record one thing (`tick`, `drain`) that could not be done because Redis was unreachable."""
@@ -65,10 +66,11 @@ class RedisOutage:
         instants = [self.clock()] + ([self.since] if self.since is not None else [])
         return {(s, d) for s in sources for moment in instants for d in active_dates(s, moment)}
 
-    def notice(self, missed_files: set[tuple[str, date]] | None = None) -> str | None:
+    def notice(self, missed_files: set[tuple[str, date]] | None = None, *, data_lost: bool = False) -> str | None:
         """The admins' message once Redis answers again (None when there was no outage); resets the record.
 
-        `missed_files`: files in their windows during the outage and still not processed.
+        `missed_files`: files in their windows during the outage and still not processed; `data_lost`: Redis came
+        back without the data it held before.
         """
         if self.since is None:
             return None
@@ -82,7 +84,12 @@ class RedisOutage:
                  f"Deliveries paused: {self.drains_skipped} pass(es); queued messages go out now."]
         if self.lease_lost:
             lines.append("The leader lease ran out meanwhile: this process stepped down and took it back.")
-        log.warning("Redis reachable again after %.0f s", (now - self.since).total_seconds())
+        if data_lost:
+            lines.append("❗ Redis came back without its data (restarted without persistence?): watchlists, chat "
+                         "settings, messages queued before the outage and the stored history are gone. Users must "
+                         "/watch again; `positioning-bot backfill` restores the history.")
+        log.warning("Redis reachable again after %.0f s%s", (now - self.since).total_seconds(),
+                    "; its data were lost" if data_lost else "")
         self.since, self.ticks_skipped, self.drains_skipped, self.lease_lost = None, 0, 0, False
         return "\n".join(lines)
 
@@ -109,7 +116,7 @@ class Poller:
 
     async def tick(self) -> list[CycleReport]:
         """Run every cycle due now; while Redis is unreachable skip the tick and remember it for the admins."""
-        outage = self.outage or RedisOutage(self.clock)
+        outage = self._outage()
         try:
             await self._after_outage(outage)
             return await self._tick()
@@ -117,13 +124,25 @@ class Poller:
             outage.failed("tick", exc)
             return []
 
+    def _outage(self) -> RedisOutage:
+        """The outage record shared with the delivery side, or this poller's own (kept across ticks)."""
+        if self.outage is None:
+            self.outage = RedisOutage(self.clock)
+        return self.outage
+
     async def _after_outage(self, outage: RedisOutage) -> None:
         """Tell the admins what an outage that just ended kept from being done (raises while Redis is still down)."""
         if outage.since is None:
+            if not outage.marked:
+                await self.redis.set(keys.DATA_MARKER, self.clock().isoformat(), nx=True)
+                outage.marked = True
             return
         await self.redis.ping()
+        data_lost = outage.marked and not await self.redis.exists(keys.DATA_MARKER)
+        await self.redis.set(keys.DATA_MARKER, self.clock().isoformat(), nx=True)
+        outage.marked = True
         files = {(s, d) for s, d in outage.in_windows(self.sources) if not await is_done(self.redis, s, d)}
-        text = outage.notice(files)
+        text = outage.notice(files, data_lost=data_lost)
         if text:
             await self._tell_admins(text, ["redis-outage", self.clock().isoformat()])
 

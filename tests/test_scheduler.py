@@ -13,6 +13,7 @@ from alerts.localdata import local_path
 from alerts.outbox import Outbox
 from alerts.pipeline import is_done
 from alerts.sources import get_source
+from alerts.store import keys
 from alerts.store.frames import FrameStore
 from bot.demo import demo_root
 from bot.scheduler import Poller
@@ -167,3 +168,25 @@ async def test_midday_source_skips_half_days(admin_settings: Settings, redis: Re
         assert await poller.tick() == []
     assert origin.requests == []
     assert await Outbox(redis).pending() == 0  # and no "no file by the end of its window" notice
+
+
+@pytest.mark.parametrize("wiped", [False, True], ids=["came-back-with-data", "came-back-empty"])
+async def test_outage_notice_says_whether_redis_came_back_without_its_data(admin_settings: Settings, redis: Redis,
+                                                                           wiped: bool) -> None:
+    # Christmas Eve afternoon: the midday source has nothing due, so the ticks only do the outage bookkeeping.
+    clock = [datetime(2025, 12, 24, 13, 0, tzinfo=HK_TZ)]
+    poller = Poller(admin_settings, redis, make_client(), lambda: clock[0], sources=("hkex-short-midday",))
+    async with poller.client:
+        assert await poller.tick() == []
+        assert await redis.exists(keys.DATA_MARKER)  # written once Redis answers
+        assert poller.outage is not None
+        poller.outage.failed("tick", ConnectionError("Connection refused"))  # what a tick meets while it is down
+        if wiped:
+            await redis.flushdb()  # restarted without persistence
+        clock[0] += timedelta(seconds=40)
+        assert await poller.tick() == []
+    claimed = await Outbox(redis).claim(clock[0] + timedelta(hours=1))
+    (notice,) = [item for item in claimed if item.text and "Redis unreachable from" in item.text]
+    assert notice.chat_id == ADMIN and notice.text is not None
+    assert ("came back without its data" in notice.text) is wiped
+    assert await redis.exists(keys.DATA_MARKER)  # marked again: a second outage is judged the same way

@@ -159,6 +159,13 @@ def leader_lease(name: str = "leader") -> str:
     return f"{PREFIX}lease:{name}"
 
 
+# ---- data-loss marker ----------------------------------------------------------------------------------------------
+# STRING, no TTL: written by the leader once Redis answers (value = when). After an outage, a Redis that answers
+# without it restarted without its data (no persistence, or a lost disk): watchlists, settings, the outbox and the
+# dedupe marks since the last save are gone, and the admins are told so, not only that Redis was unreachable.
+DATA_MARKER = f"{PREFIX}marker"
+
+
 # ---- US ticker map --------------------------------------------------------------------------------------------------
 # SEC's company_tickers.json (ticker -> CIK), refreshed weekly; kept a little longer so a failed refresh is harmless.
 US_TICKERS = f"{PREFIX}us:tickers"  # HASH ticker -> CIK

@@ -119,6 +119,7 @@ async def test_redis_outage_recovers_and_tells_the_admins(aof: bool, origin: Ori
     assert "Redis unreachable from 2025-11-27 18:0" in notice and "Cycles skipped: no cycle ran" in notice
     assert "hkex-quotes 2025-11-27" in notice  # its window was open and its file is still due
     assert "stepped down" in notice  # the outage outlasted the lease
+    assert ("came back without its data" in notice) is (not aof)  # an empty restart is data loss, said so
     assert len([m for m in api.messages(ADMIN) if "Redis unreachable" in str(m.get("text", ""))]) == 1
     delivered = Counter(str(m.get("text", "")) for c in USERS for m in api.messages(c))
     if aof:
