@@ -37,6 +37,7 @@ from redis.asyncio import Redis  # noqa: E402
 from telegram import Bot  # noqa: E402
 
 from alerts.history import History, load_directory  # noqa: E402
+from bench.benchkit import yardstick  # noqa: E402
 from bot import charts  # noqa: E402
 from bot.answers import DataView  # noqa: E402
 from bot.chartcache import ChartKey  # noqa: E402
@@ -54,16 +55,6 @@ def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
-def yardstick() -> float:
-    """Best of 5 of a fixed pure-Python loop, in ms: says how fast (or how shared) this core is right now."""
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        sum(range(10**6))
-        best = min(best, (time.perf_counter() - started) * 1000)
-    return best
 
 
 def load_demo() -> History:

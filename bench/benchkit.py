@@ -74,11 +74,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def yardstick() -> float:
+    """Best of 5 of a fixed pure-Python loop, in ms: says how fast (or how shared) this core is right now."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(range(10**6))
+        best = min(best, (time.perf_counter() - started) * 1000)
+    return best
+
+
 def machine_line() -> str:
-    """One line naming the machine, Python and the date, printed with every table."""
+    """One line naming the machine, Python, the date and a CPU yardstick, printed with every table."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    # The yardstick tells runs apart that the load average cannot: a neighbour's steal time slows a core unseen.
     return (f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.machine()}, Python "
-            f"{platform.python_version()}, load average {load:.2f}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+            f"{platform.python_version()}, load average {load:.2f}, CPU yardstick sum(range(10**6)) "
+            f"{yardstick():.1f} ms (12-15 ms on an idle modern core); date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
 
 
 def peak_rss_mb() -> float:

@@ -23,16 +23,11 @@ import multiprocessing
 import os
 import random
 import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -43,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from redis.asyncio import Redis  # noqa: E402
 
+from bench.benchkit import machine_line, private_redis  # noqa: E402
 from tests.botapi import BotApi, Call  # noqa: E402
 from tests.bothelpers import running_bot, seed_demo  # noqa: E402
 
@@ -521,31 +517,6 @@ async def _sample_rss(bot: BotProcess, samples: list[int], stop: asyncio.Event) 
 # --------------------------------------------------------------------------------------------- the script
 
 
-@contextmanager
-def private_redis() -> Iterator[str]:
-    """A throwaway redis-server on a free port; yields its URL."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    folder = tempfile.mkdtemp()
-    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-                               "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder],
-                              stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 async def main(args: argparse.Namespace) -> int:
     """Run the load once and print the table; exit 1 if anything went wrong."""
     with private_redis() as redis_url, BotApi() as api:
@@ -563,8 +534,7 @@ async def main(args: argparse.Namespace) -> int:
     for problem in (report.handler_errors + report.api_errors + report.refused + report.tally.unanswered)[:10]:
         print(f"problem: {problem}")
     ok = not (report.handler_errors or report.api_errors or report.refused or report.tally.unanswered)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
-          f"{'OK' if ok else 'PROBLEMS'}")
+    print(f"{machine_line()}; {'OK' if ok else 'PROBLEMS'}")
     return 0 if ok else 1
 
 
