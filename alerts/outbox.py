@@ -39,11 +39,16 @@ class OutboxItem:
     silent: bool = False
     attempts: int = 0
     created_at: str = ""
+    # Fingerprints of the alerts, whose bodies are stored once under keys.outbox_alert; loading fills `alerts`.
+    refs: list[str] = field(default_factory=list)
 
-    def to_json(self) -> str:
-        """Serialized form stored in Redis."""
+    def to_json(self, *, with_alerts: bool = False) -> str:
+        """Serialized form stored in Redis: alerts by reference when the item has refs (unless `with_alerts`)."""
         # Field by field rather than asdict(): asdict deep-copies every alert dict, and fan-out writes thousands.
-        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)}, ensure_ascii=False, sort_keys=True)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.refs and not with_alerts:
+            data["alerts"] = []
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> OutboxItem:
@@ -83,19 +88,46 @@ class Outbox:
             await self.redis.zadd(keys.OUTBOX_DUE, due, nx=True)
         return created
 
+    async def store_alerts(self, bodies: dict[str, str]) -> None:
+        """Store alert JSON by fingerprint for items to refer to (the first body stays; its TTL is renewed)."""
+        if not bodies:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for fingerprint, body in bodies.items():
+                pipe.set(keys.outbox_alert(fingerprint), body, nx=True, ex=keys.OUTBOX_ALERT_TTL_SECONDS)
+                pipe.expire(keys.outbox_alert(fingerprint), keys.OUTBOX_ALERT_TTL_SECONDS)
+            await pipe.execute()
+
     async def claim(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         """Lease up to `limit` due items for `CLAIM_SECONDS`; items whose payload expired are dropped."""
         ids = await self._claim(keys=[keys.OUTBOX_DUE],
                                 args=[now.timestamp(), now.timestamp() + keys.CLAIM_SECONDS, limit])
-        items = []
-        for raw_id in ids:
-            item_key = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
-            raw = await self.redis.get(keys.outbox_item(item_key))
-            if raw is None:
-                await self.redis.zrem(keys.OUTBOX_DUE, item_key)
-                continue
-            items.append(OutboxItem.from_json(raw))
-        return items
+        return await self.load([raw.decode() if isinstance(raw, bytes) else raw for raw in ids])
+
+    async def load(self, item_ids: list[str]) -> list[OutboxItem]:
+        """The stored items with these ids, alerts filled in from their bodies; expired ones are dropped."""
+        if not item_ids:
+            return []
+        raws = await self.redis.mget([keys.outbox_item(i) for i in item_ids])
+        items = [OutboxItem.from_json(raw) for raw in raws if raw is not None]
+        refs = sorted({ref for item in items for ref in item.refs})
+        bodies = dict(zip(refs, await self.redis.mget([keys.outbox_alert(r) for r in refs]), strict=True)) if refs else {}
+        out, gone = [], [i for i, raw in zip(item_ids, raws, strict=True) if raw is None]
+        for item in items:
+            if item.refs:
+                alerts = [json.loads(body) for ref in item.refs if (body := bodies[ref]) is not None]
+                if not alerts:  # every body expired: nothing left to say (bodies outlive items, so only by hand)
+                    gone.append(item.id)
+                    continue
+                item = replace(item, alerts=alerts)
+            out.append(item)
+        if gone:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for item_key in gone:
+                    pipe.zrem(keys.OUTBOX_DUE, item_key)
+                    pipe.delete(keys.outbox_item(item_key))
+                await pipe.execute()
+        return out
 
     async def release(self, item_ids: list[str], now: datetime) -> None:
         """Hand claimed items back, due at `now`, when a stopping worker will not send them."""
@@ -128,7 +160,7 @@ class Outbox:
 
     async def dead_letter(self, item: OutboxItem, reason: str, now: datetime) -> None:
         """Give up on an item: keep it in the dead-letter list with the reason."""
-        record = json.dumps({"item": json.loads(item.to_json()), "reason": reason, "at": now.isoformat()},
+        record = json.dumps({"item": json.loads(item.to_json(with_alerts=True)), "reason": reason, "at": now.isoformat()},
                             ensure_ascii=False)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.rpush(keys.OUTBOX_DEAD, record)

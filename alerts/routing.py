@@ -7,7 +7,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -81,7 +80,11 @@ async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, no
     # Pipelined a chunk of chats at a time: a popular code's alert reaches tens of thousands of chats, and a round
     # trip per chat and per mark would take minutes.
     chats = list(per_chat)
-    prepared = {id(alert): _Prepared(alert.fingerprint, alert.as_dict()) for alert in alerts}
+    prepared = {id(alert): _Prepared(alert.fingerprint) for alert in alerts}
+    # Each alert's body is stored once (not once per chat); items and digest queues refer to it by fingerprint.
+    routed = {id(alert) for chat_alerts in per_chat.values() for alert in chat_alerts}
+    await outbox.store_alerts({alert.fingerprint: json.dumps(alert.as_dict(), ensure_ascii=False)
+                               for alert in alerts if id(alert) in routed})
     for start in range(0, len(chats), ROUTE_CHUNK):
         chunk = {chat: per_chat[chat] for chat in chats[start:start + ROUTE_CHUNK]}
         await _route_chunk(chunk, prepared, subs, outbox, now, report)
@@ -90,10 +93,9 @@ async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, no
 
 @dataclass(frozen=True)
 class _Prepared:
-    """An alert's fingerprint and dict form, computed once per routing pass rather than once per chat."""
+    """An alert's fingerprint, computed once per routing pass rather than once per chat."""
 
     fingerprint: str
-    as_dict: dict[str, Any]
 
 
 def _skip(report: RouteReport, reason: str) -> None:
@@ -133,8 +135,8 @@ async def _route_chunk(per_chat: dict[int, list[Alert]], prepared: dict[int, _Pr
             report.digested += len(chat_alerts)
             continue
         quiet = settings[chat].in_quiet(now)
-        items.append((OutboxItem(id=item_id(chat, "alerts", [prepared[id(a)].fingerprint for a in chat_alerts]),
-                                 chat_id=chat, kind="alerts", alerts=[prepared[id(a)].as_dict for a in chat_alerts],
+        refs = [prepared[id(a)].fingerprint for a in chat_alerts]
+        items.append((OutboxItem(id=item_id(chat, "alerts", refs), chat_id=chat, kind="alerts", refs=refs,
                                  silent=quiet, created_at=now.isoformat()),
                       settings[chat].quiet_end(now) if quiet else now))
     if items:
@@ -142,15 +144,15 @@ async def _route_chunk(per_chat: dict[int, list[Alert]], prepared: dict[int, _Pr
         report.enqueued += len(items)
     async with redis.pipeline(transaction=False) as pipe:
         for chat, chat_alerts in digests.items():
-            _to_digest(pipe, chat, [prepared[id(a)].as_dict for a in chat_alerts])
+            _to_digest(pipe, chat, [prepared[id(a)].fingerprint for a in chat_alerts])
         fresh_marks = [mark for mark, seen in zip(marks, marked, strict=True) if seen is None]
         if fresh_marks:
             pipe.eval(_SET_MARKS, len(fresh_marks), *fresh_marks, keys.ROUTED_TTL_SECONDS)
         await pipe.execute()
 
 
-def _to_digest(pipe: Pipeline, chat: int, alerts: list[dict[str, Any]]) -> None:
-    pipe.rpush(keys.digest_queue(chat), *[json.dumps(a, ensure_ascii=False) for a in alerts])
+def _to_digest(pipe: Pipeline, chat: int, fingerprints: list[str]) -> None:
+    pipe.rpush(keys.digest_queue(chat), *fingerprints)
     pipe.expire(keys.digest_queue(chat), keys.DIGEST_TTL_SECONDS)
 
 
@@ -163,8 +165,17 @@ async def flush_digest(subs: SubscriptionStore, outbox: Outbox, chat: int, now: 
         raw, _ = await pipe.execute()
     if not raw:
         return False
-    alerts = [json.loads(r) for r in raw]
-    item = OutboxItem(id=item_id(chat, "digest", [a["fingerprint"] for a in alerts]), chat_id=chat, kind="digest",
-                      alerts=alerts, silent=True, created_at=now.isoformat())
+    refs, legacy = [], {}
+    for entry in (r.decode() for r in raw):
+        if entry.startswith("{"):  # queued before bodies were stored apart: the whole alert inline
+            body = json.loads(entry)
+            legacy[body["fingerprint"]] = entry
+            refs.append(body["fingerprint"])
+        else:
+            refs.append(entry)
+    await outbox.store_alerts(legacy)
+    refs = list(dict.fromkeys(refs))  # an alert queued twice is listed once
+    item = OutboxItem(id=item_id(chat, "digest", refs), chat_id=chat, kind="digest", refs=refs, silent=True,
+                      created_at=now.isoformat())
     await outbox.put(item, now)
     return True

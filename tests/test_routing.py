@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, time, timedelta
 
 import pytest
@@ -166,3 +167,56 @@ def test_per_rule_threshold_on_a_fact() -> None:
     assert decide(weak, settings, {}).reason == "short_ratio_drop z below the chat's threshold"
     assert decide(strong, settings, {}).send is True
     assert decide(info, settings, {}).reason == "below the chat's minimum severity"
+
+
+async def test_alert_bodies_are_stored_once_and_items_refer_to_them(redis: Redis) -> None:
+    subs, outbox = SubscriptionStore(redis), Outbox(redis)
+    chats = list(range(100, 400))
+    for chat in chats:
+        await subs.touch(chat)
+        await subs.watch(chat, ["01810"])
+    alert = _alert()
+    assert (await route([alert], subs, outbox, NOW)).enqueued == len(chats)
+    # One body in Redis; every item holds only the fingerprint, so 300 recipients cost 300 small items, not 300 copies.
+    bodies = [k async for k in redis.scan_iter(match=keys.outbox_alert("*"))]
+    assert bodies == [keys.outbox_alert(alert.fingerprint).encode()]
+    assert 0 < await redis.ttl(keys.outbox_alert(alert.fingerprint)) <= keys.OUTBOX_ALERT_TTL_SECONDS
+    stored = OutboxItem.from_json(await redis.get(keys.outbox_item(item_id(chats[0], "alerts", [alert.fingerprint]))))
+    assert (stored.refs, stored.alerts) == ([alert.fingerprint], [])
+    items = await outbox.claim(NOW, len(chats))
+    assert {i.chat_id for i in items} == set(chats)
+    assert all(Alert.from_dict(i.alerts[0]) == alert for i in items)  # filled in on claim, intact
+    # Rescheduled items stay by reference; a dead letter keeps the whole alert for the admins to read.
+    await outbox.reschedule(items[0], NOW)
+    assert OutboxItem.from_json(await redis.get(keys.outbox_item(items[0].id))).alerts == []
+    await outbox.dead_letter(items[1], "400 Bad Request: chat not found", NOW)
+    (dead,) = await outbox.dead()
+    assert dead["item"]["alerts"][0]["fingerprint"] == alert.fingerprint
+
+
+async def test_items_and_digests_queued_in_the_older_inline_form_still_deliver(redis: Redis) -> None:
+    subs, outbox = SubscriptionStore(redis), Outbox(redis)
+    old_item = OutboxItem(id=item_id(8, "alerts", ["x"]), chat_id=8, kind="alerts", alerts=[_alert().as_dict()])
+    await redis.set(keys.outbox_item(old_item.id), old_item.to_json())
+    await redis.zadd(keys.OUTBOX_DUE, {old_item.id: NOW.timestamp()})
+    (loaded,) = await outbox.claim(NOW, 10)
+    assert Alert.from_dict(loaded.alerts[0]) == _alert()
+    await outbox.done(loaded.id)
+    await subs.touch(9)
+    await subs.set_digest(9, True)
+    await subs.watch(9, ["01810", "00700"])
+    await redis.rpush(keys.digest_queue(9), json.dumps(_alert(code="00700").as_dict()))  # an inline entry
+    await route([_alert()], subs, outbox, NOW)  # a fingerprint entry
+    assert await flush_digest(subs, outbox, 9, NOW) is True
+    (digest,) = await outbox.claim(NOW, 10)
+    assert sorted(a["code"] for a in digest.alerts) == ["00700", "01810"]
+
+
+async def test_an_item_whose_alert_bodies_are_gone_is_dropped_not_sent_empty(redis: Redis) -> None:
+    subs, outbox = SubscriptionStore(redis), Outbox(redis)
+    await subs.touch(3)
+    await subs.watch(3, ["01810"])
+    await route([_alert()], subs, outbox, NOW)
+    await redis.delete(keys.outbox_alert(_alert().fingerprint))
+    assert await outbox.claim(NOW, 10) == []
+    assert await outbox.pending() == 0

@@ -99,13 +99,28 @@ def outbox_item(item_id: str) -> str:
     return f"{PREFIX}outbox:item:{item_id}"
 
 
+def outbox_alert(fingerprint: str) -> str:
+    """STRING JSON of one alert that outbox items and digest queues refer to by fingerprint.
+
+    Stored once per alert instead of once per recipient: a popular stock's alert reaches tens of thousands of chats,
+    and copying it into every item made the outbox hundreds of MB at 100k subscribers.
+    """
+    return f"{PREFIX}outbox:alert:{fingerprint}"
+
+
+# Longer than any item or digest queue that can refer to an alert: the queue waits up to its TTL, then the item lives
+# up to its own; refreshed whenever the alert is routed again.
+OUTBOX_ALERT_TTL_SECONDS = OUTBOX_ITEM_TTL_SECONDS + 7 * 24 * 3600 + 24 * 3600
+
+
 def sent_part(item_id: str, part: int) -> str:
     """Marker that part `part` of an item was accepted by Telegram (written right after the send returns)."""
     return f"{PREFIX}outbox:sent:{item_id}:{part}"
 
 
 def digest_queue(chat_id: int) -> str:
-    """LIST of alert JSON held for a chat's daily digest (digest mode, or quiet hours with digest)."""
+    """LIST of alert fingerprints held for a chat's daily digest (bodies under outbox_alert; older entries are
+    whole alert JSON objects, still read)."""
     return f"{PREFIX}digest:{chat_id}"
 
 

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from alerts.localdata import local_path
 from alerts.model import Alert
-from alerts.outbox import OutboxItem
+from alerts.outbox import Outbox
 from alerts.sources import get_source
 from alerts.store import keys
 from alerts.subscriptions import SubscriptionStore
@@ -98,11 +98,8 @@ class Chats:
 async def outbox_alerts(redis: Redis) -> dict[int, Counter[str]]:
     """Alert identities per chat in the outbox right now (every item, due or not)."""
     out: dict[int, Counter[str]] = {}
-    for raw_id in await redis.zrange(keys.OUTBOX_DUE, 0, -1):
-        raw = await redis.get(keys.outbox_item(raw_id.decode()))
-        if raw is None:
-            continue
-        item = OutboxItem.from_json(raw)
+    ids = [raw_id.decode() for raw_id in await redis.zrange(keys.OUTBOX_DUE, 0, -1)]
+    for item in await Outbox(redis).load(ids):
         if item.kind == "alerts":
             out.setdefault(item.chat_id, Counter()).update(identity(Alert.from_dict(a)) for a in item.alerts)
     return out
