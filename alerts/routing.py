@@ -60,8 +60,18 @@ class RouteReport:
 
 
 ROUTE_CHUNK = 500  # chats whose settings, marks and items travel in one pipeline each
-# Set every routed mark of a chunk (with its TTL) in one command: SET has no multi-key form with an expiry.
-_SET_MARKS = "for _, key in ipairs(KEYS) do redis.call('SET', key, '1', 'EX', ARGV[1]) end return #KEYS"
+# Add a chunk's routed chats to each fingerprint's mark set and renew its TTL, in one command.
+# KEYS: one mark set per fingerprint; ARGV: the TTL, then for each key the number of chats followed by the chats.
+_SET_MARKS = """
+local at = 2
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[at])
+  for j = at + 1, at + n do redis.call('SADD', key, ARGV[j]) end
+  at = at + n + 1
+  redis.call('EXPIRE', key, ARGV[1])
+end
+return #KEYS
+"""
 
 
 async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, now: datetime) -> RouteReport:
@@ -118,14 +128,15 @@ async def _route_chunk(per_chat: dict[int, list[Alert]], prepared: dict[int, _Pr
     # The idempotency key (fingerprint × chat): an alert reaches a chat once, whatever re-runs or revisions happen.
     # Marks are checked first and set only once the items are written, so a crash in between loses nothing: the
     # re-run finds the same fresh alerts, hence the same item ids (put is NX, sent parts are recorded).
-    marks = [keys.routed(chat, prepared[id(alert)].fingerprint) for chat, alert in wanted]
-    marked = await redis.mget(marks) if marks else []
+    seen = await _routed_already(redis, [(chat, prepared[id(alert)].fingerprint) for chat, alert in wanted])
     fresh: dict[int, list[Alert]] = defaultdict(list)
-    for (chat, alert), seen in zip(wanted, marked, strict=True):
-        if seen:
+    fresh_marks: dict[str, list[int]] = defaultdict(list)  # fingerprint -> chats to mark
+    for (chat, alert), already in zip(wanted, seen, strict=True):
+        if already:
             _skip(report, "already routed")
         else:
             fresh[chat].append(alert)
+            fresh_marks[prepared[id(alert)].fingerprint].append(chat)
     items: list[tuple[OutboxItem, datetime]] = []
     digests: dict[int, list[Alert]] = {}
     for chat, chat_alerts in fresh.items():
@@ -145,10 +156,28 @@ async def _route_chunk(per_chat: dict[int, list[Alert]], prepared: dict[int, _Pr
     async with redis.pipeline(transaction=False) as pipe:
         for chat, chat_alerts in digests.items():
             _to_digest(pipe, chat, [prepared[id(a)].fingerprint for a in chat_alerts])
-        fresh_marks = [mark for mark, seen in zip(marks, marked, strict=True) if seen is None]
         if fresh_marks:
-            pipe.eval(_SET_MARKS, len(fresh_marks), *fresh_marks, keys.ROUTED_TTL_SECONDS)
+            args: list[int | str] = [keys.ROUTED_TTL_SECONDS]
+            for chats in fresh_marks.values():
+                args += [len(chats), *chats]
+            pipe.eval(_SET_MARKS, len(fresh_marks), *(keys.routed(fp) for fp in fresh_marks), *args)
         await pipe.execute()
+
+
+async def _routed_already(redis: Redis, pairs: list[tuple[int, str]]) -> list[bool]:
+    """For each (chat, fingerprint): was that alert routed to that chat before? One SMISMEMBER per fingerprint."""
+    by_fingerprint: dict[str, list[int]] = defaultdict(list)
+    for chat, fingerprint in pairs:
+        by_fingerprint[fingerprint].append(chat)
+    if not by_fingerprint:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for fingerprint, chats in by_fingerprint.items():
+            pipe.smismember(keys.routed(fingerprint), chats)
+        answers = await pipe.execute()
+    known = {(chat, fingerprint) for (fingerprint, chats), flags in zip(by_fingerprint.items(), answers, strict=True)
+             for chat, flag in zip(chats, flags, strict=True) if flag}
+    return [pair in known for pair in pairs]
 
 
 def _to_digest(pipe: Pipeline, chat: int, fingerprints: list[str]) -> None:

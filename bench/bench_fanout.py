@@ -120,6 +120,14 @@ def day_alerts(count: int, seed: int = 9) -> dict[str, list[Alert]]:
     return per_cycle
 
 
+async def _usage(redis: Redis, pattern: str) -> int:
+    """Bytes Redis reports (MEMORY USAGE, all samples) for the keys matching `pattern`."""
+    total = 0
+    async for key in redis.scan_iter(match=pattern, count=1000):
+        total += int(await redis.memory_usage(key, samples=0) or 0)
+    return total
+
+
 async def used_memory(redis: Redis) -> int:
     """Redis used_memory in bytes."""
     return int((await redis.info("memory"))["used_memory"])
@@ -163,10 +171,15 @@ async def main(argv: list[str] | None = None) -> int:
             now += timedelta(minutes=30)
         after = await used_memory(redis)
         pending = await outbox.pending()
+        # What stays after delivery (the routed marks, kept ROUTED_TTL_SECONDS) vs what delivery frees (the outbox).
+        marks = await _usage(redis, keys.routed("*"))
+        bodies = await _usage(redis, keys.outbox_alert("*"))
         await redis.aclose()
     print(f"fan-out of the day: {total_pairs:,.0f} (alert × watcher) pairs in {total_s:.1f} s, {total_items:,.0f} "
           f"outbox items written ({pending:,} pending); Redis used_memory {before / 2**20:.1f} MB before, "
           f"{after / 2**20:.1f} MB after (+{(after - before) / 2**20:.1f} MB routed markers and outbox)")
+    print(f"of which routed marks {marks / 2**20:.1f} MB (kept {keys.ROUTED_TTL_SECONDS // 86400} days), alert bodies "
+          f"{bodies / 2**20:.2f} MB; the rest is the outbox and digest queues, freed as messages are delivered")
     print(f"process RSS now {current_rss_mb():.0f} MB, peak {peak_rss_mb():.0f} MB")
     print(machine_line())
     return 0

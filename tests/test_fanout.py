@@ -42,8 +42,10 @@ async def test_more_chats_than_one_chunk_each_get_one_item(redis: Redis) -> None
     assert [a["code"] for a in items[1].alerts] == ["01810", "00700"]
     assert [a["code"] for a in items[5].alerts] == ["01810"]
     assert len(items[6].alerts) == 2
-    assert await redis.exists(keys.routed(ROUTE_CHUNK + 39, _alert("00700").fingerprint)) == 1
-    ttl = await redis.ttl(keys.routed(1, _alert("01810").fingerprint))
+    assert await redis.sismember(keys.routed(_alert("00700").fingerprint), ROUTE_CHUNK + 39)
+    assert not await redis.sismember(keys.routed(_alert("00700").fingerprint), 5)  # muted: not routed, not marked
+    assert await redis.scard(keys.routed(_alert("01810").fingerprint)) == len(chats)
+    ttl = await redis.ttl(keys.routed(_alert("01810").fingerprint))
     assert keys.ROUTED_TTL_SECONDS - 60 < ttl <= keys.ROUTED_TTL_SECONDS
 
 

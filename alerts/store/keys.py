@@ -81,9 +81,13 @@ COMMAND_RATE_TTL_SECONDS = 120
 ROUTED_TTL_SECONDS = 60 * 24 * 3600
 
 
-def routed(chat_id: int, fingerprint: str) -> str:
-    """Marker that an alert was routed to a chat (SET NX = the idempotency key fingerprint × chat)."""
-    return f"{PREFIX}routed:{chat_id}:{fingerprint}"
+def routed(fingerprint: str) -> str:
+    """SET of the chats an alert was routed to: membership is the idempotency key fingerprint × chat.
+
+    One set per alert rather than one key per (chat, alert): at 100k subscribers a day routes about a million pairs,
+    and a key each (≈ 130 bytes with its expiry) kept for 60 days would hold several GB.
+    """
+    return f"{PREFIX}routed:{fingerprint}"
 
 
 OUTBOX_DUE = f"{PREFIX}outbox:due"  # ZSET item id -> epoch seconds when it may be sent (or re-claimed)
