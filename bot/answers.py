@@ -8,9 +8,11 @@ number and date is formatted for the language (bot.i18n); the figures come from 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
@@ -28,6 +30,8 @@ MAX_ARGS = 20
 HISTORY_SHOWN = 15
 MAX_DEALINGS = 5
 _CJK = re.compile(r"[\u3400-\u9fff]")
+MEMO_SIZE = 2048  # derived values kept per view (answers of about 2 KB, prepared charts), least recently used first out
+T = TypeVar("T")
 
 
 @dataclass
@@ -40,6 +44,21 @@ class DataView:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     _known: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
     _names: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    _memo: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict, repr=False, compare=False)
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """`compute()` once per view and key, then remembered (bounded, least recently used dropped first).
+
+        A view never changes once built, so neither does anything derived from it: a /card costs tens of ms of
+        pandas on the event loop, and under load the same few cards and charts are asked for again and again.
+        """
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return cast(T, self._memo[key])
+        value = self._memo[key] = compute()
+        if len(self._memo) > MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return value
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """Every feed cut at rows known on or before `today` (the demo's history runs past it, for outcomes)."""

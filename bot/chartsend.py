@@ -40,7 +40,6 @@ RULE_CHART = {"short_ratio_spike": "short", "short_ratio_drop": "short", "buybac
               "short_position_jump": "position", "southbound_level": "southbound"}
 _HK_CODE = re.compile(r"^\d{5}$")
 _SEVERITY_EMOJI = {"critical": "🚨", "warning": "⚠️"}
-MEMO_SIZE = 600  # prepared charts kept per view (stock × kind × language), cleared when full
 
 
 def kind_title(lang: str, kind: str) -> str:
@@ -131,21 +130,20 @@ class ChartService:
     def __init__(self, redis: Redis, view: Callable[[], Awaitable[DataView]]) -> None:
         self.cache = ChartCache(redis)
         self.view = view
-        # Slices and captions of the current view, so a cached send costs a dict lookup, a Redis read and the
-        # file_id send (slicing the history and formatting the caption take tens of ms). A new view starts afresh.
-        self._memo_view: DataView | None = None
-        self._memo: dict[tuple[str, str, str], tuple[ChartData, str, str]] = {}
 
-    def _prepared(self, view: DataView, code: str, kind: str, lang: str) -> tuple[ChartData, str, str]:
-        """The chart's data, the stock's name and the caption, from the memo while the view stays the same."""
-        if view is not self._memo_view or len(self._memo) >= MEMO_SIZE:
-            self._memo_view, self._memo = view, {}
-        memo_key = (code, kind, lang)
-        if memo_key not in self._memo:
+    @staticmethod
+    def _prepared(view: DataView, code: str, kind: str, lang: str) -> tuple[ChartData, str, str]:
+        """The chart's data, the stock's name and the caption, once per view (DataView.memo).
+
+        So a cached send costs a dict lookup, a Redis read and the file_id send: slicing the history and
+        formatting the caption take tens of ms.
+        """
+        def prepare() -> tuple[ChartData, str, str]:
             data = charts.prepare(kind, view.history.frames, code, view.today)
             name = view.names(lang).get(code, "")
-            self._memo[memo_key] = (data, name, caption(data, name, lang))
-        return self._memo[memo_key]
+            return data, name, caption(data, name, lang)
+
+        return view.memo(("chart", code, kind, lang), prepare)
 
     async def send(self, bot: Bot, chat_id: int, code: str, kind: str, lang: str, *, alert: Alert | None = None,
                    **options: Any) -> Message:

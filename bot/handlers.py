@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -227,38 +226,14 @@ async def cmd_list(ctx: Ctx) -> Reply:
     return "\n".join(lines), None
 
 
-class AnswerCache:
-    """Read-only answers memoized per data view.
-
-    A view never changes once built, so neither do its answers; a /card costs tens of milliseconds of pandas on
-    the event loop, and under load the same few cards are asked for again and again (see bench/load.py).
-    """
-
-    def __init__(self, size: int = 1024) -> None:
-        self.size = size  # entries kept for the current view (a card is about 2 KB)
-        self.view: DataView | None = None
-        self.entries: OrderedDict[tuple[str, tuple[str, ...], str], Answer] = OrderedDict()
-
-    def answer(self, view: DataView, command: str, args: list[str], lang: str) -> Answer:
-        """`bot.answers.answer`, computed once per view, command, arguments and language."""
-        if view is not self.view:
-            self.view, self.entries = view, OrderedDict()
-        key = (command, tuple(args), lang)
-        if key in self.entries:
-            self.entries.move_to_end(key)
-            return self.entries[key]
-        reply = self.entries[key] = answer(view, command, args, lang)
-        if len(self.entries) > self.size:
-            self.entries.popitem(last=False)
-        return reply
-
-
-ANSWERS = AnswerCache()
+def cached_answer(view: DataView, command: str, args: list[str], lang: str) -> Answer:
+    """`bot.answers.answer`, computed once per view, command, arguments and language (see DataView.memo)."""
+    return view.memo(("answer", command, tuple(args), lang), lambda: answer(view, command, args, lang))
 
 
 def _answer_command(name: str) -> Impl:
     async def impl(ctx: Ctx) -> Reply:
-        reply = ANSWERS.answer(await ctx.deps.view(), name, ctx.args, ctx.lang)
+        reply = cached_answer(await ctx.deps.view(), name, ctx.args, ctx.lang)
         markup = InlineKeyboardMarkup([[InlineKeyboardButton(b.text, callback_data=b.data)
                                         for b in reply.buttons]]) if reply.buttons else None
         return reply.text, markup
@@ -472,7 +447,7 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     now = d.clock()
     if match.group(1) == "card":
         await query.answer()
-        reply = ANSWERS.answer(await d.view(), "card", [match.group(2)], settings.lang)
+        reply = cached_answer(await d.view(), "card", [match.group(2)], settings.lang)
         if query.message is not None and isinstance(query.message, Message):
             await send_reply(query.message, reply.text)
         return
@@ -546,7 +521,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = message.text[:MAX_TEXT_IN].strip()
     view = await d.view()
     if 0 < len(text) <= 40 and resolve(text, view.names() or None).code is not None:
-        reply = ANSWERS.answer(view, "card", [text], settings.lang)
+        reply = cached_answer(view, "card", [text], settings.lang)
         await send_reply(message, reply.text)
         return
     await send_reply(message, t(settings.lang, "text_hint"))
