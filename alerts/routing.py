@@ -83,36 +83,31 @@ async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, no
     for alert in alerts:
         firsts.setdefault(alert.fingerprint, alert)  # an alert listed twice still reaches a chat once
     alerts = list(firsts.values())
+    # Fingerprints are hashes: computed once per routing pass rather than once per (alert × chat).
+    fingerprints = {id(alert): alert.fingerprint for alert in alerts}
+    bodies: dict[str, str] = {}
     for alert in alerts:
-        chats = market_chats if alert.code == "MARKET" else await subs.watchers(alert.code)
-        for chat in chats:
+        watchers = market_chats if alert.code == "MARKET" else await subs.watchers(alert.code)
+        for chat in watchers:
             per_chat[chat].append(alert)
+        if watchers:
+            bodies[fingerprints[id(alert)]] = json.dumps(alert.as_dict(), ensure_ascii=False)
+    # Each alert's body is stored once (not once per chat); items and digest queues refer to it by fingerprint.
+    await outbox.store_alerts(bodies)
     # Pipelined a chunk of chats at a time: a popular code's alert reaches tens of thousands of chats, and a round
     # trip per chat and per mark would take minutes.
     chats = list(per_chat)
-    prepared = {id(alert): _Prepared(alert.fingerprint) for alert in alerts}
-    # Each alert's body is stored once (not once per chat); items and digest queues refer to it by fingerprint.
-    routed = {id(alert) for chat_alerts in per_chat.values() for alert in chat_alerts}
-    await outbox.store_alerts({alert.fingerprint: json.dumps(alert.as_dict(), ensure_ascii=False)
-                               for alert in alerts if id(alert) in routed})
     for start in range(0, len(chats), ROUTE_CHUNK):
         chunk = {chat: per_chat[chat] for chat in chats[start:start + ROUTE_CHUNK]}
-        await _route_chunk(chunk, prepared, subs, outbox, now, report)
+        await _route_chunk(chunk, fingerprints, subs, outbox, now, report)
     return report
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """An alert's fingerprint, computed once per routing pass rather than once per chat."""
-
-    fingerprint: str
 
 
 def _skip(report: RouteReport, reason: str) -> None:
     report.skipped[reason] = report.skipped.get(reason, 0) + 1
 
 
-async def _route_chunk(per_chat: dict[int, list[Alert]], prepared: dict[int, _Prepared], subs: SubscriptionStore,
+async def _route_chunk(per_chat: dict[int, list[Alert]], fingerprints: dict[int, str], subs: SubscriptionStore,
                        outbox: Outbox, now: datetime, report: RouteReport) -> None:
     redis: Redis = subs.redis
     settings = await subs.settings_many(list(per_chat))
@@ -128,7 +123,7 @@ async def _route_chunk(per_chat: dict[int, list[Alert]], prepared: dict[int, _Pr
     # The idempotency key (fingerprint × chat): an alert reaches a chat once, whatever re-runs or revisions happen.
     # Marks are checked first and set only once the items are written, so a crash in between loses nothing: the
     # re-run finds the same fresh alerts, hence the same item ids (put is NX, sent parts are recorded).
-    seen = await _routed_already(redis, [(chat, prepared[id(alert)].fingerprint) for chat, alert in wanted])
+    seen = await _routed_already(redis, [(chat, fingerprints[id(alert)]) for chat, alert in wanted])
     fresh: dict[int, list[Alert]] = defaultdict(list)
     fresh_marks: dict[str, list[int]] = defaultdict(list)  # fingerprint -> chats to mark
     for (chat, alert), already in zip(wanted, seen, strict=True):
@@ -136,7 +131,7 @@ async def _route_chunk(per_chat: dict[int, list[Alert]], prepared: dict[int, _Pr
             _skip(report, "already routed")
         else:
             fresh[chat].append(alert)
-            fresh_marks[prepared[id(alert)].fingerprint].append(chat)
+            fresh_marks[fingerprints[id(alert)]].append(chat)
     items: list[tuple[OutboxItem, datetime]] = []
     digests: dict[int, list[Alert]] = {}
     for chat, chat_alerts in fresh.items():
@@ -146,7 +141,7 @@ async def _route_chunk(per_chat: dict[int, list[Alert]], prepared: dict[int, _Pr
             report.digested += len(chat_alerts)
             continue
         quiet = settings[chat].in_quiet(now)
-        refs = [prepared[id(a)].fingerprint for a in chat_alerts]
+        refs = [fingerprints[id(a)] for a in chat_alerts]
         items.append((OutboxItem(id=item_id(chat, "alerts", refs), chat_id=chat, kind="alerts", refs=refs,
                                  silent=quiet, created_at=now.isoformat()),
                       settings[chat].quiet_end(now) if quiet else now))
@@ -155,7 +150,7 @@ async def _route_chunk(per_chat: dict[int, list[Alert]], prepared: dict[int, _Pr
         report.enqueued += len(items)
     async with redis.pipeline(transaction=False) as pipe:
         for chat, chat_alerts in digests.items():
-            _to_digest(pipe, chat, [prepared[id(a)].fingerprint for a in chat_alerts])
+            _to_digest(pipe, chat, [fingerprints[id(a)] for a in chat_alerts])
         if fresh_marks:
             args: list[int | str] = [keys.ROUTED_TTL_SECONDS]
             for chats in fresh_marks.values():

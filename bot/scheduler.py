@@ -132,15 +132,13 @@ class Poller:
 
     async def _after_outage(self, outage: RedisOutage) -> None:
         """Tell the admins what an outage that just ended kept from being done (raises while Redis is still down)."""
-        if outage.since is None:
-            if not outage.marked:
-                await self.redis.set(keys.DATA_MARKER, self.clock().isoformat(), nx=True)
-                outage.marked = True
+        if outage.since is None and outage.marked:
             return
-        await self.redis.ping()
-        data_lost = outage.marked and not await self.redis.exists(keys.DATA_MARKER)
-        await self.redis.set(keys.DATA_MARKER, self.clock().isoformat(), nx=True)
-        outage.marked = True
+        # Raises while Redis is still down. Written now = it was missing: after an outage, Redis lost its data.
+        written = await self.redis.set(keys.DATA_MARKER, self.clock().isoformat(), nx=True)
+        data_lost, outage.marked = outage.marked and bool(written), True
+        if outage.since is None:
+            return
         files = {(s, d) for s, d in outage.in_windows(self.sources) if not await is_done(self.redis, s, d)}
         text = outage.notice(files, data_lost=data_lost)
         if text:
