@@ -18,15 +18,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Awaitable, Callable, Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
 from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -37,7 +32,7 @@ from redis.asyncio import Redis  # noqa: E402
 from telegram import Bot  # noqa: E402
 
 from alerts.history import History, load_directory  # noqa: E402
-from bench.benchkit import yardstick  # noqa: E402
+from bench.benchkit import percentile, private_redis, yardstick  # noqa: E402
 from bot import charts  # noqa: E402
 from bot.answers import DataView  # noqa: E402
 from bot.chartcache import ChartKey  # noqa: E402
@@ -49,12 +44,6 @@ DEMO = ROOT / "alerts" / "demo_data"
 DOCS = ROOT / "docs"
 TODAY = date(2025, 11, 28)  # the demo's last day
 TARGET_MS = 300.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 def load_demo() -> History:
@@ -76,34 +65,6 @@ def time_renders(history: History, code: str, kind: str, lang: str,
     return wall, cpu, png
 
 
-@contextmanager
-def redis_server() -> Iterator[str]:
-    """A private redis-server on a free loopback port in a temp dir (never a shared Redis)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (apt-get install -y redis-server)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    with tempfile.TemporaryDirectory() as folder:
-        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder, "--save", "",
-                                 "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit("redis-server did not start") from None
-                    time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-
-
 async def timed(step: Callable[[], Awaitable[object]], repeat: int) -> list[float]:
     """Milliseconds of each of `repeat` awaited runs."""
     timings = []
@@ -122,7 +83,7 @@ async def time_sends(history: History, code: str, sends: int) -> dict[str, list[
         return view
 
     out: dict[str, list[float]] = {}
-    with redis_server() as url, BotApi() as api:
+    with private_redis() as url, BotApi() as api:
         redis = Redis.from_url(url)
         async with Bot(TOKEN, base_url=api.base_url) as bot:
             service = ChartService(redis, provide)

@@ -11,12 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -28,6 +24,7 @@ from redis.asyncio import Redis  # noqa: E402
 
 from alerts.calendar import HK_TZ  # noqa: E402
 from alerts.subscriptions import SubscriptionStore  # noqa: E402
+from bench.benchkit import percentile, private_redis  # noqa: E402
 from bot.app import build_application  # noqa: E402
 from bot.demo import demo_root  # noqa: E402
 from config.settings import load_settings  # noqa: E402
@@ -38,12 +35,6 @@ from tests.origin import Origin  # noqa: E402
 DAY = date(2025, 11, 27)
 PATH = "/eng/stat/smstat/dayquot/d251127e.htm"
 CHAT = 42
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def one_sample(redis_url: str, origin: Origin, api: BotApi, delay_s: float) -> float:
@@ -85,25 +76,16 @@ async def one_sample(redis_url: str, origin: Origin, api: BotApi, delay_s: float
 
 
 async def main(samples: int) -> None:
-    folder = tempfile.mkdtemp()
-    port = _free_port()
-    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "",  # noqa: ASYNC220 - once, before any timed work
-                               "--appendonly", "no", "--dir", folder], stdout=subprocess.DEVNULL)
-    await asyncio.sleep(0.5)
     rng = random.Random(7)
     latencies = []
-    try:
-        with Origin() as origin, BotApi() as api:
-            for i in range(samples):
-                delay = rng.uniform(1.0, 25.0)
-                latency = await one_sample(f"redis://127.0.0.1:{port}/0", origin, api, delay)
-                latencies.append(latency)
-                print(f"sample {i + 1:>2}: published {delay:5.1f} s after start → pushed after {latency:5.1f} s",
-                      flush=True)
-    finally:
-        server.terminate()
-    ordered = sorted(latencies)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    with private_redis() as redis_url, Origin() as origin, BotApi() as api:
+        for i in range(samples):
+            delay = rng.uniform(1.0, 25.0)
+            latency = await one_sample(redis_url, origin, api, delay)
+            latencies.append(latency)
+            print(f"sample {i + 1:>2}: published {delay:5.1f} s after start → pushed after {latency:5.1f} s",
+                  flush=True)
+    p95 = percentile(latencies, 95)
     print(f"publication → push over {samples} samples: median {statistics.median(latencies):.1f} s, "
           f"p95 {p95:.1f} s, max {max(latencies):.1f} s (target p95 ≤ 30 s; cadence 20 s inside the window)")
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from redis.asyncio import Redis  # noqa: E402
 
-from bench.benchkit import machine_line, private_redis  # noqa: E402
+from bench.benchkit import machine_line, percentile, private_redis  # noqa: E402
 from tests.botapi import BotApi, Call  # noqa: E402
 from tests.bothelpers import running_bot, seed_demo  # noqa: E402
 
@@ -379,11 +379,8 @@ class LoadReport:
     users_with_keys: int = 0
 
     def percentile(self, q: float) -> float:
-        """Reply latency percentile in seconds."""
-        ordered = sorted(self.tally.latencies)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+        """Reply latency percentile in seconds (q in 0..1)."""
+        return percentile(self.tally.latencies, q * 100) if self.tally.latencies else float("nan")
 
     def table(self) -> str:
         """The figures as a Markdown table."""
