@@ -10,7 +10,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any
 from redis import Redis as SyncRedis
 
 from tests.bothelpers import TOKEN
+from tests.conftest import _free_port
 
 FULL = os.environ.get("FAULTS_FULL", "") not in ("", "0", "false", "no")
 BASE_SETTINGS = ("HKEX_URL", "HKEXNEWS_URL", "HKEXNEWS_SDW_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL", "SEC_URL")
@@ -51,13 +51,6 @@ def seeded_random(test: str) -> random.Random:
     seed = int(raw) if raw else random.SystemRandom().randrange(1, 2**31)
     print(f"[faults] {test}: FAULTS_SEED={seed} (replay with FAULTS_SEED={seed})", flush=True)
     return random.Random(seed)
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -157,7 +150,7 @@ class RedisServer:
     """A redis-server on a fixed loopback port that a test may stop and start again (same port, same folder)."""
 
     folder: Path
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=_free_port)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
