@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -387,6 +388,19 @@ async def _deliver(settings: Settings, redis: object) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `positioning-bot` console script."""
     args = build_parser().parse_args(argv)
+    try:
+        code = _dispatch(args)
+        sys.stdout.flush()  # inside the try: a closed pipe often shows only when the last output is flushed
+        return code
+    except BrokenPipeError:
+        # `positioning-bot demo | head`: the reader has gone, so stop quietly instead of with a traceback; stdout
+        # goes to /dev/null so that flushing it at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a writer whose pipe was closed (128 + SIGPIPE)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand."""
     if args.command == "parse":
         return cmd_parse(args)
     if args.command == "replay":

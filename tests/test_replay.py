@@ -192,6 +192,20 @@ def test_demo_command_without_a_terminal_prints_and_exits_0(tmp_path: Path) -> N
     assert "you ›" not in out  # no chat without a terminal
 
 
+def test_demo_piped_into_a_reader_that_stops_early_ends_without_a_traceback(tmp_path: Path) -> None:
+    # `positioning-bot demo | head -1`: the reader closes the pipe after one line.
+    exe = Path(sys.executable).parent / "positioning-bot"
+    with subprocess.Popen([str(exe), "demo"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith(b"positioning-bot demo")
+        proc.stdout.close()
+        errors = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
+
+
 def test_demo_chat_answers_commands(tmp_path: Path) -> None:
     """The console chat answers the bot's commands (driven through a pseudo-terminal)."""
     import os
