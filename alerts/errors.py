@@ -11,6 +11,8 @@ Each carries the source name and URL (or file path) when known, so logs say wher
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class SourceError(Exception):
     """Base class: a source file could not be turned into a frame; nothing is stored."""
@@ -35,7 +37,19 @@ class NotAvailable(SourceError):
 
 
 class MalformedFile(SourceError):
-    """The bytes do not match the documented layout of the source."""
+    """The bytes do not match the documented layout of the source.
+
+    `expected` / `found` carry the evidence of a layout change (e.g. the header cells the parser knows and the
+    ones the file has), so the admins' notice can show the difference; `layout` names the layout that was tried.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, url: str | None = None,
+                 expected: Sequence[str] | None = None, found: Sequence[str] | None = None,
+                 layout: str | None = None) -> None:
+        super().__init__(message, source=source, url=url)
+        self.expected = tuple(expected) if expected is not None else None
+        self.found = tuple(found) if found is not None else None
+        self.layout = layout
 
 
 class FetchFailed(SourceError):

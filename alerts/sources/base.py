@@ -70,8 +70,17 @@ class Source:
         return out
 
 
-def finish(frame: pd.DataFrame, schema: Mapping[str, str], file_date: date | None) -> pd.DataFrame:
-    """Conform a parsed frame to its schema and record the date the file itself carries."""
+def finish(frame: pd.DataFrame, schema: Mapping[str, str], file_date: date | None, *,
+           layout: str | None = None, reconciled: Mapping[str, tuple[float, float]] | None = None) -> pd.DataFrame:
+    """Conform a parsed frame to its schema and record what the file itself says about it.
+
+    attrs: `file_date` (the date the file carries), `layout` (which known layout was recognised, e.g.
+    "srrpt-2026"), `reconciled` (check name -> (sum of the rows, the file's own total)) for `doctor`.
+    """
     out = conform(frame, schema)
     out.attrs["file_date"] = file_date
+    if layout is not None:
+        out.attrs["layout"] = layout
+    if reconciled is not None:
+        out.attrs["reconciled"] = dict(reconciled)
     return out
