@@ -16,7 +16,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from alerts.rules import round_levels
+from alerts.rules import load_params, round_levels
 from alerts.rules.short_ratio import window_stats
 
 Frames = Mapping[str, pd.DataFrame]
@@ -193,14 +193,29 @@ def buyback_figures(frames: Frames, code: str, sessions: list[date]) -> BuybackF
     if rows.empty or not sessions:
         return None
     rows = rows[(rows["trade_date"] >= pd.Timestamp(sessions[0])) & (rows["trade_date"] <= pd.Timestamp(sessions[-1]))]
+    # A mainland A-share repurchase is not a buyback of the shares traded in Hong Kong.
+    rows = rows[rows["sec_type"].fillna("").str.upper() != "A SHARES"]
     if rows.empty:
         return None
-    currencies = rows["currency"].dropna().unique()
+    currencies = rows["currency"].fillna("HKD").unique()
+    single = len(currencies) == 1
     return BuybackFigures(
         since=sessions[0], days=int(rows["trade_date"].nunique()), shares=float(rows["shares"].sum()),
-        amount=float(rows["total_paid"].sum()), currency=str(currencies[0]) if len(currencies) == 1 else "HKD",
-        low=_float(rows["price_low"].min()), high=_float(rows["price_high"].max()),
+        amount=float(rows["total_paid"].sum()) if single else _in_hkd(rows),
+        currency=str(currencies[0]) if single else "HKD",
+        # Prices in several currencies have no common range.
+        low=_float(rows["price_low"].min()) if single else None,
+        high=_float(rows["price_high"].max()) if single else None,
         last_day=_day(rows["trade_date"].max()), last_report=_day(rows["report_date"].max()))
+
+
+def _in_hkd(rows: pd.DataFrame) -> float:
+    """Total paid in HK$ at the fixed rates of config/rules.toml (NaN when a currency has no rate)."""
+    params = load_params().buyback_filed
+    rates = [params.rate(currency) for currency in rows["currency"].fillna("HKD")]
+    if any(rate is None for rate in rates):
+        return math.nan
+    return float(sum(float(paid) * float(rate or 0) for paid, rate in zip(rows["total_paid"], rates, strict=True)))
 
 
 @dataclass(frozen=True)
@@ -335,7 +350,10 @@ def flows(frames: Frames, code: str, day: date) -> Flows:
     change, base = _southbound_change(frames, code, stamp)
     net = change * close if change is not None and close is not None else None
     buys = _rows(frames, "buybacks", code)
-    buyback = float(buys.loc[buys["trade_date"] == stamp, "total_paid"].sum()) if not buys.empty else 0.0
+    # Only repurchases on the Exchange, in HK$, are part of the day's Hong Kong turnover.
+    on_exchange = (buys["trade_date"] == stamp) & (buys["method"] == "Exchange") & (buys["currency"] == "HKD") \
+        if not buys.empty else None
+    buyback = float(buys.loc[on_exchange, "total_paid"].sum()) if on_exchange is not None else 0.0
     parts = (turnover, short_value, net)
     remainder = None
     if all(p is not None for p in parts):

@@ -64,7 +64,8 @@ _PRICE_FACTS = frozenset({"avg_price", "level", "step", "price_high", "price_low
 _SIGNED_FACTS = frozenset({"change", "delta_pct", "mean_change", "delta_value", "delta_shares"})
 # Decimals of percentage facts (one unless listed): holdings to 0.01 point, percentiles whole.
 _PCT_DIGITS = {"pct_after": 2, "pct_of_issued": 2, "compared_pct": 2, "ytd_pct_of_issued": 2, "percentile": 0}
-_CURRENCIES = frozenset({"HKD", "USD", "RMB", "CNY"})
+# Units that are currencies (overseas buybacks are paid in GBP on the London Stock Exchange, in EUR elsewhere).
+_CURRENCIES = frozenset({"HKD", "USD", "RMB", "CNY", "GBP", "EUR"})
 
 
 def esc(value: object) -> str:
@@ -131,6 +132,14 @@ class _Facts:
         """The currency of a money fact (HKD when unknown)."""
         fact = self.by_name.get(name)
         return fact.unit if fact is not None and fact.unit in _CURRENCIES else "HKD"
+
+    def present(self, name: str) -> bool:
+        """True when `name` is a non-empty text."""
+        try:
+            self.text(name)
+        except _MissingFact:
+            return False
+        return True
 
     def has(self, name: str) -> bool:
         """True when `name` is a finite number."""
@@ -239,6 +248,8 @@ def _why_short_position_short(f: _Facts) -> str:
 
 
 def _buyback_prices(f: _Facts) -> str:
+    if not f.has("price_high") and f.present("currency"):  # rows in several currencies
+        return t(f.lang, "why.buyback_filed.mixed_prices", currencies=f.text("currency"))
     high = f.price("price_high")
     if not f.has("price_low") or f.number("price_low") == f.number("price_high"):
         return high
@@ -248,9 +259,25 @@ def _buyback_prices(f: _Facts) -> str:
 def _why_buyback(f: _Facts) -> str:
     text = t(f.lang, "why.buyback_filed", shares=f.shares("shares"), date=day(f.lang, f.alert.trade_date),
              prices=_buyback_prices(f), paid=f.money("total_paid"))
+    if f.present("market"):
+        text += t(f.lang, "why.buyback_filed.market", market=f.text("market"))
+    if f.present("line") and f.text("line") == "A SHARES":
+        text += t(f.lang, "why.buyback_filed.a_shares")
+    if f.has("for_cancellation") and f.has("for_treasury"):
+        text += _buyback_destination(f)
     if f.has("ytd_pct_of_issued"):
         text += t(f.lang, "why.buyback_filed.ytd", pct=f.pct("ytd_pct_of_issued"))
     return text
+
+
+def _buyback_destination(f: _Facts) -> str:
+    """Cancelled, or held as treasury shares that can be sold again."""
+    if f.number("for_treasury") == 0:
+        return t(f.lang, "why.buyback_filed.cancelled")
+    if f.number("for_cancellation") == 0:
+        return t(f.lang, "why.buyback_filed.treasury")
+    return t(f.lang, "why.buyback_filed.split", cancelled=f.shares("for_cancellation"),
+             treasury=f.shares("for_treasury"))
 
 
 def _why_buyback_short(f: _Facts) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import xlwt
 
 from alerts.errors import MalformedFile
 from alerts.sources.hkex_buybacks import SCHEMA, _parse_rows, _rows_from_xls, parse
@@ -224,23 +226,40 @@ def test_missing_end_marker_right_after_header(rows_0313: list[list[str]]) -> No
 
 
 @pytest.mark.parametrize(
-    ("column", "text"),
+    ("column", "text", "message"),
     [
-        (8, "Method"),  # renamed
-        (6, "Total paid\n($)"),  # columns swapped
-        (10, ""),  # dropped
+        (8, "Method", "header row 3 has an unknown column 'Method'"),  # renamed
+        (6, "Total paid\n($)", r"header row 3 has a repeated column 'Total paid \(\$\)'"),  # two of one meaning
+        (8, "", r"header row 3 lacks column\(s\) method"),  # a column the alert needs dropped
     ],
 )
-def test_changed_header(rows_0313: list[list[str]], column: int, text: str) -> None:
+def test_changed_header(rows_0313: list[list[str]], column: int, text: str, message: str) -> None:
     rows_0313[2][column] = text
-    with pytest.raises(MalformedFile, match="header row 3 changed"):
+    with pytest.raises(MalformedFile, match=message) as caught:
         _parse_rows(rows_0313)
+    # The evidence for the admins' notice: the headers known today and the ones the file has.
+    assert caught.value.expected is not None
+    assert caught.value.expected[4] == "Number of shares/units repurchased"
+    assert caught.value.found is not None
+    assert "Company" in caught.value.found
 
 
 def test_extra_header_column(rows_0313: list[list[str]]) -> None:
     rows_0313[2] = [*rows_0313[2], "Remarks"]
-    with pytest.raises(MalformedFile, match="header row 3 changed"):
+    with pytest.raises(MalformedFile, match="header row 3 has an unknown column 'Remarks'") as caught:
         _parse_rows(rows_0313)
+    assert caught.value.found is not None
+    assert caught.value.found[-1] == "Remarks"
+
+
+def test_header_order_does_not_matter(rows_0313: list[list[str]]) -> None:
+    # Columns are recognised by meaning: swapping two columns in the header and in every row changes nothing.
+    before = _parse_rows([list(row) for row in rows_0313])
+    for row in rows_0313:
+        if len(row) > 10:
+            row[9], row[10] = row[10], row[9]
+    after = _parse_rows(rows_0313)
+    pd.testing.assert_frame_equal(before, after)
 
 
 def test_no_header(rows_0313: list[list[str]]) -> None:
@@ -269,7 +288,7 @@ def test_blank_company_with_data(rows_0313: list[list[str]]) -> None:
 
 def test_stray_cell_beyond_the_columns(rows_0313: list[list[str]]) -> None:
     rows_0313[6] = [*rows_0313[6], "note"]
-    with pytest.raises(MalformedFile, match="sheet row 7: data beyond"):
+    with pytest.raises(MalformedFile, match="sheet row 7: data outside the header's columns"):
         _parse_rows(rows_0313)
 
 
@@ -281,13 +300,13 @@ def test_stray_cell_beyond_the_columns(rows_0313: list[list[str]]) -> None:
         (3, "09/03/2017", "not yyyy/mm/dd"),
         (3, "2017/02/30", "impossible trading date"),
         (3, "2017/03/14", "after the printed date"),
-        (4, "", "missing number of securities"),
+        (4, "", "missing number of shares repurchased"),
         (4, "2,854,161.5", "not a whole number"),
         (5, "-", "missing highest price"),
         (5, "HKD 6x.19", "not a price"),
         (6, "HKD 64.00", "lowest price .* above highest"),
         (7, "-", "missing total paid"),
-        (8, "", "method of purchase"),
+        (8, "", "method of repurchase"),
         (9, "many", "not a number"),
         (10, "193", "outside 0..100"),
     ],
@@ -377,3 +396,138 @@ def test_truncation_never_yields_a_wrong_frame(frames: dict[str, pd.DataFrame]) 
         except MalformedFile:
             continue
         pd.testing.assert_frame_equal(got, frames["20170316"])
+
+
+# --- the current 14-column report: the real cells of SRRPT20260909.xls -----------------------------------------
+
+
+def real_grid_2026() -> list[list[str]]:
+    """The real report's 131 × 14 text cells (fixture README: provenance)."""
+    doc = json.loads((FIXTURES / "next-day-disclosure-00700-20260909.json").read_text(encoding="utf-8"))
+    return [list(row) for row in doc["documents"][0]["grid"]]
+
+
+def grid_xls(grid: list[list[str]]) -> bytes:
+    """A BIFF8 .xls of `grid`, every cell a text cell, sheet SBNReport (how HKEX writes the report)."""
+    book = xlwt.Workbook(encoding="utf-8")
+    sheet = book.add_sheet("SBNReport")
+    for r, row in enumerate(grid):
+        for c, text in enumerate(row):
+            if text:
+                sheet.write(r, c, text)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def report_2026() -> pd.DataFrame:
+    return parse(grid_xls(real_grid_2026()))
+
+
+def rows_of(frame: pd.DataFrame, code: str) -> pd.DataFrame:
+    return frame[frame["code"] == code].reset_index(drop=True)
+
+
+def test_2026_report_reads_every_repurchase_and_reconciles(report_2026: pd.DataFrame) -> None:
+    # 113 repurchase rows; the notes, the "*" footnote, the end marker and the disclaimer are not rows.
+    assert len(report_2026) == 113
+    assert report_2026.attrs["layout"] == "srrpt-2026"
+    assert report_2026.attrs["file_date"] == date(2026, 9, 9)
+    rows_sum, printed = report_2026.attrs["reconciled"]["shares"]
+    assert rows_sum == printed == float(report_2026["shares"].sum())
+    assert list(report_2026.columns) == list(SCHEMA)
+    assert not report_2026["name"].str.startswith(("Note", "*", "Whilst")).any()
+
+
+def test_2026_xiaomi_true_figures(report_2026: pd.DataFrame) -> None:
+    got = rows_of(report_2026, "01810")
+    assert len(got) == 1
+    check_row(got.iloc[0], {
+        "name": "XIAOMI-W", "sec_type": "WVR ORD", "trade_date": pd.Timestamp("2026-09-08"),
+        "report_date": pd.Timestamp("2026-09-09"), "shares": 3_038_600, "price_high": 27.10, "price_low": 26.72,
+        "currency": "HKD", "total_paid": 82_016_848.00, "method": "Exchange", "group_shares": 3_038_600,
+        "for_cancellation": 3_038_600, "for_treasury": 0, "mandate_total": 112_793_200, "mandate_pct": 0.44,
+        "ytd_shares": 112_793_200, "pct_of_issued": 0.44,
+    })
+    assert pd.isna(got.iloc[0]["note"])
+
+
+def test_2026_hsbc_three_rows_two_currencies(report_2026: pd.DataFrame) -> None:
+    got = rows_of(report_2026, "00005")
+    assert list(got["trade_date"]) == [pd.Timestamp("2026-09-07")] * 3
+    assert list(got["currency"]) == ["GBP", "GBP", "HKD"]
+    assert list(got["shares"]) == [6_932, 3_068, 359_200]
+    assert list(got["method"]) == ["London Stock Exchange", "CBOE Europe – CXE", "Exchange"]
+    assert list(got["total_paid"]) == [109_382.30, 48_425.37, 60_065_244.40]
+    # The GBP aggregates are printed on the second row only and carried to the first; HKD is its own group.
+    assert list(got["group_shares"]) == [10_000, 10_000, 359_200]
+    assert list(got["for_cancellation"]) == [10_000, 10_000, 359_200]
+    assert list(got["for_treasury"]) == [0, 0, 0]
+    # "Note 1 & 2" in the mandate column is a note, never a number.
+    assert list(got["note"]) == ["Note 1 & 2"] * 3
+    assert got["mandate_total"].isna().all()
+    assert got["mandate_pct"].isna().all()
+
+
+def test_2026_treasury_blank_lowest_price_and_other_markets(report_2026: pd.DataFrame) -> None:
+    abbisko = rows_of(report_2026, "02256").iloc[0]
+    assert (abbisko["for_cancellation"], abbisko["for_treasury"], abbisko["price_low"]) == (0, 30_000, 8.635)
+    asia_allied = rows_of(report_2026, "00711").iloc[0]  # single price: the lowest price cell is blank
+    assert (asia_allied["price_high"], asia_allied["price_low"]) == (0.43, 0.43)
+    glms = rows_of(report_2026, "01456").iloc[0]  # an A-share repurchase in Shanghai, in RMB
+    check_row(glms, {"sec_type": "A SHARES", "currency": "RMB", "method": "Shanghai Stock Exchange",
+                     "shares": 1_100_000, "total_paid": 9_729_323.00, "for_treasury": 1_100_000})
+    assert pd.isna(glms["mandate_total"])
+    jingcheng = rows_of(report_2026, "00187").iloc[0]
+    assert (jingcheng["method"], jingcheng["price_high"], jingcheng["price_low"]) == (
+        "By private arrangement", 7.7212, 7.33)
+    haitian = rows_of(report_2026, "03288")  # one company, an A-share row and an H-share row the same day
+    assert list(haitian["sec_type"]) == ["A SHARES", "H SHARES"]
+    assert list(haitian["group_shares"]) == [858_364, 261_100]
+    stanchart = rows_of(report_2026, "02888")
+    assert list(stanchart["group_shares"]) == [361_762] * 3 == [int(stanchart["shares"].sum())] * 3
+    pru = rows_of(report_2026, "02378")  # two rows, each with its own aggregates: two groups, not one
+    assert list(pru["mandate_total"]) == [118_891_779, 1_093_045]
+    assert set(report_2026["sec_type"]) == {"ORD", "WVR ORD", "H SHARES", "A SHARES", "REIT"}
+    assert set(report_2026["currency"]) == {"HKD", "RMB", "GBP"}
+
+
+def test_2026_group_that_does_not_add_up_is_malformed_with_both_figures() -> None:
+    grid = real_grid_2026()
+    at = next(i for i, row in enumerate(grid) if row[0] == "HSBC HOLDINGS")
+    grid[at][4] = "6,933"  # one share more than the group's printed total allows
+    with pytest.raises(MalformedFile, match=r"rows add up to 10,001 shares but the total printed is 10,000"):
+        _parse_rows(grid)
+
+
+def test_2026_cancellation_plus_treasury_must_be_the_total() -> None:
+    grid = real_grid_2026()
+    at = next(i for i, row in enumerate(grid) if row[0] == "XIAOMI-W")
+    grid[at][11] = "100"
+    with pytest.raises(MalformedFile, match="cancellation 3,038,600 \\+ treasury 100 is not the total 3,038,600"):
+        _parse_rows(grid)
+
+
+def test_2026_group_without_its_aggregates_row_is_malformed() -> None:
+    grid = real_grid_2026()
+    at = next(i for i, row in enumerate(grid) if row[0] == "STANCHART" and row[8] == "CBOE CXE")
+    grid[at][9:14] = ["", "", "", "", ""]
+    with pytest.raises(MalformedFile, match="starred aggregates are blank but the next row is another company"):
+        _parse_rows(grid)
+
+
+def test_2026_unknown_header_is_named() -> None:
+    grid = real_grid_2026()
+    grid[4][11] = "Number of\nshares/units\nrepurchased\nfor\nholding in escrow*"
+    with pytest.raises(MalformedFile, match="unknown column 'Number of shares/units repurchased for holding in "
+                                            "escrow\\*'") as caught:
+        _parse_rows(grid)
+    assert caught.value.layout == "srrpt-2026"
+
+
+def test_2017_files_leave_the_new_columns_empty(frames: dict[str, pd.DataFrame]) -> None:
+    for frame in frames.values():
+        assert frame.attrs["layout"] == "srrpt-2017"
+        for column in ("group_shares", "for_cancellation", "for_treasury", "mandate_total", "mandate_pct", "note"):
+            assert frame[column].isna().all(), column

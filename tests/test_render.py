@@ -139,3 +139,39 @@ def test_an_over_long_why_is_clipped_outside_entities() -> None:
     text = render_alert(_alert(why="a & b " * 2000))
     why = text.split("\n")[1]
     assert len(why) <= 1500 and why.endswith("…") and _valid_html(text)
+
+
+@pytest.fixture(scope="module")
+def buybacks_2026() -> dict[tuple[str, str], Alert]:
+    """buyback_filed alerts of the real 09/09/2026 report (real cells; tests/fixtures/hkex-buybacks/README.md)."""
+    from alerts.rules import load_params
+    from alerts.rules.buybacks import evaluate_buyback_filed
+    from alerts.sources.hkex_buybacks import parse
+    from tests.rules.frames import context
+    from tests.test_parse_hkex_buybacks import grid_xls, real_grid_2026
+
+    report = parse(grid_xls(real_grid_2026()))
+    alerts, _ = evaluate_buyback_filed(context(day=date(2026, 9, 9), buybacks=report), load_params())
+    return {(a.code, a.identity): a for a in alerts}
+
+
+@pytest.mark.parametrize(("key", "lang", "parts"), [
+    (("01810", ""), "en", ["bought back 3,038,600 shares on 2026-09-08 at HK$26.72–27.1, HK$82.0m in total "
+                           "(Exchange); all for cancellation"]),
+    (("01810", ""), "zh", ["以 26.72港元–27.10港元 回購 3,038,600股，合共 8,202萬港元；全部將予註銷"]),
+    (("02256", ""), "en", ["all held as treasury shares (which can be sold again)"]),
+    (("02256", ""), "zh", ["全部作為庫存股份持有，日後可再出售"]),
+    (("02378", ""), "en", ["at GBP 10.165–10.3, GBP 6.6m in total (London Stock Exchange)"]),
+    (("02378", ""), "zh", ["合共 656萬英鎊；於London Stock Exchange；全部將予註銷"]),
+    (("01456", "A SHARES"), "en", ["RMB 9.7m in total (Shanghai Stock Exchange); A shares on the mainland: not a "
+                                   "Hong Kong buyback; all held as treasury shares"]),
+    (("01456", "A SHARES"), "zh", ["於Shanghai Stock Exchange；為內地A股回購，並非香港回購"]),
+    (("00005", ""), "en", ["at prices in GBP/HKD, ≈HK$61.7m in total"]),
+    (("00005", ""), "zh", ["以 GBP/HKD多種貨幣的價格 回購 369,200股", "；全部將予註銷"]),
+])
+def test_buyback_alert_says_currency_market_and_cancellation(buybacks_2026: dict[tuple[str, str], Alert],
+                                                            key: tuple[str, str], lang: str, parts: list[str]) -> None:
+    text = render_alert(buybacks_2026[key], lang)
+    for part in parts:
+        assert part in text, (part, text)
+    assert _valid_html(text)

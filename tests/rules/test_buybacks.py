@@ -62,10 +62,10 @@ CASES = [
                    "bought back 1,000,000 shares on 2025-11-26 at USD 118–120.5, USD 70.0m in total "
                    "(New York Stock Exchange); 1.5% of issued shares bought under the mandate")],
                  id="usd-converted-for-severity"),
-    pytest.param([row(code="00005", currency="GBP", paid=900_000_000.0, method="London Stock Exchange")],
+    pytest.param([row(code="00005", currency="EUR", paid=900_000_000.0, method="Euronext Paris")],
                  [("00005", YESTERDAY, "notice",
-                   "bought back 1,000,000 shares on 2025-11-26 at GBP 390–400, GBP 900.0m in total "
-                   "(London Stock Exchange); 1.5% of issued shares bought under the mandate")],
+                   "bought back 1,000,000 shares on 2025-11-26 at EUR 390–400, EUR 900.0m in total "
+                   "(Euronext Paris); 1.5% of issued shares bought under the mandate")],
                  id="no-rate-stays-notice"),
     pytest.param([row(currency="HKD", paid=100e6), row(currency="USD", paid=10e6, high=50.0, low=49.0)],
                  [("00700", YESTERDAY, "notice",
@@ -100,8 +100,12 @@ def test_real_report_of_16_march_2017() -> None:
         Fact("total_paid", 221_893_422.0, "HKD"), Fact("total_paid_hkd", 221_893_422.0, "HKD"),
         Fact("rows", 1, "rows"), Fact("method", "London Stock Exchange", ""),
         Fact("ytd_pct_of_issued", 1.91, "%"),
+        # The 2017 report does not say whether shares are cancelled or kept in treasury.
+        Fact("for_cancellation", "n/a", "shares"), Fact("for_treasury", "n/a", "shares"),
+        Fact("currency", "HKD", ""), Fact("market", "London Stock Exchange", ""), Fact("line", "", ""),
     )
-    assert alerts[0].links == ("https://www.hkexnews.hk/reports/sharerepur/documents/SRRPT20170316.xls",)
+    # The report is served by www3.hkexnews.hk today (www and www1 redirect to a 404).
+    assert alerts[0].links == ("https://www3.hkexnews.hk/reports/sharerepur/documents/SRRPT20170316.xls",)
     assert alerts[0].published_at == datetime(2017, 3, 16, 6, 0, tzinfo=ZoneInfo("Asia/Hong_Kong"))
 
 
@@ -123,3 +127,42 @@ def test_never_raises_on_random_frames(buybacks: Any, day: date) -> None:
     for when in (day, DAY):
         alerts, _ = evaluate_buyback_filed(context(day=when, buybacks=buybacks), PARAMS)
         assert all(a.rule == "buyback_filed" for a in alerts)
+
+
+def test_real_report_of_9_september_2026() -> None:
+    from tests.test_parse_hkex_buybacks import grid_xls, real_grid_2026
+
+    report = parse(grid_xls(real_grid_2026()))
+    alerts = {(a.code, a.identity): a for a in run_frame(report, date(2026, 9, 9))}
+    # 113 rows: HSBC's three, STANCHART's three and PRU's two rows make one alert each; MCC and HAITIAN FLAV
+    # repurchased H shares and A shares the same day: two alerts each.
+    assert len(alerts) == 113 - 2 - 2 - 1
+    xiaomi = alerts[("01810", "")]
+    assert (xiaomi.trade_date, xiaomi.severity) == (date(2026, 9, 8), "notice")
+    assert xiaomi.why == ("bought back 3,038,600 shares on 2026-09-08 at HK$26.72–27.1, HK$82.0m in total "
+                          "(Exchange); all for cancellation; 0.44% of issued shares bought under the mandate")
+    assert (xiaomi.fact("for_cancellation").value, xiaomi.fact("for_treasury").value) == (3_038_600, 0)
+    hsbc = alerts[("00005", "")]
+    assert hsbc.why == ("bought back 369,200 shares on 2026-09-07 at prices in GBP/HKD, ≈HK$61.7m in total "
+                        "(London Stock Exchange; CBOE Europe – CXE; Exchange); all for cancellation")
+    assert hsbc.fact("market").value == "London Stock Exchange; CBOE Europe – CXE"
+    assert hsbc.fact("rows").value == 3
+    treasury = alerts[("02256", "")]
+    assert "all held as treasury shares (which can be sold again)" in treasury.why
+    # A mainland A-share repurchase is its own alert, never a Hong Kong buyback, and never a warning.
+    glms = alerts[("01456", "A SHARES")]
+    assert glms.why.startswith("bought back 1,100,000 shares on 2026-09-08 at RMB 8.83–8.85, RMB 9.7m in total "
+                               "(Shanghai Stock Exchange); A shares on the mainland: not a Hong Kong buyback")
+    assert (glms.fact("currency").value, glms.fact("line").value) == ("RMB", "A SHARES")
+    longsys = alerts[("09976", "A SHARES")]  # RMB 447.9m, about HK$484m: below the line anyway; the rule caps it
+    assert longsys.severity == "notice"
+    haitian = sorted(identity for code, identity in alerts if code == "03288")
+    assert haitian == ["", "A SHARES"]
+    assert alerts[("03288", "")].fingerprint != alerts[("03288", "A SHARES")].fingerprint
+
+
+def test_a_shares_over_the_threshold_stay_notice() -> None:
+    rows = [dict(row(code="01456", currency="RMB", paid=900_000_000.0, method="Shanghai Stock Exchange"),
+                 sec_type="A SHARES")]
+    (alert,) = run(rows)
+    assert (alert.severity, alert.identity) == ("notice", "A SHARES")
