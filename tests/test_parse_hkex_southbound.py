@@ -1,4 +1,5 @@
-"""hkex-southbound: the real Chinese page (2019-01-25), a constructed English page, and broken pages."""
+"""hkex-southbound: the real Chinese page (2019-01-25), a constructed English page, the real 2026 English page
+(northbound t=sh, excerpt), and broken pages."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import pandas as pd
 import pytest
 
 from alerts.errors import MalformedFile
-from alerts.sources.hkex_southbound import SCHEMA, form_fields, parse, post_fields
+from alerts.sources.hkex_southbound import LAYOUT_2019, LAYOUT_2026, SCHEMA, form_fields, parse, post_fields
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hkex-southbound"
 REAL = FIXTURES / "mutualmarket_c_t-hk_20190125.html"
 ENGLISH = FIXTURES / "mutualmarket_t-hk_20251120.html"
+PAGE_2026 = FIXTURES / "hkex_sh_20260331_excerpt.html"
 TABLE_MARK = 'id="mutualmarket-result"'
 
 
@@ -175,6 +177,122 @@ def test_post_fields_english_page_overrides_sort() -> None:
         "2025/11/19",
         "20251121",
     )
+
+
+# --- the 2026 page (real English northbound page, t=sh; same form as t=hk) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def page_2026() -> bytes:
+    return PAGE_2026.read_bytes()
+
+
+def test_2026_page_rows_and_date(page_2026: bytes) -> None:
+    frame = parse(page_2026)
+    assert frame.attrs == {"file_date": date(2026, 3, 31), "layout": LAYOUT_2026}
+    assert len(frame) == 20
+    assert (frame["date"] == pd.Timestamp("2026-03-31")).all()
+    # Northbound rows carry HKEX's 5-digit CCASS codes (STAR 3xxxx, SSE main board 9xxxx), kept as printed.
+    assert list(frame["code"]) == [
+        "30001", "30002", "30003", "30005", "30006", "30007", "30008", "30009", "30010",
+        "90150", "90151", "90152", "90153", "90155", "90157", "90158",
+        "95580", "95589", "95598", "95599",
+    ]
+    assert {col: str(dtype) for col, dtype in frame.dtypes.items()} == dict(SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("30001", ("30001", "SUZHOU HYC TECHNOLOGY CO.,LTD (A #688001)", 1_620_038, 0.36)),
+        ("30008", ("30008", "MONTAGE TECHNOLOGY CO., LTD. (A #688008)", 146_393_531, 12.76)),
+        ("30009", ("30009", "CHINA RAILWAY SIGNAL & COMMUNICATION CORPORATION LIMITED (A #688009)", 101_483_244, 1.17)),
+        ("90152", ("90152", "VEKEN TECHNOLOGY.,LTD. (A #600152)", 2_813, 0.0)),
+        ("90157", ("90157", "WINTIME ENERGY GROUP CO.,LTD. (A #600157)", 263_094_788, 1.2)),
+        ("95599", ("95599", "BEIJING CAISHIKOU DEPARTMENT STORE CO., LTD. (A #605599)", 16_809_862, 2.16)),
+    ],
+)
+def test_2026_page_known_rows(page_2026: bytes, code: str, expected: tuple) -> None:
+    assert _row(parse(page_2026), code) == expected
+
+
+def test_layout_of_the_2019_form(real_bytes: bytes) -> None:
+    assert parse(real_bytes).attrs["layout"] == LAYOUT_2019
+    assert parse(ENGLISH.read_bytes()).attrs["layout"] == LAYOUT_2019
+
+
+@pytest.mark.parametrize(
+    "drop",
+    [
+        # Any one marker of the 2026 form is enough to recognise it.
+        (b'<input type="hidden" name="__EVENTTARGET" id="__EVENTTARGET" value="" />',
+         b'<input type="hidden" name="originalShareholdingDate" id="originalShareholdingDate" value="2026/06/15" />'),
+        (b'<input type="hidden" name="__EVENTTARGET" id="__EVENTTARGET" value="" />',
+         b'href="javascript:__doPostBack(&#39;btnSearch&#39;,&#39;&#39;)"'),
+    ],
+)
+def test_layout_2026_from_any_marker(page_2026: bytes, drop: tuple[bytes, ...]) -> None:
+    for part in drop:
+        assert page_2026.count(part) == 1
+        page_2026 = page_2026.replace(part, b"")
+    assert parse(page_2026).attrs["layout"] == LAYOUT_2026
+
+
+def test_unknown_form_parses_without_layout(page_2026: bytes) -> None:
+    # The rows are still that date's table; only post_fields needs to know the form.
+    data = _without_2026_markers(page_2026)
+    frame = parse(data)
+    assert len(frame) == 20 and "layout" not in frame.attrs
+    with pytest.raises(MalformedFile, match="no known search form") as caught:
+        post_fields(data, date(2025, 12, 31))
+    assert caught.value.found is not None and "__VIEWSTATE" in caught.value.found
+
+
+def _without_2026_markers(data: bytes) -> bytes:
+    for part in (b'<input type="hidden" name="__EVENTTARGET" id="__EVENTTARGET" value="" />',
+                 b'<input type="hidden" name="originalShareholdingDate" id="originalShareholdingDate" value="2026/06/15" />',
+                 b'href="javascript:__doPostBack(&#39;btnSearch&#39;,&#39;&#39;)"'):
+        assert data.count(part) == 1
+        data = data.replace(part, b"")
+    return data
+
+
+def test_form_fields_2026_page(page_2026: bytes) -> None:
+    assert form_fields(page_2026) == {
+        "__EVENTTARGET": "",
+        "__EVENTARGUMENT": "",
+        "__VIEWSTATE": "/wEPDwUJLTQ2NTUyMDE3ZGQUwMD1imVVBVXoZJk+zW63eCMKzQ==",
+        "__VIEWSTATEGENERATOR": "3C67932C",
+        "today": "20260616",
+        "sortBy": "stockcode",
+        "sortDirection": "asc",
+        "originalShareholdingDate": "2026/06/15",
+        "alertMsg": "",
+    }
+
+
+def test_post_fields_2026_page_posts_back_through_event_target(page_2026: bytes) -> None:
+    fields = post_fields(page_2026, date(2025, 12, 31))
+    assert fields == {
+        "__EVENTTARGET": "btnSearch",
+        "__EVENTARGUMENT": "",
+        "__VIEWSTATE": "/wEPDwUJLTQ2NTUyMDE3ZGQUwMD1imVVBVXoZJk+zW63eCMKzQ==",
+        "__VIEWSTATEGENERATOR": "3C67932C",
+        "today": "20260616",
+        "sortBy": "stockcode",
+        "sortDirection": "asc",
+        "originalShareholdingDate": "2026/06/15",
+        "alertMsg": "",
+        "txtShareholdingDate": "2025/12/31",
+    }
+    # The search control is a __doPostBack link: no btnSearch field, and no invented __EVENTVALIDATION.
+    assert "btnSearch" not in fields and "__EVENTVALIDATION" not in fields
+
+
+def test_post_fields_2019_form_has_no_event_target(real_bytes: bytes) -> None:
+    fields = post_fields(real_bytes, date(2019, 1, 4))
+    assert (fields["btnSearch"], "__EVENTVALIDATION" in fields) == ("Search", True)
+    assert not {"__EVENTTARGET", "__EVENTARGUMENT", "originalShareholdingDate"} & set(fields)
 
 
 def test_form_fields_without_viewstate() -> None:

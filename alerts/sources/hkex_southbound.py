@@ -1,4 +1,11 @@
-"""`hkex-southbound`: Stock Connect southbound shareholding page (CCASS mutual market, t=hk)."""
+"""`hkex-southbound`: Stock Connect southbound shareholding page (CCASS mutual market, t=hk).
+
+Two search forms are known (data-formats.md §6 and §6'); the result table is the same under both:
+- "ccass-2019": a submit button `btnSearch` and an `__EVENTVALIDATION` input (real Chinese page, 2019);
+- "ccass-2026": the search button is a link running `__doPostBack('btnSearch', '')`, the form carries
+  `__EVENTTARGET`/`__EVENTARGUMENT` and `originalShareholdingDate` and no `__EVENTVALIDATION` (real English
+  northbound page t=sh, 2026/03/31; the t=hk page is the same ASP.NET page).
+"""
 
 from __future__ import annotations
 
@@ -39,6 +46,14 @@ _DATE_RE = re.compile(r"(?:持股日期|Shareholding Date)\s*[:：]\s*(\d{4})/(\
 _SCRIPT_INPUTS = ("sortBy", "sortDirection", "alertMsg")
 _BODY_XPATH = './div[contains(concat(" ", normalize-space(@class), " "), " mobile-list-body ")]'
 
+LAYOUT_2019 = "ccass-2019"
+LAYOUT_2026 = "ccass-2026"
+# What marks each form, for the evidence when a page carries neither.
+_FORM_MARKERS = {
+    LAYOUT_2019: "submit input btnSearch",
+    LAYOUT_2026: "__EVENTTARGET / originalShareholdingDate input or a __doPostBack('btnSearch') link",
+}
+
 
 def parse(data: bytes) -> pd.DataFrame:
     """Parse the southbound shareholding page (English or Traditional Chinese)."""
@@ -56,12 +71,29 @@ def parse(data: bytes) -> pd.DataFrame:
         raise MalformedFile(f"{NAME}: result table has no rows")
     frame = pd.DataFrame(rows, columns=["code", "name", "shares", "pct_of_issued"])
     frame.insert(0, "date", pd.Timestamp(day))
-    return finish(frame, SCHEMA, day)
+    # An unknown search form leaves `layout` unset rather than failing: the rows are still this date's table;
+    # only asking for another date needs the form, and post_fields raises there.
+    return finish(frame, SCHEMA, day, layout=form_layout(tree))
+
+
+def form_layout(tree: lxml.html.HtmlElement) -> str | None:
+    """Which known search form the page carries ("ccass-2019" / "ccass-2026"), or None."""
+    # The search control decides: a submit button posts itself; a link posts back through __EVENTTARGET.
+    if tree.xpath('//input[@name="btnSearch"][translate(@type, "SUBMIT", "submit")="submit"]'):
+        return LAYOUT_2019
+    postback = tree.xpath('//a[@id="btnSearch"][contains(@href, "__doPostBack")]')
+    if postback or tree.xpath('//input[@name="__EVENTTARGET" or @name="originalShareholdingDate"]'):
+        return LAYOUT_2026
+    return None
 
 
 def form_fields(data: bytes) -> dict[str, str]:
     """Hidden ASP.NET inputs (+ sortBy/sortDirection/alertMsg) of the page's form, name → value."""
-    tree = html_tree(decode_text(data), NAME)
+    return _form_inputs(html_tree(decode_text(data), NAME))
+
+
+def _form_inputs(tree: lxml.html.HtmlElement) -> dict[str, str]:
+    """The hidden inputs (+ script-set inputs) of the form holding __VIEWSTATE."""
     viewstate = tree.xpath('//input[@name="__VIEWSTATE"]')
     if not viewstate:
         raise MalformedFile(f"{NAME}: no __VIEWSTATE input (not the ASP.NET search page)")
@@ -76,15 +108,22 @@ def form_fields(data: bytes) -> dict[str, str]:
 
 
 def post_fields(data: bytes, day: date) -> dict[str, str]:
-    """Form fields to POST to the page (fetched by GET) for the holdings on `day`."""
-    fields = form_fields(data)
-    fields.update(
-        txtShareholdingDate=f"{day:%Y/%m/%d}",
-        btnSearch="Search",
-        sortBy="stockcode",
-        sortDirection="asc",
-    )
+    """Form fields to POST to the page (fetched by GET) for the holdings on `day`, built from its own inputs."""
+    tree = html_tree(decode_text(data), NAME)
+    fields = _form_inputs(tree)
+    layout = form_layout(tree)
+    if layout is None:
+        raise MalformedFile(f"{NAME}: no known search form (neither {' nor '.join(_FORM_MARKERS.values())})",
+                            expected=list(_FORM_MARKERS.values()), found=sorted(fields))
+    # Sorted by code whatever the page was left sorted by, so the rows come back in one order.
+    fields.update(txtShareholdingDate=f"{day:%Y/%m/%d}", sortBy="stockcode", sortDirection="asc")
     fields.setdefault("alertMsg", "")
+    if layout == LAYOUT_2019:
+        fields["btnSearch"] = "Search"
+    else:
+        # The search link runs __doPostBack('btnSearch', ''): the server reads the event from these two inputs.
+        # Only what the page carries is sent (no __EVENTVALIDATION: the 2026 page has none).
+        fields.update(__EVENTTARGET="btnSearch", __EVENTARGUMENT="")
     return fields
 
 
