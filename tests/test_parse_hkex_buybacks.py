@@ -531,3 +531,24 @@ def test_2017_files_leave_the_new_columns_empty(frames: dict[str, pd.DataFrame])
         assert frame.attrs["layout"] == "srrpt-2017"
         for column in ("group_shares", "for_cancellation", "for_treasury", "mandate_total", "mandate_pct", "note"):
             assert frame[column].isna().all(), column
+
+
+def test_cli_parses_todays_report(tmp_path: Path) -> None:
+    # What a new user tries first: `positioning-bot parse hkex-buybacks SRRPT20260909.xls` (a real process).
+    from tests.test_cli import run_cli
+
+    report = tmp_path / "SRRPT20260909.xls"
+    report.write_bytes(grid_xls(real_grid_2026()))
+    done = run_cli("parse", "hkex-buybacks", str(report), "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    frame = pd.read_csv(io.StringIO(done.stdout), dtype={"code": str})
+    assert len(frame) == 113
+    xiaomi = frame[frame["code"] == "01810"].iloc[0]
+    assert (xiaomi["shares"], xiaomi["for_cancellation"], xiaomi["total_paid"]) == (3038600, 3038600, 82016848.0)
+    grid = real_grid_2026()
+    grid[4][10] = "Number of\nshares/units\nrepurchased\nfor\nescrow*"
+    report.write_bytes(grid_xls(grid))
+    done = run_cli("parse", "hkex-buybacks", str(report))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "unknown column 'Number of shares/units repurchased for escrow*'" in done.stderr
