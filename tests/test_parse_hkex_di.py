@@ -1,7 +1,10 @@
-"""hkex-di: constructed daily summaries (no real DSM page exists; see fixtures/hkex-di/README.md)."""
+"""hkex-di: constructed daily summaries (no real DSM page is held), a summary built from real 2026 cells, and the
+real per-stock notice list of 00700 (see fixtures/hkex-di/README.md)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from datetime import date
@@ -11,13 +14,26 @@ import pandas as pd
 import pytest
 
 from alerts.errors import MalformedFile, NotPublishedYet
-from alerts.sources.hkex_di import SCHEMA, parse, parse_holding
+from alerts.sources.hkex_di import SCHEMA, notice_list_path, parse, parse_holding, parse_notice_list
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hkex-di"
 C1 = FIXTURES / "DSM20251126C1.htm"
 C2 = FIXTURES / "DSM20251126C2.htm"
 NO_ROWS = FIXTURES / "DSM20251127C2_no_rows.htm"
 UNAVAILABLE = FIXTURES / "DSM20251110C1_unavailable.htm"
+REAL_00700 = FIXTURES / "disclosure-of-interests-00700.json"  # real pages, captured 2026-09-10
+
+
+def real_page(role: str) -> str:
+    """The HTML of one real page held in REAL_00700 ("di_form_list": NSAllFormList, "di_corp_list": the search).
+
+    The capture records each page's SHA-256; checking it proves the text is the page as served.
+    """
+    capture = json.loads(REAL_00700.read_text(encoding="utf-8"))
+    (document,) = [doc for doc in capture["documents"] if doc["role"] == role]
+    raw = document["text"].encode("utf-8")
+    assert (len(raw), hashlib.sha256(raw).hexdigest()) == (document["byte_length"], document["sha256"])
+    return str(document["text"])
 
 
 def _c2_text() -> str:
@@ -323,3 +339,224 @@ def test_bad_price() -> None:
     data = C2.read_bytes().replace(b"HKD 38.5800", b"HKD about 38", 1)
     with pytest.raises(MalformedFile, match="not a price"):
         parse(data)
+
+
+# --- the real 2026 cells, in a summary ----------------------------------------------------------------------
+
+_REAL_ROW_RE = re.compile(r"<tr>\s*(<td class=\"tbCell\".*?)\s*</tr>", re.S)
+_REAL_CELL_RE = re.compile(r"<td class=\"tbCell\"[^>]*>(.*?)</td>", re.S)
+
+
+def real_list_cells() -> list[list[str]]:
+    """The inner HTML of each data cell of the real notice list, row by row (markup kept: <a>, <br>, &nbsp;)."""
+    return [_REAL_CELL_RE.findall(row) for row in _REAL_ROW_RE.findall(real_page("di_form_list"))]
+
+
+def summary_from_real_cells() -> bytes:
+    """A C2 daily summary in the layout of DSM20251126C2.htm whose data cells are the real notice-list cells.
+
+    Constructed from real cells: the page skeleton, company cell, class cell and blank "Previous" cells are
+    ours; serial, holder, date, reason, shares, price, holding and % cells are the real markup, the % in its own
+    cell under a "(+%)" heading spanning two columns.
+    """
+    header = [
+        "Serial No", "Name of listed corporation", "Stock code", "Class of shares", "Name of director",
+        "Date of relevant event", "Reason for disclosure", "Number of shares bought / sold / involved",
+        "Average price per share",
+    ]
+    rows = [
+        '<tr class="tbHeader">' + "".join(f"<td>{label}</td>" for label in header)
+        + '<td colspan="2">Previous No. of shares (+%)</td><td colspan="2">Present No. of shares (+%)</td></tr>'
+    ]
+    for serial, holder, reason, shares, price, held, pct, event_date, *_ in real_list_cells():
+        cells = [serial, "Tencent Holdings Limited", "00700", "Ordinary Shares", holder, event_date, reason, shares,
+                 price, "&nbsp;", "&nbsp;", held, pct]
+        rows.append('<tr class="tbRow">' + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    page = (
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8"></head><body>'
+        '<table id="Table3"><tr><td class="tbTitle" colspan="13">Disclosure of Interests - Daily Summary of'
+        " Notices Filed - Directors (15/04/2026)</td></tr>" + "\r\n".join(rows) + "</table></body></html>"
+    )
+    return page.encode("utf-8")
+
+
+def test_real_cells_are_what_the_summary_test_uses() -> None:
+    cells = real_list_cells()
+    assert len(cells) == 21 and {len(row) for row in cells} == {10}
+    sale = next(row for row in cells if "DA20260415E00531</a>" in row[0])
+    assert sale[2].endswith(">1201</a>(L)<br>")  # no space before (L)
+    assert sale[3:7] == ["5,000(L)<br>", "HKD 503.0000", "63,494(L)<br>0(S)<br>", "0.00(L)<br>0.00(S)<br>"]
+
+
+def test_summary_with_real_cells() -> None:
+    frame = parse(summary_from_real_cells())
+    assert frame.attrs["layout"] == "dsm-summary"
+    assert len(frame) == 21
+    assert _record(frame, "DA20260415E00531") == {
+        "serial": "DA20260415E00531",
+        "filed_date": pd.Timestamp("2026-04-15"),
+        "event_date": pd.Timestamp("2026-04-10"),
+        "code": "00700",
+        "name": "Tencent Holdings Limited",
+        "holder": "Yang Siu Shun",
+        "role": "director",
+        "event_code": "1201",
+        "direction": "sell",
+        "shares": 5_000,
+        "avg_price": 503.0,
+        "currency": "HKD",
+        "shares_after": 63_494,  # the long figure of "63,494(L)<br>0(S)", % from its own cell
+        "pct_after": 0.0,
+        "position": "L",
+        "form": "3A",
+        "shares_before": None,
+        "pct_before": None,
+    }
+    award = _record(frame, "DA20260330E00364")  # five-digit code, blank (&nbsp;) price
+    assert (award["event_code"], award["direction"], award["shares"], award["avg_price"], award["currency"]) == (
+        "11031", "other", 17_804, None, None,
+    )
+    assert (award["shares_after"], award["pct_after"], award["event_date"]) == (68_494, 0.0, pd.Timestamp("2026-03-25"))
+    single = _record(frame, "DA20260819E00389")  # one position only: "44,172(L)<br>" / "0.00(L)<br>"
+    assert (single["event_code"], single["shares"], single["shares_after"], single["pct_after"]) == (
+        "1316", 1_682, 44_172, 0.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("63,494(L) 0(S) 0.00(L) 0.00(S)", {"L": (63_494, 0.0), "S": (0, 0.0)}),
+        ("63,494(L)0(S)0.00(L)0.00(S)", {"L": (63_494, 0.0), "S": (0, 0.0)}),  # <br> lost: still apart
+        ("44,172(L) 0.00(L)", {"L": (44_172, 0.0)}),
+    ],
+)
+def test_parse_holding_real_cells(text: str, expected: dict) -> None:
+    assert parse_holding(text) == expected
+
+
+# --- the real per-stock notice list (NSAllFormList, 00700) --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def notices() -> pd.DataFrame:
+    return parse_notice_list(real_page("di_form_list").encode("utf-8"))
+
+
+def test_notice_list_page(notices: pd.DataFrame) -> None:
+    assert {col: str(dtype) for col, dtype in notices.dtypes.items()} == SCHEMA
+    assert notices.attrs == {
+        "file_date": date(2026, 9, 10),  # the end of the period listed (01/01/2026 - 10/09/2026)
+        "layout": "ns-all-form-list",
+        "code": "00700",
+        "total_records": 21,
+        "page_rows": 21,
+    }
+    assert len(notices) == 21
+    assert list(notices["serial"][:3]) == ["DA20260819E00389", "DA20260417E00498", "DA20260417E00489"]
+    assert set(notices["code"]) == {"00700"} and set(notices["name"]) == {"Tencent Holdings Ltd."}
+    assert set(notices["role"]) == {"director"} and set(notices["form"]) == {"3A"}
+    assert notices["event_code"].value_counts().to_dict() == {"1316": 15, "11031": 5, "1201": 1}
+
+
+def test_notice_list_sale(notices: pd.DataFrame) -> None:
+    assert _record(notices, "DA20260415E00531") == {
+        "serial": "DA20260415E00531",
+        "filed_date": pd.Timestamp("2026-04-15"),
+        "event_date": pd.Timestamp("2026-04-10"),
+        "code": "00700",
+        "name": "Tencent Holdings Ltd.",
+        "holder": "Yang Siu Shun",
+        "role": "director",
+        "event_code": "1201",
+        "direction": "sell",
+        "shares": 5_000,
+        "avg_price": 503.0,
+        "currency": "HKD",
+        "shares_after": 63_494,
+        "pct_after": 0.0,
+        "position": "L",
+        "form": "3A",
+        "shares_before": None,  # the list shows the holding after the event only
+        "pct_before": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("serial", "holder", "event_code", "shares", "shares_after", "event_date"),
+    [
+        ("DA20260819E00389", "Zhang Xiulan", "1316", 1_682, 44_172, "2026-08-18"),
+        ("DA20260417E00474", "Stone Ian Charles", "1316", 13_301, 333_733, "2026-04-15"),
+        ("DA20260330E00378", "Ke Yang", "11031", 9_891, 74_610, "2026-03-25"),
+        ("DA20260318E00251", "Zhang Xiulan", "1316", 2_186, 34_281, "2026-03-15"),
+    ],
+)
+def test_notice_list_other_events(
+    notices: pd.DataFrame, serial: str, holder: str, event_code: str, shares: int, shares_after: int,
+    event_date: str,
+) -> None:
+    row = _record(notices, serial)
+    assert (row["holder"], row["event_code"], row["direction"], row["position"]) == (holder, event_code, "other", "L")
+    assert (row["shares"], row["avg_price"], row["currency"]) == (shares, None, None)  # price cell is &nbsp;
+    assert (row["shares_after"], row["pct_after"], row["event_date"]) == (shares_after, 0.0, pd.Timestamp(event_date))
+    assert row["filed_date"] == pd.Timestamp(f"{serial[2:6]}-{serial[6:8]}-{serial[8:10]}")
+
+
+def test_1201_is_a_sale_on_the_real_record(notices: pd.DataFrame) -> None:
+    # Yang Siu Shun's long position, oldest notice first: the 1201 notice is the one that lowers it by its shares.
+    mine = notices[notices["holder"] == "Yang Siu Shun"].iloc[::-1]
+    steps = list(zip(mine["event_code"], mine["shares"], mine["shares_after"], strict=True))
+    assert steps[2:4] == [("11031", 17_804, 68_494), ("1201", 5_000, 63_494)]
+    assert 68_494 - 5_000 == 63_494
+
+
+def test_the_search_page_is_not_a_notice_list() -> None:
+    # The real NSSrchCorpList page has a grdPaging table and a "Total records" too, but other columns.
+    with pytest.raises(MalformedFile, match="no header row starting 'Form Serial Number'"):
+        parse_notice_list(real_page("di_corp_list").encode("utf-8"))
+
+
+def test_the_notice_list_is_not_a_summary() -> None:
+    with pytest.raises(MalformedFile, match="Table3 has no header row starting 'Serial No'"):
+        parse(real_page("di_form_list").encode("utf-8"))
+
+
+def test_notice_list_truncated() -> None:
+    text = real_page("di_form_list")
+    with pytest.raises(MalformedFile, match="not closed"):
+        parse_notice_list(text[: text.index("DA20260327E00330</a>")].encode("utf-8"))
+
+
+def test_notice_list_without_total() -> None:
+    text = real_page("di_form_list").replace('id="lblRecCount"', 'id="lblCount"')
+    with pytest.raises(MalformedFile, match="Total records"):
+        parse_notice_list(text.encode("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "missing"),
+    [
+        ("<td>Reason for disclosure </td>", "<td>Nature of event</td>", "reason"),
+        ("<td>% of issued voting shares</td>", "<td>Percentage</td>", "after_pct"),
+        ("<td>Form Serial Number</td>", "<td>Serial No</td>", "Form Serial Number"),
+    ],
+)
+def test_notice_list_changed_header(old: str, new: str, missing: str) -> None:
+    text = real_page("di_form_list")
+    assert old in text
+    with pytest.raises(MalformedFile, match=re.escape(missing)):
+        parse_notice_list(text.replace(old, new).encode("utf-8"))
+
+
+def test_notice_list_code_from_the_form_url() -> None:
+    text = real_page("di_form_list").replace('<span id="lblSCStockCode">00700</span>', "")
+    assert set(parse_notice_list(text.encode("utf-8"))["code"]) == {"00700"}  # from the form's sc=00700
+
+
+def test_notice_list_path() -> None:
+    assert notice_list_path("700", "6893", "Tencent Holdings Ltd.", date(2026, 1, 1), date(2026, 9, 10), 2) == (
+        "/di/NSAllFormList.aspx?sa2=an&sid=6893&corpn=Tencent+Holdings+Ltd.&sd=01%2F01%2F2026&ed=10%2F09%2F2026"
+        "&cid=0&sa1=cl&scsd=01%2F01%2F2026&sced=10%2F09%2F2026&sc=00700&src=MAIN&lang=EN&pg=2"
+    )
+    with pytest.raises(ValueError, match="sid"):
+        notice_list_path("700", "tencent", "Tencent Holdings Ltd.", date(2026, 1, 1), date(2026, 9, 10))

@@ -1,8 +1,13 @@
-"""`hkex-di`: HKEX Disclosure of Interests daily summaries DSM{YYYYMMDD}C{1,2}.htm.
+"""`hkex-di`: HKEX Disclosure of Interests — daily summaries DSM{YYYYMMDD}C{1,2}.htm and per-stock notice lists.
 
-No real summary page has been seen (data-formats.md §5 "What could NOT be established"); the layout below is
-the one third-party scrapers describe: table ``id="Table3"``, header on its 2nd row, eleven columns
-(Serial No … Present No. of shares (+%)). Columns are found by their header labels, not by position.
+Daily summaries: no real summary page has been seen (data-formats.md §5 "What could NOT be established"); the
+layout below is the one third-party scrapers describe: table ``id="Table3"``, header on its 2nd row, eleven
+columns (Serial No … Present No. of shares (+%)). Columns are found by their header labels, not by position.
+
+Per-stock notice list (``NSAllFormList.aspx``, `parse_notice_list`): a real page is held (00700, captured
+2026-09-10, tests/fixtures/hkex-di/disclosure-of-interests-00700.json): table ``id="grdPaging"``, header row
+"Form Serial Number | Name of substantial shareholder / director / chief executive | Reason for disclosure | …",
+stock code and company name in spans above it, "Total records" below it. It gives the same schema as a summary.
 
 Row policy:
 - superseded notices (serial cell says "Superseded") and withdrawn ones (serial or company cell says
@@ -10,18 +15,24 @@ Row policy:
 - amendments ("Amendment to …" in the company cell) are kept — the amendment is the current notice, the one it
   amends is superseded — with the "Amendment to <serial>" note stripped from the company name.
 
-Holding cells ("Previous/Present No. of shares (+%)"): the exact text is not established, so `parse_holding`
-accepts every shape seen or implied by scrapers — "3,989,013,134(L) (23.26)", "3,989,013,134(L) 23.26(L)",
-"3,989,013,134 (L) (23.26%)", "1,065,871,110(L) 30,260,800(S) 4.99(L) 0.14(S)" and the run-together
-"1,065,871,110(L)4.9930,260,800(S)0.14" that kevinwtl's splitter (cut 2 digits after the dot) implies —
-and the figures tagged with the event's position (L/S/P) are reported.
+Cells, as printed on the real 2026 notice list (and so accepted in summaries too): reason ``1201(L)`` (a link
+on the code, no space before the position; five-digit codes such as ``11031``), shares ``5,000(L)``, one
+position per line (``63,494(L)<br>0(S)``), the percentage in its own cell (``0.00(L)<br>0.00(S)``), price
+``HKD 503.0000`` or a blank ``&nbsp;``.
+
+Holding cells ("Previous/Present No. of shares (+%)"): the exact summary text is not established, so
+`parse_holding` accepts every shape seen or implied by scrapers — "3,989,013,134(L) (23.26)",
+"3,989,013,134(L) 23.26(L)", "3,989,013,134 (L) (23.26%)", "1,065,871,110(L) 30,260,800(S) 4.99(L) 0.14(S)" and
+the run-together "1,065,871,110(L)4.9930,260,800(S)0.14" that kevinwtl's splitter (cut 2 digits after the dot)
+implies — and the figures tagged with the event's position (L/S/P) are reported.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import lxml.html
 import pandas as pd
@@ -66,8 +77,10 @@ TABLE_ID = "Table3"
 FORMS = {"IS": "1", "CS": "2", "DA": "3A", "DB": "3B", "DC": "3C", "DD": "3D"}
 DIRECTOR_PREFIXES = frozenset({"DA", "DB", "DC", "DD"})
 # 1001 "you first acquire a notifiable interest because you purchased the shares" and 1101 "your interest
-# increases because you purchased the shares" are verified (NSStdCode ft=IS). 1201 as an on-exchange *sale* is
-# an INFERENCE mirroring 1101 (the 12xx block is not verified, nor whether ft=DA uses the same numbers).
+# increases because you purchased the shares" are verified (NSStdCode ft=IS). 1201 is a *sale*, on evidence
+# from a real Form 3A filing (00700 notice list, captured 2026-09-10): DA20260415E00531 (Yang Siu Shun, 1201(L),
+# 5,000 shares at HKD 503.0000) took his long position from 68,494 (DA20260330E00364) to 63,494. The rest of
+# the 12xx block is still unverified; 11031 (share-award derivatives) and 1316 ("any other event") are "other".
 BUY_CODES = frozenset({"1001", "1101"})
 SELL_CODES = frozenset({"1201"})
 
@@ -85,6 +98,22 @@ _COLUMNS: dict[str, re.Pattern[str]] = {
         "price": r"average price per share",
         "before": r"previous no\. of shares",
         "after": r"present no\. of shares",
+    }.items()
+}
+LIST_TABLE_ID = "grdPaging"
+LIST_LAYOUT = "ns-all-form-list"
+# Notice-list header label → field. The holding after the event is in two cells: the shares and their %.
+_LIST_COLUMNS: dict[str, re.Pattern[str]] = {
+    field: re.compile(pattern)
+    for field, pattern in {
+        "serial": r"form serial number",
+        "holder": r"name of (?:substantial shareholder|director)",
+        "reason": r"reason for disclosure",
+        "shares": r"(?:number|no\.) of shares bought",
+        "price": r"average price per share",
+        "after": r"no\. of shares interested",
+        "after_pct": r"% of issued voting shares",
+        "event_date": r"date of relevant event",
     }.items()
 }
 # The page the server shows instead of a summary it does not (or no longer) have.
@@ -116,10 +145,102 @@ def parse(data: bytes) -> pd.DataFrame:
         reject_error_page(text, NAME)
         raise MalformedFile(f"{NAME}: no table id={TABLE_ID!r}")
     require_closed_table(text, TABLE_ID, NAME)
-    preamble, records = _table_records(tables[0])
+    preamble, records = _table_records(tables[0], TABLE_ID, "serial no", _COLUMNS)
     rows = [row for record in records if (row := _row(record)) is not None]
     frame = pd.DataFrame(rows, columns=list(SCHEMA))
-    return finish(frame, SCHEMA, _file_date(frame, preamble))
+    return finish(frame, SCHEMA, _file_date(frame, preamble), layout="dsm-summary")
+
+
+def parse_notice_list(data: bytes) -> pd.DataFrame:
+    """Parse one page of a stock's notice list (NSAllFormList.aspx) into the summary schema.
+
+    attrs: `file_date` (the end of the period listed), `code` (the stock the list is for, even when it has no
+    rows), `total_records` (the page's "Total records", over all pages), `page_rows` (notice rows on this page,
+    dropped ones included: what paging counts).
+    """
+    text = decode_text(data)
+    tree = html_tree(text, NAME)
+    reject_error_page(text, NAME)
+    tables = tree.xpath(f'//table[@id="{LIST_TABLE_ID}"]')
+    if tables:
+        require_closed_table(text, LIST_TABLE_ID, NAME)
+    # "Total records" is printed below the table: a page cut short loses it too.
+    total = _span_int(tree, "lblRecCount")
+    if total is None:
+        raise MalformedFile(f"{NAME}: no 'Total records' (not a notice list page, or cut short)",
+                            layout=LIST_LAYOUT)
+    code, name = _list_company(tree)
+    records: list[dict[str, str]] = []
+    if tables:
+        _, found = _table_records(tables[0], LIST_TABLE_ID, "form serial number", _LIST_COLUMNS)
+        records = list(found)
+    elif total:
+        raise MalformedFile(f"{NAME}: notice list says {total} records but has no table id={LIST_TABLE_ID!r}")
+    page = {"code": code, "name": name, "before": ""}
+    rows = [
+        row
+        for record in records
+        if (row := _row({**record, **page, "after": f"{record['after']} {record['after_pct']}"})) is not None
+    ]
+    frame = finish(pd.DataFrame(rows, columns=list(SCHEMA)), SCHEMA, _span_date(tree, "lblSCEndDate"),
+                   layout=LIST_LAYOUT)
+    frame.attrs.update(code=code, total_records=total, page_rows=len(records))
+    return frame
+
+
+def notice_list_path(code: str, sid: str, corp_name: str, start: date, end: date, page: int = 1) -> str:
+    """Path (with query) of page `page` of a stock's notice list for events dated `start`..`end`.
+
+    `sid` is DION's internal id of the listed corporation (00700 → 6893), `corp_name` the name DION shows for it
+    ("Tencent Holdings Ltd."); the query is the one on the real page's own pager links.
+    """
+    if not str(sid).isdigit():
+        raise ValueError(f"sid must be DION's numeric corporation id, got {sid!r}")
+    if page < 1 or start > end:
+        raise ValueError(f"bad page {page} or period {start}..{end}")
+    first, last = f"{start:%d/%m/%Y}", f"{end:%d/%m/%Y}"
+    query = {
+        "sa2": "an", "sid": str(sid), "corpn": corp_name, "sd": first, "ed": last, "cid": "0", "sa1": "cl",
+        "scsd": first, "sced": last, "sc": norm_code(code), "src": "MAIN", "lang": "EN", "pg": str(page),
+    }
+    return f"/di/NSAllFormList.aspx?{urlencode(query)}"
+
+
+def _list_company(tree: lxml.html.HtmlElement) -> tuple[str, str]:
+    """The stock code and company name a notice list is for: the spans above the table, else the form's URL."""
+    code, name = _span_text(tree, "lblSCStockCode"), _span_text(tree, "lblSCCorpName")
+    action = tree.xpath("//form/@action")
+    query = parse_qs(urlsplit(str(action[0])).query) if action else {}
+    code = code or next(iter(query.get("sc", [])), "")
+    name = name or next(iter(query.get("corpn", [])), "")
+    if not code:
+        raise MalformedFile(f"{NAME}: notice list names no stock code", layout=LIST_LAYOUT)
+    try:
+        return norm_code(code), name
+    except MalformedFile:
+        raise MalformedFile(f"{NAME}: notice list stock code {code!r} is not a code", layout=LIST_LAYOUT) from None
+
+
+def _span_text(tree: lxml.html.HtmlElement, span_id: str) -> str:
+    """Whitespace-collapsed text of the span with this id, or ''."""
+    spans = tree.xpath(f'//span[@id="{span_id}"]')
+    return " ".join(spans[0].text_content().split()) if spans else ""
+
+
+def _span_int(tree: lxml.html.HtmlElement, span_id: str) -> int | None:
+    """The span's text as an integer ("1,234" → 1234), None when the span is absent."""
+    text = _span_text(tree, span_id).replace(",", "")
+    if not text and not tree.xpath(f'//span[@id="{span_id}"]'):
+        return None
+    if not text.isdigit():
+        raise MalformedFile(f"{NAME}: {span_id} is not a count: {text!r}", layout=LIST_LAYOUT)
+    return int(text)
+
+
+def _span_date(tree: lxml.html.HtmlElement, span_id: str) -> date | None:
+    """The span's dd/mm/yyyy date, None when the span is absent or blank."""
+    text = _span_text(tree, span_id)
+    return _date(text, "%d/%m/%Y") if text else None
 
 
 def parse_holding(text: str) -> Holding:
@@ -151,24 +272,26 @@ def parse_holding(text: str) -> Holding:
     return out
 
 
-def _table_records(table: lxml.html.HtmlElement) -> tuple[str, Iterator[dict[str, str]]]:
-    """Split Table3 into the text above its header and one {field: cell text} per data row."""
+def _table_records(
+    table: lxml.html.HtmlElement, table_id: str, first_label: str, spec: Mapping[str, re.Pattern[str]]
+) -> tuple[str, Iterator[dict[str, str]]]:
+    """Split a table into the text above its header and one {field: cell text} per data row."""
+    # One position per line (<br>) must not run together: "63,494(L)<br>0(S)" → "63,494(L) 0(S)".
     for br in table.iter("br"):
         br.tail = " " + (br.tail or "")
     rows = table.xpath("./tr | ./thead/tr | ./tbody/tr")
     header_at = next(
-        (i for i, tr in enumerate(rows) if _cells(tr) and _cells(tr)[0].lower().startswith("serial no")), None
+        (i for i, tr in enumerate(rows) if _cells(tr) and _cells(tr)[0].lower().startswith(first_label)), None
     )
     if header_at is None:
-        raise MalformedFile(f"{NAME}: {TABLE_ID} has no header row starting 'Serial No'")
+        raise MalformedFile(f"{NAME}: {table_id} has no header row starting {first_label.title()!r}")
     labels = [label.lower() for label in _cells(rows[header_at])]
     columns = {
-        field: [i for i, label in enumerate(labels) if pattern.match(label)]
-        for field, pattern in _COLUMNS.items()
+        field: [i for i, label in enumerate(labels) if pattern.match(label)] for field, pattern in spec.items()
     }
     missing = [field for field, found in columns.items() if not found]
     if missing:
-        raise MalformedFile(f"{NAME}: header lacks {missing}; got {labels}")
+        raise MalformedFile(f"{NAME}: header lacks {missing}; got {labels}", expected=list(spec), found=labels)
     preamble = " ".join(" ".join(_cells(tr)) for tr in rows[:header_at])
     return preamble, _records(rows[header_at + 1 :], columns, len(labels))
 
