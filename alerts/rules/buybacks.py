@@ -16,6 +16,7 @@ from datetime import date
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from alerts.model import Alert, Fact
 from alerts.rules.context import (
