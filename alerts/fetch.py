@@ -1,4 +1,4 @@
-"""HTTP fetching of source files: declared User-Agent, timeouts, retries with backoff, conditional GET.
+"""HTTP fetching of source files: declared User-Agent, timeouts, retries with backoff, conditional GET, redirects.
 
 Fetching never parses; it returns bytes (or "not modified") and raises from alerts.errors.
 """
@@ -35,6 +35,8 @@ class Fetched:
     content: bytes = b""
     etag: str | None = None
     last_modified: str | None = None
+    # URLs the origin redirected through, the final one last (empty when the requested URL answered itself).
+    redirects: tuple[str, ...] = ()
 
     @property
     def sha256(self) -> str:
@@ -68,6 +70,21 @@ def _retry_delay(attempt: int, backoff: float, response: httpx.Response | None) 
     return backoff * (2**attempt)
 
 
+def _redirects(response: httpx.Response) -> tuple[str, ...]:
+    """The URLs a response was redirected through (history[0] is the request itself), the final one last."""
+    if not response.history:
+        return ()
+    return (*(str(r.url) for r in response.history[1:]), str(response.url))
+
+
+def _missing(code: int, url: str, response: httpx.Response, source: str | None) -> NotPublishedYet:
+    """`not published`, naming where a redirect led: hosts move files (www → www1) and leave the old URL redirecting."""
+    if not response.history:
+        return NotPublishedYet(f"HTTP {code}: file not published", source=source, url=url)
+    return NotPublishedYet(f"HTTP {code} after redirect {url} → {response.url}: not published", source=source,
+                           url=url)
+
+
 async def fetch(
     client: httpx.AsyncClient,
     url: str,
@@ -78,16 +95,19 @@ async def fetch(
     retries: int = 3,
     backoff: float = 0.5,
 ) -> Fetched:
-    """GET (or POST `form` to) `url`; retry 5xx/429/timeouts with exponential backoff; 304 → not_modified."""
+    """GET (or POST `form` to) `url`, redirects followed; retry 5xx/429/timeouts with backoff; 304 → not_modified."""
     headers = {} if form else _conditional_headers(state)
     last_error = "no attempt"
     for attempt in range(retries + 1):
         response: httpx.Response | None = None
         try:
+            # Redirects are followed whatever the client's default: a moved file is still the file.
             if form is None:
-                response = await client.get(url, headers=headers)
+                response = await client.get(url, headers=headers, follow_redirects=True)
             else:
-                response = await client.post(url, data=dict(form))
+                response = await client.post(url, data=dict(form), follow_redirects=True)
+        except httpx.TooManyRedirects as exc:
+            raise FetchFailed(f"redirect loop ({exc})", source=source, url=url) from None
         except httpx.TimeoutException as exc:
             last_error = f"timeout ({type(exc).__name__})"
         except httpx.TransportError as exc:
@@ -96,12 +116,13 @@ async def fetch(
             code = response.status_code
             if code == 304:
                 return Fetched(url, "not_modified", etag=state.etag if state else None,
-                               last_modified=state.last_modified if state else None)
+                               last_modified=state.last_modified if state else None,
+                               redirects=_redirects(response))
             if code == 200:
                 return Fetched(url, "ok", response.content, response.headers.get("ETag"),
-                               response.headers.get("Last-Modified"))
+                               response.headers.get("Last-Modified"), _redirects(response))
             if code in MISSING_STATUSES:
-                raise NotPublishedYet(f"HTTP {code}: file not published", source=source, url=url)
+                raise _missing(code, url, response, source)
             if code not in RETRY_STATUSES:
                 raise FetchFailed(f"unexpected HTTP {code}", source=source, url=url)
             last_error = f"HTTP {code}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -14,6 +15,7 @@ from alerts.errors import MalformedFile, NotAvailable, NotPublishedYet, SourceEr
 from alerts.fetch import Fetched, fetch
 from alerts.sources.base import Source
 from alerts.sources.common import conform
+from alerts.store.failed import FailedFiles
 from alerts.store.frames import FetchState, FrameStore, dump_frame
 from config.settings import Settings
 
@@ -67,18 +69,52 @@ def _parse(source: Source, fetched: Fetched, day: date) -> dict[str, pd.DataFram
     return tables
 
 
+FileResult = tuple[Fetched, dict[str, pd.DataFrame] | None]  # the file, and its tables (None: not modified)
+
+
 async def _fetch_for_date(source: Source, client: httpx.AsyncClient, url: str, day: date,
-                          state: FetchState | None, backoff: float) -> tuple[Fetched, dict[str, pd.DataFrame] | None]:
+                          state: FetchState | None, backoff: float, failed: FailedFiles, now: datetime) -> FileResult:
     fetched = await fetch(client, url, state=state, source=source.name, backoff=backoff)
     if fetched.status == "not_modified":
         return fetched, None
-    if source.form_for_date is not None:
-        # Pages that default to their latest date: ask for the wanted date through the page's own form.
-        first = source.parse_all(fetched.content)["main"]
-        if first.attrs.get("file_date") != day:
-            form = source.form_for_date(fetched.content, day)
-            fetched = await fetch(client, url, form=form, source=source.name, backoff=backoff)
-    return fetched, _parse(source, fetched, day)
+    try:
+        if source.form_for_date is not None:
+            # Pages that default to their latest date: ask for the wanted date through the page's own form.
+            first = source.parse_all(fetched.content)["main"]
+            if first.attrs.get("file_date") != day:
+                form = source.form_for_date(fetched.content, day)
+                fetched = await fetch(client, url, form=form, source=source.name, backoff=backoff)
+        return fetched, _parse(source, fetched, day)
+    except MalformedFile as exc:
+        # Nothing is stored, but the bytes are kept: after a parser upgrade `reparse` turns them into data.
+        exc.source, exc.url = exc.source or source.name, exc.url or fetched.url
+        await failed.put(source.name, day, url=fetched.url, content=fetched.content, now=now, error=exc,
+                         etag=fetched.etag, last_modified=fetched.last_modified)
+        raise
+
+
+async def _fetch_all(source: Source, client: httpx.AsyncClient, urls: list[str], day: date,
+                     states: dict[str, FetchState | None], backoff: float, failed: FailedFiles,
+                     now: datetime) -> list[FileResult]:
+    """Fetch and parse each file of a date; when some do not parse, keep every one of them, then raise the first."""
+    results: list[FileResult] = []
+    malformed: list[MalformedFile] = []
+    for url in urls:
+        try:
+            results.append(await _fetch_for_date(source, client, url, day, states[url], backoff, failed, now))
+        except MalformedFile as exc:
+            malformed.append(exc)  # go on: the day's other files may fail too, and each is kept
+        except SourceError:
+            if malformed:
+                raise malformed[0] from None  # the layout problem is the news, not a sibling not out yet
+            raise
+    if malformed:
+        for fetched, tables in results:
+            if tables is not None:  # parsed, but kept beside the failing file so a reparse can rebuild the day
+                await failed.put(source.name, day, url=fetched.url, content=fetched.content, now=now,
+                                 etag=fetched.etag, last_modified=fetched.last_modified)
+        raise malformed[0]
+    return results
 
 
 async def ingest(source: Source, day: date, *, settings: Settings, client: httpx.AsyncClient,
@@ -89,24 +125,40 @@ async def ingest(source: Source, day: date, *, settings: Settings, client: httpx
     urls = urls_for(source, settings, day)
     have_data = bool(await store.dates(source.name, "main", day, day))
     states = {url: (await store.fetch_state(url)) if have_data else None for url in urls}
+    failed = FailedFiles(store.redis)
     try:
-        results = [await _fetch_for_date(source, client, url, day, states[url], backoff) for url in urls]
+        results = await _fetch_all(source, client, urls, day, states, backoff, failed, now)
         if all(tables is None for _, tables in results):
             return IngestReport(source.name, day, "unchanged", urls=tuple(urls))
         if any(tables is None for _, tables in results):
             # Some files changed, some did not: refetch the unchanged ones in full so the day is rebuilt whole.
-            results = [await _fetch_for_date(source, client, url, day, None, backoff) for url in urls]
+            results = await _fetch_all(source, client, urls, day, dict.fromkeys(urls), backoff, failed, now)
         fresh = [f for f, _ in results]
         if have_data and all(f.sha256 == (states[f.url] or FetchState()).sha256 for f in fresh):
             return IngestReport(source.name, day, "unchanged", urls=tuple(urls))
         combined = _combine(source, [tables for _, tables in results if tables is not None])
-        await store.put(source.name, combined, day)
-        for f in fresh:
-            await store.save_fetch_state(f.url, f.state(), now)
+        await _store(store, source, day, combined, fresh, now)
     except SourceError as exc:
         await _record_failure(store, source, day, now, exc)
         raise
     return await _record_stored(store, source, day, now, combined, tuple(urls))
+
+
+async def store_files(source: Source, day: date, files: Sequence[Fetched], *, store: FrameStore,
+                      now: datetime) -> IngestReport:
+    """Parse, check and store files already in hand (kept ones, for `reparse`) as `ingest` would; raise on failure."""
+    combined = _combine(source, [_parse(source, f, day) for f in files])
+    await _store(store, source, day, combined, list(files), now)
+    return await _record_stored(store, source, day, now, combined, tuple(f.url for f in files))
+
+
+async def _store(store: FrameStore, source: Source, day: date, tables: dict[str, pd.DataFrame],
+                 files: list[Fetched], now: datetime) -> None:
+    """Store a date's tables, then the validators of its files; kept failed files of that date are superseded."""
+    await store.put(source.name, tables, day)
+    for f in files:
+        await store.save_fetch_state(f.url, f.state(), now)
+    await FailedFiles(store.redis).forget_day(source.name, day)
 
 
 async def _record_failure(store: FrameStore, source: Source, day: date, now: datetime, exc: SourceError) -> None:

@@ -52,6 +52,8 @@ class CycleReport:
     lag_s: float | None = None
     error: str = ""
     fingerprints: list[str] = field(default_factory=list)
+    # The error behind a failed status (its evidence feeds the admins' notice); not part of the log line.
+    failure: SourceError | None = field(default=None, repr=False, compare=False)
 
     def line(self) -> str:
         """One key=value line per cycle."""
@@ -86,15 +88,29 @@ async def run_cycle(source_name: str, day: date, *, settings: Settings, client: 
         report.status = ("not_published" if isinstance(exc, NotPublishedYet)
                          else "malformed" if isinstance(exc, MalformedFile) else "failed")
         report.error = f"{type(exc).__name__}: {exc}"
+        report.failure = exc
         return _finish(report, started, now)
-    digest = await _digest(store, urls_for(source, settings, day))
-    done = await redis.get(keys.cycle_done(source_name, day))
-    if done is not None and done.decode() == digest:
-        report.status = "unchanged"
-        return _finish(report, started, now)
-    await _evaluate_and_route(report, day, redis, store, now, params or load_params())
-    await redis.set(keys.cycle_done(source_name, day), digest, ex=keys.CYCLE_TTL_SECONDS)
+    await evaluate_and_route(report, settings=settings, redis=redis, now=now, params=params)
     return _finish(report, started, now)
+
+
+async def evaluate_and_route(report: CycleReport, *, settings: Settings, redis: Redis, now: datetime,
+                             params: RuleParams | None = None, force: bool = False) -> CycleReport:
+    """Rules → alert log → routing over the data stored for (report.source, report.day), then mark the cycle done.
+
+    Does nothing ("unchanged") when this content was already processed, unless `force` (rows were added to the day
+    from another path, e.g. the per-stock DI notice lists). Shared by live cycles, `reparse` and that path; routing
+    dedupes by fingerprint, so evaluating a day again never pushes an alert twice.
+    """
+    source, store = get_source(report.source), FrameStore(redis)
+    digest = await _digest(store, urls_for(source, settings, report.day))
+    done = await redis.get(keys.cycle_done(report.source, report.day))
+    if not force and done is not None and done.decode() == digest:
+        report.status = "unchanged"
+        return report
+    await _evaluate_and_route(report, report.day, redis, store, now, params or load_params())
+    await redis.set(keys.cycle_done(report.source, report.day), digest, ex=keys.CYCLE_TTL_SECONDS)
+    return report
 
 
 async def _evaluate_and_route(report: CycleReport, day: date, redis: Redis, store: FrameStore, now: datetime,

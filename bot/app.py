@@ -33,6 +33,7 @@ from config.settings import Settings
 log = logging.getLogger(__name__)
 
 DRAIN_INTERVAL_SECONDS = 1.0
+DOCTOR_TIME = dtime(5, 30, tzinfo=HK_TZ)  # before the buyback report's 06:00 window opens
 POLL_TICK_SECONDS = 5.0  # the poller decides per (source, date) whether a fetch is due (default cadence 20 s)
 
 
@@ -72,6 +73,10 @@ def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTER
                 app.job_queue.run_repeating(poll_job, interval=POLL_TICK_SECONDS, first=0.5, name="poll-sources",
                                             job_kwargs={"max_instances": 1, "coalesce": True,
                                                         "misfire_grace_time": 3600})
+                # Before HKEX's morning files are due: a layout change, a moved host or a slow origin is told
+                # to the admins once a day, with the evidence (`positioning-bot doctor` prints the details).
+                app.job_queue.run_daily(doctor_job, DOCTOR_TIME, name="doctor",
+                                        job_kwargs={"misfire_grace_time": 3600, "coalesce": True})
             hour, minute = (int(x) for x in DIGEST_TIME.split(":"))
             app.job_queue.run_daily(send_digests, dtime(hour, minute, tzinfo=HK_TZ), name="digests",
                                     job_kwargs={"misfire_grace_time": 3600, "coalesce": True})
@@ -95,6 +100,13 @@ def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTER
     )
     register(app)
     return app
+
+
+async def doctor_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Job: the daily live self-check of every source."""
+    poller = context.bot_data["poller"]
+    assert isinstance(poller, Poller)
+    await poller.doctor()
 
 
 async def poll_job(context: ContextTypes.DEFAULT_TYPE) -> None:

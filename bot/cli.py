@@ -99,6 +99,31 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("--date", type=_iso_date, help="file date YYYY-MM-DD (default: latest due)")
     po.add_argument("--deliver", action="store_true", help="also send what is in the outbox (needs the token)")
 
+    rp = sub.add_parser("reparse", help="re-run kept files that failed to parse through the current parsers",
+                        description="A file that failed to parse is kept 30 days. After upgrading, run it through "
+                                    "the current parser: stored like a fetch, then the rules run and the alerts "
+                                    "are routed to watchers' outbox (late, but never twice). One line per date; "
+                                    "exit 2 when a file still does not parse (it stays kept), 1 when nothing is "
+                                    "kept for --date or a sibling file could not be fetched.")
+    rp.add_argument("source", nargs="?", type=_source_name, metavar="SOURCE",
+                    help=f"{sources_help} (optional with --all-failed: every source)")
+    which = rp.add_mutually_exclusive_group(required=True)
+    which.add_argument("--date", type=_iso_date, help="file date YYYY-MM-DD of the kept file(s)")
+    which.add_argument("--all-failed", action="store_true", help="every kept date, oldest first")
+
+    dr = sub.add_parser("doctor", help="live self-check: fetch and parse the latest due file of every source",
+                        description="For each source, fetch the file of the latest due date from its configured "
+                                    "base URL (the previous due date while that one is not published yet), parse "
+                                    "it and print URL, HTTP status and redirects, bytes, the layout recognised, "
+                                    "rows, totals reconciled, publication lag and the last good file in Redis. "
+                                    "Read-only: nothing is stored. Exit 0 only when every source is healthy, 1 "
+                                    "otherwise, 2 on bad configuration.")
+    dr.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    dr.add_argument("--source", dest="sources", action="append", type=_source_name, metavar="NAME",
+                    help=f"check only this source (repeatable); {sources_help}")
+    dr.add_argument("--timeout", type=_timeout_seconds, default=30.0, metavar="SECONDS",
+                    help="deadline per source, all requests and retries included (default 30)")
+
     sub.add_parser("status", help="show data freshness per source, the leader and the outbox",
                    description="Print, per source, the last successful fetch (file date, when, lag against the "
                                "expected publication) and the last error; which process holds the leader lease; "
@@ -252,6 +277,27 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_fetch(settings, source.name, days, progress=True))
 
 
+def _timeout_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"not a number of seconds in (0, 3600]: {text!r}")
+    return value
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    """Check every (or the chosen) source live, read-only, and print the table or JSON."""
+    from alerts.doctor import exit_code, render_json, render_table, run_doctor
+
+    now = settings.clock()()
+    checks, notes = asyncio.run(run_doctor(settings, args.sources, now=now, deadline=args.timeout))
+    render = render_json if args.format == "json" else render_table
+    sys.stdout.write(render(checks, now=now, notes=notes))
+    return exit_code(checks)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Replay the rules over a date range and print alerts, outcomes and a summary."""
     from alerts.history import load_directory, span
@@ -326,6 +372,38 @@ async def _poll(settings: Settings, sources: list[str], day: date | None, *, del
             print(f"delivered {sent} message(s)")
     finally:
         await redis.aclose()
+    return worst
+
+
+async def _reparse(settings: Settings, sources: list[str], day: date | None) -> int:
+    """Reparse the kept files of `day` (or of every kept date) per source; print one line per date."""
+    from redis.asyncio import Redis
+
+    from alerts.fetch import make_client
+    from alerts.reparse import reparse_day
+    from alerts.store.failed import FailedFiles
+
+    now = settings.clock()()
+    worst, done = EXIT_OK, 0
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        async with make_client() as client:
+            for name in sources:
+                for target in [day] if day is not None else await FailedFiles(redis).days(name):
+                    result = await reparse_day(name, target, settings=settings, redis=redis, client=client, now=now)
+                    if result is None:
+                        print(f"reparse {name} {target.isoformat()}: no kept file (none failed, already reparsed, "
+                              "or expired)", file=sys.stderr)
+                        worst = max(worst, EXIT_FAILED)
+                        continue
+                    done += 1
+                    print(result.line(), file=sys.stdout if result.error is None else sys.stderr)
+                    if result.error is not None:
+                        worst = max(worst, EXIT_BAD_INPUT if isinstance(result.error, MalformedFile) else EXIT_FAILED)
+    finally:
+        await redis.aclose()
+    if day is None and not done:
+        print("reparse: no kept failed files")
     return worst
 
 
@@ -420,8 +498,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_backfill(args, settings)
     if args.command == "status":
         return asyncio.run(_status(settings))
+    if args.command == "doctor":
+        return cmd_doctor(args, settings)
     if args.command == "poll":
         return asyncio.run(_poll(settings, args.sources or list(SOURCES), args.date, deliver=args.deliver))
+    if args.command == "reparse":
+        if args.source is None and args.date is not None:
+            print("error: reparse --date needs a SOURCE", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return asyncio.run(_reparse(settings, [args.source] if args.source else list(SOURCES), args.date))
     if args.command == "run":
         try:
             settings.require_token()

@@ -15,13 +15,17 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from alerts.calendar import HK_TZ
-from alerts.errors import SourceError
+from alerts.calendar import HK_TZ, is_session
+from alerts.di_notices import ingest_watched, watched_codes
+from alerts.doctor import daily_doctor
+from alerts.errors import MalformedFile, SourceError
 from alerts.metrics import METRICS
 from alerts.outbox import Outbox, OutboxItem, item_id
-from alerts.pipeline import CycleReport, is_done, run_cycle
+from alerts.pipeline import CycleReport, evaluate_and_route, is_done, run_cycle
 from alerts.sources import SOURCES, get_source
 from alerts.store import keys
+from alerts.store.failed import FailedFiles, file_name, layout_signature
+from alerts.store.frames import FrameStore
 from alerts.tickers import needs_refresh, refresh
 from alerts.windows import active_dates, missed, poll_due, window_failed
 from bot.render import esc
@@ -30,9 +34,53 @@ from config.settings import Settings
 log = logging.getLogger(__name__)
 
 LOOKBACK_SESSIONS = 5  # catch-up reaches this many file dates back after downtime
+DI_SOURCE = "hkex-di"
+DI_NOTICE_DAYS = 14  # the watched stocks' notice lists are read this many days back (notices are due in 3 days)
 CATCH_UP_EVERY = timedelta(minutes=10)  # outside its windows a missed file is retried this often
 # What a Redis outage looks like from redis.asyncio: its own errors and socket errors.
 REDIS_DOWN = (RedisError, OSError)
+NOTICE_LIST_MAX = 15  # headers shown per list in a drift notice (a Telegram message holds 4096 characters)
+
+
+def _headers(cells: tuple[str, ...]) -> str:
+    """Header cells for a notice: escaped, each cut short, the list capped."""
+    shown = [esc(c if len(c) <= 80 else c[:79] + "…") for c in cells[:NOTICE_LIST_MAX]]
+    more = f" … (+{len(cells) - NOTICE_LIST_MAX} more)" if len(cells) > NOTICE_LIST_MAX else ""
+    return " | ".join(shown) + more if shown else "(none)"
+
+
+def drift_notice(source: str, day: date, error: SourceError, *, kept: bool) -> str:
+    """The admins' notice for a file that did not parse: what was expected and found, and the command to re-run it."""
+    name = esc(file_name(error.url)) if error.url else day.isoformat()
+    expected = error.expected if isinstance(error, MalformedFile) else None
+    found = error.found if isinstance(error, MalformedFile) else None
+    message = str(error.args[0]) if error.args else type(error).__name__
+    if expected is None and found is None:
+        lines = [f"⚠️ {esc(source)}: {name} ({day.isoformat()}) did not parse — has the format changed?"]
+    else:
+        lines = [f"⚠️ {esc(source)}: layout changed in {name} ({day.isoformat()})"]
+    lines.append(f"<code>{esc(message[:400])}</code>")
+    if expected is not None:
+        lines.append(f"expected: {_headers(expected)}")
+    if found is not None:
+        lines.append(f"found: {_headers(found)}")
+    if expected is not None and found is not None:
+        added = tuple(c for c in found if c not in expected)
+        missing = tuple(c for c in expected if c not in found)
+        parts = ([f"+ {_headers(added)}"] if added else []) + ([f"− {_headers(missing)}"] if missing else [])
+        diff = "; ".join(parts) or "same headers, in another order or place"
+        lines.append(f"diff: {diff}")
+    command = f"positioning-bot reparse {esc(source)} --date {day.isoformat()}"
+    if kept:
+        lines.append(f"Raw file kept {keys.FAILED_TTL_SECONDS // 86400} days; later files failing the same way are "
+                     "kept too, without another notice.")
+        lines.append(f"After upgrading the parser run: <code>{command}</code> "
+                     f"(or <code>positioning-bot reparse {esc(source)} --all-failed</code>)")
+    else:
+        lines.append(f"The raw file was not kept (over {keys.FAILED_MAX_BYTES // 2**20} MB, or a day assembled from "
+                     f"many files); after upgrading run: <code>positioning-bot poll {esc(source)} --date "
+                     f"{day.isoformat()}</code>")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -161,10 +209,31 @@ class Poller:
                 if report.status == "processed" and self.on_processed is not None:
                     self.on_processed(report)
                 if report.status == "malformed":
-                    await self._tell_admins_once(source, day, f"⚠️ {esc(source)} {day.isoformat()}: the file did "
-                                                 f"not parse — has the format changed?\n<code>{esc(report.error[:400])}</code>")
+                    await self._drift_notice(report)
             await self._window_notices(source, now)
+        if any(r.source == DI_SOURCE and r.status == "processed" for r in reports) and not self.stopping:
+            reports += await self._watched_notices(now)
         return reports
+
+    async def _watched_notices(self, now: datetime) -> list[CycleReport]:
+        """The second DI path: each watched stock's own notice list, merged in, and its new rows' days evaluated."""
+        today = now.astimezone(HK_TZ).date()
+        found = await ingest_watched(await watched_codes(self.redis), settings=self.settings, client=self.client,
+                                     store=FrameStore(self.redis), redis=self.redis,
+                                     start=today - timedelta(days=DI_NOTICE_DAYS), end=today, now=now)
+        reports = []
+        for day in sorted(d for d in found.days if is_session(d)):
+            report = CycleReport(DI_SOURCE, day, "processed")
+            reports.append(await evaluate_and_route(report, settings=self.settings, redis=self.redis, now=now,
+                                                    force=True))
+        return reports
+
+    async def doctor(self) -> None:
+        """The daily self-check: tell the admins which sources are unhealthy (nothing when all are well)."""
+        now = self.clock()
+        text = await daily_doctor(self.settings, self.client, self.redis, now, self.sources)
+        if text:
+            await self._tell_admins(text, ["doctor", now.astimezone(HK_TZ).date().isoformat()])
 
     async def _refresh_tickers(self) -> None:
         if "sec-form4" not in self.sources or not await needs_refresh(self.redis):
@@ -209,6 +278,19 @@ class Poller:
             if window_failed(source, day, now, day in done):
                 await self._tell_admins_once(source, day, f"⏰ {esc(source)} {day.isoformat()}: no file by the end "
                                              "of its publication window; still retrying.")
+
+    async def _drift_notice(self, report: CycleReport) -> None:
+        """Tell the admins once per (source, layout) that its files stopped parsing, not once per day or poll."""
+        source, day = report.source, report.day
+        # A file came but failed: "no file by the end of its window" would mislead, so that notice is spent too.
+        await self.redis.set(keys.window_notice(source, day), "1", nx=True, ex=keys.WINDOW_NOTICE_TTL_SECONDS)
+        error = report.failure or MalformedFile(report.error, source=source)
+        signature = layout_signature(error)
+        if not await self.redis.set(keys.drift_notice(source, signature), "1", nx=True,
+                                    ex=keys.DRIFT_NOTICE_TTL_SECONDS):
+            return
+        kept = any(k.failed and k.url == error.url for k in await FailedFiles(self.redis).kept(source, day))
+        await self._tell_admins(drift_notice(source, day, error, kept=kept), [source, day.isoformat(), signature])
 
     async def _tell_admins_once(self, source: str, day: date, text: str) -> None:
         if not await self.redis.set(keys.window_notice(source, day), "1", nx=True,

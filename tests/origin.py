@@ -23,6 +23,7 @@ class Route:
     fail_first: int = 0  # answer `fail_status` this many times first
     fail_status: int = 500
     on_post: Callable[[dict[str, str]], bytes] | None = None
+    location: str | None = None  # sent as the Location header (with status=301/302: a redirect)
     hits: int = 0
 
 
@@ -85,6 +86,8 @@ class Origin:
             self._send(handler, route.fail_status, b"<html>Service Unavailable</html>", {})
             return
         headers = {"Content-Type": route.content_type}
+        if route.location:
+            headers["Location"] = route.location
         if route.etag:
             headers["ETag"] = route.etag
         if route.last_modified:

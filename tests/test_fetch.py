@@ -149,3 +149,45 @@ async def test_midday_source_refuses_a_day_close_page_at_its_url(settings: Setti
     with pytest.raises(MalformedFile, match="day-close report"):
         await _ingest_pages(settings, redis, "hkex-short-midday", MIDDAY_DAY)
     assert await FrameStore(redis).dates("hkex-short-midday") == []
+
+
+# --- redirects: followed; one that ends in 404 is "not published", naming both URLs --------------------------------
+
+
+async def test_redirects_are_followed_and_recorded(origin: Origin) -> None:
+    with Origin() as other:  # another host, as www.hkexnews.hk → www1.hkexnews.hk
+        other.add(PATH, b"moved data", etag='"m1"')
+        origin.add(PATH, status=301, location="/moved")  # a relative Location first
+        origin.add("/moved", status=302, location=other.url + PATH)
+        async with make_client() as client:
+            got = await fetch(client, origin.url + PATH)
+    assert (got.status, got.content, got.etag) == ("ok", b"moved data", '"m1"')
+    assert got.url == origin.url + PATH  # the state is remembered under the URL we ask for
+    assert got.redirects == (origin.url + "/moved", other.url + PATH)
+
+
+async def test_no_redirect_records_none(origin: Origin) -> None:
+    origin.add(PATH, b"hello")
+    async with make_client() as client:
+        assert (await fetch(client, origin.url + PATH)).redirects == ()
+
+
+async def test_redirect_to_404_is_not_published_naming_both_urls(origin: Origin) -> None:
+    with Origin() as other:  # nothing served there: 404
+        origin.add(PATH, status=302, location=other.url + PATH)
+        # A client that does not follow redirects by itself still gets the file's real answer.
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            with pytest.raises(NotPublishedYet) as info:
+                await fetch(client, origin.url + PATH, source="hkex-quotes", backoff=0.01)
+    message = str(info.value)
+    assert f"HTTP 404 after redirect {origin.url + PATH} → {other.url + PATH}: not published" in message
+    assert info.value.url == origin.url + PATH and "hkex-quotes" in message
+    assert origin.routes[PATH].hits == 1  # not retried
+
+
+async def test_redirect_loop_fails_without_retrying(origin: Origin) -> None:
+    route = origin.add(PATH, status=302, location=PATH)
+    async with make_client() as client:
+        with pytest.raises(FetchFailed, match="redirect loop"):
+            await fetch(client, origin.url + PATH, backoff=0.01)
+        assert route.hits == client.max_redirects + 1  # one pass through the loop, no retries

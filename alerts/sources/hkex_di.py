@@ -8,6 +8,8 @@ Per-stock notice list (``NSAllFormList.aspx``, `parse_notice_list`): a real page
 2026-09-10, tests/fixtures/hkex-di/disclosure-of-interests-00700.json): table ``id="grdPaging"``, header row
 "Form Serial Number | Name of substantial shareholder / director / chief executive | Reason for disclosure | …",
 stock code and company name in spans above it, "Total records" below it. It gives the same schema as a summary.
+The list's URL needs DION's id of the corporation (`sid`) and its name: `parse_corp_search` reads both from the
+corporation search result (``NSSrchCorpList.aspx``, real page in the same capture), its "List of all notices" link.
 
 Row policy:
 - superseded notices (serial cell says "Superseded") and withdrawn ones (serial or company cell says
@@ -204,6 +206,53 @@ def notice_list_path(code: str, sid: str, corp_name: str, start: date, end: date
         "scsd": first, "sced": last, "sc": norm_code(code), "src": "MAIN", "lang": "EN", "pg": str(page),
     }
     return f"/di/NSAllFormList.aspx?{urlencode(query)}"
+
+
+CORP_SEARCH_LAYOUT = "ns-srch-corp-list"
+_ALL_NOTICES_PAGE = "nsallformlist.aspx"
+
+
+def corp_search_path(code: str, start: date, end: date) -> str:
+    """Path (with query) of DION's search for a listed corporation by stock code (NSSrchCorpList.aspx).
+
+    The query is the one of the real 00700 capture; its result links carry the `sid` and name the notice list needs.
+    """
+    if start > end:
+        raise ValueError(f"bad period {start}..{end}")
+    query = {"sa1": "cl", "scsd": f"{start:%d/%m/%Y}", "sced": f"{end:%d/%m/%Y}", "sc": norm_code(code),
+             "src": "MAIN", "lang": "EN"}
+    return f"/di/NSSrchCorpList.aspx?{urlencode(query)}"
+
+
+def parse_corp_search(data: bytes) -> tuple[str, str]:
+    """(sid, corporation name) from a corporation search result: the query of its "List of all notices" link.
+
+    On the real page (00700) the link is ``NSAllFormList.aspx?sa2=an&sid=6893&corpn=Tencent+Holdings+Ltd.&…``.
+    A search that found nothing (an unknown code) has no such link: MalformedFile.
+    """
+    text = decode_text(data)
+    tree = html_tree(text, NAME)
+    reject_error_page(text, NAME)
+    found: set[tuple[str, str]] = set()
+    for link in tree.xpath("//a[@href]"):
+        href = str(link.get("href"))
+        label = " ".join(link.text_content().split()).lower()
+        if label != "list of all notices" or urlsplit(href).path.rsplit("/", 1)[-1].lower() != _ALL_NOTICES_PAGE:
+            continue
+        query = parse_qs(urlsplit(href).query)
+        sid = next(iter(query.get("sid", [])), "").strip()
+        name = " ".join(next(iter(query.get("corpn", [])), "").split())
+        if not sid.isdigit() or not name:
+            raise MalformedFile(f"{NAME}: 'List of all notices' link lacks a numeric sid or a corpn: {href!r}",
+                                layout=CORP_SEARCH_LAYOUT)
+        found.add((sid, name))
+    if not found:
+        raise MalformedFile(f"{NAME}: corporation search has no 'List of all notices' link (unknown stock code?)",
+                            layout=CORP_SEARCH_LAYOUT)
+    if len(found) > 1:
+        raise MalformedFile(f"{NAME}: corporation search links to {len(found)} corporations: {sorted(found)}",
+                            layout=CORP_SEARCH_LAYOUT)
+    return found.pop()
 
 
 def _list_company(tree: lxml.html.HtmlElement) -> tuple[str, str]:

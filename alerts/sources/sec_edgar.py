@@ -327,9 +327,11 @@ class _PoliteClient:
     def __init__(self, client: httpx.AsyncClient, user_agent: str, limiter: RateLimiter) -> None:
         self._client, self._user_agent, self._limiter = client, user_agent, limiter
 
-    async def get(self, url: str, headers: Mapping[str, str] | None = None) -> httpx.Response:
+    async def get(self, url: str, headers: Mapping[str, str] | None = None, *,
+                  follow_redirects: bool = True) -> httpx.Response:
         await self._limiter.wait()
-        return await self._client.get(url, headers={**(headers or {}), "User-Agent": self._user_agent})
+        return await self._client.get(url, headers={**(headers or {}), "User-Agent": self._user_agent},
+                                      follow_redirects=follow_redirects)
 
 
 async def fetch_form4_day(client: httpx.AsyncClient, base_url: str, day: date, *, user_agent: str,

@@ -165,6 +165,41 @@ def window_notice(source: str, day: date) -> str:
     return f"{PREFIX}window-notice:{source}:{day.isoformat()}"
 
 
+# ---- kept failed files (layout drift loses nothing) ------------------------------------------------------------
+# Raw bytes of a fetched file that did not parse (a changed layout, a truncated upload), with the evidence (message,
+# expected / found headers, layout), so that after a parser upgrade `positioning-bot reparse` can store it and route
+# its alerts late instead of never. 30 days covers noticing the notice, fixing the parser and deploying; older files
+# are past any alert's use. Bounded in size and number so a source serving something odd for weeks cannot fill Redis:
+# a file over FAILED_MAX_BYTES is not kept (logged), and past FAILED_MAX_PER_SOURCE the oldest is dropped.
+FAILED_TTL_SECONDS = 30 * 24 * 3600
+FAILED_MAX_BYTES = 20 * 1024 * 1024
+FAILED_MAX_PER_SOURCE = 100  # about 30 days of a two-file daily source, plus revisions
+
+
+def failed_file(source: str, day: date, sha256: str) -> str:
+    """HASH of one kept file: content (bytes), url, date, kept_at, etag, last_modified, error, error_type, expected,
+    found (JSON lists), layout, failed ("1"; "0" for a sibling of a multi-file day that parsed, kept so the day can be
+    rebuilt from what was fetched then). Keyed by content hash: a file refetched every poll is kept once."""
+    return f"{PREFIX}failed:{source}:{day.isoformat()}:{sha256}"
+
+
+def failed_index(source: str) -> str:
+    """ZSET of a source's kept files (member `<ISO date>:<sha256>`, score = epoch seconds kept): lists them without
+    SCAN and finds the oldest to drop; members whose hash expired are pruned when listed."""
+    return f"{PREFIX}failed:index:{source}"
+
+
+# Admins are told once per (source, layout signature) that a layout changed, not once per day or poll: a new layout
+# fails every file until the parser is upgraded. As long as the files themselves are kept; a layout still failing
+# after that is told again.
+DRIFT_NOTICE_TTL_SECONDS = FAILED_TTL_SECONDS
+
+
+def drift_notice(source: str, signature: str) -> str:
+    """Marker (SET NX) that the admins were told about a failing layout of a source."""
+    return f"{PREFIX}drift-notice:{source}:{signature}"
+
+
 # ---- leader lease ------------------------------------------------------------------------------------------------
 # Only one `positioning-bot run` process may schedule cycles and poll Telegram (two pollers fight over getUpdates and
 # two schedulers double the fetch load). The leader holds this key (value = its owner id) and renews it every ttl/3;
@@ -202,3 +237,16 @@ CHART_TTL_SECONDS = 2 * 24 * 3600
 def chart(code: str, kind: str, lang: str, day: date) -> str:
     """HASH of one chart: `png` (bytes) and `file_id` (Telegram's id of the uploaded photo, once sent)."""
     return f"{PREFIX}chart:{code}:{kind}:{lang}:{day.isoformat()}"
+
+
+# ---- DION corporation ids ---------------------------------------------------------------------------------------------
+# A stock's notice list on DION (hkex-di, NSAllFormList.aspx) is addressed by DION's own id of the corporation (`sid`,
+# 00700 -> 6893) and the name DION shows, read from the corporation search page. The id does not change, so it is
+# cached rather than searched before every notice list: one request saved per watched code per poll. 30 days lets a
+# renamed corporation's new name come in within a month; an entry whose notice list stops parsing is dropped early.
+DI_CORP_TTL_SECONDS = 30 * 24 * 3600
+
+
+def di_corp(code: str) -> str:
+    """HASH `sid` / `corp_name` of a stock code on DION, from its corporation search page."""
+    return f"{PREFIX}di:corp:{code}"
