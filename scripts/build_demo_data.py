@@ -12,14 +12,15 @@ fixtures themselves so the demo files stay byte-compatible with what the parsers
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cache
 from pathlib import Path
 
 import numpy as np
-import xlrd
 import xlwt
 
 from alerts.calendar import is_week_end_session, sessions_between
@@ -97,10 +98,11 @@ PINNED_RATIOS = {  # (code, session) -> short value / total value
     ("00700", d(11, 27)): 0.0990,
     ("01810", d(11, 19)): 0.344,  # reconstructed spike (the demo's short_ratio_spike)
 }
-# Market short selling (Main Board, day close). 11-20 repeats tests/fixtures/hkex-quotes/d251120e.htm.
+# Market short selling (Main Board, day close): the public value and count; 11-20's other figures reconstructed.
+# Share totals are not pinned: they are the sums of each day's rows (day_rows).
 PINNED_MARKET = {
-    d(11, 20): dict(stocks=840, c_value=58_805_413_726, c_shares=4_963_218_450, a_value=55_317_908_104,
-                    a_shares=4_512_006_320, turnover=235_478_622_918, traded=39_128_553_207, securities=2_061),
+    d(11, 20): dict(stocks=840, c_value=58_805_413_726, a_value=55_317_908_104, turnover=235_478_622_918,
+                    securities=2_061),
     d(11, 27): dict(stocks=795, c_value=36_639_274_518),
 }
 PINNED_TURNOVER = {d(11, 19): (228_917_305_412, 2_044)}
@@ -354,9 +356,139 @@ def stock_rows(world: World, day: date) -> list[tuple[str, str, str, Quote]]:
     return sorted(rows, key=lambda row: int(row[0]))
 
 
-def quotes_file(world: World, day: date, previous: date | None) -> bytes:
-    """d{YYMMDD}e.htm in the layout of tests/fixtures/hkex-quotes/d251120e.htm."""
+# --- hkex-quotes / hkex-short: filler stocks, so that every file's rows add up to its own totals
+
+FILLER_SEED = SEED + 1
+FILLER_COUNT = 900  # no fewer than the most securities shorted in a day (simulate_market: at most 900)
+FILLER_LOW_FROM = 780  # ranks from here on are shorted only on busier days, at low ratios (1-4.5%)
+# Quotations files print the whole market (MARKET HIGHLIGHTS, the short selling totals, and the fillers that make
+# the rows add up to them) from this many sessions before the demo to its last day: the short-ratio rules judge a
+# stock only with 20 sessions of its ratios (min_history, config/rules.toml; fewer make a note per filler and
+# day), market_short_swing compares with the 5 before. Earlier and later files are excerpts printing no totals
+# (the 10 stocks and the RMB counter): nothing there for rows to add up to. Every file whole instead: ~26 MB.
+WHOLE_SESSIONS_BEFORE_DEMO = 20
+
+
+@dataclass(frozen=True)
+class Filler:
+    """A reconstructed stock standing for the rest of the market, printed as "FILLER <code>"."""
+
+    code: str
+    size: float  # its usual weight in the fillers' turnover
+    ratio: float  # short value / turnover, the same on every day
+    closes: tuple[float, ...]  # close on each simulated session
+
+
+def filler_name(code: str) -> str:
+    """``FILLER 1234``: the name says what it is (no real company's name on reconstructed figures)."""
+    return f"FILLER {int(code)}"
+
+
+@cache
+def fillers(sessions: tuple[date, ...]) -> tuple[Filler, ...]:
+    """The filler universe in rank order: a day with k fillers lists the first k (own generator).
+
+    Codes are drawn from 1..3999 leaving out the demo's own stocks and every code config/aliases.toml names
+    (a filler there would take a real company's alias or Chinese name in the bot). Big fillers are dearer and
+    more shorted than small ones; the ranks from FILLER_LOW_FROM, not shorted every day, stay under the 5%
+    ratio floor of the short-ratio rules, so a thin history never makes a note.
+    """
+    rng = np.random.default_rng(FILLER_SEED)
+    aliases = (REPO / "config" / "aliases.toml").read_text(encoding="utf-8")
+    taken = {stock.code for stock in STOCKS} | {RMB_CODE} | set(re.findall(r"\b\d{5}\b", aliases))
+    eligible = [code for code in range(1, 4000) if f"{code:05d}" not in taken]
+    out = []
+    for rank, code in enumerate(rng.choice(eligible, FILLER_COUNT, replace=False)):
+        depth = rank / FILLER_COUNT  # 0 for the biggest filler
+        if rank < FILLER_LOW_FROM:
+            ratio = float(np.clip(rng.normal(0.28 - 0.16 * depth, 0.05), 0.06, 0.45))
+        else:
+            ratio = float(rng.uniform(0.01, 0.045))
+        price = float(np.exp((1 - depth) * rng.uniform(np.log(3.0), np.log(300.0))
+                             + depth * rng.uniform(np.log(0.5), np.log(8.0))))
+        path = price * np.exp(np.cumsum(rng.normal(0, 0.015, len(sessions))))
+        closes = tuple(on_tick(float(p), tick_size(float(p))) for p in path)
+        out.append(Filler(f"{int(code):05d}", 1 / (rank + 15), ratio, closes))
+    return tuple(out)
+
+
+def hkd_equivalent(amount: int, currency: str) -> int:
+    """An amount in HKD: the RMB counter's at RMB_PER_HKD (the rate its prices are made with)."""
+    return amount if currency == "HKD" else round(amount / RMB_PER_HKD)
+
+
+def day_rows(world: World, day: date) -> tuple[list[tuple[str, str, str, Quote]], Market]:
+    """The day's rows (demo stocks, RMB counter, fillers) in code order, and the totals they add up to.
+
+    The demo stocks and the market's short value, count, turnover and securities traded are the simulation's.
+    The fillers take the rest: count - the demo rows shorted, (C) value - the demo rows' short value, market
+    turnover - the demo rows' quoted turnover (the RMB counter at its HKD equivalent, as the file's HKD totals
+    hold it). Each filler keeps its one short ratio every day, so it never looks unusual to the short-ratio
+    rules; the day's split of turnover between more and less shorted fillers is tilted until value and turnover
+    both come out exact. Shares follow from each filler's price; the market's share totals are the rows' sums.
+    """
+    rows = stock_rows(world, day)
     market = world.market[day]
+    shorted = [(currency, q) for _, _, currency, q in rows if q.short_value is not None]
+    count = market.stocks - len(shorted)
+    value = market.c_value - sum(hkd_equivalent(q.short_value or 0, currency) for currency, q in shorted)
+    turnover = market.turnover - sum(hkd_equivalent(q.turnover, currency) for _, _, currency, q in rows)
+    universe = fillers(tuple(world.sessions))
+    if not 0 < count <= len(universe) or value <= 0 or turnover <= 0:
+        raise ValueError(f"{day}: fillers cannot make up {count} stocks, HK${value:,} short, "
+                         f"HK${turnover:,} traded")
+    chosen = universe[:count]
+    rng = np.random.default_rng([FILLER_SEED, day.toordinal()])  # own generator: the main series never shift
+    ratios = np.array([f.ratio for f in chosen])
+    base = np.array([f.size for f in chosen]) * np.exp(rng.normal(0, 0.3, count))
+    target = value / turnover
+    if not ratios.min() < target < ratios.max():
+        raise ValueError(f"{day}: the fillers' ratios cannot average {target:.4f}")
+    low, high = -200.0, 200.0
+    for _ in range(100):  # the turnover-weighted mean ratio rises with the tilt: bisect to the target
+        tilt = (low + high) / 2
+        weights = base * np.exp(tilt * (ratios - target))
+        low, high = (tilt, high) if (weights * ratios).sum() / weights.sum() < target else (low, tilt)
+    turnovers = np.floor(weights / weights.sum() * turnover).astype(np.int64)
+    biggest = int(np.argmax(turnovers))
+    turnovers[biggest] += turnover - int(turnovers.sum())
+    values = np.round(ratios * turnovers).astype(np.int64)
+    values[biggest] += value - int(values.sum())  # a few HK$ on billions: its ratio moves by ~1e-9
+    at = world.sessions.index(day)
+    drift, open_gap = rng.normal(0, 0.004, count), rng.normal(0, 0.005, count)
+    wiggle = np.abs(rng.normal(0, 0.006, (count, 2)))
+    extra: list[tuple[str, str, str, Quote]] = []
+    for i, filler in enumerate(chosen):
+        close = filler.closes[at]
+        tick = tick_size(close)
+        prev = filler.closes[at - 1] if at else on_tick(close * float(np.exp(-drift[i])), tick)
+        traded = int(turnovers[i])
+        shares = max(1000, int(round(traded / (close * float(np.exp(drift[i]))), -2)))
+        average = traded / shares
+        opening = prev * float(np.exp(open_gap[i]))
+        high_price = on_tick(max(opening, close, average) * (1 + wiggle[i, 0]), tick, "up")
+        low_price = on_tick(min(opening, close, average) * (1 - wiggle[i, 1]), tick, "down")
+        short_value = int(values[i])
+        short_shares = min(shares, max(200, int(round(short_value / average, -2))))
+        if short_value <= 0 or low_price <= 0:
+            raise ValueError(f"{day}: filler {filler.code} has no short value or a price <= 0")
+        extra.append((filler.code, filler_name(filler.code), "HKD",
+                      Quote(prev, close, high_price, low_price, tick, shares, traded, short_shares, short_value)))
+    rows = sorted(rows + extra, key=lambda row: int(row[0]))
+    short_rows = [q for _, _, _, q in rows if q.short_value is not None]
+    c_shares = sum(q.short_shares or 0 for q in short_rows)
+    totals = Market(stocks=market.stocks, c_shares=c_shares, c_value=market.c_value,
+                    a_shares=int(c_shares * market.a_shares / market.c_shares), a_value=market.a_value,
+                    turnover=market.turnover, traded=sum(q.shares for q in short_rows),
+                    securities=market.securities)
+    return rows, totals
+
+
+def quotes_file(world: World, day: date, previous: date | None) -> bytes:
+    """d{YYMMDD}e.htm in the layout of tests/fixtures/hkex-quotes/d251120e.htm (see WHOLE_SESSIONS_BEFORE_DEMO)."""
+    first = world.sessions[world.sessions.index(DEMO_START) - WHOLE_SESSIONS_BEFORE_DEMO]
+    whole = first <= day <= DEMO_END
+    rows, market = day_rows(world, day) if whole else (stock_rows(world, day), world.market[day])
     if previous is not None:
         prev_turnover, prev_securities = world.market[previous].turnover, world.market[previous].securities
     else:
@@ -367,7 +499,7 @@ def quotes_file(world: World, day: date, previous: date | None) -> bytes:
         "                           THE STOCK EXCHANGE OF HONG KONG LIMITED",
         f"    EXCHANGE SQUARE, HONG KONG      TEL: 25221122      DATE: {headline_date(day)}",
         "",
-        '<a href="#market_highlights">MARKET HIGHLIGHTS</a>',
+        *(['<a href="#market_highlights">MARKET HIGHLIGHTS</a>'] if whole else []),
         '<a href="#quotations">QUOTATIONS</a>',
         '<a href="#sales_all">SALES RECORDS FOR ALL STOCKS</a>',
         '<a href="#sales_over">SALES RECORDS OVER $500,000</a>',
@@ -381,18 +513,20 @@ def quotes_file(world: World, day: date, previous: date | None) -> bytes:
         '<a href="#overseas_highlights">OVERSEAS TURNOVER HIGHLIGHTS</a>',
         '<a href="#other_info">OTHER INFORMATION</a>',
         RULE,
-        '                                   <a name = "market_highlights">MARKET HIGHLIGHTS</a>',
-        "",
-        f"{'':55}{dmy_upper(day)}{dmy_upper(previous or day - timedelta(days=1)):>17}",
-        f"       TURNOVER ($){market.turnover:>48,}{prev_turnover:>17,}",
-        f"       NO. OF SECURITIES TRADED{market.securities:>36,}{prev_securities:>17,}",
-        RULE,
+        *([
+            '                                   <a name = "market_highlights">MARKET HIGHLIGHTS</a>',
+            "",
+            f"{'':55}{dmy_upper(day)}{dmy_upper(previous or day - timedelta(days=1)):>17}",
+            f"       TURNOVER ($){market.turnover:>48,}{prev_turnover:>17,}",
+            f"       NO. OF SECURITIES TRADED{market.securities:>36,}{prev_securities:>17,}",
+            RULE,
+        ] if whole else []),
         '                                      <a name = "quotations">QUOTATIONS</a>',
         "     CODE  NAME OF STOCK    CUR PRV.CLO./    ASK/    HIGH/      SHARES TRADED/",
         "                                CLOSING      BID     LOW        TURNOVER ($)",
         "",
     ]
-    for code, name, currency, q in stock_rows(world, day):
+    for code, name, currency, q in rows:
         ask, bid = q.close + q.tick, q.close - q.tick
         lines.append(f"{number_code(code, currency):>10} {name:<16} {currency}{q.prev_close:>8.2f}{ask:>9.2f}"
                      f"{q.high:>9.2f}{q.shares:>21,}")
@@ -428,16 +562,18 @@ def quotes_file(world: World, day: date, previous: date | None) -> bytes:
         "      CODE  NAME OF STOCK            (SH)             ($)             (SH)                ($)",
         "",
     ]
-    for code, name, currency, q in stock_rows(world, day):
+    for code, name, currency, q in rows:
         if q.short_value is not None:
             lines.append(f"{number_code(code, currency):>11} {name:<16}{q.short_shares:>15,}{q.short_value:>20,}"
                          f"{q.shares:>16,}{q.turnover:>20,}")
     lines += [
         "",
-        f"       Total Shares (SH):{market.c_shares:>18,}{market.traded:>36,}",
-        "",
-        *summary_lines(market, f"HKD{market.turnover:,}"),
-        "",
+        *([
+            f"       Total Shares (SH):{market.c_shares:>18,}{market.traded:>36,}",
+            "",
+            *summary_lines(market, f"HKD{market.turnover:,}"),
+            "",
+        ] if whole else []),
         "                       <a name = \"adj_short\">PREVIOUS DAY'S ADJUSTED SHORT SELLING TURNOVER</a>",
         "",
         "      CODE  NAME OF STOCK            (SH)             ($)",
@@ -493,9 +629,10 @@ ShortRow = tuple[str, str, str, int, int]  # code, name, currency, short shares,
 def short_page(world: World, day: date, board: str, session: str = "close") -> bytes:
     """ASHTMAIN/ASHTGEM (day close), or MSHTMAIN/MSHTGEM with `session="morning"`, as in tests/fixtures/hkex-short/."""
     if board == "main":
+        quoted, market = day_rows(world, day)
         rows: list[ShortRow] = [(code, name, currency, q.short_shares, q.short_value)
-                                for code, name, currency, q in stock_rows(world, day) if q.short_value is not None]
-        market = world.market[day]
+                                for code, name, currency, q in quoted
+                                if q.short_value is not None and q.short_shares is not None]
         newline, title = "\r\n", "Main Board"
     else:
         rows, market = gem_rows(day)
@@ -523,24 +660,29 @@ def short_page(world: World, day: date, board: str, session: str = "close") -> b
 def morning_rows(day: date, board: str, rows: list[ShortRow], market: Market) -> tuple[list[ShortRow], Market]:
     """The same stocks up to the morning close: a share of each day-close row at its own average price.
 
-    Each stock's morning part is 30-70% of its day (whole board lots of 100, at least one), the market block
-    40-60% of the day's; so a midday figure never exceeds the close figure of the same stock or board.
+    Each stock's morning part is 30-70% of its day (whole board lots of 100, at least one); the market block is
+    the sum of the rows (the RMB counter at its HKD equivalent), the market turnover 40-60% of the day's; so a
+    midday figure never exceeds the close figure of the same stock or board.
     """
-    # Own generator per day and board: the midday pages never shift the day-close series.
+    # Own generator per day and board: the midday pages never shift the day-close series. Fillers draw from
+    # another, so the demo stocks' morning parts do not depend on how many fillers a day has.
     rng = np.random.default_rng([SEED, day.toordinal(), 1 if board == "main" else 2])
+    filler_rng = np.random.default_rng([FILLER_SEED, day.toordinal(), 1 if board == "main" else 2])
     morning: list[ShortRow] = []
     for code, name, currency, shares, value in rows:
-        part = max(100, int(shares * rng.uniform(0.3, 0.7)) // 100 * 100)  # every day-close row has >= 100
+        draw = filler_rng if name == filler_name(code) else rng
+        part = max(100, int(shares * draw.uniform(0.3, 0.7)) // 100 * 100)  # every day-close row has >= 200
         morning.append((code, name, currency, part, int(round(value * part / shares))))
     share = rng.uniform(0.4, 0.6)
-    if board == "gem":  # the GEM block is the sum of its rows, as on the day-close page
-        shares, value = sum(r[3] for r in morning), sum(r[4] for r in morning)
+    shares = sum(r[3] for r in morning)
+    value = sum(hkd_equivalent(r[4], r[2]) for r in morning)
+    if board == "gem":
         return morning, Market(len(morning), shares, value, shares, value, int(market.turnover * share), 0, 0)
     return morning, Market(
-        stocks=max(len(morning), market.stocks - int(rng.integers(40, 120))),
-        c_shares=int(market.c_shares * share), c_value=int(market.c_value * share),
-        a_shares=int(market.a_shares * share), a_value=int(market.a_value * share),
-        turnover=int(market.turnover * rng.uniform(0.4, 0.6)), traded=0, securities=0)
+        stocks=len(morning), c_shares=shares, c_value=value,
+        a_shares=int(shares * market.a_shares / market.c_shares),
+        a_value=int(value * market.a_value / market.c_value),
+        turnover=int(market.turnover * share), traded=0, securities=0)
 
 
 def gem_rows(day: date) -> tuple[list[ShortRow], Market]:
@@ -638,39 +780,50 @@ def di_page(day: date, number: int) -> bytes:
 
 
 def southbound_template() -> tuple[str, str, str]:
-    """(head, row, tail) of the constructed English page fixture, split around its result rows."""
-    text = (FIXTURES / "hkex-southbound" / "mutualmarket_t-hk_20251120.html").read_bytes().decode("utf-8")
-    row_start = "                                        <tr>\r\n                                            <td"
+    """(head, row, tail) of the real 2026 English page fixture (t=sh excerpt), split around its result rows."""
+    text = (FIXTURES / "hkex-southbound" / "hkex_sh_20260331_excerpt.html").read_bytes().decode("utf-8")
+    # The demo serves the t=hk page: its form posts back to t=hk, and its % column is of issued shares (the §6
+    # English label) rather than of SSE-listed A shares. The rest of the markup is the real page's, unchanged.
+    text = replace_once(text, {'action="./mutualmarket.aspx?t=sh"': 'action="./mutualmarket.aspx?t=hk"'})
+    sse_label = "% of the total number of securities listed and traded on the SSE"
+    if text.count(sse_label) < 2:
+        raise ValueError(f"template lacks the column label {sse_label!r}")
+    text = text.replace(sse_label, "% of the total number of Issued Shares/Units")
+    row_start = '<tr>\n<td class="col-stock-code">'
     first = text.index(row_start)
     second = text.index(row_start, first + 1)
-    end = text.index("                                </tbody>")
+    end = text.index("</tbody>")
     return text[:first], text[first:second], text[end:]
 
 
 def southbound_page(world: World, day: date, template: tuple[str, str, str]) -> bytes:
-    """mutualmarket.aspx?t=hk for a shareholding date, as the fixture page with this date's rows."""
+    """mutualmarket.aspx?t=hk for a shareholding date, as the real 2026 page with this date's rows."""
     head, row, tail = template
     viewed = day + timedelta(days=1)  # the page is read the morning after the shareholding date
+    # As on the real page: `today` is the day it is read; the latest date it offers (originalShareholdingDate,
+    # the date picker's reset and MAX) is the day before, MIN a year back.
     head = replace_once(head, {
-        "Shareholding Date: 2025/11/20": f"Shareholding Date: {day:%Y/%m/%d}",
-        'value="2025/11/20" id="txtShareholdingDate"': f'value="{day:%Y/%m/%d}" id="txtShareholdingDate"',
-        'id="today" value="20251121"': f'id="today" value="{viewed:%Y%m%d}"',
+        "Shareholding Date: 2026/03/31": f"Shareholding Date: {day:%Y/%m/%d}",
+        'value="2026/03/31" id="txtShareholdingDate"': f'value="{day:%Y/%m/%d}" id="txtShareholdingDate"',
+        'id="today" value="20260616"': f'id="today" value="{viewed:%Y%m%d}"',
+        'id="originalShareholdingDate" value="2026/06/15"': f'id="originalShareholdingDate" value="{day:%Y/%m/%d}"',
     })
     tail = replace_once(tail, {
-        "'data-reset', '2025/11/21'": f"'data-reset', '{viewed:%Y/%m/%d}'",
-        "MAX: new Date('2025/11/21')": f"MAX: new Date('{viewed:%Y/%m/%d}')",
-        "MIN: new Date('2024/11/21')": f"MIN: new Date('{viewed.replace(year=viewed.year - 1):%Y/%m/%d}')",
+        "'data-reset', '2026/06/15'": f"'data-reset', '{day:%Y/%m/%d}'",
+        "MAX: new Date('2026/06/15')": f"MAX: new Date('{day:%Y/%m/%d}')",
+        "MIN: new Date('2025/06/16')": f"MIN: new Date('{viewed.replace(year=viewed.year - 1):%Y/%m/%d}')",
     })
     rows = []
     for stock in STOCKS:
         if stock.code not in world.southbound[day]:
             continue
         shares, pct = world.southbound[day][stock.code]
+        # HK codes space-padded to 5 as the real t=hk page prints them (2019); the 2026 sample is northbound.
         rows.append(replace_once(row, {
-            '"mobile-list-body">    1<': f'"mobile-list-body">{int(stock.code):>5}<',
-            '"mobile-list-body">CKH HOLDINGS<': f'"mobile-list-body">{stock.name}<',
-            '"mobile-list-body">120,456,789<': f'"mobile-list-body">{shares:,}<',
-            '"mobile-list-body">3.15%<': f'"mobile-list-body">{pct:.2f}%<',
+            '"mobile-list-body">30001<': f'"mobile-list-body">{int(stock.code):>5}<',
+            '"mobile-list-body">SUZHOU HYC TECHNOLOGY CO.,LTD (A #688001)<': f'"mobile-list-body">{stock.name}<',
+            '"mobile-list-body">1,620,038<': f'"mobile-list-body">{shares:,}<',
+            '"mobile-list-body">0.36%<': f'"mobile-list-body">{pct:.2f}%<',
         }))
     return (head + "".join(rows) + tail).encode("utf-8")
 
@@ -703,7 +856,7 @@ def sfc_csv(world: World, day: date) -> bytes:
 
 @dataclass(frozen=True)
 class Buyback:
-    """One repurchase row: trade date, shares, prices (None = from the day's range), method, YTD count."""
+    """One repurchase row: trade date, shares, prices (None = from the day's range), method, currency, line."""
 
     code: str
     name: str
@@ -713,99 +866,96 @@ class Buyback:
     high: float | None = None
     low: float | None = None
     total: float | None = None
+    currency: str = "HKD"
+    sec_type: str = "ORD"
 
 
 # Printed date -> rows. Xiaomi's two days are public (21.5 M shares, > HK$800 M); the rest is reconstructed.
+# HSBC's London purchase is in GBP, as HSBC reports London purchases in today's report.
 BUYBACKS: dict[date, list[Buyback]] = {
     d(11, 18): [Buyback("00700", "TENCENT", d(11, 17), 1_050_000)],
-    d(11, 19): [Buyback("00005", "HSBC HOLDINGS", d(11, 17), 2_350_000, "London Stock Exchange"),
+    d(11, 19): [Buyback("00005", "HSBC HOLDINGS", d(11, 17), 2_350_000, "London Stock Exchange", currency="GBP"),
                 Buyback("00700", "TENCENT", d(11, 18), 1_020_000)],
-    d(11, 21): [Buyback("01810", "XIAOMI-W", d(11, 20), 10_400_000, high=39.30, low=38.40, total=404_126_480.00)],
-    d(11, 24): [Buyback("01810", "XIAOMI-W", d(11, 21), 11_100_000, high=38.46, low=37.10, total=419_358_960.00)],
+    d(11, 21): [Buyback("01810", "XIAOMI-W", d(11, 20), 10_400_000, high=39.30, low=38.40, total=404_126_480.00,
+                        sec_type="WVR ORD")],
+    d(11, 24): [Buyback("01810", "XIAOMI-W", d(11, 21), 11_100_000, high=38.46, low=37.10, total=419_358_960.00,
+                        sec_type="WVR ORD")],
     d(11, 25): [Buyback("00700", "TENCENT", d(11, 24), 980_000)],
     d(11, 26): [Buyback("00700", "TENCENT", d(11, 25), 1_010_000)],
 }
-# Securities bought back since the mandate before the demo, and the shares in issue when it was granted.
+# Shares bought back under the mandate before the demo, and the shares in issue when it was granted.
 YTD_BEFORE = {"00005": 251_300_000, "00700": 48_530_000, "01810": 0}
 ISSUED_AT_MANDATE = {"00005": 17_800_000_000, "00700": 9_180_000_000, "01810": 25_960_000_000}
-DISCLAIMER_ROW_HEIGHTS = (360, 360, 360, 447, 360, 390, 540)  # blank, blank, blank, gap, end, gap, disclaimer
+GBP_PER_HKD = 1 / 10.4  # the demo's fixed rate for HSBC's London prices (config/rules.toml uses 10.4)
 
 
 def buyback_cells(world: World, printed: date) -> list[list[str]]:
-    """Data rows (11 text cells) of the report printed on `printed`, sorted by company like the real files."""
+    """Data rows (14 text cells, today's layout) of the report printed on `printed`, sorted by company."""
     ytd = dict(YTD_BEFORE)
     for day in sorted(BUYBACKS):
-        rows = []
-        for b in BUYBACKS[day]:
-            q = world.quotes[b.trade][b.code]
-            # Issuers buy in a narrow band around the day's average price, inside the day's range.
-            vwap = (q.high + q.low + 2 * q.close) / 4
-            high = b.high if b.high is not None else on_tick(min(q.high, vwap * 1.006), q.tick, "down")
-            low = b.low if b.low is not None else on_tick(max(q.low, vwap * 0.994), q.tick, "up")
-            total = b.total if b.total is not None else round(b.shares * (0.45 * high + 0.55 * low), 2)
-            ytd[b.code] += b.shares
-            pct = 100 * ytd[b.code] / ISSUED_AT_MANDATE[b.code]
-            rows.append([b.name, str(int(b.code)), "ORD", f"{b.trade:%Y/%m/%d}", f"{b.shares:,}",
-                         f"HKD {high:.2f}", f"HKD {low:.2f}", f"HKD {total:,.2f}", b.method,
-                         f"{ytd[b.code]:,}", f"{pct:.3f}".rstrip("0").rstrip(".")])
+        rows = [buyback_row(world, b, ytd) for b in BUYBACKS[day]]
         if day == printed:
             return sorted(rows)
     return []
 
 
-RealReport = tuple[list[str], str, list[int], dict[int, int]]  # headers, disclaimer, column widths, row heights
+def buyback_row(world: World, b: Buyback, ytd: dict[str, int]) -> list[str]:
+    """One row: a group of its own, so the starred aggregates are on it; every purchase is for cancellation."""
+    q = world.quotes[b.trade][b.code]
+    # Issuers buy in a narrow band around the day's average price, inside the day's range.
+    vwap = (q.high + q.low + 2 * q.close) / 4
+    high = b.high if b.high is not None else on_tick(min(q.high, vwap * 1.006), q.tick, "down")
+    low = b.low if b.low is not None else on_tick(max(q.low, vwap * 0.994), q.tick, "up")
+    if b.currency == "GBP":
+        high, low = round(high * GBP_PER_HKD, 3), round(low * GBP_PER_HKD, 3)
+    total = b.total if b.total is not None else round(b.shares * (0.45 * high + 0.55 * low), 2)
+    ytd[b.code] += b.shares
+    pct = 100 * ytd[b.code] / ISSUED_AT_MANDATE[b.code]
+    lowest = "" if low == high else f"{b.currency} {low:.2f}"  # today's report leaves a single price's low blank
+    return [b.name, str(int(b.code)), b.sec_type, f"{b.trade:%Y/%m/%d}", f"{b.shares:,}", f"{b.currency} {high:.2f}",
+            lowest, f"{b.currency} {total:,.2f}", b.method, f"{b.shares:,}", f"{b.shares:,}", "0",
+            f"{ytd[b.code]:,}", f"{pct:.4f}".rstrip("0").rstrip(".")]
+
+
+RealReport = tuple[list[str], str, str]  # header cells, "*" footnote, disclaimer
 
 
 def real_report_strings() -> RealReport:
-    """Header cells, disclaimer, column widths and top row heights of a real SRRPT file (fixture)."""
-    book = xlrd.open_workbook(str(FIXTURES / "hkex-buybacks" / "SRRPT20170313.xls"), formatting_info=True)
-    sheet = book.sheet_by_name("SBNReport")
-    headers = [str(cell.value) for cell in sheet.row(2)]
-    disclaimer = str(sheet.cell_value(sheet.nrows - 1, 0))
-    widths = [sheet.colinfo_map[c].width for c in range(sheet.ncols)]
-    heights = {r: sheet.rowinfo_map[r].height for r in range(5)}
-    return headers, disclaimer, widths, heights
+    """Header cells, footnote and disclaimer of the real 09/09/2026 report (the real-cells fixture)."""
+    import json
+
+    text = (FIXTURES / "hkex-buybacks" / "next-day-disclosure-00700-20260909.json").read_text(encoding="utf-8")
+    grid = json.loads(text)["documents"][0]["grid"]
+    footnote = next(row[0] for row in grid if row[0].startswith("* "))
+    return list(grid[4]), footnote, grid[-1][0]
 
 
 def buyback_xls(printed: date, rows: list[list[str]], real: RealReport) -> bytes:
-    """SRRPT{YYYYMMDD}.xls: sheet SBNReport, all cells text, the real files' rows, merges and sizes."""
-    headers, disclaimer, widths, heights = real
+    """SRRPT{YYYYMMDD}.xls in today's layout: sheet SBNReport, all cells text, rows placed like the real report."""
+    headers, footnote, disclaimer = real
     book = xlwt.Workbook(encoding="utf-8")
     sheet = book.add_sheet("SBNReport")
     plain = xlwt.easyxf("font: name Arial, height 160; align: vert top")
     wrapped = xlwt.easyxf("font: name Arial, height 160, bold on; align: wrap on, vert top")
-    title = xlwt.easyxf("font: name Arial, height 200, bold on; align: horiz center")
-    for column, width in enumerate(widths):
-        sheet.col(column).width = width
-    sheet.write_merge(1, 1, 0, 2, f"Date Printed : {printed:%d/%m/%Y}", plain)
-    sheet.write_merge(1, 1, 4, 7, "Share Repurchase Report", title)
-    sheet.write_merge(1, 1, 8, 10, "", plain)
+    title = xlwt.easyxf("font: name Arial, height 200, bold on")
+    for column in range(len(headers)):
+        sheet.col(column).width = 4200 if column in (0, 8) else 3000
+    sheet.write(1, 6, "Share Repurchase Report", title)
+    sheet.write(2, 0, f"Date Printed : {printed:%d/%m/%Y}", plain)
     for column, text in enumerate(headers):
-        sheet.write(2, column, text, wrapped)
-    sheet.write_merge(3, 3, 0, 10, "", plain)
-    at = 5
+        sheet.write(4, column, text, wrapped)
+    at = 7
     for row in rows:
         for column, text in enumerate(row):
-            sheet.write(at, column, text, plain)
+            if text:
+                sheet.write(at, column, text, plain)
         at += 1
-    trailer = at
-    sheet.write_merge(trailer, trailer, 0, 10, "", plain)
-    for r in (trailer + 1, trailer + 2):
-        for column in range(11):
-            sheet.write(r, column, "", plain)
-    sheet.write_merge(trailer + 4, trailer + 4, 4, 7, "*** End Of Report ***", title)
-    sheet.write_merge(trailer + 6, trailer + 6, 0, 10, disclaimer, plain)
-    sizes = dict(heights) | {5 + i: 360 for i in range(len(rows))}
-    sizes |= {trailer + i: h for i, h in enumerate(DISCLAIMER_ROW_HEIGHTS)}
-    for r, height in sizes.items():
-        sheet.row(r).height_mismatch = True
-        sheet.row(r).height = height
+    sheet.write(at + 1, 0, footnote, plain)
+    sheet.write(at + 3, 0, "*** End Of Report ***", plain)
+    sheet.write(at + 4, 0, disclaimer, plain)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
-
-
-# ---------------------------------------------------------------------------------------------- output
 
 
 def write(root: Path, source: str, day: date, url_path: str, data: bytes) -> Path:

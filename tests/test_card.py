@@ -150,8 +150,10 @@ async def test_card_in_chinese_for_a_zh_chat_and_a_zh_hans_user(app: Application
 
 
 async def test_card_of_every_demo_code_fits_one_message_in_both_languages(app: Application, api: BotApi) -> None:
-    codes = sorted(set(expected_view().frames()["quotes"]["code"].astype(str)))
-    assert len(codes) >= 10
+    quotes = expected_view().frames()["quotes"]
+    # The demo's filler rows (there only so each file's rows add up to its totals) are not the demo's stocks.
+    codes = sorted(set(quotes.loc[~quotes["name"].astype(str).str.startswith("FILLER "), "code"].astype(str)))
+    assert 10 <= len(codes) <= 20
     chats = {}
     for index, code in enumerate(codes):
         for lang, hint in (("en", "en"), ("zh", "zh-hans")):

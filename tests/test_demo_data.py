@@ -103,7 +103,9 @@ def test_quotes_for_every_session_of_the_range() -> None:
 
 
 def test_total_size_is_small() -> None:
-    assert sum(path.stat().st_size for path in ROOT.rglob("*") if path.is_file()) < 3_000_000
+    # The quotes files of the 30 sessions the short-ratio rules need list the whole market (filler rows), so
+    # every file's rows add up to its own totals; about 2 MB once zipped into the wheel.
+    assert sum(path.stat().st_size for path in ROOT.rglob("*") if path.is_file()) < 10_500_000
 
 
 @pytest.mark.parametrize(("source", "day", "path"), EXPECTED, ids=[str(p.relative_to(ROOT)) for *_, p in EXPECTED])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import date
 from pathlib import Path
 
@@ -163,10 +164,11 @@ def test_market_totals() -> None:
     market = parse_market(_read())
     assert _dtypes(market) == MARKET_SCHEMA
     assert market.attrs["file_date"] == date(2025, 11, 20)
+    # The constructed fixture's totals are the sums of its own 11 short selling rows (see the fixtures README).
     assert market.to_dict("records") == [{
-        "date": pd.Timestamp("2025-11-20"), "board": "main", "session": "close", "stocks_shorted": 840,
-        "short_shares": 4_963_218_450, "short_value": 58_805_413_726.0, "market_turnover": 235_478_622_918.0,
-        "short_pct": 24.97,
+        "date": pd.Timestamp("2025-11-20"), "board": "main", "session": "close", "stocks_shorted": 11,
+        "short_shares": 56_164_300, "short_value": 6_527_858_820.0, "market_turnover": 38_899_184_311.0,
+        "short_pct": 16.78,
     }]
 
 
@@ -256,21 +258,38 @@ def test_missing_short_section_listed_in_contents_is_malformed(parser) -> None:
         parser(data)
 
 
-def test_first_line_without_second_is_malformed() -> None:
-    data = _read().replace(b"                                 611.00   610.50   608.50       12,158,403,210\n", b"")
-    with pytest.raises(MalformedFile, match="00700"):
-        parse(data)
+def _line_of(text: str, part: str) -> int:
+    """1-based number of the fixture line holding `part`."""
+    return next(i for i, line in enumerate(text.split("\n"), start=1) if part in line)
 
 
-def test_garbled_quotation_line_is_malformed() -> None:
+def test_garbled_quotation_line_is_malformed_with_its_line_number() -> None:
     data = _read().replace(b"HKD  619.50   611.50   623.00", b"HKD  619.50   611.50   6X3.00")
-    with pytest.raises(MalformedFile, match="garbled quotation"):
+    number = _line_of(_text(), "HKD  619.50   611.50   623.00")
+    with pytest.raises(MalformedFile, match="garbled quotation") as caught:
+        parse(data)
+    assert f"at line {number}: '700 TENCENT HKD 619.50 611.50 6X3.00 19,868,322'" in str(caught.value)
+
+
+def test_garbled_short_selling_line_is_malformed_with_its_line_number() -> None:
+    data = _read().replace(b"3,477,200       2,127,698,680", b"3,477,200       2,127,698,68O")
+    number = _line_of(_text(), "3,477,200       2,127,698,680")
+    expected = f"garbled short selling line at line {number}: '700 TENCENT 3,477,200"
+    with pytest.raises(MalformedFile, match=expected):
         parse(data)
 
 
-def test_garbled_short_selling_line_is_malformed() -> None:
-    data = _read().replace(b"3,477,200       2,127,698,680", b"3,477,200       2,127,698,68O")
-    with pytest.raises(MalformedFile, match="garbled short selling"):
+def test_long_garbled_line_is_shortened() -> None:
+    data = _read().replace(b"3,477,200       2,127,698,680", b"3,477,200 " + b"X" * 200)
+    with pytest.raises(MalformedFile, match=r"'700 TENCENT 3,477,200 X+\.\.\.'") as caught:
+        parse(data)
+    assert len(str(caught.value)) < 160
+
+
+def test_quotation_without_second_line_names_its_line() -> None:
+    number = _line_of(_text(), "TENCENT          HKD")
+    data = _read().replace(b"                                 611.00   610.50   608.50       12,158,403,210\n", b"")
+    with pytest.raises(MalformedFile, match=f"00700 \\(line {number}\\)"):
         parse(data)
 
 
@@ -280,7 +299,150 @@ def test_duplicate_quotation_is_malformed() -> None:
         parse(data)
 
 
+# --- markers before a code ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("marker", ["*", "#", "^", "@", "!", "&", "+"])
+def test_any_non_word_marker_before_a_code(marker: str) -> None:
+    data = _read()
+    for before, after in [
+        (b"       700 TENCENT          HKD", f"     {marker} 700 TENCENT          HKD".encode()),  # quotation
+        (b"      1387 CHINA DILI", f"     {marker}1387 CHINA DILI".encode()),  # suspended row
+        (b"        700 TENCENT               3,477,200",
+         f"      {marker}  700 TENCENT               3,477,200".encode()),  # short selling row
+    ]:
+        assert before in data
+        data = data.replace(before, after)
+    frame = parse(data)
+    tencent = _row(frame, "00700")
+    assert (tencent["name"], tencent["currency"], bool(tencent["non_hkd"])) == ("TENCENT", "HKD", False)
+    assert (tencent["close"], tencent["short_value"]) == (611.00, 2_127_698_680.0)
+    assert bool(_row(frame, "01387")["suspended"])
+    assert len(frame) == 13
+
+
+def test_percent_stays_the_non_hkd_marker_in_the_2010_layout() -> None:
+    data = _read("d100104e.htm").replace(b"   823 LINK REIT      ", b"  %823 LINK REIT-R    ")
+    link = _row(parse(data), "00823")
+    assert (link["name"], link["currency"], bool(link["non_hkd"])) == ("LINK REIT-R", "RMB", True)
+
+
+def test_a_word_character_is_not_a_marker() -> None:
+    data = _read().replace(b"       700 TENCENT          HKD", b"      X700 TENCENT          HKD")
+    with pytest.raises(MalformedFile):
+        parse(data)
+
+
+# --- reconciliation with the file's own totals -------------------------------------------------------------
+
+RECONCILED = {
+    # QUOTATIONS HKD rows vs MARKET HIGHLIGHTS; the total adds RMB 1,046,400 of 80016 at 0.91 RMB per HKD.
+    "turnover": (38_898_034_421, 38_899_184_311),
+    "section_short_shares": (56_164_300, 56_164_300),
+    "section_total_shares": (428_533_151, 428_533_151),
+    "stocks_shorted": (11, 11),
+    "short_shares": (56_164_300, 56_164_300),
+    # HKD rows only; the (C) total adds the RMB 174,400 of %80016 as HK$191,648.
+    "short_value": (6_527_667_172, 6_527_858_820),
+}
+
+
+def test_every_total_is_reconciled_and_recorded() -> None:
+    for frame in (parse(_read()), parse_market(_read())):
+        assert frame.attrs["layout"] == "dayquot-2018"
+        assert frame.attrs["reconciled"] == RECONCILED
+
+
+def test_hand_check_of_the_fixture_totals() -> None:
+    frame = parse(_read())
+    hkd = frame[frame["currency"] == "HKD"]
+    assert hkd["turnover"].sum() == 38_898_034_421
+    assert frame["short_shares"].sum() == 56_164_300
+    assert hkd["short_value"].sum() == 6_527_667_172
+    assert frame["total_shares"].sum() == 428_533_151
+    assert round(174_400 / 0.91) == 6_527_858_820 - 6_527_667_172
+    assert round(1_046_400 / 0.91) == 38_899_184_311 - 38_898_034_421
+
+
+def test_2010_file_without_totals_reconciles_nothing() -> None:
+    frame = parse(_read("d100104e.htm"))
+    assert frame.attrs["layout"] == "dayquot-2010"
+    assert frame.attrs["reconciled"] == {}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "rows", "total", "check"),
+    [
+        (b"TURNOVER ($)                                  38,899,184,311",
+         b"TURNOVER ($)                                  39,899,184,311",
+         "38,898,034,421", "39,899,184,311", "turnover"),
+        (b"Total Shares (SH):        56,164,300", b"Total Shares (SH):        57,164,300",
+         "56,164,300", "57,164,300", "section_short_shares"),
+        (b"428,533,151", b"438,533,151", "428,533,151", "438,533,151", "section_total_shares"),
+        (b"recording Short Selling                        :    11",
+         b"recording Short Selling                        :    12", "11", "12", "stocks_shorted"),
+        (b": HKD  6,527,858,820", b": HKD  6,627,858,820", "6,527,667,172", "6,627,858,820", "short_value"),
+    ],
+    ids=["turnover", "section-short-shares", "section-total-shares", "count", "short-value"],
+)
+def test_rows_that_do_not_add_up_are_malformed(before: bytes, after: bytes, rows: str, total: str,
+                                               check: str) -> None:
+    assert _read().count(before) == 1
+    data = _read().replace(before, after)
+    for parser in (parse, parse_market):
+        with pytest.raises(MalformedFile) as caught:
+            parser(data)
+        assert f"rows add up to {rows} but the file's total says {total} ({check}:" in str(caught.value)
+        assert caught.value.layout == "dayquot-2018"
+
+
+def test_rows_within_half_a_percent_of_the_total_are_accepted() -> None:
+    # +0.4% on the market turnover and on the (C) value: accepted, both figures recorded as printed.
+    data = _read().replace(b"TURNOVER ($)                                  38,899,184,311",
+                           b"TURNOVER ($)                                  39,054,780,000")
+    data = data.replace(b": HKD  6,527,858,820", b": HKD  6,553,970,000")
+    reconciled = parse(data).attrs["reconciled"]
+    assert reconciled["turnover"] == (38_898_034_421, 39_054_780_000)
+    assert reconciled["short_value"] == (6_527_667_172, 6_553_970_000)
+    too_far = data.replace(b"39,054,780,000", b"39,094,000,000")  # +0.5% of the rows is over 0.5% of the total
+    with pytest.raises(MalformedFile, match="turnover"):
+        parse(too_far)
+
+
+def test_absent_totals_are_skipped_not_reconciled() -> None:
+    text = _text()
+    start = text.index("Total No. of all Securities")
+    end = text.index("                       <a name = \"adj_short\">")
+    text = text[:start] + text[end:]  # no summary block
+    text = text.replace('<a name = "market_highlights">', "")  # no MARKET HIGHLIGHTS section
+    text = "\n".join(line for line in text.split("\n") if "Total Shares (SH):" not in line)
+    frame = parse(text.encode("latin-1"))
+    assert frame.attrs["reconciled"] == {}
+    assert len(frame) == 13
+
+
+def test_highlights_column_is_chosen_by_date() -> None:
+    data = _read().replace(b"20 NOV 2025      19 NOV 2025", b"19 NOV 2025      20 NOV 2025")
+    data = data.replace(b"38,899,184,311   37,512,468,205", b"37,512,468,205   38,899,184,311")
+    assert parse(data).attrs["reconciled"]["turnover"] == (38_898_034_421, 38_899_184_311)
+    wrong = _read().replace(b"20 NOV 2025      19 NOV 2025", b"18 NOV 2025      19 NOV 2025")
+    with pytest.raises(MalformedFile, match="no column for 20 NOV 2025"):
+        parse(wrong)
+
+
 # --- full-size file ------------------------------------------------------------------------------------
+
+
+def _set_totals(text: str, *, turnover: int, stocks: int, short_shares: int, short_value: int, traded: int) -> str:
+    """Rewrite every total of a file (MARKET HIGHLIGHTS, the section's Total Shares line, blocks (A) and (C))."""
+    text = re.sub(r"(       TURNOVER \(\$\)) +[\d,]+", lambda m: f"{m.group(1)}{turnover:>48,}", text)
+    text = re.sub(r"(Total Shares \(SH\):) +[\d,]+ +[\d,]+",
+                  lambda m: f"{m.group(1)}{short_shares:>18,}{traded:>36,}", text)
+    text = re.sub(r"(recording Short Selling +:) +[\d,]+", lambda m: f"{m.group(1)} {stocks:>5,}", text)
+    text = re.sub(r"(Turnover Total Shares \(SH\) +:) +[\d,]+", lambda m: f"{m.group(1)} {short_shares:>18,}",
+                  text)
+    return re.sub(r"(Turnover Total Value \(\$\) +: HKD) +[\d,]+", lambda m: f"{m.group(1)} {short_value:>14,}",
+                  text)
 
 
 def _quote_lines(code: int, index: int) -> list[str]:
@@ -313,8 +475,13 @@ def test_full_size_file_row_count() -> None:
         text[:q_start] + "\n".join(quotes) + text[q_end:sales_at] + "\n" + sales
         + text[sales_at:s_start] + "\n".join(shorts) + text[s_end:]
     )
+    evens = [i for i in range(1, 2601) if i % 2 == 0]
+    big = _set_totals(big, turnover=sum(i * 10_000 for i in range(1, 2601)), stocks=len(evens),
+                      short_shares=sum(i * 100 for i in evens), short_value=sum(i * 1000 for i in evens),
+                      traded=sum(i * 1000 for i in evens))
     frame = parse(big.encode("latin-1"))
     assert len(frame) == 2600
+    assert frame.attrs["reconciled"]["turnover"] == (33_813_000_000, 33_813_000_000)
     assert frame["short_shares"].notna().sum() == 1300
     last = _row(frame, "02600")
     assert (last["close"], last["turnover"], last["short_value"]) == (36.05, 26_000_000.0, 2_600_000.0)

@@ -130,20 +130,21 @@ def test_market_row_uses_block_c() -> None:
     market = parse_market(_read("ASHTMAIN.HTM"))
     assert _dtypes(market) == MARKET_SCHEMA
     assert market.attrs["file_date"] == date(2025, 11, 20)
+    # The constructed page's totals are the sums of its own 15 rows (see the fixtures README).
     assert market.to_dict("records") == [{
-        "date": pd.Timestamp("2025-11-20"), "board": "main", "session": "close", "stocks_shorted": 840,
-        "short_shares": 4_963_218_450, "short_value": 58_805_413_726.0, "market_turnover": 235_478_622_918.0,
-        "short_pct": 24.97,
+        "date": pd.Timestamp("2025-11-20"), "board": "main", "session": "close", "stocks_shorted": 15,
+        "short_shares": 88_040_500, "short_value": 6_993_462_463.0, "market_turnover": 38_899_184_311.0,
+        "short_pct": 17.98,
     }]
 
 
 def test_market_morning_integer_percent_and_unspaced_hkd() -> None:
     market = parse_market(_read("MSHTMAIN.HTM"))
     row = market.iloc[0]
-    assert (row["board"], row["session"], row["stocks_shorted"]) == ("main", "morning", 712)
-    assert row["short_value"] == 26_402_815_930.0
-    assert row["market_turnover"] == 96_017_442_690.0  # printed "HKD96,017,442,690"
-    assert row["short_pct"] == 27.0  # printed "27%"
+    assert (row["board"], row["session"], row["stocks_shorted"]) == ("main", "morning", 5)
+    assert row["short_value"] == 2_534_024_152.0
+    assert row["market_turnover"] == 17_468_239_570.0  # printed "HKD17,468,239,570"
+    assert row["short_pct"] == 15.0  # printed "15%"
 
 
 def test_market_gem_decimal_percent() -> None:
@@ -153,11 +154,15 @@ def test_market_gem_decimal_percent() -> None:
 
 
 def test_market_falls_back_to_block_a() -> None:
-    text = _read("MSHTMAIN.HTM").decode("latin-1")
+    text = _read("ASHTMAIN.HTM").decode("latin-1")
     start = text.index("(C) Short Selling")
     end = text.index("*Total No. of non-Designated")
-    row = parse_market((text[:start] + text[end:]).encode("latin-1")).iloc[0]
-    assert (row["short_shares"], row["short_value"], row["short_pct"]) == (2_104_559_800, 24_512_330_416.0, 26.0)
+    market = parse_market((text[:start] + text[end:]).encode("latin-1"))
+    row = market.iloc[0]
+    # (A) excludes the ETP rows 2800, 3008 and %9008.
+    assert (row["short_shares"], row["short_value"], row["short_pct"]) == (84_432_700, 6_900_058_890.0, 17.74)
+    # The rows include ETPs, so (A) is no total of theirs: only the count is checked.
+    assert market.attrs["reconciled"] == {"stocks_shorted": (15, 15)}
 
 
 def test_market_older_unlabeled_summary() -> None:
@@ -165,31 +170,36 @@ def test_market_older_unlabeled_summary() -> None:
     start = text.index("Total No. of all Securities")
     end = text.index("</font></pre>")
     old_summary = "\r\n".join([
-        "Total No. of Securities recording Short Selling                :   812",
-        "Total No. of Designated Securities recording Short Selling     :   812",
-        "Short Selling Turnover Total Shares (SH)                  :      4,100,000,000",
-        "Short Selling Turnover Total Value ($)                    : HKD 40,000,000,000",
-        "Total market turnover                                     : HKD200,000,000,000",
-        "Short Selling as % total turnover                         :   20.00%",
+        "Total No. of Securities recording Short Selling                :    15",
+        "Total No. of Designated Securities recording Short Selling     :    15",
+        "Short Selling Turnover Total Shares (SH)                  :         88,040,500",
+        "Short Selling Turnover Total Value ($)                    : HKD  6,993,462,463",
+        "Total market turnover                                     : HKD 40,000,000,000",
+        "Short Selling as % total turnover                         :   17.48%",
         "",
     ])
     data = (text[:start] + old_summary + text[end:]).encode("latin-1")
-    row = parse_market(data).iloc[0]
-    assert row["stocks_shorted"] == 812
-    assert row["short_shares"] == 4_100_000_000
-    assert row["short_value"] == 40_000_000_000.0
-    assert row["market_turnover"] == 200_000_000_000.0
-    assert row["short_pct"] == 20.0
+    market = parse_market(data)
+    row = market.iloc[0]
+    assert row["stocks_shorted"] == 15
+    assert row["short_shares"] == 88_040_500
+    assert row["short_value"] == 6_993_462_463.0
+    assert row["market_turnover"] == 40_000_000_000.0
+    assert row["short_pct"] == 17.48
     assert len(parse(data)) == 15
+    assert market.attrs["layout"] == "ncms-2017"
+    assert set(market.attrs["reconciled"]) == {"stocks_shorted", "short_shares", "short_value"}
 
 
 def test_non_designated_block_does_not_fill_designated_totals() -> None:
     text = _read("ASHTMAIN.HTM").decode("latin-1")
-    text = text.replace("    Short Selling Turnover Total Shares (SH)                  :      4,963,218,450\r\n", "")
+    text = text.replace("    Short Selling Turnover Total Shares (SH)                  :         88,040,500\r\n", "")
     text = text.replace(":                  0\r\n", ":             12,000\r\n")  # the non-Designated shares line
-    row = parse_market(text.encode("latin-1")).iloc[0]
+    market = parse_market(text.encode("latin-1"))
+    row = market.iloc[0]
     assert pd.isna(row["short_shares"])
-    assert row["short_value"] == 58_805_413_726.0
+    assert row["short_value"] == 6_993_462_463.0
+    assert "short_shares" not in market.attrs["reconciled"]  # (C) prints no shares: nothing to check against
 
 
 def test_summary_with_count_but_no_totals_is_malformed() -> None:
@@ -252,10 +262,136 @@ def test_structureless_input_is_malformed(parser, data: bytes) -> None:
         parser(data)
 
 
-def test_garbled_row_is_malformed() -> None:
+def test_garbled_row_is_malformed_with_its_line_number() -> None:
     data = _read("ASHTMAIN.HTM").replace(b"2,127,698,680", b"2,127,698 680 X")
-    with pytest.raises(MalformedFile, match="garbled stock row"):
+    lines = _read("ASHTMAIN.HTM").decode("latin-1").split("\r\n")
+    number = next(i for i, line in enumerate(lines, start=1) if "2,127,698,680" in line)
+    assert number == 16
+    for parser in (parse, parse_market):
+        with pytest.raises(MalformedFile,
+                           match="garbled stock row at line 16: '700 TENCENT 3,477,200 2,127,698 680 X'"):
+            parser(data)
+
+
+def test_line_numbers_count_lines_inside_tags() -> None:
+    # A tag broken over two lines still counts as two lines of the file.
+    data = _read("ASHTMAIN.HTM").replace(b'<font size="2" face="Courier New">',
+                                         b'<font size="2"\r\nface="Courier New">')
+    data = data.replace(b"2,127,698,680", b"2,127,698 680 X")
+    with pytest.raises(MalformedFile, match="at line 17:"):
         parse(data)
+
+
+# --- markers and reconciliation -------------------------------------------------------------------------
+
+RECONCILED_MAIN = {
+    "stocks_shorted": (15, 15),
+    "short_shares": (88_040_500, 88_040_500),
+    # HKD rows only: the HKD total adds %80016's RMB 174,400 (HK$191,648 at 0.91) and % 9008's US$1,524
+    # (HK$11,857 at 7.78).
+    "short_value": (6_993_258_958, 6_993_462_463),
+}
+
+
+def test_reconciled_totals_of_the_pages() -> None:
+    for parser in (parse, parse_market):
+        main = parser(_read("ASHTMAIN.HTM"))
+        assert main.attrs["layout"] == "ncms-2026"
+        assert main.attrs["reconciled"] == RECONCILED_MAIN
+        assert parser(_read("ASHTGEM.HTM")).attrs["reconciled"] == {
+            "stocks_shorted": (3, 3), "short_shares": (1_278_000, 1_278_000), "short_value": (140_004, 140_004)}
+        assert parser(_read("MSHTMAIN.HTM")).attrs["reconciled"]["short_value"] == (2_533_976_130, 2_534_024_152)
+        empty = parser(_read("MSHTGEM_empty_2017.HTM"))
+        assert empty.attrs["layout"] == "ncms-2017"
+        assert empty.attrs["reconciled"] == {"stocks_shorted": (0, 0)}  # the page prints no share/value totals
+
+
+def test_hand_check_of_the_main_page_totals() -> None:
+    frame = parse(_read("ASHTMAIN.HTM"))
+    assert len(frame) == 15
+    assert frame["short_shares"].sum() == 88_040_500
+    assert frame.loc[frame["currency"] == "HKD", "short_value"].sum() == 6_993_258_958
+    assert 6_993_258_958 + round(174_400 / 0.91) + round(1_524 * 7.78) == 6_993_462_463
+
+
+@pytest.mark.parametrize("marker", ["*", "#", "^", "@", "!", "~", "$"])
+@pytest.mark.parametrize("gap", ["", " ", "  "])
+def test_any_non_word_marker_before_a_code(marker: str, gap: str) -> None:
+    row = f"{marker}{gap}700  TENCENT                3,477,200  2,127,698,680".rjust(56).encode()
+    data = _read("ASHTMAIN.HTM").replace(b"        700  TENCENT                3,477,200  2,127,698,680", row)
+    frame = parse(data)
+    tencent = _row(frame, "00700")
+    assert (tencent["name"], tencent["currency"], bool(tencent["non_hkd"])) == ("TENCENT", "HKD", False)
+    assert tencent["short_value"] == 2_127_698_680.0
+    assert frame.attrs["reconciled"] == RECONCILED_MAIN
+
+
+def test_two_markers_are_not_a_row() -> None:
+    data = _read("ASHTMAIN.HTM").replace(b"        700  TENCENT", b"      *#700  TENCENT")
+    with pytest.raises(MalformedFile):
+        parse(data)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        (b":    15\r\n", b":    16\r\n", "rows add up to 15 but the file's total says 16 (stocks_shorted:"),
+        (b":         88,040,500", b":         89,040,500",
+         "rows add up to 88,040,500 but the file's total says 89,040,500 (short_shares:"),
+        (b"HKD  6,993,462,463", b"HKD  7,093,462,463",
+         "rows add up to 6,993,258,958 but the file's total says 7,093,462,463 (short_value:"),
+    ],
+    ids=["count", "shares", "value"],
+)
+def test_rows_that_do_not_add_up_are_malformed(before: bytes, after: bytes, message: str) -> None:
+    assert _read("ASHTMAIN.HTM").count(before) == 1
+    data = _read("ASHTMAIN.HTM").replace(before, after)
+    for parser in (parse, parse_market):
+        with pytest.raises(MalformedFile) as caught:
+            parser(data)
+        assert message in str(caught.value)
+        assert caught.value.layout == "ncms-2026"
+
+
+def test_a_missing_row_is_malformed() -> None:
+    data = _read("ASHTMAIN.HTM").replace(b"        939  CCB                   28,614,000    218,038,680\r\n", b"")
+    with pytest.raises(MalformedFile, match="rows add up to 14 but the file's total says 15"):
+        parse(data)
+
+
+def test_rows_within_half_a_percent_are_accepted() -> None:
+    data = _read("ASHTMAIN.HTM").replace(b"HKD  6,993,462,463", b"HKD  7,020,000,000")  # +0.38% over the rows
+    assert parse(data).attrs["reconciled"]["short_value"] == (6_993_258_958, 7_020_000_000)
+    with pytest.raises(MalformedFile, match="short_value"):
+        parse(data.replace(b"HKD  7,020,000,000", b"HKD  7,030,000,000"))  # +0.53%
+
+
+def test_counts_are_held_to_half_a_percent_too() -> None:
+    # 15 rows: 0.5% of 15 is less than one row, so the count must be exact; of 840 it is 4 rows.
+    rows = [f"{code:>11}  {'STOCK ' + str(code):<16}{1000:>16,}{10_000:>15,}" for code in range(4000, 4825)]
+    text = _read("ASHTMAIN.HTM").decode("latin-1")
+    at = text.index("Total No. of all Securities")
+    text = text[:at] + "\r\n".join(rows) + "\r\n" + text[at:]
+    text = text.replace(":    15\r\n", ":   844\r\n")  # 840 rows printed as 844: within 0.5%
+    text = text.replace(":         88,040,500", f":{88_040_500 + 825_000:>19,}")
+    text = text.replace("HKD  6,993,462,463", f"HKD {6_993_462_463 + 8_250_000:>14,}")
+    assert parse(text.encode("latin-1")).attrs["reconciled"]["stocks_shorted"] == (840, 844)
+    with pytest.raises(MalformedFile, match="rows add up to 840 but the file's total says 845"):
+        parse(text.replace(":   844\r\n", ":   845\r\n").encode("latin-1"))
+
+
+def test_non_designated_totals_are_added_to_the_designated_ones() -> None:
+    text = _read("ASHTMAIN.HTM").decode("latin-1")
+    at = text.index("Total No. of all Securities")
+    text = text[:at] + "       9999  NON DESIG STOCK            12,000        250,000\r\n" + text[at:]
+    text = text.replace(":    15\r\n", ":    16\r\n")
+    text = text.replace("Short Selling            :     0", "Short Selling            :     1")
+    text = text.replace(":                  0\r\n", ":             12,000\r\n")
+    text = text.replace(": HKD              0\r\n", ": HKD        250,000\r\n")
+    reconciled = parse(text.encode("latin-1")).attrs["reconciled"]
+    assert reconciled["stocks_shorted"] == (16, 16)
+    assert reconciled["short_shares"] == (88_052_500, 88_052_500)
+    assert reconciled["short_value"] == (6_993_508_958, 6_993_712_463)
 
 
 def test_bad_month_is_malformed() -> None:
