@@ -14,7 +14,8 @@ import asyncio
 import html
 import json
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar, cast
@@ -88,7 +89,7 @@ class _Exchange:
 
 
 class _Recorder:
-    """What alerts.fetch.fetch needs of a client (get/post), remembering each answer's status and redirects.
+    """What alerts.fetch.fetch needs of a client (get/post/stream), remembering each answer's status and redirects.
 
     fetch() raises on a 404 without returning the response: the recorder keeps what the origin said anyway.
     """
@@ -106,6 +107,25 @@ class _Recorder:
         return await self._record(url, self._client.post(url, data=dict(data or {}), headers=self._headers,
                                                          **options))
 
+    @asynccontextmanager
+    async def stream(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                     **options: Any) -> AsyncIterator[httpx.Response]:
+        """What fetch() streams bodies through: the answer is recorded even when fetch() then raises."""
+        self.in_flight = url
+        exchange: _Exchange | None = None
+        try:
+            async with self._client.stream(method, url, headers={**(headers or {}), **self._headers},
+                                           **options) as response:
+                exchange = _Exchange(url, str(response.status_code), _redirects(response))
+                yield response
+        except httpx.HTTPError as exc:
+            exchange = _Exchange(url, type(exc).__name__)
+            raise
+        finally:
+            self.in_flight = None
+            if exchange is not None:
+                self.exchanges.append(exchange)
+
     async def _record(self, url: str, call: Awaitable[httpx.Response]) -> httpx.Response:
         self.in_flight = url
         try:
@@ -119,7 +139,7 @@ class _Recorder:
         return response
 
     def as_client(self) -> httpx.AsyncClient:
-        """Typed as the client fetch() expects; only get/post are used."""
+        """Typed as the client fetch() expects; only get/post/stream are used."""
         return cast(httpx.AsyncClient, self)
 
 

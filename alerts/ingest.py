@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -69,12 +69,24 @@ def _parse(source: Source, fetched: Fetched, day: date) -> dict[str, pd.DataFram
     return tables
 
 
+def _form_for_date(source: Source, data: bytes, day: date) -> Mapping[str, str]:
+    """The source's form for `day`, read from its page: like a parser, any failure means the page is malformed."""
+    assert source.form_for_date is not None
+    try:
+        return source.form_for_date(data, day)
+    except SourceError:
+        raise
+    except Exception as exc:
+        raise MalformedFile(f"{source.name}: form for {day.isoformat()}: {type(exc).__name__}: {exc}",
+                            source=source.name) from exc
+
+
 FileResult = tuple[Fetched, dict[str, pd.DataFrame] | None]  # the file, and its tables (None: not modified)
 
 
 async def _fetch_for_date(source: Source, client: httpx.AsyncClient, url: str, day: date,
                           state: FetchState | None, backoff: float, failed: FailedFiles, now: datetime) -> FileResult:
-    fetched = await fetch(client, url, state=state, source=source.name, backoff=backoff)
+    fetched = await fetch(client, url, state=state, source=source.name, backoff=backoff, max_bytes=source.max_bytes)
     if fetched.status == "not_modified":
         return fetched, None
     try:
@@ -82,8 +94,9 @@ async def _fetch_for_date(source: Source, client: httpx.AsyncClient, url: str, d
             # Pages that default to their latest date: ask for the wanted date through the page's own form.
             first = source.parse_all(fetched.content)["main"]
             if first.attrs.get("file_date") != day:
-                form = source.form_for_date(fetched.content, day)
-                fetched = await fetch(client, url, form=form, source=source.name, backoff=backoff)
+                form = _form_for_date(source, fetched.content, day)
+                fetched = await fetch(client, url, form=form, source=source.name, backoff=backoff,
+                                      max_bytes=source.max_bytes)
         return fetched, _parse(source, fetched, day)
     except MalformedFile as exc:
         # Nothing is stored, but the bytes are kept: after a parser upgrade `reparse` turns them into data.
@@ -185,7 +198,12 @@ async def _ingest_assembled(source: Source, day: date, *, settings: Settings, cl
     assert source.fetch_day is not None
     key = urls_for(source, settings, day)[0]  # the day's entry point (e.g. the EDGAR daily index) names its state
     try:
-        tables = await source.fetch_day(client, settings, day)
+        try:
+            tables = await source.fetch_day(client, settings, day)
+        except SourceError:
+            raise
+        except Exception as exc:  # a parser of one of the day's files failed outside alerts.errors
+            raise MalformedFile(f"{source.name}: {type(exc).__name__}: {exc}", source=source.name, url=key) from exc
         for name, table in source.tables.items():
             if list(tables[name].columns) != list(table.schema):
                 raise MalformedFile(f"{source.name}.{name}: columns differ from schema", source=source.name, url=key)

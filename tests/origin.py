@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
@@ -25,6 +25,11 @@ class Route:
     on_post: Callable[[dict[str, str]], bytes] | None = None
     location: str | None = None  # sent as the Location header (with status=301/302: a redirect)
     hits: int = 0
+    # A body produced lazily, chunk by chunk (a 1 GiB file never held in memory); replaces `body` for a 200 GET.
+    chunks: Callable[[], Iterable[bytes]] | None = None
+    chunk_delay: float = 0.0  # seconds between chunks (a trickling origin)
+    content_length: int | None = None  # Content-Length declared for `chunks` (None: the body ends when it closes)
+    content_encoding: str | None = None  # sent as Content-Encoding: `body`/`chunks` are already encoded (gzip)
 
 
 @dataclass
@@ -92,11 +97,38 @@ class Origin:
             headers["ETag"] = route.etag
         if route.last_modified:
             headers["Last-Modified"] = route.last_modified
+        if route.content_encoding:
+            headers["Content-Encoding"] = route.content_encoding
         if method == "GET" and route.etag and handler.headers.get("If-None-Match") == route.etag:
             self._send(handler, 304, b"", headers)
             return
+        if method == "GET" and route.chunks is not None and route.status == 200:
+            self._stream(handler, route, headers)
+            return
         body = route.on_post(form) if method == "POST" and route.on_post else route.body
         self._send(handler, route.status, body, headers)
+
+    @staticmethod
+    def _stream(handler: BaseHTTPRequestHandler, route: Route, headers: dict[str, str]) -> None:
+        """Send `route.chunks` as they come; without a declared length the body ends when the connection closes."""
+        assert route.chunks is not None
+        try:
+            handler.send_response(200)
+            for name, value in headers.items():
+                handler.send_header(name, value)
+            if route.content_length is not None:
+                handler.send_header("Content-Length", str(route.content_length))
+            handler.send_header("Connection", "close")
+            handler.end_headers()
+            handler.wfile.flush()
+            for chunk in route.chunks():
+                handler.wfile.write(chunk)
+                if route.chunk_delay:
+                    handler.wfile.flush()
+                    time.sleep(route.chunk_delay)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client refused the body (too large) or gave up (deadline)
+        handler.close_connection = True
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str]) -> None:

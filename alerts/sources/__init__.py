@@ -54,6 +54,9 @@ SOURCES: dict[str, Source] = {
                    hkex_buybacks.SOURCE, hkex_di.SOURCE, hkex_southbound.SOURCE, finra_short_volume.SOURCE)
 }
 SOURCES[sec_form4.NAME] = replace(sec_form4.SOURCE, fetch_day=_form4_day)
+# The daily quotations file runs to ~30 MB of HTML; every other source keeps Source.max_bytes (20 MB), files of
+# a few MB at most.
+SOURCES[hkex_quotes.NAME] = replace(SOURCES[hkex_quotes.NAME], max_bytes=50 * 1024 * 1024)
 
 
 def get_source(name: str) -> Source:

@@ -9,12 +9,14 @@ from typing import Any
 
 import pandas as pd
 
-from alerts.errors import MalformedFile
+from alerts.errors import MalformedFile, SourceError
 from alerts.sources.common import conform
 
 Parser = Callable[[bytes], pd.DataFrame]
 # (client, settings, day) -> tables; typed loosely here so sources do not import httpx or config.
 DayFetcher = Callable[[Any, Any, date], Awaitable[dict[str, pd.DataFrame]]]
+# Largest file a source may send, in decoded bytes (Source.max_bytes); alerts.fetch refuses more as "too large".
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,20 @@ class Table:
 
     schema: Mapping[str, str]
     parse: Parser
+
+    def read(self, data: bytes, source: str | None = None) -> pd.DataFrame:
+        """`parse`, with any exception outside alerts.errors turned into MalformedFile naming `source`.
+
+        Hostile or mangled bytes make parsers fail in ways they do not foresee (a ValueError from a date that does
+        not exist, an IndexError from a cut row): each is a file that is not the documented layout.
+        """
+        try:
+            return self.parse(data)
+        except SourceError:
+            raise
+        except Exception as exc:
+            message = " ".join(str(exc).split())[:300]
+            raise MalformedFile(f"{source or 'parser'}: {type(exc).__name__}: {message}", source=source) from exc
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,8 @@ class Source:
     # For sources assembled from many files (EDGAR: an index, then each filing): fetch a whole day's tables.
     fetch_day: DayFetcher | None = None
     docs: str = field(default="")
+    # Cap on one downloaded file (decoded bytes): a hostile origin cannot exhaust memory. Set with the source.
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     @property
     def dated_url(self) -> bool:
@@ -56,14 +74,14 @@ class Source:
         return self.tables["main"].schema
 
     def parse(self, data: bytes) -> pd.DataFrame:
-        """Parse bytes into the main canonical table."""
-        return self.tables["main"].parse(data)
+        """Parse bytes into the main canonical table; any parser failure is a MalformedFile."""
+        return self.tables["main"].read(data, self.name)
 
     def parse_all(self, data: bytes) -> dict[str, pd.DataFrame]:
-        """Parse bytes into every table of the source, each conformed to its schema."""
+        """Parse bytes into every table of the source, each conformed to its schema; any failure is a SourceError."""
         out: dict[str, pd.DataFrame] = {}
         for name, table in self.tables.items():
-            frame = table.parse(data)
+            frame = table.read(data, self.name)
             if list(frame.columns) != list(table.schema):
                 raise MalformedFile(f"{self.name}.{name}: columns {list(frame.columns)} differ from schema")
             out[name] = frame
