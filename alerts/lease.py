@@ -116,6 +116,16 @@ class Lease:
         self._valid_until = float("-inf")
         return bool(await self._release(keys=[self.key], args=[self.owner]))
 
+    async def release_quietly(self, within_seconds: float = 2.0) -> bool:
+        """`release()` for exit paths: within `within_seconds`, a Redis failure logged rather than raised (the lease
+        then just expires after its ttl). False when it was not ours or could not be released."""
+        try:
+            return await asyncio.wait_for(self.release(), timeout=max(within_seconds, _MIN_ATTEMPT_SECONDS))
+        except _REDIS_DOWN as exc:
+            log.warning("lease %s: release failed (%s: %s); it expires within %g s", self.name, type(exc).__name__,
+                        exc, self.ttl_seconds)
+            return False
+
     async def holder(self) -> str | None:
         """Owner id of the current holder, None when nobody holds the lease."""
         return _text(await self.redis.get(self.key))

@@ -7,6 +7,8 @@ short by a crash is finished by the next run.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -75,8 +77,13 @@ async def _digest(store: FrameStore, urls: list[str]) -> str:
 
 
 async def run_cycle(source_name: str, day: date, *, settings: Settings, client: httpx.AsyncClient, redis: Redis,
-                    now: datetime, params: RuleParams | None = None, backoff: float = 0.5) -> CycleReport:
-    """Run one cycle; never raises for source problems (they are in the report's status and error)."""
+                    now: datetime, params: RuleParams | None = None, backoff: float = 0.5,
+                    evaluation: asyncio.Lock | None = None) -> CycleReport:
+    """Run one cycle; never raises for source problems (they are in the report's status and error).
+
+    Cycles of several sources may fetch at once; `evaluation` (shared by them) makes their rule evaluations and
+    routing take turns, so each sees the alerts the others logged (confluence joins alerts across sources).
+    """
     started = time.monotonic()
     report = CycleReport(source_name, day, "processed")
     source, store = get_source(source_name), FrameStore(redis)
@@ -90,7 +97,8 @@ async def run_cycle(source_name: str, day: date, *, settings: Settings, client: 
         report.error = f"{type(exc).__name__}: {exc}"
         report.failure = exc
         return _finish(report, started, now)
-    await evaluate_and_route(report, settings=settings, redis=redis, now=now, params=params)
+    async with evaluation or contextlib.nullcontext():
+        await evaluate_and_route(report, settings=settings, redis=redis, now=now, params=params)
     return _finish(report, started, now)
 
 

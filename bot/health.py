@@ -12,7 +12,9 @@ import contextlib
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -32,6 +34,51 @@ _MAX_LINGER_BYTES = 1 << 20
 JSON_TYPE = "application/json"
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
+
+
+@dataclass
+class TickTimes:
+    """When the poll job's ticks started and finished, by a monotonic clock: /healthz tells a stuck or overdue tick.
+
+    `since` is when this process began polling (its leader term); None while it does not poll (standby).
+    """
+
+    clock: Callable[[], float] = time.monotonic
+    since: float | None = None
+    started: float | None = None
+    finished: float | None = None
+    running: bool = False
+
+    def arm(self) -> None:
+        """Polling begins (the leader scheduled the poll job)."""
+        self.since, self.started, self.finished, self.running = self.clock(), None, None, False
+
+    def disarm(self) -> None:
+        """Polling ends (stepping down or stopping)."""
+        self.since, self.running = None, False
+
+    def begin(self) -> None:
+        self.started, self.running = self.clock(), True
+
+    def end(self) -> None:
+        self.finished, self.running = self.clock(), False
+
+    def problem(self, *, stuck_after: float, overdue_after: float) -> str | None:
+        """"stuck: …" when a tick has run longer than `stuck_after` seconds, "overdue: …" when none has finished
+        for `overdue_after` seconds (the poll job no longer runs); None when polling is well or off."""
+        if self.since is None:
+            return None
+        now = self.clock()
+        if self.running and self.started is not None:
+            running = now - self.started
+            if running > stuck_after:
+                return f"stuck: a poll tick has been running for {running:.0f} s (limit {stuck_after:g} s)"
+            return None
+        last = self.finished if self.finished is not None else self.since
+        if now - last > overdue_after:
+            what = "the last poll tick finished" if self.finished is not None else "polling began without a tick"
+            return f"overdue: {what} {now - last:.0f} s ago (limit {overdue_after:g} s)"
+        return None
 
 
 class _BadRequest(Exception):

@@ -2,14 +2,19 @@
 
 The job ticks every few seconds; which (source, file date) pairs to poll is decided by `alerts.windows` from the
 injected clock, so the logic is tested without waiting. A (source, date) stops being polled once its cycle is done.
+The sources of a tick run side by side and every cycle has a deadline, so a slow origin holds up only its own
+source, for one deadline; a stop cancels what still runs after a short grace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
 
 import httpx
 from redis.asyncio import Redis
@@ -26,8 +31,9 @@ from alerts.sources import SOURCES, get_source
 from alerts.store import keys
 from alerts.store.failed import FailedFiles, file_name, layout_signature
 from alerts.store.frames import FrameStore
-from alerts.tickers import needs_refresh, refresh
+from alerts.tickers import TickerRefresh
 from alerts.windows import active_dates, missed, poll_due, window_failed
+from bot.health import TickTimes
 from bot.render import esc
 from config.settings import Settings
 
@@ -40,6 +46,15 @@ CATCH_UP_EVERY = timedelta(minutes=10)  # outside its windows a missed file is r
 # What a Redis outage looks like from redis.asyncio: its own errors and socket errors.
 REDIS_DOWN = (RedisError, OSError)
 NOTICE_LIST_MAX = 15  # headers shown per list in a drift notice (a Telegram message holds 4096 characters)
+# One cycle (every fetch of one source for one date), the ticker map refresh and the DI watched-notices step each end
+# by then whatever an origin does (a server trickling a byte every few seconds never trips a per-read timeout).
+CYCLE_DEADLINE_S = 120.0
+DEADLINE_ERROR = "cycle deadline exceeded"
+# On stop or step-down, work still running after this long is cancelled (cycles are idempotent: the next leader
+# runs them again), so SIGTERM ends within seconds whatever an origin does.
+STOP_GRACE_S = 3.0
+
+T = TypeVar("T")
 
 
 def _headers(cells: tuple[str, ...]) -> str:
@@ -155,6 +170,12 @@ class Poller:
     on_processed: Callable[[CycleReport], None] | None = None
     stopping: bool = False  # set when the leader steps down: no new cycle starts (PTB runs jobs shielded)
     outage: RedisOutage | None = None
+    cycle_deadline: float = CYCLE_DEADLINE_S
+    ticks: TickTimes = field(default_factory=TickTimes)  # when ticks started and finished (read by /healthz)
+    tickers: TickerRefresh = field(default_factory=TickerRefresh)  # the US ticker map's refresh and its backoff
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
+    # Sources fetch concurrently but evaluate one at a time, so confluence sees every source's alerts.
+    _evaluation: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.settings.sec_user_agent and "sec-form4" in self.sources:
@@ -165,12 +186,50 @@ class Poller:
     async def tick(self) -> list[CycleReport]:
         """Run every cycle due now; while Redis is unreachable skip the tick and remember it for the admins."""
         outage = self._outage()
+        self.ticks.begin()
         try:
             await self._after_outage(outage)
             return await self._tick()
         except REDIS_DOWN as exc:
             outage.failed("tick", exc)
             return []
+        finally:
+            self.ticks.end()
+
+    async def wind_down(self, grace: float = STOP_GRACE_S) -> None:
+        """Stop: no new cycle starts, and what still runs after `grace` seconds is cancelled (the tick then returns).
+
+        PTB shields job bodies and waits for them on stop: without this a cycle stuck on a slow origin would hold
+        the shutdown (and SIGTERM) for as long as its deadline.
+        """
+        self.stopping = True
+        running = [t for t in self._tasks if not t.done()]
+        if not running:
+            return
+        _, pending = await asyncio.wait(running, timeout=max(grace, 0.0))
+        if not pending:
+            return
+        log.warning("stopping: cancelling %d unfinished poll task(s) after %.0f s; the next leader runs them again",
+                    len(pending), grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=1.0)
+
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run `coro` as a task `wind_down` can cancel."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _settle(self, tasks: list[asyncio.Task[T]]) -> list[T]:
+        """Wait for every task; the results of those not cancelled by `wind_down`. Errors are raised once all ended
+        (a Redis outage first, so that the tick records it), never leaving a task behind."""
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
+        if errors:
+            raise next((e for e in errors if isinstance(e, REDIS_DOWN)), errors[0])
+        return [r for r in results if not isinstance(r, BaseException)]
 
     def _outage(self) -> RedisOutage:
         """The outage record shared with the delivery side, or this poller's own (kept across ticks)."""
@@ -193,27 +252,68 @@ class Poller:
             await self._tell_admins(text, ["redis-outage", self.clock().isoformat()])
 
     async def _tick(self) -> list[CycleReport]:
-        """Run every cycle due now (windows first, then catch-up), oldest date first per source."""
+        """Run every cycle due now (windows first, then catch-up): the sources side by side, so that a slow one
+        holds up nobody else, and each source's dates one after another, oldest first."""
         now = self.clock()
-        reports = []
-        await self._refresh_tickers()
-        for source in self.sources:
-            for day in await self._due(source, now):
-                if self.stopping:
-                    return reports  # stepping down: the next leader runs what is left (cycles are idempotent)
-                self.last_poll[(source, day)] = now
-                report = await run_cycle(source, day, settings=self.settings, client=self.client,
-                                         redis=self.redis, now=now)
-                self._count(report)
-                reports.append(report)
-                if report.status == "processed" and self.on_processed is not None:
-                    self.on_processed(report)
-                if report.status == "malformed":
-                    await self._drift_notice(report)
-            await self._window_notices(source, now)
+        passes = await self._settle([self._spawn(self._source_pass(source, now)) for source in self.sources])
+        reports = [report for done in passes for report in done]
         if any(r.source == DI_SOURCE and r.status == "processed" for r in reports) and not self.stopping:
-            reports += await self._watched_notices(now)
+            watched = await self._settle([self._spawn(self._deadlined(self._watched_notices(now),
+                                                                      "hkex-di watched notices", []))])
+            reports += [report for done in watched for report in done]
         return reports
+
+    async def _source_pass(self, source: str, now: datetime) -> list[CycleReport]:
+        """The due cycles of one source, oldest date first; a cycle over its deadline ends this source's pass."""
+        reports: list[CycleReport] = []
+        if self.stopping:
+            return reports
+        if source == "sec-form4":
+            await self._refresh_tickers()
+        for day in await self._due(source, now):
+            if self.stopping:
+                return reports  # stepping down: the next leader runs what is left (cycles are idempotent)
+            self.last_poll[(source, day)] = now
+            report = await self._cycle(source, day, now)
+            self._count(report)
+            reports.append(report)
+            if report.status == "processed" and self.on_processed is not None:
+                self.on_processed(report)
+            if report.status == "malformed":
+                await self._drift_notice(report)
+            if report.error == DEADLINE_ERROR:
+                break  # the origin is stuck: its other dates wait for the next tick rather than another deadline
+        await self._window_notices(source, now)
+        return reports
+
+    async def _cycle(self, source: str, day: date, now: datetime) -> CycleReport:
+        """One cycle within `cycle_deadline`; past it, a failed report, the source's status and a metric."""
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.cycle_deadline) as deadline:
+                return await run_cycle(source, day, settings=self.settings, client=self.client, redis=self.redis,
+                                       now=now, evaluation=self._evaluation)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # not ours
+        report = CycleReport(source, day, "failed", duration_s=time.monotonic() - started, error=DEADLINE_ERROR)
+        log.warning("%s (%g s)", report.line(), self.cycle_deadline)
+        METRICS.counter("positioning_cycle_deadline_exceeded_total", "Cycles stopped at their deadline",
+                        labels={"source": source}).inc()
+        await FrameStore(self.redis).record_status(source, now, ok=False, detail={
+            "date": day.isoformat(), "message": f"{DEADLINE_ERROR} ({self.cycle_deadline:g} s)"})
+        return report
+
+    async def _deadlined(self, coro: Coroutine[Any, Any, T], what: str, default: T) -> T:
+        """`coro` within `cycle_deadline`; `default` (and a warning) past it."""
+        try:
+            async with asyncio.timeout(self.cycle_deadline) as deadline:
+                return await coro
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        log.warning("%s: deadline of %g s exceeded; retried at a later tick", what, self.cycle_deadline)
+        return default
 
     async def _watched_notices(self, now: datetime) -> list[CycleReport]:
         """The second DI path: each watched stock's own notice list, merged in, and its new rows' days evaluated."""
@@ -224,25 +324,26 @@ class Poller:
         reports = []
         for day in sorted(d for d in found.days if is_session(d)):
             report = CycleReport(DI_SOURCE, day, "processed")
-            reports.append(await evaluate_and_route(report, settings=self.settings, redis=self.redis, now=now,
-                                                    force=True))
+            async with self._evaluation:
+                reports.append(await evaluate_and_route(report, settings=self.settings, redis=self.redis, now=now,
+                                                        force=True))
         return reports
 
     async def doctor(self) -> None:
         """The daily self-check: tell the admins which sources are unhealthy (nothing when all are well)."""
         now = self.clock()
-        text = await daily_doctor(self.settings, self.client, self.redis, now, self.sources)
+        checked = await self._settle([self._spawn(daily_doctor(self.settings, self.client, self.redis, now,
+                                                               self.sources))])
+        text = checked[0] if checked else None  # none: cancelled by a stop
         if text:
             await self._tell_admins(text, ["doctor", now.astimezone(HK_TZ).date().isoformat()])
 
     async def _refresh_tickers(self) -> None:
-        if "sec-form4" not in self.sources or not await needs_refresh(self.redis):
+        """Refresh the US ticker map when it is due and not backing off after failures (see TickerRefresh)."""
+        if "sec-form4" not in self.sources:
             return
-        try:
-            count = await refresh(self.redis, self.settings.sec_url, self.settings.sec_user_agent)
-            log.info("US ticker map refreshed: %d tickers", count)
-        except SourceError as exc:
-            log.warning("US ticker map refresh failed: %s", exc)
+        await self.tickers.run(self.redis, self.settings.sec_url, self.settings.sec_user_agent,
+                               deadline=self.cycle_deadline)
 
     async def _done_dates(self, source: str, candidates: list[date]) -> set[date]:
         return {d for d in candidates if await is_done(self.redis, source, d)}

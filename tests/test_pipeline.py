@@ -112,3 +112,43 @@ async def test_poll_cli_runs_a_cycle_and_delivers(settings: Settings, seeded: Re
                                         env=env, cwd=tmp_path)  # type: ignore[arg-type]
         assert "status=unchanged" in again.stdout and "delivered 0 message(s)" in again.stdout
         assert len(api.messages(CHAT)) == 1
+
+
+async def test_cycles_of_several_sources_evaluate_one_at_a_time(monkeypatch: pytest.MonkeyPatch,
+                                                                  settings: Settings) -> None:
+    # The scheduler fetches sources at once; their evaluations share a lock so that each sees the alerts the
+    # others logged (a confluence joins alerts of different sources). Fetch and evaluation are stood in for.
+    import asyncio
+
+    import alerts.pipeline as pipeline
+    from alerts.ingest import IngestReport
+
+    running, overlaps, order = 0, 0, []
+
+    async def fake_ingest(source: object, day: date, **_: object) -> IngestReport:
+        await asyncio.sleep(0.01)
+        return IngestReport(getattr(source, "name", ""), day, "stored", {"main": 1})
+
+    async def fake_evaluate(report: object, **_: object) -> object:
+        nonlocal running, overlaps
+        running += 1
+        overlaps += running > 1
+        order.append(getattr(report, "source", ""))
+        await asyncio.sleep(0.05)
+        running -= 1
+        return report
+
+    monkeypatch.setattr(pipeline, "ingest", fake_ingest)
+    monkeypatch.setattr(pipeline, "evaluate_and_route", fake_evaluate)
+    lock, now = asyncio.Lock(), datetime(2025, 11, 20, 18, 0, tzinfo=HK_TZ)
+    names = ("hkex-quotes", "hkex-buybacks", "sfc-short-positions")
+    reports = await asyncio.gather(*(run_cycle(name, date(2025, 11, 20), settings=settings, client=None,  # type: ignore[arg-type]
+                                               redis=None, now=now, evaluation=lock) for name in names))  # type: ignore[arg-type]
+    assert [r.status for r in reports] == ["processed"] * 3
+    assert sorted(order) == sorted(names)
+    assert overlaps == 0
+    # Without the shared lock the same cycles overlap: the test can tell.
+    order.clear()
+    await asyncio.gather(*(run_cycle(name, date(2025, 11, 20), settings=settings, client=None,  # type: ignore[arg-type]
+                                     redis=None, now=now) for name in names))  # type: ignore[arg-type]
+    assert overlaps > 0

@@ -108,7 +108,9 @@ async def test_origin_faults_no_alert_from_bad_data(redis: Redis, redis_url: str
                              ADMIN_CHAT_IDS=str(ADMIN), CLOCK_START=hk_iso(START)), tmp_path / "bot.log")
     try:
         bot.start()
-        await until(lambda: _hits(origin, _path(DI)), 60, "the DI request that hangs", logs=bot.tail)
+        # Sources are fetched concurrently: the buyback retries go on while the DI request hangs.
+        await until(lambda: _hits(origin, _path(DI)) and _hits(origin, _path(BUYBACKS)) >= 4, 60,
+                    "the DI request that hangs and the buyback retries", logs=bot.tail)
         assert _hits(origin, _path(QUOTES)) == 1 and _hits(origin, _path(BUYBACKS)) == 4  # 503: three retries
         assert _hits(origin, _path(QUOTES, TRUNCATED)) == 1 and _hits(origin, _path(QUOTES, CHANGED)) == 1
         # While the fetch hangs, the bot still answers commands.
