@@ -18,6 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from alerts.store import keys
+from config.settings import redact
 
 # Atomically take up to ARGV[3] items due at ARGV[1] and lease them until ARGV[2].
 _CLAIM = """
@@ -56,6 +57,12 @@ class OutboxItem:
         return cls(**json.loads(raw))
 
 
+def _redacted(item: OutboxItem) -> OutboxItem:
+    """The item with bot tokens redacted from its text (alert items carry none: their text is empty)."""
+    text = redact(item.text) if item.text else item.text
+    return item if text == item.text else replace(item, text=text)
+
+
 def item_id(chat_id: int, kind: str, identities: list[str]) -> str:
     """Deterministic id: the same chat, kind and fingerprints always give the same item (idempotent put)."""
     key = f"{chat_id}|{kind}|" + ",".join(sorted(identities))
@@ -70,8 +77,11 @@ class Outbox:
         self._claim = redis.register_script(_CLAIM)
 
     async def put(self, item: OutboxItem, due: datetime) -> bool:
-        """Store an item and schedule it; False when an item with this id exists already."""
-        created = await self.redis.set(keys.outbox_item(item.id), item.to_json(), nx=True,
+        """Store an item and schedule it; False when an item with this id exists already.
+
+        A text item's text is redacted here (admin notices quote exception texts): no caller can forget it.
+        """
+        created = await self.redis.set(keys.outbox_item(item.id), _redacted(item).to_json(), nx=True,
                                        ex=keys.OUTBOX_ITEM_TTL_SECONDS)
         if created:
             await self.redis.zadd(keys.OUTBOX_DUE, {item.id: due.timestamp()}, nx=True)
@@ -81,7 +91,8 @@ class Outbox:
         """`put` for many (item, due) pairs in two round trips; True for each item that was new."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for item, _ in items:
-                pipe.set(keys.outbox_item(item.id), item.to_json(), nx=True, ex=keys.OUTBOX_ITEM_TTL_SECONDS)
+                pipe.set(keys.outbox_item(item.id), _redacted(item).to_json(), nx=True,
+                         ex=keys.OUTBOX_ITEM_TTL_SECONDS)
             created = [bool(c) for c in await pipe.execute()]
         due = {item.id: when.timestamp() for (item, when), new in zip(items, created, strict=True) if new}
         if due:
@@ -159,11 +170,11 @@ class Outbox:
         return updated
 
     async def dead_letter(self, item: OutboxItem, reason: str, now: datetime) -> None:
-        """Give up on an item: keep it in the dead-letter list with the reason."""
+        """Give up on an item: keep it in the dead-letter list with the reason (redacted: it quotes an error)."""
         record = json.dumps({"item": json.loads(item.to_json(with_alerts=True)), "reason": reason, "at": now.isoformat()},
                             ensure_ascii=False)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(keys.OUTBOX_DEAD, record)
+            pipe.rpush(keys.OUTBOX_DEAD, redact(record))  # JSON stays valid: `<token>` needs no escaping
             pipe.zrem(keys.OUTBOX_DUE, item.id)
             pipe.delete(keys.outbox_item(item.id))
             await pipe.execute()

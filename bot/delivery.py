@@ -33,7 +33,7 @@ from alerts.subscriptions import SubscriptionStore
 from bot.chartsend import ChartService, alert_chart
 from bot.i18n import t
 from bot.render import buttons_for, esc, render_group, split_message
-from config.settings import Settings
+from config.settings import Settings, redact
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +328,7 @@ class DeliveryWorker:
         return False
 
     async def _dead(self, item: OutboxItem, reason: str, report: DeliveryReport) -> None:
+        reason = redact(reason)  # an error answer can quote the request path: redact before the notice cuts it
         report.dead += 1
         log.error("dead-lettering item %s for chat %s: %s", item.id, item.chat_id, reason)
         await self.outbox.dead_letter(item, reason, self._now())

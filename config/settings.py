@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -69,6 +70,9 @@ class Settings:
     # Run as if the process started at this instant (replays, rehearsals, tests); time then advances normally.
     clock_start: datetime | None = None
     lease_ttl_seconds: float = 30.0  # how long a dead leader keeps the lease before the standby takes over
+
+    def __post_init__(self) -> None:
+        _remember_token(self.telegram_bot_token)  # redact() now also finds this token's secret on its own
 
     def base_url(self, setting: str) -> str:
         """Return the base URL held by the attribute `setting` (e.g. ``"hkex_url"``)."""
@@ -226,12 +230,58 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     )
 
 
-_TOKEN_SHAPE = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
+# Anything shaped like a bot token (BotFather's are \d{8,10}:<35 chars>; this is wider on purpose), with its colon
+# as is, URL-encoded (%3A) or encoded twice (%253A).
+_TOKEN_SHAPE = re.compile(r"\d{3,}(?::|%3[Aa]|%253[Aa])[A-Za-z0-9_-]{20,}")
+_KNOWN_SECRETS: set[str] = set()  # the secret half of every token configured in this process
+
+
+def _remember_token(token: str) -> None:
+    if _TOKEN_RE.match(token):
+        _KNOWN_SECRETS.add(token.split(":", 1)[1])
 
 
 def redact(text: str) -> str:
-    """Replace anything shaped like a bot token with ``<token>`` (logs, and messages that quote an error)."""
-    return _TOKEN_SHAPE.sub("<token>", text)
+    """Replace bot tokens in `text` with ``<token>``: the one redaction for every exit of the process.
+
+    Logs, tracebacks printed by the CLI, exception texts stored in Redis and admin messages all pass through it.
+    It finds any token-shaped string (raw or URL-encoded) and the configured token's secret wherever it stands.
+    """
+    text = _TOKEN_SHAPE.sub("<token>", text)
+    for secret in _KNOWN_SECRETS:
+        if secret in text:
+            text = text.replace(secret, "<token>")
+    return text
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    """Redact a log record in place: message, traceback and stack."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad format string: the handler reports it when it formats the record
+        message = None
+    if message is not None:
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+class _RedactingRecordFactory:
+    """Wraps the log record factory so every record is redacted as it is made, whichever handler prints it."""
+
+    def __init__(self, base: Callable[..., logging.LogRecord]) -> None:
+        self.base = base
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.base(*args, **kwargs)
+        _redact_record(record)
+        return record
 
 
 class _RedactToken(logging.Filter):
@@ -242,22 +292,15 @@ class _RedactToken(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+        _redact_record(record)
         return True
 
 
 def setup_logging(level: str) -> None:
     """Configure root logging once; third-party HTTP loggers stay at WARNING so URLs with tokens never print."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not isinstance(logging.getLogRecordFactory(), _RedactingRecordFactory):  # records reaching any handler
+        logging.setLogRecordFactory(_RedactingRecordFactory(logging.getLogRecordFactory()))
     for handler in logging.getLogger().handlers:
         handler.addFilter(_RedactToken())
     for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.Updater"):

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from alerts.sources.common import conform, empty_frame
 from alerts.store import keys
+from config.settings import redact
 
 
 def dump_frame(frame: pd.DataFrame) -> bytes:
@@ -109,8 +110,8 @@ class FrameStore:
 
     async def save_fetch_state(self, url: str, state: FetchState, at: datetime) -> None:
         """Remember validators for `url`; called only after the file's frames were stored."""
-        mapping = {k: v for k, v in (("etag", state.etag), ("last_modified", state.last_modified),
-                                     ("sha256", state.sha256), ("fetched_at", at.isoformat())) if v}
+        mapping = {k: redact(v) for k, v in (("etag", state.etag), ("last_modified", state.last_modified),
+                                             ("sha256", state.sha256), ("fetched_at", at.isoformat())) if v}
         key = keys.fetch_state(url)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
@@ -119,9 +120,12 @@ class FrameStore:
             await pipe.execute()
 
     async def record_status(self, source: str, at: datetime, *, ok: bool, detail: Mapping[str, str]) -> None:
-        """Remember the last success or failure of a source (for /status and `positioning-bot status`)."""
+        """Remember the last success or failure of a source (for /status and `positioning-bot status`).
+
+        Values are redacted here: an error message may quote a URL or an answer with a token in it.
+        """
         prefix = "ok" if ok else "error"
-        mapping = {f"{prefix}_at": at.isoformat(), **{f"{prefix}_{k}": v for k, v in detail.items()}}
+        mapping = {f"{prefix}_at": at.isoformat(), **{f"{prefix}_{k}": redact(v) for k, v in detail.items()}}
         await self.redis.hset(keys.source_status(source), mapping=mapping)
 
     async def status(self, source: str) -> dict[str, str]:
