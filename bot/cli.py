@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 
 from alerts.errors import MalformedFile, NotPublishedYet, SourceError
 from alerts.sources import SOURCES, get_source
-from config.settings import ConfigError, Settings, load_settings, setup_logging
+from config.settings import ConfigError, Settings, load_settings, redact, setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -170,7 +171,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
         print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        frame = source.tables[args.table].parse(data)
+        frame = source.tables[args.table].read(data, source.name)
     except SourceError as exc:
         print(f"error: {args.file}: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT if isinstance(exc, MalformedFile) else EXIT_FAILED
@@ -187,7 +188,7 @@ def _config_error(exc: ConfigError) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    return redact(" ".join(str(exc).split()))
 
 
 def _now() -> datetime:
@@ -475,6 +476,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         # goes to /dev/null so that flushing it at exit does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # what a shell reports for a writer whose pipe was closed (128 + SIGPIPE)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one exit for errors no command handled
+        return _uncaught(exc)
+
+
+# What `run` prints too (bot/app.py) when Telegram refuses the token.
+REJECTED_TOKEN = ("configuration error: TELEGRAM_BOT_TOKEN: Telegram rejected the token (401 Unauthorized); "
+                  "check it with @BotFather")
+
+
+def _uncaught(exc: BaseException) -> int:
+    """Print an error no command handled, redacted, and return the exit code.
+
+    Exception texts can quote the token (PTB's InvalidToken names it; a Bot API or proxy answer can quote the
+    request path /bot<token>/…), so Python must not print the traceback itself.
+    """
+    errors = sys.modules.get("telegram.error")  # loaded by whatever raised a Telegram error
+    if errors is not None and isinstance(exc, errors.InvalidToken):
+        print(REJECTED_TOKEN, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    sys.stderr.flush()
+    return 130 if isinstance(exc, KeyboardInterrupt) else EXIT_FAILED
 
 
 def _dispatch(args: argparse.Namespace) -> int:

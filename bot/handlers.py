@@ -6,14 +6,17 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from redis.exceptions import RedisError
 from telegram import (
+    Bot,
     BotCommand,
+    Chat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
@@ -21,7 +24,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -43,6 +46,7 @@ from bot.charts import KINDS as CHART_KINDS
 from bot.codes import resolve
 from bot.delivery import retry_seconds
 from bot.deps import Deps, deps
+from bot.fairness import Verdict, may_change_group, spend
 from bot.i18n import day, has, num, t
 from bot.render import esc, rule_emoji, rule_title, split_message
 from config.settings import redact
@@ -65,6 +69,8 @@ MENU: tuple[str, ...] = (  # the command menu, in order; each description is the
     "why", "history", "settings", "mute", "quiet", "digest", "lang", "status",
 )
 ADMIN_COMMANDS = ("stats", "broadcast")
+# In groups these change what the whole group receives: only its administrators may use them (bot.fairness).
+GROUP_ADMIN_COMMANDS = frozenset({"watch", "unwatch", "mute", "unmute", "quiet", "digest", "lang"})
 BROADCAST_CHUNK = 1000  # outbox items per pipeline: bounded memory and round trips at 100k chats
 
 
@@ -126,8 +132,25 @@ def _is_admin(update: Update, admins: tuple[int, ...]) -> bool:
     return bool((user and user.id in admins) or (chat and chat.id in admins and chat.type == "private"))
 
 
-def command(impl: Impl, *, admin: bool = False) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
-    """Wrap a command: rate limit, register the chat, admin check, reply."""
+async def send_private(bot: Bot, chat_id: int, text: str) -> None:
+    """Send `text` (HTML, split to Telegram's limit) to a private chat rather than as a reply."""
+    for part in split_message(text):
+        await flood_safe(partial(bot.send_message, chat_id, part, parse_mode=ParseMode.HTML,
+                                 link_preview_options=LinkPreviewOptions(is_disabled=True)))
+
+
+async def within_budget(d: Deps, update: Update, chat: Chat, now: datetime) -> Verdict:
+    """Count a command or button press against the sender's per-minute budget (bot.fairness.spend)."""
+    return await spend(d.redis, chat, update.effective_user, now, COMMANDS_PER_MINUTE)
+
+
+def command(impl: Impl, *, admin: bool = False,
+            group_admin: bool = False) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+    """Wrap a command: budget, register the chat, operator and group-administrator checks, reply.
+
+    Over the budget the sender is told once and then ignored for the rest of the minute: nothing here waits. An
+    operator command used in a group is answered in the operator's private chat, never in front of the group.
+    """
 
     async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, chat = update.effective_message, update.effective_chat
@@ -135,9 +158,9 @@ def command(impl: Impl, *, admin: bool = False) -> Callable[[Update, ContextType
             return
         d = deps(context)
         now = d.clock()
-        count = await d.subs.count_command(chat.id, now)
-        if count > COMMANDS_PER_MINUTE:
-            if count == COMMANDS_PER_MINUTE + 1:  # say it once, then stay silent for the rest of the minute
+        verdict = await within_budget(d, update, chat, now)
+        if verdict is not Verdict.OK:
+            if verdict is Verdict.WARN:  # say it once, then stay silent for the rest of the minute
                 settings = await d.subs.settings(chat.id)
                 await send_reply(message, t(settings.lang, "rate_limited"))
             return
@@ -148,11 +171,25 @@ def command(impl: Impl, *, admin: bool = False) -> Callable[[Update, ContextType
         if admin and not is_admin:
             await send_reply(message, t(settings.lang, "admin_only"))
             return
+        if group_admin and not await may_change_group(context.bot, d.redis, chat, user, message.sender_chat):
+            await send_reply(message, t(settings.lang, "group_admins_only"))
+            return
         if len(context.args or []) > MAX_ARGS:
             await send_reply(message, t(settings.lang, "too_many_args", limit=MAX_ARGS))
             return
         args = [a[:64] for a in (context.args or [])]
+        group_lang, private = settings.lang, admin and user is not None and chat.type != "private"
+        if private and user is not None:  # the operator reads the answer in their own chat and language
+            settings = await d.subs.settings(user.id)
         text, markup = await impl(Ctx(update, d, chat.id, settings, args, now, is_admin))
+        if private and user is not None and text:
+            try:
+                await send_private(context.bot, user.id, text)
+            except Forbidden:  # the operator never opened a private chat with the bot
+                await send_reply(message, t(group_lang, "admin_private_blocked"))
+                return
+            await send_reply(message, t(group_lang, "admin_sent_privately"))
+            return
         if text:  # empty: the command answered with something else (a photo)
             await send_reply(message, text, markup)
 
@@ -169,7 +206,11 @@ async def _resolve_all(ctx: Ctx, tokens: list[str]) -> tuple[list[str], list[str
     codes, problems = [], []
     for token in tokens:
         got = resolve(token, names or None)
-        if got.code is not None and got.market == "US" and await known(ctx.deps.redis, got.code) is False:
+        checked = await known(ctx.deps.redis, got.code) if got.code is not None and got.market == "US" else True
+        if checked is None:  # the SEC ticker map is not loaded yet: refuse for now rather than accept unchecked
+            problems.append(t(ctx.lang, "ticker_unchecked", text=f"<code>{esc(got.code)}</code>"))
+            continue
+        if checked is False:
             got = replace(got, code=None)  # the SEC ticker map is loaded and has no such ticker
         if got.code is not None:
             codes.append(got.code)
@@ -432,19 +473,34 @@ Z_STEPS = (2.0, 2.5, 3.0, 4.0)
 
 
 async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Inline buttons: card, chart, mute, settings toggles. Every callback is answered."""
+    """Inline buttons: card, chart, mute, settings toggles.
+
+    Every press is answered, except those over the sender's budget after the one "slow down" answer. In groups a
+    mute or a settings toggle needs an administrator, as the commands that change the group do.
+    """
     query = update.callback_query
     if query is None:
         return
     d = deps(context)
     chat = update.effective_chat
     chat_id = chat.id if chat else (query.from_user.id if query.from_user else 0)
+    now = d.clock()
+    # Presses share the commands' budget: a flood of presses is told once, then ignored (left unanswered).
+    verdict = await within_budget(d, update, chat, now) if chat is not None else Verdict.OK
+    if verdict is Verdict.DROP:
+        return
     settings = await d.subs.settings(chat_id)
+    if verdict is Verdict.WARN:
+        await query.answer(t(settings.lang, "rate_limited"))
+        return
     match = _CALLBACK_RE.match(query.data or "")
     if match is None or chat_id == 0:
         await query.answer(t(settings.lang, "button_expired"))
         return
-    now = d.clock()
+    changes = bool(match.group(3) or match.group(5))  # a mute or a settings toggle, not a card or chart
+    if changes and chat is not None and not await may_change_group(context.bot, d.redis, chat, query.from_user):
+        await query.answer(t(settings.lang, "group_admins_only"))
+        return
     if match.group(1) == "card":
         await query.answer()
         reply = cached_answer(await d.view(), "card", [match.group(2)], settings.lang)
@@ -487,8 +543,8 @@ async def _toggle_setting(d: Deps, chat_id: int, settings: ChatSettings, key: st
         current = int(settings.thresholds.get("_all", {}).get("min_severity", 0))
         await d.subs.set_threshold(chat_id, "_all", "min_severity", (current + 1) % 4)
     elif key == "z":  # one threshold for both directions of the short-ratio rule
-        current = float(settings.thresholds.get("short_ratio_spike", {}).get("z", Z_STEPS[0]))
-        following = Z_STEPS[(Z_STEPS.index(current) + 1) % len(Z_STEPS)] if current in Z_STEPS else Z_STEPS[0]
+        z = float(settings.thresholds.get("short_ratio_spike", {}).get("z", Z_STEPS[0]))
+        following = Z_STEPS[(Z_STEPS.index(z) + 1) % len(Z_STEPS)] if z in Z_STEPS else Z_STEPS[0]
         for rule in ("short_ratio_spike", "short_ratio_drop"):
             await d.subs.set_threshold(chat_id, rule, "z", following)
 
@@ -504,7 +560,14 @@ async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return  # another bot's command
     if chat.type != "private" and "@" not in word:
         return  # groups: stay quiet unless addressed
-    settings = await deps(context).subs.settings(chat.id)
+    d = deps(context)
+    verdict = await within_budget(d, update, chat, d.clock())
+    if verdict is Verdict.DROP:
+        return
+    settings = await d.subs.settings(chat.id)
+    if verdict is Verdict.WARN:
+        await send_reply(message, t(settings.lang, "rate_limited"))
+        return
     await send_reply(message, t(settings.lang, "unknown_command", command=esc(word[:40])))
 
 
@@ -514,10 +577,13 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or chat is None or chat.type != "private" or not message.text:
         return
     d = deps(context)
-    now = d.clock()
-    if await d.subs.count_command(chat.id, now) > COMMANDS_PER_MINUTE:
+    verdict = await within_budget(d, update, chat, d.clock())
+    if verdict is Verdict.DROP:
         return
     settings = await d.subs.settings(chat.id)
+    if verdict is Verdict.WARN:
+        await send_reply(message, t(settings.lang, "rate_limited"))
+        return
     text = message.text[:MAX_TEXT_IN].strip()
     view = await d.view()
     if 0 < len(text) <= 40 and resolve(text, view.names() or None).code is not None:
@@ -573,7 +639,8 @@ def register(app: Application) -> None:
     """Attach every handler to the application."""
     updates = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST  # edited messages are ignored
     for name, (impl, admin) in COMMAND_IMPLS.items():
-        app.add_handler(CommandHandler(name, command(impl, admin=admin), filters=updates))
+        app.add_handler(CommandHandler(name, command(impl, admin=admin, group_admin=name in GROUP_ADMIN_COMMANDS),
+                                       filters=updates))
     app.add_handler(CallbackQueryHandler(on_callback))
     app.add_handler(MessageHandler(filters.COMMAND & updates, on_unknown_command))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & filters.UpdateType.MESSAGE, on_text))

@@ -54,14 +54,40 @@ DEFAULT_DESCRIPTIONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden
                         409: "Conflict", 500: "Internal Server Error", 502: "Bad Gateway", 504: "Gateway Timeout"}
 
 
+_ADMIN_RIGHTS = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
+                 "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories", "can_edit_stories",
+                 "can_delete_stories")
+_MEMBER_RIGHTS = ("can_change_info", "can_invite_users", "can_pin_messages", "can_send_messages", "can_send_polls",
+                  "can_send_other_messages", "can_add_web_page_previews", "can_manage_topics", "can_send_audios",
+                  "can_send_documents", "can_send_photos", "can_send_videos", "can_send_video_notes",
+                  "can_send_voice_notes", "can_edit_tag")
+# The fields each ChatMember kind carries besides status and user (Bot API ChatMemberOwner, ...Administrator, ...).
+MEMBER_STATUSES: dict[str, dict[str, Any]] = {
+    "creator": {"is_anonymous": False},
+    "administrator": {"can_be_edited": False, "is_anonymous": False, **dict.fromkeys(_ADMIN_RIGHTS, True)},
+    "member": {},
+    "restricted": {"is_member": True, "until_date": 0, **dict.fromkeys(_MEMBER_RIGHTS, False)},
+    "left": {},
+    "kicked": {"until_date": 0},
+}
+
+
+class _Server(ThreadingHTTPServer):
+    # The bot serves chats concurrently: dozens of connections may open at once, more than the default listen
+    # backlog of 5 holds (the surplus would be reset, which Telegram's front end never does).
+    request_queue_size = 256
+
+
 class ApiError(Exception):
     """An answer with ok=false: HTTP status, Telegram's description and optional response parameters."""
 
-    def __init__(self, status: int, description: str, parameters: dict[str, Any] | None = None) -> None:
+    def __init__(self, status: int, description: str, parameters: dict[str, Any] | None = None, *,
+                 body: bytes | None = None) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.parameters = parameters
+        self.body = body  # answered as is (text/html) instead of the JSON error, like a proxy's error page
 
 
 class MarkupError(ValueError):
@@ -109,6 +135,7 @@ class _Failure:
     retry_after: int | None
     chat_id: int | str | None
     times: int
+    body: bytes | None = None
 
 
 @dataclass
@@ -602,6 +629,10 @@ class BotApi:
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (scope JSON, language) -> commands
         self.answered: dict[str, dict[str, Any]] = {}  # callback_query_id -> answerCallbackQuery params
         self.rate_limited_methods = set(SEND_METHODS)
+        # getChatMember: statuses scripted per (chat, user) with set_member(); anyone else in a group or supergroup
+        # answers `default_member_status` (administrator: tests written before the bot checked group admins).
+        self.default_member_status = "administrator"
+        self._members: dict[tuple[int, int], str] = {}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._closing = threading.Event()
@@ -628,9 +659,10 @@ class BotApi:
             name.lower(): getattr(self, f"_m_{name}") for name in (
                 "getMe", "getUpdates", "deleteWebhook", "setWebhook", "getWebhookInfo", "setMyCommands",
                 "getMyCommands", "deleteMyCommands", "sendMessage", "editMessageText", "editMessageReplyMarkup",
-                "answerCallbackQuery", "sendPhoto", "sendChatAction", "getChat", "getFile", "close", "logOut")
+                "answerCallbackQuery", "sendPhoto", "sendChatAction", "getChat", "getFile", "close", "logOut",
+                "getChatMember")
         }
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server = _Server(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
@@ -686,17 +718,18 @@ class BotApi:
             self._chat_types[new_chat_id] = "supergroup"
 
     def fail_next(self, method: str, status: int, description: str | None = None, *, retry_after: int | None = None,
-                  chat_id: int | str | None = None, times: int = 1) -> None:
+                  chat_id: int | str | None = None, times: int = 1, body: bytes | None = None) -> None:
         """Answer the next `times` calls of `method` ("*" = any; optionally only to `chat_id`) with an error.
 
         429 defaults to "Too Many Requests: retry after N" with parameters.retry_after = N (N defaults to 1);
-        502 without a description answers nginx's HTML page, like Telegram's front end does.
+        502 without a description answers nginx's HTML page, like Telegram's front end does; `body` is answered
+        as is (text/html) instead of the JSON error, like a proxy's own error page.
         """
         if status == 429:
             retry_after = retry_after or 1
             description = description or f"Too Many Requests: retry after {retry_after}"
         with self._lock:
-            self._failures.append(_Failure(method.lower(), status, description, retry_after, chat_id, times))
+            self._failures.append(_Failure(method.lower(), status, description, retry_after, chat_id, times, body))
 
     def delay(self, method: str, seconds: float, times: int = 1) -> None:
         """Hold the next `times` calls of `method` for `seconds` before handling them (they still take effect)."""
@@ -709,6 +742,14 @@ class BotApi:
         windows = {"global": (global_per_sec, 1.0), "chat": (per_chat_per_sec, 1.0), "group": (group_per_min, 60.0)}
         with self._lock:
             self._limits = {name: (int(limit), span) for name, (limit, span) in windows.items() if limit}
+
+    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        """getChatMember of `user_id` in `chat_id` answers `status` (creator, administrator, member, restricted,
+        left, kicked)."""
+        if status not in MEMBER_STATUSES:
+            raise ValueError(f"unknown chat member status {status!r}")
+        with self._lock:
+            self._members[(chat_id, user_id)] = status
 
     # ------------------------------------------------------------------ pushing updates
 
@@ -922,6 +963,8 @@ class BotApi:
         except ApiError as err:
             call.status, call.description = err.status, err.description
             self._record(call)
+            if err.body is not None:
+                return err.status, err.body
             if err.status == 502 and err.description == "":
                 return 502, NGINX_502
             payload: dict[str, Any] = {"ok": False, "error_code": err.status, "description": err.description}
@@ -976,7 +1019,7 @@ class BotApi:
             if description is None:
                 description = "" if rule.status == 502 else DEFAULT_DESCRIPTIONS.get(rule.status, "Error")
             parameters = {"retry_after": rule.retry_after} if rule.retry_after else None
-            raise ApiError(rule.status, description, parameters)
+            raise ApiError(rule.status, description, parameters, body=rule.body)
 
     # ------------------------------------------------------------------ chats, users, messages
 
@@ -1374,6 +1417,19 @@ class BotApi:
         return {**self._chat(chat_id), "accent_color_id": 0, "max_reaction_count": 11,
                 "accepted_gift_types": {"unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
                                         "premium_subscription": False, "gifts_from_channels": False}}
+
+    def _m_getChatMember(self, call: Call) -> dict[str, Any]:  # noqa: N802
+        chat_id = self._resolve_chat(call.params.get("chat_id"))
+        raw = call.params.get("user_id")
+        if isinstance(raw, bool) or not re.fullmatch(r"-?\d+", str(raw)):
+            raise ApiError(400, "Bad Request: invalid user_id specified")
+        user_id = int(str(raw))
+        self._check_chat(chat_id)
+        if self.chat_type(chat_id) == "private":
+            status = "member" if user_id == chat_id else "left"
+        else:
+            status = self._members.get((chat_id, user_id), self.default_member_status)
+        return {"status": status, "user": self._user(user_id, None), **MEMBER_STATUSES[status]}
 
     def _m_getFile(self, call: Call) -> dict[str, Any]:  # noqa: N802
         file_id = str(call.params.get("file_id", ""))

@@ -464,3 +464,13 @@ async def test_watch_us_tickers_checked_against_the_sec_map(app: Application, ap
     assert "Watching" in texts[0] and "AAPL" in texts[0] and "BABA" in texts[0]
     assert "I don't know <code>ZZZZQ</code>" in texts[0]
     assert await SubscriptionStore(redis).watchers("AAPL") == {USER}
+
+
+async def test_watch_us_ticker_refused_while_the_sec_map_is_missing(app: Application, api: BotApi,
+                                                                   redis: Redis) -> None:
+    # Without the ticker map nothing can be checked: say so, and accept nothing unchecked.
+    texts = await _say(api, USER, "/watch ZZZZQ 700", 1)
+    assert "I can't check <code>ZZZZQ</code> yet" in texts[0]
+    assert "00700" in texts[0]
+    assert await SubscriptionStore(redis).watchers("ZZZZQ") == set()
+    assert await SubscriptionStore(redis).watchers("00700") == {USER}

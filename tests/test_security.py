@@ -250,9 +250,12 @@ async def test_admin_commands_refused_to_non_admins_in_groups_and_channels(app: 
     await asyncio.sleep(0.6)  # three drain intervals: a queued broadcast would have gone out by now
     assert await Outbox(redis).pending() == 0
     assert len(api.texts(OTHER)) == 1  # only the /start reply: no broadcast reached anyone
-    # The admin's own user id works in a group too (the admin speaks for themself there).
+    # The admin's own user id works in a group too, but the answer goes to the admin privately, never to the group.
+    await _say(api, ADMIN, "/start", 1)
     texts = await _say(api, GROUP, "/stats", 3, user_id=ADMIN)
-    assert "Stats" in texts[2] and "operators" not in texts[2]
+    assert "private message" in texts[2] and "Stats" not in texts[2]
+    private = await api.await_sent(2, chat_id=ADMIN, timeout=10)
+    assert "Stats" in private[-1]["text"]
 
 
 # --------------------------------------------------------------------------------------------- chat isolation

@@ -250,3 +250,21 @@ DI_CORP_TTL_SECONDS = 30 * 24 * 3600
 def di_corp(code: str) -> str:
     """HASH `sid` / `corp_name` of a stock code on DION, from its corporation search page."""
     return f"{PREFIX}di:corp:{code}"
+
+
+# ---- fair service (bot/fairness.py) --------------------------------------------------------------------------------
+# In groups the command budget is counted per member, so one member's flood does not silence the others (private
+# chats and channels keep `command_rate`, one sender each). Commands and button presses share the budget.
+def command_rate_member(chat_id: int, user_id: int, minute: int) -> str:
+    """Counter of commands and button presses one member sent in a group in one minute (TTL as command_rate)."""
+    return f"{PREFIX}cmdrate:{chat_id}:u{user_id}:{minute}"
+
+
+# Whether a member may change a group's watchlist and settings, as getChatMember said: asked once per 10 minutes,
+# not once per command (a promotion or demotion takes effect within that time).
+CHAT_ADMIN_TTL_SECONDS = 600
+
+
+def chat_admin(chat_id: int, user_id: int) -> str:
+    """STRING "1" (administrator or owner of group `chat_id`) or "0", expiring after CHAT_ADMIN_TTL_SECONDS."""
+    return f"{PREFIX}chatadmin:{chat_id}:{user_id}"

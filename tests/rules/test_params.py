@@ -24,7 +24,8 @@ def test_defaults() -> None:
     assert params.short_position_jump.min_change_value_hkd == 50_000_000.0
     assert params.buyback_filed.rate("USD") == 7.8
     assert params.buyback_filed.rate(None) == 1.0
-    assert params.buyback_filed.rate("GBP") is None
+    assert params.buyback_filed.rate("GBP") == 10.4  # HSBC, PRU and STANCHART report London purchases in GBP
+    assert params.buyback_filed.rate("EUR") is None
     assert params.insider_buy_near_round_number.step_bands[-1] == (float("inf"), 50.0)
     assert params.southbound_level.levels == (5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
     assert params.market_short_swing.change_pct == 25.0
