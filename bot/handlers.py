@@ -139,6 +139,19 @@ async def send_private(bot: Bot, chat_id: int, text: str) -> None:
                                  link_preview_options=LinkPreviewOptions(is_disabled=True)))
 
 
+async def _admitted(d: Deps, update: Update, chat: Chat, message: Message) -> ChatSettings | None:
+    """The chat's settings when this message is within its flood budget; None when it is dropped (or, the first
+    time over, answered with "slow down")."""
+    verdict = await within_budget(d, update, chat, d.clock())
+    if verdict is Verdict.DROP:
+        return None
+    settings = await d.subs.settings(chat.id)
+    if verdict is Verdict.WARN:
+        await send_reply(message, t(settings.lang, "rate_limited"))
+        return None
+    return settings
+
+
 async def within_budget(d: Deps, update: Update, chat: Chat, now: datetime) -> Verdict:
     """Count a command or button press against the sender's per-minute budget (bot.fairness.spend)."""
     return await spend(d.redis, chat, update.effective_user, now, COMMANDS_PER_MINUTE)
@@ -561,14 +574,9 @@ async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
     if chat.type != "private" and "@" not in word:
         return  # groups: stay quiet unless addressed
     d = deps(context)
-    verdict = await within_budget(d, update, chat, d.clock())
-    if verdict is Verdict.DROP:
-        return
-    settings = await d.subs.settings(chat.id)
-    if verdict is Verdict.WARN:
-        await send_reply(message, t(settings.lang, "rate_limited"))
-        return
-    await send_reply(message, t(settings.lang, "unknown_command", command=esc(word[:40])))
+    settings = await _admitted(d, update, chat, message)
+    if settings is not None:
+        await send_reply(message, t(settings.lang, "unknown_command", command=esc(word[:40])))
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -577,12 +585,8 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or chat is None or chat.type != "private" or not message.text:
         return
     d = deps(context)
-    verdict = await within_budget(d, update, chat, d.clock())
-    if verdict is Verdict.DROP:
-        return
-    settings = await d.subs.settings(chat.id)
-    if verdict is Verdict.WARN:
-        await send_reply(message, t(settings.lang, "rate_limited"))
+    settings = await _admitted(d, update, chat, message)
+    if settings is None:
         return
     text = message.text[:MAX_TEXT_IN].strip()
     view = await d.view()
