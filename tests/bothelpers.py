@@ -12,7 +12,7 @@ from telegram.ext import Application
 
 from alerts.calendar import HK_TZ
 from alerts.history import ALL_FEEDS, History, load_directory
-from alerts.store.frames import FrameStore
+from alerts.store.frames import FrameStore, dump_frame
 from bot.app import _quiesce, build_application
 from bot.delivery import DeliveryWorker
 from bot.demo import demo_root
@@ -37,18 +37,21 @@ def demo_history() -> History:
     return load_directory(demo_root(), date(2025, 8, 1), date(2025, 12, 31))
 
 
-async def seed_demo(redis: Redis, exclude: frozenset[tuple[str, date]] = frozenset()) -> None:
-    """Store the demo history in Redis as `fetch` would (one frame per source, table and date), except `exclude`."""
-    store = FrameStore(redis)
+@cache
+def demo_blobs() -> tuple[tuple[str, str, date, bytes], ...]:
+    """The demo history dumped as `fetch` stores it (one frame per source, table and date), once per session."""
     history = demo_history()
-    grouped: dict[tuple[str, date], dict[str, object]] = {}
+    blobs = []
     for name, (source, table, column) in ALL_FEEDS.items():
         frame = history.frames[name]
         for day, part in frame.groupby(frame[column].dt.date):
-            grouped.setdefault((source, day), {})[table] = part.reset_index(drop=True)
-    for (source, day), tables in grouped.items():
-        if (source, day) not in exclude:
-            await store.put(source, tables, day)  # type: ignore[arg-type]
+            blobs.append((source, table, day, dump_frame(part.reset_index(drop=True))))
+    return tuple(blobs)
+
+
+async def seed_demo(redis: Redis, exclude: frozenset[tuple[str, date]] = frozenset()) -> None:
+    """Store the demo history in Redis as `fetch` would, except the (source, date) files in `exclude`."""
+    await FrameStore(redis).put_dumped([item for item in demo_blobs() if (item[0], item[2]) not in exclude])
 
 
 @asynccontextmanager

@@ -73,9 +73,13 @@ class FrameStore:
 
     async def put(self, source: str, tables: Mapping[str, pd.DataFrame], day: date) -> None:
         """Store every table of one source file for `day` atomically (MULTI)."""
+        await self.put_dumped([(source, table, day, dump_frame(frame)) for table, frame in tables.items()])
+
+    async def put_dumped(self, items: Sequence[tuple[str, str, date, bytes]]) -> None:
+        """Store already dumped tables (source, table, day, blob) in one MULTI: a bulk load dumps each frame once."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            for table, frame in tables.items():
-                pipe.set(keys.frame(source, table, day), dump_frame(frame), ex=keys.FRAME_TTL_SECONDS)
+            for source, table, day, blob in items:
+                pipe.set(keys.frame(source, table, day), blob, ex=keys.FRAME_TTL_SECONDS)
                 pipe.zadd(keys.frame_index(source, table), {day.isoformat(): day.toordinal()})
             await pipe.execute()
 
