@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -254,6 +255,9 @@ def _market_turnover(section: _Section, day: date) -> float | None:
     return None
 
 
+# parse and parse_market read the same file one after the other (Source.parse_all): read and reconcile it once.
+# One entry only: the daily file can be tens of MB.
+@functools.lru_cache(maxsize=1)
 def _read(data: bytes) -> _File:
     """Parse QUOTATIONS and SHORT SELLING and check every total the file prints against its rows.
 
@@ -306,7 +310,7 @@ def _is_hkd(row: _ShortRow, quote: dict[str, object] | None) -> bool:
 def parse(data: bytes) -> pd.DataFrame:
     """Parse the daily quotations file into one row per stock with its short selling figures."""
     read = _read(data)
-    rows = read.quotes
+    rows = {code: dict(row) for code, row in read.quotes.items()}  # the read is cached: never change it
     for code, (marker, name, short_shares, short_value, total_shares, total_value) in read.short.items():
         row = rows.get(code)
         if row is None:  # shorted but not quoted: keep it, prices unknown
