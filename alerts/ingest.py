@@ -17,7 +17,7 @@ from alerts.sources.base import Source
 from alerts.sources.common import conform
 from alerts.store.failed import FailedFiles
 from alerts.store.frames import FetchState, FrameStore, dump_frame
-from config.settings import Settings
+from config.settings import Settings, redact
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,9 @@ async def _record_failure(store: FrameStore, source: Source, day: date, now: dat
     # "Not published yet" is routine inside a publication window; real failures are warnings.
     level = logging.INFO if isinstance(exc, NotPublishedYet) else logging.WARNING
     log.log(level, "%s %s failed: %s", source.name, day.isoformat(), exc)
-    await store.record_status(source.name, now, ok=False, detail={"date": day.isoformat(), "message": str(exc)[:500]})
+    # Redact before cutting to length: half a token cut off is still half a token.
+    message = redact(str(exc))[:500]
+    await store.record_status(source.name, now, ok=False, detail={"date": day.isoformat(), "message": message})
 
 
 async def _record_stored(store: FrameStore, source: Source, day: date, now: datetime,

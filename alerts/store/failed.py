@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from alerts.errors import MalformedFile, SourceError
 from alerts.store import keys
+from config.settings import redact
 
 log = logging.getLogger(__name__)
 _FIELDS = ("url", "date", "kept_at", "size", "etag", "last_modified", "error", "error_type", "expected", "found",
@@ -90,7 +91,8 @@ class FailedFiles:
         if await self.redis.exists(key):
             return await self._read(source, day, sha)  # refetched every poll: the first sighting stands
         kept = KeptFile(source, day, sha, url, now, len(content), etag, last_modified,
-                        error="" if error is None else str(error.args[0]) if error.args else type(error).__name__,
+                        # Redacted like every text the bot keeps (an error may quote a URL).
+                        error="" if error is None else redact(str(error.args[0])) if error.args else type(error).__name__,
                         error_type="" if error is None else type(error).__name__,
                         expected=getattr(error, "expected", None), found=getattr(error, "found", None),
                         layout=getattr(error, "layout", None), failed=error is not None)
