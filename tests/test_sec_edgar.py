@@ -595,3 +595,23 @@ async def test_fetch_refuses_without_contact_email(origin: Origin) -> None:
         with pytest.raises(ValueError, match="SEC_USER_AGENT"):
             await fetch_form4_day(client, origin.url, DAY, user_agent="positioning-bot/0.1")
     assert origin.requests == []
+
+
+async def test_edgar_downloads_stream_under_the_byte_cap(origin: Origin) -> None:
+    # EDGAR's rate-limited client streams like the plain one: an endless body is refused once it passes the cap
+    # (read whole first, it would run into the deadline instead).
+    import itertools
+
+    from alerts.fetch import fetch, make_client
+
+    origin.add("/Archives/endless.xml", chunks=lambda: (b"x" * 1000 for _ in itertools.count()))
+    origin.add("/Archives/small.xml", b"x" * 5000)
+    async with make_client() as raw:
+        polite = sec_edgar_module._PoliteClient(raw, "positioning-bot tests ops@example.com",
+                                                sec_edgar_module.RateLimiter(1000))
+        with pytest.raises(MalformedFile, match="too large"):
+            await fetch(polite, origin.url + "/Archives/endless.xml", max_bytes=100_000, retries=0,  # type: ignore[arg-type]
+                        deadline=10)
+        got = await fetch(polite, origin.url + "/Archives/small.xml", max_bytes=10_000, retries=0)  # type: ignore[arg-type]
+    assert len(got.content) == 5000
+    assert {r.headers.get("User-Agent") for r in origin.requests} == {"positioning-bot tests ops@example.com"}

@@ -8,13 +8,14 @@ User-Agent with a contact e-mail and at most 10 requests per second; `fetch_form
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date, datetime
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 import lxml.etree
@@ -321,8 +322,8 @@ class RateLimiter:
 
 
 class _PoliteClient:
-    """What alerts.fetch.fetch needs of a client: every GET (retries included) waits for the limiter and
-    carries the declared User-Agent."""
+    """What alerts.fetch.fetch needs of a client: every request (retries included) waits for the limiter and
+    carries the declared User-Agent; `stream` lets fetch read a filing under its byte cap."""
 
     def __init__(self, client: httpx.AsyncClient, user_agent: str, limiter: RateLimiter) -> None:
         self._client, self._user_agent, self._limiter = client, user_agent, limiter
@@ -332,6 +333,14 @@ class _PoliteClient:
         await self._limiter.wait()
         return await self._client.get(url, headers={**(headers or {}), "User-Agent": self._user_agent},
                                       follow_redirects=follow_redirects)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                     **options: Any) -> AsyncIterator[httpx.Response]:
+        await self._limiter.wait()
+        async with self._client.stream(method, url, headers={**(headers or {}), "User-Agent": self._user_agent},
+                                       **options) as response:
+            yield response
 
 
 async def fetch_form4_day(client: httpx.AsyncClient, base_url: str, day: date, *, user_agent: str,
