@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from alerts.calendar import HK_TZ, Schedule, schedule_for
 from alerts.errors import MalformedFile, NotPublishedYet, SourceError
 from alerts.fetch import Fetched, fetch, make_client
-from alerts.ingest import _check_date, urls_for
+from alerts.ingest import check_date, follow_form, urls_for
 from alerts.sources import SOURCES, get_source
 from alerts.sources.base import Source
 from alerts.store.frames import FrameStore
@@ -253,16 +253,15 @@ async def _attempt(source: Source, settings: Settings, attempt: _Attempt, backof
         http = attempt.recorder.as_client()
         for url in urls_for(source, settings, attempt.day):
             fetched = await fetch(http, url, source=source.name, backoff=backoff)
-            if source.form_for_date is not None:
-                # Pages that default to their latest date: ask for the wanted one through the page's form.
-                first = _parse(source, attempt, fetched.content)["main"]
-                if first.attrs.get("file_date") != attempt.day:
-                    form = source.form_for_date(fetched.content, attempt.day)
-                    fetched = await fetch(http, url, form=form, source=source.name, backoff=backoff)
+            try:
+                fetched = await follow_form(source, http, url, fetched, attempt.day, backoff)
+            except MalformedFile:
+                attempt.unrecognised = True  # the page or its form is not a layout the parser knows
+                raise
             attempt.files.append(fetched)
             main = _parse(source, attempt, fetched.content)["main"]
             attempt.frames.append(main)
-            _check_date(source, main, attempt.day, fetched.url)
+            check_date(source, main, attempt.day, fetched.url)
     except Exception as exc:  # any failure of one source is reported, not raised: the others still run
         if isinstance(exc, SourceError):
             exc.source, exc.url = exc.source or source.name, exc.url or url or None

@@ -44,7 +44,7 @@ def urls_for(source: Source, settings: Settings, day: date) -> list[str]:
     return [base + path for path in source.paths(day)]
 
 
-def _check_date(source: Source, frame: pd.DataFrame, day: date, url: str) -> None:
+def check_date(source: Source, frame: pd.DataFrame, day: date, url: str) -> None:
     file_date = frame.attrs.get("file_date")
     if not source.check_file_date or file_date is None or file_date == day:
         return
@@ -65,7 +65,7 @@ def _parse(source: Source, fetched: Fetched, day: date) -> dict[str, pd.DataFram
     except SourceError as exc:
         exc.source, exc.url = exc.source or source.name, exc.url or fetched.url
         raise
-    _check_date(source, tables["main"], day, fetched.url)
+    check_date(source, tables["main"], day, fetched.url)
     return tables
 
 
@@ -84,19 +84,25 @@ def _form_for_date(source: Source, data: bytes, day: date) -> Mapping[str, str]:
 FileResult = tuple[Fetched, dict[str, pd.DataFrame] | None]  # the file, and its tables (None: not modified)
 
 
+async def follow_form(source: Source, client: httpx.AsyncClient, url: str, fetched: Fetched, day: date,
+                      backoff: float) -> Fetched:
+    """For pages that default to their latest date: the page for `day`, asked for through the page's own form."""
+    if source.form_for_date is None:
+        return fetched
+    first = source.parse_all(fetched.content)["main"]
+    if first.attrs.get("file_date") == day:
+        return fetched
+    form = _form_for_date(source, fetched.content, day)
+    return await fetch(client, url, form=form, source=source.name, backoff=backoff, max_bytes=source.max_bytes)
+
+
 async def _fetch_for_date(source: Source, client: httpx.AsyncClient, url: str, day: date,
                           state: FetchState | None, backoff: float, failed: FailedFiles, now: datetime) -> FileResult:
     fetched = await fetch(client, url, state=state, source=source.name, backoff=backoff, max_bytes=source.max_bytes)
     if fetched.status == "not_modified":
         return fetched, None
     try:
-        if source.form_for_date is not None:
-            # Pages that default to their latest date: ask for the wanted date through the page's own form.
-            first = source.parse_all(fetched.content)["main"]
-            if first.attrs.get("file_date") != day:
-                form = _form_for_date(source, fetched.content, day)
-                fetched = await fetch(client, url, form=form, source=source.name, backoff=backoff,
-                                      max_bytes=source.max_bytes)
+        fetched = await follow_form(source, client, url, fetched, day, backoff)
         return fetched, _parse(source, fetched, day)
     except MalformedFile as exc:
         # Nothing is stored, but the bytes are kept: after a parser upgrade `reparse` turns them into data.
