@@ -213,6 +213,8 @@ async def test_history_lists_alerts_newest_first_with_moves_and_hit_rates(app: A
         if row.hit_rate is not None:
             hits = round(row.hit_rate * row.hits_counted)
             assert f"{hits} of {row.hits_counted} judged alerts" in text, row.rule
+    # Each hit rate sits beside the stock's base rate, with its count: 60% of 5 alerts reads as what it is.
+    assert "vs a base rate of" in text and "5-session moves of this stock from every session since" in text
     assert len(HORIZONS) == 3
     zh = _plain(await _ask(api, HANS_USER, "/history 1810", 1, language_code="zh-hans"))
     assert "命中率" in zh and "20日 不適用" in zh

@@ -180,6 +180,17 @@ def test_summary_shows_a_base_rate_beside_each_hit_rate(demo: tuple[History, Rep
     assert summary["base_counted"] == buyback.base_counted
 
 
+def test_demo_prints_each_alert_under_the_day_it_would_have_been_pushed(demo: tuple[History, ReplayResult],
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.demo import print_replay
+
+    print_replay(demo[1], False)
+    out = capsys.readouterr().out
+    friday_21, friday_28 = out.index("━━━ Fri 21 Nov 2025"), out.index("━━━ Fri 28 Nov 2025")
+    jump = out.index("Reported short position change · 01810")
+    assert jump > friday_28 > friday_21  # the SFC position of 21/11 is published on 28/11
+
+
 def test_revised_file_does_not_duplicate_alerts(demo: tuple[History, ReplayResult]) -> None:
     history, _ = demo
     quotes = history.frames["quotes"]
