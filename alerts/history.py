@@ -21,7 +21,8 @@ from alerts.store.frames import KNOWN_COLUMN, FrameStore, with_known
 
 log = logging.getLogger(__name__)
 
-# RuleContext field -> (source, table, the column that says when the row became known)
+# RuleContext field -> (source, table, the column naming the row's file date). When a row became known is its
+# `published_at` column, added on load (see History.context).
 FEEDS: dict[str, tuple[str, str, str]] = {
     "quotes": ("hkex-quotes", "main", "date"),
     "market": ("hkex-quotes", "market", "date"),
