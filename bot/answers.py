@@ -11,17 +11,18 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar, cast
 
 import pandas as pd
 
 from alerts import positioning as pos
-from alerts.calendar import previous_sessions
+from alerts.calendar import HK_TZ, previous_sessions
 from alerts.history import ALL_FEEDS, History
 from alerts.model import Alert
 from alerts.replay import HORIZONS, Outcome, ReplayResult, base_day, expected_direction, known_day, summarize
 from alerts.rules.context import ordinal
+from alerts.store.frames import KNOWN_COLUMN
 from bot.codes import chinese_names, resolve
 from bot.i18n import day, money, num, pct, price, shares, t
 from bot.render import Button, caveat, esc, rule_emoji, rule_title, why_text
@@ -61,10 +62,13 @@ class DataView:
         return value
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        """Every feed cut at rows known on or before `today` (the demo's history runs past it, for outcomes)."""
+        """Every feed cut at rows dated and published by the end of `today` (the demo's history runs past it, for
+        outcomes): the SFC positions of a Friday are not shown before they are published a week later."""
         if self._known is None:
             cut = pd.Timestamp(self.today)
-            self._known = {name: frame[frame[ALL_FEEDS[name][2]] <= cut] if name in ALL_FEEDS else frame
+            known_by = pd.Timestamp(datetime.combine(self.today + timedelta(days=1), time(0), tzinfo=HK_TZ))
+            self._known = {name: frame[(frame[ALL_FEEDS[name][2]] <= cut) & (frame[KNOWN_COLUMN] < known_by)]
+                           if name in ALL_FEEDS and KNOWN_COLUMN in frame else frame
                            for name, frame in self.history.frames.items()}
         return self._known
 
