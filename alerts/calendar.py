@@ -103,6 +103,18 @@ class Schedule:
         local_day = day + timedelta(days=self.publish_after_days)
         return datetime.combine(local_day, self.publish_time, tzinfo=self.timezone)
 
+    def known_at(self, day: date, fetched_at: datetime) -> datetime:
+        """When the file for `day`, fetched at `fetched_at`, became known: its due moment, or the fetch when later.
+
+        A fetch after the file's last polling day (a backfill of a long-published file) says nothing about when
+        the origin published it, so the due moment stands then.
+        """
+        due = self.published_at(day)
+        local = fetched_at.astimezone(self.timezone)
+        if local.date() > due.date() + timedelta(days=self.retry_days + 1):
+            return due
+        return max(due, local)
+
     def is_due(self, day: date, now: datetime) -> bool:
         """True when a file exists for `day` and its publication time has passed at `now`."""
         return self.has_file(day) and self.published_at(day) <= now

@@ -11,6 +11,7 @@ from datetime import date, datetime
 import httpx
 import pandas as pd
 
+from alerts.calendar import schedule_for
 from alerts.errors import MalformedFile, NotAvailable, NotPublishedYet, SourceError
 from alerts.fetch import Fetched, fetch
 from alerts.sources.base import Source
@@ -42,6 +43,14 @@ def urls_for(source: Source, settings: Settings, day: date) -> list[str]:
     """Full URLs of a source's file(s) for a date: `<BASE_URL><real path>`."""
     base = settings.base_url(source.base_setting)
     return [base + path for path in source.paths(day)]
+
+
+def known_at(source: Source, day: date, now: datetime) -> datetime:
+    """When a file stored at `now` became known: the schedule's due moment, or the fetch time when later."""
+    try:
+        return schedule_for(source.name).known_at(day, now)
+    except KeyError:  # a source without a schedule (tests register some): the fetch is all we know
+        return now
 
 
 def check_date(source: Source, frame: pd.DataFrame, day: date, url: str) -> None:
@@ -174,7 +183,7 @@ async def store_files(source: Source, day: date, files: Sequence[Fetched], *, st
 async def _store(store: FrameStore, source: Source, day: date, tables: dict[str, pd.DataFrame],
                  files: list[Fetched], now: datetime) -> None:
     """Store a date's tables, then the validators of its files; kept failed files of that date are superseded."""
-    await store.put(source.name, tables, day)
+    await store.put(source.name, tables, day, known_at=known_at(source, day, now))
     for f in files:
         await store.save_fetch_state(f.url, f.state(), now)
     await FailedFiles(store.redis).forget_day(source.name, day)
@@ -222,7 +231,7 @@ async def _ingest_assembled(source: Source, day: date, *, settings: Settings, cl
     digest = hashlib.sha256(b"".join(dump_frame(tables[name]) for name in sorted(tables))).hexdigest()
     if (await store.fetch_state(key)).sha256 == digest:
         return IngestReport(source.name, day, "unchanged", urls=(key,))
-    await store.put(source.name, tables, day)
+    await store.put(source.name, tables, day, known_at=known_at(source, day, now))
     await store.save_fetch_state(key, FetchState(sha256=digest), now)
     return await _record_stored(store, source, day, now, tables, (key,))
 

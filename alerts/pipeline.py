@@ -14,15 +14,16 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 from redis.asyncio import Redis
 
 from alerts.alertlog import AlertLog
-from alerts.calendar import previous_sessions, schedule_for
+from alerts.calendar import HK_TZ, previous_sessions, schedule_for
 from alerts.errors import MalformedFile, NotPublishedYet, SourceError
 from alerts.history import FEEDS, load_store
-from alerts.ingest import ingest, urls_for
+from alerts.ingest import ingest, known_at, urls_for
 from alerts.model import Alert
 from alerts.outbox import Outbox
 from alerts.routing import route
@@ -35,8 +36,11 @@ from alerts.subscriptions import SubscriptionStore
 from config.settings import Settings
 
 log = logging.getLogger("alerts.cycle")
+NY_TZ = ZoneInfo("America/New_York")
 HISTORY_SESSIONS = 130  # ≥ the rules' longest lookback (120 sessions) plus room
-CONFLUENCE_SESSIONS = 6
+# Trade dates whose alerts confluence reads: its window is 5 sessions of knowledge time, and an SFC position
+# is known a week after its date, a director's dealing days after the trade, so look further back than 5.
+CONFLUENCE_SESSIONS = 12
 
 
 @dataclass
@@ -125,12 +129,14 @@ async def _evaluate_and_route(report: CycleReport, day: date, redis: Redis, stor
                               params: RuleParams) -> None:
     alert_log = AlertLog(redis)
     if get_source(report.source).calendar == "XNYS":
-        found = await _us_alerts(report.source, day, store, alert_log, params)
+        found = await _us_alerts(report.source, day, store, alert_log, params, now)
     else:
         sessions = previous_sessions(day, HISTORY_SESSIONS)
         history = await load_store(store, sessions[0], day)
-        recent = await alert_log.recent(sessions[-CONFLUENCE_SESSIONS:])
-        found = list(evaluate(history.context(day, recent_alerts=tuple(recent)), params).alerts)
+        recent = await alert_log.recent(_recent_days(day, now, "XHKG"))
+        # Everything stored is known by now; a file fetched before its due moment counts from then (never lost).
+        moment = max(now, known_at(get_source(report.source), day, now))
+        found = list(evaluate(history.context(moment, day=day, recent_alerts=tuple(recent)), params).alerts)
     # Live, the publication time is when we saw the file (the schedule's time is only the earliest expected).
     alerts = [replace(a, published_at=now) for a in found]
     report.alerts = len(alerts)
@@ -141,7 +147,7 @@ async def _evaluate_and_route(report: CycleReport, day: date, redis: Redis, stor
 
 
 async def _us_alerts(source: str, day: date, store: FrameStore, alert_log: AlertLog,
-                     params: RuleParams) -> list[Alert]:
+                     params: RuleParams, now: datetime) -> list[Alert]:
     """US rules for a FINRA day or a day of Form 4 filings, plus confluence over recent US alerts."""
     from alerts.rules.confluence import evaluate_confluence
     from alerts.rules.us_insiders import ClusterParams, evaluate_insider_cluster, evaluate_us_round_number
@@ -158,16 +164,22 @@ async def _us_alerts(source: str, day: date, store: FrameStore, alert_log: Alert
         today = today if today is not None else history.iloc[0:0]
         alerts = evaluate_us_round_number(today, params)
         alerts += evaluate_insider_cluster(history, today, day, ClusterParams())
-    recent = [a for a in await alert_log.recent(sessions[-CONFLUENCE_SESSIONS:]) if a.market == "US"]
-    context = _empty_context(day, tuple(recent))
+    recent = [a for a in await alert_log.recent(_recent_days(day, now, "XNYS")) if a.market == "US"]
+    context = _empty_context(day, tuple(recent), now)
     alerts += [replace(a, market="US") for a in evaluate_confluence(context, params, today=tuple(alerts))[0]]
     return alerts
 
 
-def _empty_context(day: date, recent: tuple[Alert, ...]) -> RuleContext:
+def _empty_context(day: date, recent: tuple[Alert, ...], now: datetime) -> RuleContext:
     """A rule context with no HK data: confluence only looks at alerts."""
     frames = {name: empty_frame(get_source(src).tables[table].schema) for name, (src, table, _) in FEEDS.items()}
-    return RuleContext(day=day, recent_alerts=recent, **frames)
+    return RuleContext(day=day, recent_alerts=recent, moment=now, **frames)
+
+
+def _recent_days(day: date, now: datetime, calendar: str) -> list[date]:
+    """Trade dates of the alerts confluence may join: the last CONFLUENCE_SESSIONS up to `day` or today."""
+    tz = HK_TZ if calendar == "XHKG" else NY_TZ
+    return previous_sessions(max(day, now.astimezone(tz).date()), CONFLUENCE_SESSIONS, calendar=calendar)
 
 
 def _finish(report: CycleReport, started: float, now: datetime) -> CycleReport:

@@ -11,17 +11,18 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar, cast
 
 import pandas as pd
 
 from alerts import positioning as pos
-from alerts.calendar import previous_sessions
+from alerts.calendar import HK_TZ, previous_sessions
 from alerts.history import ALL_FEEDS, History
 from alerts.model import Alert
-from alerts.replay import HORIZONS, Outcome, ReplayResult, expected_direction, summarize
+from alerts.replay import HORIZONS, Outcome, ReplayResult, base_day, expected_direction, known_day, summarize
 from alerts.rules.context import ordinal
+from alerts.store.frames import KNOWN_COLUMN
 from bot.codes import chinese_names, resolve
 from bot.i18n import day, money, num, pct, price, shares, t
 from bot.render import Button, caveat, esc, rule_emoji, rule_title, why_text
@@ -61,10 +62,13 @@ class DataView:
         return value
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        """Every feed cut at rows known on or before `today` (the demo's history runs past it, for outcomes)."""
+        """Every feed cut at rows dated and published by the end of `today` (the demo's history runs past it, for
+        outcomes): the SFC positions of a Friday are not shown before they are published a week later."""
         if self._known is None:
             cut = pd.Timestamp(self.today)
-            self._known = {name: frame[frame[ALL_FEEDS[name][2]] <= cut] if name in ALL_FEEDS else frame
+            known_by = pd.Timestamp(datetime.combine(self.today + timedelta(days=1), time(0), tzinfo=HK_TZ))
+            self._known = {name: frame[(frame[ALL_FEEDS[name][2]] <= cut) & (frame[KNOWN_COLUMN] < known_by)]
+                           if name in ALL_FEEDS and KNOWN_COLUMN in frame else frame
                            for name, frame in self.history.frames.items()}
         return self._known
 
@@ -476,7 +480,8 @@ def _history(view: DataView, args: list[str], lang: str) -> Reply:
     if problem or code is None:
         return problem or Reply("?")
     code_html, name = _title(view, code, lang)
-    alerts = sorted((a for a in view.alerts if a.code == code and a.trade_date <= view.today),
+    # Only what could have been pushed by `today`: an SFC position shows from its publication, not its date.
+    alerts = sorted((a for a in view.alerts if a.code == code and known_day(a) <= view.today),
                     key=lambda a: (a.trade_date, a.rule), reverse=True)
     if not alerts:
         return Reply(t(lang, "ans.history.none", code=code_html))
@@ -496,8 +501,11 @@ def _history(view: DataView, args: list[str], lang: str) -> Reply:
 def _hit_rates(view: DataView, alerts: list[Alert], lang: str) -> list[str]:
     """Per-rule hit rates of a stock's alerts, by the replay engine's own summary."""
     missing = Outcome(None, {h: None for h in HORIZONS})
+    since = min(base_day(a) for a in alerts)  # the base rate's window: from the first alert's base close to today
+    closes = view.memo(("closes",), view.history.closes)
     result = ReplayResult(alerts=[(a.trade_date, a) for a in alerts],
-                          outcomes={a.fingerprint: view.outcomes.get(a.fingerprint, missing) for a in alerts})
+                          outcomes={a.fingerprint: view.outcomes.get(a.fingerprint, missing) for a in alerts},
+                          start=since, end=view.today, closes=closes)
     lines = []
     for row in summarize(result):
         title = _rule_title(lang, row.rule)
@@ -505,6 +513,9 @@ def _hit_rates(view: DataView, alerts: list[Alert], lang: str) -> list[str]:
             hits = int(round(row.hit_rate * row.hits_counted))
             lines.append(t(lang, "ans.history.rate", title=title, hits=hits, judged=row.hits_counted,
                            count=row.count, rate=pct(lang, row.hit_rate * 100, 0)))
+            if row.base_rate is not None:  # a 60% hit rate means little if the stock rose 60% of the time anyway
+                lines.append(t(lang, "ans.history.base", rate=pct(lang, row.base_rate * 100, 0), n=row.base_counted,
+                               since=day(lang, since)))
         elif _has_direction(row.rule, alerts):
             lines.append(t(lang, "ans.history.rate_pending", title=title, count=row.count))
         else:

@@ -29,14 +29,15 @@ def demo_root() -> Path:
 
 
 def load_demo() -> tuple[History, ReplayResult]:
-    """Parse the bundled files and replay the demo period."""
+    """Parse the bundled files and replay the files published in the demo period, in publication order."""
     first, last = span(DEMO_START, DEMO_END)
     history = load_directory(demo_root(), first, last)
     return history, replay(history, DEMO_START, DEMO_END, load_params())
 
 
 def print_replay(result: ReplayResult, color: bool, lang: str = "en") -> None:
-    """Print each day's alerts as one Telegram message per day (as a watcher of every stock would get), in `lang`."""
+    """Print the alerts grouped by the day they would have been pushed (their file's publication, not their trade
+    date), one Telegram message per day as a watcher of every stock would get it, in `lang`."""
     by_day: dict[date, list] = {}
     for day, alert in result.alerts:
         by_day.setdefault(day, []).append(alert)

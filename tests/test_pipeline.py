@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from alerts.alertlog import AlertLog
-from alerts.calendar import HK_TZ
+from alerts.calendar import HK_TZ, sessions_between
 from alerts.fetch import make_client
 from alerts.ingest import ingest
 from alerts.outbox import Outbox
@@ -152,3 +155,69 @@ async def test_cycles_of_several_sources_evaluate_one_at_a_time(monkeypatch: pyt
     await asyncio.gather(*(run_cycle(name, date(2025, 11, 20), settings=settings, client=None,  # type: ignore[arg-type]
                                      redis=None, now=now) for name in names))  # type: ignore[arg-type]
     assert overlaps > 0
+
+
+# ---- point in time: a file's alerts depend only on what was published before it --------------------------------
+
+# Five files: buybacks of 28/11 and southbound of 27/11 at 06:00, SFC of 21/11 at 09:00, DI at 17:00, quotations at
+# 17:30. One day keeps the test within its time budget (about 0.6 s per cycle, two feeds per example).
+WINDOW = (date(2025, 11, 28), date(2025, 11, 28))
+
+
+def _window_files() -> list[tuple[datetime, str, date, dict[str, object]]]:
+    """(due moment, source, file date, tables) of the demo files due in WINDOW, from the session-cached history."""
+    from alerts.calendar import schedule_for
+    from alerts.history import FEEDS
+    from tests.bothelpers import demo_history
+
+    history, out = demo_history(), {}
+    for name, (source, table, column) in FEEDS.items():
+        frame = history.frames[name]
+        for day, part in frame.groupby(frame[column].dt.date):
+            due = schedule_for(source).published_at(day)
+            if WINDOW[0] <= due.date() <= WINDOW[1]:
+                out.setdefault((due, source, day), {})[table] = part.drop(columns="published_at").reset_index(drop=True)
+    return [(due, source, day, tables) for (due, source, day), tables in sorted(out.items())]
+
+
+async def _feed(redis: Redis, arrivals: list[tuple[datetime, str, date, dict[str, object]]]) -> dict[str, str]:
+    """Store each file at its arrival moment and run the cycle's evaluation then; the alerts logged, by fingerprint."""
+    from alerts.pipeline import CycleReport, evaluate_and_route
+
+    await redis.flushdb()
+    await seed_demo(redis, exclude=frozenset((source, day) for _, source, day, _ in _window_files()))
+    store, settings = FrameStore(redis), Settings()
+    for moment, source, day, tables in arrivals:
+        await store.put(source, tables, day, known_at=moment)  # type: ignore[arg-type]
+        await evaluate_and_route(CycleReport(source, day, "processed"), settings=settings, redis=redis, now=moment,
+                                 force=True)
+    logged = await AlertLog(redis).recent(sessions_between(date(2025, 11, 14), WINDOW[1]))  # SFC: a week back
+    return {a.fingerprint: a.published_at.isoformat() for a in logged if a.published_at is not None}
+
+
+@hyp_settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
+@given(delays=st.lists(st.integers(min_value=0, max_value=240), min_size=5, max_size=5),
+       cut=st.integers(min_value=0, max_value=24 * 60))
+def test_live_alerts_before_a_moment_ignore_files_arriving_after_it(redis_url: str, delays: list[int],
+                                                                     cut: int) -> None:
+    import asyncio
+    from datetime import timedelta
+
+    files = _window_files()
+    # Each file arrives up to four hours after it is due, so files of close due moments come in any order.
+    arrivals = sorted(((due + timedelta(minutes=delays[i % len(delays)]), source, day, tables)
+                       for i, (due, source, day, tables) in enumerate(files)), key=lambda row: row[0])
+    moment = datetime.combine(WINDOW[0], datetime.min.time(), tzinfo=HK_TZ) + timedelta(minutes=cut)
+
+    async def both() -> tuple[dict[str, str], dict[str, str]]:
+        client = Redis.from_url(redis_url)
+        try:
+            return await _feed(client, arrivals), await _feed(client, [a for a in arrivals if a[0] <= moment])
+        finally:
+            await client.aclose()
+
+    full, cut_short = asyncio.run(both())
+    early = {f: at for f, at in full.items() if datetime.fromisoformat(at) <= moment}
+    assert {f: at for f, at in cut_short.items() if datetime.fromisoformat(at) <= moment} == early
+    assert all(datetime.fromisoformat(at) >= datetime.combine(WINDOW[0], datetime.min.time(), tzinfo=HK_TZ)
+               for at in full.values())

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import subprocess
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from redis import Redis as SyncRedis
 
 from alerts.history import History, load_directory, span
@@ -24,9 +28,14 @@ from bot.demo import DEMO_END, DEMO_START, demo_root, load_demo
 from tests.test_cli import run_cli
 
 
+@functools.cache
+def load_demo_cached() -> tuple[History, ReplayResult]:
+    return load_demo()
+
+
 @pytest.fixture(scope="module")
 def demo() -> tuple[History, ReplayResult]:
-    return load_demo()
+    return load_demo_cached()
 
 
 def _fired(result: ReplayResult) -> set[tuple[str, str, date]]:
@@ -62,7 +71,7 @@ def test_each_fingerprint_once_and_only_sessions(demo: tuple[History, ReplayResu
     fingerprints = [a.fingerprint for _, a in result.alerts]
     assert len(fingerprints) == len(set(fingerprints))
     assert result.days[0] == DEMO_START and result.days[-1] == DEMO_END
-    assert all(d.weekday() < 5 for d in result.days)
+    assert all(d.weekday() < 5 for d in result.days)  # nothing in the demo is first known on a weekend
 
 
 def test_outcomes_and_summary(demo: tuple[History, ReplayResult]) -> None:
@@ -103,7 +112,8 @@ def test_sfc_outcomes_start_from_publication_not_the_position_date(demo: tuple[H
     (None, date(2025, 11, 21)),  # no publication time known: the trade date
     (datetime(2025, 11, 21, 16, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 21)),  # at the close
     (datetime(2025, 11, 21, 18, 0, tzinfo=ZoneInfo("America/New_York")), date(2025, 11, 21)),  # US evening
-    (datetime(2025, 11, 24, 6, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 23)),  # next morning
+    # Monday morning: the close last seen is Friday's (a Sunday is never named as the base day).
+    (datetime(2025, 11, 24, 6, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 21)),
     (datetime(2025, 11, 28, 9, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 27)),  # SFC, a week on
     (datetime(2025, 11, 20, 17, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 21)),  # never before trade
 ])
@@ -113,6 +123,72 @@ def test_base_day_is_the_last_close_before_publication(demo: tuple[History, Repl
     template = next(a for _, a in result.alerts if a.rule == "short_ratio_spike")
     alert = dataclasses.replace(template, trade_date=date(2025, 11, 21), published_at=published)
     assert base_day(alert) == expected
+
+
+def test_alerts_are_evaluated_when_their_file_was_published(demo: tuple[History, ReplayResult]) -> None:
+    _, result = demo
+    pushed = {(a.rule, a.code, a.trade_date): (day, a) for day, a in result.alerts}
+    day, jump = pushed[("short_position_jump", "01810", date(2025, 11, 21))]
+    # Positions of Fri 21/11 come out Fri 28/11 09:00: pushed then, not on the position date.
+    assert day == date(2025, 11, 28)
+    assert jump.published_at == datetime(2025, 11, 28, 9, 0, tzinfo=ZoneInfo("Asia/Hong_Kong"))
+    day, level = pushed[("southbound_level", "01810", date(2025, 11, 25))]
+    assert (day, level.published_at.hour) == (date(2025, 11, 26), 6)  # holdings of 25/11 appear 26/11 06:00
+    for day, alert in result.alerts:
+        assert alert.published_at is not None and day == alert.published_at.date()
+        if alert.rule == "confluence":  # a part counts only once known, and no later than the confluence
+            parts = [pushed_alert for _, pushed_alert in result.alerts if pushed_alert.fingerprint in alert.parts]
+            assert len(parts) == len(alert.parts)
+            assert all(p.published_at <= alert.published_at for p in parts)
+            assert jump.fingerprint not in alert.parts or alert.published_at >= jump.published_at
+    moments = [a.published_at for _, a in result.alerts]
+    assert moments == sorted(moments)
+    rows = [r for r in json_lines(result) if r["type"] == "alert"]
+    assert {r["evaluated_on"] for r in rows if r["fingerprint"] == jump.fingerprint} == {"2025-11-28"}
+    late = next(r for r in rows if r["rule"] == "confluence" and jump.fingerprint in r["parts"])
+    assert late["known_at"] == "2025-11-28T09:00:00+08:00" and late["evaluated_on"] == "2025-11-28"
+    assert {p["rule"] for p in late["parts_known"]} >= {"short_position_jump"}
+    assert all(p["known_at"] <= late["known_at"] for p in late["parts_known"])
+    assert next(f.value for f in jump_confluence(result, jump).facts if f.name == "last") == "short_position_jump"
+
+
+def jump_confluence(result: ReplayResult, jump: object) -> object:
+    return next(a for _, a in result.alerts if a.rule == "confluence" and jump.fingerprint in a.parts)
+
+
+@hyp_settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(offset=st.integers(min_value=0, max_value=12 * 24 * 60))
+def test_deleting_files_published_after_a_moment_changes_no_earlier_alert(offset: int) -> None:
+    history, result = load_demo_cached()
+    moment = datetime(2025, 11, 17, tzinfo=ZoneInfo("Asia/Hong_Kong")) + timedelta(minutes=offset)
+    cut = History({name: frame[frame["published_at"] <= pd.Timestamp(moment)].reset_index(drop=True)
+                   for name, frame in history.frames.items()})
+    before = replay(cut, DEMO_START, moment.date(), load_params())
+    expected = [(d, a) for d, a in result.alerts if a.published_at <= moment]
+    assert [(d, a) for d, a in before.alerts if a.published_at <= moment] == expected
+
+
+def test_summary_shows_a_base_rate_beside_each_hit_rate(demo: tuple[History, ReplayResult]) -> None:
+    _, result = demo
+    rows = {s.rule: s for s in summarize(result)}
+    buyback = rows["buyback_filed"]
+    assert buyback.base_rate is not None and 0 <= buyback.base_rate <= 1 and buyback.base_counted > buyback.count
+    assert rows["market_short_swing"].base_rate is None  # no stated direction, no base rate
+    text = format_text(result, DEMO_START, DEMO_END)
+    assert "base rate 5d" in text and f"of {buyback.base_counted}" in text
+    summary = next(r for r in json_lines(result) if r["type"] == "summary" and r["rule"] == "buyback_filed")
+    assert summary["base_counted"] == buyback.base_counted
+
+
+def test_demo_prints_each_alert_under_the_day_it_would_have_been_pushed(demo: tuple[History, ReplayResult],
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.demo import print_replay
+
+    print_replay(demo[1], False)
+    out = capsys.readouterr().out
+    friday_21, friday_28 = out.index("━━━ Fri 21 Nov 2025"), out.index("━━━ Fri 28 Nov 2025")
+    jump = out.index("Reported short position change · 01810")
+    assert jump > friday_28 > friday_21  # the SFC position of 21/11 is published on 28/11
 
 
 def test_revised_file_does_not_duplicate_alerts(demo: tuple[History, ReplayResult]) -> None:

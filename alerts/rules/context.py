@@ -30,7 +30,7 @@ _DEFAULT_SETTINGS = Settings()
 
 @dataclass(frozen=True)
 class RuleContext:
-    """The data one evaluation sees: the session `day` and every source's history up to it.
+    """The data one evaluation sees: the session `day` and every source's history known at `moment`.
 
     Every frame has its source's SCHEMA (``empty_frame(schema)`` when there is no data). History is context
     only: rules alert on events that belong to `day` (see each rule). `recent_alerts` are earlier days' alerts
@@ -48,6 +48,7 @@ class RuleContext:
     recent_alerts: tuple[Alert, ...] = ()
     codes: frozenset[str] | None = None
     link: Callable[[str, date], tuple[str, ...]] = default_links
+    moment: datetime | None = None  # when this evaluation happens: frames hold only rows published by then
 
 
 @dataclass(frozen=True)

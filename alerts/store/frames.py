@@ -29,7 +29,18 @@ def load_frame(blob: bytes, schema: Mapping[str, str]) -> pd.DataFrame:
     return _typed(pd.DataFrame(payload["data"], columns=payload["columns"], dtype=object), schema)
 
 
-def load_frames(blobs: Sequence[bytes], schema: Mapping[str, str]) -> pd.DataFrame:
+KNOWN_COLUMN = "published_at"  # added centrally on load: when each row's file became known (UTC)
+
+
+def with_known(frame: pd.DataFrame, moments: Sequence[datetime], counts: Sequence[int]) -> pd.DataFrame:
+    """`frame` (the concatenation of files with `counts` rows each) with each file's moment as `published_at`."""
+    values = pd.DatetimeIndex([pd.Timestamp(m).tz_convert("UTC") for m in moments], dtype="datetime64[ns, UTC]")
+    out = frame.copy()
+    out[KNOWN_COLUMN] = values.repeat(list(counts)) if len(values) else values
+    return out
+
+
+def load_frames(blobs: Sequence[bytes], schema: Mapping[str, str], counts: list[int] | None = None) -> pd.DataFrame:
     """Deserialize many frames written by dump_frame into one frame.
 
     One pandas construction for all days instead of one per day: a history load reads about a thousand frames,
@@ -39,10 +50,15 @@ def load_frames(blobs: Sequence[bytes], schema: Mapping[str, str]) -> pd.DataFra
     rows: list[list[object]] = []
     for blob in blobs:
         payload = json.loads(gzip.decompress(blob))
+        if counts is not None:
+            counts.append(len(payload["data"]))  # rows per blob, for with_known
         if columns is None:
             columns = payload["columns"]
         elif payload["columns"] != columns:  # stored before a schema change: the slow, general path
-            return conform(pd.concat([load_frame(b, schema) for b in blobs], ignore_index=True), schema)
+            frames = [load_frame(b, schema) for b in blobs]
+            if counts is not None:
+                counts[:] = [len(f) for f in frames]
+            return conform(pd.concat(frames, ignore_index=True), schema)
         rows.extend(payload["data"])
     if columns is None:
         return empty_frame(schema)
@@ -71,13 +87,18 @@ class FrameStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def put(self, source: str, tables: Mapping[str, pd.DataFrame], day: date) -> None:
-        """Store every table of one source file for `day` atomically (MULTI)."""
-        await self.put_dumped([(source, table, day, dump_frame(frame)) for table, frame in tables.items()])
+    async def put(self, source: str, tables: Mapping[str, pd.DataFrame], day: date,
+                  known_at: datetime | None = None) -> None:
+        """Store every table of one source file for `day` atomically (MULTI), with when it became known."""
+        await self.put_dumped([(source, table, day, dump_frame(frame)) for table, frame in tables.items()],
+                              {(source, day): known_at} if known_at is not None else None)
 
-    async def put_dumped(self, items: Sequence[tuple[str, str, date, bytes]]) -> None:
+    async def put_dumped(self, items: Sequence[tuple[str, str, date, bytes]],
+                         known_at: Mapping[tuple[str, date], datetime] | None = None) -> None:
         """Store already dumped tables (source, table, day, blob) in one MULTI: a bulk load dumps each frame once."""
         async with self.redis.pipeline(transaction=True) as pipe:
+            for (source, day), moment in (known_at or {}).items():
+                pipe.hsetnx(keys.frame_known(source), day.isoformat(), moment.isoformat())
             for source, table, day, blob in items:
                 pipe.set(keys.frame(source, table, day), blob, ex=keys.FRAME_TTL_SECONDS)
                 pipe.zadd(keys.frame_index(source, table), {day.isoformat(): day.toordinal()})
@@ -105,6 +126,28 @@ class FrameStore:
         blobs = await self.redis.mget([keys.frame(source, table, d) for d in days])
         # Decoding takes a while for a long range: off the event loop, so commands are answered meanwhile.
         return await asyncio.to_thread(load_frames, [b for b in blobs if b is not None], schema)
+
+    async def known_range(self, source: str, schema: Mapping[str, str], start: date, end: date,
+                          table: str = "main") -> pd.DataFrame:
+        """Like load_range, plus a `published_at` column: the moment each row's file became known.
+
+        Dates stored without a recorded moment (stored before it was kept, or written by hand) get the schedule's
+        due moment.
+        """
+        from alerts.calendar import schedule_for
+
+        days = await self.dates(source, table, start, end)
+        blobs = await self.redis.mget([keys.frame(source, table, d) for d in days]) if days else []
+        present = [(d, b) for d, b in zip(days, blobs, strict=True) if b is not None]
+        if not present:
+            return with_known(empty_frame(schema), [], [])
+        raw = await self.redis.hmget(keys.frame_known(source), [d.isoformat() for d, _ in present])
+        schedule = schedule_for(source)
+        moments = [datetime.fromisoformat(m.decode()) if m else schedule.published_at(d)
+                   for (d, _), m in zip(present, raw, strict=True)]
+        counts: list[int] = []
+        frame = await asyncio.to_thread(load_frames, [b for _, b in present], schema, counts)
+        return with_known(frame, moments, counts)
 
     async def fetch_state(self, url: str) -> FetchState:
         """Validators remembered for `url` (empty when never fetched)."""

@@ -24,6 +24,15 @@ def frame_index(source: str, table: str) -> str:
     return f"{PREFIX}frames:{source}:{table}"
 
 
+def frame_known(source: str) -> str:
+    """HASH ISO date -> ISO moment the source's file for that date became known (its publication moment).
+
+    Written once per date (HSETNX): a revised file keeps its first moment. No TTL, like the index it sits beside;
+    dates stored before it existed fall back to the schedule's due moment. History filters rows by it.
+    """
+    return f"{PREFIX}frames:{source}:known"
+
+
 # Conditional-GET validators and content hash per URL: lets the next fetch send If-None-Match /
 # If-Modified-Since and lets a re-fetch of identical bytes be recognised. Same lifetime as frames.
 FETCH_STATE_TTL_SECONDS = FRAME_TTL_SECONDS

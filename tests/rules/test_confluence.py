@@ -73,7 +73,8 @@ def test_alert_in_full() -> None:
     assert alert.published_at == SPIKE.published_at
     assert alert.name == "XIAOMI-W"
     assert alert.facts == (Fact("rules", 2, "rules"), Fact("signals", "buyback_filed+short_ratio_spike", ""),
-                           Fact("parts", 2, "alerts"), Fact("window", 5, "sessions"))
+                           Fact("parts", 2, "alerts"), Fact("window", 5, "sessions"),
+                           Fact("last", "short_ratio_spike", ""))
 
 
 def test_identity_is_the_rule_set() -> None:
