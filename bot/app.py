@@ -29,7 +29,7 @@ from bot.fairness import ChatOrderedProcessor
 from bot.handlers import DIGEST_TIME, menu, register
 from bot.health import HealthServer, TickTimes
 from bot.scheduler import CYCLE_DEADLINE_S, REDIS_DOWN, Poller, RedisOutage
-from config.settings import Settings
+from config.settings import REJECTED_TOKEN, Settings
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,7 @@ def run(settings: Settings) -> None:
         asyncio.run(serve(settings))
     except InvalidToken:
         # PTB's message quotes the rejected token itself: never let Python print it in a traceback.
-        print("configuration error: TELEGRAM_BOT_TOKEN: Telegram rejected the token (401 Unauthorized); "
-              "check it with @BotFather", file=sys.stderr)
+        print(REJECTED_TOKEN, file=sys.stderr)
         raise SystemExit(2) from None
 
 

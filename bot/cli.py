@@ -20,7 +20,7 @@ import pandas as pd
 
 from alerts.errors import MalformedFile, NotPublishedYet, SourceError
 from alerts.sources import SOURCES, get_source
-from config.settings import ConfigError, Settings, load_settings, redact, setup_logging
+from config.settings import REJECTED_TOKEN, ConfigError, Settings, load_settings, redact, setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -478,11 +478,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141  # what a shell reports for a writer whose pipe was closed (128 + SIGPIPE)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one exit for errors no command handled
         return _uncaught(exc)
-
-
-# What `run` prints too (bot/app.py) when Telegram refuses the token.
-REJECTED_TOKEN = ("configuration error: TELEGRAM_BOT_TOKEN: Telegram rejected the token (401 Unauthorized); "
-                  "check it with @BotFather")
 
 
 def _uncaught(exc: BaseException) -> int:

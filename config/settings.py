@@ -241,6 +241,11 @@ def _remember_token(token: str) -> None:
         _KNOWN_SECRETS.add(token.split(":", 1)[1])
 
 
+# What the CLI prints (run, poll --deliver, any command) when Telegram refuses the token: PTB's own message quotes it.
+REJECTED_TOKEN = ("configuration error: TELEGRAM_BOT_TOKEN: Telegram rejected the token (401 Unauthorized); "
+                  "check it with @BotFather")
+
+
 def redact(text: str) -> str:
     """Replace bot tokens in `text` with ``<token>``: the one redaction for every exit of the process.
 

@@ -29,10 +29,9 @@ from alerts.calendar import HK_TZ
 from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.store.frames import FetchState, FrameStore
 from alerts.subscriptions import SubscriptionStore
-from bot.cli import REJECTED_TOKEN
 from bot.cli import main as cli_main
 from bot.delivery import MAX_ATTEMPTS, DeliveryWorker, RateLimiter
-from config.settings import load_settings, redact, setup_logging
+from config.settings import REJECTED_TOKEN, load_settings, redact, setup_logging
 from tests.botapi import BotApi
 from tests.bothelpers import ADMIN, TOKEN
 from tests.origin import Origin
