@@ -34,7 +34,9 @@ class AlertLog:
     async def for_day(self, day: date) -> list[Alert]:
         """Alerts whose trade date is `day`."""
         raw = await self.redis.hvals(keys.alerts_by_day(day))
-        return sorted((Alert.from_dict(json.loads(r)) for r in raw), key=lambda a: (a.rule, a.code, a.identity))
+        return sorted(
+            (Alert.from_dict(json.loads(r)) for r in raw), key=lambda a: (a.rule, a.code, a.identity)
+        )
 
     async def for_code(self, code: str, limit: int = 50) -> list[Alert]:
         """The latest `limit` alerts of a code, oldest first."""

@@ -160,7 +160,7 @@ def _windows(name: str, value: object) -> tuple[tuple[time, time], ...]:
     out: list[tuple[time, time]] = []
     for pair in value:
         if not isinstance(pair, list) or len(pair) != 2:
-            raise ValueError(f"{name}: each window must be [\"HH:MM\", \"HH:MM\"], got {pair!r}")
+            raise ValueError(f'{name}: each window must be ["HH:MM", "HH:MM"], got {pair!r}')
         start, end = _clock(pair[0], f"{name} window start"), _clock(pair[1], f"{name} window end")
         if start == end:
             raise ValueError(f"{name}: empty window {pair!r}")
@@ -181,8 +181,10 @@ def schedule_from_row(name: str, row: dict[str, object]) -> Schedule:
         raise ValueError(f"{name}: needs publish_time or windows")
     if windows and windows[0][0] != publish_time:
         # One truth for "when is it published": the rest of the code reports lag against publish_time.
-        raise ValueError(f"{name}: publish_time {publish_time:%H:%M} must equal the first window start "
-                         f"{windows[0][0]:%H:%M}")
+        raise ValueError(
+            f"{name}: publish_time {publish_time:%H:%M} must equal the first window start "
+            f"{windows[0][0]:%H:%M}"
+        )
     poll_seconds = int(str(row.get("poll_seconds", 20)))
     retry_days = int(str(row.get("retry_days", 0)))
     if poll_seconds <= 0 or retry_days < 0:

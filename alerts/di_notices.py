@@ -70,20 +70,32 @@ async def fetch_notice_list(
         fetched = await fetch(client, url, source=NAME)
         frame = _parse_page(fetched.content, url)
         if frame.attrs["code"] != code:
-            raise MalformedFile(f"{NAME}: notice list page {page} is for {frame.attrs['code']}, not {code}",
-                                source=NAME, url=url)
+            raise MalformedFile(
+                f"{NAME}: notice list page {page} is for {frame.attrs['code']}, not {code}",
+                source=NAME,
+                url=url,
+            )
         total = frame.attrs["total_records"]  # the latest count: a filing may land between two pages
         frames.append(frame)
         seen += frame.attrs["page_rows"]
         if seen >= total:
             break
         if frame.attrs["page_rows"] == 0:
-            raise MalformedFile(f"{NAME}: notice list page {page} is empty after {seen} of {total} records",
-                                source=NAME, url=url)
+            raise MalformedFile(
+                f"{NAME}: notice list page {page} is empty after {seen} of {total} records",
+                source=NAME,
+                url=url,
+            )
     complete = seen >= total
     if not complete:
-        log.warning("%s: notice list of %s stopped at %d pages with %d of %d records", NAME, code, max_pages,
-                    seen, total)
+        log.warning(
+            "%s: notice list of %s stopped at %d pages with %d of %d records",
+            NAME,
+            code,
+            max_pages,
+            seen,
+            total,
+        )
     out = _combine(frames)
     out.attrs.update(total_records=total, complete=complete)
     return out
@@ -105,8 +117,9 @@ def _combine(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return finish(joined, SCHEMA, frames[0].attrs.get("file_date"), layout=LIST_LAYOUT)
 
 
-async def lookup_sid(client: httpx.AsyncClient, base_url: str, code: str, redis: Redis,
-                     now: datetime) -> tuple[str, str]:
+async def lookup_sid(
+    client: httpx.AsyncClient, base_url: str, code: str, redis: Redis, now: datetime
+) -> tuple[str, str]:
     """DION's (sid, corporation name) of a stock code: cached in Redis (keys.di_corp), else from the search page.
 
     The search asks for the year up to `now` (Hong Kong date). MalformedFile when DION does not know the code.
@@ -141,11 +154,22 @@ class WatchedIngest(dict[str, int]):
     def __init__(self) -> None:
         super().__init__()
         self.failed: dict[str, SourceError] = {}
-        self.days: set[date] = set()  # filing days whose stored frame gained rows (to evaluate the rules again)
+        self.days: set[date] = (
+            set()
+        )  # filing days whose stored frame gained rows (to evaluate the rules again)
 
 
-async def ingest_watched(codes: Iterable[str], *, settings: Settings, client: httpx.AsyncClient, store: FrameStore,
-                         redis: Redis, start: date, end: date, now: datetime) -> WatchedIngest:
+async def ingest_watched(
+    codes: Iterable[str],
+    *,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    store: FrameStore,
+    redis: Redis,
+    start: date,
+    end: date,
+    now: datetime,
+) -> WatchedIngest:
     """Fetch each code's notice list for `start`..`end` and merge its rows into the stored hkex-di frames.
 
     Rows go to the frame of their filing day (`filed_date`), joined to the rows stored for that day; a serial already
@@ -169,7 +193,9 @@ async def ingest_watched(codes: Iterable[str], *, settings: Settings, client: ht
             report.failed[code] = exc
             continue
         report[code] = await _merge(store, notices, report.days)
-        log.info("%s: notice list of %s: %d notices, %d new rows stored", NAME, code, len(notices), report[code])
+        log.info(
+            "%s: notice list of %s: %d notices, %d new rows stored", NAME, code, len(notices), report[code]
+        )
     return report
 
 
@@ -198,7 +224,7 @@ async def watched_codes(redis: Redis) -> list[str]:
     codes: set[str] = set()
     prefix = keys.watchers("")
     async for key in redis.scan_iter(match=keys.watchers("*"), count=1000):
-        text = _text(key)[len(prefix):]
+        text = _text(key)[len(prefix) :]
         if text.isdigit() and len(text) <= 5:
             codes.add(norm_code(text))
     return sorted(codes)

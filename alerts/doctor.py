@@ -100,22 +100,26 @@ class _Recorder:
         self.in_flight: str | None = None  # the URL being fetched, for a timeout's message
 
     async def get(self, url: str, headers: Mapping[str, str] | None = None, **options: Any) -> httpx.Response:
-        return await self._record(url, self._client.get(url, headers={**(headers or {}), **self._headers},
-                                                        **options))
+        return await self._record(
+            url, self._client.get(url, headers={**(headers or {}), **self._headers}, **options)
+        )
 
     async def post(self, url: str, data: Mapping[str, str] | None = None, **options: Any) -> httpx.Response:
-        return await self._record(url, self._client.post(url, data=dict(data or {}), headers=self._headers,
-                                                         **options))
+        return await self._record(
+            url, self._client.post(url, data=dict(data or {}), headers=self._headers, **options)
+        )
 
     @asynccontextmanager
-    async def stream(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
-                     **options: Any) -> AsyncIterator[httpx.Response]:
+    async def stream(
+        self, method: str, url: str, *, headers: Mapping[str, str] | None = None, **options: Any
+    ) -> AsyncIterator[httpx.Response]:
         """What fetch() streams bodies through: the answer is recorded even when fetch() then raises."""
         self.in_flight = url
         exchange: _Exchange | None = None
         try:
-            async with self._client.stream(method, url, headers={**(headers or {}), **self._headers},
-                                           **options) as response:
+            async with self._client.stream(
+                method, url, headers={**(headers or {}), **self._headers}, **options
+            ) as response:
                 exchange = _Exchange(url, str(response.status_code), _redirects(response))
                 yield response
         except httpx.HTTPError as exc:
@@ -161,9 +165,16 @@ class _Attempt:
     unrecognised: bool = False  # the parser refused the layout (not a wrong date or a missing file)
 
 
-async def check_source(source: Source, settings: Settings, client: httpx.AsyncClient, now: datetime,
-                       store: FrameStore | None = None, *, deadline: float = DEFAULT_DEADLINE_S,
-                       backoff: float = 0.5) -> SourceCheck:
+async def check_source(
+    source: Source,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    now: datetime,
+    store: FrameStore | None = None,
+    *,
+    deadline: float = DEFAULT_DEADLINE_S,
+    backoff: float = 0.5,
+) -> SourceCheck:
     """Fetch and parse the latest due file of `source` (read-only) and judge it; never raises for the source."""
     last_good = await _last_good(store, source.name)
     schedule = schedule_for(source.name)
@@ -174,8 +185,15 @@ async def check_source(source: Source, settings: Settings, client: httpx.AsyncCl
     headers: dict[str, str] = {}
     if source.fetch_day is not None:
         if not settings.sec_user_agent:
-            return _unchecked(source, settings, now, "config", "SEC_USER_AGENT is not set: SEC answers only clients "
-                              "that name the operator and a contact e-mail, so EDGAR polling is off", last_good)
+            return _unchecked(
+                source,
+                settings,
+                now,
+                "config",
+                "SEC_USER_AGENT is not set: SEC answers only clients "
+                "that name the operator and a contact e-mail, so EDGAR polling is off",
+                last_good,
+            )
         headers["User-Agent"] = settings.sec_user_agent
     attempts: list[_Attempt] = []
     timed_out = False
@@ -192,17 +210,31 @@ async def check_source(source: Source, settings: Settings, client: httpx.AsyncCl
     return _verdict(source, settings, schedule, now, attempts, last_good, deadline if timed_out else None)
 
 
-async def run_checks(settings: Settings, client: httpx.AsyncClient, now: datetime, store: FrameStore | None = None,
-                     names: Sequence[str] | None = None, *, deadline: float = DEFAULT_DEADLINE_S,
-                     backoff: float = 0.5) -> list[SourceCheck]:
+async def run_checks(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    now: datetime,
+    store: FrameStore | None = None,
+    names: Sequence[str] | None = None,
+    *,
+    deadline: float = DEFAULT_DEADLINE_S,
+    backoff: float = 0.5,
+) -> list[SourceCheck]:
     """Check the named sources (default: all) concurrently, in the order given."""
     chosen = [get_source(name) for name in (names or list(SOURCES))]
-    return list(await asyncio.gather(*(check_source(source, settings, client, now, store, deadline=deadline,
-                                                    backoff=backoff) for source in chosen)))
+    return list(
+        await asyncio.gather(
+            *(
+                check_source(source, settings, client, now, store, deadline=deadline, backoff=backoff)
+                for source in chosen
+            )
+        )
+    )
 
 
-async def run_doctor(settings: Settings, names: Sequence[str] | None, *, now: datetime,
-                     deadline: float = DEFAULT_DEADLINE_S) -> tuple[list[SourceCheck], list[str]]:
+async def run_doctor(
+    settings: Settings, names: Sequence[str] | None, *, now: datetime, deadline: float = DEFAULT_DEADLINE_S
+) -> tuple[list[SourceCheck], list[str]]:
     """The CLI's run: own HTTP client, Redis only for "last good" (unreachable → a note, not a failure)."""
     notes: list[str] = []
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
@@ -220,8 +252,15 @@ async def run_doctor(settings: Settings, names: Sequence[str] | None, *, now: da
     return checks, notes
 
 
-async def daily_doctor(settings: Settings, client: httpx.AsyncClient, redis: Redis, now: datetime,
-                       names: Sequence[str] | None = None, *, deadline: float = DEFAULT_DEADLINE_S) -> str | None:
+async def daily_doctor(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    redis: Redis,
+    now: datetime,
+    names: Sequence[str] | None = None,
+    *,
+    deadline: float = DEFAULT_DEADLINE_S,
+) -> str | None:
     """The admins' message (Telegram HTML) naming the unhealthy sources; None when every source is healthy."""
     checks = await run_checks(settings, client, now, FrameStore(redis), names, deadline=deadline)
     bad = [check for check in checks if not check.healthy]
@@ -230,7 +269,9 @@ async def daily_doctor(settings: Settings, client: httpx.AsyncClient, redis: Red
     lines = [f"🩺 doctor: {len(bad)} of {len(checks)} source(s) unhealthy"]
     for check in bad:
         day = check.day.isoformat() if check.day else NONE
-        lines.append(f"• <b>{_esc(check.source)}</b> {day} [{_esc(check.status)}]: {_esc(check.problem[:300])}")
+        lines.append(
+            f"• <b>{_esc(check.source)}</b> {day} [{_esc(check.status)}]: {_esc(check.problem[:300])}"
+        )
     lines.append("Details: <code>positioning-bot doctor</code>")
     return "\n".join(lines)
 
@@ -288,8 +329,9 @@ async def _attempt_edgar(source: Source, settings: Settings, attempt: _Attempt, 
     url = urls_for(source, settings, attempt.day)[0]
     index = await fetch(http, url, source=source.name, backoff=backoff)
     attempt.files.append(index)
-    filings = sec_edgar.dedupe_accessions(sec_edgar.form4_filings(
-        _located(attempt, url, lambda: sec_edgar.parse_daily_index(index.content))))
+    filings = sec_edgar.dedupe_accessions(
+        sec_edgar.form4_filings(_located(attempt, url, lambda: sec_edgar.parse_daily_index(index.content)))
+    )
     attempt.rows = len(filings)
     if filings.empty:
         return
@@ -302,8 +344,15 @@ async def _attempt_edgar(source: Source, settings: Settings, attempt: _Attempt, 
         raise MalformedFile("filing index.json lists no XML document", source=source.name, url=listing_url)
     xml_url = base + sec_edgar.filing_xml_path(first["file_name"], xml_name)
     document = await fetch(http, xml_url, source=source.name, backoff=backoff)
-    attempt.frames.append(_located(attempt, xml_url, lambda: sec_form4.parse_filing(
-        document.content, str(first["accession"]), str(first["form_type"]))))
+    attempt.frames.append(
+        _located(
+            attempt,
+            xml_url,
+            lambda: sec_form4.parse_filing(
+                document.content, str(first["accession"]), str(first["form_type"])
+            ),
+        )
+    )
 
 
 def _located(attempt: _Attempt, url: str, parse: Callable[[], T]) -> T:
@@ -319,12 +368,21 @@ def _located(attempt: _Attempt, url: str, parse: Callable[[], T]) -> T:
 # --- judging --------------------------------------------------------------------------------------------------
 
 
-def _verdict(source: Source, settings: Settings, schedule: Schedule, now: datetime, attempts: list[_Attempt],
-             last_good: str, timed_out_after: float | None) -> SourceCheck:
+def _verdict(
+    source: Source,
+    settings: Settings,
+    schedule: Schedule,
+    now: datetime,
+    attempts: list[_Attempt],
+    last_good: str,
+    timed_out_after: float | None,
+) -> SourceCheck:
     """Turn the attempts (newest date first, the last one is reported) into a SourceCheck."""
     final = attempts[-1] if attempts else None
     if final is None:  # the deadline passed before the first request could start
-        return _unchecked(source, settings, now, "timeout", f"no answer within {timed_out_after:g} s", last_good)
+        return _unchecked(
+            source, settings, now, "timeout", f"no answer within {timed_out_after:g} s", last_good
+        )
     problems: list[str] = []
     notes: list[str] = []
     if len(attempts) > 1:
@@ -351,22 +409,53 @@ def _verdict(source: Source, settings: Settings, schedule: Schedule, now: dateti
     notes.extend(f"redirected {r.status}: {r.from_url} → {r.to_url}" for r in _unique(redirects))
     published = schedule.published_at(final.day)
     lag_seconds = (now - published).total_seconds()
-    rows = final.rows if final.rows is not None else (sum(len(f) for f in final.frames) if final.frames else None)
+    rows = (
+        final.rows
+        if final.rows is not None
+        else (sum(len(f) for f in final.frames) if final.frames else None)
+    )
     return SourceCheck(
-        source=source.name, day=final.day, url=url, urls=urls, status=status, redirects=redirects,
+        source=source.name,
+        day=final.day,
+        url=url,
+        urls=urls,
+        status=status,
+        redirects=redirects,
         bytes=sum(len(f.content) for f in final.files) if final.files else None,
-        layout=_layout(final), rows=rows, reconciled=reconciled,
-        lag=_duration(lag_seconds) if lag_seconds >= 0 else "not due", lag_seconds=lag_seconds,
-        last_good=last_good, healthy=not problems, problem="; ".join(problems), note="; ".join(notes))
+        layout=_layout(final),
+        rows=rows,
+        reconciled=reconciled,
+        lag=_duration(lag_seconds) if lag_seconds >= 0 else "not due",
+        lag_seconds=lag_seconds,
+        last_good=last_good,
+        healthy=not problems,
+        problem="; ".join(problems),
+        note="; ".join(notes),
+    )
 
 
-def _unchecked(source: Source, settings: Settings, now: datetime, status: str, problem: str,
-               last_good: str) -> SourceCheck:
+def _unchecked(
+    source: Source, settings: Settings, now: datetime, status: str, problem: str, last_good: str
+) -> SourceCheck:
     """A source that could not be checked at all (configuration, calendar); its URL is today's, for the shape."""
     urls = tuple(urls_for(source, settings, now.astimezone(HK_TZ).date()))
-    return SourceCheck(source=source.name, day=None, url=urls[0], urls=urls, status=status, redirects=(),
-                       bytes=None, layout=NONE, rows=None, reconciled=NONE, lag="not due", lag_seconds=None,
-                       last_good=last_good, healthy=False, problem=problem)
+    return SourceCheck(
+        source=source.name,
+        day=None,
+        url=urls[0],
+        urls=urls,
+        status=status,
+        redirects=(),
+        bytes=None,
+        layout=NONE,
+        rows=None,
+        reconciled=NONE,
+        lag="not due",
+        lag_seconds=None,
+        last_good=last_good,
+        healthy=False,
+        problem=problem,
+    )
 
 
 def _status(exchanges: list[_Exchange]) -> str:
@@ -382,7 +471,12 @@ def _layout(attempt: _Attempt) -> str:
     if attempt.unrecognised:
         # A parser that knew the layout but refused the content (rows not adding up to the file's totals) names the
         # layout without header evidence; a changed header comes with the headers expected and found.
-        known = isinstance(error, MalformedFile) and error.layout and error.expected is None and error.found is None
+        known = (
+            isinstance(error, MalformedFile)
+            and error.layout
+            and error.expected is None
+            and error.found is None
+        )
         return str(error.layout) if known and isinstance(error, MalformedFile) else "unrecognised"
     layouts = _unique(str(f.attrs["layout"]) for f in attempt.frames if f.attrs.get("layout"))
     return "+".join(layouts) or NONE
@@ -441,37 +535,65 @@ async def _last_good(store: FrameStore | None, name: str) -> str:
 
 # --- rendering --------------------------------------------------------------------------------------------------
 
-_COLUMNS = ("source", "date", "status", "redirects", "bytes", "layout", "rows", "reconciled", "lag", "last good",
-            "verdict", "url")
+_COLUMNS = (
+    "source",
+    "date",
+    "status",
+    "redirects",
+    "bytes",
+    "layout",
+    "rows",
+    "reconciled",
+    "lag",
+    "last good",
+    "verdict",
+    "url",
+)
 
 
-def render_table(checks: Sequence[SourceCheck], *, now: datetime | None = None, notes: Sequence[str] = ()) -> str:
+def render_table(
+    checks: Sequence[SourceCheck], *, now: datetime | None = None, notes: Sequence[str] = ()
+) -> str:
     """Aligned text columns, one row per source, then the problems, the notes and a one-line summary."""
     rows = [_COLUMNS, *(_cells(check) for check in checks)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     lines = [f"doctor at {now.astimezone(HK_TZ):%Y-%m-%d %H:%M} HKT"] if now is not None else []
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     problems = [f"  {check.source}: {check.problem}" for check in checks if check.problem]
-    remarks = [f"  {check.source}: {check.note}" for check in checks if check.note] + [f"  {n}" for n in notes]
+    remarks = [f"  {check.source}: {check.note}" for check in checks if check.note] + [
+        f"  {n}" for n in notes
+    ]
     if problems:
         lines += ["", "problems:", *problems]
     if remarks:
         lines += ["", "notes:", *remarks]
     bad = [check.source for check in checks if not check.healthy]
-    lines += ["", f"{len(bad)} of {len(checks)} source(s) unhealthy: {', '.join(bad)}" if bad
-              else f"all {len(checks)} source(s) healthy"]
+    lines += [
+        "",
+        f"{len(bad)} of {len(checks)} source(s) unhealthy: {', '.join(bad)}"
+        if bad
+        else f"all {len(checks)} source(s) healthy",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def render_json(checks: Sequence[SourceCheck], *, now: datetime | None = None, notes: Sequence[str] = ()) -> str:
+def render_json(
+    checks: Sequence[SourceCheck], *, now: datetime | None = None, notes: Sequence[str] = ()
+) -> str:
     """One JSON object: overall `healthy`, per-source fields (dates ISO) and general notes."""
     sources = []
     for check in checks:
         item = asdict(check)
         item["date"] = item.pop("day").isoformat() if check.day else None
         sources.append(item)
-    payload = {"checked_at": now.isoformat() if now is not None else None,
-               "healthy": all(check.healthy for check in checks), "sources": sources, "notes": list(notes)}
+    payload = {
+        "checked_at": now.isoformat() if now is not None else None,
+        "healthy": all(check.healthy for check in checks),
+        "sources": sources,
+        "notes": list(notes),
+    }
     return json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
 
 
@@ -481,10 +603,20 @@ def _cells(check: SourceCheck) -> tuple[str, ...]:
     if len(reconciled) > _CELL_WIDTH:
         good, bad = reconciled.count("✓"), reconciled.count("✗")
         reconciled = f"{good}/{good + bad} ✓" if not bad else f"{bad}/{good + bad} ✗"
-    return (check.source, check.day.isoformat() if check.day else NONE, check.status, redirects,
-            f"{check.bytes:,}" if check.bytes is not None else NONE, check.layout,
-            f"{check.rows:,}" if check.rows is not None else NONE, reconciled, check.lag, check.last_good,
-            "ok" if check.healthy else "FAIL", check.url + (f" (+{len(check.urls) - 1})" if len(check.urls) > 1 else ""))
+    return (
+        check.source,
+        check.day.isoformat() if check.day else NONE,
+        check.status,
+        redirects,
+        f"{check.bytes:,}" if check.bytes is not None else NONE,
+        check.layout,
+        f"{check.rows:,}" if check.rows is not None else NONE,
+        reconciled,
+        check.lag,
+        check.last_good,
+        "ok" if check.healthy else "FAIL",
+        check.url + (f" (+{len(check.urls) - 1})" if len(check.urls) > 1 else ""),
+    )
 
 
 def _duration(seconds: float) -> str:

@@ -24,7 +24,9 @@ class SourceError(Exception):
 
     def __str__(self) -> str:
         base = super().__str__()
-        where = " ".join(part for part in (self.source and f"[{self.source}]", self.url and f"<{self.url}>") if part)
+        where = " ".join(
+            part for part in (self.source and f"[{self.source}]", self.url and f"<{self.url}>") if part
+        )
         return f"{base} {where}".rstrip()
 
 
@@ -43,9 +45,16 @@ class MalformedFile(SourceError):
     ones the file has), so the admins' notice can show the difference; `layout` names the layout that was tried.
     """
 
-    def __init__(self, message: str, *, source: str | None = None, url: str | None = None,
-                 expected: Sequence[str] | None = None, found: Sequence[str] | None = None,
-                 layout: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        url: str | None = None,
+        expected: Sequence[str] | None = None,
+        found: Sequence[str] | None = None,
+        layout: str | None = None,
+    ) -> None:
         super().__init__(message, source=source, url=url)
         self.expected = tuple(expected) if expected is not None else None
         self.found = tuple(found) if found is not None else None

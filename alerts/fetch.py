@@ -88,8 +88,9 @@ def _missing(code: int, url: str, response: httpx.Response, source: str | None) 
     """`not published`, naming where a redirect led: hosts move files (www → www1) and leave the old URL redirecting."""
     if not response.history:
         return NotPublishedYet(f"HTTP {code}: file not published", source=source, url=url)
-    return NotPublishedYet(f"HTTP {code} after redirect {url} → {response.url}: not published", source=source,
-                           url=url)
+    return NotPublishedYet(
+        f"HTTP {code} after redirect {url} → {response.url}: not published", source=source, url=url
+    )
 
 
 def _declared_cap(source: str | None) -> int:
@@ -139,7 +140,9 @@ async def _decoded(response: httpx.Response) -> AsyncIterator[bytes]:
 async def _read_capped(response: httpx.Response, max_bytes: int, url: str, source: str | None) -> bytes:
     """The decoded body of a 200, refused (MalformedFile) as soon as it passes `max_bytes`."""
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:  # compressed size over the cap: decoded is larger still
+    if (
+        declared.isdigit() and int(declared) > max_bytes
+    ):  # compressed size over the cap: decoded is larger still
         raise _too_large(max_bytes, url, source)
     chunks: list[bytes] = []
     size = 0
@@ -154,15 +157,24 @@ async def _read_capped(response: httpx.Response, max_bytes: int, url: str, sourc
     return b"".join(chunks)
 
 
-async def _request(client: httpx.AsyncClient, url: str, headers: dict[str, str], form: Mapping[str, str] | None,
-                   max_bytes: int, source: str | None) -> tuple[httpx.Response, bytes]:
+async def _request(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    form: Mapping[str, str] | None,
+    max_bytes: int,
+    source: str | None,
+) -> tuple[httpx.Response, bytes]:
     """One request, redirects followed whatever the client's default (a moved file is still the file); the body is
     read only for a 200."""
     data = dict(form) if form is not None else None
     if not hasattr(client, "stream"):
         # A wrapper offering only get/post (e.g. EDGAR's rate-limited client): buffered, the cap checked after.
-        response = await (client.get(url, headers=headers, follow_redirects=True) if data is None
-                          else client.post(url, data=data, follow_redirects=True))
+        response = await (
+            client.get(url, headers=headers, follow_redirects=True)
+            if data is None
+            else client.post(url, data=data, follow_redirects=True)
+        )
         if response.status_code != 200:
             return response, b""
         if len(response.content) > max_bytes:
@@ -214,12 +226,22 @@ async def fetch(
         else:
             code = response.status_code
             if code == 304:
-                return Fetched(url, "not_modified", etag=state.etag if state else None,
-                               last_modified=state.last_modified if state else None,
-                               redirects=_redirects(response))
+                return Fetched(
+                    url,
+                    "not_modified",
+                    etag=state.etag if state else None,
+                    last_modified=state.last_modified if state else None,
+                    redirects=_redirects(response),
+                )
             if code == 200:
-                return Fetched(url, "ok", content, response.headers.get("ETag"),
-                               response.headers.get("Last-Modified"), _redirects(response))
+                return Fetched(
+                    url,
+                    "ok",
+                    content,
+                    response.headers.get("ETag"),
+                    response.headers.get("Last-Modified"),
+                    _redirects(response),
+                )
             if code in MISSING_STATUSES:
                 raise _missing(code, url, response, source)
             if code not in RETRY_STATUSES:
@@ -227,7 +249,13 @@ async def fetch(
             last_error = f"HTTP {code}"
         if attempt < retries:
             delay = _retry_delay(attempt, backoff, response)
-            log.info("retrying %s after %s (attempt %d/%d, sleeping %.1fs)", url, last_error, attempt + 1,
-                     retries, delay)
+            log.info(
+                "retrying %s after %s (attempt %d/%d, sleeping %.1fs)",
+                url,
+                last_error,
+                attempt + 1,
+                retries,
+                delay,
+            )
             await asyncio.sleep(delay)
     raise FetchFailed(f"gave up after {retries + 1} attempts: {last_error}", source=source, url=url)

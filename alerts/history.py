@@ -59,8 +59,14 @@ class History:
             if frame is not None and KNOWN_COLUMN not in frame.columns:
                 self.frames[name] = _due_known(frame, source, column)
 
-    def context(self, moment: datetime, *, day: date | None = None, recent_alerts: tuple[Alert, ...] = (),
-                codes: frozenset[str] | None = None) -> RuleContext:
+    def context(
+        self,
+        moment: datetime,
+        *,
+        day: date | None = None,
+        recent_alerts: tuple[Alert, ...] = (),
+        codes: frozenset[str] | None = None,
+    ) -> RuleContext:
         """The RuleContext at `moment`: rows published by then, of files dated on or before `day`.
 
         `day` is the session evaluated (the file date of the publication event; default the Hong Kong date of
@@ -69,7 +75,10 @@ class History:
         if moment.tzinfo is None:
             raise ValueError("moment must be timezone-aware")
         day = day or moment.astimezone(HK_TZ).date()
-        by_day, at = np.datetime64(day, "ns"), np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "ns")
+        by_day, at = (
+            np.datetime64(day, "ns"),
+            np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "ns"),
+        )
         sliced = {}
         for name in FEEDS:
             dates, known = self._arrays(name)
@@ -85,8 +94,10 @@ class History:
         if name not in self._cuts:
             frame = self.frames[name]
             known = frame[KNOWN_COLUMN].dt.tz_convert("UTC").dt.tz_localize(None)
-            self._cuts[name] = (frame[ALL_FEEDS[name][2]].to_numpy(dtype="datetime64[ns]"),
-                                known.to_numpy(dtype="datetime64[ns]"))
+            self._cuts[name] = (
+                frame[ALL_FEEDS[name][2]].to_numpy(dtype="datetime64[ns]"),
+                known.to_numpy(dtype="datetime64[ns]"),
+            )
         return self._cuts[name]
 
     def events(self, start: date, end: date) -> list[tuple[datetime, date]]:
@@ -119,8 +130,11 @@ def _due_known(frame: pd.DataFrame, source: str, column: str) -> pd.DataFrame:
     days = pd.to_datetime(frame[column]).dt.date
     moments = {d: schedule.published_at(d) for d in days.dropna().unique()}
     out = frame.copy()
-    out[KNOWN_COLUMN] = pd.to_datetime([moments.get(d, pd.NaT) for d in days], utc=True) if len(frame) \
+    out[KNOWN_COLUMN] = (
+        pd.to_datetime([moments.get(d, pd.NaT) for d in days], utc=True)
+        if len(frame)
         else pd.Series([], dtype="datetime64[ns, UTC]")
+    )
     out[KNOWN_COLUMN] = out[KNOWN_COLUMN].astype("datetime64[ns, UTC]")
     return out
 
@@ -161,12 +175,15 @@ def load_directory(root: Path, start: date, end: date) -> History:
                     try:
                         tables = source.parse_all(path.read_bytes())
                     except SourceError as exc:
-                        problems.append(f"{source_name} {day.isoformat()}: {type(exc).__name__}: {exc} ({path})")
+                        problems.append(
+                            f"{source_name} {day.isoformat()}: {type(exc).__name__}: {exc} ({path})"
+                        )
                         continue
                     # A local copy carries no fetch time: the file counts as known at its schedule's due moment.
                     moment = schedule.published_at(day)
                     parsed.setdefault(source_name, []).append(
-                        {name: with_known(frame, [moment], [len(frame)]) for name, frame in tables.items()})
+                        {name: with_known(frame, [moment], [len(frame)]) for name, frame in tables.items()}
+                    )
             day += timedelta(days=1)
     frames = {
         name: _sorted([tables[table] for tables in parsed.get(source_name, [])], source_name, table, column)

@@ -59,13 +59,18 @@ def check_date(source: Source, frame: pd.DataFrame, day: date, url: str) -> None
         return
     if file_date < day and not source.dated_url:
         # A "latest only" page still showing an earlier session: today's file is not out yet.
-        raise NotPublishedYet(f"file still shows {file_date.isoformat()}, not {day.isoformat()}",
-                              source=source.name, url=url)
+        raise NotPublishedYet(
+            f"file still shows {file_date.isoformat()}, not {day.isoformat()}", source=source.name, url=url
+        )
     if not source.history:
-        raise NotAvailable(f"page now shows {file_date.isoformat()}; {day.isoformat()} is no longer served",
-                           source=source.name, url=url)
-    raise MalformedFile(f"file is dated {file_date.isoformat()}, expected {day.isoformat()}",
-                        source=source.name, url=url)
+        raise NotAvailable(
+            f"page now shows {file_date.isoformat()}; {day.isoformat()} is no longer served",
+            source=source.name,
+            url=url,
+        )
+    raise MalformedFile(
+        f"file is dated {file_date.isoformat()}, expected {day.isoformat()}", source=source.name, url=url
+    )
 
 
 def _parse(source: Source, fetched: Fetched, day: date) -> dict[str, pd.DataFrame]:
@@ -86,15 +91,17 @@ def _form_for_date(source: Source, data: bytes, day: date) -> Mapping[str, str]:
     except SourceError:
         raise
     except Exception as exc:
-        raise MalformedFile(f"{source.name}: form for {day.isoformat()}: {type(exc).__name__}: {exc}",
-                            source=source.name) from exc
+        raise MalformedFile(
+            f"{source.name}: form for {day.isoformat()}: {type(exc).__name__}: {exc}", source=source.name
+        ) from exc
 
 
 FileResult = tuple[Fetched, dict[str, pd.DataFrame] | None]  # the file, and its tables (None: not modified)
 
 
-async def follow_form(source: Source, client: httpx.AsyncClient, url: str, fetched: Fetched, day: date,
-                      backoff: float) -> Fetched:
+async def follow_form(
+    source: Source, client: httpx.AsyncClient, url: str, fetched: Fetched, day: date, backoff: float
+) -> Fetched:
     """For pages that default to their latest date: the page for `day`, asked for through the page's own form."""
     if source.form_for_date is None:
         return fetched
@@ -102,12 +109,24 @@ async def follow_form(source: Source, client: httpx.AsyncClient, url: str, fetch
     if first.attrs.get("file_date") == day:
         return fetched
     form = _form_for_date(source, fetched.content, day)
-    return await fetch(client, url, form=form, source=source.name, backoff=backoff, max_bytes=source.max_bytes)
+    return await fetch(
+        client, url, form=form, source=source.name, backoff=backoff, max_bytes=source.max_bytes
+    )
 
 
-async def _fetch_for_date(source: Source, client: httpx.AsyncClient, url: str, day: date,
-                          state: FetchState | None, backoff: float, failed: FailedFiles, now: datetime) -> FileResult:
-    fetched = await fetch(client, url, state=state, source=source.name, backoff=backoff, max_bytes=source.max_bytes)
+async def _fetch_for_date(
+    source: Source,
+    client: httpx.AsyncClient,
+    url: str,
+    day: date,
+    state: FetchState | None,
+    backoff: float,
+    failed: FailedFiles,
+    now: datetime,
+) -> FileResult:
+    fetched = await fetch(
+        client, url, state=state, source=source.name, backoff=backoff, max_bytes=source.max_bytes
+    )
     if fetched.status == "not_modified":
         return fetched, None
     try:
@@ -116,14 +135,29 @@ async def _fetch_for_date(source: Source, client: httpx.AsyncClient, url: str, d
     except MalformedFile as exc:
         # Nothing is stored, but the bytes are kept: after a parser upgrade `reparse` turns them into data.
         exc.source, exc.url = exc.source or source.name, exc.url or fetched.url
-        await failed.put(source.name, day, url=fetched.url, content=fetched.content, now=now, error=exc,
-                         etag=fetched.etag, last_modified=fetched.last_modified)
+        await failed.put(
+            source.name,
+            day,
+            url=fetched.url,
+            content=fetched.content,
+            now=now,
+            error=exc,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+        )
         raise
 
 
-async def _fetch_all(source: Source, client: httpx.AsyncClient, urls: list[str], day: date,
-                     states: dict[str, FetchState | None], backoff: float, failed: FailedFiles,
-                     now: datetime) -> list[FileResult]:
+async def _fetch_all(
+    source: Source,
+    client: httpx.AsyncClient,
+    urls: list[str],
+    day: date,
+    states: dict[str, FetchState | None],
+    backoff: float,
+    failed: FailedFiles,
+    now: datetime,
+) -> list[FileResult]:
     """Fetch and parse each file of a date; when some do not parse, keep every one of them, then raise the first."""
     results: list[FileResult] = []
     malformed: list[MalformedFile] = []
@@ -138,15 +172,32 @@ async def _fetch_all(source: Source, client: httpx.AsyncClient, urls: list[str],
             raise
     if malformed:
         for fetched, tables in results:
-            if tables is not None:  # parsed, but kept beside the failing file so a reparse can rebuild the day
-                await failed.put(source.name, day, url=fetched.url, content=fetched.content, now=now,
-                                 etag=fetched.etag, last_modified=fetched.last_modified)
+            if (
+                tables is not None
+            ):  # parsed, but kept beside the failing file so a reparse can rebuild the day
+                await failed.put(
+                    source.name,
+                    day,
+                    url=fetched.url,
+                    content=fetched.content,
+                    now=now,
+                    etag=fetched.etag,
+                    last_modified=fetched.last_modified,
+                )
         raise malformed[0]
     return results
 
 
-async def ingest(source: Source, day: date, *, settings: Settings, client: httpx.AsyncClient,
-                 store: FrameStore, now: datetime, backoff: float = 0.5) -> IngestReport:
+async def ingest(
+    source: Source,
+    day: date,
+    *,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    store: FrameStore,
+    now: datetime,
+    backoff: float = 0.5,
+) -> IngestReport:
     """Fetch, parse and store one source's file(s) for `day`; raise a SourceError and store nothing on failure."""
     if source.fetch_day is not None:
         return await _ingest_assembled(source, day, settings=settings, client=client, store=store, now=now)
@@ -172,16 +223,23 @@ async def ingest(source: Source, day: date, *, settings: Settings, client: httpx
     return await _record_stored(store, source, day, now, combined, tuple(urls))
 
 
-async def store_files(source: Source, day: date, files: Sequence[Fetched], *, store: FrameStore,
-                      now: datetime) -> IngestReport:
+async def store_files(
+    source: Source, day: date, files: Sequence[Fetched], *, store: FrameStore, now: datetime
+) -> IngestReport:
     """Parse, check and store files already in hand (kept ones, for `reparse`) as `ingest` would; raise on failure."""
     combined = _combine(source, [_parse(source, f, day) for f in files])
     await _store(store, source, day, combined, list(files), now)
     return await _record_stored(store, source, day, now, combined, tuple(f.url for f in files))
 
 
-async def _store(store: FrameStore, source: Source, day: date, tables: dict[str, pd.DataFrame],
-                 files: list[Fetched], now: datetime) -> None:
+async def _store(
+    store: FrameStore,
+    source: Source,
+    day: date,
+    tables: dict[str, pd.DataFrame],
+    files: list[Fetched],
+    now: datetime,
+) -> None:
     """Store a date's tables, then the validators of its files; kept failed files of that date are superseded."""
     await store.put(source.name, tables, day, known_at=known_at(source, day, now))
     for f in files:
@@ -189,41 +247,65 @@ async def _store(store: FrameStore, source: Source, day: date, tables: dict[str,
     await FailedFiles(store.redis).forget_day(source.name, day)
 
 
-async def _record_failure(store: FrameStore, source: Source, day: date, now: datetime, exc: SourceError) -> None:
+async def _record_failure(
+    store: FrameStore, source: Source, day: date, now: datetime, exc: SourceError
+) -> None:
     """Log a failed file and remember it as the source's last error."""
     # "Not published yet" is routine inside a publication window; real failures are warnings.
     level = logging.INFO if isinstance(exc, NotPublishedYet) else logging.WARNING
     log.log(level, "%s %s failed: %s", source.name, day.isoformat(), exc)
     # Redact before cutting to length: half a token cut off is still half a token.
     message = redact(str(exc))[:500]
-    await store.record_status(source.name, now, ok=False, detail={"date": day.isoformat(), "message": message})
+    await store.record_status(
+        source.name, now, ok=False, detail={"date": day.isoformat(), "message": message}
+    )
 
 
-async def _record_stored(store: FrameStore, source: Source, day: date, now: datetime,
-                         tables: dict[str, pd.DataFrame], urls: tuple[str, ...]) -> IngestReport:
+async def _record_stored(
+    store: FrameStore,
+    source: Source,
+    day: date,
+    now: datetime,
+    tables: dict[str, pd.DataFrame],
+    urls: tuple[str, ...],
+) -> IngestReport:
     """Remember a stored file as the source's last success and report it."""
     rows = {table: len(frame) for table, frame in tables.items()}
-    await store.record_status(source.name, now, ok=True,
-                              detail={"date": day.isoformat(), "rows": str(rows.get("main", 0))})
+    await store.record_status(
+        source.name, now, ok=True, detail={"date": day.isoformat(), "rows": str(rows.get("main", 0))}
+    )
     log.info("%s %s stored %s", source.name, day.isoformat(), rows)
     return IngestReport(source.name, day, "stored", rows, urls)
 
 
-async def _ingest_assembled(source: Source, day: date, *, settings: Settings, client: httpx.AsyncClient,
-                            store: FrameStore, now: datetime) -> IngestReport:
+async def _ingest_assembled(
+    source: Source,
+    day: date,
+    *,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    store: FrameStore,
+    now: datetime,
+) -> IngestReport:
     """A day built from many files: fetch it whole, store it when its content changed (digest of the frames)."""
     assert source.fetch_day is not None
-    key = urls_for(source, settings, day)[0]  # the day's entry point (e.g. the EDGAR daily index) names its state
+    key = urls_for(source, settings, day)[
+        0
+    ]  # the day's entry point (e.g. the EDGAR daily index) names its state
     try:
         try:
             tables = await source.fetch_day(client, settings, day)
         except SourceError:
             raise
         except Exception as exc:  # a parser of one of the day's files failed outside alerts.errors
-            raise MalformedFile(f"{source.name}: {type(exc).__name__}: {exc}", source=source.name, url=key) from exc
+            raise MalformedFile(
+                f"{source.name}: {type(exc).__name__}: {exc}", source=source.name, url=key
+            ) from exc
         for name, table in source.tables.items():
             if list(tables[name].columns) != list(table.schema):
-                raise MalformedFile(f"{source.name}.{name}: columns differ from schema", source=source.name, url=key)
+                raise MalformedFile(
+                    f"{source.name}.{name}: columns differ from schema", source=source.name, url=key
+                )
     except SourceError as exc:
         exc.source, exc.url = exc.source or source.name, exc.url or key
         await _record_failure(store, source, day, now, exc)
@@ -240,6 +322,7 @@ def _combine(source: Source, parts: list[dict[str, pd.DataFrame]]) -> dict[str, 
     out: dict[str, pd.DataFrame] = {}
     for table_name, table in source.tables.items():
         frames = [p[table_name] for p in parts if len(p[table_name])]
-        out[table_name] = conform(pd.concat(frames, ignore_index=True), table.schema) if frames \
-            else parts[0][table_name]
+        out[table_name] = (
+            conform(pd.concat(frames, ignore_index=True), table.schema) if frames else parts[0][table_name]
+        )
     return out

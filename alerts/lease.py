@@ -76,8 +76,13 @@ async def _sleep(seconds: float, stop: asyncio.Event | None) -> bool:
 class Lease:
     """A named leader lease held by `owner` for `ttl_seconds` at a time."""
 
-    def __init__(self, redis: Redis, name: str = "leader", ttl_seconds: float = keys.LEADER_LEASE_TTL_SECONDS,
-                 owner: str | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        name: str = "leader",
+        ttl_seconds: float = keys.LEADER_LEASE_TTL_SECONDS,
+        owner: str | None = None,
+    ) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"lease ttl must be positive, got {ttl_seconds}")
         self.redis = redis
@@ -122,8 +127,13 @@ class Lease:
         try:
             return await asyncio.wait_for(self.release(), timeout=max(within_seconds, _MIN_ATTEMPT_SECONDS))
         except _REDIS_DOWN as exc:
-            log.warning("lease %s: release failed (%s: %s); it expires within %g s", self.name, type(exc).__name__,
-                        exc, self.ttl_seconds)
+            log.warning(
+                "lease %s: release failed (%s: %s); it expires within %g s",
+                self.name,
+                type(exc).__name__,
+                exc,
+                self.ttl_seconds,
+            )
             return False
 
     async def holder(self) -> str | None:
@@ -144,8 +154,9 @@ class Lease:
             if await _sleep(poll_seconds, stop):
                 return False
 
-    async def keep(self, lost: asyncio.Event, *, every_seconds: float | None = None,
-                   stop: asyncio.Event | None = None) -> None:
+    async def keep(
+        self, lost: asyncio.Event, *, every_seconds: float | None = None, stop: asyncio.Event | None = None
+    ) -> None:
         """Renew every ttl/3 (or `every_seconds`) until `stop` is set; set `lost` and return when the lease is gone.
 
         The lease is gone when Redis says another owner (or nobody) holds it, or when Redis could not be reached
@@ -164,13 +175,22 @@ class Lease:
                 renewed = await asyncio.wait_for(self.renew(), timeout=timeout)
             except _REDIS_DOWN as exc:
                 if self.valid_for <= 0:
-                    log.error("lease %s: Redis unreachable for the whole ttl (%s: %s); stepping down",
-                              self.name, type(exc).__name__, exc)
+                    log.error(
+                        "lease %s: Redis unreachable for the whole ttl (%s: %s); stepping down",
+                        self.name,
+                        type(exc).__name__,
+                        exc,
+                    )
                     lost.set()
                     return
                 if not failing:
-                    log.warning("lease %s: renew failed (%s: %s); still valid for %.1f s", self.name,
-                                type(exc).__name__, exc, self.valid_for)
+                    log.warning(
+                        "lease %s: renew failed (%s: %s); still valid for %.1f s",
+                        self.name,
+                        type(exc).__name__,
+                        exc,
+                        self.valid_for,
+                    )
                 failing = True
                 continue
             if not renewed:
@@ -183,6 +203,8 @@ class Lease:
 
     async def _safe_holder(self) -> str | None:
         try:
-            return await asyncio.wait_for(self.holder(), timeout=max(self.ttl_seconds / 3, _MIN_ATTEMPT_SECONDS))
+            return await asyncio.wait_for(
+                self.holder(), timeout=max(self.ttl_seconds / 3, _MIN_ATTEMPT_SECONDS)
+            )
         except _REDIS_DOWN:
             return None

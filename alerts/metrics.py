@@ -131,8 +131,10 @@ class Registry:
     def render(self) -> str:
         """All metrics in Prometheus text format 0.0.4, families and samples sorted."""
         with self._lock:
-            snapshot = [(f.name, f.kind, f.help, sorted((k, c._value) for k, c in f.children.items()))
-                        for f in sorted(self._families.values(), key=lambda f: f.name)]
+            snapshot = [
+                (f.name, f.kind, f.help, sorted((k, c._value) for k, c in f.children.items()))
+                for f in sorted(self._families.values(), key=lambda f: f.name)
+            ]
         lines: list[str] = []
         for name, kind, help_text, samples in snapshot:
             lines.append(f"# HELP {name} {_escape_help(help_text)}")

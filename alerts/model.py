@@ -83,10 +83,16 @@ class Alert:
     def from_dict(cls, data: dict[str, Any]) -> Alert:
         """Inverse of as_dict."""
         return cls(
-            rule=data["rule"], code=data["code"], trade_date=date.fromisoformat(data["trade_date"]),
-            severity=data["severity"], why=data["why"],
+            rule=data["rule"],
+            code=data["code"],
+            trade_date=date.fromisoformat(data["trade_date"]),
+            severity=data["severity"],
+            why=data["why"],
             facts=tuple(Fact(f["name"], f["value"], f.get("unit", "")) for f in data.get("facts", [])),
-            name=data.get("name", ""), links=tuple(data.get("links", [])),
+            name=data.get("name", ""),
+            links=tuple(data.get("links", [])),
             published_at=datetime.fromisoformat(data["published_at"]) if data.get("published_at") else None,
-            identity=data.get("identity", ""), market=data.get("market", "HK"), parts=tuple(data.get("parts", [])),
+            identity=data.get("identity", ""),
+            market=data.get("market", "HK"),
+            parts=tuple(data.get("parts", [])),
         )

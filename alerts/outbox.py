@@ -81,8 +81,9 @@ class Outbox:
 
         A text item's text is redacted here (admin notices quote exception texts): no caller can forget it.
         """
-        created = await self.redis.set(keys.outbox_item(item.id), _redacted(item).to_json(), nx=True,
-                                       ex=keys.OUTBOX_ITEM_TTL_SECONDS)
+        created = await self.redis.set(
+            keys.outbox_item(item.id), _redacted(item).to_json(), nx=True, ex=keys.OUTBOX_ITEM_TTL_SECONDS
+        )
         if created:
             await self.redis.zadd(keys.OUTBOX_DUE, {item.id: due.timestamp()}, nx=True)
         return bool(created)
@@ -91,8 +92,12 @@ class Outbox:
         """`put` for many (item, due) pairs in two round trips; True for each item that was new."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for item, _ in items:
-                pipe.set(keys.outbox_item(item.id), _redacted(item).to_json(), nx=True,
-                         ex=keys.OUTBOX_ITEM_TTL_SECONDS)
+                pipe.set(
+                    keys.outbox_item(item.id),
+                    _redacted(item).to_json(),
+                    nx=True,
+                    ex=keys.OUTBOX_ITEM_TTL_SECONDS,
+                )
             created = [bool(c) for c in await pipe.execute()]
         due = {item.id: when.timestamp() for (item, when), new in zip(items, created, strict=True) if new}
         if due:
@@ -111,8 +116,9 @@ class Outbox:
 
     async def claim(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         """Lease up to `limit` due items for `CLAIM_SECONDS`; items whose payload expired are dropped."""
-        ids = await self._claim(keys=[keys.OUTBOX_DUE],
-                                args=[now.timestamp(), now.timestamp() + keys.CLAIM_SECONDS, limit])
+        ids = await self._claim(
+            keys=[keys.OUTBOX_DUE], args=[now.timestamp(), now.timestamp() + keys.CLAIM_SECONDS, limit]
+        )
         return await self.load([raw.decode() if isinstance(raw, bytes) else raw for raw in ids])
 
     async def load(self, item_ids: list[str]) -> list[OutboxItem]:
@@ -122,12 +128,18 @@ class Outbox:
         raws = await self.redis.mget([keys.outbox_item(i) for i in item_ids])
         items = [OutboxItem.from_json(raw) for raw in raws if raw is not None]
         refs = sorted({ref for item in items for ref in item.refs})
-        bodies = dict(zip(refs, await self.redis.mget([keys.outbox_alert(r) for r in refs]), strict=True)) if refs else {}
+        bodies = (
+            dict(zip(refs, await self.redis.mget([keys.outbox_alert(r) for r in refs]), strict=True))
+            if refs
+            else {}
+        )
         out, gone = [], [i for i, raw in zip(item_ids, raws, strict=True) if raw is None]
         for item in items:
             if item.refs:
                 alerts = [json.loads(body) for ref in item.refs if (body := bodies[ref]) is not None]
-                if not alerts:  # every body expired: nothing left to say (bodies outlive items, so only by hand)
+                if (
+                    not alerts
+                ):  # every body expired: nothing left to say (bodies outlive items, so only by hand)
                     gone.append(item.id)
                     continue
                 item = replace(item, alerts=alerts)
@@ -171,8 +183,10 @@ class Outbox:
 
     async def dead_letter(self, item: OutboxItem, reason: str, now: datetime) -> None:
         """Give up on an item: keep it in the dead-letter list with the reason (redacted: it quotes an error)."""
-        record = json.dumps({"item": json.loads(item.to_json(with_alerts=True)), "reason": reason, "at": now.isoformat()},
-                            ensure_ascii=False)
+        record = json.dumps(
+            {"item": json.loads(item.to_json(with_alerts=True)), "reason": reason, "at": now.isoformat()},
+            ensure_ascii=False,
+        )
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.rpush(keys.OUTBOX_DEAD, redact(record))  # JSON stays valid: `<token>` needs no escaping
             pipe.zrem(keys.OUTBOX_DUE, item.id)

@@ -65,9 +65,11 @@ class CycleReport:
         """One key=value line per cycle."""
         lag = "" if self.lag_s is None else f" lag_s={self.lag_s:.0f}"
         error = f' error="{self.error[:300]}"' if self.error else ""
-        return (f"cycle source={self.source} date={self.day.isoformat()} status={self.status} rows={self.rows} "
-                f"alerts={self.alerts} new={self.new_alerts} enqueued={self.enqueued} "
-                f"duration_s={self.duration_s:.2f}{lag}{error}")
+        return (
+            f"cycle source={self.source} date={self.day.isoformat()} status={self.status} rows={self.rows} "
+            f"alerts={self.alerts} new={self.new_alerts} enqueued={self.enqueued} "
+            f"duration_s={self.duration_s:.2f}{lag}{error}"
+        )
 
 
 async def is_done(redis: Redis, source: str, day: date) -> bool:
@@ -80,9 +82,18 @@ async def _digest(store: FrameStore, urls: list[str]) -> str:
     return hashlib.sha256("|".join(s.sha256 or "" for s in states).encode()).hexdigest()
 
 
-async def run_cycle(source_name: str, day: date, *, settings: Settings, client: httpx.AsyncClient, redis: Redis,
-                    now: datetime, params: RuleParams | None = None, backoff: float = 0.5,
-                    evaluation: asyncio.Lock | None = None) -> CycleReport:
+async def run_cycle(
+    source_name: str,
+    day: date,
+    *,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    redis: Redis,
+    now: datetime,
+    params: RuleParams | None = None,
+    backoff: float = 0.5,
+    evaluation: asyncio.Lock | None = None,
+) -> CycleReport:
     """Run one cycle; never raises for source problems (they are in the report's status and error).
 
     Cycles of several sources may fetch at once; `evaluation` (shared by them) makes their rule evaluations and
@@ -92,12 +103,18 @@ async def run_cycle(source_name: str, day: date, *, settings: Settings, client: 
     report = CycleReport(source_name, day, "processed")
     source, store = get_source(source_name), FrameStore(redis)
     try:
-        ingested = await ingest(source, day, settings=settings, client=client, store=store, now=now,
-                                backoff=backoff)
+        ingested = await ingest(
+            source, day, settings=settings, client=client, store=store, now=now, backoff=backoff
+        )
         report.rows = ingested.rows.get("main", 0)
     except SourceError as exc:
-        report.status = ("not_published" if isinstance(exc, NotPublishedYet)
-                         else "malformed" if isinstance(exc, MalformedFile) else "failed")
+        report.status = (
+            "not_published"
+            if isinstance(exc, NotPublishedYet)
+            else "malformed"
+            if isinstance(exc, MalformedFile)
+            else "failed"
+        )
         report.error = f"{type(exc).__name__}: {exc}"
         report.failure = exc
         return _finish(report, started, now)
@@ -106,8 +123,15 @@ async def run_cycle(source_name: str, day: date, *, settings: Settings, client: 
     return _finish(report, started, now)
 
 
-async def evaluate_and_route(report: CycleReport, *, settings: Settings, redis: Redis, now: datetime,
-                             params: RuleParams | None = None, force: bool = False) -> CycleReport:
+async def evaluate_and_route(
+    report: CycleReport,
+    *,
+    settings: Settings,
+    redis: Redis,
+    now: datetime,
+    params: RuleParams | None = None,
+    force: bool = False,
+) -> CycleReport:
     """Rules → alert log → routing over the data stored for (report.source, report.day), then mark the cycle done.
 
     Does nothing ("unchanged") when this content was already processed, unless `force` (rows were added to the day
@@ -125,8 +149,9 @@ async def evaluate_and_route(report: CycleReport, *, settings: Settings, redis: 
     return report
 
 
-async def _evaluate_and_route(report: CycleReport, day: date, redis: Redis, store: FrameStore, now: datetime,
-                              params: RuleParams) -> None:
+async def _evaluate_and_route(
+    report: CycleReport, day: date, redis: Redis, store: FrameStore, now: datetime, params: RuleParams
+) -> None:
     alert_log = AlertLog(redis)
     if get_source(report.source).calendar == "XNYS":
         found = await _us_alerts(report.source, day, store, alert_log, params, now)
@@ -146,8 +171,9 @@ async def _evaluate_and_route(report: CycleReport, day: date, redis: Redis, stor
     report.enqueued = routed.enqueued
 
 
-async def _us_alerts(source: str, day: date, store: FrameStore, alert_log: AlertLog,
-                     params: RuleParams, now: datetime) -> list[Alert]:
+async def _us_alerts(
+    source: str, day: date, store: FrameStore, alert_log: AlertLog, params: RuleParams, now: datetime
+) -> list[Alert]:
     """US rules for a FINRA day or a day of Form 4 filings, plus confluence over recent US alerts."""
     from alerts.rules.confluence import evaluate_confluence
     from alerts.rules.us_insiders import ClusterParams, evaluate_insider_cluster, evaluate_us_round_number
@@ -172,7 +198,9 @@ async def _us_alerts(source: str, day: date, store: FrameStore, alert_log: Alert
 
 def _empty_context(day: date, recent: tuple[Alert, ...], now: datetime) -> RuleContext:
     """A rule context with no HK data: confluence only looks at alerts."""
-    frames = {name: empty_frame(get_source(src).tables[table].schema) for name, (src, table, _) in FEEDS.items()}
+    frames = {
+        name: empty_frame(get_source(src).tables[table].schema) for name, (src, table, _) in FEEDS.items()
+    }
     return RuleContext(day=day, recent_alerts=recent, moment=now, **frames)
 
 

@@ -62,8 +62,9 @@ class ShortFigures:
     z: float | None
 
 
-def short_figures(frames: Frames, code: str, *, window: int = WINDOW_SESSIONS,
-                  std_floor: float = STD_FLOOR) -> ShortFigures | None:
+def short_figures(
+    frames: Frames, code: str, *, window: int = WINDOW_SESSIONS, std_floor: float = STD_FLOOR
+) -> ShortFigures | None:
     """Latest ratio, its percentile and z against the previous `window` ratios (the rules' definitions)."""
     quotes = _rows(frames, "quotes", code)
     if quotes.empty:
@@ -78,8 +79,15 @@ def short_figures(frames: Frames, code: str, *, window: int = WINDOW_SESSIONS,
     if len(past) >= 2:
         stats = window_stats(past.reshape(-1, 1), np.array([ratio]), window, std_floor)
         percentile, z = float(stats.percentile[0]), float(stats.z[0])
-    return ShortFigures(_day(last["date"]), ratio, _float(last["short_value"]), _float(last["total_value"]),
-                        len(past), percentile, z)
+    return ShortFigures(
+        _day(last["date"]),
+        ratio,
+        _float(last["short_value"]),
+        _float(last["total_value"]),
+        len(past),
+        percentile,
+        z,
+    )
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,9 @@ def session_short(frames: Frames, code: str) -> SessionShort | None:
     The midday rows come from the `short_midday` feed (source hkex-short-midday), the close rows from `short`
     (hkex-short); either may be missing, e.g. at 12:30 only the midday page of the day is out.
     """
-    parts = [part for part in (_rows(frames, "short_midday", code), _rows(frames, "short", code)) if not part.empty]
+    parts = [
+        part for part in (_rows(frames, "short_midday", code), _rows(frames, "short", code)) if not part.empty
+    ]
     if not parts:
         return None
     # One page per board and session: a page found in both feeds counts once, the midday feed's copy first.
@@ -125,19 +135,26 @@ def issued_shares(frames: Frames, code: str) -> IssuedShares | None:
     """Issued shares from the latest southbound holding (shares / pct), else the buyback report's YTD %."""
     south = _rows(frames, "southbound", code)
     if not south.empty:
-        south = south[(south["pct_of_issued"] > 0) & south["shares"].notna()].sort_values("date", kind="stable")
+        south = south[(south["pct_of_issued"] > 0) & south["shares"].notna()].sort_values(
+            "date", kind="stable"
+        )
         if not south.empty:
             last = south.iloc[-1]
-            return IssuedShares(float(last["shares"]) / float(last["pct_of_issued"]) * 100, "southbound",
-                                _day(last["date"]))
+            return IssuedShares(
+                float(last["shares"]) / float(last["pct_of_issued"]) * 100, "southbound", _day(last["date"])
+            )
     buys = _rows(frames, "buybacks", code)
     if not buys.empty:
-        buys = buys[(buys["pct_of_issued"] > 0) & buys["ytd_shares"].notna()].sort_values("trade_date",
-                                                                                            kind="stable")
+        buys = buys[(buys["pct_of_issued"] > 0) & buys["ytd_shares"].notna()].sort_values(
+            "trade_date", kind="stable"
+        )
         if not buys.empty:
             last = buys.iloc[-1]
-            return IssuedShares(float(last["ytd_shares"]) / float(last["pct_of_issued"]) * 100, "buybacks",
-                                _day(last["trade_date"]))
+            return IssuedShares(
+                float(last["ytd_shares"]) / float(last["pct_of_issued"]) * 100,
+                "buybacks",
+                _day(last["trade_date"]),
+            )
     return None
 
 
@@ -192,7 +209,9 @@ def buyback_figures(frames: Frames, code: str, sessions: list[date]) -> BuybackF
     rows = _rows(frames, "buybacks", code)
     if rows.empty or not sessions:
         return None
-    rows = rows[(rows["trade_date"] >= pd.Timestamp(sessions[0])) & (rows["trade_date"] <= pd.Timestamp(sessions[-1]))]
+    rows = rows[
+        (rows["trade_date"] >= pd.Timestamp(sessions[0])) & (rows["trade_date"] <= pd.Timestamp(sessions[-1]))
+    ]
     # A mainland A-share repurchase is not a buyback of the shares traded in Hong Kong.
     rows = rows[rows["sec_type"].fillna("").str.upper() != "A SHARES"]
     if rows.empty:
@@ -200,13 +219,17 @@ def buyback_figures(frames: Frames, code: str, sessions: list[date]) -> BuybackF
     currencies = rows["currency"].fillna("HKD").unique()
     single = len(currencies) == 1
     return BuybackFigures(
-        since=sessions[0], days=int(rows["trade_date"].nunique()), shares=float(rows["shares"].sum()),
+        since=sessions[0],
+        days=int(rows["trade_date"].nunique()),
+        shares=float(rows["shares"].sum()),
         amount=float(rows["total_paid"].sum()) if single else _in_hkd(rows),
         currency=str(currencies[0]) if single else "HKD",
         # Prices in several currencies have no common range.
         low=_float(rows["price_low"].min()) if single else None,
         high=_float(rows["price_high"].max()) if single else None,
-        last_day=_day(rows["trade_date"].max()), last_report=_day(rows["report_date"].max()))
+        last_day=_day(rows["trade_date"].max()),
+        last_report=_day(rows["report_date"].max()),
+    )
 
 
 def _in_hkd(rows: pd.DataFrame) -> float:
@@ -215,7 +238,9 @@ def _in_hkd(rows: pd.DataFrame) -> float:
     rates = [params.rate(currency) for currency in rows["currency"].fillna("HKD")]
     if any(rate is None for rate in rates):
         return math.nan
-    return float(sum(float(paid) * float(rate or 0) for paid, rate in zip(rows["total_paid"], rates, strict=True)))
+    return float(
+        sum(float(paid) * float(rate or 0) for paid, rate in zip(rows["total_paid"], rates, strict=True))
+    )
 
 
 @dataclass(frozen=True)
@@ -244,10 +269,22 @@ def dealings(frames: Frames, code: str, today: date, days: int = DEALING_DAYS) -
 def to_dealings(rows: pd.DataFrame) -> list[tuple[str, Dealing]]:
     """(code, Dealing) for each row of an hkex-di frame, by event date then filing date."""
     rows = rows.sort_values(["event_date", "filed_date"], kind="stable")
-    return [(str(r["code"]), Dealing(_day(r["event_date"]), _day(r["filed_date"]), str(r["holder"]), str(r["role"]),
-                                     str(r["direction"]), _float(r["shares"]), _float(r["avg_price"]),
-                                     str(r["currency"]) if pd.notna(r["currency"]) else "HKD"))
-            for _, r in rows.iterrows()]
+    return [
+        (
+            str(r["code"]),
+            Dealing(
+                _day(r["event_date"]),
+                _day(r["filed_date"]),
+                str(r["holder"]),
+                str(r["role"]),
+                str(r["direction"]),
+                _float(r["shares"]),
+                _float(r["avg_price"]),
+                str(r["currency"]) if pd.notna(r["currency"]) else "HKD",
+            ),
+        )
+        for _, r in rows.iterrows()
+    ]
 
 
 @dataclass(frozen=True)
@@ -261,7 +298,9 @@ class SouthboundFigures:
     since: date | None
 
 
-def southbound_figures(frames: Frames, code: str, sessions: int = SOUTHBOUND_SESSIONS) -> SouthboundFigures | None:
+def southbound_figures(
+    frames: Frames, code: str, sessions: int = SOUTHBOUND_SESSIONS
+) -> SouthboundFigures | None:
     """Latest southbound % and its change in percentage points vs `sessions` dates earlier."""
     rows = _rows(frames, "southbound", code)
     if rows.empty:
@@ -274,7 +313,9 @@ def southbound_figures(frames: Frames, code: str, sessions: int = SOUTHBOUND_SES
     if len(rows) > sessions:
         base = rows.iloc[-1 - sessions]
         change, since = float(last["pct_of_issued"]) - float(base["pct_of_issued"]), _day(base["date"])
-    return SouthboundFigures(_day(last["date"]), float(last["shares"]), float(last["pct_of_issued"]), change, since)
+    return SouthboundFigures(
+        _day(last["date"]), float(last["shares"]), float(last["pct_of_issued"]), change, since
+    )
 
 
 @dataclass(frozen=True)
@@ -346,13 +387,20 @@ def flows(frames: Frames, code: str, day: date) -> Flows:
     close = turnover = short_value = None
     if not row.empty:
         last = row.iloc[-1]
-        close, turnover, short_value = _float(last["close"]), _float(last["turnover"]), _float(last["short_value"])
+        close, turnover, short_value = (
+            _float(last["close"]),
+            _float(last["turnover"]),
+            _float(last["short_value"]),
+        )
     change, base = _southbound_change(frames, code, stamp)
     net = change * close if change is not None and close is not None else None
     buys = _rows(frames, "buybacks", code)
     # Only repurchases on the Exchange, in HK$, are part of the day's Hong Kong turnover.
-    on_exchange = (buys["trade_date"] == stamp) & (buys["method"] == "Exchange") & (buys["currency"] == "HKD") \
-        if not buys.empty else None
+    on_exchange = (
+        (buys["trade_date"] == stamp) & (buys["method"] == "Exchange") & (buys["currency"] == "HKD")
+        if not buys.empty
+        else None
+    )
     buyback = float(buys.loc[on_exchange, "total_paid"].sum()) if on_exchange is not None else 0.0
     parts = (turnover, short_value, net)
     remainder = None

@@ -42,8 +42,11 @@ class ReparseResult:
             reason = " ".join(str(self.error.args[0] if self.error.args else "").split())
             return f"{where} {name}: {type(self.error).__name__}: {reason}"
         assert self.cycle is not None
-        routed = ("already routed" if self.cycle.status == "unchanged" else
-                  f"alerts={self.cycle.alerts} new={self.cycle.new_alerts} enqueued={self.cycle.enqueued}")
+        routed = (
+            "already routed"
+            if self.cycle.status == "unchanged"
+            else f"alerts={self.cycle.alerts} new={self.cycle.new_alerts} enqueued={self.cycle.enqueued}"
+        )
         return f"{where} {', '.join(self.files)}: stored (main={self.cycle.rows}); {routed}"
 
 
@@ -53,8 +56,14 @@ def _path(url: str) -> str:
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
-async def _files(kept: list[KeptFile], urls: list[str], failed: FailedFiles, client: httpx.AsyncClient,
-                 source: str, backoff: float) -> list[Fetched]:
+async def _files(
+    kept: list[KeptFile],
+    urls: list[str],
+    failed: FailedFiles,
+    client: httpx.AsyncClient,
+    source: str,
+    backoff: float,
+) -> list[Fetched]:
     """The date's files: kept bytes where there are some (the newest per URL), else fetched as a live cycle would."""
     newest = {_path(k.url): k for k in kept}  # listed oldest first: a revision kept later wins
     files = []
@@ -69,8 +78,17 @@ async def _files(kept: list[KeptFile], urls: list[str], failed: FailedFiles, cli
     return files
 
 
-async def reparse_day(source_name: str, day: date, *, settings: Settings, redis: Redis, client: httpx.AsyncClient,
-                      now: datetime, params: RuleParams | None = None, backoff: float = 0.5) -> ReparseResult | None:
+async def reparse_day(
+    source_name: str,
+    day: date,
+    *,
+    settings: Settings,
+    redis: Redis,
+    client: httpx.AsyncClient,
+    now: datetime,
+    params: RuleParams | None = None,
+    backoff: float = 0.5,
+) -> ReparseResult | None:
     """Store the kept file(s) of (source, day) with the current parser and route the alerts; None when none is kept.
 
     On failure nothing is stored, the files stay kept and the result carries the error.

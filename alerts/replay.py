@@ -38,7 +38,9 @@ class ReplayResult:
     notes: list[tuple[date, Note]] = field(default_factory=list)
     outcomes: dict[str, Outcome] = field(default_factory=dict)  # by fingerprint
     problems: list[str] = field(default_factory=list)
-    days: list[date] = field(default_factory=list)  # sessions in the window plus other days something was pushed
+    days: list[date] = field(
+        default_factory=list
+    )  # sessions in the window plus other days something was pushed
     start: date | None = None  # the window, for base rates
     end: date | None = None
     closes: pd.DataFrame | None = field(default=None, repr=False)
@@ -75,7 +77,9 @@ def base_day(alert: Alert) -> date:
     if seen <= alert.trade_date:
         return alert.trade_date
     # A Monday-morning file was last preceded by Friday's close: name the session whose close is used.
-    return max(alert.trade_date, previous_sessions(seen, 1, calendar="XNYS" if alert.market == "US" else "XHKG")[0])
+    return max(
+        alert.trade_date, previous_sessions(seen, 1, calendar="XNYS" if alert.market == "US" else "XHKG")[0]
+    )
 
 
 def outcome_of(closes: pd.DataFrame, alert: Alert) -> Outcome:
@@ -88,7 +92,9 @@ def outcome(closes: pd.DataFrame, code: str, trade_date: date) -> Outcome:
     if code not in closes.columns:
         return Outcome(None, {h: None for h in HORIZONS})
     series = closes[code].dropna()
-    position = int(np.searchsorted(series.index.to_numpy(), np.datetime64(trade_date, "ns"), side="right")) - 1
+    position = (
+        int(np.searchsorted(series.index.to_numpy(), np.datetime64(trade_date, "ns"), side="right")) - 1
+    )
     if position < 0:
         return Outcome(None, {h: None for h in HORIZONS})
     base = float(series.iloc[position])
@@ -99,8 +105,9 @@ def outcome(closes: pd.DataFrame, code: str, trade_date: date) -> Outcome:
     return Outcome(base, moves)
 
 
-def replay(history: History, start: date, end: date, params: RuleParams,
-           codes: frozenset[str] | None = None) -> ReplayResult:
+def replay(
+    history: History, start: date, end: date, params: RuleParams, codes: frozenset[str] | None = None
+) -> ReplayResult:
     """Run the rules at every publication event whose moment falls in [start, end], in time order.
 
     Each event sees only rows published by its moment; an alert belongs to the first event that produces its
@@ -112,8 +119,9 @@ def replay(history: History, start: date, end: date, params: RuleParams,
     noted: set[tuple[date, Note]] = set()
     recent: list[Alert] = []
     for moment, day in history.events(start, end):
-        evaluation = evaluate(history.context(moment, day=day, recent_alerts=tuple(recent[-500:]), codes=codes),
-                              params)
+        evaluation = evaluate(
+            history.context(moment, day=day, recent_alerts=tuple(recent[-500:]), codes=codes), params
+        )
         for found in evaluation.alerts:
             if found.fingerprint in seen:
                 continue
@@ -152,17 +160,22 @@ class RuleSummary:
     median: dict[int, float | None]
     hit_rate: float | None  # share of 5-session moves in the rule's expected direction
     hits_counted: int
-    base_rate: float | None = None  # the same stocks' 5-session moves in that direction, on every window session
+    base_rate: float | None = (
+        None  # the same stocks' 5-session moves in that direction, on every window session
+    )
     base_counted: int = 0
 
 
-def base_rate(closes: pd.DataFrame | None, alerts: Iterable[Alert], start: date | None,
-              end: date | None) -> tuple[float | None, int]:
+def base_rate(
+    closes: pd.DataFrame | None, alerts: Iterable[Alert], start: date | None, end: date | None
+) -> tuple[float | None, int]:
     """Share of the alerts' stocks' 5-session moves, from every session close in [start, end], in each alert's
     direction, and how many moves were judged: what a hit rate must beat to mean anything."""
     if closes is None or start is None or end is None:
         return None, 0
-    pairs = {(a.code, d) for a in alerts if (d := expected_direction(a)) is not None and a.code in closes.columns}
+    pairs = {
+        (a.code, d) for a in alerts if (d := expected_direction(a)) is not None and a.code in closes.columns
+    }
     hits = judged = 0
     lo, hi = np.datetime64(start, "ns"), np.datetime64(end, "ns")
     for code, direction in sorted(pairs):
@@ -209,8 +222,10 @@ def _pct(value: float | None) -> str:
 
 def format_text(result: ReplayResult, start: date, end: date, max_notes: int = 30) -> str:
     """Human-readable replay: alerts with forward moves, notes, problems, and the per-rule summary."""
-    lines = [f"Replay {start.isoformat()} .. {end.isoformat()}: {len(result.days)} session(s), "
-             f"{len(result.alerts)} alert(s)"]
+    lines = [
+        f"Replay {start.isoformat()} .. {end.isoformat()}: {len(result.days)} session(s), "
+        f"{len(result.alerts)} alert(s)"
+    ]
     for day, alert in result.alerts:
         moves = result.outcomes[alert.fingerprint].moves
         after = "  ".join(f"{h}d {_pct(moves[h])}" for h in HORIZONS)
@@ -229,16 +244,24 @@ def format_text(result: ReplayResult, start: date, end: date, max_notes: int = 3
             lines.append(f"  ... and {len(result.notes) - max_notes} more")
     for problem in result.problems:
         lines.append(f"Problem: {problem}")
-    lines.append("Summary per rule (forward close-to-close moves; hit = 5-session move in the rule's direction)")
-    lines.append(f"  {'rule':<30} {'count':>5} {'med 1d':>8} {'med 5d':>8} {'med 20d':>8} {'hit rate 5d':>12} "
-                 f"{'base rate 5d':>14}")
+    lines.append(
+        "Summary per rule (forward close-to-close moves; hit = 5-session move in the rule's direction)"
+    )
+    lines.append(
+        f"  {'rule':<30} {'count':>5} {'med 1d':>8} {'med 5d':>8} {'med 20d':>8} {'hit rate 5d':>12} "
+        f"{'base rate 5d':>14}"
+    )
     for row in summarize(result):
         hit = "n/a" if row.hit_rate is None else f"{row.hit_rate * 100:.0f}% of {row.hits_counted}"
         base = "n/a" if row.base_rate is None else f"{row.base_rate * 100:.0f}% of {row.base_counted}"
-        lines.append(f"  {row.rule:<30} {row.count:>5} {_pct(row.median[1]):>8} {_pct(row.median[5]):>8} "
-                     f"{_pct(row.median[20]):>8} {hit:>12} {base:>14}")
-    lines.append("  (base rate: the same stocks' 5-session moves from every session close in the window, "
-                 "in the rule's direction)")
+        lines.append(
+            f"  {row.rule:<30} {row.count:>5} {_pct(row.median[1]):>8} {_pct(row.median[5]):>8} "
+            f"{_pct(row.median[20]):>8} {hit:>12} {base:>14}"
+        )
+    lines.append(
+        "  (base rate: the same stocks' 5-session moves from every session close in the window, "
+        "in the rule's direction)"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -248,17 +271,42 @@ def json_lines(result: ReplayResult) -> list[dict[str, object]]:
     known = {a.fingerprint: a for _, a in result.alerts}
     for day, alert in result.alerts:
         moves = result.outcomes[alert.fingerprint].moves
-        parts = [{"fingerprint": f, "rule": known[f].rule if f in known else None,
-                  "trade_date": known[f].trade_date.isoformat() if f in known else None,
-                  "known_at": _iso(known[f].published_at) if f in known else None} for f in alert.parts]
-        out.append({"type": "alert", "evaluated_on": day.isoformat(), **alert.as_dict(),
-                    "known_at": _iso(alert.published_at), "parts_known": parts,
-                    "base_day": base_day(alert).isoformat(), "forward_moves": {f"{h}d": moves[h] for h in HORIZONS}})
-    out.extend({"type": "note", "date": day.isoformat(), "rule": n.rule, "code": n.code, "reason": n.reason}
-               for day, n in result.notes)
+        parts = [
+            {
+                "fingerprint": f,
+                "rule": known[f].rule if f in known else None,
+                "trade_date": known[f].trade_date.isoformat() if f in known else None,
+                "known_at": _iso(known[f].published_at) if f in known else None,
+            }
+            for f in alert.parts
+        ]
+        out.append(
+            {
+                "type": "alert",
+                "evaluated_on": day.isoformat(),
+                **alert.as_dict(),
+                "known_at": _iso(alert.published_at),
+                "parts_known": parts,
+                "base_day": base_day(alert).isoformat(),
+                "forward_moves": {f"{h}d": moves[h] for h in HORIZONS},
+            }
+        )
+    out.extend(
+        {"type": "note", "date": day.isoformat(), "rule": n.rule, "code": n.code, "reason": n.reason}
+        for day, n in result.notes
+    )
     out.extend({"type": "problem", "message": p} for p in result.problems)
-    out.extend({"type": "summary", "rule": s.rule, "count": s.count,
-                "median_forward_moves": {f"{h}d": s.median[h] for h in HORIZONS},
-                "hit_rate_5d": s.hit_rate, "hits_counted": s.hits_counted,
-                "base_rate_5d": s.base_rate, "base_counted": s.base_counted} for s in summarize(result))
+    out.extend(
+        {
+            "type": "summary",
+            "rule": s.rule,
+            "count": s.count,
+            "median_forward_moves": {f"{h}d": s.median[h] for h in HORIZONS},
+            "hit_rate_5d": s.hit_rate,
+            "hits_counted": s.hits_counted,
+            "base_rate_5d": s.base_rate,
+            "base_counted": s.base_counted,
+        }
+        for s in summarize(result)
+    )
     return out

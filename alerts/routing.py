@@ -98,7 +98,7 @@ async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, no
     # trip per chat and per mark would take minutes.
     chats = list(per_chat)
     for start in range(0, len(chats), ROUTE_CHUNK):
-        chunk = {chat: per_chat[chat] for chat in chats[start:start + ROUTE_CHUNK]}
+        chunk = {chat: per_chat[chat] for chat in chats[start : start + ROUTE_CHUNK]}
         await _route_chunk(chunk, fingerprints, subs, outbox, now, report)
     return report
 
@@ -107,8 +107,14 @@ def _skip(report: RouteReport, reason: str) -> None:
     report.skipped[reason] = report.skipped.get(reason, 0) + 1
 
 
-async def _route_chunk(per_chat: dict[int, list[Alert]], fingerprints: dict[int, str], subs: SubscriptionStore,
-                       outbox: Outbox, now: datetime, report: RouteReport) -> None:
+async def _route_chunk(
+    per_chat: dict[int, list[Alert]],
+    fingerprints: dict[int, str],
+    subs: SubscriptionStore,
+    outbox: Outbox,
+    now: datetime,
+    report: RouteReport,
+) -> None:
     redis: Redis = subs.redis
     settings = await subs.settings_many(list(per_chat))
     mutes = await subs.active_mutes_many(list(per_chat), now)
@@ -142,9 +148,19 @@ async def _route_chunk(per_chat: dict[int, list[Alert]], fingerprints: dict[int,
             continue
         quiet = settings[chat].in_quiet(now)
         refs = [fingerprints[id(a)] for a in chat_alerts]
-        items.append((OutboxItem(id=item_id(chat, "alerts", refs), chat_id=chat, kind="alerts", refs=refs,
-                                 silent=quiet, created_at=now.isoformat()),
-                      settings[chat].quiet_end(now) if quiet else now))
+        items.append(
+            (
+                OutboxItem(
+                    id=item_id(chat, "alerts", refs),
+                    chat_id=chat,
+                    kind="alerts",
+                    refs=refs,
+                    silent=quiet,
+                    created_at=now.isoformat(),
+                ),
+                settings[chat].quiet_end(now) if quiet else now,
+            )
+        )
     if items:
         await outbox.put_many(items)
         report.enqueued += len(items)
@@ -170,8 +186,12 @@ async def _routed_already(redis: Redis, pairs: list[tuple[int, str]]) -> list[bo
         for fingerprint, chats in by_fingerprint.items():
             pipe.smismember(keys.routed(fingerprint), chats)
         answers = await pipe.execute()
-    known = {(chat, fingerprint) for (fingerprint, chats), flags in zip(by_fingerprint.items(), answers, strict=True)
-             for chat, flag in zip(chats, flags, strict=True) if flag}
+    known = {
+        (chat, fingerprint)
+        for (fingerprint, chats), flags in zip(by_fingerprint.items(), answers, strict=True)
+        for chat, flag in zip(chats, flags, strict=True)
+        if flag
+    }
     return [pair in known for pair in pairs]
 
 
@@ -199,7 +219,13 @@ async def flush_digest(subs: SubscriptionStore, outbox: Outbox, chat: int, now: 
             refs.append(entry)
     await outbox.store_alerts(legacy)
     refs = list(dict.fromkeys(refs))  # an alert queued twice is listed once
-    item = OutboxItem(id=item_id(chat, "digest", refs), chat_id=chat, kind="digest", refs=refs, silent=True,
-                      created_at=now.isoformat())
+    item = OutboxItem(
+        id=item_id(chat, "digest", refs),
+        chat_id=chat,
+        kind="digest",
+        refs=refs,
+        silent=True,
+        created_at=now.isoformat(),
+    )
     await outbox.put(item, now)
     return True

@@ -143,8 +143,10 @@ class SubscriptionStore:
             for chat in chat_ids:
                 pipe.zrangebyscore(keys.mutes(chat), f"({now.timestamp()}", "+inf", withscores=True)
             replies = await pipe.execute()
-        return {chat: {m.decode(): datetime.fromtimestamp(s, tz=HK_TZ) for m, s in rows}
-                for chat, rows in zip(chat_ids, replies, strict=True)}
+        return {
+            chat: {m.decode(): datetime.fromtimestamp(s, tz=HK_TZ) for m, s in rows}
+            for chat, rows in zip(chat_ids, replies, strict=True)
+        }
 
     async def set_lang(self, chat_id: int, lang: str) -> None:
         """Set the chat's language (en or zh)."""
@@ -181,7 +183,9 @@ class SubscriptionStore:
         """Set a per-chat threshold override for a rule parameter."""
         thresholds = (await self.settings(chat_id)).thresholds
         thresholds.setdefault(rule, {})[name] = value
-        await self.redis.hset(keys.chat_settings(chat_id), "thresholds", json.dumps(thresholds, sort_keys=True))
+        await self.redis.hset(
+            keys.chat_settings(chat_id), "thresholds", json.dumps(thresholds, sort_keys=True)
+        )
 
     async def deactivate(self, chat_id: int) -> None:
         """Mark a chat inactive (it blocked the bot or was deleted); its data are kept."""
@@ -252,15 +256,19 @@ class SubscriptionStore:
             if (await self.redis.hget(keys.chat_settings(chat), "active")) != b"0":
                 active += 1
             entries += int(await self.redis.scard(keys.watchlist(chat)))
-        return {"chats": len(chats), "active_chats": active, "watchlist_entries": entries,
-                "market_subscribers": int(await self.redis.scard(keys.MARKET_SUBSCRIBERS))}
+        return {
+            "chats": len(chats),
+            "active_chats": active,
+            "watchlist_entries": entries,
+            "market_subscribers": int(await self.redis.scard(keys.MARKET_SUBSCRIBERS)),
+        }
 
     async def active_chats(self) -> list[int]:
         """Every chat not marked inactive."""
         chats = sorted(int(c) for c in await self.redis.smembers(keys.CHATS))
         out: list[int] = []
         for start in range(0, len(chats), 1000):  # pipelined: one round trip per thousand chats
-            chunk = chats[start:start + 1000]
+            chunk = chats[start : start + 1000]
             async with self.redis.pipeline(transaction=False) as pipe:
                 for chat in chunk:
                     pipe.hget(keys.chat_settings(chat), "active")

@@ -66,7 +66,9 @@ class TickerRefresh:
     failures: int = 0
     next_try: float = float("-inf")
 
-    async def run(self, redis: Redis, sec_url: str, user_agent: str, *, deadline: float | None = None) -> int | None:
+    async def run(
+        self, redis: Redis, sec_url: str, user_agent: str, *, deadline: float | None = None
+    ) -> int | None:
         """Refresh if due and not backing off; the number of tickers loaded, None when nothing was loaded."""
         if self.clock() < self.next_try or not await needs_refresh(redis):
             return None
@@ -82,7 +84,9 @@ class TickerRefresh:
             self._failed(str(exc))
             return None
         if self.failures:
-            log.info("US ticker map refreshed again after %d failed attempt(s): %d tickers", self.failures, count)
+            log.info(
+                "US ticker map refreshed again after %d failed attempt(s): %d tickers", self.failures, count
+            )
         else:
             log.info("US ticker map refreshed: %d tickers", count)
         self.failures, self.next_try = 0, float("-inf")
@@ -93,10 +97,17 @@ class TickerRefresh:
         self.failures += 1
         self.next_try = self.clock() + wait
         if self.failures == 1:
-            log.warning("US ticker map refresh failed: %s; retrying with backoff (%g s, doubling up to %g s), "
-                        "quietly until it works again", reason, wait, self.max_retry)
+            log.warning(
+                "US ticker map refresh failed: %s; retrying with backoff (%g s, doubling up to %g s), "
+                "quietly until it works again",
+                reason,
+                wait,
+                self.max_retry,
+            )
         else:
-            log.debug("US ticker map refresh failed again (%d): %s; next try in %g s", self.failures, reason, wait)
+            log.debug(
+                "US ticker map refresh failed again (%d): %s; next try in %g s", self.failures, reason, wait
+            )
 
 
 async def known(redis: Redis, ticker: str) -> bool | None:

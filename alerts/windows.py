@@ -78,8 +78,11 @@ def active_dates(source: str, now: datetime, *, schedule: Schedule | None = None
     """File dates with a window containing `now` (start inclusive, end exclusive), oldest first."""
     instant = _utc(now)
     sched = _schedule(source, schedule)
-    return [day for day in _candidate_dates(sched, instant)
-            if any(w.contains(instant) for w in windows_for(source, day, schedule=sched))]
+    return [
+        day
+        for day in _candidate_dates(sched, instant)
+        if any(w.contains(instant) for w in windows_for(source, day, schedule=sched))
+    ]
 
 
 def next_window_start(source: str, now: datetime, *, schedule: Schedule | None = None) -> datetime:
@@ -89,8 +92,9 @@ def next_window_start(source: str, now: datetime, *, schedule: Schedule | None =
     day = _candidate_dates(sched, instant)[0]
     best: datetime | None = None
     for _ in range(_HORIZON_DAYS):
-        publication_day = datetime.combine(day + timedelta(days=sched.publish_after_days), time(0),
-                                           tzinfo=sched.timezone)
+        publication_day = datetime.combine(
+            day + timedelta(days=sched.publish_after_days), time(0), tzinfo=sched.timezone
+        )
         # Every window of this or a later file date starts on or after its publication day.
         if best is not None and publication_day.astimezone(UTC) > best.astimezone(UTC):
             return best
@@ -104,8 +108,14 @@ def next_window_start(source: str, now: datetime, *, schedule: Schedule | None =
     return best
 
 
-def missed(source: str, now: datetime, done: Callable[[date], bool], lookback_sessions: int = 5, *,
-           schedule: Schedule | None = None) -> list[date]:
+def missed(
+    source: str,
+    now: datetime,
+    done: Callable[[date], bool],
+    lookback_sessions: int = 5,
+    *,
+    schedule: Schedule | None = None,
+) -> list[date]:
     """Catch-up: of the last `lookback_sessions` file dates whose first window has started, those not done.
 
     Oldest first; dates whose window is still open are included.
@@ -124,8 +134,9 @@ def missed(source: str, now: datetime, done: Callable[[date], bool], lookback_se
     return [day for day in reversed(started) if not done(day)]
 
 
-def window_failed(source: str, file_date: date, now: datetime, done: bool, *,
-                  schedule: Schedule | None = None) -> bool:
+def window_failed(
+    source: str, file_date: date, now: datetime, done: bool, *, schedule: Schedule | None = None
+) -> bool:
     """True once the last window for `file_date` has ended and the file is still not done."""
     instant = _utc(now)
     windows = windows_for(source, file_date, schedule=schedule)
@@ -134,8 +145,9 @@ def window_failed(source: str, file_date: date, now: datetime, done: bool, *,
     return instant >= max(w.end.astimezone(UTC) for w in windows)
 
 
-def poll_due(source: str, now: datetime, last_poll: datetime | None, *,
-             schedule: Schedule | None = None) -> bool:
+def poll_due(
+    source: str, now: datetime, last_poll: datetime | None, *, schedule: Schedule | None = None
+) -> bool:
     """True inside an active window once poll_seconds have passed since `last_poll` (None = never)."""
     instant = _utc(now)
     sched = _schedule(source, schedule)

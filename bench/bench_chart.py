@@ -51,8 +51,9 @@ def load_demo() -> History:
     return load_directory(DEMO, date(2025, 8, 1), TODAY)
 
 
-def time_renders(history: History, code: str, kind: str, lang: str,
-                 renders: int) -> tuple[list[float], list[float], bytes]:
+def time_renders(
+    history: History, code: str, kind: str, lang: str, renders: int
+) -> tuple[list[float], list[float], bytes]:
     """Wall and CPU milliseconds of `renders` renders after one warm-up, and the PNG."""
     data = charts.prepare(kind, history.frames, code, TODAY)
     png = charts.render(data, "XIAOMI-W", lang)
@@ -87,13 +88,17 @@ async def time_sends(history: History, code: str, sends: int) -> dict[str, list[
         redis = Redis.from_url(url)
         async with Bot(TOKEN, base_url=api.base_url) as bot:
             service = ChartService(redis, provide)
-            out["first send (draw + upload)"] = await timed(lambda: service.send(bot, 1001, code, "short", "en"), 1)
+            out["first send (draw + upload)"] = await timed(
+                lambda: service.send(bot, 1001, code, "short", "en"), 1
+            )
             out["cached send (Redis + file_id)"] = await timed(
-                lambda: service.send(bot, 1001, code, "short", "en"), sends)
+                lambda: service.send(bot, 1001, code, "short", "en"), sends
+            )
             key = ChartKey(code, "short", "en", TODAY)
             out["  of which Redis read"] = await timed(lambda: service.cache.get(key), sends)
             out["  of which sendPhoto by file_id"] = await timed(
-                lambda: bot.send_photo(1001, api.calls("sendPhoto")[-1].result["photo"][-1]["file_id"]), sends)
+                lambda: bot.send_photo(1001, api.calls("sendPhoto")[-1].result["photo"][-1]["file_id"]), sends
+            )
             uploads = sum(1 for c in api.calls("sendPhoto") if not isinstance(c.params.get("photo"), str))
             assert uploads == 1, f"expected one upload, saw {uploads}"
         await redis.aclose()
@@ -123,22 +128,35 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     history = load_demo()
-    print(f"CJK font: {charts.cjk_family() or 'none (Chinese charts drawn with English labels)'}; "
-          f"load average {os.getloadavg()[0]:.2f}; cores {os.cpu_count()}; "
-          f"CPU yardstick sum(range(10**6)) {yardstick():.1f} ms (about 12-15 ms on an idle modern core)")
+    print(
+        f"CJK font: {charts.cjk_family() or 'none (Chinese charts drawn with English labels)'}; "
+        f"load average {os.getloadavg()[0]:.2f}; cores {os.cpu_count()}; "
+        f"CPU yardstick sum(range(10**6)) {yardstick():.1f} ms (about 12-15 ms on an idle modern core)"
+    )
     rows: list[tuple[str, list[float], str, str]] = []
     for kind in charts.KINDS:
         for lang in ("en", "zh"):
             wall, cpu, png = time_renders(history, args.code, kind, lang, args.renders)
-            rows.append((f"render {kind} ({lang})", wall, f"{statistics.fmean(cpu):.1f}", f"{len(png) / 1024:.0f} KiB"))
+            rows.append(
+                (
+                    f"render {kind} ({lang})",
+                    wall,
+                    f"{statistics.fmean(cpu):.1f}",
+                    f"{len(png) / 1024:.0f} KiB",
+                )
+            )
     sends = asyncio.run(time_sends(history, args.code, args.sends))
     rows += [(name, timings, "", "") for name, timings in sends.items()]
-    print(f"\n{'step':<34} {'n':>3} {'mean ms':>9} {'p95 ms':>8} {'max ms':>8} {'CPU ms':>8} {'PNG':>8}  target")
+    print(
+        f"\n{'step':<34} {'n':>3} {'mean ms':>9} {'p95 ms':>8} {'max ms':>8} {'CPU ms':>8} {'PNG':>8}  target"
+    )
     for name, timings, cpu_ms, size in rows:
         target = f"≤ {TARGET_MS:.0f} ms" if name.startswith("render") else ""
         verdict = ("ok" if percentile(timings, 95) <= TARGET_MS else "MISSED") if target else ""
-        print(f"{name:<34} {len(timings):>3} {statistics.fmean(timings):>9.1f} {percentile(timings, 95):>8.1f} "
-              f"{max(timings):>8.1f} {cpu_ms:>8} {size:>8}  {target} {verdict}".rstrip())
+        print(
+            f"{name:<34} {len(timings):>3} {statistics.fmean(timings):>9.1f} {percentile(timings, 95):>8.1f} "
+            f"{max(timings):>8.1f} {cpu_ms:>8} {size:>8}  {target} {verdict}".rstrip()
+        )
     if args.write_docs:
         for path in write_docs(history, args.code):
             print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 1024:.0f} KiB)")

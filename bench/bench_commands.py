@@ -49,7 +49,9 @@ class Replies:
     async def run(self) -> None:
         """Scan new calls every millisecond; resolve the waiting chat's future with the reply's arrival time."""
         while True:
-            calls = self.api.sent[self.seen:]  # appended under the stand-in's lock; a slice is a safe snapshot
+            calls = self.api.sent[
+                self.seen :
+            ]  # appended under the stand-in's lock; a slice is a safe snapshot
             self.seen += len(calls)
             for call in calls:
                 chat = call.chat_id
@@ -72,13 +74,27 @@ def script(rng: random.Random, codes: list[str], rounds: int) -> list[tuple[str,
     """One user's (kind, text) sequence: every kind early, then a random mix."""
     kinds = list(KINDS) + [rng.choice(KINDS) for _ in range(max(0, rounds - len(KINDS)))]
     rng.shuffle(kinds)
-    texts = {"card": "/card {c}", "short": "/short {c}", "watch": "/watch {c}", "list": "/list", "top": "/top",
-             "history": "/history {c}", "settings": "/settings", "text": "{c}"}
+    texts = {
+        "card": "/card {c}",
+        "short": "/short {c}",
+        "watch": "/watch {c}",
+        "list": "/list",
+        "top": "/top",
+        "history": "/history {c}",
+        "settings": "/settings",
+        "text": "{c}",
+    }
     return [(kind, texts[kind].format(c=rng.choice(codes).lstrip("0"))) for kind in kinds[:rounds]]
 
 
-async def user(replies: Replies, chat: int, steps: list[tuple[str, str]], think: tuple[float, float],
-               rng: random.Random, results: dict[str, list[float]]) -> None:
+async def user(
+    replies: Replies,
+    chat: int,
+    steps: list[tuple[str, str]],
+    think: tuple[float, float],
+    rng: random.Random,
+    results: dict[str, list[float]],
+) -> None:
     """Send each step after reading the previous reply for a while; record latencies by kind."""
     await asyncio.sleep(rng.uniform(0, think[1]))  # users arrive spread out, not in lockstep
     for kind, text in steps:
@@ -97,7 +113,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=12)
-    parser.add_argument("--think", type=think_range, default=(3.0, 6.0), help="seconds between a user's commands")
+    parser.add_argument(
+        "--think", type=think_range, default=(3.0, 6.0), help="seconds between a user's commands"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.ERROR)  # skipped drain ticks while a handler runs
@@ -114,27 +132,44 @@ async def main(argv: list[str] | None = None) -> int:
             rng = random.Random(11)
             rss_before = current_rss_mb()
             started = time.monotonic()
-            await asyncio.gather(*(user(replies, FIRST_USER + n, script(rng, codes, args.rounds), args.think,
-                                        random.Random(n), results) for n in range(args.users)))
+            await asyncio.gather(
+                *(
+                    user(
+                        replies,
+                        FIRST_USER + n,
+                        script(rng, codes, args.rounds),
+                        args.think,
+                        random.Random(n),
+                        results,
+                    )
+                    for n in range(args.users)
+                )
+            )
             elapsed = time.monotonic() - started
             follower.cancel()
             errors = list(app.bot_data.get("handler_errors", []))
     everything = [x for values in results.values() for x in values]
-    print(f"{args.users} users × {args.rounds} commands, {args.think[0]:g}–{args.think[1]:g} s apart = "
-          f"{len(everything)} commands in {elapsed:.1f} s "
-          f"({len(everything) / elapsed:.0f}/s) on the demo data ({len(codes)} codes); first command "
-          f"(cold DataView load, not counted) {cold * 1000:.0f} ms; handler errors {len(errors)}")
+    print(
+        f"{args.users} users × {args.rounds} commands, {args.think[0]:g}–{args.think[1]:g} s apart = "
+        f"{len(everything)} commands in {elapsed:.1f} s "
+        f"({len(everything) / elapsed:.0f}/s) on the demo data ({len(codes)} codes); first command "
+        f"(cold DataView load, not counted) {cold * 1000:.0f} ms; handler errors {len(errors)}"
+    )
     print(f"{'command':<10}{'n':>6}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for kind in (*KINDS, "all"):
         values = everything if kind == "all" else results[kind]
         if values:
             ms = [v * 1000 for v in values]
-            print(f"{kind:<10}{len(ms):>6}{statistics.median(ms):>9.1f}{percentile(ms, 90):>9.1f}"
-                  f"{percentile(ms, 99):>9.1f}{max(ms):>9.1f}")
+            print(
+                f"{kind:<10}{len(ms):>6}{statistics.median(ms):>9.1f}{percentile(ms, 90):>9.1f}"
+                f"{percentile(ms, 99):>9.1f}{max(ms):>9.1f}"
+            )
     p99 = percentile([v * 1000 for v in everything], 99)
-    print(f"p99 {p99:.1f} ms (target ≤ {TARGET_P99_MS:.0f} ms): {'OK' if p99 <= TARGET_P99_MS else 'OVER'}; "
-          f"process RSS {rss_before:.0f} MB before the users, {current_rss_mb():.0f} MB after, peak "
-          f"{peak_rss_mb():.0f} MB (bot, stand-in and this driver share the process)")
+    print(
+        f"p99 {p99:.1f} ms (target ≤ {TARGET_P99_MS:.0f} ms): {'OK' if p99 <= TARGET_P99_MS else 'OVER'}; "
+        f"process RSS {rss_before:.0f} MB before the users, {current_rss_mb():.0f} MB after, peak "
+        f"{peak_rss_mb():.0f} MB (bot, stand-in and this driver share the process)"
+    )
     print(machine_line())
     return 0
 

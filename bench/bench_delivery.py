@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("PTB_TIMEDELTA", "1")  # retry_after as a timedelta, as production runs (bot/__init__.py)
+os.environ.setdefault(
+    "PTB_TIMEDELTA", "1"
+)  # retry_after as a timedelta, as production runs (bot/__init__.py)
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
@@ -75,10 +77,14 @@ def build_backlog(chats: int, per_chat: int, busy_chats: int, busy_per_chat: int
     backlog: Backlog = []
     for round_ in range(max(per_chat, busy_per_chat)):
         if round_ < per_chat:
-            backlog += [(FIRST_CHAT + c, f"<b>Alert</b> {round_ + 1} for chat {FIRST_CHAT + c}") for c in range(chats)]
+            backlog += [
+                (FIRST_CHAT + c, f"<b>Alert</b> {round_ + 1} for chat {FIRST_CHAT + c}") for c in range(chats)
+            ]
         if round_ < busy_per_chat:
-            backlog += [(FIRST_CHAT + chats + c, f"<b>Alert</b> {round_ + 1} for busy chat {FIRST_CHAT + chats + c}")
-                        for c in range(busy_chats)]
+            backlog += [
+                (FIRST_CHAT + chats + c, f"<b>Alert</b> {round_ + 1} for busy chat {FIRST_CHAT + chats + c}")
+                for c in range(busy_chats)
+            ]
     return backlog
 
 
@@ -88,9 +94,16 @@ def measure(name: str, api: BotApi, backlog: Backlog, started: float, note: str 
     got = Counter((int(c.params["chat_id"]), c.params["text"]) for c in calls)
     want = Counter(backlog)
     span = calls[-1].time - calls[0].time if len(calls) > 1 else float("nan")
-    return Result(name=name, sent=len(calls), rate=(len(calls) - 1) / span if span else 0.0, too_many=api.too_many,
-                  lost=sum((want - got).values()), duplicates=sum((got - want).values()),
-                  wall_s=time.monotonic() - started, note=note)
+    return Result(
+        name=name,
+        sent=len(calls),
+        rate=(len(calls) - 1) / span if span else 0.0,
+        too_many=api.too_many,
+        lost=sum((want - got).values()),
+        duplicates=sum((got - want).values()),
+        wall_s=time.monotonic() - started,
+        note=note,
+    )
 
 
 async def wait_all(api: BotApi, total: int, limit_s: float) -> None:
@@ -107,8 +120,9 @@ async def run_ours(redis_url: str, backlog: Backlog, rate: str | None, limit_s: 
     outbox = Outbox(redis)
     now = datetime.now(UTC)
     for number, (chat, text) in enumerate(backlog):
-        await outbox.put(OutboxItem(id=item_id(chat, "text", [str(number)]), chat_id=chat, kind="text", text=text),
-                         now)
+        await outbox.put(
+            OutboxItem(id=item_id(chat, "text", [str(number)]), chat_id=chat, kind="text", text=text), now
+        )
     await redis.aclose()
     with BotApi() as api:
         api.limits(30, 1, 20)
@@ -136,12 +150,21 @@ async def run_ptb(backlog: Backlog, max_retries: int, limit_s: float) -> Result:
     """The backlog sent concurrently through an Application built with AIORateLimiter."""
     with BotApi() as api:
         api.limits(30, 1, 20)
-        app = (ApplicationBuilder().token(TOKEN).base_url(api.base_url)
-               .rate_limiter(AIORateLimiter(max_retries=max_retries)).build())
+        app = (
+            ApplicationBuilder()
+            .token(TOKEN)
+            .base_url(api.base_url)
+            .rate_limiter(AIORateLimiter(max_retries=max_retries))
+            .build()
+        )
         started = time.monotonic()
         async with app:
-            results = await asyncio.wait_for(asyncio.gather(
-                *(app.bot.send_message(chat, text) for chat, text in backlog), return_exceptions=True), limit_s)
+            results = await asyncio.wait_for(
+                asyncio.gather(
+                    *(app.bot.send_message(chat, text) for chat, text in backlog), return_exceptions=True
+                ),
+                limit_s,
+            )
         errors = Counter(type(r).__name__ for r in results if isinstance(r, BaseException))
         unexpected = [r for r in results if isinstance(r, BaseException) and not isinstance(r, TelegramError)]
         if unexpected:
@@ -153,15 +176,23 @@ async def run_ptb(backlog: Backlog, max_retries: int, limit_s: float) -> Result:
 def print_table(results: list[Result], backlog: Backlog) -> None:
     """The one table: a row per limiter against the targets."""
     chats = len({chat for chat, _ in backlog})
-    print(f"backlog: {len(backlog):,} messages to {chats:,} private chats; stand-in limits 30/s overall, 1/s per chat")
-    print(f"{'limiter':<20}{'sent':>7}{'msgs/s':>8}{'% of 30/s':>11}{'429s':>6}{'lost':>6}{'dup':>5}"
-          f"{'wall s':>8}  verdict / note")
+    print(
+        f"backlog: {len(backlog):,} messages to {chats:,} private chats; stand-in limits 30/s overall, 1/s per chat"
+    )
+    print(
+        f"{'limiter':<20}{'sent':>7}{'msgs/s':>8}{'% of 30/s':>11}{'429s':>6}{'lost':>6}{'dup':>5}"
+        f"{'wall s':>8}  verdict / note"
+    )
     for r in results:
         ok = r.pct >= TARGET_PCT and r.too_many == 0 and r.lost == 0 and r.duplicates == 0
-        print(f"{r.name:<20}{r.sent:>7,}{r.rate:>8.2f}{r.pct:>10.1f}%{r.too_many:>6}{r.lost:>6}{r.duplicates:>5}"
-              f"{r.wall_s:>8.1f}  {'OK' if ok else 'MISSES'} ({r.note})")
-    print(f"targets: ≥ {TARGET_PCT:.0f} % of the 30/s ceiling, zero 429s, nothing lost or sent twice; "
-          f"peak RSS {peak_rss_mb():.0f} MB")
+        print(
+            f"{r.name:<20}{r.sent:>7,}{r.rate:>8.2f}{r.pct:>10.1f}%{r.too_many:>6}{r.lost:>6}{r.duplicates:>5}"
+            f"{r.wall_s:>8.1f}  {'OK' if ok else 'MISSES'} ({r.note})"
+        )
+    print(
+        f"targets: ≥ {TARGET_PCT:.0f} % of the 30/s ceiling, zero 429s, nothing lost or sent twice; "
+        f"peak RSS {peak_rss_mb():.0f} MB"
+    )
     print(machine_line())
 
 

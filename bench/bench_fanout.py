@@ -34,9 +34,13 @@ from bench.benchkit import current_rss_mb, machine_line, peak_rss_mb, private_re
 DAY = date(2025, 11, 27)
 UNIVERSE = 2600
 # (source cycle, rule, share of the day's alerts): a day's alerts arrive in a few cycles, each routed at once.
-CYCLES = (("hkex-quotes", "short_ratio_spike", 0.45), ("hkex-quotes", "short_ratio_drop", 0.15),
-          ("hkex-buybacks", "buyback_filed", 0.25), ("hkex-di", "insider_buy_near_round_number", 0.10),
-          ("hkex-southbound", "southbound_level", 0.05))
+CYCLES = (
+    ("hkex-quotes", "short_ratio_spike", 0.45),
+    ("hkex-quotes", "short_ratio_drop", 0.15),
+    ("hkex-buybacks", "buyback_filed", 0.25),
+    ("hkex-di", "insider_buy_near_round_number", 0.10),
+    ("hkex-southbound", "southbound_level", 0.05),
+)
 
 
 def popularity(universe: int, skew: float = 1.1) -> np.ndarray:
@@ -48,14 +52,17 @@ def popularity(universe: int, skew: float = 1.1) -> np.ndarray:
 def watchlists(subscribers: int, entries: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """(chat index, code index) pairs, unique, `entries` in total, list sizes skewed (many small, few near 200)."""
     rng = np.random.default_rng(seed)
-    sizes = np.clip(rng.lognormal(np.log(entries / subscribers) - 0.5, 1.0, subscribers), 1, keys.WATCHLIST_CAP)
+    sizes = np.clip(
+        rng.lognormal(np.log(entries / subscribers) - 0.5, 1.0, subscribers), 1, keys.WATCHLIST_CAP
+    )
     sizes = np.maximum(1, np.round(sizes * entries / sizes.sum())).astype(np.int64)
     p = popularity(UNIVERSE)
     chats = np.repeat(np.arange(subscribers), sizes)
     pairs = np.unique(chats * UNIVERSE + rng.choice(UNIVERSE, len(chats), p=p))
     while len(pairs) < entries:  # duplicates drawn for popular codes: top up with fresh draws
         extra = rng.integers(0, subscribers, entries - len(pairs)) * UNIVERSE + rng.choice(
-            UNIVERSE, entries - len(pairs), p=p)
+            UNIVERSE, entries - len(pairs), p=p
+        )
         pairs = np.unique(np.concatenate([pairs, extra]))
     pairs = rng.permutation(pairs)[:entries]
     return pairs // UNIVERSE, pairs % UNIVERSE
@@ -98,7 +105,7 @@ async def load(redis: Redis, subscribers: int, chats: np.ndarray, codes: np.ndar
             await pipe.execute()
     for code, watchers in by_code.items():
         for start in range(0, len(watchers), 10_000):
-            pipe.sadd(keys.watchers(code), *watchers[start:start + 10_000])
+            pipe.sadd(keys.watchers(code), *watchers[start : start + 10_000])
     await pipe.execute()
 
 
@@ -111,12 +118,30 @@ def day_alerts(count: int, seed: int = 9) -> dict[str, list[Alert]]:
     for source, rule, share in CYCLES:
         ranks = rng.choice(UNIVERSE, max(1, round(count * share)), replace=False, p=p)
         per_cycle.setdefault(source, []).extend(
-            Alert(rule=rule, code=code_of(int(r)), trade_date=DAY, severity="warning" if r % 4 == 0 else "notice",
-                  why=f"{rule} on {code_of(int(r))}", facts=(Fact("z", float(2 + r % 3), "σ"),),
-                  name=f"STOCK {code_of(int(r))}", published_at=published) for r in ranks)
-    per_cycle["hkex-short"] = [Alert(rule="market_short_swing", code="MARKET", trade_date=DAY, severity="notice",
-                                     why="market short selling swing", identity=side, published_at=published)
-                               for side in ("main", "gem")]
+            Alert(
+                rule=rule,
+                code=code_of(int(r)),
+                trade_date=DAY,
+                severity="warning" if r % 4 == 0 else "notice",
+                why=f"{rule} on {code_of(int(r))}",
+                facts=(Fact("z", float(2 + r % 3), "σ"),),
+                name=f"STOCK {code_of(int(r))}",
+                published_at=published,
+            )
+            for r in ranks
+        )
+    per_cycle["hkex-short"] = [
+        Alert(
+            rule="market_short_swing",
+            code="MARKET",
+            trade_date=DAY,
+            severity="notice",
+            why="market short selling swing",
+            identity=side,
+            published_at=published,
+        )
+        for side in ("main", "gem")
+    ]
     return per_cycle
 
 
@@ -149,25 +174,37 @@ async def main(argv: list[str] | None = None) -> int:
         setup_s = time.perf_counter() - t0
         before = await used_memory(redis)
         top = np.bincount(codes, minlength=UNIVERSE)
-        print(f"setup (not timed as fan-out): {args.subscribers:,} subscribers, {len(chats):,} watchlist entries "
-              f"(most watched code {top.max():,} chats, median code {int(np.median(top)):,}) loaded in "
-              f"{setup_s:.1f} s; Redis used_memory {empty / 2**20:.1f} → {before / 2**20:.1f} MB")
+        print(
+            f"setup (not timed as fan-out): {args.subscribers:,} subscribers, {len(chats):,} watchlist entries "
+            f"(most watched code {top.max():,} chats, median code {int(np.median(top)):,}) loaded in "
+            f"{setup_s:.1f} s; Redis used_memory {empty / 2**20:.1f} → {before / 2**20:.1f} MB"
+        )
         subs, outbox = SubscriptionStore(redis), Outbox(redis)
         now = datetime(2025, 11, 27, 18, 5, tzinfo=HK_TZ)
-        print(f"{'cycle':<18}{'alerts':>7}{'pairs':>10}{'chats':>9}{'items':>9}{'digest':>8}{'skipped':>9}"
-              f"{'seconds':>9}{'pairs/s':>10}")
+        print(
+            f"{'cycle':<18}{'alerts':>7}{'pairs':>10}{'chats':>9}{'items':>9}{'digest':>8}{'skipped':>9}"
+            f"{'seconds':>9}{'pairs/s':>10}"
+        )
         total_s = total_items = total_pairs = 0.0
         for source, alerts in day_alerts(args.alerts).items():
-            pairs = sum([len(await subs.watchers(a.code)) if a.code != "MARKET" else
-                         len(await subs.market_subscribers()) for a in alerts])
+            pairs = sum(
+                [
+                    len(await subs.watchers(a.code))
+                    if a.code != "MARKET"
+                    else len(await subs.market_subscribers())
+                    for a in alerts
+                ]
+            )
             t = time.perf_counter()
             report = await route(alerts, subs, outbox, now)
             seconds = time.perf_counter() - t
             total_s += seconds
             total_items += report.enqueued
             total_pairs += pairs
-            print(f"{source:<18}{len(alerts):>7}{pairs:>10,}{len(report.chats):>9,}{report.enqueued:>9,}"
-                  f"{report.digested:>8,}{sum(report.skipped.values()):>9,}{seconds:>9.1f}{pairs / seconds:>10,.0f}")
+            print(
+                f"{source:<18}{len(alerts):>7}{pairs:>10,}{len(report.chats):>9,}{report.enqueued:>9,}"
+                f"{report.digested:>8,}{sum(report.skipped.values()):>9,}{seconds:>9.1f}{pairs / seconds:>10,.0f}"
+            )
             now += timedelta(minutes=30)
         after = await used_memory(redis)
         pending = await outbox.pending()
@@ -175,11 +212,15 @@ async def main(argv: list[str] | None = None) -> int:
         marks = await _usage(redis, keys.routed("*"))
         bodies = await _usage(redis, keys.outbox_alert("*"))
         await redis.aclose()
-    print(f"fan-out of the day: {total_pairs:,.0f} (alert × watcher) pairs in {total_s:.1f} s, {total_items:,.0f} "
-          f"outbox items written ({pending:,} pending); Redis used_memory {before / 2**20:.1f} MB before, "
-          f"{after / 2**20:.1f} MB after (+{(after - before) / 2**20:.1f} MB routed markers and outbox)")
-    print(f"of which routed marks {marks / 2**20:.1f} MB (kept {keys.ROUTED_TTL_SECONDS // 86400} days), alert bodies "
-          f"{bodies / 2**20:.2f} MB; the rest is the outbox and digest queues, freed as messages are delivered")
+    print(
+        f"fan-out of the day: {total_pairs:,.0f} (alert × watcher) pairs in {total_s:.1f} s, {total_items:,.0f} "
+        f"outbox items written ({pending:,} pending); Redis used_memory {before / 2**20:.1f} MB before, "
+        f"{after / 2**20:.1f} MB after (+{(after - before) / 2**20:.1f} MB routed markers and outbox)"
+    )
+    print(
+        f"of which routed marks {marks / 2**20:.1f} MB (kept {keys.ROUTED_TTL_SECONDS // 86400} days), alert bodies "
+        f"{bodies / 2**20:.2f} MB; the rest is the outbox and digest queues, freed as messages are delivered"
+    )
     print(f"process RSS now {current_rss_mb():.0f} MB, peak {peak_rss_mb():.0f} MB")
     print(machine_line())
     return 0

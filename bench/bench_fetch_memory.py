@@ -77,8 +77,9 @@ def legit_file() -> bytes:
 
 def child(url: str) -> tuple[float, float, str]:
     """Peak RSS (MB), seconds and outcome of a fresh process fetching `url` ("-": imports only)."""
-    done = subprocess.run([sys.executable, "-c", CHILD, url], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, url], capture_output=True, text=True, cwd=ROOT, timeout=300, check=True
+    )
     rss, seconds, outcome = done.stdout.strip().splitlines()[-1].split("|", 2)
     return float(rss), float(seconds), outcome
 
@@ -94,10 +95,13 @@ def main() -> int:
         origin.add("/bomb", bomb, content_encoding="gzip")
         origin.add("/legit", legit)
         origin.add("/legit-gz", gzip.compress(legit, 6), content_encoding="gzip")
-        cases = [("import only", "-"), ("1 GiB streamed, no Content-Length", origin.url + "/huge"),
-                 ("gzip bomb (1 MB → 1 GiB)", origin.url + "/bomb"),
-                 (f"legit {len(legit) / 1e6:.0f} MB", origin.url + "/legit"),
-                 (f"legit {len(legit) / 1e6:.0f} MB, gzip-encoded", origin.url + "/legit-gz")]
+        cases = [
+            ("import only", "-"),
+            ("1 GiB streamed, no Content-Length", origin.url + "/huge"),
+            ("gzip bomb (1 MB → 1 GiB)", origin.url + "/bomb"),
+            (f"legit {len(legit) / 1e6:.0f} MB", origin.url + "/legit"),
+            (f"legit {len(legit) / 1e6:.0f} MB, gzip-encoded", origin.url + "/legit-gz"),
+        ]
         print(f"\n| body | outcome | seconds | peak RSS | target < {TARGET_MB:.0f} MB |")
         print("|---|---|---|---|---|")
         worst = 0.0

@@ -63,15 +63,19 @@ def build_history(symbols: int, sessions: int, seed: int = 11) -> pd.DataFrame:
     exempt = np.round(short * rng.uniform(0, 0.02, (n_days, n_symbols)))
     with np.errstate(divide="ignore", invalid="ignore"):
         short_ratio = np.where(total > 0, short / total, np.nan)
-    frame = pd.DataFrame({
-        "date": np.repeat(days.to_numpy(), n_symbols),
-        "symbol": np.tile(np.array(names, dtype=object), n_days),
-        "short_volume": short.ravel(),
-        "short_exempt_volume": exempt.ravel(),
-        "total_volume": total.ravel(),
-        "market": np.tile(np.array(["B,Q,N", "Q,N", "Q"], dtype=object)[np.arange(n_symbols) % 3], n_days),
-        "short_ratio": short_ratio.ravel(),
-    })
+    frame = pd.DataFrame(
+        {
+            "date": np.repeat(days.to_numpy(), n_symbols),
+            "symbol": np.tile(np.array(names, dtype=object), n_days),
+            "short_volume": short.ravel(),
+            "short_exempt_volume": exempt.ravel(),
+            "total_volume": total.ravel(),
+            "market": np.tile(
+                np.array(["B,Q,N", "Q,N", "Q"], dtype=object)[np.arange(n_symbols) % 3], n_days
+            ),
+            "short_ratio": short_ratio.ravel(),
+        }
+    )
     return conform(frame, SCHEMA)
 
 
@@ -79,9 +83,17 @@ def render(day_rows: pd.DataFrame) -> bytes:
     """The day's rows as a CNMS file: header, pipe rows, row-count trailer, CRLF."""
     stamp = pd.Timestamp(day_rows["date"].iloc[0]).strftime("%Y%m%d")
     lines = [HEADER]
-    lines += [f"{stamp}|{sym}|{short:.0f}|{exempt:.0f}|{total:.0f}|{market}" for sym, short, exempt, total, market in
-              zip(day_rows["symbol"], day_rows["short_volume"], day_rows["short_exempt_volume"],
-                  day_rows["total_volume"], day_rows["market"], strict=True)]
+    lines += [
+        f"{stamp}|{sym}|{short:.0f}|{exempt:.0f}|{total:.0f}|{market}"
+        for sym, short, exempt, total, market in zip(
+            day_rows["symbol"],
+            day_rows["short_volume"],
+            day_rows["short_exempt_volume"],
+            day_rows["total_volume"],
+            day_rows["market"],
+            strict=True,
+        )
+    ]
     lines.append(str(len(day_rows)))
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
@@ -112,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     data = render(history.loc[last])
     before = history.loc[~last].reset_index(drop=True)
     params = load_params()
-    print(f"built {args.symbols:,} symbols × {args.sessions} sessions = {len(history):,} rows, day file "
-          f"{len(data) / 1e6:.2f} MB in {time.perf_counter() - started:.1f}s")
+    print(
+        f"built {args.symbols:,} symbols × {args.sessions} sessions = {len(history):,} rows, day file "
+        f"{len(data) / 1e6:.2f} MB in {time.perf_counter() - started:.1f}s"
+    )
 
     parse(data)  # warm: imports, regex
     parse_ms, today = timed(lambda: parse(data), args.repeat)
@@ -126,17 +140,23 @@ def main(argv: list[str] | None = None) -> int:
     alerts, notes = result  # type: ignore[misc]
 
     print(f"{'step':<28}{'rows':>12}{'mean ms':>10}{'p95 ms':>9}{'max ms':>9}")
-    for name, rows, timings in (("parse day file", len(today), parse_ms),
-                                ("evaluate US short volume", len(frame), eval_ms)):
-        print(f"{name:<28}{rows:>12,}{np.mean(timings):>10.1f}{np.percentile(timings, 95):>9.1f}"
-              f"{max(timings):>9.1f}")
+    for name, rows, timings in (
+        ("parse day file", len(today), parse_ms),
+        ("evaluate US short volume", len(frame), eval_ms),
+    ):
+        print(
+            f"{name:<28}{rows:>12,}{np.mean(timings):>10.1f}{np.percentile(timings, 95):>9.1f}"
+            f"{max(timings):>9.1f}"
+        )
     total = float(np.mean(parse_ms) + np.mean(eval_ms))
     worst = max(parse_ms) + max(eval_ms)
     print(f"(concat of history + parsed day, setup: {concat_ms:.1f} ms)")
     spikes = sum(a.rule == "short_ratio_spike" for a in alerts)
     print(f"alerts {len(alerts)} ({spikes} spike, {len(alerts) - spikes} drop), notes {len(notes)}")
-    print(f"parse + evaluate: mean {total:.1f} ms, worst {worst:.1f} ms "
-          f"(target ≤ {TARGET_MS:.0f} ms, one core): {'OK' if worst <= TARGET_MS else 'OVER'}")
+    print(
+        f"parse + evaluate: mean {total:.1f} ms, worst {worst:.1f} ms "
+        f"(target ≤ {TARGET_MS:.0f} ms, one core): {'OK' if worst <= TARGET_MS else 'OVER'}"
+    )
     return 0
 
 

@@ -56,7 +56,7 @@ class Waiter:
     async def follow(self) -> None:
         """Poll the log every millisecond for accepted sends."""
         while True:
-            new = self.api.sent[self.position:]
+            new = self.api.sent[self.position :]
             self.position += len(new)
             for call in new:
                 if call.ok and call.method.lower() in SEND_METHODS and call.chat_id in self.futures:
@@ -118,7 +118,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=200.0, help="updates a second from the flooding chat")
-    parser.add_argument("--serial", action="store_true", help="one update at a time, as before (for comparison)")
+    parser.add_argument(
+        "--serial", action="store_true", help="one update at a time, as before (for comparison)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
@@ -152,14 +154,23 @@ async def main(argv: list[str] | None = None) -> int:
             print("stopping: the flooding chat's queued updates are drained first", file=sys.stderr)
     ms = sorted(v * 1000 for values in by_command.values() for v in values)
     mode = "serial (PTB default, one update at a time)" if args.serial else "fair (ChatOrderedProcessor)"
-    print(f"{mode}: flooding chat {pushed} updates in {args.seconds:g} s ({pushed / args.seconds:.0f}/s: /help, /card, "
-          f"Card presses) → {flood_replies} replies, {flood_answers} press answers, {dropped} dropped at its "
-          f"full lane; stand-in 429s {too_many}; handler errors {len(errors)}")
-    print(f"quiet chats: {len(ms)} commands, one every 100 ms over {len(QUIET)} chats; reply latency p50 "
-          f"{statistics.median(ms):.1f} ms, p90 {percentile(ms, 90):.1f} ms, p99 {percentile(ms, 99):.1f} ms, "
-          f"max {ms[-1]:.1f} ms; unanswered within {WAIT_S:.0f} s: {sum(math.isinf(v) for v in ms)}")
-    print("  by command, p50 / p99 ms: " + ", ".join(
-        f"{text} {statistics.median(v) * 1000:.0f} / {percentile(v, 99) * 1000:.0f}" for text, v in by_command.items()))
+    print(
+        f"{mode}: flooding chat {pushed} updates in {args.seconds:g} s ({pushed / args.seconds:.0f}/s: /help, /card, "
+        f"Card presses) → {flood_replies} replies, {flood_answers} press answers, {dropped} dropped at its "
+        f"full lane; stand-in 429s {too_many}; handler errors {len(errors)}"
+    )
+    print(
+        f"quiet chats: {len(ms)} commands, one every 100 ms over {len(QUIET)} chats; reply latency p50 "
+        f"{statistics.median(ms):.1f} ms, p90 {percentile(ms, 90):.1f} ms, p99 {percentile(ms, 99):.1f} ms, "
+        f"max {ms[-1]:.1f} ms; unanswered within {WAIT_S:.0f} s: {sum(math.isinf(v) for v in ms)}"
+    )
+    print(
+        "  by command, p50 / p99 ms: "
+        + ", ".join(
+            f"{text} {statistics.median(v) * 1000:.0f} / {percentile(v, 99) * 1000:.0f}"
+            for text, v in by_command.items()
+        )
+    )
     p99 = percentile(ms, 99)
     print(f"p99 {p99:.1f} ms (target ≤ {TARGET_P99_MS:.0f} ms): {'OK' if p99 <= TARGET_P99_MS else 'OVER'}")
     print(machine_line())

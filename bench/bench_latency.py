@@ -48,10 +48,20 @@ async def one_sample(redis_url: str, origin: Origin, api: BotApi, delay_s: float
     await subs.touch(CHAT)
     await subs.watch(CHAT, ["00700"])
     origin.routes.pop(PATH, None)
-    settings = load_settings({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": api.base_url, "REDIS_URL": redis_url,
-                              "HKEX_URL": origin.url, "HKEXNEWS_URL": origin.url, "SFC_URL": origin.url,
-                              "HKEX_DI_URL": origin.url, "FINRA_URL": origin.url, "SEC_URL": origin.url},
-                             env_file=None)  # every source on the local origin: no network, no retry stalls
+    settings = load_settings(
+        {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": api.base_url,
+            "REDIS_URL": redis_url,
+            "HKEX_URL": origin.url,
+            "HKEXNEWS_URL": origin.url,
+            "SFC_URL": origin.url,
+            "HKEX_DI_URL": origin.url,
+            "FINRA_URL": origin.url,
+            "SEC_URL": origin.url,
+        },
+        env_file=None,
+    )  # every source on the local origin: no network, no retry stalls
     start = datetime(2025, 11, 27, 17, 45, tzinfo=HK_TZ)
     offset = start - datetime.now(HK_TZ)
     app = build_application(settings, clock=lambda: datetime.now(HK_TZ) + offset, poll_sources=True)
@@ -83,11 +93,15 @@ async def main(samples: int) -> None:
             delay = rng.uniform(1.0, 25.0)
             latency = await one_sample(redis_url, origin, api, delay)
             latencies.append(latency)
-            print(f"sample {i + 1:>2}: published {delay:5.1f} s after start → pushed after {latency:5.1f} s",
-                  flush=True)
+            print(
+                f"sample {i + 1:>2}: published {delay:5.1f} s after start → pushed after {latency:5.1f} s",
+                flush=True,
+            )
     p95 = percentile(latencies, 95)
-    print(f"publication → push over {samples} samples: median {statistics.median(latencies):.1f} s, "
-          f"p95 {p95:.1f} s, max {max(latencies):.1f} s (target p95 ≤ 30 s; cadence 20 s inside the window)")
+    print(
+        f"publication → push over {samples} samples: median {statistics.median(latencies):.1f} s, "
+        f"p95 {p95:.1f} s, max {max(latencies):.1f} s (target p95 ≤ 30 s; cadence 20 s inside the window)"
+    )
 
 
 if __name__ == "__main__":

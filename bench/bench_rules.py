@@ -62,7 +62,9 @@ def _codes(stocks: int) -> list[int]:
 def _quotes(rng: np.random.Generator, days: pd.DatetimeIndex, codes: np.ndarray) -> pd.DataFrame:
     """One row per stock per session; ~40% of stocks designated for short selling, occasional spikes."""
     n_days, n_codes = len(days), len(codes)
-    close = np.exp(rng.normal(1.5, 1.5, n_codes))[None, :] * np.exp(np.cumsum(rng.normal(0, 0.02, (n_days, n_codes)), 0))
+    close = np.exp(rng.normal(1.5, 1.5, n_codes))[None, :] * np.exp(
+        np.cumsum(rng.normal(0, 0.02, (n_days, n_codes)), 0)
+    )
     turnover = np.exp(rng.normal(16.5, 2.0, n_codes))[None, :] * np.exp(rng.normal(0, 0.5, (n_days, n_codes)))
     designated = rng.random(n_codes) < 0.4
     base = rng.beta(2, 12, n_codes)
@@ -75,39 +77,50 @@ def _quotes(rng: np.random.Generator, days: pd.DatetimeIndex, codes: np.ndarray)
     non_hkd = np.array([c.startswith("8") for c in codes])
     short_value = np.where(shorted & ~suspended, ratio * turnover, np.nan)
     total_value = np.where(shorted & ~suspended, turnover, np.nan)
-    frame = pd.DataFrame({
-        "date": np.repeat(days.to_numpy(), n_codes),
-        "code": np.tile(codes, n_days),
-        "name": np.tile(np.array([f"STOCK {c}" + ("-R" if c.startswith("8") else "") for c in codes]), n_days),
-        "currency": np.tile(np.where(non_hkd, "RMB", "HKD"), n_days),
-        "prev_close": close.ravel() * 0.99,
-        "close": np.where(suspended, np.nan, close).ravel(),
-        "ask": close.ravel() * 1.001,
-        "bid": close.ravel() * 0.999,
-        "high": close.ravel() * 1.01,
-        "low": close.ravel() * 0.99,
-        "shares_traded": np.where(suspended, np.nan, np.round(turnover / close)).ravel(),
-        "turnover": np.where(suspended, np.nan, turnover).ravel(),
-        "suspended": suspended.ravel(),
-        "short_shares": np.round(short_value / close).ravel(),
-        "short_value": short_value.ravel(),
-        "total_shares": np.round(total_value / close).ravel(),
-        "total_value": total_value.ravel(),
-        "short_ratio": np.where(shorted & ~suspended, ratio, np.nan).ravel(),
-        "non_hkd": np.tile(non_hkd, n_days),
-        "hkd_code": pd.array([None] * (n_days * n_codes), dtype="string"),
-    })
+    frame = pd.DataFrame(
+        {
+            "date": np.repeat(days.to_numpy(), n_codes),
+            "code": np.tile(codes, n_days),
+            "name": np.tile(
+                np.array([f"STOCK {c}" + ("-R" if c.startswith("8") else "") for c in codes]), n_days
+            ),
+            "currency": np.tile(np.where(non_hkd, "RMB", "HKD"), n_days),
+            "prev_close": close.ravel() * 0.99,
+            "close": np.where(suspended, np.nan, close).ravel(),
+            "ask": close.ravel() * 1.001,
+            "bid": close.ravel() * 0.999,
+            "high": close.ravel() * 1.01,
+            "low": close.ravel() * 0.99,
+            "shares_traded": np.where(suspended, np.nan, np.round(turnover / close)).ravel(),
+            "turnover": np.where(suspended, np.nan, turnover).ravel(),
+            "suspended": suspended.ravel(),
+            "short_shares": np.round(short_value / close).ravel(),
+            "short_value": short_value.ravel(),
+            "total_shares": np.round(total_value / close).ravel(),
+            "total_value": total_value.ravel(),
+            "short_ratio": np.where(shorted & ~suspended, ratio, np.nan).ravel(),
+            "non_hkd": np.tile(non_hkd, n_days),
+            "hkd_code": pd.array([None] * (n_days * n_codes), dtype="string"),
+        }
+    )
     return conform(frame, QUOTES_SCHEMA)
 
 
 def _market(rng: np.random.Generator, days: pd.DatetimeIndex) -> pd.DataFrame:
     value = 4.5e10 * np.exp(rng.normal(0, 0.18, len(days)))
     turnover = value / rng.uniform(0.12, 0.18, len(days))
-    frame = pd.DataFrame({
-        "date": days, "board": "main", "session": "close",
-        "stocks_shorted": rng.integers(750, 900, len(days)), "short_shares": np.round(value / 8),
-        "short_value": value, "market_turnover": turnover, "short_pct": value / turnover * 100,
-    })
+    frame = pd.DataFrame(
+        {
+            "date": days,
+            "board": "main",
+            "session": "close",
+            "stocks_shorted": rng.integers(750, 900, len(days)),
+            "short_shares": np.round(value / 8),
+            "short_value": value,
+            "market_turnover": turnover,
+            "short_pct": value / turnover * 100,
+        }
+    )
     return conform(frame, MARKET_SCHEMA)
 
 
@@ -118,15 +131,17 @@ def _sfc(rng: np.random.Generator, days: pd.DatetimeIndex, codes: np.ndarray) ->
     shares = np.round(base[None, :] * np.exp(np.cumsum(rng.normal(0, 0.08, (len(weeks), len(listed))), 0)))
     shares[rng.random(shares.shape) < 0.01] = 0
     price = np.exp(rng.normal(1.5, 1.5, len(listed)))
-    frame = pd.DataFrame({
-        "date": np.repeat(weeks.to_numpy(), len(listed)),
-        "code": np.tile(listed, len(weeks)),
-        "name": np.tile(np.array([f"STOCK {c}" for c in listed]), len(weeks)),
-        "short_shares": shares.ravel(),
-        "short_value_hkd": (shares * price[None, :]).ravel(),
-        "non_hkd": False,
-        "hkd_code": pd.array([None] * shares.size, dtype="string"),
-    })
+    frame = pd.DataFrame(
+        {
+            "date": np.repeat(weeks.to_numpy(), len(listed)),
+            "code": np.tile(listed, len(weeks)),
+            "name": np.tile(np.array([f"STOCK {c}" for c in listed]), len(weeks)),
+            "short_shares": shares.ravel(),
+            "short_value_hkd": (shares * price[None, :]).ravel(),
+            "non_hkd": False,
+            "hkd_code": pd.array([None] * shares.size, dtype="string"),
+        }
+    )
     return conform(frame, SFC_SCHEMA)
 
 
@@ -137,12 +152,23 @@ def _buybacks(rng: np.random.Generator, days: pd.DatetimeIndex, codes: np.ndarra
     n = len(report)
     high = np.exp(rng.normal(2, 1.2, n))
     shares = rng.integers(1, 500, n) * 1000
-    frame = pd.DataFrame({
-        "report_date": report, "trade_date": trade, "code": rng.choice(codes[:1500], n),
-        "name": "BUYER", "shares": shares, "price_high": high, "price_low": high * 0.98, "currency": "HKD",
-        "total_paid": shares * high * 0.99, "method": "Exchange", "ytd_shares": shares * 10,
-        "pct_of_issued": rng.uniform(0, 5, n), "sec_type": "ORD",
-    })
+    frame = pd.DataFrame(
+        {
+            "report_date": report,
+            "trade_date": trade,
+            "code": rng.choice(codes[:1500], n),
+            "name": "BUYER",
+            "shares": shares,
+            "price_high": high,
+            "price_low": high * 0.98,
+            "currency": "HKD",
+            "total_paid": shares * high * 0.99,
+            "method": "Exchange",
+            "ytd_shares": shares * 10,
+            "pct_of_issued": rng.uniform(0, 5, n),
+            "sec_type": "ORD",
+        }
+    )
     return conform(frame, BUYBACK_SCHEMA)
 
 
@@ -151,27 +177,47 @@ def _di(rng: np.random.Generator, days: pd.DatetimeIndex, codes: np.ndarray) -> 
     filed = np.repeat(days.to_numpy(), per_day)
     n = len(filed)
     director = rng.random(n) < 0.5
-    frame = pd.DataFrame({
-        "serial": [f"{'DA' if d else 'CS'}{i:08d}E{i % 100000:05d}" for i, d in enumerate(director)],
-        "filed_date": filed, "event_date": filed - np.timedelta64(2, "D"), "code": rng.choice(codes, n),
-        "name": "ISSUER", "holder": "HOLDER", "role": np.where(director, "director", "substantial_shareholder"),
-        "event_code": "1101", "direction": rng.choice(["buy", "sell", "other"], n), "shares": rng.integers(1, 10**7, n),
-        "avg_price": np.round(np.exp(rng.normal(2, 1.5, n)), 2), "currency": "HKD",
-        "shares_after": rng.integers(10**7, 10**9, n), "pct_after": rng.uniform(0, 60, n), "position": "L",
-        "form": np.where(director, "3A", "2"), "shares_before": rng.integers(10**7, 10**9, n),
-        "pct_before": rng.uniform(0, 60, n),
-    })
+    frame = pd.DataFrame(
+        {
+            "serial": [f"{'DA' if d else 'CS'}{i:08d}E{i % 100000:05d}" for i, d in enumerate(director)],
+            "filed_date": filed,
+            "event_date": filed - np.timedelta64(2, "D"),
+            "code": rng.choice(codes, n),
+            "name": "ISSUER",
+            "holder": "HOLDER",
+            "role": np.where(director, "director", "substantial_shareholder"),
+            "event_code": "1101",
+            "direction": rng.choice(["buy", "sell", "other"], n),
+            "shares": rng.integers(1, 10**7, n),
+            "avg_price": np.round(np.exp(rng.normal(2, 1.5, n)), 2),
+            "currency": "HKD",
+            "shares_after": rng.integers(10**7, 10**9, n),
+            "pct_after": rng.uniform(0, 60, n),
+            "position": "L",
+            "form": np.where(director, "3A", "2"),
+            "shares_before": rng.integers(10**7, 10**9, n),
+            "pct_before": rng.uniform(0, 60, n),
+        }
+    )
     return conform(frame, DI_SCHEMA)
 
 
 def _southbound(rng: np.random.Generator, days: pd.DatetimeIndex, codes: np.ndarray) -> pd.DataFrame:
     held = codes[:550]
-    pct = np.clip(rng.uniform(0, 40, len(held))[None, :] + np.cumsum(rng.normal(0, 0.25, (len(days), len(held))), 0),
-                  0, 70)
-    frame = pd.DataFrame({
-        "date": np.repeat(days.to_numpy(), len(held)), "code": np.tile(held, len(days)), "name": "SB",
-        "shares": np.round(pct.ravel() * 1e6), "pct_of_issued": np.round(pct.ravel(), 2),
-    })
+    pct = np.clip(
+        rng.uniform(0, 40, len(held))[None, :] + np.cumsum(rng.normal(0, 0.25, (len(days), len(held))), 0),
+        0,
+        70,
+    )
+    frame = pd.DataFrame(
+        {
+            "date": np.repeat(days.to_numpy(), len(held)),
+            "code": np.tile(held, len(days)),
+            "name": "SB",
+            "shares": np.round(pct.ravel() * 1e6),
+            "pct_of_issued": np.round(pct.ravel(), 2),
+        }
+    )
     return conform(frame, SOUTHBOUND_SCHEMA)
 
 
@@ -207,10 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     data = build_market(args.stocks, args.sessions)
     params = load_params()
-    print(f"built {args.stocks} stocks × {args.sessions} sessions: "
-          + ", ".join(f"{name} {len(frame):,}" for name, frame in data.items())
-          + f" rows in {time.perf_counter() - started:.1f}s")
-    days = [ts.date() for ts in pd.DatetimeIndex(data["market"]["date"])[-args.days:]]
+    print(
+        f"built {args.stocks} stocks × {args.sessions} sessions: "
+        + ", ".join(f"{name} {len(frame):,}" for name, frame in data.items())
+        + f" rows in {time.perf_counter() - started:.1f}s"
+    )
+    days = [ts.date() for ts in pd.DatetimeIndex(data["market"]["date"])[-args.days :]]
     evaluate(context_for(data, days[0], ()), params)  # warm caches (calendar, schedules, imports)
 
     print(f"{'day':<12}{'quotes rows':>12}{'alerts':>8}{'notes':>7}{'mean ms':>10}{'p95 ms':>9}")
@@ -226,10 +274,14 @@ def main(argv: list[str] | None = None) -> int:
         history += result.alerts
         mean, p95 = float(np.mean(timings)), float(np.percentile(timings, 95))
         means.append(mean)
-        print(f"{day.isoformat():<12}{len(ctx.quotes):>12,}{len(result.alerts):>8}{len(result.notes):>7}"
-              f"{mean:>10.1f}{p95:>9.1f}")
-    print(f"over {len(days)} days: mean {np.mean(means):.1f} ms/day, p95 {np.percentile(means, 95):.1f} ms, "
-          f"max {max(means):.1f} ms (target ≤ 300 ms/day, one core)")
+        print(
+            f"{day.isoformat():<12}{len(ctx.quotes):>12,}{len(result.alerts):>8}{len(result.notes):>7}"
+            f"{mean:>10.1f}{p95:>9.1f}"
+        )
+    print(
+        f"over {len(days)} days: mean {np.mean(means):.1f} ms/day, p95 {np.percentile(means, 95):.1f} ms, "
+        f"max {max(means):.1f} ms (target ≤ 300 ms/day, one core)"
+    )
     return 0
 
 

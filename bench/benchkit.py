@@ -34,9 +34,26 @@ def private_redis(extra: Sequence[str] = ()) -> Iterator[str]:
         raise SystemExit("redis-server is not installed (apt-get install -y redis-server)")
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
         port = free_port()
-        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder, "--save", "",
-                                 "--appendonly", "no", "--logfile", str(Path(folder) / "redis.log"), *extra],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                folder,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--logfile",
+                str(Path(folder) / "redis.log"),
+                *extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _wait_ready(port, proc, Path(folder) / "redis.log")
             yield f"redis://127.0.0.1:{port}/0"
@@ -56,8 +73,10 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
             except Exception:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     proc.kill()
-                    raise SystemExit(f"redis-server did not start on port {port}: "
-                                     f"{log.read_text() if log.exists() else ''}") from None
+                    raise SystemExit(
+                        f"redis-server did not start on port {port}: "
+                        f"{log.read_text() if log.exists() else ''}"
+                    ) from None
                 time.sleep(0.05)
     finally:
         client.close()
@@ -88,9 +107,11 @@ def machine_line() -> str:
     """One line naming the machine, Python, the date and a CPU yardstick, printed with every table."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     # The yardstick tells runs apart that the load average cannot: a neighbour's steal time slows a core unseen.
-    return (f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.machine()}, Python "
-            f"{platform.python_version()}, load average {load:.2f}, CPU yardstick sum(range(10**6)) "
-            f"{yardstick():.1f} ms (12-15 ms on an idle modern core); date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    return (
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}, load average {load:.2f}, CPU yardstick sum(range(10**6)) "
+        f"{yardstick():.1f} ms (12-15 ms on an idle modern core); date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def peak_rss_mb() -> float:

@@ -50,8 +50,13 @@ CODES = ("1810", "700", "9988", "3690", "388", "5", "1", "16", "941", "2318", "0
 NAMES = ("xiaomi", "小米", "tencent", "騰訊", "1810", "700", "9988")
 JUNK = ("hello", "??", "what is this", "buy buy buy", "🚀🚀", "<b>hi</b>", "1810 700 hmm", "x" * 900)
 # Per chat: settings, watchlist, mutes, digest queue, and at most two live per-minute command counters.
-PER_USER_KEY_PATTERNS = (r"pb:chat:(\d+)", r"pb:wl:(\d+)", r"pb:mutes:(\d+)", r"pb:digest:(\d+)",
-                         r"pb:cmdrate:(\d+):\d+")
+PER_USER_KEY_PATTERNS = (
+    r"pb:chat:(\d+)",
+    r"pb:wl:(\d+)",
+    r"pb:mutes:(\d+)",
+    r"pb:digest:(\d+)",
+    r"pb:cmdrate:(\d+):\d+",
+)
 MAX_KEYS_PER_USER = 6
 
 
@@ -94,8 +99,14 @@ async def _serve_bot(base_url: str, redis_url: str, conn: Connection) -> None:
             elif request == "measure":
                 gc.collect()
                 held = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else -1
-                conn.send({"traced_bytes": held, "handler_errors": list(app.bot_data.get("handler_errors", [])),
-                           "chat_data": len(app.chat_data), "user_data": len(app.user_data)})
+                conn.send(
+                    {
+                        "traced_bytes": held,
+                        "handler_errors": list(app.bot_data.get("handler_errors", [])),
+                        "chat_data": len(app.chat_data),
+                        "user_data": len(app.user_data),
+                    }
+                )
             else:
                 break
     conn.send("stopped")
@@ -207,7 +218,9 @@ def _one_step(rng: random.Random, lang: str) -> list[Action]:
     if roll < 0.52:
         return [Action("/top", language=lang)]
     if roll < 0.60:  # the settings keyboard and one or two presses
-        presses = rng.sample(["set:m", "set:d", "set:s", "set:z", "set:l", "set:r:0", "set:r:3"], rng.randint(1, 2))
+        presses = rng.sample(
+            ["set:m", "set:d", "set:s", "set:z", "set:l", "set:r:0", "set:r:3"], rng.randint(1, 2)
+        )
         return [Action("/settings", language=lang)] + [Action(button=p, language=lang) for p in presses]
     if roll < 0.64:
         return [Action(f"/mute {code} {rng.choice(('30m', '12h', '1d', '2w'))}", language=lang)]
@@ -222,8 +235,12 @@ def _one_step(rng: random.Random, lang: str) -> list[Action]:
     if roll < 0.92:
         return [Action("/help", language=lang)]
     if roll < 0.95:
-        return [Action(rng.choice(("/buybacks", "/insiders 1810", "/why short_ratio_spike", "/history 9988")),
-                       language=lang)]
+        return [
+            Action(
+                rng.choice(("/buybacks", "/insiders 1810", "/why short_ratio_spike", "/history 9988")),
+                language=lang,
+            )
+        ]
     return [Action("/status", language=lang)]
 
 
@@ -314,8 +331,15 @@ class Tally:
     done_users: int = 0
 
 
-async def user_session(chat: int, start_at: float, rng: random.Random, api: BotApi, collector: Collector,
-                       tally: Tally, answer_timeout: float = ANSWER_TIMEOUT) -> None:
+async def user_session(
+    chat: int,
+    start_at: float,
+    rng: random.Random,
+    api: BotApi,
+    collector: Collector,
+    tally: Tally,
+    answer_timeout: float = ANSWER_TIMEOUT,
+) -> None:
     """One user: wait to arrive, then act, await each answer, think, act again."""
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     last_reply: Call | None = None
@@ -387,27 +411,55 @@ class LoadReport:
         mb = 1024 * 1024
         t = self.tally
         rows = [
-            ("users / actions", f"{self.users:,} users, {t.actions:,} actions over {self.duration:.0f} s "
-                                f"(arrivals spread over {self.seconds:.0f} s)"),
+            (
+                "users / actions",
+                f"{self.users:,} users, {t.actions:,} actions over {self.duration:.0f} s "
+                f"(arrivals spread over {self.seconds:.0f} s)",
+            ),
             ("answered", f"{t.answered:,} of {t.actions:,}; unanswered {len(t.unanswered)}"),
-            ("throughput", f"{t.answered / max(self.duration, 1e-9):.1f} answered actions/s; "
-                           f"peak {self.peak_replies_per_second} replies in one second"),
-            ("bot CPU", f"{self.cpu_seconds:.1f} s = {self.cpu_seconds * 1000 / max(t.answered, 1):.1f} ms per "
-                        f"answered action (capacity ≈ {t.answered / max(self.cpu_seconds, 1e-9):.0f} actions/s "
-                        f"on one free core)"),
-            ("reply latency", f"p50 {self.percentile(0.5) * 1000:.0f} ms, p99 {self.percentile(0.99) * 1000:.0f} ms, "
-                              f"max {max(t.latencies, default=0) * 1000:.0f} ms"),
-            ("errors", f"handler {len(self.handler_errors)}, stand-in {len(self.api_errors)}, "
-                       f"429 {self.too_many}, refused {len(self.refused)}"),
-            ("bot RSS", f"start {self.rss_start / mb:.0f} MB, middle {self.rss_mid / mb:.0f} MB, "
-                        f"peak {self.rss_peak / mb:.0f} MB, end {self.rss_end / mb:.0f} MB"),
-            ("held from 2nd half", "not traced (--trace)" if self.traced_bytes < 0
-             else f"{self.traced_bytes / 1024:.0f} KiB (tracemalloc)"),
+            (
+                "throughput",
+                f"{t.answered / max(self.duration, 1e-9):.1f} answered actions/s; "
+                f"peak {self.peak_replies_per_second} replies in one second",
+            ),
+            (
+                "bot CPU",
+                f"{self.cpu_seconds:.1f} s = {self.cpu_seconds * 1000 / max(t.answered, 1):.1f} ms per "
+                f"answered action (capacity ≈ {t.answered / max(self.cpu_seconds, 1e-9):.0f} actions/s "
+                f"on one free core)",
+            ),
+            (
+                "reply latency",
+                f"p50 {self.percentile(0.5) * 1000:.0f} ms, p99 {self.percentile(0.99) * 1000:.0f} ms, "
+                f"max {max(t.latencies, default=0) * 1000:.0f} ms",
+            ),
+            (
+                "errors",
+                f"handler {len(self.handler_errors)}, stand-in {len(self.api_errors)}, "
+                f"429 {self.too_many}, refused {len(self.refused)}",
+            ),
+            (
+                "bot RSS",
+                f"start {self.rss_start / mb:.0f} MB, middle {self.rss_mid / mb:.0f} MB, "
+                f"peak {self.rss_peak / mb:.0f} MB, end {self.rss_end / mb:.0f} MB",
+            ),
+            (
+                "held from 2nd half",
+                "not traced (--trace)"
+                if self.traced_bytes < 0
+                else f"{self.traced_bytes / 1024:.0f} KiB (tracemalloc)",
+            ),
             ("per-chat state in RAM", f"{self.in_memory_chats} PTB chat_data/user_data entries"),
-            ("Redis memory", f"{self.redis_before / mb:.1f} MB → {self.redis_after / mb:.1f} MB "
-                             f"({(self.redis_after - self.redis_before) / max(self.users, 1):.0f} B/user)"),
-            ("Redis keys", f"{self.keys_before:,} → {self.keys_after:,}; per user max {self.max_keys_per_user} "
-                           f"({self.users_with_keys:,} users with keys)"),
+            (
+                "Redis memory",
+                f"{self.redis_before / mb:.1f} MB → {self.redis_after / mb:.1f} MB "
+                f"({(self.redis_after - self.redis_before) / max(self.users, 1):.0f} B/user)",
+            ),
+            (
+                "Redis keys",
+                f"{self.keys_before:,} → {self.keys_after:,}; per user max {self.max_keys_per_user} "
+                f"({self.users_with_keys:,} users with keys)",
+            ),
         ]
         width = max(len(name) for name, _ in rows)
         lines = [f"| {'figure':<{width}} | value |", f"|{'-' * (width + 2)}|-------|"]
@@ -431,7 +483,9 @@ async def _keys_per_user(redis: Redis) -> Counter[int]:
     return per_user
 
 
-async def _settle(collector: Collector, tally: Tally, users: int, deadline: float, quiet: float = 2.0) -> None:
+async def _settle(
+    collector: Collector, tally: Tally, users: int, deadline: float, quiet: float = 2.0
+) -> None:
     """Wait until every user finished and the stand-in saw no new call for `quiet` seconds (or `deadline`)."""
     while True:
         settled = tally.done_users >= users and time.monotonic() - collector.last_call >= quiet
@@ -440,8 +494,17 @@ async def _settle(collector: Collector, tally: Tally, users: int, deadline: floa
         await asyncio.sleep(0.1)
 
 
-async def run_load(api: BotApi, redis_url: str, users: int, seconds: float, *, seed: int = 7,
-                   global_limit: int = 0, trace: bool = False, answer_timeout: float = ANSWER_TIMEOUT) -> LoadReport:
+async def run_load(
+    api: BotApi,
+    redis_url: str,
+    users: int,
+    seconds: float,
+    *,
+    seed: int = 7,
+    global_limit: int = 0,
+    trace: bool = False,
+    answer_timeout: float = ANSWER_TIMEOUT,
+) -> LoadReport:
     """Drive `users` simulated users arriving over `seconds` against a bot polling `api`; Redis must be seeded."""
     report = LoadReport(users=users, seconds=seconds)
     redis = Redis.from_url(redis_url)
@@ -451,8 +514,9 @@ async def run_load(api: BotApi, redis_url: str, users: int, seconds: float, *, s
     collector, tally = Collector(api), Tally()
     api.limits(global_per_sec=global_limit or None, per_chat_per_sec=1, group_per_min=20)
     try:
-        measured = await _drive(bot, api, collector, tally, report, seed=seed, trace=trace,
-                                answer_timeout=answer_timeout)
+        measured = await _drive(
+            bot, api, collector, tally, report, seed=seed, trace=trace, answer_timeout=answer_timeout
+        )
     finally:
         await bot.stop()
     report.tally = tally
@@ -470,8 +534,17 @@ async def run_load(api: BotApi, redis_url: str, users: int, seconds: float, *, s
     return report
 
 
-async def _drive(bot: BotProcess, api: BotApi, collector: Collector, tally: Tally, report: LoadReport, *,
-                 seed: int, trace: bool, answer_timeout: float) -> dict[str, Any]:
+async def _drive(
+    bot: BotProcess,
+    api: BotApi,
+    collector: Collector,
+    tally: Tally,
+    report: LoadReport,
+    *,
+    seed: int,
+    trace: bool,
+    answer_timeout: float,
+) -> dict[str, Any]:
     """Start every user, trace from the middle of the run, settle, then ask the bot for its figures."""
     stop = asyncio.Event()
     rss = [bot.rss()]
@@ -481,10 +554,20 @@ async def _drive(bot: BotProcess, api: BotApi, collector: Collector, tally: Tall
     sampler = asyncio.create_task(_sample_rss(bot, rss, stop))
     rng = random.Random(seed)
     began = time.monotonic()
-    sessions = [asyncio.create_task(user_session(FIRST_CHAT + i, began + rng.uniform(0, report.seconds),
-                                                 random.Random(rng.random()), api, collector, tally,
-                                                 answer_timeout))
-                for i in range(report.users)]
+    sessions = [
+        asyncio.create_task(
+            user_session(
+                FIRST_CHAT + i,
+                began + rng.uniform(0, report.seconds),
+                random.Random(rng.random()),
+                api,
+                collector,
+                tally,
+                answer_timeout,
+            )
+        )
+        for i in range(report.users)
+    ]
     try:
         await asyncio.sleep(report.seconds / 2)
         report.rss_mid = bot.rss()
@@ -520,15 +603,28 @@ async def main(args: argparse.Namespace) -> int:
         redis = Redis.from_url(redis_url)
         await seed_demo(redis)
         await redis.aclose()
-        report = await run_load(api, redis_url, args.users, args.minutes * 60, seed=args.seed,
-                                global_limit=args.global_limit, trace=args.trace)
+        report = await run_load(
+            api,
+            redis_url,
+            args.users,
+            args.minutes * 60,
+            seed=args.seed,
+            global_limit=args.global_limit,
+            trace=args.trace,
+        )
     limits = f"stand-in limits: 1 msg/s per chat, 20/min per group, global {args.global_limit or 'off'}"
     print(f"load: {args.users:,} users over {args.minutes:g} min, seed {args.seed}; {limits}")
     print(report.table())
-    print("mix (count, median latency): " + ", ".join(
-        f"{kind} {n} ({statistics.median(report.tally.kind_latencies.get(kind) or [0]) * 1000:.0f} ms)"
-        for kind, n in report.tally.by_kind.most_common()))
-    for problem in (report.handler_errors + report.api_errors + report.refused + report.tally.unanswered)[:10]:
+    print(
+        "mix (count, median latency): "
+        + ", ".join(
+            f"{kind} {n} ({statistics.median(report.tally.kind_latencies.get(kind) or [0]) * 1000:.0f} ms)"
+            for kind, n in report.tally.by_kind.most_common()
+        )
+    )
+    for problem in (report.handler_errors + report.api_errors + report.refused + report.tally.unanswered)[
+        :10
+    ]:
         print(f"problem: {problem}")
     ok = not (report.handler_errors or report.api_errors or report.refused or report.tally.unanswered)
     print(f"{machine_line()}; {'OK' if ok else 'PROBLEMS'}")
@@ -539,10 +635,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--users", type=int, default=10_000, help="simulated users (default 10000)")
     parser.add_argument("--minutes", type=float, default=10.0, help="users arrive over this many minutes")
-    parser.add_argument("--global-limit", type=int, default=0,
-                        help="stand-in global limit in messages/s (default off; Telegram's broadcast figure is 30)")
-    parser.add_argument("--trace", action="store_true",
-                        help="tracemalloc in the bot over the second half (slower; reports memory still held)")
+    parser.add_argument(
+        "--global-limit",
+        type=int,
+        default=0,
+        help="stand-in global limit in messages/s (default off; Telegram's broadcast figure is 30)",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="tracemalloc in the bot over the second half (slower; reports memory still held)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     return parser
 

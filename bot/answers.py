@@ -67,9 +67,12 @@ class DataView:
         if self._known is None:
             cut = pd.Timestamp(self.today)
             known_by = pd.Timestamp(datetime.combine(self.today + timedelta(days=1), time(0), tzinfo=HK_TZ))
-            self._known = {name: frame[(frame[ALL_FEEDS[name][2]] <= cut) & (frame[KNOWN_COLUMN] < known_by)]
-                           if name in ALL_FEEDS and KNOWN_COLUMN in frame else frame
-                           for name, frame in self.history.frames.items()}
+            self._known = {
+                name: frame[(frame[ALL_FEEDS[name][2]] <= cut) & (frame[KNOWN_COLUMN] < known_by)]
+                if name in ALL_FEEDS and KNOWN_COLUMN in frame
+                else frame
+                for name, frame in self.history.frames.items()
+            }
         return self._known
 
     def names(self, lang: str = "en") -> dict[str, str]:
@@ -96,14 +99,42 @@ class Reply:
 
 
 # The commands /help lists, in order; each has the catalogue messages ans.help.<name> and ans.help.<name>.example.
-HELP: tuple[str, ...] = ("start", "help", "card", "flows", "chart", "short", "buybacks", "insiders", "top", "why",
-                         "history", "watch", "unwatch", "list", "settings", "mute", "unmute", "quiet", "digest",
-                         "lang", "status")
+HELP: tuple[str, ...] = (
+    "start",
+    "help",
+    "card",
+    "flows",
+    "chart",
+    "short",
+    "buybacks",
+    "insiders",
+    "top",
+    "why",
+    "history",
+    "watch",
+    "unwatch",
+    "list",
+    "settings",
+    "mute",
+    "unmute",
+    "quiet",
+    "digest",
+    "lang",
+    "status",
+)
 READ_ONLY = ("start", "help", "card", "flows", "short", "buybacks", "insiders", "top", "why", "history")
 # Rules /why explains (ans.why.<rule>.text; titles and caveats are the alerts' own, from bot.render).
-WHY_RULES = ("short_ratio_spike", "short_ratio_drop", "short_position_jump", "buyback_filed",
-             "insider_buy_near_round_number", "southbound_level", "market_short_swing", "confluence",
-             "insider_cluster")
+WHY_RULES = (
+    "short_ratio_spike",
+    "short_ratio_drop",
+    "short_position_jump",
+    "buyback_filed",
+    "insider_buy_near_round_number",
+    "southbound_level",
+    "market_short_swing",
+    "confluence",
+    "insider_cluster",
+)
 
 Handler = Callable[["DataView", list[str], str], Reply]
 
@@ -114,8 +145,17 @@ def answer(view: DataView, command: str, args: list[str], lang: str = "en") -> R
     if len(args) > MAX_ARGS:
         return Reply(t(lang, "ans.too_many_args", n=len(args), limit=MAX_ARGS))
     handlers: dict[str, Handler] = {
-        "start": _start, "help": _help, "card": _card, "flows": _flows, "short": _short, "buybacks": _buybacks,
-        "insiders": _insiders, "top": _top, "why": _why, "history": _history}
+        "start": _start,
+        "help": _help,
+        "card": _card,
+        "flows": _flows,
+        "short": _short,
+        "buybacks": _buybacks,
+        "insiders": _insiders,
+        "top": _top,
+        "why": _why,
+        "history": _history,
+    }
     if command == "chart":
         return Reply(t(lang, "ans.console_chart"))
     if command in HELP and command not in READ_ONLY:
@@ -135,12 +175,26 @@ def _help(view: DataView, args: list[str], lang: str) -> Reply:
     if args:
         name = args[0].lstrip("/").lower()
         if name in HELP:
-            return Reply(t(lang, "ans.help_one", name=name, text=t(lang, f"ans.help.{name}"),
-                           example=t(lang, f"ans.help.{name}.example")))
+            return Reply(
+                t(
+                    lang,
+                    "ans.help_one",
+                    name=name,
+                    text=t(lang, f"ans.help.{name}"),
+                    example=t(lang, f"ans.help.{name}.example"),
+                )
+            )
         return Reply(t(lang, "ans.help_unknown", name=esc(name[:32])))
     lines = [t(lang, "ans.help_header")] + [
-        t(lang, "ans.help_line", name=name, text=t(lang, f"ans.help.{name}"),
-          example=t(lang, f"ans.help.{name}.example")) for name in HELP]
+        t(
+            lang,
+            "ans.help_line",
+            name=name,
+            text=t(lang, f"ans.help.{name}"),
+            example=t(lang, f"ans.help.{name}.example"),
+        )
+        for name in HELP
+    ]
     return Reply("\n".join(lines))
 
 
@@ -199,7 +253,10 @@ def _card(view: DataView, args: list[str], lang: str) -> Reply:
     lines += _card_buybacks(view, frames, code, lang) + _card_insiders(view, frames, code, lang)
     lines += _card_southbound(frames, code, lang) + _card_price(frames, code, lang)
     lines += _card_flows(frames, code, lang)
-    buttons = (Button(t(lang, "button.chart"), f"chart:{code}"), Button(t(lang, "button.mute_1d"), f"mute:{code}:1d"))
+    buttons = (
+        Button(t(lang, "button.chart"), f"chart:{code}"),
+        Button(t(lang, "button.mute_1d"), f"mute:{code}:1d"),
+    )
     return Reply("\n".join(lines), buttons)
 
 
@@ -208,19 +265,39 @@ def _card_short(frames: pos.Frames, code: str, lang: str) -> list[str]:
     if figures is None:
         return [t(lang, "ans.card.short_none")]
     if figures.percentile is not None and figures.z is not None and figures.window >= 20:
-        rank = t(lang, "ans.card.rank", rank=ordinal(int(figures.percentile)) if lang == "en"
-                 else str(int(figures.percentile)), n=figures.window, z=f"{figures.z:+.1f}σ")
+        rank = t(
+            lang,
+            "ans.card.rank",
+            rank=ordinal(int(figures.percentile)) if lang == "en" else str(int(figures.percentile)),
+            n=figures.window,
+            z=f"{figures.z:+.1f}σ",
+        )
     else:
         rank = t(lang, "ans.card.rank_short", n=figures.window)
-    lines = [t(lang, "ans.card.short", ratio=pct(lang, figures.ratio * 100, 1),
-               short=_money(lang, figures.short_value), turnover=_money(lang, figures.turnover), rank=rank)
-             + _src(lang, "quotes", figures.day)]
+    lines = [
+        t(
+            lang,
+            "ans.card.short",
+            ratio=pct(lang, figures.ratio * 100, 1),
+            short=_money(lang, figures.short_value),
+            turnover=_money(lang, figures.turnover),
+            rank=rank,
+        )
+        + _src(lang, "quotes", figures.day)
+    ]
     session = pos.session_short(frames, code)
     if session is not None and session.close is not None and session.midday is not None:
         share = session.midday / session.close * 100 if session.close else None
-        lines.append(t(lang, "ans.card.session", midday=_money(lang, session.midday),
-                       close=_money(lang, session.close), share=_share(lang, share))
-                     + _src(lang, "short", session.day))
+        lines.append(
+            t(
+                lang,
+                "ans.card.session",
+                midday=_money(lang, session.midday),
+                close=_money(lang, session.close),
+                share=_share(lang, share),
+            )
+            + _src(lang, "short", session.day)
+        )
     elif session is not None and (session.close is not None or session.midday is not None):
         key = "ans.card.session_close" if session.close is not None else "ans.card.session_midday"
         value = session.close if session.close is not None else session.midday
@@ -232,11 +309,20 @@ def _card_sfc(frames: pos.Frames, code: str, lang: str) -> list[str]:
     figures = pos.sfc_figures(frames, code)
     if figures is None:
         return [t(lang, "ans.card.sfc_none")]
-    issued = t(lang, "ans.card.of_issued", pct=pct(lang, figures.pct_of_issued, 2)) \
-        if figures.pct_of_issued is not None else t(lang, "ans.card.issued_unknown")
-    text = t(lang, "ans.card.sfc", shares=shares(lang, figures.shares), value=_money(lang, figures.value),
-             issued=issued, change=_signed_pct(lang, figures.change_pct),
-             asof=day(lang, figures.day))
+    issued = (
+        t(lang, "ans.card.of_issued", pct=pct(lang, figures.pct_of_issued, 2))
+        if figures.pct_of_issued is not None
+        else t(lang, "ans.card.issued_unknown")
+    )
+    text = t(
+        lang,
+        "ans.card.sfc",
+        shares=shares(lang, figures.shares),
+        value=_money(lang, figures.value),
+        issued=issued,
+        change=_signed_pct(lang, figures.change_pct),
+        asof=day(lang, figures.day),
+    )
     return [text + _src(lang, "sfc", figures.day)]
 
 
@@ -244,24 +330,50 @@ def _card_buybacks(view: DataView, frames: pos.Frames, code: str, lang: str) -> 
     sessions = previous_sessions(view.today, pos.BUYBACK_SESSIONS)
     figures = pos.buyback_figures(frames, code, sessions)
     if figures is None:
-        return [t(lang, "ans.card.buybacks_none", since=day(lang, sessions[0])) + _src(lang, "buybacks", view.today)]
-    prices = t(lang, "ans.na") if figures.low is None or figures.high is None else \
-        f"{price(lang, figures.low, figures.currency)}–{price(lang, figures.high, figures.currency)}"
-    text = t(lang, "ans.card.buybacks", days=figures.days, shares=shares(lang, figures.shares),
-             amount=_money(lang, figures.amount, figures.currency), prices=prices)
+        return [
+            t(lang, "ans.card.buybacks_none", since=day(lang, sessions[0]))
+            + _src(lang, "buybacks", view.today)
+        ]
+    prices = (
+        t(lang, "ans.na")
+        if figures.low is None or figures.high is None
+        else f"{price(lang, figures.low, figures.currency)}–{price(lang, figures.high, figures.currency)}"
+    )
+    text = t(
+        lang,
+        "ans.card.buybacks",
+        days=figures.days,
+        shares=shares(lang, figures.shares),
+        amount=_money(lang, figures.amount, figures.currency),
+        prices=prices,
+    )
     return [text + _src(lang, "buybacks", figures.last_report)]
 
 
 def _dealing(lang: str, dealing: pos.Dealing) -> str:
     """``Mon 24/11 Lei Jun (director) bought 2,600,000 sh at avg HK$38.58``."""
-    role = t(lang, f"ans.role.{dealing.role}") if dealing.role in ("director", "substantial_shareholder") \
+    role = (
+        t(lang, f"ans.role.{dealing.role}")
+        if dealing.role in ("director", "substantial_shareholder")
         else esc(dealing.role)
-    direction = t(lang, f"ans.dir.{dealing.direction}") if dealing.direction in ("buy", "sell") \
+    )
+    direction = (
+        t(lang, f"ans.dir.{dealing.direction}")
+        if dealing.direction in ("buy", "sell")
         else esc(dealing.direction)
+    )
     count = t(lang, "ans.na") if dealing.shares is None else shares(lang, dealing.shares)
     avg = t(lang, "ans.na") if dealing.avg_price is None else price(lang, dealing.avg_price, dealing.currency)
-    return t(lang, "ans.dealing", day=day(lang, dealing.event_date), holder=esc(dealing.holder[:60]), role=role,
-             direction=direction, shares=count, price=avg)
+    return t(
+        lang,
+        "ans.dealing",
+        day=day(lang, dealing.event_date),
+        holder=esc(dealing.holder[:60]),
+        role=role,
+        direction=direction,
+        shares=count,
+        price=avg,
+    )
 
 
 def _card_insiders(view: DataView, frames: pos.Frames, code: str, lang: str) -> list[str]:
@@ -279,8 +391,13 @@ def _card_southbound(frames: pos.Frames, code: str, lang: str) -> list[str]:
     if figures is None:
         return [t(lang, "ans.card.southbound_none")]
     change = t(lang, "ans.na") if figures.change_pp is None else _pp(lang, figures.change_pp)
-    text = t(lang, "ans.card.southbound", pct=pct(lang, figures.pct, 2), shares=shares(lang, figures.shares),
-             change=change)
+    text = t(
+        lang,
+        "ans.card.southbound",
+        pct=pct(lang, figures.pct, 2),
+        shares=shares(lang, figures.shares),
+        change=change,
+    )
     return [text + _src(lang, "southbound", figures.day)]
 
 
@@ -288,8 +405,13 @@ def _card_price(frames: pos.Frames, code: str, lang: str) -> list[str]:
     figures = pos.price_figures(frames, code)
     if figures is None:
         return [t(lang, "ans.card.price_none")]
-    text = t(lang, "ans.card.price", close=price(lang, figures.close, figures.currency),
-             below=price(lang, figures.below, figures.currency), above=price(lang, figures.above, figures.currency))
+    text = t(
+        lang,
+        "ans.card.price",
+        close=price(lang, figures.close, figures.currency),
+        below=price(lang, figures.below, figures.currency),
+        above=price(lang, figures.above, figures.currency),
+    )
     return [text + _src(lang, "quotes", figures.day)]
 
 
@@ -298,11 +420,16 @@ def _card_flows(frames: pos.Frames, code: str, lang: str) -> list[str]:
     if not days:
         return [t(lang, "ans.card.flows_none")]
     flows = pos.flows(frames, code, days[-1])
-    text = t(lang, "ans.card.flows", turnover=_money(lang, flows.turnover),
-             short=_share(lang, flows.share(flows.short_value)),
-             south=_signed_pct(lang, flows.share(flows.southbound_net)),
-             buyback=_share(lang, flows.share(flows.buyback)), rest=_share(lang, flows.share(flows.remainder)),
-             code=esc(code.lstrip("0")))
+    text = t(
+        lang,
+        "ans.card.flows",
+        turnover=_money(lang, flows.turnover),
+        short=_share(lang, flows.share(flows.short_value)),
+        south=_signed_pct(lang, flows.share(flows.southbound_net)),
+        buyback=_share(lang, flows.share(flows.buyback)),
+        rest=_share(lang, flows.share(flows.remainder)),
+        code=esc(code.lstrip("0")),
+    )
     return [text + _src(lang, "flows", flows.day)]
 
 
@@ -345,8 +472,16 @@ def _flows(view: DataView, args: list[str], lang: str) -> Reply:
         return Reply(t(lang, "ans.flows.no_data", code=code_html))
     when = when or days[-1]
     if when not in days:
-        return Reply(t(lang, "ans.flows.no_day", code=code_html, day=day(lang, when), first=day(lang, days[0]),
-                       last=day(lang, days[-1])))
+        return Reply(
+            t(
+                lang,
+                "ans.flows.no_day",
+                code=code_html,
+                day=day(lang, when),
+                first=day(lang, days[0]),
+                last=day(lang, days[-1]),
+            )
+        )
     return Reply(_flows_text(pos.flows(frames, code, when), code_html, name, lang))
 
 
@@ -354,24 +489,53 @@ def _flows_text(flows: pos.Flows, code_html: str, name: str, lang: str) -> str:
     """The flows arithmetic, one line per part, amounts and % of turnover."""
     na = t(lang, "ans.na")
     close = na if flows.close is None else price(lang, flows.close)
-    lines = [t(lang, "ans.flows.header", code=code_html, name=name, day=day(lang, flows.day)),
-             t(lang, "ans.flows.turnover", amount=_money(lang, flows.turnover), close=close),
-             t(lang, "ans.flows.short", amount=_money(lang, flows.short_value),
-               share=_share(lang, flows.share(flows.short_value)))]
-    if flows.southbound_net is not None and flows.southbound_shares_change is not None \
-            and flows.southbound_base is not None:
-        change = ("+" if flows.southbound_shares_change > 0 else "−" if flows.southbound_shares_change < 0
-                  else "") + shares(lang, abs(flows.southbound_shares_change))
-        lines.append(t(lang, "ans.flows.southbound", change=change, close=close,
-                       amount=_money(lang, flows.southbound_net, signed=True),
-                       share=_signed_pct(lang, flows.share(flows.southbound_net)),
-                       base=day(lang, flows.southbound_base)))
+    lines = [
+        t(lang, "ans.flows.header", code=code_html, name=name, day=day(lang, flows.day)),
+        t(lang, "ans.flows.turnover", amount=_money(lang, flows.turnover), close=close),
+        t(
+            lang,
+            "ans.flows.short",
+            amount=_money(lang, flows.short_value),
+            share=_share(lang, flows.share(flows.short_value)),
+        ),
+    ]
+    if (
+        flows.southbound_net is not None
+        and flows.southbound_shares_change is not None
+        and flows.southbound_base is not None
+    ):
+        change = (
+            "+" if flows.southbound_shares_change > 0 else "−" if flows.southbound_shares_change < 0 else ""
+        ) + shares(lang, abs(flows.southbound_shares_change))
+        lines.append(
+            t(
+                lang,
+                "ans.flows.southbound",
+                change=change,
+                close=close,
+                amount=_money(lang, flows.southbound_net, signed=True),
+                share=_signed_pct(lang, flows.share(flows.southbound_net)),
+                base=day(lang, flows.southbound_base),
+            )
+        )
     else:
         lines.append(t(lang, "ans.flows.southbound_na"))
-    lines.append(t(lang, "ans.flows.buyback", amount=_money(lang, flows.buyback),
-                   share=_share(lang, flows.share(flows.buyback))))
-    lines.append(t(lang, "ans.flows.remainder", amount=_money(lang, flows.remainder),
-                   share=_share(lang, flows.share(flows.remainder))))
+    lines.append(
+        t(
+            lang,
+            "ans.flows.buyback",
+            amount=_money(lang, flows.buyback),
+            share=_share(lang, flows.share(flows.buyback)),
+        )
+    )
+    lines.append(
+        t(
+            lang,
+            "ans.flows.remainder",
+            amount=_money(lang, flows.remainder),
+            share=_share(lang, flows.share(flows.remainder)),
+        )
+    )
     lines.append(t(lang, "ans.flows.sources", day=day(lang, flows.day)))
     lines.append(t(lang, "ans.flows.caveat"))
     return "\n".join(lines)
@@ -397,8 +561,9 @@ def _short(view: DataView, args: list[str], lang: str) -> Reply:
     return Reply("\n".join(lines))
 
 
-def _filter_code(view: DataView, args: list[str], frame: pd.DataFrame, lang: str,
-                 usage: str) -> tuple[pd.DataFrame, Reply | None]:
+def _filter_code(
+    view: DataView, args: list[str], frame: pd.DataFrame, lang: str, usage: str
+) -> tuple[pd.DataFrame, Reply | None]:
     if not args:
         return frame, None
     code, problem = _one_code(view, args, lang, usage)
@@ -416,11 +581,19 @@ def _buybacks(view: DataView, args: list[str], lang: str) -> Reply:
     lines = [t(lang, "ans.buybacks.header")]
     for _, r in rows.iterrows():
         currency = str(r["currency"]) if pd.notna(r["currency"]) else "HKD"
-        lines.append(t(lang, "ans.buybacks.line", day=day(lang, r["trade_date"]), code=esc(r["code"]),
-                       name=esc(names.get(str(r["code"]), r["name"])), shares=shares(lang, float(r["shares"])),
-                       amount=_money(lang, float(r["total_paid"]), currency),
-                       low=price(lang, float(r["price_low"]), currency),
-                       high=price(lang, float(r["price_high"]), currency)))
+        lines.append(
+            t(
+                lang,
+                "ans.buybacks.line",
+                day=day(lang, r["trade_date"]),
+                code=esc(r["code"]),
+                name=esc(names.get(str(r["code"]), r["name"])),
+                shares=shares(lang, float(r["shares"])),
+                amount=_money(lang, float(r["total_paid"]), currency),
+                low=price(lang, float(r["price_low"]), currency),
+                high=price(lang, float(r["price_high"]), currency),
+            )
+        )
     lines.append(t(lang, "ans.buybacks.source", day=day(lang, rows["report_date"].max())))
     return Reply("\n".join(lines))
 
@@ -457,8 +630,16 @@ def _top(view: DataView, args: list[str], lang: str) -> Reply:
     lines = [t(lang, "ans.top.header", day=day(lang, latest))]
     for a in recent[:10]:
         who = t(lang, "ans.market") if a.code == "MARKET" else esc(names.get(a.code, a.name))
-        lines.append(t(lang, "ans.top.line", emoji=rule_emoji(a.rule), code=esc(a.code), name=who,
-                       detail=esc(why_text(a, lang))))
+        lines.append(
+            t(
+                lang,
+                "ans.top.line",
+                emoji=rule_emoji(a.rule),
+                code=esc(a.code),
+                name=who,
+                detail=esc(why_text(a, lang)),
+            )
+        )
     return Reply("\n".join(lines))
 
 
@@ -466,13 +647,23 @@ def _why(view: DataView, args: list[str], lang: str) -> Reply:
     if not args or args[0].lower() not in WHY_RULES:
         return Reply(t(lang, "ans.why.usage", rules=", ".join(f"<code>{r}</code>" for r in WHY_RULES)))
     rule = args[0].lower()
-    return Reply(t(lang, "ans.why.body", emoji=rule_emoji(rule), title=_rule_title(lang, rule),
-                   text=t(lang, f"ans.why.{rule}.text"), caveat=esc(caveat(rule, lang) or "")))
+    return Reply(
+        t(
+            lang,
+            "ans.why.body",
+            emoji=rule_emoji(rule),
+            title=_rule_title(lang, rule),
+            text=t(lang, f"ans.why.{rule}.text"),
+            caveat=esc(caveat(rule, lang) or ""),
+        )
+    )
 
 
 def _move(lang: str, outcome: Outcome | None, horizon: int) -> str:
     value = None if outcome is None else outcome.moves.get(horizon)
-    return t(lang, "ans.history.move", h=horizon, move=_signed_pct(lang, None if value is None else value * 100))
+    return t(
+        lang, "ans.history.move", h=horizon, move=_signed_pct(lang, None if value is None else value * 100)
+    )
 
 
 def _history(view: DataView, args: list[str], lang: str) -> Reply:
@@ -481,8 +672,11 @@ def _history(view: DataView, args: list[str], lang: str) -> Reply:
         return problem or Reply("?")
     code_html, name = _title(view, code, lang)
     # Only what could have been pushed by `today`: an SFC position shows from its publication, not its date.
-    alerts = sorted((a for a in view.alerts if a.code == code and known_day(a) <= view.today),
-                    key=lambda a: (a.trade_date, a.rule), reverse=True)
+    alerts = sorted(
+        (a for a in view.alerts if a.code == code and known_day(a) <= view.today),
+        key=lambda a: (a.trade_date, a.rule),
+        reverse=True,
+    )
     if not alerts:
         return Reply(t(lang, "ans.history.none", code=code_html))
     shown = alerts[:HISTORY_SHOWN]
@@ -490,8 +684,16 @@ def _history(view: DataView, args: list[str], lang: str) -> Reply:
     for a in shown:
         outcome = view.outcomes.get(a.fingerprint)
         moves = " · ".join(_move(lang, outcome, h) for h in HORIZONS)
-        lines.append(t(lang, "ans.history.line", day=day(lang, a.trade_date), emoji=rule_emoji(a.rule),
-                       title=_rule_title(lang, a.rule), moves=moves))
+        lines.append(
+            t(
+                lang,
+                "ans.history.line",
+                day=day(lang, a.trade_date),
+                emoji=rule_emoji(a.rule),
+                title=_rule_title(lang, a.rule),
+                moves=moves,
+            )
+        )
     lines.append(t(lang, "ans.history.rates_header"))
     lines += _hit_rates(view, alerts, lang)
     lines.append(t(lang, "ans.history.caveat"))
@@ -501,21 +703,45 @@ def _history(view: DataView, args: list[str], lang: str) -> Reply:
 def _hit_rates(view: DataView, alerts: list[Alert], lang: str) -> list[str]:
     """Per-rule hit rates of a stock's alerts, by the replay engine's own summary."""
     missing = Outcome(None, {h: None for h in HORIZONS})
-    since = min(base_day(a) for a in alerts)  # the base rate's window: from the first alert's base close to today
+    since = min(
+        base_day(a) for a in alerts
+    )  # the base rate's window: from the first alert's base close to today
     closes = view.memo(("closes",), view.history.closes)
-    result = ReplayResult(alerts=[(a.trade_date, a) for a in alerts],
-                          outcomes={a.fingerprint: view.outcomes.get(a.fingerprint, missing) for a in alerts},
-                          start=since, end=view.today, closes=closes)
+    result = ReplayResult(
+        alerts=[(a.trade_date, a) for a in alerts],
+        outcomes={a.fingerprint: view.outcomes.get(a.fingerprint, missing) for a in alerts},
+        start=since,
+        end=view.today,
+        closes=closes,
+    )
     lines = []
     for row in summarize(result):
         title = _rule_title(lang, row.rule)
         if row.hit_rate is not None:
             hits = int(round(row.hit_rate * row.hits_counted))
-            lines.append(t(lang, "ans.history.rate", title=title, hits=hits, judged=row.hits_counted,
-                           count=row.count, rate=pct(lang, row.hit_rate * 100, 0)))
-            if row.base_rate is not None:  # a 60% hit rate means little if the stock rose 60% of the time anyway
-                lines.append(t(lang, "ans.history.base", rate=pct(lang, row.base_rate * 100, 0), n=row.base_counted,
-                               since=day(lang, since)))
+            lines.append(
+                t(
+                    lang,
+                    "ans.history.rate",
+                    title=title,
+                    hits=hits,
+                    judged=row.hits_counted,
+                    count=row.count,
+                    rate=pct(lang, row.hit_rate * 100, 0),
+                )
+            )
+            if (
+                row.base_rate is not None
+            ):  # a 60% hit rate means little if the stock rose 60% of the time anyway
+                lines.append(
+                    t(
+                        lang,
+                        "ans.history.base",
+                        rate=pct(lang, row.base_rate * 100, 0),
+                        n=row.base_counted,
+                        since=day(lang, since),
+                    )
+                )
         elif _has_direction(row.rule, alerts):
             lines.append(t(lang, "ans.history.rate_pending", title=title, count=row.count))
         else:
@@ -532,8 +758,9 @@ def catalogue_keys() -> Mapping[str, tuple[str, ...]]:
     return {
         "help": tuple(k for n in HELP for k in (f"ans.help.{n}", f"ans.help.{n}.example")),
         "why": tuple(f"ans.why.{r}.text" for r in WHY_RULES),
-        "src": tuple(f"ans.src.{s}" for s in ("quotes", "short", "sfc", "buybacks", "di", "southbound", "flows")),
+        "src": tuple(
+            f"ans.src.{s}" for s in ("quotes", "short", "sfc", "buybacks", "di", "southbound", "flows")
+        ),
         "role": ("ans.role.director", "ans.role.substantial_shareholder"),
         "dir": ("ans.dir.buy", "ans.dir.sell"),
     }
-

@@ -50,10 +50,16 @@ def file_base_url(api_url: str) -> str:
     return api_url[: -len("/bot")] + "/file/bot" if api_url.endswith("/bot") else api_url + "/file"
 
 
-def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTERVAL_SECONDS,
-                      clock: Callable[[], datetime] | None = None, poll_sources: bool = False,
-                      outage: RedisOutage | None = None, ticks: TickTimes | None = None,
-                      stop: asyncio.Event | None = None) -> Application:
+def build_application(
+    settings: Settings,
+    *,
+    drain_interval: float = DRAIN_INTERVAL_SECONDS,
+    clock: Callable[[], datetime] | None = None,
+    poll_sources: bool = False,
+    outage: RedisOutage | None = None,
+    ticks: TickTimes | None = None,
+    stop: asyncio.Event | None = None,
+) -> Application:
     """Build the Application: HK timezone defaults, base URL from TELEGRAM_API_URL, handlers and jobs.
 
     `clock` sets the "today" of read-only commands (tests and replays point it at a past period); `ticks` records
@@ -74,34 +80,60 @@ def build_application(settings: Settings, *, drain_interval: float = DRAIN_INTER
         app.bot_data["outage"] = outage
         if not await _retry_bot_api("setMyCommands", lambda: app.bot.set_my_commands(menu("en")), stop):
             return  # stopped while the Bot API was unreachable
-        await _retry_bot_api("setMyCommands", lambda: app.bot.set_my_commands(menu("zh"), language_code="zh"), stop)
+        await _retry_bot_api(
+            "setMyCommands", lambda: app.bot.set_my_commands(menu("zh"), language_code="zh"), stop
+        )
         if app.job_queue is not None:
             # Deliberate APScheduler settings: one instance at a time, late ticks coalesced, never silently skipped.
-            app.job_queue.run_repeating(drain_outbox, interval=drain_interval, first=0.1, name="drain-outbox",
-                                        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30})
+            app.job_queue.run_repeating(
+                drain_outbox,
+                interval=drain_interval,
+                first=0.1,
+                name="drain-outbox",
+                job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
+            )
             if poll_sources:
-                app.bot_data["poller"] = Poller(settings, d.redis, d.http, clock,
-                                                on_processed=lambda _report: d.invalidate_view(), outage=outage,
-                                                ticks=ticks)
+                app.bot_data["poller"] = Poller(
+                    settings,
+                    d.redis,
+                    d.http,
+                    clock,
+                    on_processed=lambda _report: d.invalidate_view(),
+                    outage=outage,
+                    ticks=ticks,
+                )
                 ticks.arm()
-                app.job_queue.run_repeating(poll_job, interval=POLL_TICK_SECONDS, first=0.5, name="poll-sources",
-                                            job_kwargs={"max_instances": 1, "coalesce": True,
-                                                        "misfire_grace_time": 3600})
+                app.job_queue.run_repeating(
+                    poll_job,
+                    interval=POLL_TICK_SECONDS,
+                    first=0.5,
+                    name="poll-sources",
+                    job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": 3600},
+                )
                 # Before HKEX's morning files are due: a layout change, a moved host or a slow origin is told
                 # to the admins once a day, with the evidence (`positioning-bot doctor` prints the details).
-                app.job_queue.run_daily(doctor_job, DOCTOR_TIME, name="doctor",
-                                        job_kwargs={"misfire_grace_time": 3600, "coalesce": True})
+                app.job_queue.run_daily(
+                    doctor_job,
+                    DOCTOR_TIME,
+                    name="doctor",
+                    job_kwargs={"misfire_grace_time": 3600, "coalesce": True},
+                )
             hour, minute = (int(x) for x in DIGEST_TIME.split(":"))
-            app.job_queue.run_daily(send_digests, dtime(hour, minute, tzinfo=HK_TZ), name="digests",
-                                    job_kwargs={"misfire_grace_time": 3600, "coalesce": True})
+            app.job_queue.run_daily(
+                send_digests,
+                dtime(hour, minute, tzinfo=HK_TZ),
+                name="digests",
+                job_kwargs={"misfire_grace_time": 3600, "coalesce": True},
+            )
 
     async def post_shutdown(app: Application) -> None:
         d = app.bot_data.get("deps")
         if isinstance(d, Deps):
             await d.close()
 
-    defaults = Defaults(tzinfo=HK_TZ, parse_mode=ParseMode.HTML,
-                        link_preview_options=LinkPreviewOptions(is_disabled=True))
+    defaults = Defaults(
+        tzinfo=HK_TZ, parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
+    )
     app = (
         ApplicationBuilder()
         .token(settings.require_token())
@@ -206,8 +238,14 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         await redis.aclose()
 
 
-async def _lead(settings: Settings, lease: Lease, stop: asyncio.Event, lost: asyncio.Event,
-                outage: RedisOutage | None = None, ticks: TickTimes | None = None) -> None:
+async def _lead(
+    settings: Settings,
+    lease: Lease,
+    stop: asyncio.Event,
+    lost: asyncio.Event,
+    outage: RedisOutage | None = None,
+    ticks: TickTimes | None = None,
+) -> None:
     webhook = _webhook_config()
     ticks = ticks or TickTimes()
     app = build_application(settings, poll_sources=True, outage=outage, ticks=ticks, stop=stop)
@@ -223,9 +261,14 @@ async def _lead(settings: Settings, lease: Lease, stop: asyncio.Event, lost: asy
         if webhook is not None:
             webhook_url, secret = webhook
             # Serve the path Telegram posts to (the path of WEBHOOK_URL); PTB answers 403 without the secret.
-            await app.updater.start_webhook(listen="0.0.0.0", port=int(os.environ.get("PORT", "8443")),  # noqa: S104
-                                            url_path=urlsplit(webhook_url).path.strip("/"), webhook_url=webhook_url,
-                                            secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+            await app.updater.start_webhook(
+                listen="0.0.0.0",
+                port=int(os.environ.get("PORT", "8443")),  # noqa: S104
+                url_path=urlsplit(webhook_url).path.strip("/"),
+                webhook_url=webhook_url,
+                secret_token=secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
         else:
             await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
         await app.start()
@@ -251,10 +294,14 @@ async def _lead(settings: Settings, lease: Lease, stop: asyncio.Event, lost: asy
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
         await app.shutdown()
-        await app.bot.shutdown()  # its HTTP clients, also when getMe never succeeded (then app.shutdown skips it)
+        await (
+            app.bot.shutdown()
+        )  # its HTTP clients, also when getMe never succeeded (then app.shutdown skips it)
 
 
-async def _retry_bot_api(what: str, call: Callable[[], Awaitable[object]], stop: asyncio.Event | None) -> bool:
+async def _retry_bot_api(
+    what: str, call: Callable[[], Awaitable[object]], stop: asyncio.Event | None
+) -> bool:
     """Call the Bot API until it answers (True) or `stop` is set (False), waiting out network errors and 5xx with
     exponential backoff (BOT_API_RETRY_FIRST_S doubling up to BOT_API_RETRY_MAX_S) and 429 as told.
 
@@ -295,8 +342,10 @@ def _webhook_config() -> tuple[str, str] | None:
         return None
     secret = os.environ.get("WEBHOOK_SECRET", "").strip()
     if not secret:
-        raise SystemExit("configuration error: WEBHOOK_SECRET: is required with WEBHOOK_URL "
-                         "(Telegram sends it back so strangers cannot post updates)")
+        raise SystemExit(
+            "configuration error: WEBHOOK_SECRET: is required with WEBHOOK_URL "
+            "(Telegram sends it back so strangers cannot post updates)"
+        )
     return webhook_url, secret
 
 
@@ -315,9 +364,13 @@ def _quiesce(app: Application) -> None:
         poller.stopping = True
 
 
-async def _start_health(settings: Settings, lease: Lease, ticks: TickTimes | None = None) -> HealthServer | None:
+async def _start_health(
+    settings: Settings, lease: Lease, ticks: TickTimes | None = None
+) -> HealthServer | None:
     """Serve /healthz and /metrics on HEALTH_PORT, or on PORT when PORT is not taken by the webhook."""
-    port = os.environ.get("HEALTH_PORT") or ("" if os.environ.get("WEBHOOK_URL") else os.environ.get("PORT", ""))
+    port = os.environ.get("HEALTH_PORT") or (
+        "" if os.environ.get("WEBHOOK_URL") else os.environ.get("PORT", "")
+    )
     if not port:
         return None
 
@@ -329,8 +382,12 @@ async def _start_health(settings: Settings, lease: Lease, ticks: TickTimes | Non
         leader = holder == lease.owner
         problem = ticks.problem(stuck_after=TICK_STUCK_S, overdue_after=TICK_OVERDUE_S) if ticks else None
         if problem is not None and leader:
-            return False, {"reason": f"poll {problem}", "poll": problem.split(":", 1)[0], "leader": leader,
-                           "lease_holder": holder}
+            return False, {
+                "reason": f"poll {problem}",
+                "poll": problem.split(":", 1)[0],
+                "leader": leader,
+                "lease_holder": holder,
+            }
         return True, {"leader": leader, "lease_holder": holder}
 
     server = HealthServer(check, port=int(port))

@@ -44,8 +44,17 @@ SESSIONS = 120
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 16 / 3, 150  # 1200 × 800 px: sharp on a phone, ~100 kB
 BASE_FAMILY = "DejaVu Sans"  # ships with matplotlib: Latin, digits and punctuation always render
 # Traditional-Chinese-capable families, best first; the smallest Debian package is fonts-wqy-microhei.
-CJK_FAMILIES = ("Noto Sans CJK TC", "Noto Sans CJK HK", "Noto Sans TC", "WenQuanYi Micro Hei", "AR PL UMing TW",
-                "AR PL UMing HK", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "AR PL UMing CN")
+CJK_FAMILIES = (
+    "Noto Sans CJK TC",
+    "Noto Sans CJK HK",
+    "Noto Sans TC",
+    "WenQuanYi Micro Hei",
+    "AR PL UMing TW",
+    "AR PL UMing HK",
+    "Noto Sans CJK SC",
+    "WenQuanYi Zen Hei",
+    "AR PL UMing CN",
+)
 _CJK_FILE_HINTS = ("wqy-microhei", "wqy-zenhei", "notosanscjk", "notoserifcjk", "uming")
 _CJK_PROBE = "沽空淡倉回購港元"
 SOUTHBOUND_LEVELS = (5, 10, 15, 20, 25, 30)  # the levels the southbound rule watches
@@ -53,8 +62,17 @@ SOUTHBOUND_LEVELS = (5, 10, 15, 20, 25, 30)  # the levels the southbound rule wa
 # worker thread so the event loop keeps serving other chats.
 _RENDER_LOCK = threading.Lock()
 
-COLORS = {"bars": "#9db7d5", "close": "#1d2b3a", "buyback": "#1f8a4c", "insider": "#e07b00", "line": "#6b3fa0",
-          "fill": "#e9e1f3", "level": "#b0b0b0", "text": "#333333", "muted": "#666666"}
+COLORS = {
+    "bars": "#9db7d5",
+    "close": "#1d2b3a",
+    "buyback": "#1f8a4c",
+    "insider": "#e07b00",
+    "line": "#6b3fa0",
+    "fill": "#e9e1f3",
+    "level": "#b0b0b0",
+    "text": "#333333",
+    "muted": "#666666",
+}
 
 
 class NoChartData(LookupError):
@@ -68,7 +86,9 @@ class ChartData:
     kind: str
     code: str
     main: pd.DataFrame  # sorted by date: quotes (short), SFC rows (position) or southbound rows (southbound)
-    buybacks: pd.DataFrame = field(default_factory=pd.DataFrame)  # trade_date, shares, total_paid (one row a day)
+    buybacks: pd.DataFrame = field(
+        default_factory=pd.DataFrame
+    )  # trade_date, shares, total_paid (one row a day)
     buys: pd.DataFrame = field(default_factory=pd.DataFrame)  # event_date, holder, shares, avg_price
     issued: float | None = None  # issued shares (position), derived from the southbound holding
     known_on: date | None = None  # the latest date any of its rows became known: a new day means a new chart
@@ -105,7 +125,9 @@ def prepare(kind: str, frames: Mapping[str, pd.DataFrame], code: str, today: dat
     return _prepare_southbound(frames, code, since, until)
 
 
-def _rows(frame: pd.DataFrame, code: str, column: str, since: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
+def _rows(
+    frame: pd.DataFrame, code: str, column: str, since: pd.Timestamp, until: pd.Timestamp
+) -> pd.DataFrame:
     if frame.empty:
         return frame
     rows = frame[(frame["code"] == code) & (frame[column] >= since) & (frame[column] <= until)]
@@ -117,8 +139,9 @@ def _last_day(*values: object) -> date | None:
     return max(days) if days else None
 
 
-def _prepare_short(frames: Mapping[str, pd.DataFrame], code: str, since: pd.Timestamp,
-                   until: pd.Timestamp) -> ChartData:
+def _prepare_short(
+    frames: Mapping[str, pd.DataFrame], code: str, since: pd.Timestamp, until: pd.Timestamp
+) -> ChartData:
     quotes = _rows(frames["quotes"], code, "date", since, until)
     quotes = quotes[quotes["close"].notna() | quotes["short_ratio"].notna()]
     quotes = quotes.drop_duplicates("date", keep="last").reset_index(drop=True)
@@ -126,30 +149,40 @@ def _prepare_short(frames: Mapping[str, pd.DataFrame], code: str, since: pd.Time
         raise NoChartData(f"no quotes for {code}")
     first = quotes["date"].iloc[0]
     buybacks = _rows(frames["buybacks"], code, "trade_date", first, until)
-    daily = (buybacks.groupby("trade_date", as_index=False)[["shares", "total_paid"]].sum()
-             if not buybacks.empty else pd.DataFrame(columns=["trade_date", "shares", "total_paid"]))
+    daily = (
+        buybacks.groupby("trade_date", as_index=False)[["shares", "total_paid"]].sum()
+        if not buybacks.empty
+        else pd.DataFrame(columns=["trade_date", "shares", "total_paid"])
+    )
     di = _rows(frames["di"], code, "event_date", first, until)
     if not di.empty:
-        buy = (di["direction"] == "buy").fillna(False) & (di["position"] == "L").fillna(False)  # as the insider rule
+        buy = (di["direction"] == "buy").fillna(False) & (di["position"] == "L").fillna(
+            False
+        )  # as the insider rule
         di = di[buy.to_numpy(dtype=bool)]
-    known = _last_day(quotes["date"].max(), buybacks["report_date"].max() if not buybacks.empty else None,
-                      di["filed_date"].max() if not di.empty else None)
+    known = _last_day(
+        quotes["date"].max(),
+        buybacks["report_date"].max() if not buybacks.empty else None,
+        di["filed_date"].max() if not di.empty else None,
+    )
     return ChartData("short", code, quotes, daily, di.reset_index(drop=True), known_on=known)
 
 
 def issued_shares(frames: Mapping[str, pd.DataFrame], code: str) -> float | None:
     """Issued shares implied by the latest southbound holding (shares ÷ % of issued), when it is known."""
     southbound = frames["southbound"]
-    rows = southbound[(southbound["code"] == code) & (southbound["pct_of_issued"] > 0)
-                      & southbound["shares"].notna()]
+    rows = southbound[
+        (southbound["code"] == code) & (southbound["pct_of_issued"] > 0) & southbound["shares"].notna()
+    ]
     if rows.empty:
         return None
     last = rows.sort_values("date", kind="stable").iloc[-1]
     return float(last["shares"]) / (float(last["pct_of_issued"]) / 100)
 
 
-def _prepare_position(frames: Mapping[str, pd.DataFrame], code: str, since: pd.Timestamp,
-                      until: pd.Timestamp) -> ChartData:
+def _prepare_position(
+    frames: Mapping[str, pd.DataFrame], code: str, since: pd.Timestamp, until: pd.Timestamp
+) -> ChartData:
     sfc = _rows(frames["sfc"], code, "date", since, until).dropna(subset=["short_shares"])
     if sfc.empty:
         raise NoChartData(f"no SFC positions for {code}")
@@ -158,8 +191,9 @@ def _prepare_position(frames: Mapping[str, pd.DataFrame], code: str, since: pd.T
     return ChartData("position", code, sfc, issued=issued, known_on=_last_day(sfc["date"].max()))
 
 
-def _prepare_southbound(frames: Mapping[str, pd.DataFrame], code: str, since: pd.Timestamp,
-                        until: pd.Timestamp) -> ChartData:
+def _prepare_southbound(
+    frames: Mapping[str, pd.DataFrame], code: str, since: pd.Timestamp, until: pd.Timestamp
+) -> ChartData:
     rows = _rows(frames["southbound"], code, "date", since, until).dropna(subset=["pct_of_issued"])
     if rows.empty:
         raise NoChartData(f"no southbound holding for {code}")
@@ -259,7 +293,9 @@ def render(data: ChartData, name: str, lang: str) -> bytes:
         _frame(fig, ax, data, name, style)
         buffer = io.BytesIO()
         # zlib level 3: about half the encoding time of the default 6 for a few per cent more bytes.
-        fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 3})
+        fig.savefig(
+            buffer, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 3}
+        )
     return buffer.getvalue()
 
 
@@ -267,12 +303,26 @@ def _frame(fig: Figure, ax: Axes, data: ChartData, name: str, style: _Style) -> 
     """Title (code, name), kind and date range, the sources footer, tick fonts."""
     title = f"{data.code} {style.safe(name)}".strip()
     fig.text(0.085, 0.935, title, fontproperties=style.font(14, "bold"), color=COLORS["text"])
-    count = style.text("chart.count.weeks" if data.kind == "position" else "chart.count.sessions", n=data.sessions)
-    subtitle = style.text("chart.range", chart=t(style.lang, f"chart.kind.{data.kind}"),
-                          start=f"{data.start:%d/%m/%Y}", end=f"{data.end:%d/%m/%Y}", count=count)
+    count = style.text(
+        "chart.count.weeks" if data.kind == "position" else "chart.count.sessions", n=data.sessions
+    )
+    subtitle = style.text(
+        "chart.range",
+        chart=t(style.lang, f"chart.kind.{data.kind}"),
+        start=f"{data.start:%d/%m/%Y}",
+        end=f"{data.end:%d/%m/%Y}",
+        count=count,
+    )
     fig.text(0.085, 0.885, subtitle, fontproperties=style.font(9.5), color=COLORS["muted"])
-    fig.text(0.085, 0.025, style.text(f"chart.source.{data.kind}"), fontproperties=style.font(7.5),
-             color=COLORS["muted"], verticalalignment="bottom", linespacing=1.5)
+    fig.text(
+        0.085,
+        0.025,
+        style.text(f"chart.source.{data.kind}"),
+        fontproperties=style.font(7.5),
+        color=COLORS["muted"],
+        verticalalignment="bottom",
+        linespacing=1.5,
+    )
     for axes in fig.axes:
         # tick_params styles ticks as they are made; touching get_ticklabels() would build every tick twice.
         axes.tick_params(labelsize=8.5, labelfontfamily=style.families)
@@ -288,8 +338,17 @@ def _dates_axis(ax: Axes) -> None:
 
 def _legend(ax: Axes, handles: list[Any], style: _Style) -> None:
     """Legend above the plot, so it never hides a line or a marker."""
-    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.01), prop=style.font(8.5), frameon=False,
-              ncol=2, borderaxespad=0.0, handletextpad=0.5, columnspacing=1.5)
+    ax.legend(
+        handles=handles,
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.01),
+        prop=style.font(8.5),
+        frameon=False,
+        ncol=2,
+        borderaxespad=0.0,
+        handletextpad=0.5,
+        columnspacing=1.5,
+    )
 
 
 def _draw_short(ax: Axes, data: ChartData, style: _Style) -> None:
@@ -303,29 +362,59 @@ def _draw_short(ax: Axes, data: ChartData, style: _Style) -> None:
     # One PolyCollection instead of ax.bar's artist per session: a third of the drawing time.
     heights = np.nan_to_num(ratio)
     left, right_edge = x - 0.375, x + 0.375
-    verts = np.stack([np.column_stack([left, np.zeros_like(heights)]), np.column_stack([left, heights]),
-                      np.column_stack([right_edge, heights]), np.column_stack([right_edge, np.zeros_like(heights)])],
-                     axis=1)
-    bars = PolyCollection(verts, facecolors=COLORS["bars"], edgecolors="none", label=style.text("chart.label.ratio"))
+    verts = np.stack(
+        [
+            np.column_stack([left, np.zeros_like(heights)]),
+            np.column_stack([left, heights]),
+            np.column_stack([right_edge, heights]),
+            np.column_stack([right_edge, np.zeros_like(heights)]),
+        ],
+        axis=1,
+    )
+    bars = PolyCollection(
+        verts, facecolors=COLORS["bars"], edgecolors="none", label=style.text("chart.label.ratio")
+    )
     ax.add_collection(bars)
     ax.set_ylabel(style.text("chart.label.ratio"), fontproperties=style.font(9))
     top = float(np.nanmax(ratio)) if np.isfinite(ratio).any() else 1.0
     ax.set_ylim(0, max(top, 1.0) * 1.15)
     ax.set_xlim(-0.8, len(x) - 0.2)
     right = ax.twinx()
-    (line,) = right.plot(x, close, color=COLORS["close"], linewidth=1.6, label=style.text("chart.label.close"))
+    (line,) = right.plot(
+        x, close, color=COLORS["close"], linewidth=1.6, label=style.text("chart.label.close")
+    )
     right.set_ylabel(style.text("chart.label.close"), fontproperties=style.font(9))
     handles: list[Any] = [bars, line]
     if not data.buybacks.empty:
         at = _positions(days, pd.DatetimeIndex(data.buybacks["trade_date"]))
-        handles.append(right.scatter(at, _value_at(close, at), marker="^", s=70, color=COLORS["buyback"], zorder=5,
-                                     label=style.text("chart.label.buyback")))
+        handles.append(
+            right.scatter(
+                at,
+                _value_at(close, at),
+                marker="^",
+                s=70,
+                color=COLORS["buyback"],
+                zorder=5,
+                label=style.text("chart.label.buyback"),
+            )
+        )
     if not data.buys.empty:
         at = _positions(days, pd.DatetimeIndex(data.buys["event_date"]))
         prices = data.buys["avg_price"].to_numpy(dtype=float)
         prices = np.where(np.isfinite(prices) & (prices > 0), prices, _value_at(close, at))
-        handles.append(right.scatter(at, prices, marker="*", s=170, color=COLORS["insider"], edgecolors="white",
-                                     linewidths=0.6, zorder=6, label=style.text("chart.label.insider")))
+        handles.append(
+            right.scatter(
+                at,
+                prices,
+                marker="*",
+                s=170,
+                color=COLORS["insider"],
+                edgecolors="white",
+                linewidths=0.6,
+                zorder=6,
+                label=style.text("chart.label.insider"),
+            )
+        )
     ticks = np.unique(np.linspace(0, len(x) - 1, num=min(len(x), 7)).round().astype(int))
     ax.set_xticks(ticks, [f"{days[i]:%d/%m}" for i in ticks])
     _legend(ax, handles, style)
@@ -347,15 +436,28 @@ def _draw_position(ax: Axes, data: ChartData, style: _Style) -> None:
     sfc = data.main
     dates = sfc["date"].to_numpy(dtype="datetime64[ns]")
     millions = sfc["short_shares"].to_numpy(dtype=float) / 1e6
-    (line,) = ax.plot(dates, millions, color=COLORS["line"], linewidth=1.8, marker="o", markersize=4,
-                      label=style.text("chart.label.position"))
+    (line,) = ax.plot(
+        dates,
+        millions,
+        color=COLORS["line"],
+        linewidth=1.8,
+        marker="o",
+        markersize=4,
+        label=style.text("chart.label.position"),
+    )
     ax.fill_between(dates, millions, color=COLORS["fill"], zorder=0)
     ax.set_ylabel(style.text("chart.label.position"), fontproperties=style.font(9))
     top = float(np.nanmax(millions)) if np.isfinite(millions).any() else 1.0
     ax.set_ylim(0, max(top, 1e-6) * 1.2)
-    ax.annotate(style.text("chart.value.million", value=f"{millions[-1]:,.1f}"), (dates[-1], millions[-1]),
-                textcoords="offset points", xytext=(-4, 8), ha="right", fontproperties=style.font(8.5, "bold"),
-                color=COLORS["line"])
+    ax.annotate(
+        style.text("chart.value.million", value=f"{millions[-1]:,.1f}"),
+        (dates[-1], millions[-1]),
+        textcoords="offset points",
+        xytext=(-4, 8),
+        ha="right",
+        fontproperties=style.font(8.5, "bold"),
+        color=COLORS["line"],
+    )
     if data.issued:
         scale = 1e6 / data.issued * 100  # million shares → % of issued shares
         secondary = ax.secondary_yaxis("right", functions=(lambda m: m * scale, lambda p: p / scale))
@@ -370,7 +472,9 @@ def _draw_southbound(ax: Axes, data: ChartData, style: _Style) -> None:
     rows = data.main
     dates = rows["date"].to_numpy(dtype="datetime64[ns]")
     pct = rows["pct_of_issued"].to_numpy(dtype=float)
-    (line,) = ax.plot(dates, pct, color=COLORS["line"], linewidth=1.8, label=style.text("chart.label.southbound"))
+    (line,) = ax.plot(
+        dates, pct, color=COLORS["line"], linewidth=1.8, label=style.text("chart.label.southbound")
+    )
     low, high = float(np.nanmin(pct)), float(np.nanmax(pct))
     pad = max((high - low) * 0.2, 0.5)
     bottom, top = max(low - pad, 0.0), high + pad
@@ -379,10 +483,23 @@ def _draw_southbound(ax: Axes, data: ChartData, style: _Style) -> None:
     for level in SOUTHBOUND_LEVELS:
         if bottom < level < top:
             ax.axhline(level, color=COLORS["level"], linestyle="--", linewidth=1.0, zorder=1)
-            ax.annotate(f"{level}%", (dates[0], level), textcoords="offset points", xytext=(2, 3),
-                        fontproperties=style.font(8), color=COLORS["muted"])
-    ax.annotate(f"{pct[-1]:.2f}%", (dates[-1], pct[-1]), textcoords="offset points", xytext=(-4, 8), ha="right",
-                fontproperties=style.font(8.5, "bold"), color=COLORS["line"])
+            ax.annotate(
+                f"{level}%",
+                (dates[0], level),
+                textcoords="offset points",
+                xytext=(2, 3),
+                fontproperties=style.font(8),
+                color=COLORS["muted"],
+            )
+    ax.annotate(
+        f"{pct[-1]:.2f}%",
+        (dates[-1], pct[-1]),
+        textcoords="offset points",
+        xytext=(-4, 8),
+        ha="right",
+        fontproperties=style.font(8.5, "bold"),
+        color=COLORS["line"],
+    )
     ax.set_ylabel(style.text("chart.label.southbound"), fontproperties=style.font(9))
     _dates_axis(ax)
     _legend(ax, [line], style)

@@ -35,9 +35,15 @@ log = logging.getLogger(__name__)
 MAX_CAPTION = 1024  # Telegram's limit, counted after HTML parsing; we count the markup too, which is stricter
 IMPORTANT = ("warning", "critical")
 # Which chart tells the story of an alert; market-wide and US alerts have none.
-RULE_CHART = {"short_ratio_spike": "short", "short_ratio_drop": "short", "buyback_filed": "short",
-              "insider_buy_near_round_number": "short", "confluence": "short",
-              "short_position_jump": "position", "southbound_level": "southbound"}
+RULE_CHART = {
+    "short_ratio_spike": "short",
+    "short_ratio_drop": "short",
+    "buyback_filed": "short",
+    "insider_buy_near_round_number": "short",
+    "confluence": "short",
+    "short_position_jump": "position",
+    "southbound_level": "southbound",
+}
 _HK_CODE = re.compile(r"^\d{5}$")
 _SEVERITY_EMOJI = {"critical": "🚨", "warning": "⚠️"}
 
@@ -58,11 +64,21 @@ def fit(lines: list[str], limit: int = MAX_CAPTION) -> str:
 
 def caption(data: ChartData, name: str, lang: str) -> str:
     """HTML caption: code, name, chart kind, the latest figures with their dates, range and sources."""
-    lines = [t(lang, "chart_caption_title", code=esc(data.code), name=esc(name), chart=kind_title(lang, data.kind))]
+    lines = [
+        t(lang, "chart_caption_title", code=esc(data.code), name=esc(name), chart=kind_title(lang, data.kind))
+    ]
     lines += {"short": _short_lines, "position": _position_lines, "southbound": _southbound_lines}[data.kind](
-        data, lang)
-    lines.append(t(lang, "chart_caption_range", start=day(lang, data.start), end=day(lang, data.end),
-                   sources=esc(t(lang, f"chart_sources_{data.kind}"))))
+        data, lang
+    )
+    lines.append(
+        t(
+            lang,
+            "chart_caption_range",
+            start=day(lang, data.start),
+            end=day(lang, data.end),
+            sources=esc(t(lang, f"chart_sources_{data.kind}")),
+        )
+    )
     return fit(lines)
 
 
@@ -72,20 +88,39 @@ def _short_lines(data: ChartData, lang: str) -> list[str]:
     if not rows.empty:
         last = rows.iloc[-1]
         close = price(lang, float(last["close"])) if pd.notna(last["close"]) else "–"
-        lines.append(t(lang, "chart_caption_short", ratio=pct(lang, float(last["short_ratio"]) * 100, 2),
-                       day=day(lang, last["date"]), close=close))
+        lines.append(
+            t(
+                lang,
+                "chart_caption_short",
+                ratio=pct(lang, float(last["short_ratio"]) * 100, 2),
+                day=day(lang, last["date"]),
+                close=close,
+            )
+        )
     lines.append(t(lang, "chart_caption_marks", buybacks=len(data.buybacks), buys=len(data.buys)))
     return lines
 
 
 def _position_lines(data: ChartData, lang: str) -> list[str]:
     last = data.main.iloc[-1]
-    lines = [t(lang, "chart_caption_position", shares=shares(lang, float(last["short_shares"])),
-               value=money(lang, float(last["short_value_hkd"])), day=day(lang, last["date"]))]
+    lines = [
+        t(
+            lang,
+            "chart_caption_position",
+            shares=shares(lang, float(last["short_shares"])),
+            value=money(lang, float(last["short_value_hkd"])),
+            day=day(lang, last["date"]),
+        )
+    ]
     extra = []
     if data.issued:
-        extra.append(t(lang, "chart_caption_pct_issued",
-                       pct=pct(lang, float(last["short_shares"]) / data.issued * 100, 2)))
+        extra.append(
+            t(
+                lang,
+                "chart_caption_pct_issued",
+                pct=pct(lang, float(last["short_shares"]) / data.issued * 100, 2),
+            )
+        )
     if len(data.main) >= 2 and float(data.main.iloc[-2]["short_shares"]) > 0:
         change = (float(last["short_shares"]) / float(data.main.iloc[-2]["short_shares"]) - 1) * 100
         extra.append(t(lang, "chart_caption_wow", change=pct(lang, change, 1, signed=True)))
@@ -95,8 +130,14 @@ def _position_lines(data: ChartData, lang: str) -> list[str]:
 def _southbound_lines(data: ChartData, lang: str) -> list[str]:
     rows = data.main
     last = rows.iloc[-1]
-    lines = [t(lang, "chart_caption_southbound", pct=pct(lang, float(last["pct_of_issued"]), 2),
-               day=day(lang, last["date"]))]
+    lines = [
+        t(
+            lang,
+            "chart_caption_southbound",
+            pct=pct(lang, float(last["pct_of_issued"]), 2),
+            day=day(lang, last["date"]),
+        )
+    ]
     if len(rows) >= 6:
         change = float(last["pct_of_issued"]) - float(rows.iloc[-6]["pct_of_issued"])
         lines.append(t(lang, "chart_caption_change", change=f"{change:+.2f}"))
@@ -112,9 +153,19 @@ def alert_chart(alert: Alert) -> str | None:
 
 def alert_caption(alert: Alert, kind: str, name: str, lang: str) -> str:
     """A short headline under an alert's chart."""
-    return fit([t(lang, "chart_alert_caption", emoji=_SEVERITY_EMOJI.get(alert.severity, "📊"),
-                  code=esc(alert.code), name=esc(name or alert.name), chart=kind_title(lang, kind),
-                  day=day(lang, alert.trade_date))])
+    return fit(
+        [
+            t(
+                lang,
+                "chart_alert_caption",
+                emoji=_SEVERITY_EMOJI.get(alert.severity, "📊"),
+                code=esc(alert.code),
+                name=esc(name or alert.name),
+                chart=kind_title(lang, kind),
+                day=day(lang, alert.trade_date),
+            )
+        ]
+    )
 
 
 def largest_file_id(message: Message) -> str | None:
@@ -138,6 +189,7 @@ class ChartService:
         So a cached send costs a dict lookup, a Redis read and the file_id send: slicing the history and
         formatting the caption take tens of ms.
         """
+
         def prepare() -> tuple[ChartData, str, str]:
             data = charts.prepare(kind, view.history.frames, code, view.today)
             name = view.names(lang).get(code, "")
@@ -145,8 +197,17 @@ class ChartService:
 
         return view.memo(("chart", code, kind, lang), prepare)
 
-    async def send(self, bot: Bot, chat_id: int, code: str, kind: str, lang: str, *, alert: Alert | None = None,
-                   **options: Any) -> Message:
+    async def send(
+        self,
+        bot: Bot,
+        chat_id: int,
+        code: str,
+        kind: str,
+        lang: str,
+        *,
+        alert: Alert | None = None,
+        **options: Any,
+    ) -> Message:
         """Send chart `kind` of `code` to `chat_id`; NoChartData when the data hold nothing for it."""
         if kind not in KINDS:
             raise ValueError(f"unknown chart kind {kind!r}")
@@ -157,13 +218,22 @@ class ChartService:
         key = ChartKey(code, kind, lang, data.known_on or view.today)
         return await self._send(bot, chat_id, key, data, name, text, options)
 
-    async def _send(self, bot: Bot, chat_id: int, key: ChartKey, data: ChartData, name: str, text: str,
-                    options: dict[str, Any]) -> Message:
+    async def _send(
+        self,
+        bot: Bot,
+        chat_id: int,
+        key: ChartKey,
+        data: ChartData,
+        name: str,
+        text: str,
+        options: dict[str, Any],
+    ) -> Message:
         cached = await self.cache.get(key)
         if cached.file_id:
             try:
-                return await bot.send_photo(chat_id, cached.file_id, caption=text, parse_mode=ParseMode.HTML,
-                                            **options)
+                return await bot.send_photo(
+                    chat_id, cached.file_id, caption=text, parse_mode=ParseMode.HTML, **options
+                )
             except BadRequest as exc:  # expired or foreign file_id: upload the bytes once instead
                 log.info("file_id of chart %s refused (%s); uploading", key.redis_key, exc.message)
                 await self.cache.forget_file_id(key)
@@ -172,8 +242,14 @@ class ChartService:
             # Drawing takes a few hundred ms of CPU: off the event loop, so other chats are served meanwhile.
             png = await asyncio.to_thread(charts.render, data, name, key.lang)
             await self.cache.put_png(key, png)
-        message = await bot.send_photo(chat_id, png, caption=text, parse_mode=ParseMode.HTML,
-                                       filename=f"{key.code}-{key.kind}.png", **options)
+        message = await bot.send_photo(
+            chat_id,
+            png,
+            caption=text,
+            parse_mode=ParseMode.HTML,
+            filename=f"{key.code}-{key.kind}.png",
+            **options,
+        )
         file_id = largest_file_id(message)
         if file_id:
             await self.cache.put_file_id(key, file_id)

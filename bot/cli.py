@@ -47,93 +47,146 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sources_help = f"source name: {', '.join(SOURCES)}"
 
-    p = sub.add_parser("parse", help="parse a local source file and print its canonical table",
-                       description="Parse a local file of SOURCE and print the canonical table to stdout "
-                                   "(CSV with a header row, ISO dates, 5-digit codes). Exit 2 on a malformed file.")
+    p = sub.add_parser(
+        "parse",
+        help="parse a local source file and print its canonical table",
+        description="Parse a local file of SOURCE and print the canonical table to stdout "
+        "(CSV with a header row, ISO dates, 5-digit codes). Exit 2 on a malformed file.",
+    )
     p.add_argument("source", type=_source_name, metavar="SOURCE", help=sources_help)
     p.add_argument("file", type=Path, metavar="FILE", help="path of the file to parse")
     p.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
-    p.add_argument("--table", default="main", help="which table of the source to print (default main; "
-                                                   "hkex-short and hkex-quotes also have 'market')")
+    p.add_argument(
+        "--table",
+        default="main",
+        help="which table of the source to print (default main; "
+        "hkex-short and hkex-quotes also have 'market')",
+    )
 
-    f = sub.add_parser("fetch", help="fetch a source file, store it in Redis and print a summary",
-                       description="Fetch SOURCE from its configured base URL, parse, store in Redis and print "
-                                   "a one-line summary. --date is the date the file is named or published for; "
-                                   "without it, the latest due date.")
+    f = sub.add_parser(
+        "fetch",
+        help="fetch a source file, store it in Redis and print a summary",
+        description="Fetch SOURCE from its configured base URL, parse, store in Redis and print "
+        "a one-line summary. --date is the date the file is named or published for; "
+        "without it, the latest due date.",
+    )
     f.add_argument("source", type=_source_name, metavar="SOURCE", help=sources_help)
     f.add_argument("--date", type=_iso_date, help="file date YYYY-MM-DD (default: latest due)")
 
-    b = sub.add_parser("backfill", help="fetch a range of trading days with a progress bar",
-                       description="Fetch SOURCE for every date in [--from, --to] that has a file "
-                                   "(non-sessions are skipped), storing each; failures are listed at the end.")
+    b = sub.add_parser(
+        "backfill",
+        help="fetch a range of trading days with a progress bar",
+        description="Fetch SOURCE for every date in [--from, --to] that has a file "
+        "(non-sessions are skipped), storing each; failures are listed at the end.",
+    )
     b.add_argument("source", type=_source_name, metavar="SOURCE", help=sources_help)
     b.add_argument("--from", dest="start", type=_iso_date, required=True, help="first date YYYY-MM-DD")
     b.add_argument("--to", dest="end", type=_iso_date, required=True, help="last date YYYY-MM-DD")
-    r = sub.add_parser("replay", help="run the rules day by day over stored or local data, with outcomes",
-                       description="Run the rules for every session in [--from, --to] over data stored in Redis "
-                                   "or, with --data, a directory laid out like the source URLs; print each alert "
-                                   "with the stock's close-to-close move 1/5/20 sessions later and a summary "
-                                   "per rule. JSON: one object per line.")
+    r = sub.add_parser(
+        "replay",
+        help="run the rules day by day over stored or local data, with outcomes",
+        description="Run the rules for every session in [--from, --to] over data stored in Redis "
+        "or, with --data, a directory laid out like the source URLs; print each alert "
+        "with the stock's close-to-close move 1/5/20 sessions later and a summary "
+        "per rule. JSON: one object per line.",
+    )
     r.add_argument("--from", dest="start", type=_iso_date, required=True, help="first date YYYY-MM-DD")
     r.add_argument("--to", dest="end", type=_iso_date, required=True, help="last date YYYY-MM-DD")
     r.add_argument("--data", type=Path, help="directory laid out like the source URLs (default: Redis)")
     r.add_argument("--codes", type=_codes, help="comma list of stock codes, e.g. 01810,700")
     r.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
 
-    d = sub.add_parser("demo", help="replay a bundled data set (17-28 Nov 2025) and chat with the bot "
-                                    "in the console",
-                       description="Runs with no token, no network and no Redis: replays the bundled data set "
-                                   "(2025-11-17 .. 2025-11-28), prints the alerts as they would look in "
-                                   "Telegram, then lets you type the bot's commands. With standard input not a "
-                                   "terminal it prints the replay and exits.")
+    d = sub.add_parser(
+        "demo",
+        help="replay a bundled data set (17-28 Nov 2025) and chat with the bot in the console",
+        description="Runs with no token, no network and no Redis: replays the bundled data set "
+        "(2025-11-17 .. 2025-11-28), prints the alerts as they would look in "
+        "Telegram, then lets you type the bot's commands. With standard input not a "
+        "terminal it prints the replay and exits.",
+    )
     d.add_argument("--no-chat", action="store_true", help="print the replay and exit")
-    d.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the alerts: en or zh (繁體中文)")
+    d.add_argument(
+        "--lang", choices=("en", "zh"), default="en", help="language of the alerts: en or zh (繁體中文)"
+    )
 
-    po = sub.add_parser("poll", help="run one cycle now (fetch, store, rules, route to the outbox) and exit",
-                        description="Run one cycle per SOURCE (default: every source) for --date or the latest due "
-                                    "date: fetch, store, evaluate the rules, route alerts to watchers' outbox. "
-                                    "A running `positioning-bot run` delivers them within seconds; --deliver "
-                                    "drains the outbox from here. Exit 0 when every cycle processed, found "
-                                    "nothing new or nothing published yet; 1 on fetch failures; 2 on malformed "
-                                    "files.")
+    po = sub.add_parser(
+        "poll",
+        help="run one cycle now (fetch, store, rules, route to the outbox) and exit",
+        description="Run one cycle per SOURCE (default: every source) for --date or the latest due "
+        "date: fetch, store, evaluate the rules, route alerts to watchers' outbox. "
+        "A running `positioning-bot run` delivers them within seconds; --deliver "
+        "drains the outbox from here. Exit 0 when every cycle processed, found "
+        "nothing new or nothing published yet; 1 on fetch failures; 2 on malformed "
+        "files.",
+    )
     po.add_argument("sources", nargs="*", type=_source_name, metavar="SOURCE", help=sources_help)
     po.add_argument("--date", type=_iso_date, help="file date YYYY-MM-DD (default: latest due)")
-    po.add_argument("--deliver", action="store_true", help="also send what is in the outbox (needs the token)")
+    po.add_argument(
+        "--deliver", action="store_true", help="also send what is in the outbox (needs the token)"
+    )
 
-    rp = sub.add_parser("reparse", help="re-run kept files that failed to parse through the current parsers",
-                        description="A file that failed to parse is kept 30 days. After upgrading, run it through "
-                                    "the current parser: stored like a fetch, then the rules run and the alerts "
-                                    "are routed to watchers' outbox (late, but never twice). One line per date; "
-                                    "exit 2 when a file still does not parse (it stays kept), 1 when nothing is "
-                                    "kept for --date or a sibling file could not be fetched.")
-    rp.add_argument("source", nargs="?", type=_source_name, metavar="SOURCE",
-                    help=f"{sources_help} (optional with --all-failed: every source)")
+    rp = sub.add_parser(
+        "reparse",
+        help="re-run kept files that failed to parse through the current parsers",
+        description="A file that failed to parse is kept 30 days. After upgrading, run it through "
+        "the current parser: stored like a fetch, then the rules run and the alerts "
+        "are routed to watchers' outbox (late, but never twice). One line per date; "
+        "exit 2 when a file still does not parse (it stays kept), 1 when nothing is "
+        "kept for --date or a sibling file could not be fetched.",
+    )
+    rp.add_argument(
+        "source",
+        nargs="?",
+        type=_source_name,
+        metavar="SOURCE",
+        help=f"{sources_help} (optional with --all-failed: every source)",
+    )
     which = rp.add_mutually_exclusive_group(required=True)
     which.add_argument("--date", type=_iso_date, help="file date YYYY-MM-DD of the kept file(s)")
     which.add_argument("--all-failed", action="store_true", help="every kept date, oldest first")
 
-    dr = sub.add_parser("doctor", help="live self-check: fetch and parse the latest due file of every source",
-                        description="For each source, fetch the file of the latest due date from its configured "
-                                    "base URL (the previous due date while that one is not published yet), parse "
-                                    "it and print URL, HTTP status and redirects, bytes, the layout recognised, "
-                                    "rows, totals reconciled, publication lag and the last good file in Redis. "
-                                    "Read-only: nothing is stored. Exit 0 only when every source is healthy, 1 "
-                                    "otherwise, 2 on bad configuration.")
+    dr = sub.add_parser(
+        "doctor",
+        help="live self-check: fetch and parse the latest due file of every source",
+        description="For each source, fetch the file of the latest due date from its configured "
+        "base URL (the previous due date while that one is not published yet), parse "
+        "it and print URL, HTTP status and redirects, bytes, the layout recognised, "
+        "rows, totals reconciled, publication lag and the last good file in Redis. "
+        "Read-only: nothing is stored. Exit 0 only when every source is healthy, 1 "
+        "otherwise, 2 on bad configuration.",
+    )
     dr.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
-    dr.add_argument("--source", dest="sources", action="append", type=_source_name, metavar="NAME",
-                    help=f"check only this source (repeatable); {sources_help}")
-    dr.add_argument("--timeout", type=_timeout_seconds, default=30.0, metavar="SECONDS",
-                    help="deadline per source, all requests and retries included (default 30)")
+    dr.add_argument(
+        "--source",
+        dest="sources",
+        action="append",
+        type=_source_name,
+        metavar="NAME",
+        help=f"check only this source (repeatable); {sources_help}",
+    )
+    dr.add_argument(
+        "--timeout",
+        type=_timeout_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="deadline per source, all requests and retries included (default 30)",
+    )
 
-    sub.add_parser("status", help="show data freshness per source, the leader and the outbox",
-                   description="Print, per source, the last successful fetch (file date, when, lag against the "
-                               "expected publication) and the last error; which process holds the leader lease; "
-                               "how many messages wait in the outbox and how many were dead-lettered.")
+    sub.add_parser(
+        "status",
+        help="show data freshness per source, the leader and the outbox",
+        description="Print, per source, the last successful fetch (file date, when, lag against the "
+        "expected publication) and the last error; which process holds the leader lease; "
+        "how many messages wait in the outbox and how many were dead-lettered.",
+    )
 
-    sub.add_parser("run", help="run the Telegram bot (long polling; webhook when WEBHOOK_URL is set)",
-                   description="Start the bot with TELEGRAM_BOT_TOKEN against TELEGRAM_API_URL. Long polling by "
-                               "default; with WEBHOOK_URL (+ PORT, WEBHOOK_SECRET) it serves a webhook and rejects "
-                               "requests without the secret token.")
+    sub.add_parser(
+        "run",
+        help="run the Telegram bot (long polling; webhook when WEBHOOK_URL is set)",
+        description="Start the bot with TELEGRAM_BOT_TOKEN against TELEGRAM_API_URL. Long polling by "
+        "default; with WEBHOOK_URL (+ PORT, WEBHOOK_SECRET) it serves a webhook and rejects "
+        "requests without the secret token.",
+    )
     return parser
 
 
@@ -162,8 +215,10 @@ def cmd_parse(args: argparse.Namespace) -> int:
     """Parse a local file and print it."""
     source = get_source(args.source)
     if args.table not in source.tables:
-        print(f"error: {source.name} has no table {args.table!r} (tables: {', '.join(source.tables)})",
-              file=sys.stderr)
+        print(
+            f"error: {source.name} has no table {args.table!r} (tables: {', '.join(source.tables)})",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     try:
         data = args.file.read_bytes()
@@ -197,8 +252,9 @@ def _now() -> datetime:
     return datetime.now(HK_TZ)
 
 
-async def _fetch(settings: Settings, source_name: str, days: list[date], *, progress: bool,
-                 first_available: bool = False) -> int:
+async def _fetch(
+    settings: Settings, source_name: str, days: list[date], *, progress: bool, first_available: bool = False
+) -> int:
     """Ingest `days` in order; with `first_available`, stop at the first date that is published."""
     from redis.asyncio import Redis
     from tqdm import tqdm
@@ -216,14 +272,18 @@ async def _fetch(settings: Settings, source_name: str, days: list[date], *, prog
             bar = tqdm(days, desc=source_name, unit="day", file=sys.stderr, disable=not progress)
             for day in bar:
                 try:
-                    report = await ingest(source, day, settings=settings, client=client, store=store, now=_now())
+                    report = await ingest(
+                        source, day, settings=settings, client=client, store=store, now=_now()
+                    )
                 except SourceError as exc:
                     failures.append(f"{day.isoformat()}: {type(exc).__name__}: {_one_line(exc)}")
                     if first_available and isinstance(exc, NotPublishedYet) and day != days[-1]:
                         continue
                     if not progress:
-                        print(f"error: {source_name} {day.isoformat()}: {type(exc).__name__}: {_one_line(exc)}",
-                              file=sys.stderr)
+                        print(
+                            f"error: {source_name} {day.isoformat()}: {type(exc).__name__}: {_one_line(exc)}",
+                            file=sys.stderr,
+                        )
                         return EXIT_BAD_INPUT if isinstance(exc, MalformedFile) else EXIT_FAILED
                     continue
                 if progress:
@@ -265,8 +325,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         print("error: --from is after --to", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not source.history:
-        print(f"error: {source.name} pages hold only the latest session; backfill hkex-quotes for history",
-              file=sys.stderr)
+        print(
+            f"error: {source.name} pages hold only the latest session; backfill hkex-quotes for history",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     schedule = schedule_for(source.name)
     now = _now()
@@ -391,16 +453,23 @@ async def _reparse(settings: Settings, sources: list[str], day: date | None) -> 
         async with make_client() as client:
             for name in sources:
                 for target in [day] if day is not None else await FailedFiles(redis).days(name):
-                    result = await reparse_day(name, target, settings=settings, redis=redis, client=client, now=now)
+                    result = await reparse_day(
+                        name, target, settings=settings, redis=redis, client=client, now=now
+                    )
                     if result is None:
-                        print(f"reparse {name} {target.isoformat()}: no kept file (none failed, already reparsed, "
-                              "or expired)", file=sys.stderr)
+                        print(
+                            f"reparse {name} {target.isoformat()}: no kept file (none failed, already reparsed, "
+                            "or expired)",
+                            file=sys.stderr,
+                        )
                         worst = max(worst, EXIT_FAILED)
                         continue
                     done += 1
                     print(result.line(), file=sys.stdout if result.error is None else sys.stderr)
                     if result.error is not None:
-                        worst = max(worst, EXIT_BAD_INPUT if isinstance(result.error, MalformedFile) else EXIT_FAILED)
+                        worst = max(
+                            worst, EXIT_BAD_INPUT if isinstance(result.error, MalformedFile) else EXIT_FAILED
+                        )
     finally:
         await redis.aclose()
     if day is None and not done:
@@ -429,9 +498,15 @@ async def _status(settings: Settings) -> int:
             if fetched and status.get("ok_date"):
                 published = schedule_for(name).published_at(date.fromisoformat(status["ok_date"]))
                 lag = f"{(fetched - published).total_seconds() / 60:+.0f}m"
-            error = status.get("error_message", "") if status.get("error_at", "") > status.get("ok_at", "") else ""
-            print(f"{name:<22} {status.get('ok_date', 'never'):<11} "
-                  f"{fetched.strftime('%Y-%m-%d %H:%M') if fetched else '-':<17} {lag:>8}  {error[:100]}")
+            error = (
+                status.get("error_message", "")
+                if status.get("error_at", "") > status.get("ok_at", "")
+                else ""
+            )
+            print(
+                f"{name:<22} {status.get('ok_date', 'never'):<11} "
+                f"{fetched.strftime('%Y-%m-%d %H:%M') if fetched else '-':<17} {lag:>8}  {error[:100]}"
+            )
         holder = await Lease(redis).holder()
         outbox = Outbox(redis)
         print(f"leader: {holder or 'none'}")

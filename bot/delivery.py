@@ -43,7 +43,9 @@ CLAIM_CHUNK = 10  # outbox items claimed at a time while draining (each costs a 
 
 def retry_seconds(exc: RetryAfter) -> float:
     """Seconds Telegram asks us to wait (PTB gives a timedelta or, without PTB_TIMEDELTA, a number)."""
-    return exc.retry_after.total_seconds() if isinstance(exc.retry_after, timedelta) else float(exc.retry_after)
+    return (
+        exc.retry_after.total_seconds() if isinstance(exc.retry_after, timedelta) else float(exc.retry_after)
+    )
 
 
 @dataclass
@@ -63,7 +65,9 @@ class RateLimiter:
     clock: Callable[[], float] = time.monotonic
     _next_global: float = 0.0
     _next_chat: dict[int, float] = field(default_factory=dict)
-    _answers: deque[float] = field(default_factory=deque)  # answer times of the latest sends (one window's worth)
+    _answers: deque[float] = field(
+        default_factory=deque
+    )  # answer times of the latest sends (one window's worth)
 
     @property
     def window_limit(self) -> int:
@@ -147,16 +151,25 @@ def render_item(item: OutboxItem, lang: str = "en") -> tuple[list[str], InlineKe
     if len(alerts) == 1 and len(parts) == 1:
         buttons = buttons_for(alerts[0], lang)
         if buttons:
-            markup = InlineKeyboardMarkup([[InlineKeyboardButton(b.text, callback_data=b.data) for b in buttons]])
+            markup = InlineKeyboardMarkup(
+                [[InlineKeyboardButton(b.text, callback_data=b.data) for b in buttons]]
+            )
     return parts, markup
 
 
-def worker_for(bot: Bot, redis: Redis, settings: Settings,
-               now: Callable[[], datetime] | None = None) -> DeliveryWorker:
+def worker_for(
+    bot: Bot, redis: Redis, settings: Settings, now: Callable[[], datetime] | None = None
+) -> DeliveryWorker:
     """A worker configured from settings: admins, DELIVERY_RATE, paid broadcast, the process clock."""
-    return DeliveryWorker(bot, Outbox(redis), SubscriptionStore(redis), admin_chat_ids=settings.admin_chat_ids,
-                          limiter=RateLimiter(global_per_sec=settings.delivery_rate),
-                          paid_broadcast=settings.allow_paid_broadcast, now=now or settings.clock())
+    return DeliveryWorker(
+        bot,
+        Outbox(redis),
+        SubscriptionStore(redis),
+        admin_chat_ids=settings.admin_chat_ids,
+        limiter=RateLimiter(global_per_sec=settings.delivery_rate),
+        paid_broadcast=settings.allow_paid_broadcast,
+        now=now or settings.clock(),
+    )
 
 
 class DeliveryWorker:
@@ -164,9 +177,17 @@ class DeliveryWorker:
 
     charts: ChartService | None = None  # chart photos for important alerts (the app sets it; None: text only)
 
-    def __init__(self, bot: Bot, outbox: Outbox, subs: SubscriptionStore, *, admin_chat_ids: tuple[int, ...] = (),
-                 limiter: RateLimiter | None = None, paid_broadcast: bool = False,
-                 now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        outbox: Outbox,
+        subs: SubscriptionStore,
+        *,
+        admin_chat_ids: tuple[int, ...] = (),
+        limiter: RateLimiter | None = None,
+        paid_broadcast: bool = False,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self.bot = bot
         self.outbox = outbox
         self.subs = subs
@@ -244,28 +265,51 @@ class DeliveryWorker:
             return True  # sent before a restart
         charts = self.charts
         try:
-            await self._paced(item.chat_id, lambda: charts.send(
-                self.bot, item.chat_id, alert.code, kind, lang, alert=alert,
-                disable_notification=True))  # one notification per alert: the text's
+            await self._paced(
+                item.chat_id,
+                lambda: charts.send(
+                    self.bot, item.chat_id, alert.code, kind, lang, alert=alert, disable_notification=True
+                ),
+            )  # one notification per alert: the text's
         except RetryAfter as exc:
             return await self._retry_after(item, exc, report)
         except Forbidden as exc:
             return await self._blocked(item, exc, report)
         except Exception as exc:  # noqa: BLE001 - no data, a drawing bug, a refusal, a timeout: text is already out
-            log.warning("chart for item %s (%s %s) not sent: %s: %s", item.id, alert.code, kind,
-                        type(exc).__name__, exc)
+            log.warning(
+                "chart for item %s (%s %s) not sent: %s: %s",
+                item.id,
+                alert.code,
+                kind,
+                type(exc).__name__,
+                exc,
+            )
             return True
         await self.outbox.mark_part_sent(item.id, CHART_PART)
         report.sent += 1
         return True
 
-    async def _send_part(self, item: OutboxItem, index: int, text: str, markup: InlineKeyboardMarkup | None,
-                         report: DeliveryReport) -> bool | OutboxItem:
+    async def _send_part(
+        self,
+        item: OutboxItem,
+        index: int,
+        text: str,
+        markup: InlineKeyboardMarkup | None,
+        report: DeliveryReport,
+    ) -> bool | OutboxItem:
         try:
-            await self._paced(item.chat_id, lambda: self.bot.send_message(
-                item.chat_id, text, parse_mode=ParseMode.HTML, disable_notification=item.silent,
-                reply_markup=markup, link_preview_options=LinkPreviewOptions(is_disabled=True),
-                allow_paid_broadcast=self.paid_broadcast or None))
+            await self._paced(
+                item.chat_id,
+                lambda: self.bot.send_message(
+                    item.chat_id,
+                    text,
+                    parse_mode=ParseMode.HTML,
+                    disable_notification=item.silent,
+                    reply_markup=markup,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                    allow_paid_broadcast=self.paid_broadcast or None,
+                ),
+            )
         except RetryAfter as exc:
             return await self._retry_after(item, exc, report)
         except ChatMigrated as exc:
@@ -328,7 +372,9 @@ class DeliveryWorker:
         return False
 
     async def _dead(self, item: OutboxItem, reason: str, report: DeliveryReport) -> None:
-        reason = redact(reason)  # an error answer can quote the request path: redact before the notice cuts it
+        reason = redact(
+            reason
+        )  # an error answer can quote the request path: redact before the notice cuts it
         report.dead += 1
         log.error("dead-lettering item %s for chat %s: %s", item.id, item.chat_id, reason)
         await self.outbox.dead_letter(item, reason, self._now())
@@ -337,5 +383,9 @@ class DeliveryWorker:
         for admin in self.admins:  # each admin reads the notice in their own language
             lang = (await self.subs.settings(admin)).lang
             notice = t(lang, "admin_dead_letter", chat=item.chat_id, reason=esc(reason[:500]))
-            await self.outbox.put(OutboxItem(id=item_id(admin, "text", [item.id, "dead"]), chat_id=admin,
-                                             kind="text", text=notice), self._now())
+            await self.outbox.put(
+                OutboxItem(
+                    id=item_id(admin, "text", [item.id, "dead"]), chat_id=admin, kind="text", text=notice
+                ),
+                self._now(),
+            )

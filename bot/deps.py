@@ -55,9 +55,15 @@ class Deps:
     def open(cls, settings: Settings, clock: Callable[[], datetime] | None = None) -> Deps:
         """Create clients (connections are made lazily by redis-py and httpx)."""
         redis = Redis.from_url(settings.redis_url)
-        deps = cls(settings=settings, redis=redis, http=httpx.AsyncClient(timeout=30.0),
-                   subs=SubscriptionStore(redis), outbox=Outbox(redis), frames=FrameStore(redis),
-                   alert_log=AlertLog(redis))
+        deps = cls(
+            settings=settings,
+            redis=redis,
+            http=httpx.AsyncClient(timeout=30.0),
+            subs=SubscriptionStore(redis),
+            outbox=Outbox(redis),
+            frames=FrameStore(redis),
+            alert_log=AlertLog(redis),
+        )
         if clock is not None:
             deps.clock = clock
         return deps
@@ -80,7 +86,11 @@ class Deps:
         taps an alert's Card button must see the data that fired the alert).
         """
         current = self._view
-        if current is None or self._view_generation != self._generation or current.history.frames["quotes"].empty:
+        if (
+            current is None
+            or self._view_generation != self._generation
+            or current.history.frames["quotes"].empty
+        ):
             return await asyncio.shield(self._reload(now))
         if time.monotonic() - self._view_at >= VIEW_TTL_SECONDS:
             self._reload(now)
@@ -139,4 +149,3 @@ def deps(context: ContextTypes.DEFAULT_TYPE) -> Deps:
     value = context.bot_data["deps"]
     assert isinstance(value, Deps)
     return value
-

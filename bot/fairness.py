@@ -54,8 +54,9 @@ def lane_key(update: object) -> int | None:
 class ChatOrderedProcessor(BaseUpdateProcessor):
     """Runs chats in parallel and each chat's updates in order (see the module docstring)."""
 
-    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_CHATS, *,
-                 max_pending: int = MAX_PENDING_PER_CHAT) -> None:
+    def __init__(
+        self, max_concurrent_updates: int = MAX_CONCURRENT_CHATS, *, max_pending: int = MAX_PENDING_PER_CHAT
+    ) -> None:
         super().__init__(max_concurrent_updates)
         self.max_pending = max_pending
         self.dropped = 0  # updates refused because their chat's lane was full
@@ -79,8 +80,12 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
                 self.dropped += 1
                 _discard(coroutine)
                 if self.dropped % 100 == 1:
-                    log.warning("chat %s floods: %d updates waiting, update dropped (%d so far)", key, len(lane),
-                                self.dropped)
+                    log.warning(
+                        "chat %s floods: %d updates waiting, update dropped (%d so far)",
+                        key,
+                        len(lane),
+                        self.dropped,
+                    )
                 return
             lane.append(coroutine)
             return
@@ -145,8 +150,9 @@ async def spend(redis: Redis, chat: Chat, user: User | None, now: datetime, per_
     return Verdict.WARN if int(count) == per_minute + 1 else Verdict.DROP
 
 
-async def may_change_group(bot: Bot, redis: Redis, chat: Chat, user: User | None,
-                           sender_chat: Chat | None = None) -> bool:
+async def may_change_group(
+    bot: Bot, redis: Redis, chat: Chat, user: User | None, sender_chat: Chat | None = None
+) -> bool:
     """True outside groups; in a group, True for its administrators and owner (getChatMember, cached 10 min).
 
     A message an anonymous administrator sends carries the group itself as its sender chat. When Telegram cannot

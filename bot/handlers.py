@@ -64,9 +64,29 @@ DIGEST_TIME = "08:30"
 _DURATION_RE = re.compile(r"^(\d{1,3})([mhdw])$", re.IGNORECASE)
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-MENU: tuple[str, ...] = (  # the command menu, in order; each description is the catalogue message menu.<command>
-    "start", "help", "watch", "unwatch", "list", "card", "chart", "flows", "short", "buybacks", "insiders", "top",
-    "why", "history", "settings", "mute", "quiet", "digest", "lang", "status",
+MENU: tuple[
+    str, ...
+] = (  # the command menu, in order; each description is the catalogue message menu.<command>
+    "start",
+    "help",
+    "watch",
+    "unwatch",
+    "list",
+    "card",
+    "chart",
+    "flows",
+    "short",
+    "buybacks",
+    "insiders",
+    "top",
+    "why",
+    "history",
+    "settings",
+    "mute",
+    "quiet",
+    "digest",
+    "lang",
+    "status",
 )
 ADMIN_COMMANDS = ("stats", "broadcast")
 # In groups these change what the whole group receives: only its administrators may use them (bot.fairness).
@@ -102,12 +122,26 @@ async def send_reply(message: Message, text: str, markup: InlineKeyboardMarkup |
     for index, part in enumerate(parts):
         keyboard = markup if index == len(parts) - 1 else None
         try:
-            await flood_safe(partial(message.reply_text, part, parse_mode=ParseMode.HTML, reply_markup=keyboard,
-                                     link_preview_options=LinkPreviewOptions(is_disabled=True), do_quote=False))
+            await flood_safe(
+                partial(
+                    message.reply_text,
+                    part,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                    do_quote=False,
+                )
+            )
         except BadRequest as exc:
             log.error("reply refused (%s); sending as plain text", exc.message)
-            await flood_safe(partial(message.reply_text, re.sub(r"<[^>]+>", "", part)[:4096],
-                                     reply_markup=keyboard, do_quote=False))
+            await flood_safe(
+                partial(
+                    message.reply_text,
+                    re.sub(r"<[^>]+>", "", part)[:4096],
+                    reply_markup=keyboard,
+                    do_quote=False,
+                )
+            )
 
 
 async def flood_safe(send: Callable[[], Awaitable[object]]) -> None:
@@ -135,8 +169,15 @@ def _is_admin(update: Update, admins: tuple[int, ...]) -> bool:
 async def send_private(bot: Bot, chat_id: int, text: str) -> None:
     """Send `text` (HTML, split to Telegram's limit) to a private chat rather than as a reply."""
     for part in split_message(text):
-        await flood_safe(partial(bot.send_message, chat_id, part, parse_mode=ParseMode.HTML,
-                                 link_preview_options=LinkPreviewOptions(is_disabled=True)))
+        await flood_safe(
+            partial(
+                bot.send_message,
+                chat_id,
+                part,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        )
 
 
 async def _admitted(d: Deps, update: Update, chat: Chat, message: Message) -> ChatSettings | None:
@@ -157,8 +198,9 @@ async def within_budget(d: Deps, update: Update, chat: Chat, now: datetime) -> V
     return await spend(d.redis, chat, update.effective_user, now, COMMANDS_PER_MINUTE)
 
 
-def command(impl: Impl, *, admin: bool = False,
-            group_admin: bool = False) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+def command(
+    impl: Impl, *, admin: bool = False, group_admin: bool = False
+) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
     """Wrap a command: budget, register the chat, operator and group-administrator checks, reply.
 
     Over the budget the sender is told once and then ignored for the rest of the minute: nothing here waits. An
@@ -219,8 +261,12 @@ async def _resolve_all(ctx: Ctx, tokens: list[str]) -> tuple[list[str], list[str
     codes, problems = [], []
     for token in tokens:
         got = resolve(token, names or None)
-        checked = await known(ctx.deps.redis, got.code) if got.code is not None and got.market == "US" else True
-        if checked is None:  # the SEC ticker map is not loaded yet: refuse for now rather than accept unchecked
+        checked = (
+            await known(ctx.deps.redis, got.code) if got.code is not None and got.market == "US" else True
+        )
+        if (
+            checked is None
+        ):  # the SEC ticker map is not loaded yet: refuse for now rather than accept unchecked
             problems.append(t(ctx.lang, "ticker_unchecked", text=f"<code>{esc(got.code)}</code>"))
             continue
         if checked is False:
@@ -276,7 +322,9 @@ async def cmd_list(ctx: Ctx) -> Reply:
     if not codes:
         return t(ctx.lang, "list_empty"), None
     names = (await ctx.deps.view()).names()
-    lines = [t(ctx.lang, "list_header", n=len(codes))] + [f"• <b>{esc(c)}</b> {esc(names.get(c, ''))}" for c in codes]
+    lines = [t(ctx.lang, "list_header", n=len(codes))] + [
+        f"• <b>{esc(c)}</b> {esc(names.get(c, ''))}" for c in codes
+    ]
     return "\n".join(lines), None
 
 
@@ -288,8 +336,13 @@ def cached_answer(view: DataView, command: str, args: list[str], lang: str) -> A
 def _answer_command(name: str) -> Impl:
     async def impl(ctx: Ctx) -> Reply:
         reply = cached_answer(await ctx.deps.view(), name, ctx.args, ctx.lang)
-        markup = InlineKeyboardMarkup([[InlineKeyboardButton(b.text, callback_data=b.data)
-                                        for b in reply.buttons]]) if reply.buttons else None
+        markup = (
+            InlineKeyboardMarkup(
+                [[InlineKeyboardButton(b.text, callback_data=b.data) for b in reply.buttons]]
+            )
+            if reply.buttons
+            else None
+        )
         return reply.text, markup
 
     impl.__doc__ = f"/{name}"
@@ -397,8 +450,12 @@ async def cmd_status(ctx: Ctx) -> Reply:
             continue
         fetched = datetime.fromisoformat(status["ok_at"]).astimezone(HK_TZ)
         file_day = datetime.fromisoformat(status["ok_date"]).date() if status.get("ok_date") else None
-        line = f"• <code>{esc(name)}</code>: " + t(ctx.lang, "status_line", date=esc(
-            day(ctx.lang, file_day) if file_day else "?"), time=f"{fetched:%d/%m %H:%M}")
+        line = f"• <code>{esc(name)}</code>: " + t(
+            ctx.lang,
+            "status_line",
+            date=esc(day(ctx.lang, file_day) if file_day else "?"),
+            time=f"{fetched:%d/%m %H:%M}",
+        )
         if file_day is not None:
             lag = (fetched - schedule_for(name).published_at(file_day)).total_seconds() / 60
             line += t(ctx.lang, "status_lag", minutes=f"{lag:+.0f}")
@@ -431,10 +488,12 @@ async def cmd_broadcast(ctx: Ctx) -> Reply:
     chats = await ctx.deps.subs.active_chats()
     text = "📣 " + escaped_prefix(body, MAX_BROADCAST)
     for start in range(0, len(chats), BROADCAST_CHUNK):  # two round trips per chunk, not two per chat
-        await ctx.deps.outbox.put_many([
-            (OutboxItem(id=item_id(chat, "text", [stamp]), chat_id=chat, kind="text", text=text), ctx.now)
-            for chat in chats[start:start + BROADCAST_CHUNK]
-        ])
+        await ctx.deps.outbox.put_many(
+            [
+                (OutboxItem(id=item_id(chat, "text", [stamp]), chat_id=chat, kind="text", text=text), ctx.now)
+                for chat in chats[start : start + BROADCAST_CHUNK]
+            ]
+        )
     return t(ctx.lang, "broadcast_queued", n=len(chats)), None
 
 
@@ -460,19 +519,34 @@ def settings_keyboard(settings: ChatSettings) -> InlineKeyboardMarkup:
     rows = []
     for index, rule in enumerate(RULE_IDS):
         mark = "🚫" if rule in settings.rules_off else "✅"
-        rows.append([InlineKeyboardButton(f"{mark} {rule_emoji(rule)} {rule_title(rule, lang)}",
-                                          callback_data=f"set:r:{index}")])
-    rows.append([
-        InlineKeyboardButton(("✅ " if settings.market else "🚫 ") + t(lang, "settings.market"), callback_data="set:m"),
-        InlineKeyboardButton(("✅ " if settings.digest else "🚫 ") + t(lang, "settings.digest"), callback_data="set:d"),
-    ])
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    f"{mark} {rule_emoji(rule)} {rule_title(rule, lang)}", callback_data=f"set:r:{index}"
+                )
+            ]
+        )
+    rows.append(
+        [
+            InlineKeyboardButton(
+                ("✅ " if settings.market else "🚫 ") + t(lang, "settings.market"), callback_data="set:m"
+            ),
+            InlineKeyboardButton(
+                ("✅ " if settings.digest else "🚫 ") + t(lang, "settings.digest"), callback_data="set:d"
+            ),
+        ]
+    )
     severity = int(settings.thresholds.get("_all", {}).get("min_severity", 0))
     level = t(lang, f"severity.{SEVERITY_STEPS[min(severity, 3)]}")
     z = float(settings.thresholds.get("short_ratio_spike", {}).get("z", 2.0))
     rows.append([InlineKeyboardButton(t(lang, "settings.z", z=f"{z:g}"), callback_data="set:z")])
     # The switch names the other language in that language, so a reader of either can find it.
-    rows.append([InlineKeyboardButton(t(lang, "settings.severity", level=level), callback_data="set:s"),
-                 InlineKeyboardButton("中文" if lang == "en" else "English", callback_data="set:l")])
+    rows.append(
+        [
+            InlineKeyboardButton(t(lang, "settings.severity", level=level), callback_data="set:s"),
+            InlineKeyboardButton("中文" if lang == "en" else "English", callback_data="set:l"),
+        ]
+    )
     return InlineKeyboardMarkup(rows)
 
 
@@ -481,7 +555,9 @@ async def cmd_settings(ctx: Ctx) -> Reply:
     return t(ctx.lang, "settings_header"), settings_keyboard(ctx.settings)
 
 
-_CALLBACK_RE = re.compile(r"^(card|chart):(\d{5})$|^mute:(\d{5}):(\d{1,3}[mhdw])$|^set:(r:\d{1,2}|m|d|s|l|z)$")
+_CALLBACK_RE = re.compile(
+    r"^(card|chart):(\d{5})$|^mute:(\d{5}):(\d{1,3}[mhdw])$|^set:(r:\d{1,2}|m|d|s|l|z)$"
+)
 Z_STEPS = (2.0, 2.5, 3.0, 4.0)
 
 
@@ -511,7 +587,11 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         await query.answer(t(settings.lang, "button_expired"))
         return
     changes = bool(match.group(3) or match.group(5))  # a mute or a settings toggle, not a card or chart
-    if changes and chat is not None and not await may_change_group(context.bot, d.redis, chat, query.from_user):
+    if (
+        changes
+        and chat is not None
+        and not await may_change_group(context.bot, d.redis, chat, query.from_user)
+    ):
         await query.answer(t(settings.lang, "group_admins_only"))
         return
     if match.group(1) == "card":
@@ -618,8 +698,15 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     stamp = hashlib.sha256(f"{summary}|{now:%Y%m%d%H%M}".encode()).hexdigest()[:12]
     for admin in d.settings.admin_chat_ids:  # each admin reads the notice in their own language
         lang = await _lang_of(d, admin)
-        await d.outbox.put(OutboxItem(id=item_id(admin, "text", [stamp]), chat_id=admin, kind="text",
-                                      text=t(lang, "admin_handler_error", summary=esc(summary))), now)
+        await d.outbox.put(
+            OutboxItem(
+                id=item_id(admin, "text", [stamp]),
+                chat_id=admin,
+                kind="text",
+                text=t(lang, "admin_handler_error", summary=esc(summary)),
+            ),
+            now,
+        )
     if isinstance(update, Update) and update.effective_message is not None:
         chat = update.effective_chat
         lang = await _lang_of(d, chat.id) if chat is not None else "en"
@@ -630,11 +717,20 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 COMMAND_IMPLS: dict[str, tuple[Impl, bool]] = {
-    "start": (cmd_start, False), "watch": (cmd_watch, False), "unwatch": (cmd_unwatch, False),
-    "list": (cmd_list, False), "mute": (cmd_mute, False), "unmute": (cmd_unmute, False),
-    "quiet": (cmd_quiet, False), "digest": (cmd_digest, False), "lang": (cmd_lang, False),
-    "status": (cmd_status, False), "settings": (cmd_settings, False), "chart": (cmd_chart, False),
-    "stats": (cmd_stats, True), "broadcast": (cmd_broadcast, True),
+    "start": (cmd_start, False),
+    "watch": (cmd_watch, False),
+    "unwatch": (cmd_unwatch, False),
+    "list": (cmd_list, False),
+    "mute": (cmd_mute, False),
+    "unmute": (cmd_unmute, False),
+    "quiet": (cmd_quiet, False),
+    "digest": (cmd_digest, False),
+    "lang": (cmd_lang, False),
+    "status": (cmd_status, False),
+    "settings": (cmd_settings, False),
+    "chart": (cmd_chart, False),
+    "stats": (cmd_stats, True),
+    "broadcast": (cmd_broadcast, True),
     **{name: (_answer_command(name), False) for name in READ_ONLY if name != "start"},
 }
 
@@ -643,8 +739,11 @@ def register(app: Application) -> None:
     """Attach every handler to the application."""
     updates = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST  # edited messages are ignored
     for name, (impl, admin) in COMMAND_IMPLS.items():
-        app.add_handler(CommandHandler(name, command(impl, admin=admin, group_admin=name in GROUP_ADMIN_COMMANDS),
-                                       filters=updates))
+        app.add_handler(
+            CommandHandler(
+                name, command(impl, admin=admin, group_admin=name in GROUP_ADMIN_COMMANDS), filters=updates
+            )
+        )
     app.add_handler(CallbackQueryHandler(on_callback))
     app.add_handler(MessageHandler(filters.COMMAND & updates, on_unknown_command))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & filters.UpdateType.MESSAGE, on_text))

@@ -64,7 +64,7 @@ class TickTimes:
         self.finished, self.running = self.clock(), False
 
     def problem(self, *, stuck_after: float, overdue_after: float) -> str | None:
-        """"stuck: …" when a tick has run longer than `stuck_after` seconds, "overdue: …" when none has finished
+        """ "stuck: …" when a tick has run longer than `stuck_after` seconds, "overdue: …" when none has finished
         for `overdue_after` seconds (the poll job no longer runs); None when polling is well or off."""
         if self.since is None:
             return None
@@ -76,7 +76,9 @@ class TickTimes:
             return None
         last = self.finished if self.finished is not None else self.since
         if now - last > overdue_after:
-            what = "the last poll tick finished" if self.finished is not None else "polling began without a tick"
+            what = (
+                "the last poll tick finished" if self.finished is not None else "polling began without a tick"
+            )
             return f"overdue: {what} {now - last:.0f} s ago (limit {overdue_after:g} s)"
         return None
 
@@ -88,8 +90,16 @@ class _BadRequest(Exception):
 class HealthServer:
     """Serves /healthz (from `check`) and /metrics (from `registry`) on host:port (0 = any free port)."""
 
-    def __init__(self, check: HealthCheck, registry: Registry = METRICS, host: str = "0.0.0.0", port: int = 0,
-                 *, request_timeout: float = 5.0, check_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        check: HealthCheck,
+        registry: Registry = METRICS,
+        host: str = "0.0.0.0",
+        port: int = 0,
+        *,
+        request_timeout: float = 5.0,
+        check_timeout: float = 5.0,
+    ) -> None:
         self.check = check
         self.registry = registry
         self.host = host
@@ -111,7 +121,9 @@ class HealthServer:
         """Bind and start serving in the background."""
         if self._server is not None:
             raise RuntimeError("health server already started")
-        self._server = await asyncio.start_server(self._handle, self.host, self.requested_port, limit=_MAX_LINE)
+        self._server = await asyncio.start_server(
+            self._handle, self.host, self.requested_port, limit=_MAX_LINE
+        )
         log.info("health server listening on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:
@@ -167,8 +179,13 @@ class HealthServer:
             return  # connected and closed without a byte: a TCP probe
         method, path = request
         if method != "GET":
-            await self._reply(writer, HTTPStatus.METHOD_NOT_ALLOWED, TEXT_TYPE, "method not allowed\n",
-                              extra={"Allow": "GET"})
+            await self._reply(
+                writer,
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                TEXT_TYPE,
+                "method not allowed\n",
+                extra={"Allow": "GET"},
+            )
         elif path == "/healthz":
             status, body = await self._health()
             await self._reply(writer, status, JSON_TYPE, json.dumps(body, default=str) + "\n")
@@ -182,26 +199,43 @@ class HealthServer:
         try:
             healthy, details = await asyncio.wait_for(self.check(), timeout=self.check_timeout)
         except TimeoutError:
-            return HTTPStatus.SERVICE_UNAVAILABLE, {"status": "unhealthy",
-                                                    "reason": f"health check timed out after {self.check_timeout:g} s"}
+            return HTTPStatus.SERVICE_UNAVAILABLE, {
+                "status": "unhealthy",
+                "reason": f"health check timed out after {self.check_timeout:g} s",
+            }
         except Exception as exc:
             log.warning("health check raised %s: %s", type(exc).__name__, exc)
-            return HTTPStatus.SERVICE_UNAVAILABLE, {"status": "unhealthy",
-                                                    "reason": f"health check failed: {type(exc).__name__}: {exc}"}
+            return HTTPStatus.SERVICE_UNAVAILABLE, {
+                "status": "unhealthy",
+                "reason": f"health check failed: {type(exc).__name__}: {exc}",
+            }
         rest = {k: v for k, v in details.items() if k not in ("status", "reason")}
         if healthy:
             return HTTPStatus.OK, {"status": "ok", **rest}
         reason = details.get("reason") or "unhealthy"
         return HTTPStatus.SERVICE_UNAVAILABLE, {"status": "unhealthy", "reason": reason, **rest}
 
-    async def _reply(self, writer: asyncio.StreamWriter, status: HTTPStatus, content_type: str, body: str,
-                     extra: dict[str, str] | None = None) -> None:
+    async def _reply(
+        self,
+        writer: asyncio.StreamWriter,
+        status: HTTPStatus,
+        content_type: str,
+        body: str,
+        extra: dict[str, str] | None = None,
+    ) -> None:
         if writer.is_closing():
             return  # aborted by stop() or reset by the client: nobody to answer
         payload = body.encode("utf-8")
-        headers = {"Content-Type": content_type, "Content-Length": str(len(payload)), "Cache-Control": "no-store",
-                   "Connection": "close", **(extra or {})}
-        head = f"HTTP/1.1 {status.value} {status.phrase}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        headers = {
+            "Content-Type": content_type,
+            "Content-Length": str(len(payload)),
+            "Cache-Control": "no-store",
+            "Connection": "close",
+            **(extra or {}),
+        }
+        head = f"HTTP/1.1 {status.value} {status.phrase}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()
+        )
         writer.write(head.encode("latin-1") + b"\r\n" + payload)
         await asyncio.wait_for(writer.drain(), timeout=self.request_timeout)
 

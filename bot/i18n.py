@@ -73,8 +73,14 @@ def pct(lang: str, value: float, digits: int = 1, *, signed: bool = False) -> st
     return f"{sign}{num(lang, value, digits)}%"
 
 
-_CURRENCY = {"HKD": ("HK$", "港元"), "USD": ("US$", "美元"), "RMB": ("RMB ", "人民幣"), "CNY": ("RMB ", "人民幣"),
-             "GBP": ("£", "英鎊"), "EUR": ("€", "歐元")}
+_CURRENCY = {
+    "HKD": ("HK$", "港元"),
+    "USD": ("US$", "美元"),
+    "RMB": ("RMB ", "人民幣"),
+    "CNY": ("RMB ", "人民幣"),
+    "GBP": ("£", "英鎊"),
+    "EUR": ("€", "歐元"),
+}
 
 
 def money(lang: str, amount: float, currency: str = "HKD") -> str:

@@ -86,7 +86,11 @@ def rule_title(rule: str, lang: str = "en") -> str:
 
 def caveat(rule: str, lang: str = "en", market: str = "HK") -> str | None:
     """The caveat line of a rule in `lang`; US short-ratio alerts say short volume is not short interest."""
-    key = "caveat.us_short_volume" if market == "US" and rule.startswith("short_ratio") else f"rule.{rule}.caveat"
+    key = (
+        "caveat.us_short_volume"
+        if market == "US" and rule.startswith("short_ratio")
+        else f"rule.{rule}.caveat"
+    )
     return t(lang, key) if has(key) else None
 
 
@@ -96,7 +100,9 @@ def source_label(url: str, lang: str = "en") -> str:
 
 
 # English values under the names earlier importers use (bot/answers.py); new code calls the functions above.
-RULE_STYLE: dict[str, tuple[str, str]] = {rule: (emoji, rule_title(rule)) for rule, emoji in RULE_EMOJI.items()}
+RULE_STYLE: dict[str, tuple[str, str]] = {
+    rule: (emoji, rule_title(rule)) for rule, emoji in RULE_EMOJI.items()
+}
 CAVEATS: dict[str, str] = {rule: caveat(rule) or "" for rule in RULE_EMOJI}
 US_SHORT_CAVEAT: str = t("en", "caveat.us_short_volume")
 SOURCE_LABEL: dict[str, str] = {fragment: t("en", key) for fragment, key in SOURCE_KEYS.items()}
@@ -211,10 +217,17 @@ def _short_ratio_values(f: _Facts) -> dict[str, str]:
 
 def _why_short_ratio(f: _Facts) -> str:
     prefix = "us_" if f.alert.market == "US" else ""
-    values = {**_short_ratio_values(f), "rank": _rank(f), "n": str(int(f.number("window"))),
-              "mean": _pct(f.lang, f.number("window_mean"))}
+    values = {
+        **_short_ratio_values(f),
+        "rank": _rank(f),
+        "n": str(int(f.number("window"))),
+        "mean": _pct(f.lang, f.number("window_mean")),
+    }
     if prefix:
-        values |= {"short": num(f.lang, f.number("short_volume")), "total": num(f.lang, f.number("total_volume"))}
+        values |= {
+            "short": num(f.lang, f.number("short_volume")),
+            "total": num(f.lang, f.number("total_volume")),
+        }
     else:
         values |= {"short_value": f.money("short_value"), "turnover": f.money("turnover")}
     return t(f.lang, f"why.{prefix}{f.alert.rule}", **values)
@@ -228,16 +241,29 @@ def _why_short_ratio_short(f: _Facts) -> str:
 def _why_short_position(f: _Facts) -> str:
     reasons = set(f.by_name["reasons"].value.split("+")) if "reasons" in f.by_name else set()
     if "covered" in reasons:
-        return t(f.lang, "why.short_position_jump.covered", previous=f.shares("previous_shares"),
-                 previous_date=f.day("previous_date"))
-    values = {"shares": f.shares("shares"), "value": f.money("value"), "previous_date": f.day("previous_date")}
+        return t(
+            f.lang,
+            "why.short_position_jump.covered",
+            previous=f.shares("previous_shares"),
+            previous_date=f.day("previous_date"),
+        )
+    values = {
+        "shares": f.shares("shares"),
+        "value": f.money("value"),
+        "previous_date": f.day("previous_date"),
+    }
     if f.number("previous_shares") == 0:
         text = t(f.lang, "why.short_position_jump.new", **values)
     else:
-        text = t(f.lang, "why.short_position_jump", **values, change=f.pct("delta_pct", signed=True),
-                 previous=f.shares("previous_shares"),
-                 delta_shares=("+" if f.number("delta_shares") > 0 else "") + f.shares("delta_shares"),
-                 delta_value=f.money("delta_value", signed=True))
+        text = t(
+            f.lang,
+            "why.short_position_jump",
+            **values,
+            change=f.pct("delta_pct", signed=True),
+            previous=f.shares("previous_shares"),
+            delta_shares=("+" if f.number("delta_shares") > 0 else "") + f.shares("delta_shares"),
+            delta_value=f.money("delta_value", signed=True),
+        )
     if "high" in reasons and f.has("weeks_of_history"):
         text += t(f.lang, "why.short_position_jump.high", weeks=int(f.number("weeks_of_history")) + 1)
     return text
@@ -257,8 +283,14 @@ def _buyback_prices(f: _Facts) -> str:
 
 
 def _why_buyback(f: _Facts) -> str:
-    text = t(f.lang, "why.buyback_filed", shares=f.shares("shares"), date=day(f.lang, f.alert.trade_date),
-             prices=_buyback_prices(f), paid=f.money("total_paid"))
+    text = t(
+        f.lang,
+        "why.buyback_filed",
+        shares=f.shares("shares"),
+        date=day(f.lang, f.alert.trade_date),
+        prices=_buyback_prices(f),
+        paid=f.money("total_paid"),
+    )
     if f.present("market"):
         text += t(f.lang, "why.buyback_filed.market", market=f.text("market"))
     if f.present("line") and f.text("line") == "A SHARES":
@@ -276,12 +308,18 @@ def _buyback_destination(f: _Facts) -> str:
         return t(f.lang, "why.buyback_filed.cancelled")
     if f.number("for_cancellation") == 0:
         return t(f.lang, "why.buyback_filed.treasury")
-    return t(f.lang, "why.buyback_filed.split", cancelled=f.shares("for_cancellation"),
-             treasury=f.shares("for_treasury"))
+    return t(
+        f.lang,
+        "why.buyback_filed.split",
+        cancelled=f.shares("for_cancellation"),
+        treasury=f.shares("for_treasury"),
+    )
 
 
 def _why_buyback_short(f: _Facts) -> str:
-    return t(f.lang, "why.buyback_filed.short", shares=f.shares("shares"), date=day(f.lang, f.alert.trade_date))
+    return t(
+        f.lang, "why.buyback_filed.short", shares=f.shares("shares"), date=day(f.lang, f.alert.trade_date)
+    )
 
 
 def _where(f: _Facts) -> str:
@@ -301,24 +339,39 @@ def _role(f: _Facts) -> str:
 
 def _why_insider(f: _Facts) -> str:
     prefix = "us_" if f.alert.market == "US" else ""
-    text = t(f.lang, f"why.{prefix}insider_buy_near_round_number", holder=f.text("holder"), role=_role(f),
-             shares=f.shares("shares"), avg_price=f.price("avg_price"), date=day(f.lang, f.alert.trade_date),
-             where=_where(f))
+    text = t(
+        f.lang,
+        f"why.{prefix}insider_buy_near_round_number",
+        holder=f.text("holder"),
+        role=_role(f),
+        shares=f.shares("shares"),
+        avg_price=f.price("avg_price"),
+        date=day(f.lang, f.alert.trade_date),
+        where=_where(f),
+    )
     if f.has("pct_after"):
         text += t(f.lang, "why.insider.stake", pct=f.pct("pct_after"))
     return text
 
 
 def _why_insider_short(f: _Facts) -> str:
-    return t(f.lang, "why.insider_buy_near_round_number.short", shares=f.shares("shares"),
-             avg_price=f.price("avg_price"))
+    return t(
+        f.lang,
+        "why.insider_buy_near_round_number.short",
+        shares=f.shares("shares"),
+        avg_price=f.price("avg_price"),
+    )
 
 
 def _why_southbound(f: _Facts) -> str:
     identity = f.alert.identity
-    values = {"pct": f.pct("pct_of_issued"), "date": day(f.lang, f.alert.trade_date),
-              "compared": f.pct("compared_pct"), "compared_date": f.day("compared_date"),
-              "change": _pp(f.lang, f.number("change"))}
+    values = {
+        "pct": f.pct("pct_of_issued"),
+        "date": day(f.lang, f.alert.trade_date),
+        "compared": f.pct("compared_pct"),
+        "compared_date": f.day("compared_date"),
+        "change": _pp(f.lang, f.number("change")),
+    }
     if identity.startswith(("up:", "down:")):
         direction, _, level = identity.partition(":")
         text = t(f.lang, f"why.southbound_level.{direction}", level=_level(f.lang, float(level)), **values)
@@ -332,21 +385,47 @@ def _why_southbound(f: _Facts) -> str:
 
 
 def _why_southbound_short(f: _Facts) -> str:
-    return t(f.lang, "why.southbound_level.short", pct=f.pct("pct_of_issued"), date=day(f.lang, f.alert.trade_date))
+    return t(
+        f.lang, "why.southbound_level.short", pct=f.pct("pct_of_issued"), date=day(f.lang, f.alert.trade_date)
+    )
 
 
 def _why_market(f: _Facts) -> str:
-    parts = [t(f.lang, "why.market_short_swing", value=f.money("short_value"), date=day(f.lang, f.alert.trade_date))]
+    parts = [
+        t(
+            f.lang,
+            "why.market_short_swing",
+            value=f.money("short_value"),
+            date=day(f.lang, f.alert.trade_date),
+        )
+    ]
     if f.has("change") and f.has("reference_value"):
-        parts.append(t(f.lang, "why.market_short_swing.week", change=f.pct("change", signed=True),
-                       reference=f.money("reference_value"), reference_date=f.day("reference_date")))
+        parts.append(
+            t(
+                f.lang,
+                "why.market_short_swing.week",
+                change=f.pct("change", signed=True),
+                reference=f.money("reference_value"),
+                reference_date=f.day("reference_date"),
+            )
+        )
     if f.has("mean_change") and f.has("mean_value"):
-        parts.append(t(f.lang, "why.market_short_swing.mean", change=f.pct("mean_change", signed=True),
-                       mean=f.money("mean_value")))
+        parts.append(
+            t(
+                f.lang,
+                "why.market_short_swing.mean",
+                change=f.pct("mean_change", signed=True),
+                mean=f.money("mean_value"),
+            )
+        )
     text = _sep(f.lang).join(parts)
     if f.has("stocks_shorted") and f.has("reference_stocks_shorted"):
-        text += t(f.lang, "why.market_short_swing.stocks_vs", n=num(f.lang, f.number("stocks_shorted")),
-                  reference=num(f.lang, f.number("reference_stocks_shorted")))
+        text += t(
+            f.lang,
+            "why.market_short_swing.stocks_vs",
+            n=num(f.lang, f.number("stocks_shorted")),
+            reference=num(f.lang, f.number("reference_stocks_shorted")),
+        )
     elif f.has("stocks_shorted"):
         text += t(f.lang, "why.market_short_swing.stocks", n=num(f.lang, f.number("stocks_shorted")))
     return text
@@ -356,8 +435,13 @@ def _why_confluence(f: _Facts) -> str:
     rules = [r for r in (f.text("signals") if "signals" in f.by_name else f.alert.identity).split("+") if r]
     if not rules:
         raise _MissingFact("signals")
-    return t(f.lang, "why.confluence", n=len(rules), window=int(f.number("window")),
-             signals=t(f.lang, "sep.list").join(rule_title(r, f.lang) for r in rules))
+    return t(
+        f.lang,
+        "why.confluence",
+        n=len(rules),
+        window=int(f.number("window")),
+        signals=t(f.lang, "sep.list").join(rule_title(r, f.lang) for r in rules),
+    )
 
 
 def _why_confluence_short(f: _Facts) -> str:
@@ -368,8 +452,15 @@ def _why_cluster(f: _Facts) -> str:
     names = [n for n in f.alert.identity.split("+") if n][:5]
     if not names:
         raise _MissingFact("identity")
-    return t(f.lang, "why.insider_cluster", n=int(f.number("insiders")), total=f.money("total"),
-             code=f.alert.code, days=int(f.number("days")), names=t(f.lang, "sep.list").join(names))
+    return t(
+        f.lang,
+        "why.insider_cluster",
+        n=int(f.number("insiders")),
+        total=f.money("total"),
+        code=f.alert.code,
+        days=int(f.number("days")),
+        names=t(f.lang, "sep.list").join(names),
+    )
 
 
 def _why_cluster_short(f: _Facts) -> str:
@@ -426,7 +517,11 @@ def fact_value(fact: Fact, lang: str = "en") -> str:
         return t(lang, "fact.na")
     signed = fact.name in _SIGNED_FACTS
     if unit in _CURRENCIES:
-        return price(lang, number, unit) if fact.name in _PRICE_FACTS else _money(lang, number, unit, signed=signed)
+        return (
+            price(lang, number, unit)
+            if fact.name in _PRICE_FACTS
+            else _money(lang, number, unit, signed=signed)
+        )
     if unit == "%":
         return _pct(lang, number, _PCT_DIGITS.get(fact.name, 1), signed=signed)
     if unit == "pp":
@@ -457,7 +552,7 @@ def _lag(alert: Alert, lang: str) -> str:
 
 def _clip(text: str, limit: int) -> str:
     """Cut escaped HTML text to `limit` characters outside entities, marking the cut."""
-    return text if len(text) <= limit else text[:_safe_cut(text, limit - 1)] + "…"
+    return text if len(text) <= limit else text[: _safe_cut(text, limit - 1)] + "…"
 
 
 def alert_name(alert: Alert, lang: str) -> str:
@@ -471,14 +566,23 @@ def alert_name(alert: Alert, lang: str) -> str:
 def render_alert(alert: Alert, lang: str = "en") -> str:
     """One alert as Telegram HTML in `lang`: headline, why, key facts, date and lag, source links, caveat."""
     title = rule_title(alert.rule, lang)
-    who = esc(t(lang, "alert.market")) if alert.code == "MARKET" else \
-        f"<b>{esc(alert.code)}</b> {esc(alert_name(alert, lang))}".rstrip()
-    lines = [f"{rule_emoji(alert.rule)} <b>{esc(title)}</b> · {who}", _clip(esc(why_text(alert, lang)), MAX_WHY)]
+    who = (
+        esc(t(lang, "alert.market"))
+        if alert.code == "MARKET"
+        else f"<b>{esc(alert.code)}</b> {esc(alert_name(alert, lang))}".rstrip()
+    )
+    lines = [
+        f"{rule_emoji(alert.rule)} <b>{esc(title)}</b> · {who}",
+        _clip(esc(why_text(alert, lang)), MAX_WHY),
+    ]
     facts = _facts_line(alert, lang)
     if facts:
         lines.append(facts)
-    when = " · ".join(x for x in (t(lang, "alert.trade_date", date=full_date(lang, alert.trade_date)),
-                                  _lag(alert, lang)) if x)
+    when = " · ".join(
+        x
+        for x in (t(lang, "alert.trade_date", date=full_date(lang, alert.trade_date)), _lag(alert, lang))
+        if x
+    )
     lines.append(f"<i>{esc(when)}</i>")
     links = [f'<a href="{esc(url)}">{esc(source_label(url, lang))}</a>' for url in alert.links[:3]]
     if links:
@@ -505,8 +609,11 @@ def buttons_for(alert: Alert, lang: str = "en") -> list[Button]:
     """`Card`, `Chart`, `Mute 1d` (概覽, 圖表, 靜音1天) for a stock alert; none for market-wide alerts."""
     if alert.code == "MARKET":
         return []
-    return [Button(t(lang, "button.card"), f"card:{alert.code}"), Button(t(lang, "button.chart"), f"chart:{alert.code}"),
-            Button(t(lang, "button.mute_1d"), f"mute:{alert.code}:1d")]
+    return [
+        Button(t(lang, "button.card"), f"card:{alert.code}"),
+        Button(t(lang, "button.chart"), f"chart:{alert.code}"),
+        Button(t(lang, "button.mute_1d"), f"mute:{alert.code}:1d"),
+    ]
 
 
 def _group_header(count: int, when: date, lang: str, digest: bool) -> str:

@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 
 LOOKBACK_SESSIONS = 5  # catch-up reaches this many file dates back after downtime
 DI_SOURCE = "hkex-di"
-DI_NOTICE_DAYS = 14  # the watched stocks' notice lists are read this many days back (notices are due in 3 days)
+DI_NOTICE_DAYS = (
+    14  # the watched stocks' notice lists are read this many days back (notices are due in 3 days)
+)
 CATCH_UP_EVERY = timedelta(minutes=10)  # outside its windows a missed file is retried this often
 # What a Redis outage looks like from redis.asyncio: its own errors and socket errors.
 REDIS_DOWN = (RedisError, OSError)
@@ -87,14 +89,20 @@ def drift_notice(source: str, day: date, error: SourceError, *, kept: bool) -> s
         lines.append(f"diff: {diff}")
     command = f"positioning-bot reparse {esc(source)} --date {day.isoformat()}"
     if kept:
-        lines.append(f"Raw file kept {keys.FAILED_TTL_SECONDS // 86400} days; later files failing the same way are "
-                     "kept too, without another notice.")
-        lines.append(f"After upgrading the parser run: <code>{command}</code> "
-                     f"(or <code>positioning-bot reparse {esc(source)} --all-failed</code>)")
+        lines.append(
+            f"Raw file kept {keys.FAILED_TTL_SECONDS // 86400} days; later files failing the same way are "
+            "kept too, without another notice."
+        )
+        lines.append(
+            f"After upgrading the parser run: <code>{command}</code> "
+            f"(or <code>positioning-bot reparse {esc(source)} --all-failed</code>)"
+        )
     else:
-        lines.append(f"The raw file was not kept (over {keys.FAILED_MAX_BYTES // 2**20} MB, or a day assembled from "
-                     f"many files); after upgrading run: <code>positioning-bot poll {esc(source)} --date "
-                     f"{day.isoformat()}</code>")
+        lines.append(
+            f"The raw file was not kept (over {keys.FAILED_MAX_BYTES // 2**20} MB, or a day assembled from "
+            f"many files); after upgrading run: <code>positioning-bot poll {esc(source)} --date "
+            f"{day.isoformat()}</code>"
+        )
     return "\n".join(lines)
 
 
@@ -111,7 +119,9 @@ class RedisOutage:
     ticks_skipped: int = 0
     drains_skipped: int = 0
     lease_lost: bool = False
-    marked: bool = False  # DATA_MARKER seen or written by this process: its absence after an outage means data loss
+    marked: bool = (
+        False  # DATA_MARKER seen or written by this process: its absence after an outage means data loss
+    )
 
     def failed(self, what: str, exc: BaseException) -> None:
         """Record one thing (`tick`, `drain`) that could not be done because Redis was unreachable."""
@@ -129,7 +139,9 @@ class RedisOutage:
         instants = [self.clock()] + ([self.since] if self.since is not None else [])
         return {(s, d) for s in sources for moment in instants for d in active_dates(s, moment)}
 
-    def notice(self, missed_files: set[tuple[str, date]] | None = None, *, data_lost: bool = False) -> str | None:
+    def notice(
+        self, missed_files: set[tuple[str, date]] | None = None, *, data_lost: bool = False
+    ) -> str | None:
         """The admins' message once Redis answers again (None when there was no outage); resets the record.
 
         `missed_files`: files in their windows during the outage and still not processed; `data_lost`: Redis came
@@ -140,19 +152,26 @@ class RedisOutage:
         now = self.clock()
         start, end = self.since.astimezone(HK_TZ), now.astimezone(HK_TZ)
         due = ", ".join(f"{esc(s)} {d.isoformat()}" for s, d in sorted(missed_files or ())) or "none"
-        lines = [f"⚠️ Redis unreachable from {start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} HKT "
-                 f"({(now - self.since).total_seconds():.0f} s).",
-                 f"Cycles skipped: no cycle ran meanwhile ({self.ticks_skipped} poll tick(s) failed); files due in "
-                 f"their windows: {due}; they are polled now.",
-                 f"Deliveries paused: {self.drains_skipped} pass(es); queued messages go out now."]
+        lines = [
+            f"⚠️ Redis unreachable from {start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} HKT "
+            f"({(now - self.since).total_seconds():.0f} s).",
+            f"Cycles skipped: no cycle ran meanwhile ({self.ticks_skipped} poll tick(s) failed); files due in "
+            f"their windows: {due}; they are polled now.",
+            f"Deliveries paused: {self.drains_skipped} pass(es); queued messages go out now.",
+        ]
         if self.lease_lost:
             lines.append("The leader lease ran out meanwhile: this process stepped down and took it back.")
         if data_lost:
-            lines.append("❗ Redis came back without its data (restarted without persistence?): watchlists, chat "
-                         "settings, messages queued before the outage and the stored history are gone. Users must "
-                         "/watch again; `positioning-bot backfill` restores the history.")
-        log.warning("Redis reachable again after %.0f s%s", (now - self.since).total_seconds(),
-                    "; its data were lost" if data_lost else "")
+            lines.append(
+                "❗ Redis came back without its data (restarted without persistence?): watchlists, chat "
+                "settings, messages queued before the outage and the stored history are gone. Users must "
+                "/watch again; `positioning-bot backfill` restores the history."
+            )
+        log.warning(
+            "Redis reachable again after %.0f s%s",
+            (now - self.since).total_seconds(),
+            "; its data were lost" if data_lost else "",
+        )
         self.since, self.ticks_skipped, self.drains_skipped, self.lease_lost = None, 0, 0, False
         return "\n".join(lines)
 
@@ -172,7 +191,9 @@ class Poller:
     outage: RedisOutage | None = None
     cycle_deadline: float = CYCLE_DEADLINE_S
     ticks: TickTimes = field(default_factory=TickTimes)  # when ticks started and finished (read by /healthz)
-    tickers: TickerRefresh = field(default_factory=TickerRefresh)  # the US ticker map's refresh and its backoff
+    tickers: TickerRefresh = field(
+        default_factory=TickerRefresh
+    )  # the US ticker map's refresh and its backoff
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
     # Sources fetch concurrently but evaluate one at a time, so confluence sees every source's alerts.
     _evaluation: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
@@ -209,8 +230,11 @@ class Poller:
         _, pending = await asyncio.wait(running, timeout=max(grace, 0.0))
         if not pending:
             return
-        log.warning("stopping: cancelling %d unfinished poll task(s) after %.0f s; the next leader runs them again",
-                    len(pending), grace)
+        log.warning(
+            "stopping: cancelling %d unfinished poll task(s) after %.0f s; the next leader runs them again",
+            len(pending),
+            grace,
+        )
         for task in pending:
             task.cancel()
         await asyncio.wait(pending, timeout=1.0)
@@ -226,7 +250,9 @@ class Poller:
         """Wait for every task; the results of those not cancelled by `wind_down`. Errors are raised once all ended
         (a Redis outage first, so that the tick records it), never leaving a task behind."""
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
+        errors = [
+            r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+        ]
         if errors:
             raise next((e for e in errors if isinstance(e, REDIS_DOWN)), errors[0])
         return [r for r in results if not isinstance(r, BaseException)]
@@ -258,8 +284,9 @@ class Poller:
         passes = await self._settle([self._spawn(self._source_pass(source, now)) for source in self.sources])
         reports = [report for done in passes for report in done]
         if any(r.source == DI_SOURCE and r.status == "processed" for r in reports) and not self.stopping:
-            watched = await self._settle([self._spawn(self._deadlined(self._watched_notices(now),
-                                                                      "hkex-di watched notices", []))])
+            watched = await self._settle(
+                [self._spawn(self._deadlined(self._watched_notices(now), "hkex-di watched notices", []))]
+            )
             reports += [report for done in watched for report in done]
         return reports
 
@@ -291,17 +318,33 @@ class Poller:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.cycle_deadline) as deadline:
-                return await run_cycle(source, day, settings=self.settings, client=self.client, redis=self.redis,
-                                       now=now, evaluation=self._evaluation)
+                return await run_cycle(
+                    source,
+                    day,
+                    settings=self.settings,
+                    client=self.client,
+                    redis=self.redis,
+                    now=now,
+                    evaluation=self._evaluation,
+                )
         except TimeoutError:
             if not deadline.expired():
                 raise  # not ours
-        report = CycleReport(source, day, "failed", duration_s=time.monotonic() - started, error=DEADLINE_ERROR)
+        report = CycleReport(
+            source, day, "failed", duration_s=time.monotonic() - started, error=DEADLINE_ERROR
+        )
         log.warning("%s (%g s)", report.line(), self.cycle_deadline)
-        METRICS.counter("positioning_cycle_deadline_exceeded_total", "Cycles stopped at their deadline",
-                        labels={"source": source}).inc()
-        await FrameStore(self.redis).record_status(source, now, ok=False, detail={
-            "date": day.isoformat(), "message": f"{DEADLINE_ERROR} ({self.cycle_deadline:g} s)"})
+        METRICS.counter(
+            "positioning_cycle_deadline_exceeded_total",
+            "Cycles stopped at their deadline",
+            labels={"source": source},
+        ).inc()
+        await FrameStore(self.redis).record_status(
+            source,
+            now,
+            ok=False,
+            detail={"date": day.isoformat(), "message": f"{DEADLINE_ERROR} ({self.cycle_deadline:g} s)"},
+        )
         return report
 
     async def _deadlined(self, coro: Coroutine[Any, Any, T], what: str, default: T) -> T:
@@ -318,22 +361,33 @@ class Poller:
     async def _watched_notices(self, now: datetime) -> list[CycleReport]:
         """The second DI path: each watched stock's own notice list, merged in, and its new rows' days evaluated."""
         today = now.astimezone(HK_TZ).date()
-        found = await ingest_watched(await watched_codes(self.redis), settings=self.settings, client=self.client,
-                                     store=FrameStore(self.redis), redis=self.redis,
-                                     start=today - timedelta(days=DI_NOTICE_DAYS), end=today, now=now)
+        found = await ingest_watched(
+            await watched_codes(self.redis),
+            settings=self.settings,
+            client=self.client,
+            store=FrameStore(self.redis),
+            redis=self.redis,
+            start=today - timedelta(days=DI_NOTICE_DAYS),
+            end=today,
+            now=now,
+        )
         reports = []
         for day in sorted(d for d in found.days if is_session(d)):
             report = CycleReport(DI_SOURCE, day, "processed")
             async with self._evaluation:
-                reports.append(await evaluate_and_route(report, settings=self.settings, redis=self.redis, now=now,
-                                                        force=True))
+                reports.append(
+                    await evaluate_and_route(
+                        report, settings=self.settings, redis=self.redis, now=now, force=True
+                    )
+                )
         return reports
 
     async def doctor(self) -> None:
         """The daily self-check: tell the admins which sources are unhealthy (nothing when all are well)."""
         now = self.clock()
-        checked = await self._settle([self._spawn(daily_doctor(self.settings, self.client, self.redis, now,
-                                                               self.sources))])
+        checked = await self._settle(
+            [self._spawn(daily_doctor(self.settings, self.client, self.redis, now, self.sources))]
+        )
         text = checked[0] if checked else None  # none: cancelled by a stop
         if text:
             await self._tell_admins(text, ["doctor", now.astimezone(HK_TZ).date().isoformat()])
@@ -342,8 +396,9 @@ class Poller:
         """Refresh the US ticker map when it is due and not backing off after failures (see TickerRefresh)."""
         if "sec-form4" not in self.sources:
             return
-        await self.tickers.run(self.redis, self.settings.sec_url, self.settings.sec_user_agent,
-                               deadline=self.cycle_deadline)
+        await self.tickers.run(
+            self.redis, self.settings.sec_url, self.settings.sec_user_agent, deadline=self.cycle_deadline
+        )
 
     async def _done_dates(self, source: str, candidates: list[date]) -> set[date]:
         return {d for d in candidates if await is_done(self.redis, source, d)}
@@ -377,8 +432,12 @@ class Poller:
         done = await self._done_dates(source, candidates)
         for day in candidates:
             if window_failed(source, day, now, day in done):
-                await self._tell_admins_once(source, day, f"⏰ {esc(source)} {day.isoformat()}: no file by the end "
-                                             "of its publication window; still retrying.")
+                await self._tell_admins_once(
+                    source,
+                    day,
+                    f"⏰ {esc(source)} {day.isoformat()}: no file by the end "
+                    "of its publication window; still retrying.",
+                )
 
     async def _drift_notice(self, report: CycleReport) -> None:
         """Tell the admins once per (source, layout) that its files stopped parsing, not once per day or poll."""
@@ -387,15 +446,19 @@ class Poller:
         await self.redis.set(keys.window_notice(source, day), "1", nx=True, ex=keys.WINDOW_NOTICE_TTL_SECONDS)
         error = report.failure or MalformedFile(report.error, source=source)
         signature = layout_signature(error)
-        if not await self.redis.set(keys.drift_notice(source, signature), "1", nx=True,
-                                    ex=keys.DRIFT_NOTICE_TTL_SECONDS):
+        if not await self.redis.set(
+            keys.drift_notice(source, signature), "1", nx=True, ex=keys.DRIFT_NOTICE_TTL_SECONDS
+        ):
             return
         kept = any(k.failed and k.url == error.url for k in await FailedFiles(self.redis).kept(source, day))
-        await self._tell_admins(drift_notice(source, day, error, kept=kept), [source, day.isoformat(), signature])
+        await self._tell_admins(
+            drift_notice(source, day, error, kept=kept), [source, day.isoformat(), signature]
+        )
 
     async def _tell_admins_once(self, source: str, day: date, text: str) -> None:
-        if not await self.redis.set(keys.window_notice(source, day), "1", nx=True,
-                                    ex=keys.WINDOW_NOTICE_TTL_SECONDS):
+        if not await self.redis.set(
+            keys.window_notice(source, day), "1", nx=True, ex=keys.WINDOW_NOTICE_TTL_SECONDS
+        ):
             return
         await self._tell_admins(text, [source, day.isoformat(), "notice"])
 
@@ -403,17 +466,29 @@ class Poller:
         log.warning("admin notice: %s", text)
         outbox = Outbox(self.redis)
         for admin in self.settings.admin_chat_ids:
-            await outbox.put(OutboxItem(id=item_id(admin, "text", identities), chat_id=admin, kind="text",
-                                        text=text), self.clock())
+            await outbox.put(
+                OutboxItem(id=item_id(admin, "text", identities), chat_id=admin, kind="text", text=text),
+                self.clock(),
+            )
 
     @staticmethod
     def _count(report: CycleReport) -> None:
-        METRICS.counter("positioning_cycles_total", "Cycles run, by source and outcome",
-                        labels={"source": report.source, "status": report.status}).inc()
-        METRICS.counter("positioning_alerts_total", "Alerts fired by cycles (new fingerprints)",
-                        labels={"source": report.source}).inc(report.new_alerts)
-        METRICS.gauge("positioning_cycle_seconds", "Duration of the last cycle",
-                      labels={"source": report.source}).set(report.duration_s)
+        METRICS.counter(
+            "positioning_cycles_total",
+            "Cycles run, by source and outcome",
+            labels={"source": report.source, "status": report.status},
+        ).inc()
+        METRICS.counter(
+            "positioning_alerts_total",
+            "Alerts fired by cycles (new fingerprints)",
+            labels={"source": report.source},
+        ).inc(report.new_alerts)
+        METRICS.gauge(
+            "positioning_cycle_seconds", "Duration of the last cycle", labels={"source": report.source}
+        ).set(report.duration_s)
         if report.status == "processed" and report.lag_s is not None:
-            METRICS.gauge("positioning_publication_lag_seconds", "Processed time minus expected publication",
-                          labels={"source": report.source}).set(report.lag_s)
+            METRICS.gauge(
+                "positioning_publication_lag_seconds",
+                "Processed time minus expected publication",
+                labels={"source": report.source},
+            ).set(report.lag_s)

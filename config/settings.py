@@ -109,7 +109,9 @@ def _base_url(name: str, value: str) -> str:
 
 def _redis_url(value: str) -> str:
     if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError("REDIS_URL", f"must start with redis://, rediss:// or unix://, got scheme of {value!r}")
+        raise ConfigError(
+            "REDIS_URL", f"must start with redis://, rediss:// or unix://, got scheme of {value!r}"
+        )
     return value
 
 
@@ -122,7 +124,9 @@ def _chat_ids(value: str) -> tuple[int, ...]:
         try:
             ids.append(int(part))
         except ValueError:
-            raise ConfigError("ADMIN_CHAT_IDS", f"must be a comma list of integer chat ids, got {part!r}") from None
+            raise ConfigError(
+                "ADMIN_CHAT_IDS", f"must be a comma list of integer chat ids, got {part!r}"
+            ) from None
     return tuple(ids)
 
 
@@ -142,7 +146,9 @@ def _log_level(value: str) -> str:
 
 def _user_agent(value: str) -> str:
     if value and "@" not in value:
-        raise ConfigError("SEC_USER_AGENT", "must name the operator and a contact e-mail, e.g. 'Acme Bot ops@acme.hk'")
+        raise ConfigError(
+            "SEC_USER_AGENT", "must name the operator and a contact e-mail, e.g. 'Acme Bot ops@acme.hk'"
+        )
     return value
 
 
@@ -162,7 +168,9 @@ def _delivery_rate(value: str, paid: bool) -> float:
     try:
         rate = float(value)
     except ValueError:
-        raise ConfigError("DELIVERY_RATE", f"must be a number of messages per second, got {value!r}") from None
+        raise ConfigError(
+            "DELIVERY_RATE", f"must be a number of messages per second, got {value!r}"
+        ) from None
     ceiling = 1000.0 if paid else 30.0
     if not 0 < rate <= ceiling:
         hint = "" if paid else " (set ALLOW_PAID_BROADCAST=true for up to 1000/s, paid in Telegram Stars)"
@@ -223,7 +231,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         sec_url=_base_url("SEC_URL", env["SEC_URL"]),
         sec_user_agent=_user_agent(env["SEC_USER_AGENT"].strip()),
         log_level=_log_level(env["LOG_LEVEL"]),
-        delivery_rate=_delivery_rate(env["DELIVERY_RATE"], _flag("ALLOW_PAID_BROADCAST", env["ALLOW_PAID_BROADCAST"])),
+        delivery_rate=_delivery_rate(
+            env["DELIVERY_RATE"], _flag("ALLOW_PAID_BROADCAST", env["ALLOW_PAID_BROADCAST"])
+        ),
         allow_paid_broadcast=_flag("ALLOW_PAID_BROADCAST", env["ALLOW_PAID_BROADCAST"]),
         clock_start=_clock_start(env["CLOCK_START"]),
         lease_ttl_seconds=_seconds("LEASE_TTL_SECONDS", env["LEASE_TTL_SECONDS"], 1, 600),
@@ -242,8 +252,10 @@ def _remember_token(token: str) -> None:
 
 
 # What the CLI prints (run, poll --deliver, any command) when Telegram refuses the token: PTB's own message quotes it.
-REJECTED_TOKEN = ("configuration error: TELEGRAM_BOT_TOKEN: Telegram rejected the token (401 Unauthorized); "
-                  "check it with @BotFather")
+REJECTED_TOKEN = (
+    "configuration error: TELEGRAM_BOT_TOKEN: Telegram rejected the token (401 Unauthorized); "
+    "check it with @BotFather"
+)
 
 
 def redact(text: str) -> str:

@@ -66,27 +66,124 @@ def d(month: int, day: int) -> date:
 
 
 STOCKS: tuple[Stock, ...] = (
-    Stock("00001", "CKH HOLDINGS", {d(8, 1): 45.20, d(9, 16): 52.00, d(11, 20): 52.80, d(12, 31): 54.10},
-          0.013, 4.0e6, (0.105, 0.016), None, 3_829_706_700, 14_200_000),
-    Stock("00005", "HSBC HOLDINGS", {d(8, 1): 97.50, d(10, 15): 104.00, d(11, 20): 108.40, d(12, 31): 116.00},
-          0.012, 2.1e7, (0.118, 0.016), (10.40, 10.90), 17_400_000_000, 121_000_000),
-    Stock("00016", "SHK PPT", {d(8, 1): 88.00, d(11, 20): 95.85, d(12, 31): 92.00},
-          0.014, 2.8e6, (0.108, 0.016), None, 2_897_780_274, 9_300_000),
-    Stock("00388", "HKEX", {d(8, 1): 430.00, d(9, 19): 445.00, d(11, 20): 405.40, d(12, 31): 412.00},
-          0.016, 4.4e6, (0.128, 0.018), (7.20, 7.80), 1_267_836_895, 8_100_000),
-    Stock("00700", "TENCENT", {d(8, 1): 560.00, d(10, 3): 660.00, d(11, 20): 611.00, d(12, 31): 610.00},
-          0.018, 1.9e7, (0.170, 0.018), (8.60, 9.30), 9_160_000_000, 40_500_000),
-    Stock("00941", "CHINA MOBILE", {d(8, 1): 84.50, d(11, 20): 86.90, d(12, 31): 84.00},
-          0.010, 1.6e7, (0.112, 0.016), None, 21_530_000_000, 30_800_000),
-    Stock("01810", "XIAOMI-W", {d(8, 1): 53.20, d(9, 26): 59.50, d(10, 20): 47.00, d(11, 20): 39.32,
-                                d(11, 21): 37.86, d(11, 24): 38.90, d(12, 31): 40.20},
-          0.028, 1.6e8, (0.180, 0.024), (17.60, 20.20), 25_950_000_000, 480_000_000),
-    Stock("02318", "PING AN", {d(8, 1): 52.00, d(11, 20): 58.20, d(12, 31): 60.00},
-          0.016, 3.5e7, (0.120, 0.016), (16.20, 17.00), 7_447_576_912, 112_000_000),
-    Stock("03690", "MEITUAN-W", {d(8, 1): 124.00, d(11, 20): 99.80, d(12, 31): 102.00},
-          0.024, 2.8e7, (0.190, 0.020), (11.00, 11.50), 5_510_000_000, 76_000_000),
-    Stock("09988", "BABA-W", {d(8, 1): 116.00, d(10, 2): 172.00, d(11, 20): 152.60, d(12, 31): 148.00},
-          0.028, 6.2e7, (0.230, 0.018), (7.40, 8.10), 19_080_000_000, 91_000_000),
+    Stock(
+        "00001",
+        "CKH HOLDINGS",
+        {d(8, 1): 45.20, d(9, 16): 52.00, d(11, 20): 52.80, d(12, 31): 54.10},
+        0.013,
+        4.0e6,
+        (0.105, 0.016),
+        None,
+        3_829_706_700,
+        14_200_000,
+    ),
+    Stock(
+        "00005",
+        "HSBC HOLDINGS",
+        {d(8, 1): 97.50, d(10, 15): 104.00, d(11, 20): 108.40, d(12, 31): 116.00},
+        0.012,
+        2.1e7,
+        (0.118, 0.016),
+        (10.40, 10.90),
+        17_400_000_000,
+        121_000_000,
+    ),
+    Stock(
+        "00016",
+        "SHK PPT",
+        {d(8, 1): 88.00, d(11, 20): 95.85, d(12, 31): 92.00},
+        0.014,
+        2.8e6,
+        (0.108, 0.016),
+        None,
+        2_897_780_274,
+        9_300_000,
+    ),
+    Stock(
+        "00388",
+        "HKEX",
+        {d(8, 1): 430.00, d(9, 19): 445.00, d(11, 20): 405.40, d(12, 31): 412.00},
+        0.016,
+        4.4e6,
+        (0.128, 0.018),
+        (7.20, 7.80),
+        1_267_836_895,
+        8_100_000,
+    ),
+    Stock(
+        "00700",
+        "TENCENT",
+        {d(8, 1): 560.00, d(10, 3): 660.00, d(11, 20): 611.00, d(12, 31): 610.00},
+        0.018,
+        1.9e7,
+        (0.170, 0.018),
+        (8.60, 9.30),
+        9_160_000_000,
+        40_500_000,
+    ),
+    Stock(
+        "00941",
+        "CHINA MOBILE",
+        {d(8, 1): 84.50, d(11, 20): 86.90, d(12, 31): 84.00},
+        0.010,
+        1.6e7,
+        (0.112, 0.016),
+        None,
+        21_530_000_000,
+        30_800_000,
+    ),
+    Stock(
+        "01810",
+        "XIAOMI-W",
+        {
+            d(8, 1): 53.20,
+            d(9, 26): 59.50,
+            d(10, 20): 47.00,
+            d(11, 20): 39.32,
+            d(11, 21): 37.86,
+            d(11, 24): 38.90,
+            d(12, 31): 40.20,
+        },
+        0.028,
+        1.6e8,
+        (0.180, 0.024),
+        (17.60, 20.20),
+        25_950_000_000,
+        480_000_000,
+    ),
+    Stock(
+        "02318",
+        "PING AN",
+        {d(8, 1): 52.00, d(11, 20): 58.20, d(12, 31): 60.00},
+        0.016,
+        3.5e7,
+        (0.120, 0.016),
+        (16.20, 17.00),
+        7_447_576_912,
+        112_000_000,
+    ),
+    Stock(
+        "03690",
+        "MEITUAN-W",
+        {d(8, 1): 124.00, d(11, 20): 99.80, d(12, 31): 102.00},
+        0.024,
+        2.8e7,
+        (0.190, 0.020),
+        (11.00, 11.50),
+        5_510_000_000,
+        76_000_000,
+    ),
+    Stock(
+        "09988",
+        "BABA-W",
+        {d(8, 1): 116.00, d(10, 2): 172.00, d(11, 20): 152.60, d(12, 31): 148.00},
+        0.028,
+        6.2e7,
+        (0.230, 0.018),
+        (7.40, 8.10),
+        19_080_000_000,
+        91_000_000,
+    ),
 )
 RMB_CODE, RMB_NAME, RMB_OF, RMB_PER_HKD = "80016", "SHK PPT-R", "00016", 0.91
 
@@ -101,22 +198,46 @@ PINNED_RATIOS = {  # (code, session) -> short value / total value
 # Market short selling (Main Board, day close): the public value and count; 11-20's other figures reconstructed.
 # Share totals are not pinned: they are the sums of each day's rows (day_rows).
 PINNED_MARKET = {
-    d(11, 20): dict(stocks=840, c_value=58_805_413_726, a_value=55_317_908_104, turnover=235_478_622_918,
-                    securities=2_061),
+    d(11, 20): dict(
+        stocks=840, c_value=58_805_413_726, a_value=55_317_908_104, turnover=235_478_622_918, securities=2_061
+    ),
     d(11, 27): dict(stocks=795, c_value=36_639_274_518),
 }
 PINNED_TURNOVER = {d(11, 19): (228_917_305_412, 2_044)}
 # Reconstructed market short value (HK$ bn) around the demo so that only 11-27 swings by >= 25%.
 MARKET_PATH = {
-    d(11, 10): 50.2, d(11, 11): 51.4, d(11, 12): 49.8, d(11, 13): 52.6, d(11, 14): 51.0, d(11, 17): 49.5,
-    d(11, 18): 53.2, d(11, 19): 55.9, d(11, 21): 54.3, d(11, 24): 50.7, d(11, 25): 52.1, d(11, 26): 48.9,
+    d(11, 10): 50.2,
+    d(11, 11): 51.4,
+    d(11, 12): 49.8,
+    d(11, 13): 52.6,
+    d(11, 14): 51.0,
+    d(11, 17): 49.5,
+    d(11, 18): 53.2,
+    d(11, 19): 55.9,
+    d(11, 21): 54.3,
+    d(11, 24): 50.7,
+    d(11, 25): 52.1,
+    d(11, 26): 48.9,
     d(11, 28): 44.1,
 }
 # Intraday ranges the public buyback and insider prices need (low <= price <= high).
-RANGES = {("01810", d(11, 20)): (38.30, 39.40), ("01810", d(11, 21)): (37.04, 38.50),
-          ("01810", d(11, 24)): (38.30, 39.20)}
-XIAOMI_SOUTHBOUND = {d(11, 17): 19.62, d(11, 18): 19.68, d(11, 19): 19.71, d(11, 20): 19.77, d(11, 21): 19.83,
-                     d(11, 24): 19.90, d(11, 25): 20.04, d(11, 26): 20.09, d(11, 27): 20.15, d(11, 28): 20.21}
+RANGES = {
+    ("01810", d(11, 20)): (38.30, 39.40),
+    ("01810", d(11, 21)): (37.04, 38.50),
+    ("01810", d(11, 24)): (38.30, 39.20),
+}
+XIAOMI_SOUTHBOUND = {
+    d(11, 17): 19.62,
+    d(11, 18): 19.68,
+    d(11, 19): 19.71,
+    d(11, 20): 19.77,
+    d(11, 21): 19.83,
+    d(11, 24): 19.90,
+    d(11, 25): 20.04,
+    d(11, 26): 20.09,
+    d(11, 27): 20.15,
+    d(11, 28): 20.21,
+}
 
 
 @dataclass
@@ -174,7 +295,9 @@ def tick_size(price: float) -> float:
 def on_tick(price: float, tick: float, how: str = "round") -> float:
     """Snap a price to its tick grid."""
     steps = price / tick
-    steps = np.floor(steps + 1e-9) if how == "down" else np.ceil(steps - 1e-9) if how == "up" else np.round(steps)
+    steps = (
+        np.floor(steps + 1e-9) if how == "down" else np.ceil(steps - 1e-9) if how == "up" else np.round(steps)
+    )
     return round(float(steps) * tick, 2)
 
 
@@ -223,8 +346,9 @@ def simulate_quotes(rng: np.random.Generator, world: World) -> None:
             ratio = PINNED_RATIOS.get((stock.code, day), ratio)
             short_value = int(round(turnover * ratio))
             short_shares = max(100, int(round(short_value / vwap, -2)))
-            world.quotes[day][stock.code] = Quote(prev, close, high, low, tick, shares, turnover,
-                                                  short_shares, short_value)
+            world.quotes[day][stock.code] = Quote(
+                prev, close, high, low, tick, shares, turnover, short_shares, short_value
+            )
             prev = close
     simulate_rmb_counter(rng, world)
 
@@ -404,8 +528,12 @@ def fillers(sessions: tuple[date, ...]) -> tuple[Filler, ...]:
             ratio = float(np.clip(rng.normal(0.28 - 0.16 * depth, 0.05), 0.06, 0.45))
         else:
             ratio = float(rng.uniform(0.01, 0.045))
-        price = float(np.exp((1 - depth) * rng.uniform(np.log(3.0), np.log(300.0))
-                             + depth * rng.uniform(np.log(0.5), np.log(8.0))))
+        price = float(
+            np.exp(
+                (1 - depth) * rng.uniform(np.log(3.0), np.log(300.0))
+                + depth * rng.uniform(np.log(0.5), np.log(8.0))
+            )
+        )
         path = price * np.exp(np.cumsum(rng.normal(0, 0.015, len(sessions))))
         closes = tuple(on_tick(float(p), tick_size(float(p))) for p in path)
         out.append(Filler(f"{int(code):05d}", 1 / (rank + 15), ratio, closes))
@@ -435,8 +563,9 @@ def day_rows(world: World, day: date) -> tuple[list[tuple[str, str, str, Quote]]
     turnover = market.turnover - sum(hkd_equivalent(q.turnover, currency) for _, _, currency, q in rows)
     universe = fillers(tuple(world.sessions))
     if not 0 < count <= len(universe) or value <= 0 or turnover <= 0:
-        raise ValueError(f"{day}: fillers cannot make up {count} stocks, HK${value:,} short, "
-                         f"HK${turnover:,} traded")
+        raise ValueError(
+            f"{day}: fillers cannot make up {count} stocks, HK${value:,} short, HK${turnover:,} traded"
+        )
     chosen = universe[:count]
     rng = np.random.default_rng([FILLER_SEED, day.toordinal()])  # own generator: the main series never shift
     ratios = np.array([f.ratio for f in chosen])
@@ -472,15 +601,27 @@ def day_rows(world: World, day: date) -> tuple[list[tuple[str, str, str, Quote]]
         short_shares = min(shares, max(200, int(round(short_value / average, -2))))
         if short_value <= 0 or low_price <= 0:
             raise ValueError(f"{day}: filler {filler.code} has no short value or a price <= 0")
-        extra.append((filler.code, filler_name(filler.code), "HKD",
-                      Quote(prev, close, high_price, low_price, tick, shares, traded, short_shares, short_value)))
+        extra.append(
+            (
+                filler.code,
+                filler_name(filler.code),
+                "HKD",
+                Quote(prev, close, high_price, low_price, tick, shares, traded, short_shares, short_value),
+            )
+        )
     rows = sorted(rows + extra, key=lambda row: int(row[0]))
     short_rows = [q for _, _, _, q in rows if q.short_value is not None]
     c_shares = sum(q.short_shares or 0 for q in short_rows)
-    totals = Market(stocks=market.stocks, c_shares=c_shares, c_value=market.c_value,
-                    a_shares=int(c_shares * market.a_shares / market.c_shares), a_value=market.a_value,
-                    turnover=market.turnover, traded=sum(q.shares for q in short_rows),
-                    securities=market.securities)
+    totals = Market(
+        stocks=market.stocks,
+        c_shares=c_shares,
+        c_value=market.c_value,
+        a_shares=int(c_shares * market.a_shares / market.c_shares),
+        a_value=market.a_value,
+        turnover=market.turnover,
+        traded=sum(q.shares for q in short_rows),
+        securities=market.securities,
+    )
     return rows, totals
 
 
@@ -495,7 +636,12 @@ def quotes_file(world: World, day: date, previous: date | None) -> bytes:
         prev_turnover, prev_securities = world.previous_turnover
     dated = f"{day:%d/%m/%Y}"
     lines = [
-        "<html>", "<head>", "<title>Daily Quotations</title>", "</head>", "<body>", "<pre>",
+        "<html>",
+        "<head>",
+        "<title>Daily Quotations</title>",
+        "</head>",
+        "<body>",
+        "<pre>",
         "                           THE STOCK EXCHANGE OF HONG KONG LIMITED",
         f"    EXCHANGE SQUARE, HONG KONG      TEL: 25221122      DATE: {headline_date(day)}",
         "",
@@ -507,20 +653,24 @@ def quotes_file(world: World, day: date, previous: date | None) -> bytes:
         '<a href="#dealings_suspstocks">DEALINGS IN SECURITIES SUSPENDED DUE TO INSUFFICIENT PUBLIC FLOAT</a>',
         '<a href="#adj_turnover">ADJUSTED TURNOVER</a>',
         '<a href="#short_selling">SHORT SELLING TURNOVER - DAILY REPORT</a>',
-        "<a href=\"#adj_short\">PREVIOUS DAY'S ADJUSTED SHORT SELLING TURNOVER</a>",
+        '<a href="#adj_short">PREVIOUS DAY\'S ADJUSTED SHORT SELLING TURNOVER</a>',
         f'<a href="#options_exercised">DETAILS OF OPTION EXERCISED ON {dated}</a>',
         '<a href="#efn_highlights">BOND/NOTES HIGHLIGHTS</a>',
         '<a href="#overseas_highlights">OVERSEAS TURNOVER HIGHLIGHTS</a>',
         '<a href="#other_info">OTHER INFORMATION</a>',
         RULE,
-        *([
-            '                                   <a name = "market_highlights">MARKET HIGHLIGHTS</a>',
-            "",
-            f"{'':55}{dmy_upper(day)}{dmy_upper(previous or day - timedelta(days=1)):>17}",
-            f"       TURNOVER ($){market.turnover:>48,}{prev_turnover:>17,}",
-            f"       NO. OF SECURITIES TRADED{market.securities:>36,}{prev_securities:>17,}",
-            RULE,
-        ] if whole else []),
+        *(
+            [
+                '                                   <a name = "market_highlights">MARKET HIGHLIGHTS</a>',
+                "",
+                f"{'':55}{dmy_upper(day)}{dmy_upper(previous or day - timedelta(days=1)):>17}",
+                f"       TURNOVER ($){market.turnover:>48,}{prev_turnover:>17,}",
+                f"       NO. OF SECURITIES TRADED{market.securities:>36,}{prev_securities:>17,}",
+                RULE,
+            ]
+            if whole
+            else []
+        ),
         '                                      <a name = "quotations">QUOTATIONS</a>',
         "     CODE  NAME OF STOCK    CUR PRV.CLO./    ASK/    HIGH/      SHARES TRADED/",
         "                                CLOSING      BID     LOW        TURNOVER ($)",
@@ -528,8 +678,10 @@ def quotes_file(world: World, day: date, previous: date | None) -> bytes:
     ]
     for code, name, currency, q in rows:
         ask, bid = q.close + q.tick, q.close - q.tick
-        lines.append(f"{number_code(code, currency):>10} {name:<16} {currency}{q.prev_close:>8.2f}{ask:>9.2f}"
-                     f"{q.high:>9.2f}{q.shares:>21,}")
+        lines.append(
+            f"{number_code(code, currency):>10} {name:<16} {currency}{q.prev_close:>8.2f}{ask:>9.2f}"
+            f"{q.high:>9.2f}{q.shares:>21,}"
+        )
         lines.append(f"{'':31}{q.close:>8.2f}{bid:>9.2f}{q.low:>9.2f}{q.turnover:>21,}")
     ckh = world.quotes[day]["00001"]
     lines += [
@@ -546,7 +698,7 @@ def quotes_file(world: World, day: date, previous: date | None) -> bytes:
         "                                        NIL",
         RULE,
         '        <a name = "dealings_suspstocks">DEALINGS IN SECURITIES SUSPENDED DUE TO INSUFFICIENT PUBLIC '
-        'FLOAT</a>',
+        "FLOAT</a>",
         "                                        NIL",
         RULE,
         '                                <a name = "adj_turnover">ADJUSTED TURNOVER</a>',
@@ -564,17 +716,23 @@ def quotes_file(world: World, day: date, previous: date | None) -> bytes:
     ]
     for code, name, currency, q in rows:
         if q.short_value is not None:
-            lines.append(f"{number_code(code, currency):>11} {name:<16}{q.short_shares:>15,}{q.short_value:>20,}"
-                         f"{q.shares:>16,}{q.turnover:>20,}")
+            lines.append(
+                f"{number_code(code, currency):>11} {name:<16}{q.short_shares:>15,}{q.short_value:>20,}"
+                f"{q.shares:>16,}{q.turnover:>20,}"
+            )
     lines += [
         "",
-        *([
-            f"       Total Shares (SH):{market.c_shares:>18,}{market.traded:>36,}",
-            "",
-            *summary_lines(market, f"HKD{market.turnover:,}"),
-            "",
-        ] if whole else []),
-        "                       <a name = \"adj_short\">PREVIOUS DAY'S ADJUSTED SHORT SELLING TURNOVER</a>",
+        *(
+            [
+                f"       Total Shares (SH):{market.c_shares:>18,}{market.traded:>36,}",
+                "",
+                *summary_lines(market, f"HKD{market.turnover:,}"),
+                "",
+            ]
+            if whole
+            else []
+        ),
+        '                       <a name = "adj_short">PREVIOUS DAY\'S ADJUSTED SHORT SELLING TURNOVER</a>',
         "",
         "      CODE  NAME OF STOCK            (SH)             ($)",
         "                                        NIL",
@@ -587,7 +745,10 @@ def quotes_file(world: World, day: date, previous: date | None) -> bytes:
         '                           <a name = "overseas_highlights">OVERSEAS TURNOVER HIGHLIGHTS</a>',
         RULE,
         '                               <a name = "other_info">OTHER INFORMATION</a>',
-        "</pre>", "</body>", "</html>", "",
+        "</pre>",
+        "</body>",
+        "</html>",
+        "",
     ]
     return "\n".join(lines).encode("latin-1")
 
@@ -630,9 +791,11 @@ def short_page(world: World, day: date, board: str, session: str = "close") -> b
     """ASHTMAIN/ASHTGEM (day close), or MSHTMAIN/MSHTGEM with `session="morning"`, as in tests/fixtures/hkex-short/."""
     if board == "main":
         quoted, market = day_rows(world, day)
-        rows: list[ShortRow] = [(code, name, currency, q.short_shares, q.short_value)
-                                for code, name, currency, q in quoted
-                                if q.short_value is not None and q.short_shares is not None]
+        rows: list[ShortRow] = [
+            (code, name, currency, q.short_shares, q.short_value)
+            for code, name, currency, q in quoted
+            if q.short_value is not None and q.short_shares is not None
+        ]
         newline, title = "\r\n", "Main Board"
     else:
         rows, market = gem_rows(day)
@@ -641,8 +804,12 @@ def short_page(world: World, day: date, board: str, session: str = "close") -> b
         rows, market = morning_rows(day, board, rows, market)
     heading = "morning" if session == "morning" else "day"
     lines = [
-        "<html>", "<head>", '<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">',
-        "<title>Short Selling Turnover</title>", "</head>", "<body>",
+        "<html>",
+        "<head>",
+        '<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">',
+        "<title>Short Selling Turnover</title>",
+        "</head>",
+        "<body>",
         f'<pre><font size="2" face="Courier New">Short Selling Turnover ({title}) up to {heading} close today',
         f"              SHORTSELL REPORT   TRADING DATE : {headline_date(day)}",
         "",
@@ -657,7 +824,9 @@ def short_page(world: World, day: date, board: str, session: str = "close") -> b
     return newline.join(lines).encode("latin-1")
 
 
-def morning_rows(day: date, board: str, rows: list[ShortRow], market: Market) -> tuple[list[ShortRow], Market]:
+def morning_rows(
+    day: date, board: str, rows: list[ShortRow], market: Market
+) -> tuple[list[ShortRow], Market]:
     """The same stocks up to the morning close: a share of each day-close row at its own average price.
 
     Each stock's morning part is 30-70% of its day (whole board lots of 100, at least one); the market block is
@@ -679,20 +848,29 @@ def morning_rows(day: date, board: str, rows: list[ShortRow], market: Market) ->
     if board == "gem":
         return morning, Market(len(morning), shares, value, shares, value, int(market.turnover * share), 0, 0)
     return morning, Market(
-        stocks=len(morning), c_shares=shares, c_value=value,
+        stocks=len(morning),
+        c_shares=shares,
+        c_value=value,
         a_shares=int(shares * market.a_shares / market.c_shares),
         a_value=int(value * market.a_value / market.c_value),
-        turnover=int(market.turnover * share), traded=0, securities=0)
+        turnover=int(market.turnover * share),
+        traded=0,
+        securities=0,
+    )
 
 
 def gem_rows(day: date) -> tuple[list[ShortRow], Market]:
     """One or two GEM rows (YOUZAN daily, HONBRIDGE on some days) and the GEM totals they add up to."""
-    rng = np.random.default_rng(SEED + day.toordinal())  # own generator: GEM pages never shift the main series
+    rng = np.random.default_rng(
+        SEED + day.toordinal()
+    )  # own generator: GEM pages never shift the main series
     rows = [("08083", "YOUZAN", "HKD", 2000 * int(rng.integers(200, 900)), 0)]
     if day.day % 3 == 0:
         rows.append(("08137", "HONBRIDGE", "HKD", 10000 * int(rng.integers(2, 9)), 0))
     prices = {"08083": 0.084, "08137": 0.58}
-    rows = [(code, name, cur, shares, int(round(shares * prices[code]))) for code, name, cur, shares, _ in rows]
+    rows = [
+        (code, name, cur, shares, int(round(shares * prices[code]))) for code, name, cur, shares, _ in rows
+    ]
     shares, value = sum(r[3] for r in rows), sum(r[4] for r in rows)
     turnover = int(value / rng.uniform(0.08, 0.16))
     market = Market(len(rows), shares, value, shares, value, turnover, 0, 0)
@@ -703,9 +881,17 @@ def gem_rows(day: date) -> tuple[list[ShortRow], Market]:
 
 
 DI_HEADER = (
-    "Serial No", "Name of listed corporation", "Stock code", "Class of shares", "{holder}",
-    "Date of relevant event", "Reason for disclosure", "Number of shares bought / sold / involved",
-    "Average price per share", "Previous No. of shares (+%)", "Present No. of shares (+%)",
+    "Serial No",
+    "Name of listed corporation",
+    "Stock code",
+    "Class of shares",
+    "{holder}",
+    "Date of relevant event",
+    "Reason for disclosure",
+    "Number of shares bought / sold / involved",
+    "Average price per share",
+    "Previous No. of shares (+%)",
+    "Present No. of shares (+%)",
 )
 DI_TITLES = {
     1: ("Individual / Corporate Substantial Shareholders", "Name of substantial shareholder"),
@@ -733,15 +919,60 @@ class Notice:
 
 # Filing day -> (summary number, notice). Lei Jun's purchase is public; the other two are reconstructed.
 NOTICES: dict[date, list[tuple[int, Notice]]] = {
-    d(11, 19): [(1, Notice("CS20251119E00064", "HSBC Holdings plc", "00005", "Ordinary shares",
-                           "Example Asset Management Limited", d(11, 14), "1201 (L)", "12,400,000(L)",
-                           "HKD 107.2300", "893,500,000(L) (5.06)", "881,100,000(L) (4.99)"))],
-    d(11, 21): [(2, Notice("DA20251121E00142", "Sun Hung Kai Properties Limited", "00016", "Ordinary shares",
-                           "Chan Tai Man", d(11, 18), "1201(L)", "150,000(L)", "HKD 95.1200",
-                           "1,200,000(L) (0.04)", "1,050,000(L) (0.04)"))],
-    d(11, 26): [(2, Notice("DA20251126E00187", "Xiaomi Corporation", "01810", "Class B", "Lei Jun", d(11, 24),
-                           "1101(L)", "2,600,000(L)", "HKD 38.5800", "3,986,413,134(L) (23.24)",
-                           "3,989,013,134(L) (23.26)"))],
+    d(11, 19): [
+        (
+            1,
+            Notice(
+                "CS20251119E00064",
+                "HSBC Holdings plc",
+                "00005",
+                "Ordinary shares",
+                "Example Asset Management Limited",
+                d(11, 14),
+                "1201 (L)",
+                "12,400,000(L)",
+                "HKD 107.2300",
+                "893,500,000(L) (5.06)",
+                "881,100,000(L) (4.99)",
+            ),
+        )
+    ],
+    d(11, 21): [
+        (
+            2,
+            Notice(
+                "DA20251121E00142",
+                "Sun Hung Kai Properties Limited",
+                "00016",
+                "Ordinary shares",
+                "Chan Tai Man",
+                d(11, 18),
+                "1201(L)",
+                "150,000(L)",
+                "HKD 95.1200",
+                "1,200,000(L) (0.04)",
+                "1,050,000(L) (0.04)",
+            ),
+        )
+    ],
+    d(11, 26): [
+        (
+            2,
+            Notice(
+                "DA20251126E00187",
+                "Xiaomi Corporation",
+                "01810",
+                "Class B",
+                "Lei Jun",
+                d(11, 24),
+                "1101(L)",
+                "2,600,000(L)",
+                "HKD 38.5800",
+                "3,986,413,134(L) (23.24)",
+                "3,989,013,134(L) (23.26)",
+            ),
+        )
+    ],
 }
 
 
@@ -749,10 +980,14 @@ def di_page(day: date, number: int) -> bytes:
     """DSM{YYYYMMDD}C{n}.htm in the layout of tests/fixtures/hkex-di/ (CRLF; header only on a quiet day)."""
     title, holder = DI_TITLES[number]
     lines = [
-        '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">', "<html>", "<head>",
+        '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">',
+        "<html>",
+        "<head>",
         '<meta http-equiv="Content-Type" content="text/html; charset=utf-8">',
         "<title>Disclosure of Interests - Daily Summary</title>",
-        '<link href="../css/DI.css" rel="stylesheet" type="text/css">', "</head>", "<body>",
+        '<link href="../css/DI.css" rel="stylesheet" type="text/css">',
+        "</head>",
+        "<body>",
         '<table id="Table3" width="100%" border="1" cellspacing="0" cellpadding="2">',
         "  <tr>",
         f'    <td class="tbTitle" colspan="11">Disclosure of Interests - Daily Summary of Notices Filed - {title} '
@@ -767,9 +1002,17 @@ def di_page(day: date, number: int) -> bytes:
             continue
         page = FORM_PAGES[notice.serial[:2]]
         cells = [
-            f'<a href="../{page}?fn={notice.serial}" target="_blank">{notice.serial}</a>', notice.company,
-            notice.code, notice.share_class, notice.holder, f"{notice.event:%d/%m/%Y}", notice.reason,
-            notice.shares, notice.price, notice.before, notice.after,
+            f'<a href="../{page}?fn={notice.serial}" target="_blank">{notice.serial}</a>',
+            notice.company,
+            notice.code,
+            notice.share_class,
+            notice.holder,
+            f"{notice.event:%d/%m/%Y}",
+            notice.reason,
+            notice.shares,
+            notice.price,
+            notice.before,
+            notice.after,
         ]
         lines += ['  <tr class="tbRow">', *(f"    <td>{cell}</td>" for cell in cells), "  </tr>"]
     lines += ["</table>", "</body>", "</html>", ""]
@@ -802,29 +1045,40 @@ def southbound_page(world: World, day: date, template: tuple[str, str, str]) -> 
     viewed = day + timedelta(days=1)  # the page is read the morning after the shareholding date
     # As on the real page: `today` is the day it is read; the latest date it offers (originalShareholdingDate,
     # the date picker's reset and MAX) is the day before, MIN a year back.
-    head = replace_once(head, {
-        "Shareholding Date: 2026/03/31": f"Shareholding Date: {day:%Y/%m/%d}",
-        'value="2026/03/31" id="txtShareholdingDate"': f'value="{day:%Y/%m/%d}" id="txtShareholdingDate"',
-        'id="today" value="20260616"': f'id="today" value="{viewed:%Y%m%d}"',
-        'id="originalShareholdingDate" value="2026/06/15"': f'id="originalShareholdingDate" value="{day:%Y/%m/%d}"',
-    })
-    tail = replace_once(tail, {
-        "'data-reset', '2026/06/15'": f"'data-reset', '{day:%Y/%m/%d}'",
-        "MAX: new Date('2026/06/15')": f"MAX: new Date('{day:%Y/%m/%d}')",
-        "MIN: new Date('2025/06/16')": f"MIN: new Date('{viewed.replace(year=viewed.year - 1):%Y/%m/%d}')",
-    })
+    head = replace_once(
+        head,
+        {
+            "Shareholding Date: 2026/03/31": f"Shareholding Date: {day:%Y/%m/%d}",
+            'value="2026/03/31" id="txtShareholdingDate"': f'value="{day:%Y/%m/%d}" id="txtShareholdingDate"',
+            'id="today" value="20260616"': f'id="today" value="{viewed:%Y%m%d}"',
+            'id="originalShareholdingDate" value="2026/06/15"': f'id="originalShareholdingDate" value="{day:%Y/%m/%d}"',
+        },
+    )
+    tail = replace_once(
+        tail,
+        {
+            "'data-reset', '2026/06/15'": f"'data-reset', '{day:%Y/%m/%d}'",
+            "MAX: new Date('2026/06/15')": f"MAX: new Date('{day:%Y/%m/%d}')",
+            "MIN: new Date('2025/06/16')": f"MIN: new Date('{viewed.replace(year=viewed.year - 1):%Y/%m/%d}')",
+        },
+    )
     rows = []
     for stock in STOCKS:
         if stock.code not in world.southbound[day]:
             continue
         shares, pct = world.southbound[day][stock.code]
         # HK codes space-padded to 5 as the real t=hk page prints them (2019); the 2026 sample is northbound.
-        rows.append(replace_once(row, {
-            '"mobile-list-body">30001<': f'"mobile-list-body">{int(stock.code):>5}<',
-            '"mobile-list-body">SUZHOU HYC TECHNOLOGY CO.,LTD (A #688001)<': f'"mobile-list-body">{stock.name}<',
-            '"mobile-list-body">1,620,038<': f'"mobile-list-body">{shares:,}<',
-            '"mobile-list-body">0.36%<': f'"mobile-list-body">{pct:.2f}%<',
-        }))
+        rows.append(
+            replace_once(
+                row,
+                {
+                    '"mobile-list-body">30001<': f'"mobile-list-body">{int(stock.code):>5}<',
+                    '"mobile-list-body">SUZHOU HYC TECHNOLOGY CO.,LTD (A #688001)<': f'"mobile-list-body">{stock.name}<',
+                    '"mobile-list-body">1,620,038<': f'"mobile-list-body">{shares:,}<',
+                    '"mobile-list-body">0.36%<': f'"mobile-list-body">{pct:.2f}%<',
+                },
+            )
+        )
     return (head + "".join(rows) + tail).encode("utf-8")
 
 
@@ -843,8 +1097,10 @@ def replace_once(text: str, changes: dict[str, str]) -> str:
 def sfc_csv(world: World, day: date) -> bytes:
     """Short_Position_Reporting_Aggregated_Data_{YYYYMMDD}.csv: header, every stock incl. zeros, LF."""
     names = {s.code: s.name for s in STOCKS} | {RMB_CODE: RMB_NAME}
-    lines = ["Date,Stock Code,Stock Name,Aggregated Reportable Short Positions (Shares),"
-             "Aggregated Reportable Short Positions (HK$)"]
+    lines = [
+        "Date,Stock Code,Stock Name,Aggregated Reportable Short Positions (Shares),"
+        "Aggregated Reportable Short Positions (HK$)"
+    ]
     for code in sorted(world.sfc[day], key=int):
         shares, value = world.sfc[day][code]
         lines.append(f"{day:%d/%m/%Y},{int(code)},{names[code]},{shares},{value}")
@@ -874,12 +1130,34 @@ class Buyback:
 # HSBC's London purchase is in GBP, as HSBC reports London purchases in today's report.
 BUYBACKS: dict[date, list[Buyback]] = {
     d(11, 18): [Buyback("00700", "TENCENT", d(11, 17), 1_050_000)],
-    d(11, 19): [Buyback("00005", "HSBC HOLDINGS", d(11, 17), 2_350_000, "London Stock Exchange", currency="GBP"),
-                Buyback("00700", "TENCENT", d(11, 18), 1_020_000)],
-    d(11, 21): [Buyback("01810", "XIAOMI-W", d(11, 20), 10_400_000, high=39.30, low=38.40, total=404_126_480.00,
-                        sec_type="WVR ORD")],
-    d(11, 24): [Buyback("01810", "XIAOMI-W", d(11, 21), 11_100_000, high=38.46, low=37.10, total=419_358_960.00,
-                        sec_type="WVR ORD")],
+    d(11, 19): [
+        Buyback("00005", "HSBC HOLDINGS", d(11, 17), 2_350_000, "London Stock Exchange", currency="GBP"),
+        Buyback("00700", "TENCENT", d(11, 18), 1_020_000),
+    ],
+    d(11, 21): [
+        Buyback(
+            "01810",
+            "XIAOMI-W",
+            d(11, 20),
+            10_400_000,
+            high=39.30,
+            low=38.40,
+            total=404_126_480.00,
+            sec_type="WVR ORD",
+        )
+    ],
+    d(11, 24): [
+        Buyback(
+            "01810",
+            "XIAOMI-W",
+            d(11, 21),
+            11_100_000,
+            high=38.46,
+            low=37.10,
+            total=419_358_960.00,
+            sec_type="WVR ORD",
+        )
+    ],
     d(11, 25): [Buyback("00700", "TENCENT", d(11, 24), 980_000)],
     d(11, 26): [Buyback("00700", "TENCENT", d(11, 25), 1_010_000)],
 }
@@ -911,10 +1189,25 @@ def buyback_row(world: World, b: Buyback, ytd: dict[str, int]) -> list[str]:
     total = b.total if b.total is not None else round(b.shares * (0.45 * high + 0.55 * low), 2)
     ytd[b.code] += b.shares
     pct = 100 * ytd[b.code] / ISSUED_AT_MANDATE[b.code]
-    lowest = "" if low == high else f"{b.currency} {low:.2f}"  # today's report leaves a single price's low blank
-    return [b.name, str(int(b.code)), b.sec_type, f"{b.trade:%Y/%m/%d}", f"{b.shares:,}", f"{b.currency} {high:.2f}",
-            lowest, f"{b.currency} {total:,.2f}", b.method, f"{b.shares:,}", f"{b.shares:,}", "0",
-            f"{ytd[b.code]:,}", f"{pct:.4f}".rstrip("0").rstrip(".")]
+    lowest = (
+        "" if low == high else f"{b.currency} {low:.2f}"
+    )  # today's report leaves a single price's low blank
+    return [
+        b.name,
+        str(int(b.code)),
+        b.sec_type,
+        f"{b.trade:%Y/%m/%d}",
+        f"{b.shares:,}",
+        f"{b.currency} {high:.2f}",
+        lowest,
+        f"{b.currency} {total:,.2f}",
+        b.method,
+        f"{b.shares:,}",
+        f"{b.shares:,}",
+        "0",
+        f"{ytd[b.code]:,}",
+        f"{pct:.4f}".rstrip("0").rstrip("."),
+    ]
 
 
 RealReport = tuple[list[str], str, str]  # header cells, "*" footnote, disclaimer
@@ -924,7 +1217,9 @@ def real_report_strings() -> RealReport:
     """Header cells, footnote and disclaimer of the real 09/09/2026 report (the real-cells fixture)."""
     import json
 
-    text = (FIXTURES / "hkex-buybacks" / "next-day-disclosure-00700-20260909.json").read_text(encoding="utf-8")
+    text = (FIXTURES / "hkex-buybacks" / "next-day-disclosure-00700-20260909.json").read_text(
+        encoding="utf-8"
+    )
     grid = json.loads(text)["documents"][0]["grid"]
     footnote = next(row[0] for row in grid if row[0].startswith("* "))
     return list(grid[4]), footnote, grid[-1][0]
@@ -990,8 +1285,15 @@ def build(root: Path = ROOT) -> list[Path]:
     written: list[Path] = []
     previous: date | None = None
     for day in world.sessions:
-        written.append(write(root, "hkex-quotes", day, get_source("hkex-quotes").paths(day)[0],
-                             quotes_file(world, day, previous)))
+        written.append(
+            write(
+                root,
+                "hkex-quotes",
+                day,
+                get_source("hkex-quotes").paths(day)[0],
+                quotes_file(world, day, previous),
+            )
+        )
         previous = day
     for day in between(world, DEMO_START, DEMO_END):
         main, gem = get_source("hkex-short").paths(day)
@@ -1007,12 +1309,26 @@ def build(root: Path = ROOT) -> list[Path]:
         data = buyback_xls(day, buyback_cells(world, day), real)
         written.append(write(root, "hkex-buybacks", day, get_source("hkex-buybacks").paths(day)[0], data))
     for day in world.sfc:
-        written.append(write(root, "sfc-short-positions", day, get_source("sfc-short-positions").paths(day)[0],
-                             sfc_csv(world, day)))
+        written.append(
+            write(
+                root,
+                "sfc-short-positions",
+                day,
+                get_source("sfc-short-positions").paths(day)[0],
+                sfc_csv(world, day),
+            )
+        )
     template = southbound_template()
     for day in world.southbound:
-        written.append(write(root, "hkex-southbound", day, get_source("hkex-southbound").paths(day)[0],
-                             southbound_page(world, day, template)))
+        written.append(
+            write(
+                root,
+                "hkex-southbound",
+                day,
+                get_source("hkex-southbound").paths(day)[0],
+                southbound_page(world, day, template),
+            )
+        )
     return written
 
 

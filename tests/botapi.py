@@ -32,35 +32,125 @@ MAX_PHOTO_SIDES = 10000  # width + height
 
 # Update types Telegram leaves out unless allowed_updates names them explicitly.
 OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
-JSON_FIELDS = frozenset({"reply_markup", "entities", "caption_entities", "link_preview_options", "reply_parameters",
-                         "allowed_updates", "commands", "scope", "media"})
-INT_FIELDS = frozenset({"chat_id", "from_chat_id", "message_id", "offset", "limit", "timeout", "message_thread_id",
-                        "reply_to_message_id", "cache_time", "max_connections"})
-BOOL_FIELDS = frozenset({"disable_notification", "protect_content", "show_alert", "drop_pending_updates",
-                         "disable_web_page_preview", "has_spoiler", "allow_sending_without_reply",
-                         "show_caption_above_media", "allow_paid_broadcast"})
-BUTTON_ACTIONS = frozenset({"url", "callback_data", "web_app", "login_url", "switch_inline_query",
-                            "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "copy_text",
-                            "callback_game", "pay"})
-CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
-                          "upload_document", "choose_sticker", "find_location", "record_video_note",
-                          "upload_video_note"})
+JSON_FIELDS = frozenset(
+    {
+        "reply_markup",
+        "entities",
+        "caption_entities",
+        "link_preview_options",
+        "reply_parameters",
+        "allowed_updates",
+        "commands",
+        "scope",
+        "media",
+    }
+)
+INT_FIELDS = frozenset(
+    {
+        "chat_id",
+        "from_chat_id",
+        "message_id",
+        "offset",
+        "limit",
+        "timeout",
+        "message_thread_id",
+        "reply_to_message_id",
+        "cache_time",
+        "max_connections",
+    }
+)
+BOOL_FIELDS = frozenset(
+    {
+        "disable_notification",
+        "protect_content",
+        "show_alert",
+        "drop_pending_updates",
+        "disable_web_page_preview",
+        "has_spoiler",
+        "allow_sending_without_reply",
+        "show_caption_above_media",
+        "allow_paid_broadcast",
+    }
+)
+BUTTON_ACTIONS = frozenset(
+    {
+        "url",
+        "callback_data",
+        "web_app",
+        "login_url",
+        "switch_inline_query",
+        "switch_inline_query_current_chat",
+        "switch_inline_query_chosen_chat",
+        "copy_text",
+        "callback_game",
+        "pay",
+    }
+)
+CHAT_ACTIONS = frozenset(
+    {
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    }
+)
 SEND_METHODS = frozenset({"sendmessage", "sendphoto"})
-NOT_MODIFIED = ("Bad Request: message is not modified: specified new message content and reply markup are exactly "
-                "the same as a current content and reply markup of the message")
-NGINX_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
-             b"</center>\r\n<hr><center>nginx/1.18.0</center>\r\n</body>\r\n</html>\r\n")
-DEFAULT_DESCRIPTIONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-                        409: "Conflict", 500: "Internal Server Error", 502: "Bad Gateway", 504: "Gateway Timeout"}
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are exactly "
+    "the same as a current content and reply markup of the message"
+)
+NGINX_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
+    b"</center>\r\n<hr><center>nginx/1.18.0</center>\r\n</body>\r\n</html>\r\n"
+)
+DEFAULT_DESCRIPTIONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    504: "Gateway Timeout",
+}
 
 
-_ADMIN_RIGHTS = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
-                 "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories", "can_edit_stories",
-                 "can_delete_stories")
-_MEMBER_RIGHTS = ("can_change_info", "can_invite_users", "can_pin_messages", "can_send_messages", "can_send_polls",
-                  "can_send_other_messages", "can_add_web_page_previews", "can_manage_topics", "can_send_audios",
-                  "can_send_documents", "can_send_photos", "can_send_videos", "can_send_video_notes",
-                  "can_send_voice_notes", "can_edit_tag")
+_ADMIN_RIGHTS = (
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+)
+_MEMBER_RIGHTS = (
+    "can_change_info",
+    "can_invite_users",
+    "can_pin_messages",
+    "can_send_messages",
+    "can_send_polls",
+    "can_send_other_messages",
+    "can_add_web_page_previews",
+    "can_manage_topics",
+    "can_send_audios",
+    "can_send_documents",
+    "can_send_photos",
+    "can_send_videos",
+    "can_send_video_notes",
+    "can_send_voice_notes",
+    "can_edit_tag",
+)
 # The fields each ChatMember kind carries besides status and user (Bot API ChatMemberOwner, ...Administrator, ...).
 MEMBER_STATUSES: dict[str, dict[str, Any]] = {
     "creator": {"is_anonymous": False},
@@ -81,8 +171,14 @@ class _Server(ThreadingHTTPServer):
 class ApiError(Exception):
     """An answer with ok=false: HTTP status, Telegram's description and optional response parameters."""
 
-    def __init__(self, status: int, description: str, parameters: dict[str, Any] | None = None, *,
-                 body: bytes | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        body: bytes | None = None,
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
@@ -179,18 +275,50 @@ def _decode_html_entity(text: str, pos: int) -> tuple[str, int] | None:
     else:
         while end < len(text) and text[end].isascii() and text[end].isalpha():
             end += 1
-        char = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}.get(text[pos + 1:end], "")
+        char = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}.get(text[pos + 1 : end], "")
         if not char:
             return None
     return char, end + 1 if text.startswith(";", end) else end
 
 
-_HTML_TAGS = frozenset({"a", "b", "strong", "i", "em", "s", "strike", "del", "u", "ins", "tg-spoiler", "tg-emoji",
-                        "span", "pre", "code", "blockquote"})
-_HTML_TYPES = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline", "ins": "underline",
-               "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough", "tg-spoiler": "spoiler",
-               "span": "spoiler", "a": "text_link", "code": "code", "pre": "pre", "blockquote": "blockquote",
-               "tg-emoji": "custom_emoji"}
+_HTML_TAGS = frozenset(
+    {
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "s",
+        "strike",
+        "del",
+        "u",
+        "ins",
+        "tg-spoiler",
+        "tg-emoji",
+        "span",
+        "pre",
+        "code",
+        "blockquote",
+    }
+)
+_HTML_TYPES = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
+}
 
 
 def _html_amp(text: str, i: int, strict: bool) -> tuple[str, int]:
@@ -233,7 +361,7 @@ def _html_start_tag(text: str, begin: int, strict: bool) -> tuple[str, str, int]
         i += 1
     if i >= n:
         raise MarkupError(f"Unclosed start tag at byte offset {_byte_offset(text, begin)}")
-    tag = text[begin + 1:i].lower()
+    tag = text[begin + 1 : i].lower()
     if tag not in _HTML_TAGS:
         raise MarkupError(f'Unsupported start tag "{tag}" at byte offset {_byte_offset(text, begin)}')
     argument = ""
@@ -254,8 +382,10 @@ def _html_start_tag(text: str, begin: int, strict: bool) -> tuple[str, str, int]
             if tag == "blockquote" and name == "expandable":
                 argument = "expandable"
                 continue
-            raise MarkupError(f'Expected equal sign in declaration of an attribute of the tag "{tag}" '
-                              f"at byte offset {_byte_offset(text, begin)}")
+            raise MarkupError(
+                f'Expected equal sign in declaration of an attribute of the tag "{tag}" '
+                f"at byte offset {_byte_offset(text, begin)}"
+            )
         i += 1
         while i < n and _is_space(text[i]):
             i += 1
@@ -266,7 +396,9 @@ def _html_start_tag(text: str, begin: int, strict: bool) -> tuple[str, str, int]
     if i >= n:
         raise MarkupError(f"Unclosed start tag at byte offset {_byte_offset(text, begin)}")
     if tag == "span" and argument != "spoiler":
-        raise MarkupError(f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_offset(text, begin)}')
+        raise MarkupError(
+            f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_offset(text, begin)}'
+        )
     return tag, argument, i + 1
 
 
@@ -315,23 +447,26 @@ def parse_html(text: str, *, strict_entities: bool = True) -> tuple[str, list[En
     return "".join(out), sorted(entities, key=lambda e: (e[1], -e[2]))
 
 
-def _html_end_tag(text: str, begin: int, stack: list[tuple[str, str, int]], entities: list[Entity],
-                  size: int, plain: str) -> int:
+def _html_end_tag(
+    text: str, begin: int, stack: list[tuple[str, str, int]], entities: list[Entity], size: int, plain: str
+) -> int:
     n = len(text)
     if not stack:
         raise MarkupError(f"Unexpected end tag at byte offset {_byte_offset(text, begin)}")
     i = begin + 2
     while i < n and not _is_space(text[i]) and text[i] != ">":
         i += 1
-    end_name = text[begin + 2:i]
+    end_name = text[begin + 2 : i]
     while i < n and _is_space(text[i]):
         i += 1
     if i >= n or text[i] != ">":
         raise MarkupError(f"Unclosed end tag at byte offset {_byte_offset(text, begin)}")
     tag, argument, offset = stack.pop()
     if end_name and end_name != tag:
-        raise MarkupError(f'Unmatched end tag at byte offset {_byte_offset(text, begin)}, expected "</{tag}>", '
-                          f'found "</{end_name}>"')
+        raise MarkupError(
+            f'Unmatched end tag at byte offset {_byte_offset(text, begin)}, expected "</{tag}>", '
+            f'found "</{end_name}>"'
+        )
     kind = _HTML_TYPES[tag]
     if tag == "tg-emoji" and not (argument.isdigit() and int(argument) > 0):
         raise MarkupError("Invalid custom emoji identifier specified")
@@ -349,7 +484,7 @@ _MDV2_CODE = frozenset({"Code", "Pre", "PreCode"})
 
 
 def _mdv2_closes(kind: str, text: str, i: int) -> bool:
-    char, following = text[i], text[i + 1:i + 2]
+    char, following = text[i], text[i + 1 : i + 2]
     return {
         "Bold": char == "*",
         "Italic": char == "_" and following != "_",
@@ -366,7 +501,7 @@ def _mdv2_closes(kind: str, text: str, i: int) -> bool:
 
 def _mdv2_open(text: str, i: int) -> tuple[str, str, int]:
     """Entity opened by the reserved character at i: (type, argument, index after the marker)."""
-    char, following = text[i], text[i + 1:i + 2]
+    char, following = text[i], text[i + 1 : i + 2]
     simple = {"*": "Bold", "~": "Strikethrough", "[": "TextUrl"}
     if char in simple:
         return simple[char], "", i + 1
@@ -451,8 +586,12 @@ def parse_markdown_v2(text: str) -> tuple[str, list[Entity]]:
             out.append(char)
             i += 1
             continue
-        if quote_line and text.startswith("||", i) and text[i + 2:i + 3] in ("", "\n") and not (
-                stack and stack[-1][0] == "Spoiler"):
+        if (
+            quote_line
+            and text.startswith("||", i)
+            and text[i + 2 : i + 3] in ("", "\n")
+            and not (stack and stack[-1][0] == "Spoiler")
+        ):
             i += 2  # end of an expandable block quotation
             continue
         size = len(out)  # one code point per element
@@ -478,7 +617,7 @@ def parse_markdown(text: str) -> tuple[str, list[Entity]]:
     i, n = 0, len(text)
     while i < n:
         char = text[i]
-        if char == "\\" and text[i + 1:i + 2] in ("_", "*", "`", "["):
+        if char == "\\" and text[i + 1 : i + 2] in ("_", "*", "`", "["):
             out.append(text[i + 1])
             i += 2
             continue
@@ -497,7 +636,7 @@ def parse_markdown(text: str) -> tuple[str, list[Entity]]:
         argument = ""
         if char == "[" and text.startswith("(", i) and ")" in text[i:]:
             close = text.index(")", i)
-            argument, i = text[i + 1:close], close + 1
+            argument, i = text[i + 1 : close], close + 1
         kind = {"_": "italic", "*": "bold", "`": "pre" if marker == "```" else "code", "[": "text_link"}[char]
         out.append(inner)
         if inner:
@@ -505,13 +644,16 @@ def parse_markdown(text: str) -> tuple[str, list[Entity]]:
     return "".join(out), entities
 
 
-def parse_text(text: str, parse_mode: str | None, *, strict_entities: bool = True) -> tuple[str, list[Entity]]:
+def parse_text(
+    text: str, parse_mode: str | None, *, strict_entities: bool = True
+) -> tuple[str, list[Entity]]:
     """Apply `parse_mode` like Telegram; raises ApiError(400) with Telegram's description."""
     mode = (parse_mode or "").lower()
     if not mode:
         return text, []
     parser: Callable[[str], tuple[str, list[Entity]]]
     if mode == "html":
+
         def parser(value: str) -> tuple[str, list[Entity]]:
             return parse_html(value, strict_entities=strict_entities)
     elif mode == "markdownv2":
@@ -656,16 +798,34 @@ class BotApi:
         self._stamps: dict[tuple[str, int | None], deque[float]] = defaultdict(deque)
         self._files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes)
         self._handlers: dict[str, Callable[[Call], Any]] = {
-            name.lower(): getattr(self, f"_m_{name}") for name in (
-                "getMe", "getUpdates", "deleteWebhook", "setWebhook", "getWebhookInfo", "setMyCommands",
-                "getMyCommands", "deleteMyCommands", "sendMessage", "editMessageText", "editMessageReplyMarkup",
-                "answerCallbackQuery", "sendPhoto", "sendChatAction", "getChat", "getFile", "close", "logOut",
-                "getChatMember")
+            name.lower(): getattr(self, f"_m_{name}")
+            for name in (
+                "getMe",
+                "getUpdates",
+                "deleteWebhook",
+                "setWebhook",
+                "getWebhookInfo",
+                "setMyCommands",
+                "getMyCommands",
+                "deleteMyCommands",
+                "sendMessage",
+                "editMessageText",
+                "editMessageReplyMarkup",
+                "answerCallbackQuery",
+                "sendPhoto",
+                "sendChatAction",
+                "getChat",
+                "getFile",
+                "close",
+                "logOut",
+                "getChatMember",
+            )
         }
         self.server = _Server(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     # ------------------------------------------------------------------ lifecycle and addresses
 
@@ -699,10 +859,12 @@ class BotApi:
 
     def block(self, chat_id: int, description: str | None = None) -> None:
         """Refuse every delivery to `chat_id` with 403 (wording by chat type unless given)."""
-        default = {"private": "Forbidden: bot was blocked by the user",
-                   "group": "Forbidden: bot was kicked from the group chat",
-                   "supergroup": "Forbidden: bot was kicked from the supergroup chat",
-                   "channel": "Forbidden: bot is not a member of the channel chat"}[self.chat_type(chat_id)]
+        default = {
+            "private": "Forbidden: bot was blocked by the user",
+            "group": "Forbidden: bot was kicked from the group chat",
+            "supergroup": "Forbidden: bot was kicked from the supergroup chat",
+            "channel": "Forbidden: bot is not a member of the channel chat",
+        }[self.chat_type(chat_id)]
         with self._lock:
             self._blocked[chat_id] = description or default
 
@@ -717,8 +879,17 @@ class BotApi:
             self._migrated[chat_id] = new_chat_id
             self._chat_types[new_chat_id] = "supergroup"
 
-    def fail_next(self, method: str, status: int, description: str | None = None, *, retry_after: int | None = None,
-                  chat_id: int | str | None = None, times: int = 1, body: bytes | None = None) -> None:
+    def fail_next(
+        self,
+        method: str,
+        status: int,
+        description: str | None = None,
+        *,
+        retry_after: int | None = None,
+        chat_id: int | str | None = None,
+        times: int = 1,
+        body: bytes | None = None,
+    ) -> None:
         """Answer the next `times` calls of `method` ("*" = any; optionally only to `chat_id`) with an error.
 
         429 defaults to "Too Many Requests: retry after N" with parameters.retry_after = N (N defaults to 1);
@@ -729,17 +900,27 @@ class BotApi:
             retry_after = retry_after or 1
             description = description or f"Too Many Requests: retry after {retry_after}"
         with self._lock:
-            self._failures.append(_Failure(method.lower(), status, description, retry_after, chat_id, times, body))
+            self._failures.append(
+                _Failure(method.lower(), status, description, retry_after, chat_id, times, body)
+            )
 
     def delay(self, method: str, seconds: float, times: int = 1) -> None:
         """Hold the next `times` calls of `method` for `seconds` before handling them (they still take effect)."""
         with self._lock:
             self._delays.append(_Delay(method.lower(), seconds, times))
 
-    def limits(self, global_per_sec: int | None = 30, per_chat_per_sec: int | None = 1,
-               group_per_min: int | None = 20) -> None:
+    def limits(
+        self,
+        global_per_sec: int | None = 30,
+        per_chat_per_sec: int | None = 1,
+        group_per_min: int | None = 20,
+    ) -> None:
         """Enforce flood limits on accepted sends (sliding windows); None switches a window off."""
-        windows = {"global": (global_per_sec, 1.0), "chat": (per_chat_per_sec, 1.0), "group": (group_per_min, 60.0)}
+        windows = {
+            "global": (global_per_sec, 1.0),
+            "chat": (per_chat_per_sec, 1.0),
+            "group": (group_per_min, 60.0),
+        }
         with self._lock:
             self._limits = {name: (int(limit), span) for name, (limit, span) in windows.items() if limit}
 
@@ -764,15 +945,30 @@ class BotApi:
             self._changed.notify_all()
         return update
 
-    def push_message(self, chat_id: int, text: str, *, chat_type: str | None = None, user_id: int | None = None,
-                     language_code: str | None = "en", entities: list[dict[str, Any]] | None = None
-                     ) -> dict[str, Any]:
+    def push_message(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        chat_type: str | None = None,
+        user_id: int | None = None,
+        language_code: str | None = "en",
+        entities: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """A user writes `text` in `chat_id` (a leading /command gets its bot_command entity)."""
         message = self._user_message(chat_id, text, chat_type, user_id, language_code, entities)
         return self.push_raw({"message": message})
 
-    def push_edited_message(self, chat_id: int, message_id: int, text: str, *, chat_type: str | None = None,
-                            user_id: int | None = None, language_code: str | None = "en") -> dict[str, Any]:
+    def push_edited_message(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        chat_type: str | None = None,
+        user_id: int | None = None,
+        language_code: str | None = "en",
+    ) -> dict[str, Any]:
         """A user edits their message `message_id` to `text`."""
         message = self._user_message(chat_id, text, chat_type, user_id, language_code, None, message_id)
         message["edit_date"] = int(time.time())
@@ -783,15 +979,27 @@ class BotApi:
         with self._lock:
             self._chat_types[chat_id] = "channel"
             chat = self._chat(chat_id)
-            post = {"message_id": self._new_message_id(chat_id), "sender_chat": chat, "chat": chat,
-                    "date": int(time.time()), "text": text}
+            post = {
+                "message_id": self._new_message_id(chat_id),
+                "sender_chat": chat,
+                "chat": chat,
+                "date": int(time.time()),
+                "text": text,
+            }
             if entities := _command_entities(text):  # Telegram marks a leading /command in posts too
                 post["entities"] = entities
             self._store(post, from_bot=False, entities=[])
         return self.push_raw({"channel_post": post})
 
-    def push_callback(self, chat_id: int, data: str, *, message_id: int | None = None, user_id: int | None = None,
-                      chat_type: str | None = None) -> dict[str, Any]:
+    def push_callback(
+        self,
+        chat_id: int,
+        data: str,
+        *,
+        message_id: int | None = None,
+        user_id: int | None = None,
+        chat_type: str | None = None,
+    ) -> dict[str, Any]:
         """A user presses an inline button carrying `data` under the bot's message `message_id`.
 
         Without message_id, the bot's latest message in the chat is used (one is made up if there is none).
@@ -802,8 +1010,13 @@ class BotApi:
             message = self._bot_message_for_callback(chat_id, message_id)
             query_id = str(next(self._callback_ids))
             self._open_queries.add(query_id)
-            query = {"id": query_id, "from": self._user(user_id or self._default_user(chat_id), "en"),
-                     "chat_instance": str(abs(chat_id) * 7 + 11), "message": message, "data": data}
+            query = {
+                "id": query_id,
+                "from": self._user(user_id or self._default_user(chat_id), "en"),
+                "chat_instance": str(abs(chat_id) * 7 + 11),
+                "message": message,
+                "data": data,
+            }
         return self.push_raw({"callback_query": query})
 
     @property
@@ -828,8 +1041,13 @@ class BotApi:
     def messages(self, chat_id: int | str | None = None) -> list[dict[str, Any]]:
         """Params of accepted sendMessage/sendPhoto calls (optionally to one chat), in arrival order."""
         with self._lock:
-            return [call.params for call in self.sent if call.ok and call.method.lower() in SEND_METHODS
-                    and (chat_id is None or call.chat_id == chat_id)]
+            return [
+                call.params
+                for call in self.sent
+                if call.ok
+                and call.method.lower() in SEND_METHODS
+                and (chat_id is None or call.chat_id == chat_id)
+            ]
 
     def texts(self, chat_id: int | str | None = None) -> list[str]:
         """Text or caption of each accepted message, as sent (markup included)."""
@@ -860,14 +1078,19 @@ class BotApi:
             raise AssertionError(f"condition not met within {timeout} s; calls: {self._summary()}")
         return value
 
-    async def await_sent(self, n: int, chat_id: int | str | None = None, timeout: float = 5.0  # noqa: ASYNC109
-                         ) -> list[dict[str, Any]]:
+    async def await_sent(
+        self,
+        n: int,
+        chat_id: int | str | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> list[dict[str, Any]]:
         """Wait (without blocking the loop) until at least `n` messages were accepted; returns them."""
         deadline = time.monotonic() + timeout
         while len(found := self.messages(chat_id)) < n:
             if time.monotonic() > deadline:
-                raise AssertionError(f"{len(found)} of {n} messages to {chat_id} within {timeout} s; "
-                                     f"calls: {self._summary()}")
+                raise AssertionError(
+                    f"{len(found)} of {n} messages to {chat_id} within {timeout} s; calls: {self._summary()}"
+                )
             await asyncio.sleep(0.01)
         return found
 
@@ -915,10 +1138,20 @@ class BotApi:
             params = decode_params(handler.headers.get("Content-Type", ""), body, parts.query)
         except ApiError as err:
             params = {}
-            self._record(Call(api_call.group(2), params, None, time.monotonic(), api_call.group(1), err.status,
-                              err.description))
-            self._send_json(handler, err.status, {"ok": False, "error_code": err.status,
-                                                  "description": err.description})
+            self._record(
+                Call(
+                    api_call.group(2),
+                    params,
+                    None,
+                    time.monotonic(),
+                    api_call.group(1),
+                    err.status,
+                    err.description,
+                )
+            )
+            self._send_json(
+                handler, err.status, {"ok": False, "error_code": err.status, "description": err.description}
+            )
             return
         status, payload = self._dispatch(api_call.group(1), api_call.group(2), params)
         if payload is None:
@@ -937,7 +1170,9 @@ class BotApi:
             self._send(handler, 200, data, "application/octet-stream")
 
     def _send_json(self, handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
-        self._send(handler, status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), "application/json")
+        self._send(
+            handler, status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), "application/json"
+        )
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str) -> None:
@@ -950,7 +1185,9 @@ class BotApi:
         except OSError:
             pass  # the client gave up (timeout tests, cancelled long polls)
 
-    def _dispatch(self, token: str, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any] | bytes | None]:
+    def _dispatch(
+        self, token: str, method: str, params: dict[str, Any]
+    ) -> tuple[int, dict[str, Any] | bytes | None]:
         call = Call(method, params, params.get("chat_id"), time.monotonic(), token)
         with self._lock:
             self.tokens.add(token)
@@ -1043,8 +1280,13 @@ class BotApi:
 
     @staticmethod
     def _user(user_id: int, language_code: str | None) -> dict[str, Any]:
-        user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": "Test", "last_name": "User",
-                                "username": f"user{user_id}"}
+        user: dict[str, Any] = {
+            "id": user_id,
+            "is_bot": False,
+            "first_name": "Test",
+            "last_name": "User",
+            "username": f"user{user_id}",
+        }
         if language_code:
             user["language_code"] = language_code
         return user
@@ -1056,8 +1298,12 @@ class BotApi:
     @staticmethod
     def _bot_user(token: str) -> dict[str, Any]:
         prefix = token.split(":", 1)[0]
-        return {"id": int(prefix) if prefix.isdigit() else 123456, "is_bot": True, "first_name": BOT_FIRST_NAME,
-                "username": BOT_USERNAME}
+        return {
+            "id": int(prefix) if prefix.isdigit() else 123456,
+            "is_bot": True,
+            "first_name": BOT_FIRST_NAME,
+            "username": BOT_USERNAME,
+        }
 
     def _new_message_id(self, chat_id: int) -> int:
         message_id = self._next_message_id[chat_id]
@@ -1069,16 +1315,26 @@ class BotApi:
         self._messages[key] = message
         self._meta[key] = (from_bot, entities)
 
-    def _user_message(self, chat_id: int, text: str, chat_type: str | None, user_id: int | None,
-                      language_code: str | None, entities: list[dict[str, Any]] | None,
-                      message_id: int | None = None) -> dict[str, Any]:
+    def _user_message(
+        self,
+        chat_id: int,
+        text: str,
+        chat_type: str | None,
+        user_id: int | None,
+        language_code: str | None,
+        entities: list[dict[str, Any]] | None,
+        message_id: int | None = None,
+    ) -> dict[str, Any]:
         with self._lock:
             if chat_type:
                 self._chat_types[chat_id] = chat_type
             message: dict[str, Any] = {
                 "message_id": message_id if message_id is not None else self._new_message_id(chat_id),
                 "from": self._user(user_id or self._default_user(chat_id), language_code),
-                "chat": self._chat(chat_id), "date": int(time.time()), "text": text}
+                "chat": self._chat(chat_id),
+                "date": int(time.time()),
+                "text": text,
+            }
             found = _command_entities(text) if entities is None else entities
             if found:
                 message["entities"] = found
@@ -1094,15 +1350,23 @@ class BotApi:
         if message_id is None:
             message_id = self._new_message_id(chat_id)
         self._next_message_id[chat_id] = max(self._next_message_id[chat_id], message_id + 1)
-        message = {"message_id": message_id, "from": self._bot_user(self._last_token), "chat": self._chat(chat_id),
-                   "date": int(time.time()), "text": "(message with buttons)"}
+        message = {
+            "message_id": message_id,
+            "from": self._bot_user(self._last_token),
+            "chat": self._chat(chat_id),
+            "date": int(time.time()),
+            "text": "(message with buttons)",
+        }
         self._store(message, from_bot=True, entities=[])
         return message
 
     def _bot_message(self, call: Call, chat_id: int, **content: Any) -> dict[str, Any]:
         chat = self._chat(chat_id)
-        message: dict[str, Any] = {"message_id": self._new_message_id(chat_id), "date": int(time.time()),
-                                   "chat": chat}
+        message: dict[str, Any] = {
+            "message_id": self._new_message_id(chat_id),
+            "date": int(time.time()),
+            "chat": chat,
+        }
         if chat["type"] == "channel":
             message["sender_chat"] = chat
         else:
@@ -1112,7 +1376,9 @@ class BotApi:
 
     # ------------------------------------------------------------------ validation helpers
 
-    def _formatted(self, text: Any, parse_mode: Any, limit: int, *, caption: bool) -> tuple[str, list[Entity]]:
+    def _formatted(
+        self, text: Any, parse_mode: Any, limit: int, *, caption: bool
+    ) -> tuple[str, list[Entity]]:
         what = "message caption" if caption else "message text"
         if not isinstance(text, str):
             text = "" if text is None else str(text)
@@ -1134,8 +1400,10 @@ class BotApi:
         if rows is None:
             return markup
         if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-            raise ApiError(400, 'Bad Request: field "inline_keyboard" of the InlineKeyboardMarkup must be an Array '
-                                "of Arrays")
+            raise ApiError(
+                400,
+                'Bad Request: field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays',
+            )
         for button in (button for row in rows for button in row):
             BotApi._check_button(button)
         return markup
@@ -1151,16 +1419,22 @@ class BotApi:
             data = button["callback_data"]
             if not isinstance(data, str) or not 1 <= len(data.encode("utf-8")) <= MAX_CALLBACK_DATA:
                 raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
-        if "url" in button and (not isinstance(button["url"], str) or not button["url"].strip()
-                                or any(_is_space(char) for char in button["url"])):
+        if "url" in button and (
+            not isinstance(button["url"], str)
+            or not button["url"].strip()
+            or any(_is_space(char) for char in button["url"])
+        ):
             raise ApiError(400, "Bad Request: BUTTON_URL_INVALID")
         if not BUTTON_ACTIONS.intersection(button):
             raise ApiError(400, prefix + "Text buttons are unallowed in the inline keyboard")
 
     def _check_chat(self, chat_id: int) -> None:
         if chat_id in self._migrated:
-            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
-                           {"migrate_to_chat_id": self._migrated[chat_id]})
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self._migrated[chat_id]},
+            )
         if chat_id in self._blocked:
             raise ApiError(403, self._blocked[chat_id])
 
@@ -1208,13 +1482,22 @@ class BotApi:
     # ------------------------------------------------------------------ methods
 
     def _m_getMe(self, call: Call) -> dict[str, Any]:  # noqa: N802 - Bot API naming
-        return {**self._bot_user(call.token), "can_join_groups": True, "can_read_all_group_messages": False,
-                "supports_inline_queries": False, "can_connect_to_business": False, "has_main_web_app": False}
+        return {
+            **self._bot_user(call.token),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
 
     def _m_getUpdates(self, call: Call) -> list[dict[str, Any]]:  # noqa: N802
         if self.webhook_url:
-            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook "
-                                "to delete the webhook first")
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook "
+                "to delete the webhook first",
+            )
         params = call.params
         self._poll_generation += 1
         generation = self._poll_generation
@@ -1227,8 +1510,11 @@ class BotApi:
         deadline = time.monotonic() + min(timeout, self.max_poll_wait)
         while True:
             if generation != self._poll_generation:
-                raise ApiError(409, "Conflict: terminated by other getUpdates request; make sure that only one bot "
-                                    "instance is running")
+                raise ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot "
+                    "instance is running",
+                )
             ready = [update for update in self._updates if self._allowed(update)][:limit]
             left = deadline - time.monotonic()
             if ready or left <= 0 or self._closing.is_set():
@@ -1269,8 +1555,11 @@ class BotApi:
         return True
 
     def _m_getWebhookInfo(self, call: Call) -> dict[str, Any]:  # noqa: N802
-        return {"url": self.webhook_url, "has_custom_certificate": False,
-                "pending_update_count": len(self._updates)}
+        return {
+            "url": self.webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
 
     @staticmethod
     def _commands_key(call: Call) -> tuple[str, str]:
@@ -1303,7 +1592,9 @@ class BotApi:
         if "entities" in params:
             plain, entities = self._formatted(params.get("text"), None, MAX_TEXT, caption=False)
         else:
-            plain, entities = self._formatted(params.get("text"), params.get("parse_mode"), MAX_TEXT, caption=False)
+            plain, entities = self._formatted(
+                params.get("text"), params.get("parse_mode"), MAX_TEXT, caption=False
+            )
         markup = self._check_markup(params.get("reply_markup"))
         self._check_chat(chat_id)
         self._check_rate(call, chat_id)
@@ -1322,8 +1613,9 @@ class BotApi:
         markup = self._check_markup(params.get("reply_markup"))
         self._check_chat(chat_id)
         self._check_rate(call, chat_id)
-        message = self._bot_message(call, chat_id, photo=sizes, caption=caption or None,
-                                    reply_markup=self._inline_only(markup))
+        message = self._bot_message(
+            call, chat_id, photo=sizes, caption=caption or None, reply_markup=self._inline_only(markup)
+        )
         self._store(message, from_bot=True, entities=entities)
         return message
 
@@ -1334,8 +1626,14 @@ class BotApi:
             if photo in self._files:
                 return [self._photo_size(photo, self._files[photo][1])]
             if re.match(r"https?://", photo):
-                return [{"file_id": photo, "file_unique_id": f"url{abs(hash(photo)) % 10**8}",
-                         "width": 1280, "height": 720}]
+                return [
+                    {
+                        "file_id": photo,
+                        "file_unique_id": f"url{abs(hash(photo)) % 10**8}",
+                        "width": 1280,
+                        "height": 720,
+                    }
+                ]
             raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
         if not isinstance(photo, Upload):
             raise ApiError(400, "Bad Request: there is no photo in the request")
@@ -1353,8 +1651,13 @@ class BotApi:
     @staticmethod
     def _photo_size(file_id: str, data: bytes) -> dict[str, Any]:
         width, height = _png_size(data) or (1280, 720)
-        return {"file_id": file_id, "file_unique_id": "AQAD" + file_id[-6:], "file_size": len(data),
-                "width": width, "height": height}
+        return {
+            "file_id": file_id,
+            "file_unique_id": "AQAD" + file_id[-6:],
+            "file_size": len(data),
+            "width": width,
+            "height": height,
+        }
 
     @staticmethod
     def _inline_only(markup: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -1370,7 +1673,10 @@ class BotApi:
             return True
         chat_id, message_id, message = target
         if (message.get("text"), self._meta[(chat_id, message_id)][1], message.get("reply_markup")) == (
-                plain, entities, markup):
+            plain,
+            entities,
+            markup,
+        ):
             raise ApiError(400, NOT_MODIFIED)
         updated = {**message, "text": plain, "edit_date": int(time.time())}
         updated.pop("reply_markup", None)
@@ -1397,7 +1703,9 @@ class BotApi:
     def _m_answerCallbackQuery(self, call: Call) -> bool:  # noqa: N802
         query_id = str(call.params.get("callback_query_id", ""))
         if query_id not in self._open_queries:
-            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+            raise ApiError(
+                400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
         if len(str(call.params.get("text", ""))) > MAX_ANSWER_TEXT:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
         self.answered[query_id] = call.params
@@ -1414,9 +1722,18 @@ class BotApi:
         chat_id = self._resolve_chat(call.params.get("chat_id"))
         if chat_id in self._migrated:
             self._check_chat(chat_id)
-        return {**self._chat(chat_id), "accent_color_id": 0, "max_reaction_count": 11,
-                "accepted_gift_types": {"unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
-                                        "premium_subscription": False, "gifts_from_channels": False}}
+        return {
+            **self._chat(chat_id),
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": {
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+                "gifts_from_channels": False,
+            },
+        }
 
     def _m_getChatMember(self, call: Call) -> dict[str, Any]:  # noqa: N802
         chat_id = self._resolve_chat(call.params.get("chat_id"))
@@ -1436,8 +1753,12 @@ class BotApi:
         if file_id not in self._files:
             raise ApiError(400, "Bad Request: invalid file_id")
         path, data = self._files[file_id]
-        return {"file_id": file_id, "file_unique_id": "AQAD" + file_id[-6:], "file_size": len(data),
-                "file_path": path}
+        return {
+            "file_id": file_id,
+            "file_unique_id": "AQAD" + file_id[-6:],
+            "file_size": len(data),
+            "file_path": path,
+        }
 
     def _m_close(self, call: Call) -> bool:
         return True

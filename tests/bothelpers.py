@@ -27,8 +27,15 @@ DEMO_NOW = datetime(2025, 11, 28, 20, 0, tzinfo=HK_TZ)
 
 def bot_settings(api: BotApi, redis_url: str) -> Settings:
     """Settings pointing the bot at the stand-in and the private Redis."""
-    return load_settings({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": api.base_url, "REDIS_URL": redis_url,
-                          "ADMIN_CHAT_IDS": str(ADMIN)}, env_file=None)
+    return load_settings(
+        {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": api.base_url,
+            "REDIS_URL": redis_url,
+            "ADMIN_CHAT_IDS": str(ADMIN),
+        },
+        env_file=None,
+    )
 
 
 @cache
@@ -55,12 +62,16 @@ async def seed_demo(redis: Redis, exclude: frozenset[tuple[str, date]] = frozens
 
 
 @asynccontextmanager
-async def running_bot(api: BotApi, redis_url: str, *, clock: Callable[[], datetime] | None = None,
-                      drain_interval: float = 0.2) -> AsyncIterator[Application]:
+async def running_bot(
+    api: BotApi, redis_url: str, *, clock: Callable[[], datetime] | None = None, drain_interval: float = 0.2
+) -> AsyncIterator[Application]:
     """Start the real Application with long polling against the stand-in; stop it cleanly afterwards."""
     offset = DEMO_NOW - datetime.now(HK_TZ)  # the demo's evening, advancing in real time
-    app = build_application(bot_settings(api, redis_url), drain_interval=drain_interval,
-                            clock=clock or (lambda: datetime.now(HK_TZ) + offset))
+    app = build_application(
+        bot_settings(api, redis_url),
+        drain_interval=drain_interval,
+        clock=clock or (lambda: datetime.now(HK_TZ) + offset),
+    )
     await app.initialize()
     assert app.post_init is not None
     await app.post_init(app)
@@ -70,7 +81,9 @@ async def running_bot(api: BotApi, redis_url: str, *, clock: Callable[[], dateti
         yield app
     finally:
         await app.updater.stop()
-        _quiesce(app)  # as the leader does: a drain in progress stops at its next item instead of emptying the outbox
+        _quiesce(
+            app
+        )  # as the leader does: a drain in progress stops at its next item instead of emptying the outbox
         await app.stop()
         if app.post_shutdown is not None:
             await app.post_shutdown(app)

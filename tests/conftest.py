@@ -47,9 +47,23 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("redis")
     port = _free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
-         "--appendonly", "no", "--logfile", str(folder / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(folder),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(folder / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     client = SyncRedis(port=port)
     deadline = time.monotonic() + 10
@@ -60,7 +74,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except Exception:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                pytest.fail(f"redis-server did not start on port {port}: {(folder / 'redis.log').read_text()}")
+                pytest.fail(
+                    f"redis-server did not start on port {port}: {(folder / 'redis.log').read_text()}"
+                )
             time.sleep(0.05)
     client.close()
     yield f"redis://127.0.0.1:{port}/0"
@@ -87,8 +103,10 @@ def origin() -> Iterator[Origin]:
 @pytest.fixture
 def settings(origin: Origin, redis_url: str) -> Settings:
     """Settings whose every base URL points at the local origin."""
-    env = {name: origin.url for name in ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL",
-                                          "SEC_URL")}
+    env = {
+        name: origin.url
+        for name in ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL", "SEC_URL")
+    }
     env["REDIS_URL"] = redis_url
     return load_settings(env, env_file=None)
 

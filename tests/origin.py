@@ -28,8 +28,12 @@ class Route:
     # A body produced lazily, chunk by chunk (a 1 GiB file never held in memory); replaces `body` for a 200 GET.
     chunks: Callable[[], Iterable[bytes]] | None = None
     chunk_delay: float = 0.0  # seconds between chunks (a trickling origin)
-    content_length: int | None = None  # Content-Length declared for `chunks` (None: the body ends when it closes)
-    content_encoding: str | None = None  # sent as Content-Encoding: `body`/`chunks` are already encoded (gzip)
+    content_length: int | None = (
+        None  # Content-Length declared for `chunks` (None: the body ends when it closes)
+    )
+    content_encoding: str | None = (
+        None  # sent as Content-Encoding: `body`/`chunks` are already encoded (gzip)
+    )
 
 
 @dataclass
@@ -82,7 +86,9 @@ class Origin:
         self.requests.append(Request(method, handler.path, dict(handler.headers.items()), form))
         route = self.routes.get(handler.path)
         if route is None:
-            self._send(handler, 404, b"<html><title>404 Not Found</title></html>", {"Content-Type": "text/html"})
+            self._send(
+                handler, 404, b"<html><title>404 Not Found</title></html>", {"Content-Type": "text/html"}
+            )
             return
         route.hits += 1
         if route.delay:

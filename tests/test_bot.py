@@ -22,10 +22,18 @@ from tests.bothelpers import ADMIN, app_deps, running_bot
 USER, OTHER, THIRD = 1001, 1002, 1003
 
 
-def _alert(code: str = "01810", rule: str = "buyback_filed", day: date = date(2025, 11, 21), **kw: object) -> Alert:
-    base: dict[str, object] = dict(rule=rule, code=code, trade_date=day, severity="notice", name="XIAOMI-W",
-                                   why=f"{rule} on {code} (HK$38.58 < 40 & more)",
-                                   facts=(Fact("shares", 10400000, "shares"),))
+def _alert(
+    code: str = "01810", rule: str = "buyback_filed", day: date = date(2025, 11, 21), **kw: object
+) -> Alert:
+    base: dict[str, object] = dict(
+        rule=rule,
+        code=code,
+        trade_date=day,
+        severity="notice",
+        name="XIAOMI-W",
+        why=f"{rule} on {code} (HK$38.58 < 40 & more)",
+        facts=(Fact("shares", 10400000, "shares"),),
+    )
     base.update(kw)
     return Alert(**base)  # type: ignore[arg-type]
 
@@ -102,12 +110,18 @@ async def test_language_switch(app: Application, api: BotApi) -> None:
     assert "歡迎" in texts[0] or "關注" in texts[0]
 
 
-async def test_fanout_groups_one_message_per_chat_with_buttons_for_single(app: Application, api: BotApi) -> None:
+async def test_fanout_groups_one_message_per_chat_with_buttons_for_single(
+    app: Application, api: BotApi
+) -> None:
     await _say(api, USER, "/watch 1810", 1)
     await _say(api, OTHER, "/watch 1810 700", 1)
     await _say(api, THIRD, "/watch 700", 1)
     d = app_deps(app)
-    alerts = [_alert(), _alert(rule="insider_buy_near_round_number", identity="DA1"), _alert(code="00700", name="TENCENT")]
+    alerts = [
+        _alert(),
+        _alert(rule="insider_buy_near_round_number", identity="DA1"),
+        _alert(code="00700", name="TENCENT"),
+    ]
     report = await route(alerts, d.subs, d.outbox, d.clock())
     assert report.enqueued == 3
     user_msgs = await api.await_sent(2, chat_id=USER, timeout=10)
@@ -199,8 +213,9 @@ async def test_quiet_hours_hold_then_send_silently(app: Application, api: BotApi
     await route([_alert()], d.subs, d.outbox, now)
     await asyncio.sleep(0.6)
     assert len(api.messages(USER)) == 2  # held
-    later = DeliveryWorker(app.bot, Outbox(redis), SubscriptionStore(redis),
-                           now=lambda: now + timedelta(hours=2, minutes=1))
+    later = DeliveryWorker(
+        app.bot, Outbox(redis), SubscriptionStore(redis), now=lambda: now + timedelta(hours=2, minutes=1)
+    )
     report = await later.drain()
     assert report.sent == 1
     held = api.messages(USER)[2]
@@ -221,7 +236,9 @@ async def test_digest_sends_one_message(app: Application, api: BotApi) -> None:
     assert "Daily digest" in msgs[2]["text"] and "2 alert(s)" in msgs[2]["text"]
 
 
-async def test_blocked_user_is_marked_inactive_and_skipped(app: Application, api: BotApi, redis: Redis) -> None:
+async def test_blocked_user_is_marked_inactive_and_skipped(
+    app: Application, api: BotApi, redis: Redis
+) -> None:
     await _say(api, USER, "/watch 1810", 1)
     api.block(USER)
     d = app_deps(app)
@@ -238,7 +255,9 @@ async def test_blocked_user_is_marked_inactive_and_skipped(app: Application, api
     assert await d.outbox.pending() == 0
 
 
-async def test_migrated_group_gets_its_alert_at_the_new_id(app: Application, api: BotApi, redis: Redis) -> None:
+async def test_migrated_group_gets_its_alert_at_the_new_id(
+    app: Application, api: BotApi, redis: Redis
+) -> None:
     group, supergroup = -4001, -1004001
     await _say(api, group, "/watch@positioning_test_bot 1810", 1, chat_type="group")
     api.migrate(group, supergroup)
@@ -257,7 +276,9 @@ async def test_retry_after_is_honoured_then_delivered_once(app: Application, api
     api.fail_next("sendMessage", 429, retry_after=1, chat_id=USER)
     d = app_deps(app)
     await route([_alert()], d.subs, d.outbox, d.clock())
-    await api.until(lambda: api.too_many >= 1 or any(c.status == 429 for c in api.calls("sendMessage")), timeout=5)
+    await api.until(
+        lambda: api.too_many >= 1 or any(c.status == 429 for c in api.calls("sendMessage")), timeout=5
+    )
     refused_at = next(c.time for c in api.calls("sendMessage") if c.status == 429)
     msgs = await api.await_sent(2, chat_id=USER, timeout=10)
     accepted = [c for c in api.calls("sendMessage") if c.ok and c.chat_id == USER][-1]
@@ -270,8 +291,10 @@ async def test_retry_after_is_honoured_then_delivered_once(app: Application, api
 async def test_bad_markup_is_dead_lettered_and_admins_told(app: Application, api: BotApi) -> None:
     d = app_deps(app)
     await d.subs.touch(USER)
-    await d.outbox.put(OutboxItem(id=item_id(USER, "text", ["bad"]), chat_id=USER, kind="text",
-                                  text="<script>x</script>"), d.clock())
+    await d.outbox.put(
+        OutboxItem(id=item_id(USER, "text", ["bad"]), chat_id=USER, kind="text", text="<script>x</script>"),
+        d.clock(),
+    )
     notice = await api.await_sent(1, chat_id=ADMIN, timeout=10)
     assert "refused" in notice[0]["text"] and str(USER) in notice[0]["text"]
     dead = await d.outbox.dead()
@@ -308,9 +331,13 @@ async def test_restart_mid_delivery_sends_nothing_twice(api: BotApi, redis: Redi
             await first.drain()
         parts_before = len(api.messages(USER))
         assert parts_before == 1
-        restarted = DeliveryWorker(bot, Outbox(redis), SubscriptionStore(redis),
-                                   limiter=RateLimiter(chat_interval=0.0),
-                                   now=lambda: now + timedelta(seconds=keys.CLAIM_SECONDS + 1))
+        restarted = DeliveryWorker(
+            bot,
+            Outbox(redis),
+            SubscriptionStore(redis),
+            limiter=RateLimiter(chat_interval=0.0),
+            now=lambda: now + timedelta(seconds=keys.CLAIM_SECONDS + 1),
+        )
         report = await restarted.drain()
         texts = api.texts(USER)
         assert report.sent == len(texts) - 1 >= 1
@@ -328,13 +355,16 @@ async def test_admin_commands(app: Application, api: BotApi) -> None:
     await _say(api, OTHER, "/start", 1)
     api.push_message(ADMIN, "/broadcast Maintenance <tonight> & tomorrow")
     # The reply and the broadcast itself (the admin chat is active too) may arrive in either order.
-    await api.until(lambda: any("Queued for 3 chats" in t for t in api.texts(ADMIN)), timeout=10)  # USER, OTHER, ADMIN
+    await api.until(
+        lambda: any("Queued for 3 chats" in t for t in api.texts(ADMIN)), timeout=10
+    )  # USER, OTHER, ADMIN
     other = await api.await_sent(2, chat_id=OTHER, timeout=10)
     assert "Maintenance &lt;tonight&gt; &amp; tomorrow" in other[1]["text"]
 
 
-async def test_broadcast_reaches_every_active_chat_and_no_inactive_one(app: Application, api: BotApi,
-                                                                         redis: Redis) -> None:
+async def test_broadcast_reaches_every_active_chat_and_no_inactive_one(
+    app: Application, api: BotApi, redis: Redis
+) -> None:
     # More chats than one pipeline chunk (1,000), with some marked inactive (they blocked the bot).
     subs = SubscriptionStore(redis)
     chats = [500_000 + n for n in range(2_300)]
@@ -346,7 +376,9 @@ async def test_broadcast_reaches_every_active_chat_and_no_inactive_one(app: Appl
     await _say(api, ADMIN, "/start", 1)
     expected = (set(chats) - inactive) | {ADMIN}
     api.push_message(ADMIN, "/broadcast Upgrade at 23:00")
-    await api.until(lambda: any(f"Queued for {len(expected)} chats" in t for t in api.texts(ADMIN)), timeout=30)
+    await api.until(
+        lambda: any(f"Queued for {len(expected)} chats" in t for t in api.texts(ADMIN)), timeout=30
+    )
     # Queued = still in the outbox or already sent; Redis is read first, so an item done meanwhile was sent before.
     queued = set()
     async for key in redis.scan_iter(match=keys.outbox_item("*"), count=1000):
@@ -372,13 +404,21 @@ async def test_command_rate_limit_replies_once(app: Application, api: BotApi) ->
 
 async def test_status_lists_every_source(app: Application, api: BotApi) -> None:
     texts = await _say(api, USER, "/status", 1)
-    for name in ("hkex-short", "hkex-short-midday", "hkex-quotes", "sfc-short-positions", "hkex-buybacks",
-                 "hkex-di", "hkex-southbound"):
+    for name in (
+        "hkex-short",
+        "hkex-short-midday",
+        "hkex-quotes",
+        "sfc-short-positions",
+        "hkex-buybacks",
+        "hkex-di",
+        "hkex-southbound",
+    ):
         assert f"<code>{name}</code>" in texts[0]
 
 
-async def test_edited_messages_ignored_channels_and_unknown_commands(app: Application, api: BotApi,
-                                                                     redis: Redis) -> None:
+async def test_edited_messages_ignored_channels_and_unknown_commands(
+    app: Application, api: BotApi, redis: Redis
+) -> None:
     await _say(api, USER, "/start", 1)
     api.push_edited_message(USER, 1, "/watch 1810")
     api.push_channel_post(-1005000, "/watch 1810")
@@ -400,19 +440,36 @@ async def test_webhook_rejects_requests_without_the_secret(api: BotApi, redis: R
     async with running_bot(api, redis_url) as application:
         await application.updater.stop()
         port = _free_port()
-        await application.updater.start_webhook(listen="127.0.0.1", port=port, url_path="telegram",
-                                                webhook_url="https://example.invalid/telegram",
-                                                secret_token="s3cr3t-token")
-        update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "text": "/start",
-                                              "chat": {"id": USER, "type": "private"},
-                                              "from": {"id": USER, "is_bot": False, "first_name": "U"},
-                                              "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}
+        await application.updater.start_webhook(
+            listen="127.0.0.1",
+            port=port,
+            url_path="telegram",
+            webhook_url="https://example.invalid/telegram",
+            secret_token="s3cr3t-token",
+        )
+        update = {
+            "update_id": 1,
+            "message": {
+                "message_id": 1,
+                "date": 0,
+                "text": "/start",
+                "chat": {"id": USER, "type": "private"},
+                "from": {"id": USER, "is_bot": False, "first_name": "U"},
+                "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+            },
+        }
         async with httpx.AsyncClient() as client:
             refused = await client.post(f"http://127.0.0.1:{port}/telegram", json=update)
-            wrong = await client.post(f"http://127.0.0.1:{port}/telegram", json=update,
-                                      headers={"X-Telegram-Bot-Api-Secret-Token": "nope"})
-            accepted = await client.post(f"http://127.0.0.1:{port}/telegram", json=update,
-                                         headers={"X-Telegram-Bot-Api-Secret-Token": "s3cr3t-token"})
+            wrong = await client.post(
+                f"http://127.0.0.1:{port}/telegram",
+                json=update,
+                headers={"X-Telegram-Bot-Api-Secret-Token": "nope"},
+            )
+            accepted = await client.post(
+                f"http://127.0.0.1:{port}/telegram",
+                json=update,
+                headers={"X-Telegram-Bot-Api-Secret-Token": "s3cr3t-token"},
+            )
         assert refused.status_code == 403 and wrong.status_code == 403
         assert accepted.status_code == 200
         msgs = await api.await_sent(1, chat_id=USER, timeout=10)
@@ -440,11 +497,17 @@ async def test_timeouts_and_server_errors_are_retried(api: BotApi, redis: Redis,
     subs, outbox = SubscriptionStore(redis), Outbox(redis)
     await subs.touch(USER)
     now = datetime.now(HK_TZ)
-    await outbox.put(OutboxItem(id=item_id(USER, "text", ["t"]), chat_id=USER, kind="text", text="hello"), now)
+    await outbox.put(
+        OutboxItem(id=item_id(USER, "text", ["t"]), chat_id=USER, kind="text", text="hello"), now
+    )
     request = HTTPXRequest(read_timeout=0.3, write_timeout=0.3, connect_timeout=0.3)
-    async with Bot("123456789:TEST-token-for-the-stand-in-only_x", base_url=api.base_url, request=request) as bot:
+    async with Bot(
+        "123456789:TEST-token-for-the-stand-in-only_x", base_url=api.base_url, request=request
+    ) as bot:
         clock = [now]
-        worker = DeliveryWorker(bot, outbox, subs, limiter=RateLimiter(chat_interval=0.0), now=lambda: clock[0])
+        worker = DeliveryWorker(
+            bot, outbox, subs, limiter=RateLimiter(chat_interval=0.0), now=lambda: clock[0]
+        )
         api.delay("sendMessage", 1.0)
         first = await worker.drain()
         assert first.retried == 1 and first.sent == 0  # TimedOut: backed off, not lost
@@ -458,7 +521,9 @@ async def test_timeouts_and_server_errors_are_retried(api: BotApi, redis: Redis,
         assert await outbox.pending() == 0
 
 
-async def test_watch_us_tickers_checked_against_the_sec_map(app: Application, api: BotApi, redis: Redis) -> None:
+async def test_watch_us_tickers_checked_against_the_sec_map(
+    app: Application, api: BotApi, redis: Redis
+) -> None:
     await redis.hset(keys.US_TICKERS, mapping={"AAPL": "320193", "BABA": "1577552"})
     texts = await _say(api, USER, "/watch AAPL BABA ZZZZQ", 1)
     assert "Watching" in texts[0] and "AAPL" in texts[0] and "BABA" in texts[0]
@@ -466,8 +531,9 @@ async def test_watch_us_tickers_checked_against_the_sec_map(app: Application, ap
     assert await SubscriptionStore(redis).watchers("AAPL") == {USER}
 
 
-async def test_watch_us_ticker_refused_while_the_sec_map_is_missing(app: Application, api: BotApi,
-                                                                   redis: Redis) -> None:
+async def test_watch_us_ticker_refused_while_the_sec_map_is_missing(
+    app: Application, api: BotApi, redis: Redis
+) -> None:
     # Without the ticker map nothing can be checked: say so, and accept nothing unchecked.
     texts = await _say(api, USER, "/watch ZZZZQ 700", 1)
     assert "I can't check <code>ZZZZQ</code> yet" in texts[0]

@@ -15,13 +15,78 @@ from tests.botapi import BotApi
 from tests.bothelpers import running_bot, seed_demo
 
 COUNT = int(os.environ.get("FUZZ_UPDATES", "2000"))
-COMMANDS = ["start", "help", "watch", "unwatch", "list", "card", "short", "buybacks", "insiders", "top", "why",
-            "history", "settings", "mute", "unmute", "quiet", "digest", "lang", "status", "stats", "broadcast",
-            "nope", "CARD", "watch@positioning_test_bot", "card@other_bot"]
-WORDS = ["1810", "01810", "1810.HK", "HK1810", "xiaomi", "小米", "騰訊", "AAPL", "700", "9988", "99999", "0",
-         "-5", "1e9", "on", "off", "zh", "en", "fr", "22:30-07:30", "25:99-1", "1d", "999w", "short_ratio_spike",
-         "<b>", "</i>", "&amp;", "&", "<a href='x'>", "*_[]()~`>#+-=|{}.!", "\u200b", "\u202e", "🚀", "'", '"',
-         "%s", "{0}", "\\", "\n", "null", "None", "' OR 1=1 --", "../../etc/passwd"]
+COMMANDS = [
+    "start",
+    "help",
+    "watch",
+    "unwatch",
+    "list",
+    "card",
+    "short",
+    "buybacks",
+    "insiders",
+    "top",
+    "why",
+    "history",
+    "settings",
+    "mute",
+    "unmute",
+    "quiet",
+    "digest",
+    "lang",
+    "status",
+    "stats",
+    "broadcast",
+    "nope",
+    "CARD",
+    "watch@positioning_test_bot",
+    "card@other_bot",
+]
+WORDS = [
+    "1810",
+    "01810",
+    "1810.HK",
+    "HK1810",
+    "xiaomi",
+    "小米",
+    "騰訊",
+    "AAPL",
+    "700",
+    "9988",
+    "99999",
+    "0",
+    "-5",
+    "1e9",
+    "on",
+    "off",
+    "zh",
+    "en",
+    "fr",
+    "22:30-07:30",
+    "25:99-1",
+    "1d",
+    "999w",
+    "short_ratio_spike",
+    "<b>",
+    "</i>",
+    "&amp;",
+    "&",
+    "<a href='x'>",
+    "*_[]()~`>#+-=|{}.!",
+    "\u200b",
+    "\u202e",
+    "🚀",
+    "'",
+    '"',
+    "%s",
+    "{0}",
+    "\\",
+    "\n",
+    "null",
+    "None",
+    "' OR 1=1 --",
+    "../../etc/passwd",
+]
 
 
 def random_text(rng: random.Random) -> str:
@@ -43,13 +108,31 @@ def random_update(api: BotApi, rng: random.Random) -> None:
     elif roll < 0.75:
         api.push_message(chat, random_text(rng) or "?")
     elif roll < 0.85 and chat > 0:
-        data = rng.choice(["card:01810", "chart:00700", "mute:09988:1d", "set:r:3", "set:m", "set:d", "set:s",
-                           "set:l", "set:r:99", "card:", "mute:01810:9999d", random_text(rng)[:64] or "x"])
-        api.push_callback(chat, data.encode()[:64].decode("utf-8", "ignore") or "x")  # under the bot's last message
+        data = rng.choice(
+            [
+                "card:01810",
+                "chart:00700",
+                "mute:09988:1d",
+                "set:r:3",
+                "set:m",
+                "set:d",
+                "set:s",
+                "set:l",
+                "set:r:99",
+                "card:",
+                "mute:01810:9999d",
+                random_text(rng)[:64] or "x",
+            ]
+        )
+        api.push_callback(
+            chat, data.encode()[:64].decode("utf-8", "ignore") or "x"
+        )  # under the bot's last message
     elif roll < 0.92:
         api.push_edited_message(chat, 1, random_text(rng) or "edit")
     else:
-        api.push_channel_post(-1009000000000 - rng.randint(1, 5), f"/{rng.choice(COMMANDS)} {random_text(rng)}"[:4096])
+        api.push_channel_post(
+            -1009000000000 - rng.randint(1, 5), f"/{rng.choice(COMMANDS)} {random_text(rng)}"[:4096]
+        )
 
 
 @pytest.fixture
@@ -60,7 +143,9 @@ def api() -> Iterator[BotApi]:
 
 
 @pytest.mark.timeout(600)
-async def test_fuzz_no_handler_errors_and_no_refused_markup(api: BotApi, redis: Redis, redis_url: str) -> None:
+async def test_fuzz_no_handler_errors_and_no_refused_markup(
+    api: BotApi, redis: Redis, redis_url: str
+) -> None:
     seed = int(os.environ.get("FUZZ_SEED", str(random.SystemRandom().randint(0, 2**32))))
     print(f"fuzz seed {seed} ({COUNT} updates); rerun with FUZZ_SEED={seed}")
     rng = random.Random(seed)
@@ -83,8 +168,13 @@ async def test_fuzz_no_handler_errors_and_no_refused_markup(api: BotApi, redis: 
     # Every message the bot sent was accepted; edits may be refused only for reasons Telegram gives real bots
     # too (the target message cannot be edited any more) — never for markup, length or button data.
     benign = ("message can't be edited", "message is not modified", "message to edit not found")
-    refused = [(c.method, c.status, c.description) for c in api.sent if c.method.lower() != "getupdates"
-               and not c.ok and not (c.method.lower().startswith("edit") and any(b in c.description for b in benign))]
+    refused = [
+        (c.method, c.status, c.description)
+        for c in api.sent
+        if c.method.lower() != "getupdates"
+        and not c.ok
+        and not (c.method.lower().startswith("edit") and any(b in c.description for b in benign))
+    ]
     assert refused == [], f"seed {seed}: {refused[:5]}"
     replies = [c for c in api.calls("sendMessage") if c.ok]
     assert len(replies) > COUNT // 4  # the bot did answer a good share of what it was sent

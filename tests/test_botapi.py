@@ -53,11 +53,17 @@ def timedelta_mode(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def png(width: int, height: int) -> bytes:
     """A valid grey PNG of the given size."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def description(api: BotApi, method: str = "sendMessage") -> str | None:
@@ -68,19 +74,28 @@ def description(api: BotApi, method: str = "sendMessage") -> str | None:
 # ------------------------------------------------------------------ pure parsers
 
 
-@pytest.mark.parametrize(("html", "plain", "kinds"), [
-    ("<b>bold <i>both</i></b> plain", "bold both plain", ["bold", "italic"]),
-    ('<a href="https://x.example/?a=1&amp;b=2">link</a>', "link", ["text_link"]),
-    ("<code>1 &lt; 2</code>", "1 < 2", ["code"]),
-    ('<pre><code class="language-python">x = 1</code></pre>', "x = 1", ["code", "pre"]),
-    ('<tg-emoji emoji-id="5368324170671202286">👍</tg-emoji>', "👍", ["custom_emoji"]),
-    ('<span class="tg-spoiler">a</span><tg-spoiler>b</tg-spoiler>', "ab", ["spoiler", "spoiler"]),
-    ("<blockquote expandable>q</blockquote><blockquote>r</blockquote>", "qr",
-     ["expandable_blockquote", "blockquote"]),
-    ("<s>s</s><strike>t</strike><del>d</del><u>u</u><ins>n</ins><em>e</em><strong>g</strong>", "stduneg",
-     ["strikethrough", "strikethrough", "strikethrough", "underline", "underline", "italic", "bold"]),
-    ("&#128077; &#x1F44D; &quot;q&quot; &gt;", '👍 👍 "q" >', []),
-])
+@pytest.mark.parametrize(
+    ("html", "plain", "kinds"),
+    [
+        ("<b>bold <i>both</i></b> plain", "bold both plain", ["bold", "italic"]),
+        ('<a href="https://x.example/?a=1&amp;b=2">link</a>', "link", ["text_link"]),
+        ("<code>1 &lt; 2</code>", "1 < 2", ["code"]),
+        ('<pre><code class="language-python">x = 1</code></pre>', "x = 1", ["code", "pre"]),
+        ('<tg-emoji emoji-id="5368324170671202286">👍</tg-emoji>', "👍", ["custom_emoji"]),
+        ('<span class="tg-spoiler">a</span><tg-spoiler>b</tg-spoiler>', "ab", ["spoiler", "spoiler"]),
+        (
+            "<blockquote expandable>q</blockquote><blockquote>r</blockquote>",
+            "qr",
+            ["expandable_blockquote", "blockquote"],
+        ),
+        (
+            "<s>s</s><strike>t</strike><del>d</del><u>u</u><ins>n</ins><em>e</em><strong>g</strong>",
+            "stduneg",
+            ["strikethrough", "strikethrough", "strikethrough", "underline", "underline", "italic", "bold"],
+        ),
+        ("&#128077; &#x1F44D; &quot;q&quot; &gt;", '👍 👍 "q" >', []),
+    ],
+)
 def test_parse_html_accepts_telegram_markup(html: str, plain: str, kinds: list[str]) -> None:
     text, entities = parse_html(html)
     assert text == plain
@@ -92,21 +107,27 @@ def test_parse_html_entity_positions_and_link_target() -> None:
     assert entities == [("bold", 3, 5, ""), ("text_link", 6, 2, "https://e.example/?x=1&y=2")]
 
 
-@pytest.mark.parametrize(("html", "reason"), [
-    ("Hello world <script>", 'Unsupported start tag "script" at byte offset 12'),
-    ("a < b", 'Unsupported start tag "" at byte offset 2'),
-    ("€ <x>", 'Unsupported start tag "x" at byte offset 4'),  # offsets are UTF-8 bytes
-    ("AT&T", "Unsupported HTML entity at byte offset 2"),
-    ("&nbsp;", "Unsupported HTML entity at byte offset 0"),
-    ("<b>x", 'Can\'t find end tag corresponding to start tag "b"'),
-    ("<b><i>x</b></i>", 'Unmatched end tag at byte offset 7, expected "</i>", found "</b>"'),
-    ("x</b>", "Unexpected end tag at byte offset 1"),
-    ("<b", "Unclosed start tag at byte offset 0"),
-    ("<span>x</span>", 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
-    ('<tg-emoji emoji-id="abc">x</tg-emoji>', "Invalid custom emoji identifier specified"),
-    ('<a href="x>y</a>', "Unclosed start tag at byte offset 0"),
-    ("<a href>y</a>", 'Expected equal sign in declaration of an attribute of the tag "a" at byte offset 0'),
-])
+@pytest.mark.parametrize(
+    ("html", "reason"),
+    [
+        ("Hello world <script>", 'Unsupported start tag "script" at byte offset 12'),
+        ("a < b", 'Unsupported start tag "" at byte offset 2'),
+        ("€ <x>", 'Unsupported start tag "x" at byte offset 4'),  # offsets are UTF-8 bytes
+        ("AT&T", "Unsupported HTML entity at byte offset 2"),
+        ("&nbsp;", "Unsupported HTML entity at byte offset 0"),
+        ("<b>x", 'Can\'t find end tag corresponding to start tag "b"'),
+        ("<b><i>x</b></i>", 'Unmatched end tag at byte offset 7, expected "</i>", found "</b>"'),
+        ("x</b>", "Unexpected end tag at byte offset 1"),
+        ("<b", "Unclosed start tag at byte offset 0"),
+        ("<span>x</span>", 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
+        ('<tg-emoji emoji-id="abc">x</tg-emoji>', "Invalid custom emoji identifier specified"),
+        ('<a href="x>y</a>', "Unclosed start tag at byte offset 0"),
+        (
+            "<a href>y</a>",
+            'Expected equal sign in declaration of an attribute of the tag "a" at byte offset 0',
+        ),
+    ],
+)
 def test_parse_html_refuses_like_telegram(html: str, reason: str) -> None:
     with pytest.raises(MarkupError) as info:
         parse_html(html)
@@ -117,27 +138,36 @@ def test_parse_html_lenient_ampersand_matches_telegram() -> None:
     assert parse_html("AT&T &nbsp;", strict_entities=False) == ("AT&T &nbsp;", [])
 
 
-@pytest.mark.parametrize(("markdown", "plain"), [
-    ("*b* _i_ __u__ ~s~ ||p|| `c.d`", "b i u s p c.d"),
-    ("Version 1\\.0 \\(beta\\)\\!", "Version 1.0 (beta)!"),
-    ("[site](https://x.example/a\\)b)", "site"),
-    ("```python\nx = 1.0\n```", "x = 1.0\n"),
-    (">quoted\n>lines", "quoted\nlines"),
-    ("![👍](tg://emoji?id=5368324170671202286)", "👍"),
-    (escape_markdown("Short ratio 12.5% (+3.1pp) for 01810.HK!", version=2), "Short ratio 12.5% (+3.1pp) for 01810.HK!"),
-])
+@pytest.mark.parametrize(
+    ("markdown", "plain"),
+    [
+        ("*b* _i_ __u__ ~s~ ||p|| `c.d`", "b i u s p c.d"),
+        ("Version 1\\.0 \\(beta\\)\\!", "Version 1.0 (beta)!"),
+        ("[site](https://x.example/a\\)b)", "site"),
+        ("```python\nx = 1.0\n```", "x = 1.0\n"),
+        (">quoted\n>lines", "quoted\nlines"),
+        ("![👍](tg://emoji?id=5368324170671202286)", "👍"),
+        (
+            escape_markdown("Short ratio 12.5% (+3.1pp) for 01810.HK!", version=2),
+            "Short ratio 12.5% (+3.1pp) for 01810.HK!",
+        ),
+    ],
+)
 def test_parse_markdown_v2_accepts(markdown: str, plain: str) -> None:
     assert parse_markdown_v2(markdown)[0] == plain
 
 
-@pytest.mark.parametrize(("markdown", "reason"), [
-    ("Version 1.0", "Character '.' is reserved and must be escaped with the preceding '\\'"),
-    ("a-b", "Character '-' is reserved and must be escaped with the preceding '\\'"),
-    ("x|y", "Character '|' is reserved and must be escaped with the preceding '\\'"),
-    ("*bold", "Can't find end of Bold entity at byte offset 0"),
-    ("🏟 🏟_abacaba", "Can't find end of Italic entity at byte offset 9"),
-    ("[x](http://a", "Can't find end of a URL at byte offset 4"),
-])
+@pytest.mark.parametrize(
+    ("markdown", "reason"),
+    [
+        ("Version 1.0", "Character '.' is reserved and must be escaped with the preceding '\\'"),
+        ("a-b", "Character '-' is reserved and must be escaped with the preceding '\\'"),
+        ("x|y", "Character '|' is reserved and must be escaped with the preceding '\\'"),
+        ("*bold", "Can't find end of Bold entity at byte offset 0"),
+        ("🏟 🏟_abacaba", "Can't find end of Italic entity at byte offset 9"),
+        ("[x](http://a", "Can't find end of a URL at byte offset 4"),
+    ],
+)
 def test_parse_markdown_v2_refuses_like_telegram(markdown: str, reason: str) -> None:
     with pytest.raises(MarkupError) as info:
         parse_markdown_v2(markdown)
@@ -169,33 +199,51 @@ async def test_send_message_returns_telegram_like_messages(api: BotApi, bot: Bot
     assert (first.chat.type, group.chat.type, small.chat.type) == ("private", "supergroup", "group")
     assert abs(first.date.timestamp() - time.time()) < 5
     assert [p["text"] for p in api.messages(42)] == ["<b>Alert</b> &amp; more", "plain"]
-    assert api.messages(42)[0]["reply_markup"] == {"inline_keyboard": [[{"text": "Mute",
-                                                                         "callback_data": "mute:01810"}]]}
+    assert api.messages(42)[0]["reply_markup"] == {
+        "inline_keyboard": [[{"text": "Mute", "callback_data": "mute:01810"}]]
+    }
     assert len(api.messages()) == 4
 
 
-@pytest.mark.parametrize(("html", "plain"), [
-    ("<b>up <i>12%</i></b>", "up 12%"),
-    ('<a href="https://www.hkexnews.hk/?a=1&amp;b=2">HKEX</a>', "HKEX"),
-    ("<code>01810</code> &lt;5%&gt;", "01810 <5%>"),
-    ('<tg-emoji emoji-id="5368324170671202286">📈</tg-emoji> rising', "📈 rising"),
-])
+@pytest.mark.parametrize(
+    ("html", "plain"),
+    [
+        ("<b>up <i>12%</i></b>", "up 12%"),
+        ('<a href="https://www.hkexnews.hk/?a=1&amp;b=2">HKEX</a>', "HKEX"),
+        ("<code>01810</code> &lt;5%&gt;", "01810 <5%>"),
+        ('<tg-emoji emoji-id="5368324170671202286">📈</tg-emoji> rising', "📈 rising"),
+    ],
+)
 async def test_valid_html_is_accepted(bot: Bot, html: str, plain: str) -> None:
     message = await bot.send_message(7, html, parse_mode="HTML")
     assert message.text == plain
 
 
-@pytest.mark.parametrize(("html", "raw", "ptb"), [
-    ("Hello world <script>", 'Bad Request: can\'t parse entities: Unsupported start tag "script" at byte offset 12',
-     'Can\'t parse entities: unsupported start tag "script" at byte offset 12'),
-    ("<b>short <i>ratio</b></i>",
-     'Bad Request: can\'t parse entities: Unmatched end tag at byte offset 17, expected "</i>", found "</b>"',
-     'Can\'t parse entities: unmatched end tag at byte offset 17, expected "</i>", found "</b>"'),
-    ("<b>open", 'Bad Request: can\'t parse entities: Can\'t find end tag corresponding to start tag "b"',
-     'Can\'t parse entities: can\'t find end tag corresponding to start tag "b"'),
-    ("P&L", "Bad Request: can't parse entities: Unsupported HTML entity at byte offset 1",
-     "Can't parse entities: unsupported html entity at byte offset 1"),
-])
+@pytest.mark.parametrize(
+    ("html", "raw", "ptb"),
+    [
+        (
+            "Hello world <script>",
+            'Bad Request: can\'t parse entities: Unsupported start tag "script" at byte offset 12',
+            'Can\'t parse entities: unsupported start tag "script" at byte offset 12',
+        ),
+        (
+            "<b>short <i>ratio</b></i>",
+            'Bad Request: can\'t parse entities: Unmatched end tag at byte offset 17, expected "</i>", found "</b>"',
+            'Can\'t parse entities: unmatched end tag at byte offset 17, expected "</i>", found "</b>"',
+        ),
+        (
+            "<b>open",
+            "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"b\"",
+            "Can't parse entities: can't find end tag corresponding to start tag \"b\"",
+        ),
+        (
+            "P&L",
+            "Bad Request: can't parse entities: Unsupported HTML entity at byte offset 1",
+            "Can't parse entities: unsupported html entity at byte offset 1",
+        ),
+    ],
+)
 async def test_invalid_html_raises_bad_request(api: BotApi, bot: Bot, html: str, raw: str, ptb: str) -> None:
     with pytest.raises(BadRequest) as info:
         await bot.send_message(7, html, parse_mode="HTML")
@@ -226,12 +274,16 @@ async def test_length_counts_after_entity_parsing(api: BotApi, bot: Bot) -> None
 async def test_markdown_v2_reserved_character(api: BotApi, bot: Bot) -> None:
     with pytest.raises(BadRequest) as info:
         await bot.send_message(7, "Short ratio 12.5%", parse_mode="MarkdownV2")
-    assert description(api) == ("Bad Request: can't parse entities: Character '.' is reserved and must be "
-                                "escaped with the preceding '\\'")
-    assert info.value.message == ("Can't parse entities: character '.' is reserved and must be escaped with the "
-                                  "preceding '\\'")
-    ok = await bot.send_message(7, "*Short ratio* " + escape_markdown("12.5% (+3pp)", version=2),
-                                parse_mode="MarkdownV2")
+    assert description(api) == (
+        "Bad Request: can't parse entities: Character '.' is reserved and must be "
+        "escaped with the preceding '\\'"
+    )
+    assert info.value.message == (
+        "Can't parse entities: character '.' is reserved and must be escaped with the preceding '\\'"
+    )
+    ok = await bot.send_message(
+        7, "*Short ratio* " + escape_markdown("12.5% (+3pp)", version=2), parse_mode="MarkdownV2"
+    )
     assert ok.text == "Short ratio 12.5% (+3pp)"
 
 
@@ -256,9 +308,12 @@ async def test_callback_data_over_64_bytes_is_refused(api: BotApi, bot: Bot) -> 
 
 async def test_text_only_inline_button_is_refused(api: BotApi, bot: Bot) -> None:
     with pytest.raises(BadRequest):
-        await bot.send_message(7, "x", reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("no action")]]))
-    assert description(api) == ("Bad Request: can't parse inline keyboard button: Text buttons are unallowed in "
-                                "the inline keyboard")
+        await bot.send_message(
+            7, "x", reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("no action")]])
+        )
+    assert description(api) == (
+        "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+    )
 
 
 async def test_blocked_user_raises_forbidden(api: BotApi, bot: Bot) -> None:
@@ -281,7 +336,10 @@ async def test_migrated_group_raises_chat_migrated(api: BotApi, bot: Bot) -> Non
     with pytest.raises(ChatMigrated) as info:
         await bot.send_message(-555, "alert")
     assert info.value.new_chat_id == -1001234567890
-    assert api.calls("sendMessage")[-1].description == "Bad Request: group chat was upgraded to a supergroup chat"
+    assert (
+        api.calls("sendMessage")[-1].description
+        == "Bad Request: group chat was upgraded to a supergroup chat"
+    )
     moved = await bot.send_message(info.value.new_chat_id, "alert")
     assert moved.chat.type == "supergroup"
     assert api.messages(-555) == [] and len(api.messages(-1001234567890)) == 1
@@ -299,7 +357,8 @@ async def test_429_raises_retry_after(api: BotApi, bot: Bot, timedelta_mode: Non
 
 
 async def test_429_in_int_mode_is_a_deprecation_error_under_strict_warnings(
-        api: BotApi, bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    api: BotApi, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """PTB 22.x builds RetryAfter by reading its own deprecated int property: set PTB_TIMEDELTA=1 in tests."""
     monkeypatch.delenv("PTB_TIMEDELTA", raising=False)
     api.fail_next("sendMessage", 429, retry_after=3)
@@ -315,7 +374,9 @@ async def test_server_errors_raise_network_error(api: BotApi, bot: Bot) -> None:
     with pytest.raises(NetworkError) as second:
         await bot.send_message(42, "x")
     assert type(first.value) is NetworkError and first.value.message == "Internal Server Error"
-    assert type(second.value) is NetworkError and second.value.message.startswith("Bad Gateway (502). Parsing")
+    assert type(second.value) is NetworkError and second.value.message.startswith(
+        "Bad Gateway (502). Parsing"
+    )
     assert [call.status for call in api.calls("sendMessage")] == [500, 502]
     assert api.messages() == []
 
@@ -360,7 +421,11 @@ async def test_send_photo_multipart_caption_and_file_reuse(api: BotApi, bot: Bot
     image = png(30, 20)
     message = await bot.send_photo(42, image, caption="<b>01810</b> short ratio", parse_mode="HTML")
     assert message.caption == "01810 short ratio"
-    assert (message.photo[-1].width, message.photo[-1].height, message.photo[-1].file_size) == (30, 20, len(image))
+    assert (message.photo[-1].width, message.photo[-1].height, message.photo[-1].file_size) == (
+        30,
+        20,
+        len(image),
+    )
     upload = api.messages(42)[0]["photo"]
     assert isinstance(upload, Upload) and upload.size == len(image) and upload.data == image
     again = await bot.send_photo(42, message.photo[-1].file_id)  # reuse file_id
@@ -377,12 +442,16 @@ async def test_send_photo_multipart_caption_and_file_reuse(api: BotApi, bot: Bot
 async def test_edits_and_not_modified(api: BotApi, bot: Bot) -> None:
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("More", callback_data="more")]])
     sent = await bot.send_message(42, "v1", reply_markup=keyboard)
-    edited = await bot.edit_message_text("<i>v2</i>", chat_id=42, message_id=sent.message_id, parse_mode="HTML")
+    edited = await bot.edit_message_text(
+        "<i>v2</i>", chat_id=42, message_id=sent.message_id, parse_mode="HTML"
+    )
     assert isinstance(edited, Message)
     assert edited.text == "v2" and edited.edit_date is not None and edited.reply_markup is None
     with pytest.raises(BadRequest, match="^Message is not modified"):
         await bot.edit_message_text("<i>v2</i>", chat_id=42, message_id=sent.message_id, parse_mode="HTML")
-    changed = await bot.edit_message_reply_markup(chat_id=42, message_id=sent.message_id, reply_markup=keyboard)
+    changed = await bot.edit_message_reply_markup(
+        chat_id=42, message_id=sent.message_id, reply_markup=keyboard
+    )
     assert isinstance(changed, Message) and changed.reply_markup == keyboard
     with pytest.raises(BadRequest, match="^Message to edit not found$"):
         await bot.edit_message_text("x", chat_id=42, message_id=999)
@@ -392,7 +461,9 @@ async def test_edits_and_not_modified(api: BotApi, bot: Bot) -> None:
 async def test_commands_chat_and_misc_methods(api: BotApi, bot: Bot) -> None:
     assert await bot.set_my_commands([("ping", "Check the bot"), ("watch", "Watch a stock")])
     assert [(c.command, c.description) for c in await bot.get_my_commands()] == [
-        ("ping", "Check the bot"), ("watch", "Watch a stock")]
+        ("ping", "Check the bot"),
+        ("watch", "Watch a stock"),
+    ]
     assert await bot.get_my_commands(language_code="zh") == ()
     with pytest.raises(BadRequest):
         await bot.set_my_commands([("Bad-Name", "x")])
@@ -409,7 +480,8 @@ async def test_commands_chat_and_misc_methods(api: BotApi, bot: Bot) -> None:
     with pytest.raises(BadRequest):
         await bot.answer_callback_query("123")
     assert description(api, "answerCallbackQuery") == (
-        "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        "Bad Request: query is too old and response timeout expired or query ID is invalid"
+    )
 
 
 async def test_get_updates_long_poll_and_offset_confirmation(api: BotApi, bot: Bot) -> None:
@@ -441,10 +513,23 @@ async def test_pushed_update_kinds_parse_in_ptb(api: BotApi, bot: Bot) -> None:
     api.push_channel_post(-100999, "channel news")
     api.push_edited_message(42, 5, "edited text")
     api.push_callback(42, "mute:01810", message_id=3)
-    api.push_raw({"message_reaction": {"chat": {"id": 42, "type": "private"}, "message_id": 1, "date": 0,
-                                       "old_reaction": [], "new_reaction": []}})
+    api.push_raw(
+        {
+            "message_reaction": {
+                "chat": {"id": 42, "type": "private"},
+                "message_id": 1,
+                "date": 0,
+                "old_reaction": [],
+                "new_reaction": [],
+            }
+        }
+    )
     updates = await bot.get_updates(timeout=0)
-    assert [type_of(u) for u in updates] == ["channel_post", "edited_message", "callback_query"]  # reactions opt-in
+    assert [type_of(u) for u in updates] == [
+        "channel_post",
+        "edited_message",
+        "callback_query",
+    ]  # reactions opt-in
     assert updates[0].channel_post is not None and updates[0].channel_post.chat.type == "channel"
     assert updates[2].callback_query is not None and updates[2].callback_query.data == "mute:01810"
     query_message = updates[2].callback_query.message
@@ -455,8 +540,11 @@ async def test_pushed_update_kinds_parse_in_ptb(api: BotApi, bot: Bot) -> None:
 
 def type_of(update: Update) -> str:
     """Which field of the update is set."""
-    return next(name for name in ("message", "edited_message", "channel_post", "callback_query")
-                if getattr(update, name) is not None)
+    return next(
+        name
+        for name in ("message", "edited_message", "channel_post", "callback_query")
+        if getattr(update, name) is not None
+    )
 
 
 async def test_two_pollers_conflict(api: BotApi, bot: Bot) -> None:
@@ -482,9 +570,13 @@ async def test_wrong_token_is_invalid_token() -> None:
 def test_form_json_and_unknown_method(api: BotApi) -> None:
     url = f"{api.base_url}{TOKEN}"
     markup = '{"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]}'
-    form = httpx.post(f"{url}/sendMessage", data={"chat_id": "42", "text": "hi", "reply_markup": markup,
-                                                   "disable_notification": "true"})
-    as_json = httpx.post(f"{url}/sendmessage", json={"chat_id": "@hk_alerts", "text": "hi", "reply_markup": markup})
+    form = httpx.post(
+        f"{url}/sendMessage",
+        data={"chat_id": "42", "text": "hi", "reply_markup": markup, "disable_notification": "true"},
+    )
+    as_json = httpx.post(
+        f"{url}/sendmessage", json={"chat_id": "@hk_alerts", "text": "hi", "reply_markup": markup}
+    )
     missing = httpx.post(f"{url}/sendSticker", data={"chat_id": "42"})
     assert form.json()["ok"] is True and as_json.json()["result"]["chat"]["type"] == "channel"
     params = api.messages(42)[0]
@@ -545,8 +637,11 @@ async def test_application_callback_query_flow(api: BotApi) -> None:
     app = ApplicationBuilder().token(TOKEN).base_url(api.base_url).build()
     app.add_handler(CallbackQueryHandler(pressed))
     async with app:
-        sent = await app.bot.send_message(42, "Alert", reply_markup=InlineKeyboardMarkup(
-            [[InlineKeyboardButton("Mute", callback_data="01810")]]))
+        sent = await app.bot.send_message(
+            42,
+            "Alert",
+            reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Mute", callback_data="01810")]]),
+        )
         await app.start()
         await app.updater.start_polling(poll_interval=0.0, timeout=1)  # type: ignore[union-attr]
         try:

@@ -42,7 +42,11 @@ def test_half_days() -> None:
 
 def test_sessions_between_skips_weekend() -> None:
     assert sessions_between(date(2025, 11, 20), date(2025, 11, 25)) == [
-        date(2025, 11, 20), date(2025, 11, 21), date(2025, 11, 24), date(2025, 11, 25)]
+        date(2025, 11, 20),
+        date(2025, 11, 21),
+        date(2025, 11, 24),
+        date(2025, 11, 25),
+    ]
     assert previous_sessions(date(2025, 11, 24), 2) == [date(2025, 11, 21), date(2025, 11, 24)]
 
 
@@ -60,8 +64,16 @@ def test_week_end_is_thursday_before_good_friday() -> None:
         ("hkex-short", datetime(2025, 12, 26, 10, 0, tzinfo=HK_TZ), date(2025, 12, 24)),  # two holidays
         ("hkex-short-midday", datetime(2025, 11, 24, 11, 59, tzinfo=HK_TZ), date(2025, 11, 21)),
         ("hkex-short-midday", datetime(2025, 11, 24, 12, 0, tzinfo=HK_TZ), date(2025, 11, 24)),
-        ("hkex-short-midday", datetime(2025, 12, 26, 10, 0, tzinfo=HK_TZ), date(2025, 12, 23)),  # 24th: half day
-        ("hkex-short-midday", datetime(2026, 1, 2, 13, 0, tzinfo=HK_TZ), date(2026, 1, 2)),  # after New Year's Eve
+        (
+            "hkex-short-midday",
+            datetime(2025, 12, 26, 10, 0, tzinfo=HK_TZ),
+            date(2025, 12, 23),
+        ),  # 24th: half day
+        (
+            "hkex-short-midday",
+            datetime(2026, 1, 2, 13, 0, tzinfo=HK_TZ),
+            date(2026, 1, 2),
+        ),  # after New Year's Eve
         ("hkex-southbound", datetime(2025, 11, 25, 5, 59, tzinfo=HK_TZ), date(2025, 11, 21)),
         ("hkex-southbound", datetime(2025, 11, 25, 6, 0, tzinfo=HK_TZ), date(2025, 11, 24)),
         ("sfc-short-positions", datetime(2025, 11, 28, 9, 0, tzinfo=HK_TZ), date(2025, 11, 21)),
@@ -78,5 +90,8 @@ def test_schedule_rejects_naive_time_and_lists_several_dates() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         schedule.due_dates(datetime(2025, 11, 24, 20, 0), 1)  # noqa: DTZ001 - the point of the test
     assert schedule.due_dates(datetime(2025, 11, 24, 20, 0, tzinfo=HK_TZ), 3) == [
-        date(2025, 11, 24), date(2025, 11, 21), date(2025, 11, 20)]
+        date(2025, 11, 24),
+        date(2025, 11, 21),
+        date(2025, 11, 20),
+    ]
     assert schedule.published_at(date(2025, 11, 24)).utcoffset().total_seconds() == 8 * 3600  # type: ignore[union-attr]

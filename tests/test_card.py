@@ -73,8 +73,10 @@ def _section_marks(lang: str) -> list[str]:
     """Source and date of every card section of 01810, from the pure figures."""
     frames = expected_view().frames()
     figures = {
-        "quotes": pos.short_figures(frames, "01810"), "short": pos.session_short(frames, "01810"),
-        "sfc": pos.sfc_figures(frames, "01810"), "southbound": pos.southbound_figures(frames, "01810"),
+        "quotes": pos.short_figures(frames, "01810"),
+        "short": pos.session_short(frames, "01810"),
+        "sfc": pos.sfc_figures(frames, "01810"),
+        "southbound": pos.southbound_figures(frames, "01810"),
     }
     marks = []
     for key, found in figures.items():
@@ -105,11 +107,14 @@ def _page_short_value(source: str, code: str) -> float:
 
 
 def _src(lang: str, source: str, when: date) -> str:
-    return _plain(catalogue(lang)["ans.src"].format(source=catalogue(lang)[f"ans.src.{source}"], day=day(lang, when)))
+    return _plain(
+        catalogue(lang)["ans.src"].format(source=catalogue(lang)[f"ans.src.{source}"], day=day(lang, when))
+    )
 
 
-async def test_card_in_english_is_one_message_with_every_section_dated_and_sourced(app: Application,
-                                                                                    api: BotApi) -> None:
+async def test_card_in_english_is_one_message_with_every_section_dated_and_sourced(
+    app: Application, api: BotApi
+) -> None:
     text = await _ask(api, USER, "/card 1810", 1)
     assert len(text) <= MAX_TEXT and len(api.messages(USER)) == 1
     card = _plain(text)
@@ -124,8 +129,9 @@ async def test_card_in_english_is_one_message_with_every_section_dated_and_sourc
     midday, close = _page_short_value("hkex-short-midday", "01810"), _page_short_value("hkex-short", "01810")
     assert 0 < midday < close
     assert pos.session_short(expected_view().frames(), "01810") == pos.SessionShort(TODAY, midday, close)
-    session = catalogue("en")["ans.card.session"].format(midday=money("en", midday), close=money("en", close),
-                                                         share=pct("en", midday / close * 100, 1))
+    session = catalogue("en")["ans.card.session"].format(
+        midday=money("en", midday), close=money("en", close), share=pct("en", midday / close * 100, 1)
+    )
     assert _plain(session) in card
     price = pos.price_figures(expected_view().frames(), "01810")
     assert price is not None and f"nearest round levels HK${price.below:.2f} / HK${price.above:.2f}" in card
@@ -146,10 +152,14 @@ async def test_card_in_chinese_for_a_zh_chat_and_a_zh_hans_user(app: Application
     assert len(api.messages(ZH_CHAT)) == 2 and len(api.messages(HANS_USER)) == 1
     buttons = api.messages(ZH_CHAT)[1]["reply_markup"]["inline_keyboard"][0]
     assert [(b["text"], b["callback_data"]) for b in buttons] == [
-        (catalogue("zh")["button.chart"], "chart:01810"), (catalogue("zh")["button.mute_1d"], "mute:01810:1d")]
+        (catalogue("zh")["button.chart"], "chart:01810"),
+        (catalogue("zh")["button.mute_1d"], "mute:01810:1d"),
+    ]
 
 
-async def test_card_of_every_demo_code_fits_one_message_in_both_languages(app: Application, api: BotApi) -> None:
+async def test_card_of_every_demo_code_fits_one_message_in_both_languages(
+    app: Application, api: BotApi
+) -> None:
     quotes = expected_view().frames()["quotes"]
     # The demo's filler rows (there only so each file's rows add up to its totals) are not the demo's stocks.
     codes = sorted(set(quotes.loc[~quotes["name"].astype(str).str.startswith("FILLER "), "code"].astype(str)))
@@ -174,30 +184,47 @@ async def test_flows_shows_the_pure_functions_figures(app: Application, api: Bot
     # On the demo evening the holdings of Fri 28/11 are not out yet (Saturday 06:00): no southbound net that day.
     assert latest == date(2025, 11, 28) and pos.flows(frames, "01810", latest).southbound_net is None
     assert "Southbound net buying: n/a" in _plain(await _ask(api, USER, "/flows 1810", 1))
-    for n, (args, when) in enumerate([("1810 27/11", date(2025, 11, 27)), ("xiaomi 21/11", date(2025, 11, 21)),
-                                      ("01810 2025-11-21", date(2025, 11, 21))], start=2):
+    for n, (args, when) in enumerate(
+        [
+            ("1810 27/11", date(2025, 11, 27)),
+            ("xiaomi 21/11", date(2025, 11, 21)),
+            ("01810 2025-11-21", date(2025, 11, 21)),
+        ],
+        start=2,
+    ):
         text = _plain(await _ask(api, USER, f"/flows {args}", n))
         flows = pos.flows(frames, "01810", when)
         assert flows.turnover and flows.short_value and flows.southbound_net and flows.remainder is not None
         assert f"flows on {day('en', when)}" in text
         assert f"Turnover: {money('en', flows.turnover)}" in text
-        assert f"Short selling: {money('en', flows.short_value)} = {pct('en', flows.share(flows.short_value) or 0)}" \
+        assert (
+            f"Short selling: {money('en', flows.short_value)} = {pct('en', flows.share(flows.short_value) or 0)}"
             in text
+        )
         sign = "+" if flows.southbound_net > 0 else "−"
-        assert f"= {sign}{money('en', abs(flows.southbound_net))} = " \
-               f"{pct('en', flows.share(flows.southbound_net) or 0, signed=True)}" in text
+        assert (
+            f"= {sign}{money('en', abs(flows.southbound_net))} = "
+            f"{pct('en', flows.share(flows.southbound_net) or 0, signed=True)}" in text
+        )
         assert f"{shares('en', abs(flows.southbound_shares_change or 0))} × " in text
         assert f"Buybacks paid: {money('en', flows.buyback)}" in text
-        assert f"Remainder: {money('en', flows.remainder)} = {pct('en', flows.share(flows.remainder) or 0)}" in text
+        assert (
+            f"Remainder: {money('en', flows.remainder)} = {pct('en', flows.share(flows.remainder) or 0)}"
+            in text
+        )
         assert 'not "retail"' in text and "turnover, not positions" in text
-    assert pos.flows(frames, "01810", date(2025, 11, 21)).buyback > 0  # the demo's buyback day shows its amount
+    assert (
+        pos.flows(frames, "01810", date(2025, 11, 21)).buyback > 0
+    )  # the demo's buyback day shows its amount
     await _ask(api, ZH_CHAT, "/lang zh", 1)
     text = _plain(await _ask(api, ZH_CHAT, "/flows 1810", 2))
     flows = pos.flows(frames, "01810", latest)
     assert f"成交額：{money('zh', flows.turnover or 0)}" in text and "散戶" in text
 
 
-async def test_history_lists_alerts_newest_first_with_moves_and_hit_rates(app: Application, api: BotApi) -> None:
+async def test_history_lists_alerts_newest_first_with_moves_and_hit_rates(
+    app: Application, api: BotApi
+) -> None:
     view = expected_view()
     mine = sorted((a for a in view.alerts if a.code == "01810"), key=lambda a: a.trade_date, reverse=True)
     assert len(mine) >= 3
@@ -205,7 +232,9 @@ async def test_history_lists_alerts_newest_first_with_moves_and_hit_rates(app: A
     lines = text.split("\n")
     assert lines[0].startswith("🕰 01810 XIAOMI-W") and f"({min(len(mine), 15)} of {len(mine)})" in lines[0]
     dated = [line for line in lines[1:] if line[:3] in ("Mon", "Tue", "Wed", "Thu", "Fri")]
-    assert [line.split(" ", 2)[:2] for line in dated] == [day("en", a.trade_date).split(" ") for a in mine[:15]]
+    assert [line.split(" ", 2)[:2] for line in dated] == [
+        day("en", a.trade_date).split(" ") for a in mine[:15]
+    ]
     oldest = mine[-1]
     moves = view.outcomes[oldest.fingerprint].moves
     assert moves[1] is not None and moves[20] is None  # 20 sessions after the demo's alerts are not known yet
@@ -224,12 +253,14 @@ async def test_history_lists_alerts_newest_first_with_moves_and_hit_rates(app: A
 
 
 async def test_bad_input_gets_a_helpful_reply_in_the_chat_language(app: Application, api: BotApi) -> None:
-    asks = [("/card xiaomo", "I don't know the stock xiaomo. Did you mean: 01810 XIAOMI-W?"),
-            ("/flows 1810 31/02", "I can't read the date 31/02"),
-            ("/flows 1810 2025-11-22", "No quotations for 01810 on Sat 22/11"),
-            ("/flows", "Which stock? Usage: /flows 1810"),
-            ("/history 941", "No past alerts on 00941"),
-            ("/card 99999", "I don't know the stock 99999")]
+    asks = [
+        ("/card xiaomo", "I don't know the stock xiaomo. Did you mean: 01810 XIAOMI-W?"),
+        ("/flows 1810 31/02", "I can't read the date 31/02"),
+        ("/flows 1810 2025-11-22", "No quotations for 01810 on Sat 22/11"),
+        ("/flows", "Which stock? Usage: /flows 1810"),
+        ("/history 941", "No past alerts on 00941"),
+        ("/card 99999", "I don't know the stock 99999"),
+    ]
     for n, (text, expected) in enumerate(asks, start=1):
         assert expected in _plain(await _ask(api, USER, text, n)), text
     zh = _plain(await _ask(api, HANS_USER, "/card xiaomo", 1, language_code="zh-hans"))
@@ -262,8 +293,17 @@ def test_dynamic_message_ids_exist_and_every_rule_is_explained() -> None:
     assert {"card", "flows", "history"} <= set(READ_ONLY)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2025-11-21", date(2025, 11, 21)), ("21/11", date(2025, 11, 21)), ("31/12", date(2024, 12, 31)),
-    ("21/11/2024", date(2024, 11, 21)), ("31/02", None), ("2025-13-01", None), ("yesterday", None)])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-11-21", date(2025, 11, 21)),
+        ("21/11", date(2025, 11, 21)),
+        ("31/12", date(2024, 12, 31)),
+        ("21/11/2024", date(2024, 11, 21)),
+        ("31/02", None),
+        ("2025-13-01", None),
+        ("yesterday", None),
+    ],
+)
 def test_parse_day(text: str, expected: date | None) -> None:
     assert parse_day(text, TODAY) == expected

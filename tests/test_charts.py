@@ -114,19 +114,25 @@ def test_every_kind_and_charted_rule_has_its_messages() -> None:
 def test_chinese_labels_need_a_cjk_font() -> None:
     family = charts.cjk_family()
     if family is None:
-        pytest.skip("no CJK font installed (apt-get install -y fonts-wqy-microhei): Chinese labels not checked")
+        pytest.skip(
+            "no CJK font installed (apt-get install -y fonts-wqy-microhei): Chinese labels not checked"
+        )
     assert charts.label_lang("zh") == "zh"
     assert set("沽空淡倉") <= charts._charmap(family)
 
 
 def test_without_a_cjk_font_charts_fall_back_to_english_once_logged(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from matplotlib import font_manager
 
     charts.cjk_family.cache_clear()
     try:
-        monkeypatch.setattr(font_manager.fontManager, "ttflist", [f for f in font_manager.fontManager.ttflist
-                                                                  if f.name not in charts.CJK_FAMILIES])
+        monkeypatch.setattr(
+            font_manager.fontManager,
+            "ttflist",
+            [f for f in font_manager.fontManager.ttflist if f.name not in charts.CJK_FAMILIES],
+        )
         monkeypatch.setattr(font_manager, "findSystemFonts", lambda *a, **k: [])
         with caplog.at_level(logging.WARNING, logger="bot.charts"):
             assert charts.cjk_family() is None
@@ -135,7 +141,8 @@ def test_without_a_cjk_font_charts_fall_back_to_english_once_logged(
             png = charts.render(data, "小米集團-W", "zh")  # a Chinese name is dropped, not drawn as boxes
         assert _png_size(png) == (1200, 800)
         assert [r.message for r in caplog.records].count(
-            "no CJK font found: Chinese charts use English labels (install fonts-wqy-microhei)") == 1
+            "no CJK font found: Chinese charts use English labels (install fonts-wqy-microhei)"
+        ) == 1
         assert charts.drawable("小米集團-W", None) == "-W"
     finally:
         charts.cjk_family.cache_clear()
@@ -144,8 +151,9 @@ def test_without_a_cjk_font_charts_fall_back_to_english_once_logged(
 # ------------------------------------------------------------------------------------------------ /chart
 
 
-async def test_chart_command_sends_a_png_then_reuses_the_file_id(app: Application, api: BotApi,
-                                                                 redis: Redis) -> None:
+async def test_chart_command_sends_a_png_then_reuses_the_file_id(
+    app: Application, api: BotApi, redis: Redis
+) -> None:
     first = await _command(api, USER, "/chart 1810", 1)
     upload = first["photo"]
     assert isinstance(upload, Upload)
@@ -209,8 +217,15 @@ async def test_refused_file_id_falls_back_to_one_upload(app: Application, api: B
 
 
 def _alert(severity: str = "warning", rule: str = "short_ratio_spike", code: str = "01810") -> Alert:
-    return Alert(rule=rule, code=code, trade_date=TODAY, severity=severity, name="XIAOMI-W",
-                 why="short ratio 34.4% is 4.1σ above its 60-session mean", facts=(Fact("z", 4.1, "σ"),))
+    return Alert(
+        rule=rule,
+        code=code,
+        trade_date=TODAY,
+        severity=severity,
+        name="XIAOMI-W",
+        why="short ratio 34.4% is 4.1σ above its 60-session mean",
+        facts=(Fact("z", 4.1, "σ"),),
+    )
 
 
 class Crash(BaseException):
@@ -241,8 +256,13 @@ async def quiet_app(api: BotApi, redis: Redis, redis_url: str) -> AsyncIterator[
 
 
 def _worker(app: Application, redis: Redis, now: datetime, bot: Any = None) -> DeliveryWorker:
-    worker = DeliveryWorker(bot or app.bot, Outbox(redis), SubscriptionStore(redis),
-                            limiter=RateLimiter(chat_interval=0.0), now=lambda: now)
+    worker = DeliveryWorker(
+        bot or app.bot,
+        Outbox(redis),
+        SubscriptionStore(redis),
+        limiter=RateLimiter(chat_interval=0.0),
+        now=lambda: now,
+    )
     worker.charts = app_deps(app).charts()
     return worker
 
@@ -257,8 +277,9 @@ async def _route(app: Application, redis: Redis, alerts: list[Alert]) -> datetim
     return now
 
 
-async def test_important_alert_carries_its_chart_once_across_a_restart(quiet_app: Application, api: BotApi,
-                                                                        redis: Redis) -> None:
+async def test_important_alert_carries_its_chart_once_across_a_restart(
+    quiet_app: Application, api: BotApi, redis: Redis
+) -> None:
     now = await _route(quiet_app, redis, [_alert()])
     first = _worker(quiet_app, redis, now, _Bot(quiet_app.bot, crash_photo=True))
     with pytest.raises(Crash):
@@ -278,8 +299,9 @@ async def test_important_alert_carries_its_chart_once_across_a_restart(quiet_app
     assert again.sent == 0 and len(api.messages(USER)) == 2
 
 
-async def test_photo_recorded_before_a_crash_is_not_sent_again(quiet_app: Application, api: BotApi,
-                                                                redis: Redis) -> None:
+async def test_photo_recorded_before_a_crash_is_not_sent_again(
+    quiet_app: Application, api: BotApi, redis: Redis
+) -> None:
     now = await _route(quiet_app, redis, [_alert(severity="critical", rule="short_position_jump")])
     outbox = Outbox(redis)
     first = _worker(quiet_app, redis, now)
@@ -300,9 +322,9 @@ async def test_photo_recorded_before_a_crash_is_not_sent_again(quiet_app: Applic
     assert await Outbox(redis).pending() == 0
 
 
-async def test_a_chart_that_cannot_be_drawn_never_blocks_the_text(quiet_app: Application, api: BotApi,
-                                                                  redis: Redis,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_chart_that_cannot_be_drawn_never_blocks_the_text(
+    quiet_app: Application, api: BotApi, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: Any, **kwargs: Any) -> bytes:
         raise RuntimeError("renderer exploded")
 
@@ -315,8 +337,9 @@ async def test_a_chart_that_cannot_be_drawn_never_blocks_the_text(quiet_app: App
     assert await Outbox(redis).pending() == 0
 
 
-async def test_notices_and_market_alerts_carry_no_chart(quiet_app: Application, api: BotApi,
-                                                        redis: Redis) -> None:
+async def test_notices_and_market_alerts_carry_no_chart(
+    quiet_app: Application, api: BotApi, redis: Redis
+) -> None:
     assert alert_chart(_alert(severity="notice")) is None
     assert alert_chart(_alert(rule="market_short_swing")) is None
     assert alert_chart(_alert(code="AAPL")) is None

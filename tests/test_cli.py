@@ -20,14 +20,17 @@ from tests.origin import Origin
 SFC_FILE = FIXTURES / "sfc-short-positions" / "Short_Position_Reporting_Aggregated_Data_20221202.csv"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed console script (falls back to `python -m bot`)."""
     exe = shutil.which("positioning-bot", path=str(Path(sys.executable).parent))
     command = [exe, *args] if exe else [sys.executable, "-m", "bot", *args]
     full_env = {k: v for k, v in os.environ.items() if not k.endswith("_URL")}
     full_env.update(env or {})
-    return subprocess.run(command, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120,
-                          check=False)
+    return subprocess.run(
+        command, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120, check=False
+    )
 
 
 def test_help_on_every_command() -> None:
@@ -52,8 +55,9 @@ def test_parse_prints_csv_with_header_iso_dates_and_padded_codes() -> None:
 
 
 def test_parse_json() -> None:
-    result = run_cli("parse", "hkex-buybacks", str(FIXTURES / "hkex-buybacks" / "SRRPT20170313.xls"),
-                     "--format", "json")
+    result = run_cli(
+        "parse", "hkex-buybacks", str(FIXTURES / "hkex-buybacks" / "SRRPT20170313.xls"), "--format", "json"
+    )
     assert result.returncode == 0, result.stderr
     records = json.loads(result.stdout)
     assert [r["code"] for r in records] == ["00182", "00005", "00315"]
@@ -93,31 +97,49 @@ def _env(origin: Origin, redis_url: str) -> dict[str, str]:
 
 def test_fetch_stores_and_prints_summary(origin: Origin, redis_url: str, tmp_path: Path) -> None:
     SyncRedis.from_url(redis_url).flushdb()
-    origin.add("/-/media/EN/pdf/spr/2022/12/02/Short_Position_Reporting_Aggregated_Data_20221202.csv",
-               SFC_FILE.read_bytes())
-    result = run_cli("fetch", "sfc-short-positions", "--date", "2022-12-02", env=_env(origin, redis_url),
-                     cwd=tmp_path)
+    origin.add(
+        "/-/media/EN/pdf/spr/2022/12/02/Short_Position_Reporting_Aggregated_Data_20221202.csv",
+        SFC_FILE.read_bytes(),
+    )
+    result = run_cli(
+        "fetch", "sfc-short-positions", "--date", "2022-12-02", env=_env(origin, redis_url), cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "sfc-short-positions 2022-12-02: stored (main=981) from 1 file(s)"
-    again = run_cli("fetch", "sfc-short-positions", "--date", "2022-12-02", env=_env(origin, redis_url),
-                    cwd=tmp_path)
+    again = run_cli(
+        "fetch", "sfc-short-positions", "--date", "2022-12-02", env=_env(origin, redis_url), cwd=tmp_path
+    )
     assert "unchanged" in again.stdout
 
 
 def test_fetch_missing_file_exits_1(origin: Origin, redis_url: str, tmp_path: Path) -> None:
-    result = run_cli("fetch", "hkex-buybacks", "--date", "2017-03-17", env=_env(origin, redis_url), cwd=tmp_path)
+    result = run_cli(
+        "fetch", "hkex-buybacks", "--date", "2017-03-17", env=_env(origin, redis_url), cwd=tmp_path
+    )
     assert result.returncode == 1
     assert "NotPublishedYet" in result.stderr
     assert "/reports/sharerepur/documents/SRRPT20170317.xls" in result.stderr
 
 
-def test_backfill_skips_non_sessions_and_reports_failures(origin: Origin, redis_url: str, tmp_path: Path) -> None:
+def test_backfill_skips_non_sessions_and_reports_failures(
+    origin: Origin, redis_url: str, tmp_path: Path
+) -> None:
     SyncRedis.from_url(redis_url).flushdb()
     for day in ("13", "14", "15", "16"):
-        origin.add(f"/reports/sharerepur/documents/SRRPT201703{day}.xls",
-                   (FIXTURES / "hkex-buybacks" / f"SRRPT201703{day}.xls").read_bytes())
-    result = run_cli("backfill", "hkex-buybacks", "--from", "2017-03-13", "--to", "2017-03-19",
-                     env=_env(origin, redis_url), cwd=tmp_path)
+        origin.add(
+            f"/reports/sharerepur/documents/SRRPT201703{day}.xls",
+            (FIXTURES / "hkex-buybacks" / f"SRRPT201703{day}.xls").read_bytes(),
+        )
+    result = run_cli(
+        "backfill",
+        "hkex-buybacks",
+        "--from",
+        "2017-03-13",
+        "--to",
+        "2017-03-19",
+        env=_env(origin, redis_url),
+        cwd=tmp_path,
+    )
     assert result.returncode == 1  # the 17th is missing on the origin
     assert "4 of 5 date(s) ok" in result.stdout
     assert "2017-03-17" in result.stderr
@@ -131,18 +153,28 @@ def test_fetch_and_parse_hkex_short_midday(origin: Origin, redis_url: str, tmp_p
     SyncRedis.from_url(redis_url).flushdb()
     demo = Path(__file__).resolve().parents[1] / "alerts" / "demo_data" / "by-date" / "2025-11-28"
     for page in ("MSHTMAIN.HTM", "MSHTGEM.HTM"):
-        origin.add("/eng/stat/smstat/ssturnover/ncms/" + page,
-                   (demo / "eng/stat/smstat/ssturnover/ncms" / page).read_bytes())
-    result = run_cli("fetch", "hkex-short-midday", "--date", "2025-11-28", env=_env(origin, redis_url),
-                     cwd=tmp_path)
+        origin.add(
+            "/eng/stat/smstat/ssturnover/ncms/" + page,
+            (demo / "eng/stat/smstat/ssturnover/ncms" / page).read_bytes(),
+        )
+    result = run_cli(
+        "fetch", "hkex-short-midday", "--date", "2025-11-28", env=_env(origin, redis_url), cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
-    parsed = [run_cli("parse", "hkex-short-midday", str(demo / "eng/stat/smstat/ssturnover/ncms" / page))
-              for page in ("MSHTMAIN.HTM", "MSHTGEM.HTM")]
+    parsed = [
+        run_cli("parse", "hkex-short-midday", str(demo / "eng/stat/smstat/ssturnover/ncms" / page))
+        for page in ("MSHTMAIN.HTM", "MSHTGEM.HTM")
+    ]
     rows = [row for p in parsed for row in csv.DictReader(io.StringIO(p.stdout))]
     assert {row["session"] for row in rows} == {"morning"}
-    assert result.stdout.strip() == f"hkex-short-midday 2025-11-28: stored (main={len(rows)}, market=2) from 2 file(s)"
+    assert (
+        result.stdout.strip()
+        == f"hkex-short-midday 2025-11-28: stored (main={len(rows)}, market=2) from 2 file(s)"
+    )
     sync = SyncRedis.from_url(redis_url)
     assert [d.decode() for d in sync.zrange("pb:frames:hkex-short-midday:main", 0, -1)] == ["2025-11-28"]
     assert sync.zrange("pb:frames:hkex-short:main", 0, -1) == []  # the day-close source's frames are its own
-    close_page = run_cli("parse", "hkex-short-midday", str(demo / "eng/stat/smstat/ssturnover/ncms/ASHTMAIN.HTM"))
+    close_page = run_cli(
+        "parse", "hkex-short-midday", str(demo / "eng/stat/smstat/ssturnover/ncms/ASHTMAIN.HTM")
+    )
     assert close_page.returncode == 2 and "day-close report" in close_page.stderr

@@ -6,17 +6,39 @@ import pytest
 
 from bot.codes import resolve
 
-NAMES = {"01810": "XIAOMI-W", "00700": "TENCENT", "09988": "BABA-W", "03690": "MEITUAN-W", "01811": "CGN NEW ENERGY"}
+NAMES = {
+    "01810": "XIAOMI-W",
+    "00700": "TENCENT",
+    "09988": "BABA-W",
+    "03690": "MEITUAN-W",
+    "01811": "CGN NEW ENERGY",
+}
 
 
-@pytest.mark.parametrize("text", ["1810", "01810", "1810.HK", "1810.hk", "HK1810", "hk01810", "xiaomi", "XIAOMI",
-                                  "小米", "xiaomi-w", " 1810 "])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1810",
+        "01810",
+        "1810.HK",
+        "1810.hk",
+        "HK1810",
+        "hk01810",
+        "xiaomi",
+        "XIAOMI",
+        "小米",
+        "xiaomi-w",
+        " 1810 ",
+    ],
+)
 def test_xiaomi_forms(text: str) -> None:
     assert resolve(text, NAMES).code == "01810"
 
 
-@pytest.mark.parametrize(("text", "code"), [("騰訊", "00700"), ("tencent", "00700"), ("alibaba", "09988"),
-                                            ("700", "00700"), ("meituan", "03690")])
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [("騰訊", "00700"), ("tencent", "00700"), ("alibaba", "09988"), ("700", "00700"), ("meituan", "03690")],
+)
 def test_names_and_short_codes(text: str, code: str) -> None:
     assert resolve(text, NAMES).code == code
 

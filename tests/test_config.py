@@ -16,18 +16,31 @@ def test_defaults_match_the_documented_urls() -> None:
     s = load_settings({}, env_file=None)
     assert s.telegram_api_url == "https://api.telegram.org/bot"
     assert s.redis_url == "redis://localhost:6379/0"
-    assert (s.hkex_url, s.hkexnews_url, s.sfc_url) == ("https://www.hkex.com.hk", "https://www.hkexnews.hk",
-                                                       "https://www.sfc.hk")
-    assert (s.hkex_di_url, s.finra_url, s.sec_url) == ("https://di.hkex.com.hk", "https://cdn.finra.org",
-                                                       "https://www.sec.gov")
+    assert (s.hkex_url, s.hkexnews_url, s.sfc_url) == (
+        "https://www.hkex.com.hk",
+        "https://www.hkexnews.hk",
+        "https://www.sfc.hk",
+    )
+    assert (s.hkex_di_url, s.finra_url, s.sec_url) == (
+        "https://di.hkex.com.hk",
+        "https://cdn.finra.org",
+        "https://www.sec.gov",
+    )
     assert s.hkexnews_sdw_url == "https://www3.hkexnews.hk"
     assert s.admin_chat_ids == ()
     assert s.log_level == "INFO"
 
 
 def test_environment_overrides_and_trailing_slash_is_dropped() -> None:
-    s = load_settings({"HKEX_URL": "http://127.0.0.1:8080/", "ADMIN_CHAT_IDS": "1, -100200 ,",
-                       "TELEGRAM_BOT_TOKEN": TOKEN, "LOG_LEVEL": "debug"}, env_file=None)
+    s = load_settings(
+        {
+            "HKEX_URL": "http://127.0.0.1:8080/",
+            "ADMIN_CHAT_IDS": "1, -100200 ,",
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "LOG_LEVEL": "debug",
+        },
+        env_file=None,
+    )
     assert s.hkex_url == "http://127.0.0.1:8080"
     assert s.admin_chat_ids == (1, -100200)
     assert s.telegram_bot_token == TOKEN
@@ -131,7 +144,10 @@ def test_skipped_ticks_of_a_running_job_are_not_logged(caplog: pytest.LogCapture
     setup_logging("INFO")
     logger = logging.getLogger("apscheduler.scheduler")
     with caplog.at_level(logging.WARNING, logger="apscheduler.scheduler"):
-        logger.warning('Execution of job "%s" skipped: maximum number of running instances reached (%d)',
-                       "drain-outbox", 1)
+        logger.warning(
+            'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+            "drain-outbox",
+            1,
+        )
         logger.warning("Run time of job %s was missed by %s", "poll-sources", "0:00:31")
     assert [r.getMessage() for r in caplog.records] == ["Run time of job poll-sources was missed by 0:00:31"]

@@ -20,10 +20,21 @@ GOOD: dict[str, list[str]] = {
     "hkex-buybacks": ["SRRPT20170313.xls", "SRRPT20170314.xls", "SRRPT20170315.xls", "SRRPT20170316.xls"],
     "hkex-di": ["DSM20251126C1.htm", "DSM20251126C2.htm"],
     "hkex-southbound": ["mutualmarket_c_t-hk_20190125.html", "mutualmarket_t-hk_20251120.html"],
-    "finra-short-volume": ["CNMSshvol20210427.txt", "CNMSshvol20210802_excerpt_TestFinraReport.txt",
-                           "CNMSshvol20260713_fractional.txt", "CNMSshvol_empty.txt"],
-    "sec-form4": ["374WaterForm4.xml", "form4_purchase_P.xml", "form4_multi_owner.xml", "form4_10b5_1_sale.xml",
-                  "form4_amendment.xml", "form4_no_prolog.xml", "form4_derivative_only.xml"],
+    "finra-short-volume": [
+        "CNMSshvol20210427.txt",
+        "CNMSshvol20210802_excerpt_TestFinraReport.txt",
+        "CNMSshvol20260713_fractional.txt",
+        "CNMSshvol_empty.txt",
+    ],
+    "sec-form4": [
+        "374WaterForm4.xml",
+        "form4_purchase_P.xml",
+        "form4_multi_owner.xml",
+        "form4_10b5_1_sale.xml",
+        "form4_amendment.xml",
+        "form4_no_prolog.xml",
+        "form4_derivative_only.xml",
+    ],
 }
 CASES = [(name, file) for name, files in GOOD.items() for file in files]
 # Sources that share another source's pages (and so its fixture folder).
@@ -52,7 +63,9 @@ def test_tables_match_declared_schema(source_name: str, file: str) -> None:
 
 
 @pytest.mark.parametrize("source_name", sorted(SOURCES))
-@pytest.mark.parametrize("junk", [b"", b"\x00\x01garbage", b"<html><head><title>404 Not Found</title></head></html>"])
+@pytest.mark.parametrize(
+    "junk", [b"", b"\x00\x01garbage", b"<html><head><title>404 Not Found</title></head></html>"]
+)
 def test_junk_raises_a_source_error(source_name: str, junk: bytes) -> None:
     with pytest.raises(SourceError):
         SOURCES[source_name].parse_all(junk)

@@ -95,8 +95,10 @@ def test_fast_answers_keep_the_full_rate() -> None:
 async def _backlog(redis: Redis, items: list[tuple[int, str]], due: datetime) -> Outbox:
     outbox = Outbox(redis)
     for number, (chat, text) in enumerate(items):
-        await outbox.put(OutboxItem(id=item_id(chat, "text", [str(number)]), chat_id=chat, kind="text", text=text),
-                         due + timedelta(milliseconds=number))  # claim order = list order
+        await outbox.put(
+            OutboxItem(id=item_id(chat, "text", [str(number)]), chat_id=chat, kind="text", text=text),
+            due + timedelta(milliseconds=number),
+        )  # claim order = list order
     return outbox
 
 
@@ -139,8 +141,13 @@ async def test_one_drain_sends_more_than_one_claim(redis: Redis) -> None:
     outbox = await _backlog(redis, items, now - timedelta(seconds=5))
     with BotApi() as api:
         async with Bot(TOKEN, base_url=api.base_url) as bot:
-            worker = DeliveryWorker(bot, outbox, SubscriptionStore(redis), limiter=RateLimiter(global_per_sec=1000),
-                                    now=lambda: now)
+            worker = DeliveryWorker(
+                bot,
+                outbox,
+                SubscriptionStore(redis),
+                limiter=RateLimiter(global_per_sec=1000),
+                now=lambda: now,
+            )
             report = await worker.drain(max_items=CLAIM_CHUNK)
         assert report.sent == len(items)
         assert sorted(api.texts()) == sorted(text for _, text in items)

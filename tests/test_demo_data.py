@@ -50,7 +50,9 @@ def parsed(source: str, path: Path) -> dict[str, pd.DataFrame]:
 
 def tables(source: str, table: str = "main", days: list[date] | None = None) -> pd.DataFrame:
     """One table of a source over its demo files (optionally only some dates), concatenated."""
-    frames = [parsed(s, path)[table] for s, day, path in EXPECTED if s == source and (days is None or day in days)]
+    frames = [
+        parsed(s, path)[table] for s, day, path in EXPECTED if s == source and (days is None or day in days)
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -77,14 +79,18 @@ def trailing(code: str, day: date, window: int = 60) -> np.ndarray:
 def test_local_path_rule() -> None:
     day = date(2025, 11, 20)
     assert local_path(ROOT, "hkex-quotes", day, "/eng/stat/smstat/dayquot/d251120e.htm") == (
-        ROOT / "eng/stat/smstat/dayquot/d251120e.htm")
+        ROOT / "eng/stat/smstat/dayquot/d251120e.htm"
+    )
     assert local_path(ROOT, "hkex-southbound", day, "/sdw/search/mutualmarket.aspx?t=hk") == (
-        ROOT / "by-date/2025-11-20/sdw/search/mutualmarket.aspx@t=hk")
+        ROOT / "by-date/2025-11-20/sdw/search/mutualmarket.aspx@t=hk"
+    )
     assert local_path(ROOT, "hkex-short", day, "/eng/stat/smstat/ssturnover/ncms/ASHTMAIN.HTM") == (
-        ROOT / "by-date/2025-11-20/eng/stat/smstat/ssturnover/ncms/ASHTMAIN.HTM")
+        ROOT / "by-date/2025-11-20/eng/stat/smstat/ssturnover/ncms/ASHTMAIN.HTM"
+    )
     sfc = get_source("sfc-short-positions").paths(date(2025, 11, 21))[0]
     assert local_path(ROOT, "sfc-short-positions", date(2025, 11, 21), sfc) == (
-        ROOT / "-/media/EN/pdf/spr/2025/11/21/Short_Position_Reporting_Aggregated_Data_20251121.csv")
+        ROOT / "-/media/EN/pdf/spr/2025/11/21/Short_Position_Reporting_Aggregated_Data_20251121.csv"
+    )
 
 
 def test_exactly_the_expected_files_exist() -> None:
@@ -108,12 +114,16 @@ def test_total_size_is_small() -> None:
     assert sum(path.stat().st_size for path in ROOT.rglob("*") if path.is_file()) < 10_500_000
 
 
-@pytest.mark.parametrize(("source", "day", "path"), EXPECTED, ids=[str(p.relative_to(ROOT)) for *_, p in EXPECTED])
+@pytest.mark.parametrize(
+    ("source", "day", "path"), EXPECTED, ids=[str(p.relative_to(ROOT)) for *_, p in EXPECTED]
+)
 def test_every_file_parses_and_carries_its_date(source: str, day: date, path: Path) -> None:
     result = parsed(source, path)
     for name, frame in result.items():
         assert frame.attrs["file_date"] == day, name
-        assert {col: str(dtype) for col, dtype in frame.dtypes.items()} == dict(get_source(source).tables[name].schema)
+        assert {col: str(dtype) for col, dtype in frame.dtypes.items()} == dict(
+            get_source(source).tables[name].schema
+        )
     if source not in ("hkex-buybacks", "hkex-di"):  # quiet days are valid reports without rows there
         assert len(result["main"]) > 0
 
@@ -121,19 +131,26 @@ def test_every_file_parses_and_carries_its_date(source: str, day: date, path: Pa
 # --------------------------------------------------------------------------------------------- public figures
 
 
-@pytest.mark.parametrize(("code", "day", "percent"), [
-    ("09988", date(2025, 11, 20), 21.97),
-    ("09988", date(2025, 11, 27), 16.86),
-    ("00700", date(2025, 11, 21), 17.57),
-    ("00700", date(2025, 11, 27), 9.90),
-])
+@pytest.mark.parametrize(
+    ("code", "day", "percent"),
+    [
+        ("09988", date(2025, 11, 20), 21.97),
+        ("09988", date(2025, 11, 27), 16.86),
+        ("00700", date(2025, 11, 21), 17.57),
+        ("00700", date(2025, 11, 27), 9.90),
+    ],
+)
 def test_public_short_ratios(code: str, day: date, percent: float) -> None:
     assert round(ratio(code, day) * 100, 2) == percent
 
 
-@pytest.mark.parametrize(("day", "stocks", "billions"), [
-    (date(2025, 11, 20), 840, 58_805), (date(2025, 11, 27), 795, 36_639),
-])
+@pytest.mark.parametrize(
+    ("day", "stocks", "billions"),
+    [
+        (date(2025, 11, 20), 840, 58_805),
+        (date(2025, 11, 27), 795, 36_639),
+    ],
+)
 def test_public_market_totals(day: date, stocks: int, billions: int) -> None:
     for source in ("hkex-quotes", "hkex-short"):
         market = parsed(source, file_of(source, day))["market"].iloc[0]
@@ -260,10 +277,10 @@ def test_southbound_nothing_else_moves() -> None:
     southbound = tables("hkex-southbound")
     pct = southbound.pivot_table(index="date", columns="code", values="pct_of_issued").sort_index()
     assert len(pct) == len(WARMUP)
-    demo = pct.loc[pd.Timestamp(DEMO[0]):]
+    demo = pct.loc[pd.Timestamp(DEMO[0]) :]
     levels = np.floor(demo.drop(columns="01810") / 5)
     assert (levels.nunique() == 1).all()  # never crosses a multiple of 5
-    moves = (pct - pct.shift(5)).loc[pd.Timestamp(DEMO[0]):].abs()
+    moves = (pct - pct.shift(5)).loc[pd.Timestamp(DEMO[0]) :].abs()
     assert (moves < 2).all().all()
 
 
@@ -303,14 +320,20 @@ def test_midday_pages_are_a_part_of_the_close_pages() -> None:
         for board in (0, 1):
             close = parsed("hkex-short", file_of("hkex-short", day, board))
             midday = parsed("hkex-short-midday", file_of("hkex-short-midday", day, board))
-            assert set(midday["main"]["session"]) == {"morning"} and set(close["main"]["session"]) == {"close"}
+            assert set(midday["main"]["session"]) == {"morning"} and set(close["main"]["session"]) == {
+                "close"
+            }
             assert list(midday["main"]["code"]) == list(close["main"]["code"])  # the same stocks
             for column in ("short_value", "short_shares"):
                 before, after = midday["main"][column].to_numpy(), close["main"][column].to_numpy()
                 assert (before > 0).all() and (before < after).all(), (day, board, column)
             for column in ("stocks_shorted", "short_shares", "short_value", "market_turnover"):
                 before, after = midday["market"][column].iloc[0], close["market"][column].iloc[0]
-                assert 0 < before <= after and (before < after or column == "stocks_shorted"), (day, board, column)
+                assert 0 < before <= after and (before < after or column == "stocks_shorted"), (
+                    day,
+                    board,
+                    column,
+                )
             if board == 1:
                 assert midday["market"]["short_value"].iloc[0] == midday["main"]["short_value"].sum()
 

@@ -14,7 +14,9 @@ from config.settings import Settings
 from tests.bothelpers import DEMO_NOW, seed_demo
 
 
-async def test_expired_view_is_served_while_reloading_and_new_data_wait(redis: Redis, settings: Settings) -> None:
+async def test_expired_view_is_served_while_reloading_and_new_data_wait(
+    redis: Redis, settings: Settings
+) -> None:
     await seed_demo(redis)
     d = Deps.open(settings, clock=lambda: DEMO_NOW)
     try:
@@ -28,10 +30,18 @@ async def test_expired_view_is_served_while_reloading_and_new_data_wait(redis: R
         reloaded = await d._loading
         assert reloaded is not first and await d.view() is reloaded
 
-        stored = Alert(rule="buyback_filed", code="01810", trade_date=date(2025, 11, 27), severity="notice",
-                       why="bought back", name="XIAOMI-W")
+        stored = Alert(
+            rule="buyback_filed",
+            code="01810",
+            trade_date=date(2025, 11, 27),
+            severity="notice",
+            why="bought back",
+            name="XIAOMI-W",
+        )
         await AlertLog(redis).record([stored])
-        assert stored.fingerprint not in {a.fingerprint for a in (await d.view()).alerts}  # not told yet: cached
+        assert stored.fingerprint not in {
+            a.fingerprint for a in (await d.view()).alerts
+        }  # not told yet: cached
         d.invalidate_view()  # the poller stored new data
         after = await d.view()
         assert stored.fingerprint in {a.fingerprint for a in after.alerts}

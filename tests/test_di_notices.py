@@ -58,7 +58,7 @@ def page_of(rows: slice, first: int, total: int = 21) -> bytes:
     found = _ROW_RE.findall(text)
     assert len(found) == 21
     kept = found[rows]
-    text = text[: text.index(found[0])] + "".join(kept) + text[text.index(found[-1]) + len(found[-1]):]
+    text = text[: text.index(found[0])] + "".join(kept) + text[text.index(found[-1]) + len(found[-1]) :]
     text = text.replace("Displayed: 1 - 21", f"Displayed: {first} - {first + len(kept) - 1}")
     text = text.replace('<span id="lblRecCount">21</span>', f'<span id="lblRecCount">{total}</span>')
     return text.encode("utf-8")
@@ -76,11 +76,19 @@ async def test_two_pages(origin: Origin, settings: Settings) -> None:
     assert [request.path for request in origin.requests] == [path(1), path(2)]
     whole = parse_notice_list(real_page("di_form_list").encode("utf-8"))
     pd.testing.assert_frame_equal(frame, whole)
-    assert frame.attrs == {"file_date": date(2026, 9, 10), "layout": "ns-all-form-list", "total_records": 21,
-                           "complete": True}
+    assert frame.attrs == {
+        "file_date": date(2026, 9, 10),
+        "layout": "ns-all-form-list",
+        "total_records": 21,
+        "complete": True,
+    }
     sale = frame[frame["serial"] == "DA20260415E00531"].iloc[0]
     assert (sale["holder"], sale["direction"], sale["shares"], sale["avg_price"], sale["shares_after"]) == (
-        "Yang Siu Shun", "sell", 5_000, 503.0, 63_494,
+        "Yang Siu Shun",
+        "sell",
+        5_000,
+        503.0,
+        63_494,
     )
 
 
@@ -122,8 +130,9 @@ async def test_empty_page_before_the_total(origin: Origin, settings: Settings) -
 
 
 async def test_page_for_another_stock(origin: Origin, settings: Settings) -> None:
-    other = real_page("di_form_list").replace('<span id="lblSCStockCode">00700</span>',
-                                              '<span id="lblSCStockCode">00388</span>')
+    other = real_page("di_form_list").replace(
+        '<span id="lblSCStockCode">00700</span>', '<span id="lblSCStockCode">00388</span>'
+    )
     origin.add(path(1), other.encode("utf-8"))
     with pytest.raises(MalformedFile, match="page 1 is for 00388, not 00700"):
         await fetch_all(settings)
@@ -158,8 +167,16 @@ def serve_00700(origin: Origin) -> None:
 
 async def run_ingest(codes: list[str], settings: Settings, redis: Redis) -> WatchedIngest:
     async with make_client() as client:
-        return await ingest_watched(codes, settings=settings, client=client, store=FrameStore(redis), redis=redis,
-                                    start=START, end=END, now=NOW)
+        return await ingest_watched(
+            codes,
+            settings=settings,
+            client=client,
+            store=FrameStore(redis),
+            redis=redis,
+            start=START,
+            end=END,
+            now=NOW,
+        )
 
 
 async def stored_serials(redis: Redis) -> dict[date, list[str]]:
@@ -186,7 +203,9 @@ def test_parse_corp_search_real_page() -> None:
 def test_parse_corp_search_without_the_link() -> None:
     with pytest.raises(MalformedFile, match="no 'List of all notices' link"):
         parse_corp_search(no_result_page())
-    with pytest.raises(MalformedFile, match="no 'List of all notices' link"):  # the real notice list: pager links only
+    with pytest.raises(
+        MalformedFile, match="no 'List of all notices' link"
+    ):  # the real notice list: pager links only
         parse_corp_search(real_page("di_form_list").encode("utf-8"))
 
 
@@ -210,8 +229,9 @@ async def test_ingest_watched_merges_by_filing_day(origin: Origin, settings: Set
     summary["shares_before"] = pd.array([68_494], dtype="Int64")
     other = summary.copy()
     other[["serial", "code", "name"]] = ["CS20260415E00001", "00388", "Hong Kong Exchanges and Clearing Ltd."]
-    await FrameStore(redis).put("hkex-di", {"main": pd.concat([summary, other], ignore_index=True)},
-                                date(2026, 4, 15))
+    await FrameStore(redis).put(
+        "hkex-di", {"main": pd.concat([summary, other], ignore_index=True)}, date(2026, 4, 15)
+    )
 
     report = await run_ingest([CODE], settings, redis)
 

@@ -39,8 +39,17 @@ DAYS = (date(2025, 11, 26), date(2025, 11, 27))
 NOW = datetime(2025, 11, 27, 18, 0, tzinfo=HK_TZ)
 # What the parser of the running release knows, and what the (changed) files now carry.
 OLD_HEADERS = ("CODE", "NAME OF STOCK", "CUR", "PRV.CLO.", "ASK/BID", "HIGH/LOW", "SHARES TRADED", "TURNOVER")
-NEW_HEADERS = ("CODE", "NAME OF STOCK", "CUR", "PRV.CLO.", "ASK/BID", "HIGH/LOW", "SHARES TRADED", "TURNOVER ($)",
-               "<VWAP>")
+NEW_HEADERS = (
+    "CODE",
+    "NAME OF STOCK",
+    "CUR",
+    "PRV.CLO.",
+    "ASK/BID",
+    "HIGH/LOW",
+    "SHARES TRADED",
+    "TURNOVER ($)",
+    "<VWAP>",
+)
 SFC = get_source("sfc-short-positions")
 SFC_DAY = date(2022, 12, 2)
 SFC_PATH = "/-/media/EN/pdf/spr/2022/12/02/Short_Position_Reporting_Aggregated_Data_20221202.csv"
@@ -53,63 +62,92 @@ def _quotes_path(day: date) -> str:
     return f"/eng/stat/smstat/dayquot/d{day:%y%m%d}e.htm"
 
 
-def _old_parser(fails: Callable[[bytes], bool] = lambda _data: True,
-                source: str = QUOTES) -> Callable[[pytest.MonkeyPatch], None]:
+def _old_parser(
+    fails: Callable[[bytes], bool] = lambda _data: True, source: str = QUOTES
+) -> Callable[[pytest.MonkeyPatch], None]:
     """Install, for `source`, the parser of a release that does not know the files' new layout yet."""
     real = get_source(source)
     parse = real.tables["main"].parse
 
     def old(data: bytes) -> pd.DataFrame:
         if fails(data):
-            raise MalformedFile(f"{source}: header row 3 changed", expected=OLD_HEADERS, found=NEW_HEADERS,
-                                layout="dayquot-2020")
+            raise MalformedFile(
+                f"{source}: header row 3 changed",
+                expected=OLD_HEADERS,
+                found=NEW_HEADERS,
+                layout="dayquot-2020",
+            )
         return parse(data)
 
     def install(patch: pytest.MonkeyPatch) -> None:
-        patch.setitem(SOURCES, source, replace(real, tables={**real.tables,
-                                                             "main": replace(real.tables["main"], parse=old)}))
+        patch.setitem(
+            SOURCES,
+            source,
+            replace(real, tables={**real.tables, "main": replace(real.tables["main"], parse=old)}),
+        )
+
     return install
 
 
 @pytest.fixture
 def admin_settings(origin: Origin, redis_url: str) -> Settings:
     names = ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL")
-    return load_settings({**{n: origin.url for n in names}, "REDIS_URL": redis_url, "ADMIN_CHAT_IDS": str(ADMIN)},
-                         env_file=None)
+    return load_settings(
+        {**{n: origin.url for n in names}, "REDIS_URL": redis_url, "ADMIN_CHAT_IDS": str(ADMIN)},
+        env_file=None,
+    )
 
 
 @pytest.fixture
 def cli_env(origin: Origin, redis_url: str) -> dict[str, str]:
     """Environment of a CLI process on the same origin and Redis, the morning after."""
     names = ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL", "SEC_URL")
-    return {**{n: origin.url for n in names}, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
-            "CLOCK_START": "2025-11-28T09:00:00+08:00"}
+    return {
+        **{n: origin.url for n in names},
+        "REDIS_URL": redis_url,
+        "LOG_LEVEL": "WARNING",
+        "CLOCK_START": "2025-11-28T09:00:00+08:00",
+    }
 
 
 async def _ingest(settings: Settings, redis: Redis, source: str, day: date) -> str:
     async with make_client() as client:
-        report = await ingest(get_source(source), day, settings=settings, client=client, store=FrameStore(redis),
-                              now=NOW, backoff=0.01)
+        report = await ingest(
+            get_source(source),
+            day,
+            settings=settings,
+            client=client,
+            store=FrameStore(redis),
+            now=NOW,
+            backoff=0.01,
+        )
     return report.status
 
 
 # --- keeping ---------------------------------------------------------------------------------------------------
 
 
-async def test_changed_header_is_kept_with_its_evidence_and_nothing_stored(settings: Settings, origin: Origin,
-                                                                          redis: Redis) -> None:
+async def test_changed_header_is_kept_with_its_evidence_and_nothing_stored(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     origin.add(SFC_PATH, SFC_CHANGED, etag='"new"')
     with pytest.raises(MalformedFile) as info:
         await _ingest(settings, redis, SFC.name, SFC_DAY)
     line = str(info.value)
-    assert "\n" not in line and SFC.name in line and SFC_PATH in line and "header" in line  # source, file, reason
+    assert (
+        "\n" not in line and SFC.name in line and SFC_PATH in line and "header" in line
+    )  # source, file, reason
     store = FrameStore(redis)
     assert await store.dates(SFC.name) == []
     assert await store.fetch_state(origin.url + SFC_PATH) == FetchState()
     failed = FailedFiles(redis)
     (kept,) = await failed.kept(SFC.name, SFC_DAY)
-    assert (kept.url, kept.failed, kept.etag, kept.error_type) == (origin.url + SFC_PATH, True, '"new"',
-                                                                   "MalformedFile")
+    assert (kept.url, kept.failed, kept.etag, kept.error_type) == (
+        origin.url + SFC_PATH,
+        True,
+        '"new"',
+        "MalformedFile",
+    )
     assert "Stock Name (English)" in kept.error and kept.name == SFC_PATH.rsplit("/", 1)[1]
     assert (kept.expected, kept.found) == (info.value.expected, info.value.found)
     assert await failed.content(kept) == SFC_CHANGED
@@ -124,8 +162,9 @@ async def test_changed_header_is_kept_with_its_evidence_and_nothing_stored(setti
     assert await failed.kept(SFC.name) == []
 
 
-async def test_evidence_given_by_the_parser_is_kept(settings: Settings, origin: Origin, redis: Redis,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_evidence_given_by_the_parser_is_kept(
+    settings: Settings, origin: Origin, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _old_parser()(monkeypatch)
     body = (demo_root() / _quotes_path(DAYS[1]).lstrip("/")).read_bytes()
     origin.add(_quotes_path(DAYS[1]), body)
@@ -136,20 +175,29 @@ async def test_evidence_given_by_the_parser_is_kept(settings: Settings, origin: 
     assert kept.size == len(body) and await FrameStore(redis).dates(QUOTES) == []
 
 
-async def test_kept_files_are_bounded_in_size_and_number(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_kept_files_are_bounded_in_size_and_number(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(keys, "FAILED_MAX_BYTES", 10)
     monkeypatch.setattr(keys, "FAILED_MAX_PER_SOURCE", 2)
     failed, error = FailedFiles(redis), MalformedFile("bad")
     assert await failed.put(SFC.name, SFC_DAY, url="u", content=b"x" * 11, now=NOW, error=error) is None
     for n in range(3):
-        await failed.put(SFC.name, SFC_DAY + timedelta(days=n), url=f"u{n}", content=b"file %d" % n,
-                         now=NOW + timedelta(seconds=n), error=error)
+        await failed.put(
+            SFC.name,
+            SFC_DAY + timedelta(days=n),
+            url=f"u{n}",
+            content=b"file %d" % n,
+            now=NOW + timedelta(seconds=n),
+            error=error,
+        )
     assert [k.url for k in await failed.kept(SFC.name)] == ["u1", "u2"]  # the oldest was dropped
     assert await redis.exists(keys.failed_file(SFC.name, SFC_DAY, "0" * 64)) == 0
 
 
 async def test_multi_file_day_keeps_each_file_and_reparse_rebuilds_it_from_them(
-        settings: Settings, origin: Origin, redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Settings, origin: Origin, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     day, c1 = date(2025, 11, 26), fixture_bytes("hkex-di", "DSM20251126C1.htm")
     for n in (1, 2):
         origin.add(f"/di/summary/DSM20251126C{n}.htm", fixture_bytes("hkex-di", f"DSM20251126C{n}.htm"))
@@ -158,7 +206,10 @@ async def test_multi_file_day_keeps_each_file_and_reparse_rebuilds_it_from_them(
         with pytest.raises(MalformedFile):
             await _ingest(settings, redis, "hkex-di", day)
     kept = await FailedFiles(redis).kept("hkex-di", day)
-    assert sorted((k.name, k.failed) for k in kept) == [("DSM20251126C1.htm", True), ("DSM20251126C2.htm", False)]
+    assert sorted((k.name, k.failed) for k in kept) == [
+        ("DSM20251126C1.htm", True),
+        ("DSM20251126C2.htm", False),
+    ]
     assert await FrameStore(redis).dates("hkex-di") == []
 
     origin.routes.clear()  # rebuilt from what was fetched then, not refetched
@@ -176,10 +227,13 @@ async def test_multi_file_day_keeps_each_file_and_reparse_rebuilds_it_from_them(
 
 
 def test_notice_shows_expected_found_the_diff_and_the_command() -> None:
-    error = MalformedFile("hkex-buybacks: header row 5 changed", source="hkex-buybacks",
-                          url="https://www1.hkexnews.hk/reports/sharerepur/documents/SRRPT20260909.xls",
-                          expected=("Company", "Stock code", "Total paid ($)"),
-                          found=("Company", "Stock code", "Total paid <HKD>", "ISIN"))
+    error = MalformedFile(
+        "hkex-buybacks: header row 5 changed",
+        source="hkex-buybacks",
+        url="https://www1.hkexnews.hk/reports/sharerepur/documents/SRRPT20260909.xls",
+        expected=("Company", "Stock code", "Total paid ($)"),
+        found=("Company", "Stock code", "Total paid <HKD>", "ISIN"),
+    )
     text = drift_notice("hkex-buybacks", date(2026, 9, 9), error, kept=True)
     lines = text.splitlines()
     assert lines[0] == "⚠️ hkex-buybacks: layout changed in SRRPT20260909.xls (2026-09-09)"
@@ -194,21 +248,25 @@ def test_notice_shows_expected_found_the_diff_and_the_command() -> None:
 def test_notice_without_evidence_or_kept_file() -> None:
     error = MalformedFile("not a CSV <html>", source="sfc-short-positions", url="http://h/x/file.csv")
     text = drift_notice("sfc-short-positions", SFC_DAY, error, kept=False)
-    assert text.startswith("⚠️ sfc-short-positions: file.csv (2022-12-02) did not parse — has the format changed?")
+    assert text.startswith(
+        "⚠️ sfc-short-positions: file.csv (2022-12-02) did not parse — has the format changed?"
+    )
     assert "<code>not a CSV &lt;html&gt;</code>" in text and "expected:" not in text
     assert "not kept" in text and "positioning-bot poll sfc-short-positions --date 2022-12-02" in text
 
 
 def test_one_signature_per_layout_not_per_day() -> None:
     def error(day: str, found: tuple[str, ...] | None = NEW_HEADERS) -> MalformedFile:
-        return MalformedFile(f"header changed on {day}", url=f"http://h/d{day}.htm", expected=OLD_HEADERS,
-                             found=found)
+        return MalformedFile(
+            f"header changed on {day}", url=f"http://h/d{day}.htm", expected=OLD_HEADERS, found=found
+        )
 
     assert layout_signature(error("251126")) == layout_signature(error("251127"))
     assert layout_signature(error("251126")) != layout_signature(error("251126", NEW_HEADERS[:-1]))
     # Without evidence: the message, its numbers (dates, row numbers) blanked.
     assert layout_signature(MalformedFile("row 3 of 2025-11-26 bad")) == layout_signature(
-        MalformedFile("row 7 of 2025-11-27 bad"))
+        MalformedFile("row 7 of 2025-11-27 bad")
+    )
     assert layout_signature(MalformedFile("truncated")) != layout_signature(MalformedFile("empty file"))
 
 
@@ -220,10 +278,14 @@ async def _admin_and_chat_items(redis: Redis) -> tuple[list[OutboxItem], list[Ou
     return [i for i in items if i.chat_id == ADMIN], [i for i in items if i.chat_id == CHAT]
 
 
-async def test_drift_is_told_once_and_reparse_routes_late_but_once(admin_settings: Settings, redis: Redis,
-                                                                    origin: Origin, cli_env: dict[str, str],
-                                                                    monkeypatch: pytest.MonkeyPatch,
-                                                                    tmp_path: Path) -> None:
+async def test_drift_is_told_once_and_reparse_routes_late_but_once(
+    admin_settings: Settings,
+    redis: Redis,
+    origin: Origin,
+    cli_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     await seed_demo(redis, exclude=frozenset((QUOTES, d) for d in DAYS))
     for done in (date(2025, 11, 20), date(2025, 11, 21), date(2025, 11, 24), date(2025, 11, 25)):
         await redis.set(keys.cycle_done(QUOTES, done), "done")
@@ -232,7 +294,9 @@ async def test_drift_is_told_once_and_reparse_routes_late_but_once(admin_setting
     await subs.watch(CHAT, ["00700"])
     await subs.set_market(CHAT, True)
     for day in DAYS:
-        origin.add(_quotes_path(day), (demo_root() / _quotes_path(day).lstrip("/")).read_bytes(), etag=f'"{day}"')
+        origin.add(
+            _quotes_path(day), (demo_root() / _quotes_path(day).lstrip("/")).read_bytes(), etag=f'"{day}"'
+        )
 
     clock = [NOW]
     with monkeypatch.context() as patch:
@@ -249,16 +313,20 @@ async def test_drift_is_told_once_and_reparse_routes_late_but_once(admin_setting
     assert chat == []
     (notice,) = admin
     assert notice.text is not None and notice.text.startswith("⚠️ hkex-quotes: layout changed in d251126e.htm")
-    assert "expected: CODE | NAME OF STOCK" in notice.text and "diff: + TURNOVER ($) | &lt;VWAP&gt;; − TURNOVER" \
-        in notice.text
+    assert (
+        "expected: CODE | NAME OF STOCK" in notice.text
+        and "diff: + TURNOVER ($) | &lt;VWAP&gt;; − TURNOVER" in notice.text
+    )
     assert "positioning-bot reparse hkex-quotes --date 2025-11-26" in notice.text
 
     # Upgraded: the CLI process runs the current parser over the kept files.
     first = await asyncio.to_thread(run_cli, "reparse", QUOTES, "--all-failed", env=cli_env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["reparse hkex-quotes 2025-11-26 d251126e.htm",
-                                                      "reparse hkex-quotes 2025-11-27 d251127e.htm"]
+    assert [line.split(":")[0] for line in lines] == [
+        "reparse hkex-quotes 2025-11-26 d251126e.htm",
+        "reparse hkex-quotes 2025-11-27 d251127e.htm",
+    ]
     assert all(": stored (main=" in line and "enqueued=" in line for line in lines)
     store = FrameStore(redis)
     assert await store.dates(QUOTES, "main", DAYS[0], DAYS[1]) == list(DAYS)
@@ -272,7 +340,9 @@ async def test_drift_is_told_once_and_reparse_routes_late_but_once(admin_setting
     pending = await Outbox(redis).pending()
     again = await asyncio.to_thread(run_cli, "reparse", "--all-failed", env=cli_env, cwd=tmp_path)
     assert (again.returncode, again.stdout.strip()) == (0, "reparse: no kept failed files")
-    one_day = await asyncio.to_thread(run_cli, "reparse", QUOTES, "--date", "2025-11-27", env=cli_env, cwd=tmp_path)
+    one_day = await asyncio.to_thread(
+        run_cli, "reparse", QUOTES, "--date", "2025-11-27", env=cli_env, cwd=tmp_path
+    )
     assert one_day.returncode == 1 and "no kept file" in one_day.stderr
     async with make_client() as client:
         live = await run_cycle(QUOTES, DAYS[1], settings=admin_settings, client=client, redis=redis, now=NOW)
@@ -280,18 +350,21 @@ async def test_drift_is_told_once_and_reparse_routes_late_but_once(admin_setting
     assert await Outbox(redis).pending() == pending
 
 
-async def test_reparse_of_a_file_still_failing_keeps_it_and_exits_2(settings: Settings, origin: Origin,
-                                                                    redis: Redis, cli_env: dict[str, str],
-                                                                    tmp_path: Path) -> None:
+async def test_reparse_of_a_file_still_failing_keeps_it_and_exits_2(
+    settings: Settings, origin: Origin, redis: Redis, cli_env: dict[str, str], tmp_path: Path
+) -> None:
     origin.add(SFC_PATH, SFC_CHANGED)
     with pytest.raises(MalformedFile):
         await _ingest(settings, redis, SFC.name, SFC_DAY)
-    result = await asyncio.to_thread(run_cli, "reparse", SFC.name, "--date", "2022-12-02", env=cli_env,
-                                     cwd=tmp_path)
+    result = await asyncio.to_thread(
+        run_cli, "reparse", SFC.name, "--date", "2022-12-02", env=cli_env, cwd=tmp_path
+    )
     assert result.returncode == 2 and result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("reparse sfc-short-positions 2022-12-02 "
-                           "Short_Position_Reporting_Aggregated_Data_20221202.csv: MalformedFile: ")
+    assert line.startswith(
+        "reparse sfc-short-positions 2022-12-02 "
+        "Short_Position_Reporting_Aggregated_Data_20221202.csv: MalformedFile: "
+    )
     assert "Stock Name (English)" in line
     assert len(await FailedFiles(redis).kept(SFC.name)) == 1
     store = FrameStore(redis)

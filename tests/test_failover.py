@@ -52,8 +52,9 @@ async def _until(predicate: object, limit: float, what: str) -> None:
 
 
 @pytest.mark.timeout(180)
-async def test_standby_finishes_the_cycle_after_sigkill(redis: Redis, redis_url: str, origin: Origin,
-                                                         tmp_path: Path) -> None:
+async def test_standby_finishes_the_cycle_after_sigkill(
+    redis: Redis, redis_url: str, origin: Origin, tmp_path: Path
+) -> None:
     await seed_demo(redis, exclude=frozenset({("hkex-quotes", DAY)}))
     subs = SubscriptionStore(redis)
     for chat, code in ((WATCH_TENCENT, "00700"), (WATCH_BABA, "09988")):
@@ -63,10 +64,17 @@ async def test_standby_finishes_the_cycle_after_sigkill(redis: Redis, redis_url:
     route = origin.add(PATH, (demo_root() / PATH.lstrip("/")).read_bytes(), delay=4.0)  # a slow origin
 
     with BotApi() as api:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-               "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": api.base_url, "REDIS_URL": redis_url,
-               "CLOCK_START": "2025-11-27T18:00:30+08:00", "LEASE_TTL_SECONDS": "3", "LOG_LEVEL": "INFO",
-               **{n: origin.url for n in ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL")}}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(tmp_path),
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": api.base_url,
+            "REDIS_URL": redis_url,
+            "CLOCK_START": "2025-11-27T18:00:30+08:00",
+            "LEASE_TTL_SECONDS": "3",
+            "LOG_LEVEL": "INFO",
+            **{n: origin.url for n in ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL")},
+        }
         from tests.conftest import _free_port
 
         health_port = _free_port()
@@ -88,15 +96,20 @@ async def test_standby_finishes_the_cycle_after_sigkill(redis: Redis, redis_url:
                 await _until(lambda: any(r.path == PATH for r in origin.requests), 60, "the leader's fetch")
                 os.kill(leader_pid, signal.SIGKILL)
                 first.wait(timeout=10)
-                await _until(lambda: len(api.messages(WATCH_TENCENT)) >= 1 and len(api.messages(WATCH_BABA)) >= 1,
-                             60, "alerts delivered by the standby")
+                await _until(
+                    lambda: len(api.messages(WATCH_TENCENT)) >= 1 and len(api.messages(WATCH_BABA)) >= 1,
+                    60,
+                    "alerts delivered by the standby",
+                )
                 await asyncio.sleep(3)  # anything sent twice would arrive by now
                 tencent, baba = api.messages(WATCH_TENCENT), api.messages(WATCH_BABA)
                 # The BABA alert is a warning: its chart photo follows the text, once.
                 photos = [m for m in baba if "photo" in m]
                 baba = [m for m in baba if "photo" not in m]
                 assert len(tencent) == 1 and len(baba) == 1 and len(photos) <= 1
-                assert "00700" in tencent[0]["text"] and "Market-wide short selling swing" in tencent[0]["text"]
+                assert (
+                    "00700" in tencent[0]["text"] and "Market-wide short selling swing" in tencent[0]["text"]
+                )
                 assert "09988" in baba[0]["text"] and "Short-selling ratio drop" in baba[0]["text"]
                 assert route.hits >= 2  # the standby fetched the file again
                 new_leader = await _holder(redis)

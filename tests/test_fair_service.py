@@ -65,10 +65,12 @@ async def test_processor_keeps_a_chats_order_and_runs_chats_side_by_side() -> No
 
     async with processor:
         # As the Application does: one task per update, created in arrival order.
-        tasks = [asyncio.create_task(processor.process_update(_update(1, A), handle("A1", 0.05, wait_for_b=True))),
-                 asyncio.create_task(processor.process_update(_update(2, A), handle("A2"))),
-                 asyncio.create_task(processor.process_update(_update(3, B), handle("B1", 0.01))),
-                 asyncio.create_task(processor.process_update(_update(4, A), handle("A3")))]
+        tasks = [
+            asyncio.create_task(processor.process_update(_update(1, A), handle("A1", 0.05, wait_for_b=True))),
+            asyncio.create_task(processor.process_update(_update(2, A), handle("A2"))),
+            asyncio.create_task(processor.process_update(_update(3, B), handle("B1", 0.01))),
+            asyncio.create_task(processor.process_update(_update(4, A), handle("A3"))),
+        ]
         await asyncio.wait_for(asyncio.gather(*tasks), 5)
     a_events = [event for event in log if event.startswith("A")]
     assert a_events == ["A1 start", "A1 end", "A2 start", "A2 end", "A3 start", "A3 end"]
@@ -114,7 +116,9 @@ async def test_a_flooding_chat_does_not_hold_up_another(fair_app: Application, a
     assert all("/watch" in text for text in api.texts(A))  # all twenty within the budget, all answered
 
 
-async def test_one_chats_updates_are_handled_in_order(fair_app: Application, api: BotApi, redis: Redis) -> None:
+async def test_one_chats_updates_are_handled_in_order(
+    fair_app: Application, api: BotApi, redis: Redis
+) -> None:
     for text in ("/watch 1810 700", "/unwatch 1810", "/list", "/unwatch 700", "/list"):
         api.push_message(A, text)
     texts = [m["text"] for m in await api.await_sent(5, chat_id=A, timeout=15)]
@@ -124,8 +128,9 @@ async def test_one_chats_updates_are_handled_in_order(fair_app: Application, api
     assert await SubscriptionStore(redis).watchlist(A) == []
 
 
-async def test_button_presses_count_toward_the_same_budget(fair_app: Application, api: BotApi,
-                                                           redis: Redis) -> None:
+async def test_button_presses_count_toward_the_same_budget(
+    fair_app: Application, api: BotApi, redis: Redis
+) -> None:
     api.push_message(A, "/settings")
     await api.await_sent(1, chat_id=A, timeout=10)
     for _ in range(60):
@@ -140,7 +145,9 @@ async def test_button_presses_count_toward_the_same_budget(fair_app: Application
     assert len(api.calls("answerCallbackQuery")) == 20
 
 
-async def test_a_flooding_group_member_does_not_silence_the_others(fair_app: Application, api: BotApi) -> None:
+async def test_a_flooding_group_member_does_not_silence_the_others(
+    fair_app: Application, api: BotApi
+) -> None:
     for _ in range(25):
         api.push_message(GROUP, "/help", chat_type="group", user_id=MEMBER)
     await api.await_sent(21, chat_id=GROUP, timeout=20)
@@ -153,7 +160,9 @@ async def test_a_flooding_group_member_does_not_silence_the_others(fair_app: App
     assert len(api.messages(GROUP)) == 22
 
 
-async def test_group_changes_need_an_admin_checked_once(fair_app: Application, api: BotApi, redis: Redis) -> None:
+async def test_group_changes_need_an_admin_checked_once(
+    fair_app: Application, api: BotApi, redis: Redis
+) -> None:
     api.set_member(GROUP, GROUP_ADMIN, "administrator")
     api.set_member(GROUP, MEMBER, "member")
     subs = SubscriptionStore(redis)
@@ -185,7 +194,9 @@ async def test_group_changes_need_an_admin_checked_once(fair_app: Application, a
     assert sorted(asked) == [(GROUP, MEMBER), (GROUP, GROUP_ADMIN)]
 
 
-async def test_operator_commands_in_a_group_are_answered_privately(fair_app: Application, api: BotApi) -> None:
+async def test_operator_commands_in_a_group_are_answered_privately(
+    fair_app: Application, api: BotApi
+) -> None:
     api.push_message(ADMIN, "/start")
     await api.await_sent(1, chat_id=ADMIN, timeout=10)
     api.push_message(GROUP, "/stats", chat_type="group", user_id=ADMIN)

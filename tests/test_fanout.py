@@ -19,7 +19,9 @@ NOW = datetime(2025, 11, 24, 16, 30, tzinfo=HK_TZ)
 
 
 def _alert(code: str, rule: str = "buyback_filed") -> Alert:
-    return Alert(rule=rule, code=code, trade_date=date(2025, 11, 21), severity="notice", why=f"{rule} on {code}")
+    return Alert(
+        rule=rule, code=code, trade_date=date(2025, 11, 21), severity="notice", why=f"{rule} on {code}"
+    )
 
 
 async def _watchers(subs: SubscriptionStore, chats: range, codes: list[str]) -> None:
@@ -43,14 +45,17 @@ async def test_more_chats_than_one_chunk_each_get_one_item(redis: Redis) -> None
     assert [a["code"] for a in items[5].alerts] == ["01810"]
     assert len(items[6].alerts) == 2
     assert await redis.sismember(keys.routed(_alert("00700").fingerprint), ROUTE_CHUNK + 39)
-    assert not await redis.sismember(keys.routed(_alert("00700").fingerprint), 5)  # muted: not routed, not marked
+    assert not await redis.sismember(
+        keys.routed(_alert("00700").fingerprint), 5
+    )  # muted: not routed, not marked
     assert await redis.scard(keys.routed(_alert("01810").fingerprint)) == len(chats)
     ttl = await redis.ttl(keys.routed(_alert("01810").fingerprint))
     assert keys.ROUTED_TTL_SECONDS - 60 < ttl <= keys.ROUTED_TTL_SECONDS
 
 
-async def test_a_crash_before_the_marks_loses_nothing_and_doubles_nothing(redis: Redis,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_crash_before_the_marks_loses_nothing_and_doubles_nothing(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Items are written before the routed marks: a re-run after a crash in between finds the same items."""
     subs, outbox = SubscriptionStore(redis), Outbox(redis)
     await _watchers(subs, range(1, 4), ["01810"])

@@ -102,32 +102,49 @@ MIDDAY_DAY = date(2025, 11, 28)
 def _serve_demo_pages(origin: Origin, source: str, day: date) -> None:
     """Serve the demo data's pages of `source` for `day` at their real paths."""
     for url_path in get_source(source).paths(day):
-        origin.add(url_path, local_path(demo_root(), source, day, url_path).read_bytes(), etag=f'"{url_path}"')
+        origin.add(
+            url_path, local_path(demo_root(), source, day, url_path).read_bytes(), etag=f'"{url_path}"'
+        )
 
 
 async def _ingest_pages(settings: Settings, redis: Redis, source: str, day: date) -> IngestReport:
     async with make_client() as client:
-        return await ingest(get_source(source), day, settings=settings, client=client, store=FrameStore(redis),
-                            now=datetime(2025, 11, 28, 16, 30, tzinfo=HK_TZ), backoff=0.01)
+        return await ingest(
+            get_source(source),
+            day,
+            settings=settings,
+            client=client,
+            store=FrameStore(redis),
+            now=datetime(2025, 11, 28, 16, 30, tzinfo=HK_TZ),
+            backoff=0.01,
+        )
 
 
-async def test_midday_pages_are_fetched_from_their_own_urls(settings: Settings, origin: Origin,
-                                                            redis: Redis) -> None:
+async def test_midday_pages_are_fetched_from_their_own_urls(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     _serve_demo_pages(origin, "hkex-short-midday", MIDDAY_DAY)
     report = await _ingest_pages(settings, redis, "hkex-short-midday", MIDDAY_DAY)
     assert report.status == "stored"
-    assert report.urls == (origin.url + "/eng/stat/smstat/ssturnover/ncms/MSHTMAIN.HTM",
-                           origin.url + "/eng/stat/smstat/ssturnover/ncms/MSHTGEM.HTM")
-    assert {r.path for r in origin.requests} == {"/eng/stat/smstat/ssturnover/ncms/MSHTMAIN.HTM",
-                                                 "/eng/stat/smstat/ssturnover/ncms/MSHTGEM.HTM"}
+    assert report.urls == (
+        origin.url + "/eng/stat/smstat/ssturnover/ncms/MSHTMAIN.HTM",
+        origin.url + "/eng/stat/smstat/ssturnover/ncms/MSHTGEM.HTM",
+    )
+    assert {r.path for r in origin.requests} == {
+        "/eng/stat/smstat/ssturnover/ncms/MSHTMAIN.HTM",
+        "/eng/stat/smstat/ssturnover/ncms/MSHTGEM.HTM",
+    }
     again = await _ingest_pages(settings, redis, "hkex-short-midday", MIDDAY_DAY)
     assert again.status == "unchanged"
     assert len(origin.requests) == 4
-    assert all(r.headers.get("If-None-Match") for r in origin.requests[2:])  # conditional GETs the second time
+    assert all(
+        r.headers.get("If-None-Match") for r in origin.requests[2:]
+    )  # conditional GETs the second time
 
 
-async def test_midday_and_close_of_one_day_are_stored_side_by_side(settings: Settings, origin: Origin,
-                                                                   redis: Redis) -> None:
+async def test_midday_and_close_of_one_day_are_stored_side_by_side(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     _serve_demo_pages(origin, "hkex-short-midday", MIDDAY_DAY)
     _serve_demo_pages(origin, "hkex-short", MIDDAY_DAY)
     assert (await _ingest_pages(settings, redis, "hkex-short-midday", MIDDAY_DAY)).status == "stored"
@@ -141,10 +158,14 @@ async def test_midday_and_close_of_one_day_are_stored_side_by_side(settings: Set
     assert 0 < xiaomi[0] < xiaomi[1]
 
 
-async def test_midday_source_refuses_a_day_close_page_at_its_url(settings: Settings, origin: Origin,
-                                                                 redis: Redis) -> None:
-    for url_path, close_path in zip(get_source("hkex-short-midday").paths(MIDDAY_DAY),
-                                    get_source("hkex-short").paths(MIDDAY_DAY), strict=True):
+async def test_midday_source_refuses_a_day_close_page_at_its_url(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
+    for url_path, close_path in zip(
+        get_source("hkex-short-midday").paths(MIDDAY_DAY),
+        get_source("hkex-short").paths(MIDDAY_DAY),
+        strict=True,
+    ):
         origin.add(url_path, local_path(demo_root(), "hkex-short", MIDDAY_DAY, close_path).read_bytes())
     with pytest.raises(MalformedFile, match="day-close report"):
         await _ingest_pages(settings, redis, "hkex-short-midday", MIDDAY_DAY)

@@ -20,11 +20,17 @@ from bot.health import HealthServer
 def test_render_small_registry_exactly() -> None:
     reg = Registry()
     reg.gauge("positioning_leader", "1 when this process holds the lease").set(1)
-    stored = reg.counter("positioning_cycles_total", "Cycles run", labels={"source": "hkex-quotes", "status": "stored"})
+    stored = reg.counter(
+        "positioning_cycles_total", "Cycles run", labels={"source": "hkex-quotes", "status": "stored"}
+    )
     stored.inc()
     stored.inc(2)
-    reg.counter("positioning_cycles_total", "Cycles run", labels={"status": "failed", "source": "hkex-short"}).inc()
-    reg.counter("positioning_cycles_total", "Cycles run", labels={"source": "hkex-buybacks", "status": "stored"})
+    reg.counter(
+        "positioning_cycles_total", "Cycles run", labels={"status": "failed", "source": "hkex-short"}
+    ).inc()
+    reg.counter(
+        "positioning_cycles_total", "Cycles run", labels={"source": "hkex-buybacks", "status": "stored"}
+    )
     reg.gauge("positioning_outbox_pending", "Items waiting in the outbox").set(2.5)
     reg.counter("positioning_alerts_total", "Alerts routed").inc(0)
     assert reg.render() == (
@@ -155,13 +161,17 @@ def check() -> Check:
 def registry() -> Registry:
     reg = Registry()
     reg.gauge("positioning_leader", "1 when this process holds the lease").set(1)
-    reg.counter("positioning_cycles_total", "Cycles run", labels={"source": "hkex-quotes", "status": "stored"}).inc(4)
+    reg.counter(
+        "positioning_cycles_total", "Cycles run", labels={"source": "hkex-quotes", "status": "stored"}
+    ).inc(4)
     return reg
 
 
 @pytest.fixture
 async def server(check: Check, registry: Registry) -> AsyncIterator[HealthServer]:
-    srv = HealthServer(check, registry=registry, host="127.0.0.1", port=0, request_timeout=0.5, check_timeout=0.3)
+    srv = HealthServer(
+        check, registry=registry, host="127.0.0.1", port=0, request_timeout=0.5, check_timeout=0.3
+    )
     await srv.start()
     yield srv
     await srv.stop()
@@ -219,7 +229,10 @@ async def test_healthz_check_raising_is_unhealthy(http: httpx.AsyncClient, check
     check.error = ConnectionError("redis down")
     response = await http.get("/healthz")
     assert response.status_code == 503
-    assert response.json() == {"status": "unhealthy", "reason": "health check failed: ConnectionError: redis down"}
+    assert response.json() == {
+        "status": "unhealthy",
+        "reason": "health check failed: ConnectionError: redis down",
+    }
 
 
 async def test_healthz_check_hanging_is_unhealthy(http: httpx.AsyncClient, check: Check) -> None:
@@ -269,16 +282,19 @@ async def test_non_get_is_405(http: httpx.AsyncClient, check: Check) -> None:
     assert check.calls == 0
 
 
-@pytest.mark.parametrize("garbage", [
-    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  # a TLS ClientHello on the plain port
-    b"hello\r\n\r\n",
-    b"GET /healthz\r\n\r\n",  # HTTP/0.9 style, no version
-    b"GET /healthz HTTP/2.0\r\n\r\n",
-    b"GET  /healthz HTTP/1.1\r\n\r\n",
-    b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n",
-    b"GET /healthz HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
-    b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\n\r\n",
-])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  # a TLS ClientHello on the plain port
+        b"hello\r\n\r\n",
+        b"GET /healthz\r\n\r\n",  # HTTP/0.9 style, no version
+        b"GET /healthz HTTP/2.0\r\n\r\n",
+        b"GET  /healthz HTTP/1.1\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\n\r\n",
+    ],
+)
 async def test_garbage_is_400(server: HealthServer, check: Check, garbage: bytes) -> None:
     answer = await _raw(server.port, garbage)
     assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:80]
@@ -298,15 +314,17 @@ async def test_empty_connection_gets_no_answer(server: HealthServer) -> None:
     assert await _raw(server.port, b"") == b""
 
 
-async def test_half_open_client_does_not_block_others_and_times_out(server: HealthServer,
-                                                                    http: httpx.AsyncClient) -> None:
+async def test_half_open_client_does_not_block_others_and_times_out(
+    server: HealthServer, http: httpx.AsyncClient
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(b"GET /hea")  # never finishes the request line
         await writer.drain()
         await asyncio.sleep(0.05)
-        first, second = await asyncio.wait_for(asyncio.gather(http.get("/healthz"), http.get("/metrics")),
-                                               timeout=0.4)  # well before the stalled client's 0.5 s deadline
+        first, second = await asyncio.wait_for(
+            asyncio.gather(http.get("/healthz"), http.get("/metrics")), timeout=0.4
+        )  # well before the stalled client's 0.5 s deadline
         assert first.status_code == 200
         assert second.status_code == 200
         # The stalled client is told off and dropped once its request timeout passes.

@@ -103,7 +103,8 @@ async def _only_latest_due(redis: Redis, sources: tuple[str, ...], now: datetime
 
 
 async def test_a_trickling_origin_is_cut_at_the_deadline_and_holds_up_no_other_source(
-        redis: Redis, redis_url: str, origin: Origin, trickle: Trickle) -> None:
+    redis: Redis, redis_url: str, origin: Origin, trickle: Trickle
+) -> None:
     sources = ("hkex-quotes", "finra-short-volume")
     latest = await _only_latest_due(redis, sources, NOW)
     settings = _settings(redis_url, HKEX_URL=trickle.url, FINRA_URL=origin.url)  # FINRA: a quick 404
@@ -120,13 +121,17 @@ async def test_a_trickling_origin_is_cut_at_the_deadline_and_holds_up_no_other_s
     assert quick.error != DEADLINE_ERROR and quick.duration_s < 1.0  # it did not wait for the slow one
     assert any(r.path.startswith("/") for r in origin.requests)
     status = await FrameStore(redis).status("hkex-quotes")
-    assert DEADLINE_ERROR in status["error_message"] and status["error_date"] == latest["hkex-quotes"].isoformat()
+    assert (
+        DEADLINE_ERROR in status["error_message"]
+        and status["error_date"] == latest["hkex-quotes"].isoformat()
+    )
     assert METRICS.value("positioning_cycle_deadline_exceeded_total", {"source": "hkex-quotes"}) == before + 1
     assert poller.ticks.started is not None and not poller.ticks.running
 
 
-async def test_two_trickling_sources_cost_one_deadline_not_two(redis: Redis, redis_url: str,
-                                                               trickle: Trickle) -> None:
+async def test_two_trickling_sources_cost_one_deadline_not_two(
+    redis: Redis, redis_url: str, trickle: Trickle
+) -> None:
     sources = ("hkex-quotes", "finra-short-volume")
     await _only_latest_due(redis, sources, NOW)
     settings = _settings(redis_url, HKEX_URL=trickle.url, FINRA_URL=trickle.url)
@@ -135,13 +140,16 @@ async def test_two_trickling_sources_cost_one_deadline_not_two(redis: Redis, red
         started = time.monotonic()
         reports = await poller.tick()
         elapsed = time.monotonic() - started
-    assert sorted((r.source, r.error) for r in reports) == [("finra-short-volume", DEADLINE_ERROR),
-                                                            ("hkex-quotes", DEADLINE_ERROR)]
+    assert sorted((r.source, r.error) for r in reports) == [
+        ("finra-short-volume", DEADLINE_ERROR),
+        ("hkex-quotes", DEADLINE_ERROR),
+    ]
     assert 1.5 <= elapsed < 2.8, elapsed  # side by side
 
 
-async def test_a_timed_out_source_leaves_its_other_dates_to_the_next_tick(redis: Redis, redis_url: str,
-                                                                         trickle: Trickle) -> None:
+async def test_a_timed_out_source_leaves_its_other_dates_to_the_next_tick(
+    redis: Redis, redis_url: str, trickle: Trickle
+) -> None:
     dates = missed("hkex-quotes", NOW, lambda _d: False, lookback_sessions=LOOKBACK_SESSIONS)
     for day in dates[:-2]:
         await redis.set(f"pb:cycle:hkex-quotes:{day.isoformat()}", "done")
@@ -152,7 +160,9 @@ async def test_a_timed_out_source_leaves_its_other_dates_to_the_next_tick(redis:
     assert (report.day, report.error) == (dates[-2], DEADLINE_ERROR)  # oldest first, then the source waits
 
 
-async def test_wind_down_cancels_a_stuck_tick_after_its_grace(redis: Redis, redis_url: str, trickle: Trickle) -> None:
+async def test_wind_down_cancels_a_stuck_tick_after_its_grace(
+    redis: Redis, redis_url: str, trickle: Trickle
+) -> None:
     await _only_latest_due(redis, ("hkex-quotes",), NOW)
     settings = _settings(redis_url, HKEX_URL=trickle.url)
     async with make_client() as client:
@@ -181,7 +191,8 @@ TICKERS_JSON = b'{"0": {"cik_str": 320193, "ticker": "AAPL", "title": "Apple Inc
 
 
 async def test_failing_ticker_map_backs_off_with_one_warning_then_one_info(
-        redis: Redis, origin: Origin, caplog: pytest.LogCaptureFixture) -> None:
+    redis: Redis, origin: Origin, caplog: pytest.LogCaptureFixture
+) -> None:
     route = origin.add("/files/company_tickers.json", b"", status=500)
     clock = [1000.0]
     refresher = TickerRefresh(clock=lambda: clock[0], fetch_backoff=0.0)
@@ -190,7 +201,13 @@ async def test_failing_ticker_map_backs_off_with_one_warning_then_one_info(
     assert await refresher.run(redis, origin.url, agent) is None
     first_hits = route.hits
     assert first_hits >= 1
-    for offset, attempted in ((30, False), (61, True), (61 + 100, False), (61 + 121, True), (61 + 121 + 239, False)):
+    for offset, attempted in (
+        (30, False),
+        (61, True),
+        (61 + 100, False),
+        (61 + 121, True),
+        (61 + 121 + 239, False),
+    ):
         clock[0] = 1000.0 + offset
         assert await refresher.run(redis, origin.url, agent) is None
         assert (route.hits > first_hits) is attempted, offset
@@ -234,7 +251,9 @@ def test_tick_times_with_a_fixed_clock() -> None:
     now[0] = 190.0
     assert ticks.problem(stuck_after=60, overdue_after=30) is None  # running, within its limit
     now[0] = 192.0
-    assert (ticks.problem(stuck_after=60, overdue_after=30) or "").startswith("stuck: a poll tick has been running")
+    assert (ticks.problem(stuck_after=60, overdue_after=30) or "").startswith(
+        "stuck: a poll tick has been running"
+    )
     ticks.end()
     assert ticks.problem(stuck_after=60, overdue_after=30) is None
     now[0] = 223.0
@@ -243,7 +262,9 @@ def test_tick_times_with_a_fixed_clock() -> None:
     assert ticks.problem(stuck_after=60, overdue_after=30) is None
 
 
-async def test_healthz_says_503_when_the_leaders_tick_is_stuck(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_healthz_says_503_when_the_leaders_tick_is_stuck(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HEALTH_PORT", "0")
     monkeypatch.delenv("WEBHOOK_URL", raising=False)
     lease = Lease(redis, ttl_seconds=30)

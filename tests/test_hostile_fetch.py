@@ -120,7 +120,9 @@ async def test_trickling_origin_hits_the_total_deadline_and_is_retried(origin: O
     route = origin.add("/slow", chunks=lambda: iter([b"x"] * 60), chunk_delay=2.0)  # one byte every 2 s
     started = time.monotonic()
     async with make_client() as client:  # per-read timeout 30 s: only the total deadline stops this
-        with pytest.raises(FetchFailed, match=r"gave up after 2 attempts: timeout \(no complete answer within 1 s\)"):
+        with pytest.raises(
+            FetchFailed, match=r"gave up after 2 attempts: timeout \(no complete answer within 1 s\)"
+        ):
             await fetch(client, origin.url + "/slow", deadline=1.0, retries=1, backoff=0.01)
     assert time.monotonic() - started < 2 * 1.0 + 1.5
     assert route.hits == 2
@@ -155,8 +157,9 @@ print("maxrss_kb", peak)
 def test_peak_memory_of_a_process_fetching_1gib_and_a_gzip_bomb(origin: Origin) -> None:
     origin.add("/huge", chunks=Counter())
     origin.add("/bomb", gzip_bomb(), content_encoding="gzip")
-    result = subprocess.run([sys.executable, "-c", CHILD, origin.url], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, origin.url], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("/huge refused: too large") and lines[1].startswith("/bomb refused: too large")

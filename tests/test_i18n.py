@@ -27,7 +27,9 @@ def _words(text: str) -> str:
     """English words left once tags, placeholders, commands and code spans are removed."""
     text = re.sub(r"<code>.*?</code>", "", text)
     text = _TAG.sub("", text)
-    text = re.sub(r"\{[a-z_]+\}|/[a-z_]+|https?://\S+|positioning-bot|HK\$|US\$|[A-Z]{2,}|[a-z]+_[a-z_]+", "", text)
+    text = re.sub(
+        r"\{[a-z_]+\}|/[a-z_]+|https?://\S+|positioning-bot|HK\$|US\$|[A-Z]{2,}|[a-z]+_[a-z_]+", "", text
+    )
     return text
 
 
@@ -45,13 +47,17 @@ def test_every_message_is_translated_with_the_same_placeholders_and_tags(key: st
     assert sorted(_TAG.findall(en)) == sorted(_TAG.findall(zh)), f"{key}: HTML tags differ"
     if re.search(r"[A-Za-z]{3,}", _words(en)):
         assert _CJK.search(zh), f"{key}: the Chinese text looks untranslated: {zh!r}"
-    assert not _CJK.search(_words(en).replace("繁體中文", "").replace("中文", "")), f"{key}: Chinese in English"
+    assert not _CJK.search(_words(en).replace("繁體中文", "").replace("中文", "")), (
+        f"{key}: Chinese in English"
+    )
 
 
 def _keys_used_in_code() -> set[str]:
     used: set[str] = set()
     for path in list(BOT_DIR.rglob("*.py")):
-        used |= set(re.findall(r"\bt\(\s*[\w.\[\]\"']+,\s*\"([a-z0-9_.]+)\"", path.read_text(encoding="utf-8")))
+        used |= set(
+            re.findall(r"\bt\(\s*[\w.\[\]\"']+,\s*\"([a-z0-9_.]+)\"", path.read_text(encoding="utf-8"))
+        )
     return used
 
 
@@ -63,8 +69,15 @@ def test_every_key_the_code_asks_for_exists() -> None:
 
 def test_unknown_language_falls_back_to_english_and_zh_variants_get_traditional() -> None:
     assert t("fr", "quiet_off") == t("en", "quiet_off")
-    assert [normalize_lang(c) for c in ("zh-hans", "zh-hant", "zh-HK", "zh", "en", None, "ja")] == \
-        ["zh", "zh", "zh", "zh", "en", "en", "en"]
+    assert [normalize_lang(c) for c in ("zh-hans", "zh-hant", "zh-HK", "zh", "en", None, "ja")] == [
+        "zh",
+        "zh",
+        "zh",
+        "zh",
+        "en",
+        "en",
+        "en",
+    ]
 
 
 def test_numbers_and_dates_follow_the_language() -> None:

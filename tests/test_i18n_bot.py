@@ -55,10 +55,21 @@ def _finra_history() -> pd.DataFrame:
     rng = np.random.default_rng(7)
     rows = []
     sessions = sessions_between(US_DAY - timedelta(days=120), US_DAY - timedelta(days=1), "XNYS")[-60:]
-    for day, ratios in [(s, {"ACME": 0.40 + rng.normal(0, 0.02), "DROPCO": 0.45 + rng.normal(0, 0.02)})
-                        for s in sessions] + [(US_DAY, {"ACME": 0.75, "DROPCO": 0.10})]:
-        rows += [{"date": pd.Timestamp(day), "symbol": s, "short_volume": r * 2_000_000, "short_exempt_volume": 0.0,
-                  "total_volume": 2_000_000.0, "market": "B,Q,N", "short_ratio": r} for s, r in ratios.items()]
+    for day, ratios in [
+        (s, {"ACME": 0.40 + rng.normal(0, 0.02), "DROPCO": 0.45 + rng.normal(0, 0.02)}) for s in sessions
+    ] + [(US_DAY, {"ACME": 0.75, "DROPCO": 0.10})]:
+        rows += [
+            {
+                "date": pd.Timestamp(day),
+                "symbol": s,
+                "short_volume": r * 2_000_000,
+                "short_exempt_volume": 0.0,
+                "total_volume": 2_000_000.0,
+                "market": "B,Q,N",
+                "short_ratio": r,
+            }
+            for s, r in ratios.items()
+        ]
     return conform(pd.DataFrame(rows), finra_short_volume.SCHEMA)
 
 
@@ -67,12 +78,24 @@ def _us_alerts() -> list[Alert]:
     published = datetime(2025, 11, 24, 21, 30, tzinfo=NY)
     short, _ = evaluate_us_short_volume(_finra_history(), US_DAY, params)
     jane = row(ticker="ACME", transaction_date=pd.Timestamp(US_DAY))
-    john = row(ticker="ACME", owner_name="John Doe", is_director=False, is_officer=True, officer_title="CFO",
-               price=39.9, accession="0000000000-25-000002", transaction_date=pd.Timestamp(US_DAY))
+    john = row(
+        ticker="ACME",
+        owner_name="John Doe",
+        is_director=False,
+        is_officer=True,
+        officer_title="CFO",
+        price=39.9,
+        accession="0000000000-25-000002",
+        transaction_date=pd.Timestamp(US_DAY),
+    )
     insiders = evaluate_us_round_number(frame(jane), params, published_at=published)
-    cluster = evaluate_insider_cluster(frame(jane, john), frame(john), US_DAY, ClusterParams(), published_at=published)
+    cluster = evaluate_insider_cluster(
+        frame(jane, john), frame(john), US_DAY, ClusterParams(), published_at=published
+    )
     signals = [a for a in short + insiders if a.code == "ACME"]
-    feeds = {name: empty_frame(get_source(src).tables[table].schema) for name, (src, table, _) in FEEDS.items()}
+    feeds = {
+        name: empty_frame(get_source(src).tables[table].schema) for name, (src, table, _) in FEEDS.items()
+    }
     confluence = evaluate_confluence(RuleContext(day=US_DAY, **feeds), params, today=tuple(signals))[0]
     return short + insiders + cluster + [replace(a, market="US") for a in confluence]
 
@@ -95,8 +118,13 @@ def _label(alert: Alert) -> str:
 def test_the_realistic_set_covers_every_rule_and_market() -> None:
     covered = {_label(a) for a in realistic_alerts()}
     assert {f"HK:{rule}" for rule in RULE_IDS} <= covered
-    assert {"US:short_ratio_spike", "US:short_ratio_drop", "US:insider_buy_near_round_number", "US:insider_cluster",
-            "US:confluence"} <= covered
+    assert {
+        "US:short_ratio_spike",
+        "US:short_ratio_drop",
+        "US:insider_buy_near_round_number",
+        "US:insider_cluster",
+        "US:confluence",
+    } <= covered
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -120,7 +148,9 @@ def test_every_rule_renders_valid_html_within_limits(lang: str) -> None:
 
 def test_chinese_why_is_the_full_template_for_every_realistic_alert() -> None:
     for alert in realistic_alerts():
-        full = WHY_BUILDERS[alert.rule][0](render._Facts(alert, "zh"))  # raises if a fact the rule emits is missing
+        full = WHY_BUILDERS[alert.rule][0](
+            render._Facts(alert, "zh")
+        )  # raises if a fact the rule emits is missing
         assert why_text(alert, "zh") == full and _CJK.search(full)
         assert why_text(alert, "en") == alert.why  # English keeps the rule's own sentence
 
@@ -135,7 +165,9 @@ def test_chinese_why_of_us_alerts_keeps_the_short_volume_warning() -> None:
 
 @pytest.mark.parametrize("rule", sorted(RULE_EMOJI))
 def test_missing_facts_fall_back_to_a_shorter_sentence(rule: str) -> None:
-    bare = Alert(rule=rule, code="01810", name="XIAOMI-W", trade_date=date(2025, 11, 21), severity="notice", why="")
+    bare = Alert(
+        rule=rule, code="01810", name="XIAOMI-W", trade_date=date(2025, 11, 21), severity="notice", why=""
+    )
     for lang in ("en", "zh"):
         text = render_alert(bare, lang)
         parse_html(text)
@@ -171,19 +203,43 @@ def test_a_malformed_fact_does_not_crash() -> None:
 def test_dynamic_keys_exist_in_the_catalogue() -> None:
     rules = set(RULE_EMOJI) | set(RULE_IDS)
     wanted = [f"rule.{r}.title" for r in rules] + [f"rule.{r}.caveat" for r in rules]
-    wanted += [f"why.{r}" for r in rules if r != "southbound_level"]  # southbound: .up / .down / .change below
+    wanted += [
+        f"why.{r}" for r in rules if r != "southbound_level"
+    ]  # southbound: .up / .down / .change below
     wanted += [f"why.{r}.short" for r in rules if r != "market_short_swing"]
-    wanted += [f"why.us_{r}" for r in ("short_ratio_spike", "short_ratio_drop", "insider_buy_near_round_number")]
+    wanted += [
+        f"why.us_{r}" for r in ("short_ratio_spike", "short_ratio_drop", "insider_buy_near_round_number")
+    ]
     wanted += [f"why.us_{r}.short" for r in ("short_ratio_spike", "short_ratio_drop")]
     wanted += list(SOURCE_KEYS.values()) + [f"fact.{name}" for names in KEY_FACTS.values() for name in names]
     wanted += [f"menu.{name}" for name in MENU] + [f"severity.{s}" for s in SEVERITY_STEPS]
-    wanted += [f"stats.{k}" for k in ("chats", "active_chats", "watchlist_entries", "market_subscribers",
-                                      "outbox_pending", "dead_letters")]
+    wanted += [
+        f"stats.{k}"
+        for k in (
+            "chats",
+            "active_chats",
+            "watchlist_entries",
+            "market_subscribers",
+            "outbox_pending",
+            "dead_letters",
+        )
+    ]
     wanted += [f"why.southbound_level.{d}" for d in ("up", "down", "change")]
     wanted += [f"why.where_{s}" for s in ("below", "above", "at")]
     assert sorted(k for k in wanted if not has(k)) == []
-    currencies = {"HKD", "USD", "RMB", "CNY", "GBP", "EUR"}  # written by i18n.money / i18n.price, not unit keys
-    units = {f.unit for a in realistic_alerts() for f in a.facts} - {"", "%", "pp", "σ", "shares", "date"} - currencies
+    currencies = {
+        "HKD",
+        "USD",
+        "RMB",
+        "CNY",
+        "GBP",
+        "EUR",
+    }  # written by i18n.money / i18n.price, not unit keys
+    units = (
+        {f.unit for a in realistic_alerts() for f in a.facts}
+        - {"", "%", "pp", "σ", "shares", "date"}
+        - currencies
+    )
     assert sorted(u for u in units if not has(f"unit.{u}")) == []
 
 
@@ -240,11 +296,15 @@ async def test_a_lang_change_applies_to_pending_alerts(api: BotApi, redis: Redis
     assert (await route([alert], subs, outbox, now)).enqueued == 2
     await subs.set_lang(USER, "zh")  # after the alert was queued
     async with Bot(TOKEN, base_url=api.base_url) as bot:
-        report = await DeliveryWorker(bot, outbox, subs, limiter=RateLimiter(chat_interval=0.0), now=lambda: now).drain()
+        report = await DeliveryWorker(
+            bot, outbox, subs, limiter=RateLimiter(chat_interval=0.0), now=lambda: now
+        ).drain()
     assert report.sent == 2
     (zh,), (en,) = api.messages(USER), api.messages(OTHER)
     assert zh["text"].startswith("🔺 <b>沽空比率急升</b>") and "港交所每日報價表" in zh["text"]
-    assert en["text"].startswith("🔺 <b>Short-selling ratio spike</b>") and "HKEX daily quotations" in en["text"]
+    assert (
+        en["text"].startswith("🔺 <b>Short-selling ratio spike</b>") and "HKEX daily quotations" in en["text"]
+    )
     assert [b["text"] for b in zh["reply_markup"]["inline_keyboard"][0]] == ["概覽", "圖表", "靜音1天"]
     assert [b["text"] for b in en["reply_markup"]["inline_keyboard"][0]] == ["Card", "Chart", "Mute 1d"]
 
@@ -271,14 +331,20 @@ async def test_switching_language_mid_item_skips_and_repeats_nothing(api: BotApi
             sent += 1
             return await bot.send_message(*args, **kwargs)  # type: ignore[arg-type]
 
-        first = DeliveryWorker(type("B", (), {"send_message": staticmethod(send_once)})(), outbox, subs,  # type: ignore[arg-type]
-                               limiter=RateLimiter(chat_interval=0.0), now=lambda: now)
+        first = DeliveryWorker(
+            type("B", (), {"send_message": staticmethod(send_once)})(),
+            outbox,
+            subs,  # type: ignore[arg-type]
+            limiter=RateLimiter(chat_interval=0.0),
+            now=lambda: now,
+        )
         with pytest.raises(Crash):
             await first.drain()
         await subs.set_lang(USER, "zh")
         later = now + timedelta(seconds=keys.CLAIM_SECONDS + 1)
-        report = await DeliveryWorker(bot, outbox, subs, limiter=RateLimiter(chat_interval=0.0),
-                                      now=lambda: later).drain()
+        report = await DeliveryWorker(
+            bot, outbox, subs, limiter=RateLimiter(chat_interval=0.0), now=lambda: later
+        ).drain()
     texts = api.texts(USER)
     assert report.sent == len(texts) - 1 >= 2
     assert texts[0].startswith("<b>60 alerts</b>") and all("股份回購" in x for x in texts[1:])
@@ -291,7 +357,9 @@ def test_digest_header_and_parts_follow_the_language() -> None:
     alerts = [_sample("buyback_filed"), _sample("southbound_level")]
     item = OutboxItem(id="x", chat_id=1, kind="digest", alerts=[a.as_dict() for a in alerts])
     (zh,), markup = render_item(item, "zh")
-    assert zh.startswith("📬 <b>每日摘要</b> · 為你保留了2則通知") and "<b>2則通知</b>" in zh and markup is None
+    assert (
+        zh.startswith("📬 <b>每日摘要</b> · 為你保留了2則通知") and "<b>2則通知</b>" in zh and markup is None
+    )
     (en,), _ = render_item(item, "en")
     assert en.startswith("📬 <b>Daily digest</b> · 2 alert(s) held for you")
     assert render_group(alerts, date(2025, 11, 25), "fr") == render_group(alerts, date(2025, 11, 25), "en")
@@ -316,8 +384,9 @@ async def test_menu_is_registered_in_both_languages_from_the_catalogue(app: Appl
     assert all(_CJK.search(c["description"]) for c in chinese)
 
 
-async def test_zh_hans_user_gets_traditional_chinese_alerts_settings_and_status(app: Application, api: BotApi,
-                                                                              redis: Redis) -> None:
+async def test_zh_hans_user_gets_traditional_chinese_alerts_settings_and_status(
+    app: Application, api: BotApi, redis: Redis
+) -> None:
     texts = await _say(api, USER, "/watch 1810", 1, language_code="zh-hans")
     assert "已關注" in texts[0]
     await _say(api, OTHER, "/watch 1810", 1, language_code="en")
@@ -325,10 +394,18 @@ async def test_zh_hans_user_gets_traditional_chinese_alerts_settings_and_status(
     keyboard = api.messages(USER)[1]["reply_markup"]["inline_keyboard"]
     labels = [b["text"] for row_ in keyboard for b in row_]
     assert "✅ 🔺 沽空比率急升" in labels and "🚫 大市通知" in labels
-    await FrameStore(redis).record_status("hkex-quotes", datetime(2025, 11, 28, 18, 40, tzinfo=HK_TZ), ok=True,
-                                          detail={"date": "2025-11-28", "rows": "10"})
-    await FrameStore(redis).record_status("hkex-quotes", datetime(2025, 11, 28, 19, 0, tzinfo=HK_TZ), ok=False,
-                                          detail={"date": "2025-12-01", "message": "placeholder <page>"})
+    await FrameStore(redis).record_status(
+        "hkex-quotes",
+        datetime(2025, 11, 28, 18, 40, tzinfo=HK_TZ),
+        ok=True,
+        detail={"date": "2025-11-28", "rows": "10"},
+    )
+    await FrameStore(redis).record_status(
+        "hkex-quotes",
+        datetime(2025, 11, 28, 19, 0, tzinfo=HK_TZ),
+        ok=False,
+        detail={"date": "2025-12-01", "message": "placeholder <page>"},
+    )
     texts = await _say(api, USER, "/status", 3, language_code="zh-hans")
     status = texts[2]
     assert "數據狀態" in status and "未曾取得" in status
@@ -343,20 +420,31 @@ async def test_zh_hans_user_gets_traditional_chinese_alerts_settings_and_status(
     assert en["text"].startswith("📊 <b>Reported short position change</b>") and alert.why in en["text"]
 
 
-async def test_admin_stats_and_dead_letter_notice_in_the_admins_language(app: Application, api: BotApi) -> None:
+async def test_admin_stats_and_dead_letter_notice_in_the_admins_language(
+    app: Application, api: BotApi
+) -> None:
     await _say(api, ADMIN, "/lang zh", 1)
     texts = await _say(api, ADMIN, "/stats", 2)
-    assert texts[1].startswith("📈 <b>統計</b>") and "待發訊息" in texts[1] and "outbox_pending" not in texts[1]
+    assert (
+        texts[1].startswith("📈 <b>統計</b>") and "待發訊息" in texts[1] and "outbox_pending" not in texts[1]
+    )
     d = app_deps(app)
     await d.subs.touch(USER)
-    await d.outbox.put(OutboxItem(id=item_id(USER, "text", ["bad"]), chat_id=USER, kind="text",
-                                  text="<script>x</script>"), d.clock())
+    await d.outbox.put(
+        OutboxItem(id=item_id(USER, "text", ["bad"]), chat_id=USER, kind="text", text="<script>x</script>"),
+        d.clock(),
+    )
     notice = (await api.await_sent(3, chat_id=ADMIN, timeout=10))[-1]
-    assert "被拒" in notice["text"] and f"<code>{USER}</code>" in notice["text"] and "refused" not in notice["text"]
+    assert (
+        "被拒" in notice["text"]
+        and f"<code>{USER}</code>" in notice["text"]
+        and "refused" not in notice["text"]
+    )
 
 
-async def test_handler_error_reply_and_admin_notice_follow_each_chat(api: BotApi, redis: Redis,
-                                                                    redis_url: str) -> None:
+async def test_handler_error_reply_and_admin_notice_follow_each_chat(
+    api: BotApi, redis: Redis, redis_url: str
+) -> None:
     async def boom(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         raise RuntimeError("boom <1>")
 
@@ -369,7 +457,6 @@ async def test_handler_error_reply_and_admin_notice_follow_each_chat(api: BotApi
         notice = (await api.await_sent(2, chat_id=ADMIN, timeout=10))[-1]
         assert notice["text"].startswith("⚠️ Handler error:") and "boom &lt;1&gt;" in notice["text"]
         assert any("boom" in e for e in application.bot_data.pop("handler_errors"))
-
 
 
 def test_demo_replay_prints_chinese_alerts(capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,15 +27,23 @@ BUYBACKS = get_source("hkex-buybacks")
 
 async def _ingest(settings: Settings, redis: Redis, source_name: str, day: date) -> str:
     async with make_client() as client:
-        report = await ingest(get_source(source_name), day, settings=settings, client=client,
-                              store=FrameStore(redis), now=NOW, backoff=0.01)
+        report = await ingest(
+            get_source(source_name),
+            day,
+            settings=settings,
+            client=client,
+            store=FrameStore(redis),
+            now=NOW,
+            backoff=0.01,
+        )
     return report.status
 
 
 def test_urls_are_base_plus_real_path(settings: Settings, origin: Origin) -> None:
     assert urls_for(SFC, settings, SFC_DAY) == [origin.url + SFC_PATH]
     assert urls_for(BUYBACKS, settings, date(2017, 3, 13)) == [
-        origin.url + "/reports/sharerepur/documents/SRRPT20170313.xls"]
+        origin.url + "/reports/sharerepur/documents/SRRPT20170313.xls"
+    ]
 
 
 async def test_fetch_store_then_304_then_revision(settings: Settings, origin: Origin, redis: Redis) -> None:
@@ -58,14 +66,17 @@ async def test_fetch_store_then_304_then_revision(settings: Settings, origin: Or
     assert int(frame.loc[frame["code"] == "00700", "short_shares"].iloc[0]) == 45925265
 
 
-async def test_same_bytes_without_validators_is_unchanged(settings: Settings, origin: Origin, redis: Redis) -> None:
+async def test_same_bytes_without_validators_is_unchanged(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     origin.add(SFC_PATH, SFC_BYTES)
     assert await _ingest(settings, redis, SFC.name, SFC_DAY) == "stored"
     assert await _ingest(settings, redis, SFC.name, SFC_DAY) == "unchanged"
 
 
-async def test_malformed_file_stores_nothing_and_keeps_state(settings: Settings, origin: Origin,
-                                                             redis: Redis) -> None:
+async def test_malformed_file_stores_nothing_and_keeps_state(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     origin.add(SFC_PATH, b"<html><title>404 Not Found</title></html>", etag='"bad"')
     with pytest.raises(MalformedFile) as info:
         await _ingest(settings, redis, SFC.name, SFC_DAY)
@@ -76,7 +87,9 @@ async def test_malformed_file_stores_nothing_and_keeps_state(settings: Settings,
     assert "error_message" in await store.status(SFC.name)
 
 
-async def test_malformed_revision_keeps_previous_data(settings: Settings, origin: Origin, redis: Redis) -> None:
+async def test_malformed_revision_keeps_previous_data(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     route = origin.add(SFC_PATH, SFC_BYTES, etag='"v1"')
     await _ingest(settings, redis, SFC.name, SFC_DAY)
     route.body, route.etag = SFC_BYTES[: len(SFC_BYTES) // 2] + b"\n02/12/2022,xx\n", '"v2"'
@@ -109,13 +122,18 @@ async def test_file_for_another_date_is_rejected(settings: Settings, origin: Ori
         await _ingest(settings, redis, SFC.name, date(2022, 12, 9))
 
 
-async def test_buyback_report_is_stored_by_printed_date(settings: Settings, origin: Origin, redis: Redis) -> None:
+async def test_buyback_report_is_stored_by_printed_date(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     for day in ("20170313", "20170314"):
-        origin.add(f"/reports/sharerepur/documents/SRRPT{day}.xls", fixture_bytes("hkex-buybacks",
-                                                                                   f"SRRPT{day}.xls"))
+        origin.add(
+            f"/reports/sharerepur/documents/SRRPT{day}.xls", fixture_bytes("hkex-buybacks", f"SRRPT{day}.xls")
+        )
     assert await _ingest(settings, redis, BUYBACKS.name, date(2017, 3, 13)) == "stored"
     assert await _ingest(settings, redis, BUYBACKS.name, date(2017, 3, 14)) == "stored"
-    rows = await FrameStore(redis).load_range(BUYBACKS.name, BUYBACKS.schema, date(2017, 3, 1), date(2017, 3, 31))
+    rows = await FrameStore(redis).load_range(
+        BUYBACKS.name, BUYBACKS.schema, date(2017, 3, 1), date(2017, 3, 31)
+    )
     assert len(rows) == 4
     assert set(rows["report_date"].dt.date) == {date(2017, 3, 13), date(2017, 3, 14)}
 
@@ -130,8 +148,9 @@ def _serve_short_pages(origin: Origin) -> None:
     origin.add(SHORT_GEM, fixture_bytes("hkex-short", "ASHTGEM.HTM"), etag='"g1"')
 
 
-async def test_short_pages_main_and_gem_are_stored_together(settings: Settings, origin: Origin,
-                                                            redis: Redis) -> None:
+async def test_short_pages_main_and_gem_are_stored_together(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     _serve_short_pages(origin)
     assert await _ingest(settings, redis, SHORT.name, date(2025, 11, 20)) == "stored"
     store = FrameStore(redis)
@@ -151,15 +170,17 @@ async def test_short_placeholder_is_not_published(settings: Settings, origin: Or
     assert await FrameStore(redis).dates(SHORT.name) == []
 
 
-async def test_short_page_still_showing_yesterday_is_not_published(settings: Settings, origin: Origin,
-                                                                   redis: Redis) -> None:
+async def test_short_page_still_showing_yesterday_is_not_published(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     _serve_short_pages(origin)  # pages say 20 NOV 2025
     with pytest.raises(NotPublishedYet, match="still shows 2025-11-20"):
         await _ingest(settings, redis, SHORT.name, date(2025, 11, 21))
 
 
-async def test_short_page_showing_a_later_day_is_not_available(settings: Settings, origin: Origin,
-                                                               redis: Redis) -> None:
+async def test_short_page_showing_a_later_day_is_not_available(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     _serve_short_pages(origin)
     with pytest.raises(NotAvailable):
         await _ingest(settings, redis, SHORT.name, date(2025, 11, 19))
@@ -169,12 +190,18 @@ SOUTHBOUND = get_source("hkex-southbound")
 SB_PATH = "/sdw/search/mutualmarket.aspx?t=hk"
 
 
-async def test_southbound_other_date_is_asked_for_with_the_page_form(settings: Settings, origin: Origin,
-                                                                     redis: Redis) -> None:
+async def test_southbound_other_date_is_asked_for_with_the_page_form(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     latest = fixture_bytes("hkex-southbound", "mutualmarket_t-hk_20251120.html")
     older = latest.replace(b"2025/11/20", b"2025/11/19")
-    origin.add(SB_PATH, latest, on_post=lambda form: older if form.get("txtShareholdingDate") == "2025/11/19"
-               else b"<html>bad form</html>")
+    origin.add(
+        SB_PATH,
+        latest,
+        on_post=lambda form: (
+            older if form.get("txtShareholdingDate") == "2025/11/19" else b"<html>bad form</html>"
+        ),
+    )
     assert await _ingest(settings, redis, SOUTHBOUND.name, date(2025, 11, 19)) == "stored"
     post = next(r for r in origin.requests if r.method == "POST")
     assert post.form["txtShareholdingDate"] == "2025/11/19"
@@ -200,8 +227,12 @@ async def test_di_summaries_c1_and_c2_are_combined(settings: Settings, origin: O
     assert (lei["shares"], lei["avg_price"], lei["direction"]) == (2600000, 38.58, "buy")
 
 
-async def test_di_unavailable_summary_is_not_published(settings: Settings, origin: Origin, redis: Redis) -> None:
+async def test_di_unavailable_summary_is_not_published(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     for n in (1, 2):
-        origin.add(f"/di/summary/DSM20251110C{n}.htm", fixture_bytes("hkex-di", "DSM20251110C1_unavailable.htm"))
+        origin.add(
+            f"/di/summary/DSM20251110C{n}.htm", fixture_bytes("hkex-di", "DSM20251110C1_unavailable.htm")
+        )
     with pytest.raises(NotPublishedYet):
         await _ingest(settings, redis, "hkex-di", date(2025, 11, 10))

@@ -30,11 +30,19 @@ def api() -> Iterator[BotApi]:
 
 
 @pytest.mark.timeout(int(SECONDS) + 300)
-async def test_load_every_command_answered_no_errors_bounded_memory(api: BotApi, redis: Redis,
-                                                                    redis_url: str) -> None:
+async def test_load_every_command_answered_no_errors_bounded_memory(
+    api: BotApi, redis: Redis, redis_url: str
+) -> None:
     await seed_demo(redis)
-    report = await run_load(api, redis_url, USERS, SECONDS, seed=int(os.environ.get("LOAD_SEED", "7")),
-                            trace=True, answer_timeout=60.0)
+    report = await run_load(
+        api,
+        redis_url,
+        USERS,
+        SECONDS,
+        seed=int(os.environ.get("LOAD_SEED", "7")),
+        trace=True,
+        answer_timeout=60.0,
+    )
     print(f"\n{report.table()}")  # the figures, for the log (-s)
     tally = report.tally
     assert tally.done_users == USERS
@@ -50,15 +58,21 @@ async def test_load_every_command_answered_no_errors_bounded_memory(api: BotApi,
     assert report.replies >= messages  # every message got at least one reply
     # Memory: nothing per user held in the bot process, bounded growth over the second half, bounded Redis.
     assert report.in_memory_chats == 0
-    assert 0 <= report.traced_bytes <= HELD_BOUND_BYTES, f"{report.traced_bytes:,} bytes held from the 2nd half"
+    assert 0 <= report.traced_bytes <= HELD_BOUND_BYTES, (
+        f"{report.traced_bytes:,} bytes held from the 2nd half"
+    )
     assert report.rss_end - report.rss_mid <= 64 * 1024 * 1024
     assert report.users_with_keys == USERS
     assert report.max_keys_per_user <= MAX_KEYS_PER_USER
-    assert report.keys_after - report.keys_before <= MAX_KEYS_PER_USER * USERS + 50  # + reverse index per code
+    assert (
+        report.keys_after - report.keys_before <= MAX_KEYS_PER_USER * USERS + 50
+    )  # + reverse index per code
     assert report.redis_after - report.redis_before <= 16 * 1024 * USERS
 
 
-async def test_replies_queued_back_to_back_wait_out_flood_control(api: BotApi, redis: Redis, redis_url: str) -> None:
+async def test_replies_queued_back_to_back_wait_out_flood_control(
+    api: BotApi, redis: Redis, redis_url: str
+) -> None:
     """A user who sends several commands at once gets every reply, although Telegram allows one a second per chat."""
     api.limits(global_per_sec=None, per_chat_per_sec=1, group_per_min=20)
     async with running_bot(api, redis_url) as app:

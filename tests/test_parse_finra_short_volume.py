@@ -60,9 +60,19 @@ def test_fixture_is_the_documented_file(real_bytes: bytes) -> None:
 
 def test_row_count_schema_and_dtypes(frame: pd.DataFrame) -> None:
     assert len(frame) == 9714
-    assert list(frame.columns) == list(SCHEMA) == [
-        "date", "symbol", "short_volume", "short_exempt_volume", "total_volume", "market", "short_ratio",
-    ]
+    assert (
+        list(frame.columns)
+        == list(SCHEMA)
+        == [
+            "date",
+            "symbol",
+            "short_volume",
+            "short_exempt_volume",
+            "total_volume",
+            "market",
+            "short_ratio",
+        ]
+    )
     assert dtypes(frame) == SCHEMA
     assert isinstance(frame.index, pd.RangeIndex)
 
@@ -75,7 +85,11 @@ def test_file_date_and_date_column(frame: pd.DataFrame) -> None:
 
 def test_aapl_row(frame: pd.DataFrame) -> None:
     aapl = row(frame, "AAPL")
-    assert (aapl["short_volume"], aapl["short_exempt_volume"], aapl["total_volume"]) == (11757014, 52235, 29876872)
+    assert (aapl["short_volume"], aapl["short_exempt_volume"], aapl["total_volume"]) == (
+        11757014,
+        52235,
+        29876872,
+    )
     assert aapl["market"] == "B,Q,N"
     assert aapl["short_ratio"] == 11757014 / 29876872
     assert round(aapl["short_ratio"], 6) == 0.393516
@@ -92,11 +106,16 @@ def test_aapl_row(frame: pd.DataFrame) -> None:
         ("ZYXI", 25385, 0, 37909, "B,Q,N"),
     ],
 )
-def test_known_rows_and_symbols_verbatim(frame: pd.DataFrame, symbol: str, short: int, exempt: int, total: int,
-                                         market: str) -> None:
+def test_known_rows_and_symbols_verbatim(
+    frame: pd.DataFrame, symbol: str, short: int, exempt: int, total: int, market: str
+) -> None:
     got = row(frame, symbol)
     assert (got["short_volume"], got["short_exempt_volume"], got["total_volume"], got["market"]) == (
-        short, exempt, total, market)
+        short,
+        exempt,
+        total,
+        market,
+    )
     assert got["short_ratio"] == short / total
 
 
@@ -106,7 +125,13 @@ def test_whole_file_totals(frame: pd.DataFrame) -> None:
     assert frame["symbol"].iloc[-1] == "ZYXI"
     assert frame["short_ratio"].between(0, 1).all()
     assert frame["market"].value_counts().to_dict() == {
-        "Q,N": 5000, "B,Q,N": 3154, "Q": 1377, "N": 120, "B,Q": 61, "B": 1, "B,N": 1,
+        "Q,N": 5000,
+        "B,Q,N": 3154,
+        "Q": 1377,
+        "N": 120,
+        "B,Q": 61,
+        "B": 1,
+        "B,N": 1,
     }
     assert int((frame["total_volume"] >= 500_000).sum()) == 1109
 
@@ -131,10 +156,24 @@ def test_excerpt_with_trailer_10() -> None:
     assert len(excerpt) == 10
     assert excerpt.attrs["file_date"] == date(2021, 8, 2)
     assert dtypes(excerpt) == SCHEMA
-    assert excerpt["symbol"].tolist() == ["AAL", "ABBV", "BLUE", "KEY", "POSH", "RDS/A", "SNOW", "TSLA", "ZYNE",
-                                          "ZYXI"]
+    assert excerpt["symbol"].tolist() == [
+        "AAL",
+        "ABBV",
+        "BLUE",
+        "KEY",
+        "POSH",
+        "RDS/A",
+        "SNOW",
+        "TSLA",
+        "ZYNE",
+        "ZYXI",
+    ]
     tsla = row(excerpt, "TSLA")
-    assert (tsla["short_volume"], tsla["short_exempt_volume"], tsla["total_volume"]) == (5368275, 56657, 14686076)
+    assert (tsla["short_volume"], tsla["short_exempt_volume"], tsla["total_volume"]) == (
+        5368275,
+        56657,
+        14686076,
+    )
 
 
 def test_fractional_volumes_and_zero_total() -> None:
@@ -182,21 +221,38 @@ ROW_B = "20210427|BRK/B|278740|7900|877318|B,Q,N"
         pytest.param(b"\r\n \r\n", "empty file", id="blank"),
         pytest.param(b"\x00\x01garbage", "NUL bytes", id="binary"),
         pytest.param(b"<html><head><title>404 Not Found</title></head></html>", "error page", id="html-404"),
-        pytest.param(b"<?xml version='1.0'?><Error><Code>AccessDenied</Code></Error>", "HTML/XML",
-                     id="cdn-access-denied-xml"),
+        pytest.param(
+            b"<?xml version='1.0'?><Error><Code>AccessDenied</Code></Error>",
+            "HTML/XML",
+            id="cdn-access-denied-xml",
+        ),
         pytest.param(b"<!DOCTYPE html><html><body>Maintenance</body></html>", "HTML/XML", id="html"),
-        pytest.param(b"Date,Symbol,ShortVolume,ShortExemptVolume,TotalVolume,Market\r\n0\r\n", "header",
-                     id="comma-header"),
-        pytest.param(b"Date|Symbol|ShortVolume|TotalVolume|Market\r\n20100104|A|1|2|Q\r\n1\r\n", "header",
-                     id="pre-2011-layout"),
+        pytest.param(
+            b"Date,Symbol,ShortVolume,ShortExemptVolume,TotalVolume,Market\r\n0\r\n",
+            "header",
+            id="comma-header",
+        ),
+        pytest.param(
+            b"Date|Symbol|ShortVolume|TotalVolume|Market\r\n20100104|A|1|2|Q\r\n1\r\n",
+            "header",
+            id="pre-2011-layout",
+        ),
         pytest.param(b"just some text\n", "header", id="garbage-text"),
         pytest.param(HEADER + b"\r\n", "truncated: no row-count trailer", id="header-only"),
         pytest.param(build(ROW_A, ROW_B, trailer=""), "truncated: no row-count trailer", id="no-trailer"),
-        pytest.param(build(ROW_A, ROW_B, trailer="3"), "truncated: trailer says 3 rows, file has 2",
-                     id="trailer-too-big"),
-        pytest.param(build(ROW_A, ROW_B, trailer="1"), "trailer says 1 rows, file has 2", id="trailer-too-small"),
-        pytest.param(build(ROW_A, "20210427|BR"), re.escape("line 3: not a Date|Symbol|numbers|Market row"),
-                     id="cut-row"),
+        pytest.param(
+            build(ROW_A, ROW_B, trailer="3"),
+            "truncated: trailer says 3 rows, file has 2",
+            id="trailer-too-big",
+        ),
+        pytest.param(
+            build(ROW_A, ROW_B, trailer="1"), "trailer says 1 rows, file has 2", id="trailer-too-small"
+        ),
+        pytest.param(
+            build(ROW_A, "20210427|BR"),
+            re.escape("line 3: not a Date|Symbol|numbers|Market row"),
+            id="cut-row",
+        ),
         pytest.param(build(ROW_A, "", ROW_B), "line 3", id="blank-line-inside"),
         pytest.param(build("20210427|A|1,097|1|244138|B,Q,N"), "line 2", id="thousands-separator"),
         pytest.param(build("20210427|A|-5|1|244138|B,Q,N"), "line 2", id="negative"),

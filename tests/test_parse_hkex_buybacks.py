@@ -229,7 +229,11 @@ def test_missing_end_marker_right_after_header(rows_0313: list[list[str]]) -> No
     ("column", "text", "message"),
     [
         (8, "Method", "header row 3 has an unknown column 'Method'"),  # renamed
-        (6, "Total paid\n($)", r"header row 3 has a repeated column 'Total paid \(\$\)'"),  # two of one meaning
+        (
+            6,
+            "Total paid\n($)",
+            r"header row 3 has a repeated column 'Total paid \(\$\)'",
+        ),  # two of one meaning
         (8, "", r"header row 3 lacks column\(s\) method"),  # a column the alert needs dropped
     ],
 )
@@ -443,13 +447,28 @@ def test_2026_report_reads_every_repurchase_and_reconciles(report_2026: pd.DataF
 def test_2026_xiaomi_true_figures(report_2026: pd.DataFrame) -> None:
     got = rows_of(report_2026, "01810")
     assert len(got) == 1
-    check_row(got.iloc[0], {
-        "name": "XIAOMI-W", "sec_type": "WVR ORD", "trade_date": pd.Timestamp("2026-09-08"),
-        "report_date": pd.Timestamp("2026-09-09"), "shares": 3_038_600, "price_high": 27.10, "price_low": 26.72,
-        "currency": "HKD", "total_paid": 82_016_848.00, "method": "Exchange", "group_shares": 3_038_600,
-        "for_cancellation": 3_038_600, "for_treasury": 0, "mandate_total": 112_793_200, "mandate_pct": 0.44,
-        "ytd_shares": 112_793_200, "pct_of_issued": 0.44,
-    })
+    check_row(
+        got.iloc[0],
+        {
+            "name": "XIAOMI-W",
+            "sec_type": "WVR ORD",
+            "trade_date": pd.Timestamp("2026-09-08"),
+            "report_date": pd.Timestamp("2026-09-09"),
+            "shares": 3_038_600,
+            "price_high": 27.10,
+            "price_low": 26.72,
+            "currency": "HKD",
+            "total_paid": 82_016_848.00,
+            "method": "Exchange",
+            "group_shares": 3_038_600,
+            "for_cancellation": 3_038_600,
+            "for_treasury": 0,
+            "mandate_total": 112_793_200,
+            "mandate_pct": 0.44,
+            "ytd_shares": 112_793_200,
+            "pct_of_issued": 0.44,
+        },
+    )
     assert pd.isna(got.iloc[0]["note"])
 
 
@@ -476,12 +495,24 @@ def test_2026_treasury_blank_lowest_price_and_other_markets(report_2026: pd.Data
     asia_allied = rows_of(report_2026, "00711").iloc[0]  # single price: the lowest price cell is blank
     assert (asia_allied["price_high"], asia_allied["price_low"]) == (0.43, 0.43)
     glms = rows_of(report_2026, "01456").iloc[0]  # an A-share repurchase in Shanghai, in RMB
-    check_row(glms, {"sec_type": "A SHARES", "currency": "RMB", "method": "Shanghai Stock Exchange",
-                     "shares": 1_100_000, "total_paid": 9_729_323.00, "for_treasury": 1_100_000})
+    check_row(
+        glms,
+        {
+            "sec_type": "A SHARES",
+            "currency": "RMB",
+            "method": "Shanghai Stock Exchange",
+            "shares": 1_100_000,
+            "total_paid": 9_729_323.00,
+            "for_treasury": 1_100_000,
+        },
+    )
     assert pd.isna(glms["mandate_total"])
     jingcheng = rows_of(report_2026, "00187").iloc[0]
     assert (jingcheng["method"], jingcheng["price_high"], jingcheng["price_low"]) == (
-        "By private arrangement", 7.7212, 7.33)
+        "By private arrangement",
+        7.7212,
+        7.33,
+    )
     haitian = rows_of(report_2026, "03288")  # one company, an A-share row and an H-share row the same day
     assert list(haitian["sec_type"]) == ["A SHARES", "H SHARES"]
     assert list(haitian["group_shares"]) == [858_364, 261_100]
@@ -505,7 +536,9 @@ def test_2026_cancellation_plus_treasury_must_be_the_total() -> None:
     grid = real_grid_2026()
     at = next(i for i, row in enumerate(grid) if row[0] == "XIAOMI-W")
     grid[at][11] = "100"
-    with pytest.raises(MalformedFile, match="cancellation 3,038,600 \\+ treasury 100 is not the total 3,038,600"):
+    with pytest.raises(
+        MalformedFile, match="cancellation 3,038,600 \\+ treasury 100 is not the total 3,038,600"
+    ):
         _parse_rows(grid)
 
 
@@ -513,15 +546,18 @@ def test_2026_group_without_its_aggregates_row_is_malformed() -> None:
     grid = real_grid_2026()
     at = next(i for i, row in enumerate(grid) if row[0] == "STANCHART" and row[8] == "CBOE CXE")
     grid[at][9:14] = ["", "", "", "", ""]
-    with pytest.raises(MalformedFile, match="starred aggregates are blank but the next row is another company"):
+    with pytest.raises(
+        MalformedFile, match="starred aggregates are blank but the next row is another company"
+    ):
         _parse_rows(grid)
 
 
 def test_2026_unknown_header_is_named() -> None:
     grid = real_grid_2026()
     grid[4][11] = "Number of\nshares/units\nrepurchased\nfor\nholding in escrow*"
-    with pytest.raises(MalformedFile, match="unknown column 'Number of shares/units repurchased for holding in "
-                                            "escrow\\*'") as caught:
+    with pytest.raises(
+        MalformedFile, match="unknown column 'Number of shares/units repurchased for holding in escrow\\*'"
+    ) as caught:
         _parse_rows(grid)
     assert caught.value.layout == "srrpt-2026"
 
@@ -529,7 +565,14 @@ def test_2026_unknown_header_is_named() -> None:
 def test_2017_files_leave_the_new_columns_empty(frames: dict[str, pd.DataFrame]) -> None:
     for frame in frames.values():
         assert frame.attrs["layout"] == "srrpt-2017"
-        for column in ("group_shares", "for_cancellation", "for_treasury", "mandate_total", "mandate_pct", "note"):
+        for column in (
+            "group_shares",
+            "for_cancellation",
+            "for_treasury",
+            "mandate_total",
+            "mandate_pct",
+            "note",
+        ):
             assert frame[column].isna().all(), column
 
 
@@ -544,7 +587,11 @@ def test_cli_parses_todays_report(tmp_path: Path) -> None:
     frame = pd.read_csv(io.StringIO(done.stdout), dtype={"code": str})
     assert len(frame) == 113
     xiaomi = frame[frame["code"] == "01810"].iloc[0]
-    assert (xiaomi["shares"], xiaomi["for_cancellation"], xiaomi["total_paid"]) == (3038600, 3038600, 82016848.0)
+    assert (xiaomi["shares"], xiaomi["for_cancellation"], xiaomi["total_paid"]) == (
+        3038600,
+        3038600,
+        82016848.0,
+    )
     grid = real_grid_2026()
     grid[4][10] = "Number of\nshares/units\nrepurchased\nfor\nescrow*"
     report.write_bytes(grid_xls(grid))

@@ -360,17 +360,37 @@ def summary_from_real_cells() -> bytes:
     cell under a "(+%)" heading spanning two columns.
     """
     header = [
-        "Serial No", "Name of listed corporation", "Stock code", "Class of shares", "Name of director",
-        "Date of relevant event", "Reason for disclosure", "Number of shares bought / sold / involved",
+        "Serial No",
+        "Name of listed corporation",
+        "Stock code",
+        "Class of shares",
+        "Name of director",
+        "Date of relevant event",
+        "Reason for disclosure",
+        "Number of shares bought / sold / involved",
         "Average price per share",
     ]
     rows = [
-        '<tr class="tbHeader">' + "".join(f"<td>{label}</td>" for label in header)
+        '<tr class="tbHeader">'
+        + "".join(f"<td>{label}</td>" for label in header)
         + '<td colspan="2">Previous No. of shares (+%)</td><td colspan="2">Present No. of shares (+%)</td></tr>'
     ]
     for serial, holder, reason, shares, price, held, pct, event_date, *_ in real_list_cells():
-        cells = [serial, "Tencent Holdings Limited", "00700", "Ordinary Shares", holder, event_date, reason, shares,
-                 price, "&nbsp;", "&nbsp;", held, pct]
+        cells = [
+            serial,
+            "Tencent Holdings Limited",
+            "00700",
+            "Ordinary Shares",
+            holder,
+            event_date,
+            reason,
+            shares,
+            price,
+            "&nbsp;",
+            "&nbsp;",
+            held,
+            pct,
+        ]
         rows.append('<tr class="tbRow">' + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     page = (
         '<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8"></head><body>'
@@ -413,13 +433,30 @@ def test_summary_with_real_cells() -> None:
         "pct_before": None,
     }
     award = _record(frame, "DA20260330E00364")  # five-digit code, blank (&nbsp;) price
-    assert (award["event_code"], award["direction"], award["shares"], award["avg_price"], award["currency"]) == (
-        "11031", "other", 17_804, None, None,
+    assert (
+        award["event_code"],
+        award["direction"],
+        award["shares"],
+        award["avg_price"],
+        award["currency"],
+    ) == (
+        "11031",
+        "other",
+        17_804,
+        None,
+        None,
     )
-    assert (award["shares_after"], award["pct_after"], award["event_date"]) == (68_494, 0.0, pd.Timestamp("2026-03-25"))
+    assert (award["shares_after"], award["pct_after"], award["event_date"]) == (
+        68_494,
+        0.0,
+        pd.Timestamp("2026-03-25"),
+    )
     single = _record(frame, "DA20260819E00389")  # one position only: "44,172(L)<br>" / "0.00(L)<br>"
     assert (single["event_code"], single["shares"], single["shares_after"], single["pct_after"]) == (
-        "1316", 1_682, 44_172, 0.0,
+        "1316",
+        1_682,
+        44_172,
+        0.0,
     )
 
 
@@ -492,13 +529,27 @@ def test_notice_list_sale(notices: pd.DataFrame) -> None:
     ],
 )
 def test_notice_list_other_events(
-    notices: pd.DataFrame, serial: str, holder: str, event_code: str, shares: int, shares_after: int,
+    notices: pd.DataFrame,
+    serial: str,
+    holder: str,
+    event_code: str,
+    shares: int,
+    shares_after: int,
     event_date: str,
 ) -> None:
     row = _record(notices, serial)
-    assert (row["holder"], row["event_code"], row["direction"], row["position"]) == (holder, event_code, "other", "L")
+    assert (row["holder"], row["event_code"], row["direction"], row["position"]) == (
+        holder,
+        event_code,
+        "other",
+        "L",
+    )
     assert (row["shares"], row["avg_price"], row["currency"]) == (shares, None, None)  # price cell is &nbsp;
-    assert (row["shares_after"], row["pct_after"], row["event_date"]) == (shares_after, 0.0, pd.Timestamp(event_date))
+    assert (row["shares_after"], row["pct_after"], row["event_date"]) == (
+        shares_after,
+        0.0,
+        pd.Timestamp(event_date),
+    )
     assert row["filed_date"] == pd.Timestamp(f"{serial[2:6]}-{serial[6:8]}-{serial[8:10]}")
 
 
@@ -554,7 +605,9 @@ def test_notice_list_code_from_the_form_url() -> None:
 
 
 def test_notice_list_path() -> None:
-    assert notice_list_path("700", "6893", "Tencent Holdings Ltd.", date(2026, 1, 1), date(2026, 9, 10), 2) == (
+    assert notice_list_path(
+        "700", "6893", "Tencent Holdings Ltd.", date(2026, 1, 1), date(2026, 9, 10), 2
+    ) == (
         "/di/NSAllFormList.aspx?sa2=an&sid=6893&corpn=Tencent+Holdings+Ltd.&sd=01%2F01%2F2026&ed=10%2F09%2F2026"
         "&cid=0&sa1=cl&scsd=01%2F01%2F2026&sced=10%2F09%2F2026&sc=00700&src=MAIN&lang=EN&pg=2"
     )

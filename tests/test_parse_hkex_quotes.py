@@ -47,8 +47,19 @@ def test_rows_and_dtypes() -> None:
     assert (frame["date"] == pd.Timestamp("2025-11-20")).all()
     # 12 quoted stocks + 02800, which is only in the SHORT SELLING section; ordered by code.
     assert frame["code"].tolist() == [
-        "00001", "00005", "00016", "00388", "00700", "01104", "01387", "01810",
-        "02318", "02800", "03690", "09988", "80016",
+        "00001",
+        "00005",
+        "00016",
+        "00388",
+        "00700",
+        "01104",
+        "01387",
+        "01810",
+        "02318",
+        "02800",
+        "03690",
+        "09988",
+        "80016",
     ]
 
 
@@ -95,7 +106,11 @@ def test_percent_counter_is_non_hkd_and_linked() -> None:
     frame = parse(_read())
     rmb = _row(frame, "80016")
     assert (rmb["name"], rmb["currency"], bool(rmb["non_hkd"]), rmb["hkd_code"]) == (
-        "SHK PPT-R", "RMB", True, "00016")
+        "SHK PPT-R",
+        "RMB",
+        True,
+        "00016",
+    )
     assert (rmb["close"], rmb["turnover"]) == (87.00, 1_046_400.0)
     others = frame[frame["code"] != "80016"]
     assert not others["non_hkd"].any()
@@ -143,7 +158,11 @@ def test_stock_without_short_selling_has_missing_short_fields() -> None:
 
 def test_short_only_stock_is_kept() -> None:
     tracker = _row(parse(_read()), "02800")
-    assert (tracker["name"], tracker["currency"], bool(tracker["suspended"])) == ("TRACKER FUND", "HKD", False)
+    assert (tracker["name"], tracker["currency"], bool(tracker["suspended"])) == (
+        "TRACKER FUND",
+        "HKD",
+        False,
+    )
     assert math.isnan(tracker["close"])
     assert pd.isna(tracker["shares_traded"])
     assert (tracker["short_shares"], tracker["total_value"]) == (3_561_000, 1_598_116_050.0)
@@ -165,17 +184,24 @@ def test_market_totals() -> None:
     assert _dtypes(market) == MARKET_SCHEMA
     assert market.attrs["file_date"] == date(2025, 11, 20)
     # The constructed fixture's totals are the sums of its own 11 short selling rows (see the fixtures README).
-    assert market.to_dict("records") == [{
-        "date": pd.Timestamp("2025-11-20"), "board": "main", "session": "close", "stocks_shorted": 11,
-        "short_shares": 56_164_300, "short_value": 6_527_858_820.0, "market_turnover": 38_899_184_311.0,
-        "short_pct": 16.78,
-    }]
+    assert market.to_dict("records") == [
+        {
+            "date": pd.Timestamp("2025-11-20"),
+            "board": "main",
+            "session": "close",
+            "stocks_shorted": 11,
+            "short_shares": 56_164_300,
+            "short_value": 6_527_858_820.0,
+            "market_turnover": 38_899_184_311.0,
+            "short_pct": 16.78,
+        }
+    ]
 
 
 def test_market_totals_absent_gives_empty_frame() -> None:
     text = _text()
     start = text.index("Total No. of all Securities")
-    end = text.index("                       <a name = \"adj_short\">")
+    end = text.index('                       <a name = "adj_short">')
     market = parse_market((text[:start] + text[end:]).encode("latin-1"))
     assert market.empty
     assert _dtypes(market) == MARKET_SCHEMA
@@ -198,7 +224,12 @@ def test_2010_layout_without_currency_column() -> None:
     assert frame["code"].tolist() == ["00005", "00823", "01051"]
     link = _row(frame, "00823")
     assert (link["name"], link["currency"]) == ("LINK REIT", "HKD")
-    assert (link["prev_close"], link["ask"], link["high"], link["shares_traded"]) == (19.82, 19.60, 19.70, 1_945_905)
+    assert (link["prev_close"], link["ask"], link["high"], link["shares_traded"]) == (
+        19.82,
+        19.60,
+        19.70,
+        1_945_905,
+    )
     assert (link["close"], link["bid"], link["low"], link["turnover"]) == (19.62, 19.58, 19.58, 38_218_570.0)
     assert bool(_row(frame, "01051")["suspended"])
     assert frame["short_shares"].isna().all()
@@ -288,7 +319,9 @@ def test_long_garbled_line_is_shortened() -> None:
 
 def test_quotation_without_second_line_names_its_line() -> None:
     number = _line_of(_text(), "TENCENT          HKD")
-    data = _read().replace(b"                                 611.00   610.50   608.50       12,158,403,210\n", b"")
+    data = _read().replace(
+        b"                                 611.00   610.50   608.50       12,158,403,210\n", b""
+    )
     with pytest.raises(MalformedFile, match=f"00700 \\(line {number}\\)"):
         parse(data)
 
@@ -308,8 +341,10 @@ def test_any_non_word_marker_before_a_code(marker: str) -> None:
     for before, after in [
         (b"       700 TENCENT          HKD", f"     {marker} 700 TENCENT          HKD".encode()),  # quotation
         (b"      1387 CHINA DILI", f"     {marker}1387 CHINA DILI".encode()),  # suspended row
-        (b"        700 TENCENT               3,477,200",
-         f"      {marker}  700 TENCENT               3,477,200".encode()),  # short selling row
+        (
+            b"        700 TENCENT               3,477,200",
+            f"      {marker}  700 TENCENT               3,477,200".encode(),
+        ),  # short selling row
     ]:
         assert before in data
         data = data.replace(before, after)
@@ -373,20 +408,35 @@ def test_2010_file_without_totals_reconciles_nothing() -> None:
 @pytest.mark.parametrize(
     ("before", "after", "rows", "total", "check"),
     [
-        (b"TURNOVER ($)                                  38,899,184,311",
-         b"TURNOVER ($)                                  39,899,184,311",
-         "38,898,034,421", "39,899,184,311", "turnover"),
-        (b"Total Shares (SH):        56,164,300", b"Total Shares (SH):        57,164,300",
-         "56,164,300", "57,164,300", "section_short_shares"),
+        (
+            b"TURNOVER ($)                                  38,899,184,311",
+            b"TURNOVER ($)                                  39,899,184,311",
+            "38,898,034,421",
+            "39,899,184,311",
+            "turnover",
+        ),
+        (
+            b"Total Shares (SH):        56,164,300",
+            b"Total Shares (SH):        57,164,300",
+            "56,164,300",
+            "57,164,300",
+            "section_short_shares",
+        ),
         (b"428,533,151", b"438,533,151", "428,533,151", "438,533,151", "section_total_shares"),
-        (b"recording Short Selling                        :    11",
-         b"recording Short Selling                        :    12", "11", "12", "stocks_shorted"),
+        (
+            b"recording Short Selling                        :    11",
+            b"recording Short Selling                        :    12",
+            "11",
+            "12",
+            "stocks_shorted",
+        ),
         (b": HKD  6,527,858,820", b": HKD  6,627,858,820", "6,527,667,172", "6,627,858,820", "short_value"),
     ],
     ids=["turnover", "section-short-shares", "section-total-shares", "count", "short-value"],
 )
-def test_rows_that_do_not_add_up_are_malformed(before: bytes, after: bytes, rows: str, total: str,
-                                               check: str) -> None:
+def test_rows_that_do_not_add_up_are_malformed(
+    before: bytes, after: bytes, rows: str, total: str, check: str
+) -> None:
     assert _read().count(before) == 1
     data = _read().replace(before, after)
     for parser in (parse, parse_market):
@@ -398,13 +448,17 @@ def test_rows_that_do_not_add_up_are_malformed(before: bytes, after: bytes, rows
 
 def test_rows_within_half_a_percent_of_the_total_are_accepted() -> None:
     # +0.4% on the market turnover and on the (C) value: accepted, both figures recorded as printed.
-    data = _read().replace(b"TURNOVER ($)                                  38,899,184,311",
-                           b"TURNOVER ($)                                  39,054,780,000")
+    data = _read().replace(
+        b"TURNOVER ($)                                  38,899,184,311",
+        b"TURNOVER ($)                                  39,054,780,000",
+    )
     data = data.replace(b": HKD  6,527,858,820", b": HKD  6,553,970,000")
     reconciled = parse(data).attrs["reconciled"]
     assert reconciled["turnover"] == (38_898_034_421, 39_054_780_000)
     assert reconciled["short_value"] == (6_527_667_172, 6_553_970_000)
-    too_far = data.replace(b"39,054,780,000", b"39,094,000,000")  # +0.5% of the rows is over 0.5% of the total
+    too_far = data.replace(
+        b"39,054,780,000", b"39,094,000,000"
+    )  # +0.5% of the rows is over 0.5% of the total
     with pytest.raises(MalformedFile, match="turnover"):
         parse(too_far)
 
@@ -412,7 +466,7 @@ def test_rows_within_half_a_percent_of_the_total_are_accepted() -> None:
 def test_absent_totals_are_skipped_not_reconciled() -> None:
     text = _text()
     start = text.index("Total No. of all Securities")
-    end = text.index("                       <a name = \"adj_short\">")
+    end = text.index('                       <a name = "adj_short">')
     text = text[:start] + text[end:]  # no summary block
     text = text.replace('<a name = "market_highlights">', "")  # no MARKET HIGHLIGHTS section
     text = "\n".join(line for line in text.split("\n") if "Total Shares (SH):" not in line)
@@ -433,16 +487,23 @@ def test_highlights_column_is_chosen_by_date() -> None:
 # --- full-size file ------------------------------------------------------------------------------------
 
 
-def _set_totals(text: str, *, turnover: int, stocks: int, short_shares: int, short_value: int, traded: int) -> str:
+def _set_totals(
+    text: str, *, turnover: int, stocks: int, short_shares: int, short_value: int, traded: int
+) -> str:
     """Rewrite every total of a file (MARKET HIGHLIGHTS, the section's Total Shares line, blocks (A) and (C))."""
     text = re.sub(r"(       TURNOVER \(\$\)) +[\d,]+", lambda m: f"{m.group(1)}{turnover:>48,}", text)
-    text = re.sub(r"(Total Shares \(SH\):) +[\d,]+ +[\d,]+",
-                  lambda m: f"{m.group(1)}{short_shares:>18,}{traded:>36,}", text)
+    text = re.sub(
+        r"(Total Shares \(SH\):) +[\d,]+ +[\d,]+",
+        lambda m: f"{m.group(1)}{short_shares:>18,}{traded:>36,}",
+        text,
+    )
     text = re.sub(r"(recording Short Selling +:) +[\d,]+", lambda m: f"{m.group(1)} {stocks:>5,}", text)
-    text = re.sub(r"(Turnover Total Shares \(SH\) +:) +[\d,]+", lambda m: f"{m.group(1)} {short_shares:>18,}",
-                  text)
-    return re.sub(r"(Turnover Total Value \(\$\) +: HKD) +[\d,]+", lambda m: f"{m.group(1)} {short_value:>14,}",
-                  text)
+    text = re.sub(
+        r"(Turnover Total Shares \(SH\) +:) +[\d,]+", lambda m: f"{m.group(1)} {short_shares:>18,}", text
+    )
+    return re.sub(
+        r"(Turnover Total Value \(\$\) +: HKD) +[\d,]+", lambda m: f"{m.group(1)} {short_value:>14,}", text
+    )
 
 
 def _quote_lines(code: int, index: int) -> list[str]:
@@ -472,13 +533,24 @@ def test_full_size_file_row_count() -> None:
     sales = "\n".join(["         1 CKH HOLDINGS     [52.80 U]20,000  52.75 10,500  52.80 8,000"] * 100_000)
     sales_at = text.index("\n", text.index("SALES RECORD\n"))
     big = (
-        text[:q_start] + "\n".join(quotes) + text[q_end:sales_at] + "\n" + sales
-        + text[sales_at:s_start] + "\n".join(shorts) + text[s_end:]
+        text[:q_start]
+        + "\n".join(quotes)
+        + text[q_end:sales_at]
+        + "\n"
+        + sales
+        + text[sales_at:s_start]
+        + "\n".join(shorts)
+        + text[s_end:]
     )
     evens = [i for i in range(1, 2601) if i % 2 == 0]
-    big = _set_totals(big, turnover=sum(i * 10_000 for i in range(1, 2601)), stocks=len(evens),
-                      short_shares=sum(i * 100 for i in evens), short_value=sum(i * 1000 for i in evens),
-                      traded=sum(i * 1000 for i in evens))
+    big = _set_totals(
+        big,
+        turnover=sum(i * 10_000 for i in range(1, 2601)),
+        stocks=len(evens),
+        short_shares=sum(i * 100 for i in evens),
+        short_value=sum(i * 1000 for i in evens),
+        traded=sum(i * 1000 for i in evens),
+    )
     frame = parse(big.encode("latin-1"))
     assert len(frame) == 2600
     assert frame.attrs["reconciled"]["turnover"] == (33_813_000_000, 33_813_000_000)

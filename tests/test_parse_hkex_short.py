@@ -38,8 +38,21 @@ def test_day_close_main_board_rows() -> None:
     assert _dtypes(frame) == SCHEMA
     assert frame.attrs["file_date"] == date(2025, 11, 20)
     assert frame["code"].tolist() == [
-        "00001", "00005", "00016", "00388", "00700", "00939", "01299", "01810",
-        "02318", "02800", "03008", "03690", "09008", "09988", "80016",
+        "00001",
+        "00005",
+        "00016",
+        "00388",
+        "00700",
+        "00939",
+        "01299",
+        "01810",
+        "02318",
+        "02800",
+        "03008",
+        "03690",
+        "09008",
+        "09988",
+        "80016",
     ]
     assert (frame["date"] == pd.Timestamp("2025-11-20")).all()
     assert set(frame["board"]) == {"main"}
@@ -52,18 +65,30 @@ def test_day_close_main_board_rows() -> None:
     ckh = _row(frame, "00001")
     assert (ckh["name"], ckh["short_shares"], ckh["short_value"]) == ("CKH HOLDINGS", 412_000, 21_815_400.0)
     baba = _row(frame, "09988")
-    assert (baba["name"], baba["short_shares"], baba["short_value"]) == ("BABA-W", 14_109_500, 2_166_513_725.0)
+    assert (baba["name"], baba["short_shares"], baba["short_value"]) == (
+        "BABA-W",
+        14_109_500,
+        2_166_513_725.0,
+    )
 
 
 def test_percent_marked_counters_are_non_hkd_and_linked() -> None:
     frame = parse(_read("ASHTMAIN.HTM"))
     rmb = _row(frame, "80016")
     assert (rmb["name"], rmb["currency"], bool(rmb["non_hkd"]), rmb["hkd_code"]) == (
-        "SHK PPT-R", "RMB", True, "00016")
+        "SHK PPT-R",
+        "RMB",
+        True,
+        "00016",
+    )
     assert (rmb["short_shares"], rmb["short_value"]) == (2_000, 174_400.0)
     usd = _row(frame, "09008")
     assert (usd["name"], usd["currency"], bool(usd["non_hkd"]), usd["hkd_code"]) == (
-        "BOS HSK BTC-U", "USD", True, "03008")
+        "BOS HSK BTC-U",
+        "USD",
+        True,
+        "03008",
+    )
     assert (usd["short_shares"], usd["short_value"]) == (1_200, 1_524.0)
     hkd = frame[~frame["code"].isin(["80016", "09008"])]
     assert not hkd["non_hkd"].any()
@@ -99,7 +124,11 @@ def test_gem_page() -> None:
     assert set(frame["board"]) == {"gem"}
     assert set(frame["session"]) == {"close"}
     fengyinhe = _row(frame, "08030")
-    assert (fengyinhe["name"], fengyinhe["short_shares"], fengyinhe["short_value"]) == ("FENGYINHE", 2_000, 12_980.0)
+    assert (fengyinhe["name"], fengyinhe["short_shares"], fengyinhe["short_value"]) == (
+        "FENGYINHE",
+        2_000,
+        12_980.0,
+    )
     # 8xxx GEM codes are HKD stocks, not 8xxxx RMB counters.
     assert not frame["non_hkd"].any()
 
@@ -117,10 +146,18 @@ def test_empty_board_is_valid_and_market_row_is_zero() -> None:
     assert frame.attrs["file_date"] == date(2017, 6, 26)
     market = parse_market(data)
     assert _dtypes(market) == MARKET_SCHEMA
-    assert market.to_dict("records") == [{
-        "date": pd.Timestamp("2017-06-26"), "board": "gem", "session": "morning", "stocks_shorted": 0,
-        "short_shares": 0, "short_value": 0.0, "market_turnover": 0.0, "short_pct": 0.0,
-    }]
+    assert market.to_dict("records") == [
+        {
+            "date": pd.Timestamp("2017-06-26"),
+            "board": "gem",
+            "session": "morning",
+            "stocks_shorted": 0,
+            "short_shares": 0,
+            "short_value": 0.0,
+            "market_turnover": 0.0,
+            "short_pct": 0.0,
+        }
+    ]
 
 
 # --- market summary -------------------------------------------------------------------------------------
@@ -131,11 +168,18 @@ def test_market_row_uses_block_c() -> None:
     assert _dtypes(market) == MARKET_SCHEMA
     assert market.attrs["file_date"] == date(2025, 11, 20)
     # The constructed page's totals are the sums of its own 15 rows (see the fixtures README).
-    assert market.to_dict("records") == [{
-        "date": pd.Timestamp("2025-11-20"), "board": "main", "session": "close", "stocks_shorted": 15,
-        "short_shares": 88_040_500, "short_value": 6_993_462_463.0, "market_turnover": 38_899_184_311.0,
-        "short_pct": 17.98,
-    }]
+    assert market.to_dict("records") == [
+        {
+            "date": pd.Timestamp("2025-11-20"),
+            "board": "main",
+            "session": "close",
+            "stocks_shorted": 15,
+            "short_shares": 88_040_500,
+            "short_value": 6_993_462_463.0,
+            "market_turnover": 38_899_184_311.0,
+            "short_pct": 17.98,
+        }
+    ]
 
 
 def test_market_morning_integer_percent_and_unspaced_hkd() -> None:
@@ -169,15 +213,17 @@ def test_market_older_unlabeled_summary() -> None:
     text = _read("ASHTMAIN.HTM").decode("latin-1")
     start = text.index("Total No. of all Securities")
     end = text.index("</font></pre>")
-    old_summary = "\r\n".join([
-        "Total No. of Securities recording Short Selling                :    15",
-        "Total No. of Designated Securities recording Short Selling     :    15",
-        "Short Selling Turnover Total Shares (SH)                  :         88,040,500",
-        "Short Selling Turnover Total Value ($)                    : HKD  6,993,462,463",
-        "Total market turnover                                     : HKD 40,000,000,000",
-        "Short Selling as % total turnover                         :   17.48%",
-        "",
-    ])
+    old_summary = "\r\n".join(
+        [
+            "Total No. of Securities recording Short Selling                :    15",
+            "Total No. of Designated Securities recording Short Selling     :    15",
+            "Short Selling Turnover Total Shares (SH)                  :         88,040,500",
+            "Short Selling Turnover Total Value ($)                    : HKD  6,993,462,463",
+            "Total market turnover                                     : HKD 40,000,000,000",
+            "Short Selling as % total turnover                         :   17.48%",
+            "",
+        ]
+    )
     data = (text[:start] + old_summary + text[end:]).encode("latin-1")
     market = parse_market(data)
     row = market.iloc[0]
@@ -193,8 +239,12 @@ def test_market_older_unlabeled_summary() -> None:
 
 def test_non_designated_block_does_not_fill_designated_totals() -> None:
     text = _read("ASHTMAIN.HTM").decode("latin-1")
-    text = text.replace("    Short Selling Turnover Total Shares (SH)                  :         88,040,500\r\n", "")
-    text = text.replace(":                  0\r\n", ":             12,000\r\n")  # the non-Designated shares line
+    text = text.replace(
+        "    Short Selling Turnover Total Shares (SH)                  :         88,040,500\r\n", ""
+    )
+    text = text.replace(
+        ":                  0\r\n", ":             12,000\r\n"
+    )  # the non-Designated shares line
     market = parse_market(text.encode("latin-1"))
     row = market.iloc[0]
     assert pd.isna(row["short_shares"])
@@ -228,7 +278,9 @@ def test_placeholder_is_not_published(parser) -> None:
 
 
 def test_dated_page_mentioning_the_placeholder_phrase_is_data() -> None:
-    data = _read("ASHTGEM.HTM").replace(b"</font></pre>", b"Next report will be available after 12:30.\n</font></pre>")
+    data = _read("ASHTGEM.HTM").replace(
+        b"</font></pre>", b"Next report will be available after 12:30.\n</font></pre>"
+    )
     assert len(parse(data)) == 3
 
 
@@ -268,15 +320,17 @@ def test_garbled_row_is_malformed_with_its_line_number() -> None:
     number = next(i for i, line in enumerate(lines, start=1) if "2,127,698,680" in line)
     assert number == 16
     for parser in (parse, parse_market):
-        with pytest.raises(MalformedFile,
-                           match="garbled stock row at line 16: '700 TENCENT 3,477,200 2,127,698 680 X'"):
+        with pytest.raises(
+            MalformedFile, match="garbled stock row at line 16: '700 TENCENT 3,477,200 2,127,698 680 X'"
+        ):
             parser(data)
 
 
 def test_line_numbers_count_lines_inside_tags() -> None:
     # A tag broken over two lines still counts as two lines of the file.
-    data = _read("ASHTMAIN.HTM").replace(b'<font size="2" face="Courier New">',
-                                         b'<font size="2"\r\nface="Courier New">')
+    data = _read("ASHTMAIN.HTM").replace(
+        b'<font size="2" face="Courier New">', b'<font size="2"\r\nface="Courier New">'
+    )
     data = data.replace(b"2,127,698,680", b"2,127,698 680 X")
     with pytest.raises(MalformedFile, match="at line 17:"):
         parse(data)
@@ -299,11 +353,19 @@ def test_reconciled_totals_of_the_pages() -> None:
         assert main.attrs["layout"] == "ncms-2026"
         assert main.attrs["reconciled"] == RECONCILED_MAIN
         assert parser(_read("ASHTGEM.HTM")).attrs["reconciled"] == {
-            "stocks_shorted": (3, 3), "short_shares": (1_278_000, 1_278_000), "short_value": (140_004, 140_004)}
-        assert parser(_read("MSHTMAIN.HTM")).attrs["reconciled"]["short_value"] == (2_533_976_130, 2_534_024_152)
+            "stocks_shorted": (3, 3),
+            "short_shares": (1_278_000, 1_278_000),
+            "short_value": (140_004, 140_004),
+        }
+        assert parser(_read("MSHTMAIN.HTM")).attrs["reconciled"]["short_value"] == (
+            2_533_976_130,
+            2_534_024_152,
+        )
         empty = parser(_read("MSHTGEM_empty_2017.HTM"))
         assert empty.attrs["layout"] == "ncms-2017"
-        assert empty.attrs["reconciled"] == {"stocks_shorted": (0, 0)}  # the page prints no share/value totals
+        assert empty.attrs["reconciled"] == {
+            "stocks_shorted": (0, 0)
+        }  # the page prints no share/value totals
 
 
 def test_hand_check_of_the_main_page_totals() -> None:
@@ -336,10 +398,16 @@ def test_two_markers_are_not_a_row() -> None:
     ("before", "after", "message"),
     [
         (b":    15\r\n", b":    16\r\n", "rows add up to 15 but the file's total says 16 (stocks_shorted:"),
-        (b":         88,040,500", b":         89,040,500",
-         "rows add up to 88,040,500 but the file's total says 89,040,500 (short_shares:"),
-        (b"HKD  6,993,462,463", b"HKD  7,093,462,463",
-         "rows add up to 6,993,258,958 but the file's total says 7,093,462,463 (short_value:"),
+        (
+            b":         88,040,500",
+            b":         89,040,500",
+            "rows add up to 88,040,500 but the file's total says 89,040,500 (short_shares:",
+        ),
+        (
+            b"HKD  6,993,462,463",
+            b"HKD  7,093,462,463",
+            "rows add up to 6,993,258,958 but the file's total says 7,093,462,463 (short_value:",
+        ),
     ],
     ids=["count", "shares", "value"],
 )
@@ -354,7 +422,9 @@ def test_rows_that_do_not_add_up_are_malformed(before: bytes, after: bytes, mess
 
 
 def test_a_missing_row_is_malformed() -> None:
-    data = _read("ASHTMAIN.HTM").replace(b"        939  CCB                   28,614,000    218,038,680\r\n", b"")
+    data = _read("ASHTMAIN.HTM").replace(
+        b"        939  CCB                   28,614,000    218,038,680\r\n", b""
+    )
     with pytest.raises(MalformedFile, match="rows add up to 14 but the file's total says 15"):
         parse(data)
 
@@ -405,10 +475,14 @@ def test_bad_month_is_malformed() -> None:
 
 def test_midday_source_reads_the_morning_pages_like_hkex_short() -> None:
     midday = hkex_short.MIDDAY_SOURCE
-    assert midday.paths(date(2025, 11, 20)) == [hkex_short.PATH_PREFIX + "MSHTMAIN.HTM",
-                                                hkex_short.PATH_PREFIX + "MSHTGEM.HTM"]
-    assert hkex_short.SOURCE.paths(date(2025, 11, 20)) == [hkex_short.PATH_PREFIX + "ASHTMAIN.HTM",
-                                                           hkex_short.PATH_PREFIX + "ASHTGEM.HTM"]
+    assert midday.paths(date(2025, 11, 20)) == [
+        hkex_short.PATH_PREFIX + "MSHTMAIN.HTM",
+        hkex_short.PATH_PREFIX + "MSHTGEM.HTM",
+    ]
+    assert hkex_short.SOURCE.paths(date(2025, 11, 20)) == [
+        hkex_short.PATH_PREFIX + "ASHTMAIN.HTM",
+        hkex_short.PATH_PREFIX + "ASHTGEM.HTM",
+    ]
     assert not midday.history and not midday.dated_url
     for name in ("MSHTMAIN.HTM", "MSHTGEM_empty_2017.HTM"):
         tables = midday.parse_all(_read(name))

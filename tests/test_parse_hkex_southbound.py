@@ -194,9 +194,26 @@ def test_2026_page_rows_and_date(page_2026: bytes) -> None:
     assert (frame["date"] == pd.Timestamp("2026-03-31")).all()
     # Northbound rows carry HKEX's 5-digit CCASS codes (STAR 3xxxx, SSE main board 9xxxx), kept as printed.
     assert list(frame["code"]) == [
-        "30001", "30002", "30003", "30005", "30006", "30007", "30008", "30009", "30010",
-        "90150", "90151", "90152", "90153", "90155", "90157", "90158",
-        "95580", "95589", "95598", "95599",
+        "30001",
+        "30002",
+        "30003",
+        "30005",
+        "30006",
+        "30007",
+        "30008",
+        "30009",
+        "30010",
+        "90150",
+        "90151",
+        "90152",
+        "90153",
+        "90155",
+        "90157",
+        "90158",
+        "95580",
+        "95589",
+        "95598",
+        "95599",
     ]
     assert {col: str(dtype) for col, dtype in frame.dtypes.items()} == dict(SCHEMA)
 
@@ -206,7 +223,15 @@ def test_2026_page_rows_and_date(page_2026: bytes) -> None:
     [
         ("30001", ("30001", "SUZHOU HYC TECHNOLOGY CO.,LTD (A #688001)", 1_620_038, 0.36)),
         ("30008", ("30008", "MONTAGE TECHNOLOGY CO., LTD. (A #688008)", 146_393_531, 12.76)),
-        ("30009", ("30009", "CHINA RAILWAY SIGNAL & COMMUNICATION CORPORATION LIMITED (A #688009)", 101_483_244, 1.17)),
+        (
+            "30009",
+            (
+                "30009",
+                "CHINA RAILWAY SIGNAL & COMMUNICATION CORPORATION LIMITED (A #688009)",
+                101_483_244,
+                1.17,
+            ),
+        ),
         ("90152", ("90152", "VEKEN TECHNOLOGY.,LTD. (A #600152)", 2_813, 0.0)),
         ("90157", ("90157", "WINTIME ENERGY GROUP CO.,LTD. (A #600157)", 263_094_788, 1.2)),
         ("95599", ("95599", "BEIJING CAISHIKOU DEPARTMENT STORE CO., LTD. (A #605599)", 16_809_862, 2.16)),
@@ -225,10 +250,14 @@ def test_layout_of_the_2019_form(real_bytes: bytes) -> None:
     "drop",
     [
         # Any one marker of the 2026 form is enough to recognise it.
-        (b'<input type="hidden" name="__EVENTTARGET" id="__EVENTTARGET" value="" />',
-         b'<input type="hidden" name="originalShareholdingDate" id="originalShareholdingDate" value="2026/06/15" />'),
-        (b'<input type="hidden" name="__EVENTTARGET" id="__EVENTTARGET" value="" />',
-         b'href="javascript:__doPostBack(&#39;btnSearch&#39;,&#39;&#39;)"'),
+        (
+            b'<input type="hidden" name="__EVENTTARGET" id="__EVENTTARGET" value="" />',
+            b'<input type="hidden" name="originalShareholdingDate" id="originalShareholdingDate" value="2026/06/15" />',
+        ),
+        (
+            b'<input type="hidden" name="__EVENTTARGET" id="__EVENTTARGET" value="" />',
+            b'href="javascript:__doPostBack(&#39;btnSearch&#39;,&#39;&#39;)"',
+        ),
     ],
 )
 def test_layout_2026_from_any_marker(page_2026: bytes, drop: tuple[bytes, ...]) -> None:
@@ -249,9 +278,11 @@ def test_unknown_form_parses_without_layout(page_2026: bytes) -> None:
 
 
 def _without_2026_markers(data: bytes) -> bytes:
-    for part in (b'<input type="hidden" name="__EVENTTARGET" id="__EVENTTARGET" value="" />',
-                 b'<input type="hidden" name="originalShareholdingDate" id="originalShareholdingDate" value="2026/06/15" />',
-                 b'href="javascript:__doPostBack(&#39;btnSearch&#39;,&#39;&#39;)"'):
+    for part in (
+        b'<input type="hidden" name="__EVENTTARGET" id="__EVENTTARGET" value="" />',
+        b'<input type="hidden" name="originalShareholdingDate" id="originalShareholdingDate" value="2026/06/15" />',
+        b'href="javascript:__doPostBack(&#39;btnSearch&#39;,&#39;&#39;)"',
+    ):
         assert data.count(part) == 1
         data = data.replace(part, b"")
     return data

@@ -16,12 +16,27 @@ from alerts.sources.sec_form4 import NAME, SCHEMA, SOURCE, parse, parse_filing, 
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sec-form4"
 REAL_SHA256 = "6517d04a6984015e99fc021a042278b00818eefec04e1e191d4f65d21f1f14e6"
-F1 = ("Vesting commencement date is March 31, 2025. 25% of the shares vest and become exercisable on the first "
-      "annual anniversary of the vesting commencement date and the balance vest and become exercisable equally on "
-      "the last day of every month thereafter over the following 36 months, subject to the Reporting Person's "
-      "continuous service through each vesting date.")
-CONTRACT = ["ticker", "issuer_cik", "owner_name", "is_director", "is_officer", "officer_title", "transaction_date",
-            "code", "shares", "price", "acquired_disposed", "shares_after", "direct_indirect"]
+F1 = (
+    "Vesting commencement date is March 31, 2025. 25% of the shares vest and become exercisable on the first "
+    "annual anniversary of the vesting commencement date and the balance vest and become exercisable equally on "
+    "the last day of every month thereafter over the following 36 months, subject to the Reporting Person's "
+    "continuous service through each vesting date."
+)
+CONTRACT = [
+    "ticker",
+    "issuer_cik",
+    "owner_name",
+    "is_director",
+    "is_officer",
+    "officer_title",
+    "transaction_date",
+    "code",
+    "shares",
+    "price",
+    "acquired_disposed",
+    "shares_after",
+    "direct_indirect",
+]
 
 
 def fixture(name: str) -> bytes:
@@ -150,7 +165,10 @@ def test_open_market_purchase_code_p() -> None:
     assert frame["direct_indirect"].tolist() == ["D", "I"]
     assert frame["security_title"].tolist() == ["Common Stock", "Common Stock"]
     assert pd.isna(frame.loc[0, "footnotes"])
-    assert frame.loc[1, "footnotes"] == "F2: Shares purchased by the Reporting Person's spouse in the open market."
+    assert (
+        frame.loc[1, "footnotes"]
+        == "F2: Shares purchased by the Reporting Person's spouse in the open market."
+    )
     assert 200000.0 not in frame["shares_after"].tolist()
     assert frame.attrs["file_date"] == date(2025, 5, 12)
 
@@ -162,13 +180,19 @@ def test_10b5_1_sale() -> None:
     row = frame.iloc[0]
     assert frame["is_10b5_1"].tolist() == [True]
     assert (row["code"], row["acquired_disposed"], row["shares"], row["price"], row["shares_after"]) == (
-        "S", "D", 120000.0, 0.2875, 637756.0)
+        "S",
+        "D",
+        120000.0,
+        0.2875,
+        637756.0,
+    )
     # Footnotes in document order (transactionCoding's F3 before the price's F2), the two-line text collapsed.
     assert row["footnotes"] == (
         "F3: The sale reported on this Form 4 was effected pursuant to a Rule 10b5-1 trading plan adopted by the "
         "Reporting Person on December 12, 2024. | F2: The price reported is a weighted average price. These shares "
         "were sold in multiple transactions at prices ranging from $0.28 to $0.295, inclusive. The Reporting Person "
-        "undertakes to provide full information regarding the number of shares sold at each separate price.")
+        "undertakes to provide full information regarding the number of shares sold at each separate price."
+    )
 
 
 def test_multi_owner_flags_from_any_owner_names_from_first() -> None:
@@ -186,7 +210,12 @@ def test_multi_owner_flags_from_any_owner_names_from_first() -> None:
     # Schema X0306 predates aff10b5One: unknown, not False.
     assert pd.isna(row["is_10b5_1"])
     assert (row["code"], row["shares"], row["price"], row["shares_after"], row["direct_indirect"]) == (
-        "P", 2000000.0, 0.38, 14000000.0, "I")
+        "P",
+        2000000.0,
+        0.38,
+        14000000.0,
+        "I",
+    )
 
 
 def test_amendment_form_type() -> None:
@@ -205,12 +234,15 @@ def test_price_with_only_a_footnote_is_nan() -> None:
     assert math.isnan(frame.loc[0, "price"])
     assert frame.loc[0, "code"] == "G"
     assert frame.loc[0, "shares"] == 10000.0
-    assert frame.loc[0, "footnotes"] == "F2: Bona fide gift to a charitable organization for no consideration."
+    assert (
+        frame.loc[0, "footnotes"] == "F2: Bona fide gift to a charitable organization for no consideration."
+    )
 
 
 def test_shares_with_only_a_footnote_is_nan(real: bytes) -> None:
-    data = edited(real, b"<value>757756</value>\n                    <footnoteId id=\"F1\"/>",
-                  b"<footnoteId id=\"F1\"/>")
+    data = edited(
+        real, b'<value>757756</value>\n                    <footnoteId id="F1"/>', b'<footnoteId id="F1"/>'
+    )
     frame = parse(data)
     assert math.isnan(frame.loc[0, "shares"])
     assert frame.loc[0, "shares_after"] == 757756.0
@@ -232,8 +264,17 @@ def test_insider_buy_rule_sees_purchases_but_not_plan_sales() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(b"true", True), (b"TRUE", True), (b"True", True), (b"1", True), (b"false", False), (b"False", False),
-     (b"0", False), (b"", False), (b" 1 ", True)],
+    [
+        (b"true", True),
+        (b"TRUE", True),
+        (b"True", True),
+        (b"1", True),
+        (b"false", False),
+        (b"False", False),
+        (b"0", False),
+        (b"", False),
+        (b" 1 ", True),
+    ],
 )
 def test_boolean_spellings(real: bytes, raw: bytes, expected: bool) -> None:
     frame = parse(edited(real, b"<isOfficer>true</isOfficer>", b"<isOfficer>" + raw + b"</isOfficer>"))
@@ -254,22 +295,38 @@ def test_missing_relationship_flags_are_false(real: bytes) -> None:
 
 @pytest.mark.parametrize("symbol", [b"NONE", b"n/a", b""])
 def test_placeholder_ticker_is_na(real: bytes, symbol: bytes) -> None:
-    frame = parse(edited(real, b"<issuerTradingSymbol>SCWO</issuerTradingSymbol>",
-                         b"<issuerTradingSymbol>" + symbol + b"</issuerTradingSymbol>"))
+    frame = parse(
+        edited(
+            real,
+            b"<issuerTradingSymbol>SCWO</issuerTradingSymbol>",
+            b"<issuerTradingSymbol>" + symbol + b"</issuerTradingSymbol>",
+        )
+    )
     assert pd.isna(frame.loc[0, "ticker"])
 
 
 def test_lower_case_ticker_is_upper_cased(real: bytes) -> None:
-    frame = parse(edited(real, b"<issuerTradingSymbol>SCWO</issuerTradingSymbol>",
-                         b"<issuerTradingSymbol> scwo </issuerTradingSymbol>"))
+    frame = parse(
+        edited(
+            real,
+            b"<issuerTradingSymbol>SCWO</issuerTradingSymbol>",
+            b"<issuerTradingSymbol> scwo </issuerTradingSymbol>",
+        )
+    )
     assert frame.loc[0, "ticker"] == "SCWO"
 
 
 def test_date_with_offset_and_decimal_shares(real: bytes) -> None:
-    data = edited(real, b"<value>2025-04-30</value>\n            </transactionDate>",
-                  b"<value>2025-04-30-05:00</value>\n            </transactionDate>")
-    data = edited(data, b"<value>757756</value>\n                    <footnoteId", b"<value>1234.5678</value>\n"
-                  b"                    <footnoteId")
+    data = edited(
+        real,
+        b"<value>2025-04-30</value>\n            </transactionDate>",
+        b"<value>2025-04-30-05:00</value>\n            </transactionDate>",
+    )
+    data = edited(
+        data,
+        b"<value>757756</value>\n                    <footnoteId",
+        b"<value>1234.5678</value>\n                    <footnoteId",
+    )
     frame = parse(data)
     assert frame.loc[0, "transaction_date"] == pd.Timestamp("2025-04-30")
     assert frame.loc[0, "shares"] == 1234.5678
@@ -322,16 +379,31 @@ def test_missing_reporting_owner_is_malformed(real: bytes) -> None:
     [
         (b"<isOfficer>true</isOfficer>", b"<isOfficer>yes</isOfficer>", "not 0/1/true/false"),
         (b"<documentType>4</documentType>", b"<documentType>5</documentType>", "not a Form 4"),
-        (b"<value>2025-04-30</value>\n            </transactionDate>", b"<value>30/04/2025</value>\n"
-         b"            </transactionDate>", "transactionDate"),
-        (b"<value>2025-04-30</value>\n            </transactionDate>", b"<value>2025-02-30</value>\n"
-         b"            </transactionDate>", "transactionDate"),
-        (b"<value>757756</value>\n                    <footnoteId", b"<value>12abc</value>\n"
-         b"                    <footnoteId", "not a number"),
-        (b"<transactionAcquiredDisposedCode>\n                    <value>A</value>",
-         b"<transactionAcquiredDisposedCode>\n                    <value>X</value>", "not one of A|D"),
-        (b"<directOrIndirectOwnership>\n                    <value>D</value>",
-         b"<directOrIndirectOwnership>\n                    <value>Q</value>", "not one of D|I"),
+        (
+            b"<value>2025-04-30</value>\n            </transactionDate>",
+            b"<value>30/04/2025</value>\n            </transactionDate>",
+            "transactionDate",
+        ),
+        (
+            b"<value>2025-04-30</value>\n            </transactionDate>",
+            b"<value>2025-02-30</value>\n            </transactionDate>",
+            "transactionDate",
+        ),
+        (
+            b"<value>757756</value>\n                    <footnoteId",
+            b"<value>12abc</value>\n                    <footnoteId",
+            "not a number",
+        ),
+        (
+            b"<transactionAcquiredDisposedCode>\n                    <value>A</value>",
+            b"<transactionAcquiredDisposedCode>\n                    <value>X</value>",
+            "not one of A|D",
+        ),
+        (
+            b"<directOrIndirectOwnership>\n                    <value>D</value>",
+            b"<directOrIndirectOwnership>\n                    <value>Q</value>",
+            "not one of D|I",
+        ),
         (b"<issuerCik>0000933972</issuerCik>", b"<issuerCik>CIK933972</issuerCik>", "not a CIK"),
     ],
 )

@@ -45,12 +45,48 @@ GOOD_FILES = {
 FIXTURE_DIRS = {"hkex-short-midday": "hkex-short"}  # sources whose fixtures live beside another source's
 RANDOM_MUTATIONS = 400
 # Bytes that upset parsers: control characters lxml refuses, markup that splits cells, numbers and dates out of range.
-INSERTS = (b"\x00", b"\x01", b"<br>", b"\x00\x01<br>", b"<br>\x01", b"</td>", b"<td>", b"</tr>", b"<tr>",
-           b"</table>", b"<table>", b"-", b",", b";", b"\t", b"\"", b"'", b"\r\n", b"\n", b"%", b"&#0;", b"&amp",
-           b"\xff\xfe", b"\xef\xbb\xbf", b"\xe4\xb8", b"NaN", b"-1", b"1e999", b"99999999999999999999999",
-           b"2025/02/31", b"31/02/2025", b"2025-02-31", b"20250231", b"00/00/0000", b"<![CDATA[", b"<!--",
-           b"<?xml", b"]]>", b"</", b"<")
-
+INSERTS = (
+    b"\x00",
+    b"\x01",
+    b"<br>",
+    b"\x00\x01<br>",
+    b"<br>\x01",
+    b"</td>",
+    b"<td>",
+    b"</tr>",
+    b"<tr>",
+    b"</table>",
+    b"<table>",
+    b"-",
+    b",",
+    b";",
+    b"\t",
+    b'"',
+    b"'",
+    b"\r\n",
+    b"\n",
+    b"%",
+    b"&#0;",
+    b"&amp",
+    b"\xff\xfe",
+    b"\xef\xbb\xbf",
+    b"\xe4\xb8",
+    b"NaN",
+    b"-1",
+    b"1e999",
+    b"99999999999999999999999",
+    b"2025/02/31",
+    b"31/02/2025",
+    b"2025-02-31",
+    b"20250231",
+    b"00/00/0000",
+    b"<![CDATA[",
+    b"<!--",
+    b"<?xml",
+    b"]]>",
+    b"</",
+    b"<",
+)
 
 
 def _fixture(source: str) -> bytes:
@@ -62,7 +98,7 @@ def _digit_change(data: bytes, rng: random.Random) -> tuple[str, bytes]:
     if not digits:
         return "no digit", data
     at = rng.choice(digits)
-    return f"digit@{at}", data[:at] + str(rng.randrange(10)).encode() + data[at + 1:]
+    return f"digit@{at}", data[:at] + str(rng.randrange(10)).encode() + data[at + 1 :]
 
 
 def mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:
@@ -99,7 +135,7 @@ def _di_br_control(data: bytes) -> bytes:
     """The DI page of the issue: `<br>` followed by \\x01 inside a cell."""
     cell = re.search(rb"<td>[^<]*\(L\)", data)
     assert cell is not None
-    return data[:cell.start() + 4] + b"<br>\x01" + data[cell.start() + 4:]
+    return data[: cell.start() + 4] + b"<br>\x01" + data[cell.start() + 4 :]
 
 
 def _southbound_feb31(data: bytes) -> bytes:
@@ -127,7 +163,9 @@ def _outcome(table: Table, source: str, data: bytes) -> str | None:
 
 
 def test_every_source_has_a_good_fixture() -> None:
-    missing = set(SOURCES) - set(GOOD_FILES)  # a registered source without a fixture here escapes the contract
+    missing = set(SOURCES) - set(
+        GOOD_FILES
+    )  # a registered source without a fixture here escapes the contract
     assert not missing, f"name a good fixture for {sorted(missing)}"
     for name in GOOD_FILES:
         get_source(name).parse_all(_fixture(name))  # unmutated, every table parses
@@ -176,7 +214,8 @@ SFC_FILE = "Short_Position_Reporting_Aggregated_Data_20221202.csv"
 
 
 async def test_ingest_records_a_parser_crash_as_the_source_error_and_others_run_on(
-        settings: Settings, origin: Origin, redis: Redis) -> None:
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     di, sfc = get_source("hkex-di"), get_source("sfc-short-positions")
     for path in di.paths(DI_DAY):
         origin.add(path, _di_br_control(_fixture("hkex-di")))
@@ -187,7 +226,9 @@ async def test_ingest_records_a_parser_crash_as_the_source_error_and_others_run_
     async with make_client() as client:
         with pytest.raises(MalformedFile, match="hkex-di: ValueError"):
             await ingest(di, DI_DAY, settings=settings, client=client, store=store, now=now, backoff=0.01)
-        report = await ingest(sfc, SFC_DAY, settings=settings, client=client, store=store, now=now, backoff=0.01)
+        report = await ingest(
+            sfc, SFC_DAY, settings=settings, client=client, store=store, now=now, backoff=0.01
+        )
     assert report.status == "stored"
     status = await store.status("hkex-di")
     assert "ValueError" in status["error_message"] and "ok_at" not in status

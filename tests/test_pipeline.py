@@ -43,11 +43,14 @@ async def seeded(redis: Redis, origin: Origin) -> Redis:
 
 async def _cycle(settings: Settings, redis: Redis) -> object:
     async with make_client() as client:
-        return await run_cycle("hkex-quotes", DAY, settings=settings, client=client, redis=redis, now=NOW,
-                               backoff=0.01)
+        return await run_cycle(
+            "hkex-quotes", DAY, settings=settings, client=client, redis=redis, now=NOW, backoff=0.01
+        )
 
 
-async def test_cycle_fires_routes_and_is_idempotent(settings: Settings, seeded: Redis, origin: Origin) -> None:
+async def test_cycle_fires_routes_and_is_idempotent(
+    settings: Settings, seeded: Redis, origin: Origin
+) -> None:
     first = await _cycle(settings, seeded)
     assert first.status == "processed"
     assert first.rows > 0 and first.enqueued == 1
@@ -70,11 +73,18 @@ async def test_cycle_fires_routes_and_is_idempotent(settings: Settings, seeded: 
     assert third.status == "processed" and third.new_alerts == 0 and third.enqueued == 0
 
 
-async def test_crash_between_store_and_route_is_finished_by_the_next_cycle(settings: Settings, seeded: Redis,
-                                                                           origin: Origin) -> None:
+async def test_crash_between_store_and_route_is_finished_by_the_next_cycle(
+    settings: Settings, seeded: Redis, origin: Origin
+) -> None:
     async with make_client() as client:  # the first process stored the file, then died before routing
-        await ingest(get_source("hkex-quotes"), DAY, settings=settings, client=client, store=FrameStore(seeded),
-                     now=NOW)
+        await ingest(
+            get_source("hkex-quotes"),
+            DAY,
+            settings=settings,
+            client=client,
+            store=FrameStore(seeded),
+            now=NOW,
+        )
     assert not await is_done(seeded, "hkex-quotes", DAY)
     report = await _cycle(settings, seeded)
     assert report.status == "processed" and report.enqueued == 1
@@ -93,8 +103,9 @@ async def test_missing_and_malformed_files(settings: Settings, seeded: Redis, or
     assert "status=malformed" in broken.line()
 
 
-async def test_poll_cli_runs_a_cycle_and_delivers(settings: Settings, seeded: Redis, origin: Origin,
-                                                  redis_url: str, tmp_path: object) -> None:
+async def test_poll_cli_runs_a_cycle_and_delivers(
+    settings: Settings, seeded: Redis, origin: Origin, redis_url: str, tmp_path: object
+) -> None:
     import asyncio
 
     from tests.botapi import BotApi
@@ -102,23 +113,34 @@ async def test_poll_cli_runs_a_cycle_and_delivers(settings: Settings, seeded: Re
     from tests.test_cli import run_cli
 
     with BotApi() as api:
-        env = {"HKEX_URL": origin.url, "REDIS_URL": redis_url, "TELEGRAM_BOT_TOKEN": TOKEN,
-               "TELEGRAM_API_URL": api.base_url, "CLOCK_START": "2025-11-27T18:05:00+08:00"}
-        result = await asyncio.to_thread(run_cli, "poll", "hkex-quotes", "--date", "2025-11-27", "--deliver",
-                                         env=env, cwd=tmp_path)  # type: ignore[arg-type]
+        env = {
+            "HKEX_URL": origin.url,
+            "REDIS_URL": redis_url,
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": api.base_url,
+            "CLOCK_START": "2025-11-27T18:05:00+08:00",
+        }
+        result = await asyncio.to_thread(
+            run_cli, "poll", "hkex-quotes", "--date", "2025-11-27", "--deliver", env=env, cwd=tmp_path
+        )  # type: ignore[arg-type]
         assert result.returncode == 0, result.stderr
         assert "cycle source=hkex-quotes date=2025-11-27 status=processed" in result.stdout
         assert "delivered 1 message(s)" in result.stdout
         (message,) = api.messages(CHAT)
-        assert "Short-selling ratio drop" in message["text"] and "Market-wide short selling swing" in message["text"]
-        again = await asyncio.to_thread(run_cli, "poll", "hkex-quotes", "--date", "2025-11-27", "--deliver",
-                                        env=env, cwd=tmp_path)  # type: ignore[arg-type]
+        assert (
+            "Short-selling ratio drop" in message["text"]
+            and "Market-wide short selling swing" in message["text"]
+        )
+        again = await asyncio.to_thread(
+            run_cli, "poll", "hkex-quotes", "--date", "2025-11-27", "--deliver", env=env, cwd=tmp_path
+        )  # type: ignore[arg-type]
         assert "status=unchanged" in again.stdout and "delivered 0 message(s)" in again.stdout
         assert len(api.messages(CHAT)) == 1
 
 
-async def test_cycles_of_several_sources_evaluate_one_at_a_time(monkeypatch: pytest.MonkeyPatch,
-                                                                  settings: Settings) -> None:
+async def test_cycles_of_several_sources_evaluate_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
     # The scheduler fetches sources at once; their evaluations share a lock so that each sees the alerts the
     # others logged (a confluence joins alerts of different sources). Fetch and evaluation are stood in for.
     import asyncio
@@ -145,15 +167,38 @@ async def test_cycles_of_several_sources_evaluate_one_at_a_time(monkeypatch: pyt
     monkeypatch.setattr(pipeline, "evaluate_and_route", fake_evaluate)
     lock, now = asyncio.Lock(), datetime(2025, 11, 20, 18, 0, tzinfo=HK_TZ)
     names = ("hkex-quotes", "hkex-buybacks", "sfc-short-positions")
-    reports = await asyncio.gather(*(run_cycle(name, date(2025, 11, 20), settings=settings, client=None,  # type: ignore[arg-type]
-                                               redis=None, now=now, evaluation=lock) for name in names))  # type: ignore[arg-type]
+    reports = await asyncio.gather(
+        *(
+            run_cycle(
+                name,
+                date(2025, 11, 20),
+                settings=settings,
+                client=None,  # type: ignore[arg-type]
+                redis=None,
+                now=now,
+                evaluation=lock,
+            )
+            for name in names
+        )
+    )  # type: ignore[arg-type]
     assert [r.status for r in reports] == ["processed"] * 3
     assert sorted(order) == sorted(names)
     assert overlaps == 0
     # Without the shared lock the same cycles overlap: the test can tell.
     order.clear()
-    await asyncio.gather(*(run_cycle(name, date(2025, 11, 20), settings=settings, client=None,  # type: ignore[arg-type]
-                                     redis=None, now=now) for name in names))  # type: ignore[arg-type]
+    await asyncio.gather(
+        *(
+            run_cycle(
+                name,
+                date(2025, 11, 20),
+                settings=settings,
+                client=None,  # type: ignore[arg-type]
+                redis=None,
+                now=now,
+            )
+            for name in names
+        )
+    )  # type: ignore[arg-type]
     assert overlaps > 0
 
 
@@ -176,11 +221,15 @@ def _window_files() -> list[tuple[datetime, str, date, dict[str, object]]]:
         for day, part in frame.groupby(frame[column].dt.date):
             due = schedule_for(source).published_at(day)
             if WINDOW[0] <= due.date() <= WINDOW[1]:
-                out.setdefault((due, source, day), {})[table] = part.drop(columns="published_at").reset_index(drop=True)
+                out.setdefault((due, source, day), {})[table] = part.drop(columns="published_at").reset_index(
+                    drop=True
+                )
     return [(due, source, day, tables) for (due, source, day), tables in sorted(out.items())]
 
 
-async def _feed(redis: Redis, arrivals: list[tuple[datetime, str, date, dict[str, object]]]) -> dict[str, str]:
+async def _feed(
+    redis: Redis, arrivals: list[tuple[datetime, str, date, dict[str, object]]]
+) -> dict[str, str]:
     """Store each file at its arrival moment and run the cycle's evaluation then; the alerts logged, by fingerprint."""
     from alerts.pipeline import CycleReport, evaluate_and_route
 
@@ -189,24 +238,33 @@ async def _feed(redis: Redis, arrivals: list[tuple[datetime, str, date, dict[str
     store, settings = FrameStore(redis), Settings()
     for moment, source, day, tables in arrivals:
         await store.put(source, tables, day, known_at=moment)  # type: ignore[arg-type]
-        await evaluate_and_route(CycleReport(source, day, "processed"), settings=settings, redis=redis, now=moment,
-                                 force=True)
+        await evaluate_and_route(
+            CycleReport(source, day, "processed"), settings=settings, redis=redis, now=moment, force=True
+        )
     logged = await AlertLog(redis).recent(sessions_between(date(2025, 11, 14), WINDOW[1]))  # SFC: a week back
     return {a.fingerprint: a.published_at.isoformat() for a in logged if a.published_at is not None}
 
 
 @hyp_settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
-@given(delays=st.lists(st.integers(min_value=0, max_value=240), min_size=5, max_size=5),
-       cut=st.integers(min_value=0, max_value=24 * 60))
-def test_live_alerts_before_a_moment_ignore_files_arriving_after_it(redis_url: str, delays: list[int],
-                                                                     cut: int) -> None:
+@given(
+    delays=st.lists(st.integers(min_value=0, max_value=240), min_size=5, max_size=5),
+    cut=st.integers(min_value=0, max_value=24 * 60),
+)
+def test_live_alerts_before_a_moment_ignore_files_arriving_after_it(
+    redis_url: str, delays: list[int], cut: int
+) -> None:
     import asyncio
     from datetime import timedelta
 
     files = _window_files()
     # Each file arrives up to four hours after it is due, so files of close due moments come in any order.
-    arrivals = sorted(((due + timedelta(minutes=delays[i % len(delays)]), source, day, tables)
-                       for i, (due, source, day, tables) in enumerate(files)), key=lambda row: row[0])
+    arrivals = sorted(
+        (
+            (due + timedelta(minutes=delays[i % len(delays)]), source, day, tables)
+            for i, (due, source, day, tables) in enumerate(files)
+        ),
+        key=lambda row: row[0],
+    )
     moment = datetime.combine(WINDOW[0], datetime.min.time(), tzinfo=HK_TZ) + timedelta(minutes=cut)
 
     async def both() -> tuple[dict[str, str], dict[str, str]]:
@@ -219,5 +277,7 @@ def test_live_alerts_before_a_moment_ignore_files_arriving_after_it(redis_url: s
     full, cut_short = asyncio.run(both())
     early = {f: at for f, at in full.items() if datetime.fromisoformat(at) <= moment}
     assert {f: at for f, at in cut_short.items() if datetime.fromisoformat(at) <= moment} == early
-    assert all(datetime.fromisoformat(at) >= datetime.combine(WINDOW[0], datetime.min.time(), tzinfo=HK_TZ)
-               for at in full.values())
+    assert all(
+        datetime.fromisoformat(at) >= datetime.combine(WINDOW[0], datetime.min.time(), tzinfo=HK_TZ)
+        for at in full.values()
+    )

@@ -14,11 +14,21 @@ from bot.render import Button, buttons_for, render_alert, render_group, split_me
 
 def _alert(**kw: object) -> Alert:
     base: dict[str, object] = dict(
-        rule="insider_buy_near_round_number", code="01810", name="XIAOMI-W", trade_date=date(2025, 11, 24),
-        severity="warning", why="Lei Jun bought 2,600,000 sh at HK$38.58, 3.6% below HK$40",
-        facts=(Fact("shares", 2600000, "shares"), Fact("avg_price", 38.58, "HKD"), Fact("pct_after", 23.26, "%")),
+        rule="insider_buy_near_round_number",
+        code="01810",
+        name="XIAOMI-W",
+        trade_date=date(2025, 11, 24),
+        severity="warning",
+        why="Lei Jun bought 2,600,000 sh at HK$38.58, 3.6% below HK$40",
+        facts=(
+            Fact("shares", 2600000, "shares"),
+            Fact("avg_price", 38.58, "HKD"),
+            Fact("pct_after", 23.26, "%"),
+        ),
         links=("https://di.hkex.com.hk/di/summary/DSM20251126C2.htm",),
-        published_at=datetime(2025, 11, 26, 19, 0, tzinfo=HK_TZ), identity="DA20251126E00123")
+        published_at=datetime(2025, 11, 26, 19, 0, tzinfo=HK_TZ),
+        identity="DA20251126E00123",
+    )
     base.update(kw)
     return Alert(**base)  # type: ignore[arg-type]
 
@@ -52,7 +62,10 @@ def test_alert_shows_headline_facts_date_lag_link_and_caveat() -> None:
     assert "Avg price HK$38.58 · Stake after 23.26%" in text
     assert "Shares 2,600,000" not in text  # not a headline fact of this rule
     assert "Trade date Mon 24 Nov 2025 · published T+2 19:00 HKT" in text
-    assert '<a href="https://di.hkex.com.hk/di/summary/DSM20251126C2.htm">HKEX disclosure of interests</a>' in text
+    assert (
+        '<a href="https://di.hkex.com.hk/di/summary/DSM20251126C2.htm">HKEX disclosure of interests</a>'
+        in text
+    )
     assert "ℹ️" in text
     assert _valid_html(text)
 
@@ -96,8 +109,13 @@ def test_console_form() -> None:
 
 
 def test_us_short_volume_alert_says_volume_not_interest() -> None:
-    alert = _alert(rule="short_ratio_spike", market="US", code="AAPL", name="",
-                   links=("https://cdn.finra.org/equity/regsho/daily/CNMSshvol20251124.txt",))
+    alert = _alert(
+        rule="short_ratio_spike",
+        market="US",
+        code="AAPL",
+        name="",
+        links=("https://cdn.finra.org/equity/regsho/daily/CNMSshvol20251124.txt",),
+    )
     text = render_alert(alert)
     assert "not short interest" in text and "FINRA daily short volume" in text
     hk = render_alert(_alert(rule="short_ratio_spike"))
@@ -106,7 +124,9 @@ def test_us_short_volume_alert_says_volume_not_interest() -> None:
 
 def test_chinese_alert_has_every_part_in_chinese() -> None:
     text = render_alert(_alert(), "zh")
-    assert text.startswith("👤 <b>內部人士於整數價位附近買入</b> · <b>01810</b> 小米集團-W")  # the Chinese short name for 中文
+    assert text.startswith(
+        "👤 <b>內部人士於整數價位附近買入</b> · <b>01810</b> 小米集團-W"
+    )  # the Chinese short name for 中文
     assert "平均價 38.58港元 · 交易後持股 23.26%" in text
     assert "交易日 2025年11月24日(週一) · T+2 19:00（香港時間）發布" in text
     assert ">港交所權益披露</a>" in text
@@ -120,7 +140,9 @@ def test_buttons_and_group_header_follow_the_language() -> None:
     assert [b.text for b in buttons_for(_alert(), "zh")] == ["概覽", "圖表", "靜音1天"]
     assert [b.text for b in buttons_for(_alert(), "en")] == ["Card", "Chart", "Mute 1d"]
     alerts = [_alert(code=f"{i:05d}", identity=str(i)) for i in range(3)]
-    assert render_group(alerts, date(2025, 11, 24), "zh")[0].startswith("<b>3則通知</b> · 2025年11月24日(週一)")
+    assert render_group(alerts, date(2025, 11, 24), "zh")[0].startswith(
+        "<b>3則通知</b> · 2025年11月24日(週一)"
+    )
     assert render_group(alerts, date(2025, 11, 24), "en")[0].startswith("<b>3 alerts</b> · Mon 24 Nov 2025")
 
 
@@ -155,22 +177,38 @@ def buybacks_2026() -> dict[tuple[str, str], Alert]:
     return {(a.code, a.identity): a for a in alerts}
 
 
-@pytest.mark.parametrize(("key", "lang", "parts"), [
-    (("01810", ""), "en", ["bought back 3,038,600 shares on 2026-09-08 at HK$26.72–27.1, HK$82.0m in total "
-                           "(Exchange); all for cancellation"]),
-    (("01810", ""), "zh", ["以 26.72港元–27.10港元 回購 3,038,600股，合共 8,202萬港元；全部將予註銷"]),
-    (("02256", ""), "en", ["all held as treasury shares (which can be sold again)"]),
-    (("02256", ""), "zh", ["全部作為庫存股份持有，日後可再出售"]),
-    (("02378", ""), "en", ["at GBP 10.165–10.3, GBP 6.6m in total (London Stock Exchange)"]),
-    (("02378", ""), "zh", ["合共 656萬英鎊；於London Stock Exchange；全部將予註銷"]),
-    (("01456", "A SHARES"), "en", ["RMB 9.7m in total (Shanghai Stock Exchange); A shares on the mainland: not a "
-                                   "Hong Kong buyback; all held as treasury shares"]),
-    (("01456", "A SHARES"), "zh", ["於Shanghai Stock Exchange；為內地A股回購，並非香港回購"]),
-    (("00005", ""), "en", ["at prices in GBP/HKD, ≈HK$61.7m in total"]),
-    (("00005", ""), "zh", ["以 GBP/HKD多種貨幣的價格 回購 369,200股", "；全部將予註銷"]),
-])
-def test_buyback_alert_says_currency_market_and_cancellation(buybacks_2026: dict[tuple[str, str], Alert],
-                                                            key: tuple[str, str], lang: str, parts: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("key", "lang", "parts"),
+    [
+        (
+            ("01810", ""),
+            "en",
+            [
+                "bought back 3,038,600 shares on 2026-09-08 at HK$26.72–27.1, HK$82.0m in total "
+                "(Exchange); all for cancellation"
+            ],
+        ),
+        (("01810", ""), "zh", ["以 26.72港元–27.10港元 回購 3,038,600股，合共 8,202萬港元；全部將予註銷"]),
+        (("02256", ""), "en", ["all held as treasury shares (which can be sold again)"]),
+        (("02256", ""), "zh", ["全部作為庫存股份持有，日後可再出售"]),
+        (("02378", ""), "en", ["at GBP 10.165–10.3, GBP 6.6m in total (London Stock Exchange)"]),
+        (("02378", ""), "zh", ["合共 656萬英鎊；於London Stock Exchange；全部將予註銷"]),
+        (
+            ("01456", "A SHARES"),
+            "en",
+            [
+                "RMB 9.7m in total (Shanghai Stock Exchange); A shares on the mainland: not a "
+                "Hong Kong buyback; all held as treasury shares"
+            ],
+        ),
+        (("01456", "A SHARES"), "zh", ["於Shanghai Stock Exchange；為內地A股回購，並非香港回購"]),
+        (("00005", ""), "en", ["at prices in GBP/HKD, ≈HK$61.7m in total"]),
+        (("00005", ""), "zh", ["以 GBP/HKD多種貨幣的價格 回購 369,200股", "；全部將予註銷"]),
+    ],
+)
+def test_buyback_alert_says_currency_market_and_cancellation(
+    buybacks_2026: dict[tuple[str, str], Alert], key: tuple[str, str], lang: str, parts: list[str]
+) -> None:
     text = render_alert(buybacks_2026[key], lang)
     for part in parts:
         assert part in text, (part, text)

@@ -94,7 +94,9 @@ def test_outcomes_and_summary(demo: tuple[History, ReplayResult]) -> None:
     assert {"alert", "summary"} <= kinds
 
 
-def test_sfc_outcomes_start_from_publication_not_the_position_date(demo: tuple[History, ReplayResult]) -> None:
+def test_sfc_outcomes_start_from_publication_not_the_position_date(
+    demo: tuple[History, ReplayResult],
+) -> None:
     history, result = demo
     jump = next(a for _, a in result.alerts if a.rule == "short_position_jump")
     # Positions of Fri 21/11 are published Fri 28/11 at 09:00, before the open: the last close seen is Thu 27/11.
@@ -108,17 +110,33 @@ def test_sfc_outcomes_start_from_publication_not_the_position_date(demo: tuple[H
     assert "(from the 2025-11-27 close)" in format_text(result, DEMO_START, DEMO_END)
 
 
-@pytest.mark.parametrize(("published", "expected"), [
-    (None, date(2025, 11, 21)),  # no publication time known: the trade date
-    (datetime(2025, 11, 21, 16, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 21)),  # at the close
-    (datetime(2025, 11, 21, 18, 0, tzinfo=ZoneInfo("America/New_York")), date(2025, 11, 21)),  # US evening
-    # Monday morning: the close last seen is Friday's (a Sunday is never named as the base day).
-    (datetime(2025, 11, 24, 6, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 21)),
-    (datetime(2025, 11, 28, 9, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 27)),  # SFC, a week on
-    (datetime(2025, 11, 20, 17, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 21)),  # never before trade
-])
-def test_base_day_is_the_last_close_before_publication(demo: tuple[History, ReplayResult], published: datetime | None,
-                                                       expected: date) -> None:
+@pytest.mark.parametrize(
+    ("published", "expected"),
+    [
+        (None, date(2025, 11, 21)),  # no publication time known: the trade date
+        (
+            datetime(2025, 11, 21, 16, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")),
+            date(2025, 11, 21),
+        ),  # at the close
+        (
+            datetime(2025, 11, 21, 18, 0, tzinfo=ZoneInfo("America/New_York")),
+            date(2025, 11, 21),
+        ),  # US evening
+        # Monday morning: the close last seen is Friday's (a Sunday is never named as the base day).
+        (datetime(2025, 11, 24, 6, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")), date(2025, 11, 21)),
+        (
+            datetime(2025, 11, 28, 9, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")),
+            date(2025, 11, 27),
+        ),  # SFC, a week on
+        (
+            datetime(2025, 11, 20, 17, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")),
+            date(2025, 11, 21),
+        ),  # never before trade
+    ],
+)
+def test_base_day_is_the_last_close_before_publication(
+    demo: tuple[History, ReplayResult], published: datetime | None, expected: date
+) -> None:
     _, result = demo
     template = next(a for _, a in result.alerts if a.rule == "short_ratio_spike")
     alert = dataclasses.replace(template, trade_date=date(2025, 11, 21), published_at=published)
@@ -137,7 +155,9 @@ def test_alerts_are_evaluated_when_their_file_was_published(demo: tuple[History,
     for day, alert in result.alerts:
         assert alert.published_at is not None and day == alert.published_at.date()
         if alert.rule == "confluence":  # a part counts only once known, and no later than the confluence
-            parts = [pushed_alert for _, pushed_alert in result.alerts if pushed_alert.fingerprint in alert.parts]
+            parts = [
+                pushed_alert for _, pushed_alert in result.alerts if pushed_alert.fingerprint in alert.parts
+            ]
             assert len(parts) == len(alert.parts)
             assert all(p.published_at <= alert.published_at for p in parts)
             assert jump.fingerprint not in alert.parts or alert.published_at >= jump.published_at
@@ -149,7 +169,10 @@ def test_alerts_are_evaluated_when_their_file_was_published(demo: tuple[History,
     assert late["known_at"] == "2025-11-28T09:00:00+08:00" and late["evaluated_on"] == "2025-11-28"
     assert {p["rule"] for p in late["parts_known"]} >= {"short_position_jump"}
     assert all(p["known_at"] <= late["known_at"] for p in late["parts_known"])
-    assert next(f.value for f in jump_confluence(result, jump).facts if f.name == "last") == "short_position_jump"
+    assert (
+        next(f.value for f in jump_confluence(result, jump).facts if f.name == "last")
+        == "short_position_jump"
+    )
 
 
 def jump_confluence(result: ReplayResult, jump: object) -> object:
@@ -161,8 +184,12 @@ def jump_confluence(result: ReplayResult, jump: object) -> object:
 def test_deleting_files_published_after_a_moment_changes_no_earlier_alert(offset: int) -> None:
     history, result = load_demo_cached()
     moment = datetime(2025, 11, 17, tzinfo=ZoneInfo("Asia/Hong_Kong")) + timedelta(minutes=offset)
-    cut = History({name: frame[frame["published_at"] <= pd.Timestamp(moment)].reset_index(drop=True)
-                   for name, frame in history.frames.items()})
+    cut = History(
+        {
+            name: frame[frame["published_at"] <= pd.Timestamp(moment)].reset_index(drop=True)
+            for name, frame in history.frames.items()
+        }
+    )
     before = replay(cut, DEMO_START, moment.date(), load_params())
     expected = [(d, a) for d, a in result.alerts if a.published_at <= moment]
     assert [(d, a) for d, a in before.alerts if a.published_at <= moment] == expected
@@ -172,7 +199,9 @@ def test_summary_shows_a_base_rate_beside_each_hit_rate(demo: tuple[History, Rep
     _, result = demo
     rows = {s.rule: s for s in summarize(result)}
     buyback = rows["buyback_filed"]
-    assert buyback.base_rate is not None and 0 <= buyback.base_rate <= 1 and buyback.base_counted > buyback.count
+    assert (
+        buyback.base_rate is not None and 0 <= buyback.base_rate <= 1 and buyback.base_counted > buyback.count
+    )
     assert rows["market_short_swing"].base_rate is None  # no stated direction, no base rate
     text = format_text(result, DEMO_START, DEMO_END)
     assert "base rate 5d" in text and f"of {buyback.base_counted}" in text
@@ -180,8 +209,9 @@ def test_summary_shows_a_base_rate_beside_each_hit_rate(demo: tuple[History, Rep
     assert summary["base_counted"] == buyback.base_counted
 
 
-def test_demo_prints_each_alert_under_the_day_it_would_have_been_pushed(demo: tuple[History, ReplayResult],
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_prints_each_alert_under_the_day_it_would_have_been_pushed(
+    demo: tuple[History, ReplayResult], capsys: pytest.CaptureFixture[str]
+) -> None:
     from bot.demo import print_replay
 
     print_replay(demo[1], False)
@@ -211,20 +241,42 @@ def test_holidays_fire_nothing_and_short_history_says_so() -> None:
     assert date(2025, 12, 25) not in result.days and date(2025, 12, 26) not in result.days
     assert all(a.trade_date not in (date(2025, 12, 25), date(2025, 12, 26)) for _, a in result.alerts)
     early = load_directory(root, *span(date(2025, 8, 5), date(2025, 8, 8)))
-    early_result = replay(early, date(2025, 8, 5), date(2025, 8, 8), load_params(), codes=frozenset({"01810"}))
+    early_result = replay(
+        early, date(2025, 8, 5), date(2025, 8, 8), load_params(), codes=frozenset({"01810"})
+    )
     assert not [a for _, a in early_result.alerts if a.rule.startswith("short_ratio")]
     assert any(n.rule.startswith("short_ratio") and n.code == "01810" for _, n in early_result.notes)
 
 
 def test_replay_cli_text_json_and_codes() -> None:
-    text = run_cli("replay", "--from", "2025-11-17", "--to", "2025-11-28", "--data", str(demo_root()),
-                   "--codes", "1810,09988")
+    text = run_cli(
+        "replay",
+        "--from",
+        "2025-11-17",
+        "--to",
+        "2025-11-28",
+        "--data",
+        str(demo_root()),
+        "--codes",
+        "1810,09988",
+    )
     assert text.returncode == 0, text.stderr
     assert "insider_buy_near_round_number" in text.stdout
     alert_lines = [line for line in text.stdout.splitlines() if line[:4] == "2025"]
     assert alert_lines and {line.split()[1] for line in alert_lines} == {"01810", "09988"}
-    lines = run_cli("replay", "--from", "2025-11-17", "--to", "2025-11-28", "--data", str(demo_root()),
-                    "--codes", "01810,9988", "--format", "json")
+    lines = run_cli(
+        "replay",
+        "--from",
+        "2025-11-17",
+        "--to",
+        "2025-11-28",
+        "--data",
+        str(demo_root()),
+        "--codes",
+        "01810,9988",
+        "--format",
+        "json",
+    )
     assert lines.returncode == 0, lines.stderr
     rows = [json.loads(line) for line in lines.stdout.splitlines()]
     alerts = [r for r in rows if r["type"] == "alert"]
@@ -242,22 +294,47 @@ def test_replay_from_redis(redis_url: str, tmp_path: Path) -> None:
     source = get_source("hkex-quotes")
     quotes, market = history.frames["quotes"], history.frames["market"]
     for day in sorted(set(quotes["date"].dt.date)):
-        tables = {"main": quotes[quotes["date"].dt.date == day], "market": market[market["date"].dt.date == day]}
+        tables = {
+            "main": quotes[quotes["date"].dt.date == day],
+            "market": market[market["date"].dt.date == day],
+        }
         for table, frame in tables.items():
             client.set(keys.frame(source.name, table, day), dump_frame(frame.reset_index(drop=True)))
             client.zadd(keys.frame_index(source.name, table), {day.isoformat(): day.toordinal()})
-    result = run_cli("replay", "--from", "2025-11-26", "--to", "2025-11-28", "--format", "json",
-                     env={"REDIS_URL": redis_url}, cwd=tmp_path)
+    result = run_cli(
+        "replay",
+        "--from",
+        "2025-11-26",
+        "--to",
+        "2025-11-28",
+        "--format",
+        "json",
+        env={"REDIS_URL": redis_url},
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
-    fired = {(r["rule"], r["code"]) for r in map(json.loads, result.stdout.splitlines()) if r["type"] == "alert"}
-    assert {("short_ratio_drop", "00700"), ("short_ratio_drop", "09988"), ("market_short_swing", "MARKET")} <= fired
+    fired = {
+        (r["rule"], r["code"]) for r in map(json.loads, result.stdout.splitlines()) if r["type"] == "alert"
+    }
+    assert {
+        ("short_ratio_drop", "00700"),
+        ("short_ratio_drop", "09988"),
+        ("market_short_swing", "MARKET"),
+    } <= fired
 
 
 def test_demo_command_without_a_terminal_prints_and_exits_0(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "positioning-bot"
-    proc = subprocess.run([str(exe), "demo"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-                          check=False)
+    proc = subprocess.run(
+        [str(exe), "demo"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "Insider buy near a round number · 01810" in out
@@ -271,9 +348,14 @@ def test_demo_command_without_a_terminal_prints_and_exits_0(tmp_path: Path) -> N
 def test_demo_piped_into_a_reader_that_stops_early_ends_without_a_traceback(tmp_path: Path) -> None:
     # `positioning-bot demo | head -1`: the reader closes the pipe after one line.
     exe = Path(sys.executable).parent / "positioning-bot"
-    with subprocess.Popen([str(exe), "demo"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, cwd=tmp_path,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}) as proc:
+    with subprocess.Popen(
+        [str(exe), "demo"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    ) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         assert proc.stdout.readline().startswith(b"positioning-bot demo")
         proc.stdout.close()

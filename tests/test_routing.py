@@ -37,9 +37,16 @@ async def test_watch_cap_reverse_index_and_unwatch(redis: Redis) -> None:
     assert (await subs.settings(1)).lang == "zh"
 
 
-@pytest.mark.parametrize(("text", "now_hk", "quiet"), [
-    ("22:00-07:00", time(23, 30), True), ("22:00-07:00", time(6, 59), True), ("22:00-07:00", time(7, 0), False),
-    ("12:00-13:00", time(12, 30), True), ("12:00-13:00", time(13, 30), False)])
+@pytest.mark.parametrize(
+    ("text", "now_hk", "quiet"),
+    [
+        ("22:00-07:00", time(23, 30), True),
+        ("22:00-07:00", time(6, 59), True),
+        ("22:00-07:00", time(7, 0), False),
+        ("12:00-13:00", time(12, 30), True),
+        ("12:00-13:00", time(13, 30), False),
+    ],
+)
 def test_quiet_hours_wrap_midnight(text: str, now_hk: time, quiet: bool) -> None:
     settings = ChatSettings(1, quiet=parse_quiet(text))
     now = datetime.combine(date(2025, 11, 24), now_hk, tzinfo=HK_TZ)
@@ -181,7 +188,9 @@ async def test_alert_bodies_are_stored_once_and_items_refer_to_them(redis: Redis
     bodies = [k async for k in redis.scan_iter(match=keys.outbox_alert("*"))]
     assert bodies == [keys.outbox_alert(alert.fingerprint).encode()]
     assert 0 < await redis.ttl(keys.outbox_alert(alert.fingerprint)) <= keys.OUTBOX_ALERT_TTL_SECONDS
-    stored = OutboxItem.from_json(await redis.get(keys.outbox_item(item_id(chats[0], "alerts", [alert.fingerprint]))))
+    stored = OutboxItem.from_json(
+        await redis.get(keys.outbox_item(item_id(chats[0], "alerts", [alert.fingerprint])))
+    )
     assert (stored.refs, stored.alerts) == ([alert.fingerprint], [])
     items = await outbox.claim(NOW, len(chats))
     assert {i.chat_id for i in items} == set(chats)
@@ -196,7 +205,9 @@ async def test_alert_bodies_are_stored_once_and_items_refer_to_them(redis: Redis
 
 async def test_items_and_digests_queued_in_the_older_inline_form_still_deliver(redis: Redis) -> None:
     subs, outbox = SubscriptionStore(redis), Outbox(redis)
-    old_item = OutboxItem(id=item_id(8, "alerts", ["x"]), chat_id=8, kind="alerts", alerts=[_alert().as_dict()])
+    old_item = OutboxItem(
+        id=item_id(8, "alerts", ["x"]), chat_id=8, kind="alerts", alerts=[_alert().as_dict()]
+    )
     await redis.set(keys.outbox_item(old_item.id), old_item.to_json())
     await redis.zadd(keys.OUTBOX_DUE, {old_item.id: NOW.timestamp()})
     (loaded,) = await outbox.claim(NOW, 10)

@@ -38,21 +38,38 @@ def _hits(origin: Origin, day: date) -> int:
 
 @pytest.fixture
 def admin_settings(origin: Origin, redis_url: str) -> Settings:
-    return load_settings({"HKEX_URL": origin.url, "REDIS_URL": redis_url, "ADMIN_CHAT_IDS": str(ADMIN)},
-                         env_file=None)
+    return load_settings(
+        {"HKEX_URL": origin.url, "REDIS_URL": redis_url, "ADMIN_CHAT_IDS": str(ADMIN)}, env_file=None
+    )
 
 
 async def _poller(settings: Settings, redis: Redis, clock: list[datetime]) -> Poller:
     return Poller(settings, redis, make_client(), lambda: clock[0], sources=("hkex-quotes",))
 
 
-async def test_window_cadence_and_stop_when_in(admin_settings: Settings, redis: Redis, origin: Origin) -> None:
+async def test_window_cadence_and_stop_when_in(
+    admin_settings: Settings, redis: Redis, origin: Origin
+) -> None:
     day = date(2025, 11, 27)
-    excluded = frozenset(("hkex-quotes", d) for d in (date(2025, 11, 20), date(2025, 11, 21), date(2025, 11, 24),
-                                                        date(2025, 11, 25), date(2025, 11, 26), day))
+    excluded = frozenset(
+        ("hkex-quotes", d)
+        for d in (
+            date(2025, 11, 20),
+            date(2025, 11, 21),
+            date(2025, 11, 24),
+            date(2025, 11, 25),
+            date(2025, 11, 26),
+            day,
+        )
+    )
     await seed_demo(redis, exclude=excluded)
-    for earlier in (date(2025, 11, 20), date(2025, 11, 21), date(2025, 11, 24), date(2025, 11, 25),
-                    date(2025, 11, 26)):
+    for earlier in (
+        date(2025, 11, 20),
+        date(2025, 11, 21),
+        date(2025, 11, 24),
+        date(2025, 11, 25),
+        date(2025, 11, 26),
+    ):
         await redis.set(f"pb:cycle:hkex-quotes:{earlier.isoformat()}", "done")  # processed before
     clock = [datetime(2025, 11, 27, 17, 0, tzinfo=HK_TZ)]
     poller = await _poller(admin_settings, redis, clock)
@@ -73,7 +90,9 @@ async def test_window_cadence_and_stop_when_in(admin_settings: Settings, redis: 
         assert _hits(origin, day) == 2
 
 
-async def test_catch_up_after_downtime_oldest_first(admin_settings: Settings, redis: Redis, origin: Origin) -> None:
+async def test_catch_up_after_downtime_oldest_first(
+    admin_settings: Settings, redis: Redis, origin: Origin
+) -> None:
     missing = [date(2025, 11, 24), date(2025, 11, 25), date(2025, 11, 26)]
     await seed_demo(redis, exclude=frozenset(("hkex-quotes", d) for d in missing))
     for done in (date(2025, 11, 20), date(2025, 11, 21)):
@@ -91,8 +110,13 @@ async def test_catch_up_after_downtime_oldest_first(admin_settings: Settings, re
 
 async def test_empty_window_tells_admins_once(admin_settings: Settings, redis: Redis, origin: Origin) -> None:
     day = date(2025, 11, 27)
-    for earlier in (date(2025, 11, 20), date(2025, 11, 21), date(2025, 11, 24), date(2025, 11, 25),
-                    date(2025, 11, 26)):
+    for earlier in (
+        date(2025, 11, 20),
+        date(2025, 11, 21),
+        date(2025, 11, 24),
+        date(2025, 11, 25),
+        date(2025, 11, 26),
+    ):
         await redis.set(f"pb:cycle:hkex-quotes:{earlier.isoformat()}", "done")
     clock = [datetime(2025, 11, 27, 23, 29, tzinfo=HK_TZ)]
     poller = await _poller(admin_settings, redis, clock)
@@ -111,8 +135,13 @@ async def test_empty_window_tells_admins_once(admin_settings: Settings, redis: R
 
 async def test_changed_format_tells_admins(admin_settings: Settings, redis: Redis, origin: Origin) -> None:
     day = date(2025, 11, 27)
-    for earlier in (date(2025, 11, 20), date(2025, 11, 21), date(2025, 11, 24), date(2025, 11, 25),
-                    date(2025, 11, 26)):
+    for earlier in (
+        date(2025, 11, 20),
+        date(2025, 11, 21),
+        date(2025, 11, 24),
+        date(2025, 11, 25),
+        date(2025, 11, 26),
+    ):
         await redis.set(f"pb:cycle:hkex-quotes:{earlier.isoformat()}", "done")
     origin.add(_path(day), b"<html><body><pre>NEW LAYOUT 2025</pre></body></html>")
     clock = [datetime(2025, 11, 27, 18, 0, tzinfo=HK_TZ)]
@@ -133,11 +162,14 @@ def _serve_midday(origin: Origin, day: date) -> list[str]:
     return paths
 
 
-async def test_midday_source_polls_its_noon_window_only(admin_settings: Settings, redis: Redis,
-                                                        origin: Origin) -> None:
+async def test_midday_source_polls_its_noon_window_only(
+    admin_settings: Settings, redis: Redis, origin: Origin
+) -> None:
     day = date(2025, 11, 28)
     await seed_demo(redis, exclude=frozenset({("hkex-short-midday", day)}))
-    await redis.set(f"pb:cycle:hkex-short-midday:{date(2025, 11, 27).isoformat()}", "done")  # processed before
+    await redis.set(
+        f"pb:cycle:hkex-short-midday:{date(2025, 11, 27).isoformat()}", "done"
+    )  # processed before
     clock = [datetime(2025, 11, 28, 11, 59, tzinfo=HK_TZ)]
     poller = Poller(admin_settings, redis, make_client(), lambda: clock[0], sources=("hkex-short-midday",))
     async with poller.client:
@@ -153,7 +185,9 @@ async def test_midday_source_polls_its_noon_window_only(admin_settings: Settings
         clock[0] = datetime(2025, 11, 28, 16, 10, tzinfo=HK_TZ)
         assert await poller.tick() == []  # in, and today-only pages are never caught up after their window
     assert {r.path for r in origin.requests} == set(paths)
-    stored = await FrameStore(redis).get("hkex-short-midday", "main", day, get_source("hkex-short-midday").schema)
+    stored = await FrameStore(redis).get(
+        "hkex-short-midday", "main", day, get_source("hkex-short-midday").schema
+    )
     assert stored is not None and set(stored["session"]) == {"morning"}
     assert await Outbox(redis).pending() == 0  # no admin notice: the file came inside its window
 
@@ -171,8 +205,9 @@ async def test_midday_source_skips_half_days(admin_settings: Settings, redis: Re
 
 
 @pytest.mark.parametrize("wiped", [False, True], ids=["came-back-with-data", "came-back-empty"])
-async def test_outage_notice_says_whether_redis_came_back_without_its_data(admin_settings: Settings, redis: Redis,
-                                                                           wiped: bool) -> None:
+async def test_outage_notice_says_whether_redis_came_back_without_its_data(
+    admin_settings: Settings, redis: Redis, wiped: bool
+) -> None:
     # Christmas Eve afternoon: the midday source has nothing due, so the ticks only do the outage bookkeeping.
     clock = [datetime(2025, 12, 24, 13, 0, tzinfo=HK_TZ)]
     poller = Poller(admin_settings, redis, make_client(), lambda: clock[0], sources=("hkex-short-midday",))
@@ -180,7 +215,9 @@ async def test_outage_notice_says_whether_redis_came_back_without_its_data(admin
         assert await poller.tick() == []
         assert await redis.exists(keys.DATA_MARKER)  # written once Redis answers
         assert poller.outage is not None
-        poller.outage.failed("tick", ConnectionError("Connection refused"))  # what a tick meets while it is down
+        poller.outage.failed(
+            "tick", ConnectionError("Connection refused")
+        )  # what a tick meets while it is down
         if wiped:
             await redis.flushdb()  # restarted without persistence
         clock[0] += timedelta(seconds=40)

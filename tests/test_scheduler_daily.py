@@ -41,8 +41,10 @@ CODE, SID, CORP = "00700", "6893", "Tencent Holdings Ltd."
 
 @pytest.fixture
 def admin_settings(origin: Origin, redis_url: str) -> Settings:
-    env = {name: origin.url for name in ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL",
-                                          "SEC_URL")}
+    env = {
+        name: origin.url
+        for name in ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL", "SEC_URL")
+    }
     return load_settings({**env, "REDIS_URL": redis_url, "ADMIN_CHAT_IDS": str(ADMIN)}, env_file=None)
 
 
@@ -53,10 +55,13 @@ def _poller(settings: Settings, redis: Redis, clock: list[datetime], sources: tu
 # ---- Poller.doctor ---------------------------------------------------------------------------------------------
 
 
-async def test_doctor_tells_admins_once_naming_the_broken_source(admin_settings: Settings, redis: Redis,
-                                                                 origin: Origin) -> None:
+async def test_doctor_tells_admins_once_naming_the_broken_source(
+    admin_settings: Settings, redis: Redis, origin: Origin
+) -> None:
     origin.add(SFC_PATH, SFC_BYTES)
-    origin.add(BUYBACKS_PATH, b"<html><body>We have moved</body></html>")  # a garbage body for the newest report
+    origin.add(
+        BUYBACKS_PATH, b"<html><body>We have moved</body></html>"
+    )  # a garbage body for the newest report
     clock = [SFC_NOW]
     poller = _poller(admin_settings, redis, clock, ("sfc-short-positions", "hkex-buybacks"))
     async with poller.client:
@@ -73,8 +78,12 @@ async def test_doctor_tells_admins_once_naming_the_broken_source(admin_settings:
     assert await FrameStore(redis).dates("sfc-short-positions") == []  # doctor stores no frame
 
 
-async def test_doctor_with_a_missing_file_names_it(admin_settings: Settings, redis: Redis, origin: Origin) -> None:
-    origin.add(SFC_PATH, SFC_BYTES)  # hkex-buybacks: nothing served (404 for the newest and the previous report)
+async def test_doctor_with_a_missing_file_names_it(
+    admin_settings: Settings, redis: Redis, origin: Origin
+) -> None:
+    origin.add(
+        SFC_PATH, SFC_BYTES
+    )  # hkex-buybacks: nothing served (404 for the newest and the previous report)
     clock = [SFC_NOW]
     poller = _poller(admin_settings, redis, clock, ("sfc-short-positions", "hkex-buybacks"))
     async with poller.client:
@@ -85,8 +94,9 @@ async def test_doctor_with_a_missing_file_names_it(admin_settings: Settings, red
     assert "404" in item.text
 
 
-async def test_doctor_quiet_when_every_polled_source_is_healthy(admin_settings: Settings, redis: Redis,
-                                                                origin: Origin) -> None:
+async def test_doctor_quiet_when_every_polled_source_is_healthy(
+    admin_settings: Settings, redis: Redis, origin: Origin
+) -> None:
     origin.add(SFC_PATH, SFC_BYTES)
     clock = [SFC_NOW]
     poller = _poller(admin_settings, redis, clock, ("sfc-short-positions",))
@@ -102,11 +112,19 @@ async def test_doctor_quiet_when_every_polled_source_is_healthy(admin_settings: 
 def _serve_di(origin: Origin, today: date) -> None:
     """The 26 Nov 2025 daily summaries, and 00700's real search page and notice list where the poller asks."""
     for n in (1, 2):
-        origin.add(f"/di/summary/DSM{DI_DAY:%Y%m%d}C{n}.htm", fixture_bytes("hkex-di", f"DSM{DI_DAY:%Y%m%d}C{n}.htm"))
-    origin.add(corp_search_path(CODE, today - timedelta(days=SEARCH_DAYS), today),
-               real_page("di_corp_list").encode("utf-8"), content_type="text/html")
-    origin.add(notice_list_path(CODE, SID, CORP, today - timedelta(days=DI_NOTICE_DAYS), today, 1),
-               real_page("di_form_list").encode("utf-8"), content_type="text/html; charset=utf-8")
+        origin.add(
+            f"/di/summary/DSM{DI_DAY:%Y%m%d}C{n}.htm", fixture_bytes("hkex-di", f"DSM{DI_DAY:%Y%m%d}C{n}.htm")
+        )
+    origin.add(
+        corp_search_path(CODE, today - timedelta(days=SEARCH_DAYS), today),
+        real_page("di_corp_list").encode("utf-8"),
+        content_type="text/html",
+    )
+    origin.add(
+        notice_list_path(CODE, SID, CORP, today - timedelta(days=DI_NOTICE_DAYS), today, 1),
+        real_page("di_form_list").encode("utf-8"),
+        content_type="text/html; charset=utf-8",
+    )
 
 
 async def _stored(redis: Redis, days: list[date]) -> dict[date, list[str]]:
@@ -124,8 +142,9 @@ async def _watch(redis: Redis) -> None:
     await subs.watch(CHAT, [CODE])
 
 
-async def test_processed_di_cycle_merges_watched_notice_lists(settings: Settings, redis: Redis,
-                                                              origin: Origin) -> None:
+async def test_processed_di_cycle_merges_watched_notice_lists(
+    settings: Settings, redis: Redis, origin: Origin
+) -> None:
     await _watch(redis)
     for earlier in missed("hkex-di", DI_NOW, lambda _d: False, lookback_sessions=5):
         if earlier != DI_DAY:
@@ -141,7 +160,9 @@ async def test_processed_di_cycle_merges_watched_notice_lists(settings: Settings
         assert (first.source, first.day, first.status) == ("hkex-di", DI_DAY, "processed")
         assert await is_done(redis, "hkex-di", DI_DAY)
         # One report per filing day that gained rows, oldest first, every one an XHKG session.
-        assert [(r.source, r.day, r.status) for r in merged] == [("hkex-di", d, "processed") for d in sorted(by_day)]
+        assert [(r.source, r.day, r.status) for r in merged] == [
+            ("hkex-di", d, "processed") for d in sorted(by_day)
+        ]
         assert all(is_session(r.day) for r in merged)
         assert await _stored(redis, sorted(by_day)) == by_day
         for day in by_day:
@@ -158,7 +179,10 @@ async def test_processed_di_cycle_merges_watched_notice_lists(settings: Settings
     assert await Outbox(redis).pending() == pending
     assert routed + first.enqueued == pending
     assert [r.path for r in origin.requests] == [
-        notice_list_path(CODE, SID, CORP, clock[0].date() - timedelta(days=DI_NOTICE_DAYS), clock[0].date(), 1)]
+        notice_list_path(
+            CODE, SID, CORP, clock[0].date() - timedelta(days=DI_NOTICE_DAYS), clock[0].date(), 1
+        )
+    ]
 
 
 async def test_no_watched_stock_no_notice_list(settings: Settings, redis: Redis, origin: Origin) -> None:

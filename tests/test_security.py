@@ -45,8 +45,14 @@ SECRET = TOKEN.split(":", 1)[1]
 OTHER_TOKEN = "111111111:only-this-token-is-accepted"  # the stand-in refuses TOKEN with 401
 USER, OTHER, GROUP, CHANNEL, WARM_UP = 1001, 1002, -4001, -1001234567, 7
 # Test-only tokens, documented here and in tests/bothelpers.py; any other token-shaped string in the repository fails.
-ALLOWED_TOKENS = frozenset({TOKEN, OTHER_TOKEN, "123456:TEST-token-for-the-stand-in-only",
-                            "123456789:AAExampleExampleExampleExample_abc"})
+ALLOWED_TOKENS = frozenset(
+    {
+        TOKEN,
+        OTHER_TOKEN,
+        "123456:TEST-token-for-the-stand-in-only",
+        "123456789:AAExampleExampleExampleExample_abc",
+    }
+)
 TELEGRAM_TOKEN = re.compile(rb"\d{8,10}:[A-Za-z0-9_-]{35}")  # the shape BotFather issues
 TOKEN_SHAPED = re.compile(rb"\d{3,}:[A-Za-z0-9_-]{20,}")  # what logging redacts; catches test tokens too
 KEY_PATTERNS = {
@@ -103,8 +109,9 @@ async def _say(api: BotApi, chat: int, text: str, n: int, **kw: object) -> list[
 # --------------------------------------------------------------------------------------------- the token
 
 
-async def test_token_never_logged_even_at_debug(api: BotApi, redis: Redis, redis_url: str,
-                                                debug_logs: io.StringIO) -> None:
+async def test_token_never_logged_even_at_debug(
+    api: BotApi, redis: Redis, redis_url: str, debug_logs: io.StringIO
+) -> None:
     async with running_bot(api, redis_url) as app:
         api.push_message(1, "/start")
         api.push_message(1, "/watch 1810")
@@ -154,8 +161,9 @@ async def test_network_errors_do_not_quote_the_token(api: BotApi, debug_logs: io
     assert_no_token(debug_logs.getvalue())
 
 
-async def test_handler_error_tells_admins_without_the_token(app: Application, api: BotApi,
-                                                           debug_logs: io.StringIO) -> None:
+async def test_handler_error_tells_admins_without_the_token(
+    app: Application, api: BotApi, debug_logs: io.StringIO
+) -> None:
     """on_error sends a summary of the exception to the admins: a URL with the token in it is redacted."""
 
     async def boom(*_: object) -> None:
@@ -181,12 +189,28 @@ def test_rejected_token_cli_error_is_one_line_without_the_token(redis_url: str, 
     with sync_redis.Redis.from_url(redis_url) as client:
         client.flushdb()
     with BotApi(token=OTHER_TOKEN) as strict:
-        env = {key: value for key, value in os.environ.items()
-               if key not in ("PORT", "HEALTH_PORT", "WEBHOOK_URL", "WEBHOOK_SECRET", "CLOCK_START")}
-        env.update({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": strict.base_url, "REDIS_URL": redis_url,
-                    "LOG_LEVEL": "DEBUG", "PYTHONPATH": str(ROOT)})
-        done = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=90)
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("PORT", "HEALTH_PORT", "WEBHOOK_URL", "WEBHOOK_SECRET", "CLOCK_START")
+        }
+        env.update(
+            {
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "TELEGRAM_API_URL": strict.base_url,
+                "REDIS_URL": redis_url,
+                "LOG_LEVEL": "DEBUG",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "run"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         assert any(call.status == 401 for call in strict.sent)
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
@@ -195,8 +219,9 @@ def test_rejected_token_cli_error_is_one_line_without_the_token(redis_url: str, 
     assert_no_token(output)
 
 
-async def test_status_and_health_output_never_show_the_token(app: Application, api: BotApi, redis_url: str,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_status_and_health_output_never_show_the_token(
+    app: Application, api: BotApi, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = bot_settings(api, redis_url)
     assert "telegram_bot_token" not in repr(settings)
     assert_no_token(repr(settings) + str(settings))
@@ -211,7 +236,9 @@ async def test_status_and_health_output_never_show_the_token(app: Application, a
     assert health is not None
     try:
         async with httpx.AsyncClient() as client:
-            answers = [await client.get(f"http://127.0.0.1:{health.port}{path}") for path in ("/healthz", "/metrics")]
+            answers = [
+                await client.get(f"http://127.0.0.1:{health.port}{path}") for path in ("/healthz", "/metrics")
+            ]
             bodies = [answer.text for answer in answers]
     finally:
         await health.stop()
@@ -221,8 +248,9 @@ async def test_status_and_health_output_never_show_the_token(app: Application, a
     assert_no_token("\n".join(texts + bodies))
 
 
-def test_cli_status_output_never_shows_the_token(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_status_output_never_shows_the_token(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("REDIS_URL", redis_url)
@@ -237,8 +265,9 @@ def test_cli_status_output_never_shows_the_token(redis_url: str, tmp_path: Path,
 # --------------------------------------------------------------------------------------------- admin commands
 
 
-async def test_admin_commands_refused_to_non_admins_in_groups_and_channels(app: Application, api: BotApi,
-                                                                           redis: Redis) -> None:
+async def test_admin_commands_refused_to_non_admins_in_groups_and_channels(
+    app: Application, api: BotApi, redis: Redis
+) -> None:
     await _say(api, OTHER, "/start", 1)
     texts = await _say(api, GROUP, "/stats", 1, chat_type="group", user_id=USER)
     texts = await _say(api, GROUP, "/broadcast take over", 2, user_id=USER)
@@ -261,7 +290,9 @@ async def test_admin_commands_refused_to_non_admins_in_groups_and_channels(app: 
 # --------------------------------------------------------------------------------------------- chat isolation
 
 
-async def test_callbacks_act_only_on_the_chat_of_their_message(app: Application, api: BotApi, redis: Redis) -> None:
+async def test_callbacks_act_only_on_the_chat_of_their_message(
+    app: Application, api: BotApi, redis: Redis
+) -> None:
     subs = SubscriptionStore(redis)
     await _say(api, USER, "/settings", 1)
     await _say(api, OTHER, "/start", 1)
@@ -271,8 +302,15 @@ async def test_callbacks_act_only_on_the_chat_of_their_message(app: Application,
     api.push_callback(USER, "set:m", message_id=settings_message, user_id=OTHER)
     await api.until(lambda: len(api.answered) == 1, timeout=10)
     assert (await subs.settings(USER)).market and not (await subs.settings(OTHER)).market
-    forged = ["set:m:1002", f"set:m {OTHER}", f"mute:01810:1d:{OTHER}", f"mute:01810:1d;chat={OTHER}",
-              f"set:r:0:{OTHER}", "card:01810" + "0" * 100, "x" * 200]
+    forged = [
+        "set:m:1002",
+        f"set:m {OTHER}",
+        f"mute:01810:1d:{OTHER}",
+        f"mute:01810:1d;chat={OTHER}",
+        f"set:r:0:{OTHER}",
+        "card:01810" + "0" * 100,
+        "x" * 200,
+    ]
     for data in forged:
         api.push_callback(USER, data, message_id=settings_message, user_id=OTHER)
     await api.until(lambda: len(api.answered) == 1 + len(forged), timeout=10)
@@ -316,27 +354,41 @@ async def test_commands_act_on_the_senders_chat_only(app: Application, api: BotA
 # --------------------------------------------------------------------------------------------- webhook
 
 
-async def test_webhook_refuses_missing_wrong_empty_or_misplaced_secret(api: BotApi, redis: Redis,
-                                                                        redis_url: str) -> None:
+async def test_webhook_refuses_missing_wrong_empty_or_misplaced_secret(
+    api: BotApi, redis: Redis, redis_url: str
+) -> None:
     secret = "s3cr3t-token"
     async with running_bot(api, redis_url) as application:
         await application.updater.stop()
         port = _free_port()
-        await application.updater.start_webhook(listen="127.0.0.1", port=port, url_path="telegram",
-                                                webhook_url="https://example.invalid/telegram", secret_token=secret)
+        await application.updater.start_webhook(
+            listen="127.0.0.1",
+            port=port,
+            url_path="telegram",
+            webhook_url="https://example.invalid/telegram",
+            secret_token=secret,
+        )
         url = f"http://127.0.0.1:{port}/telegram"
         refused_headers: list[dict[str, str]] = [
-            {}, {"X-Telegram-Bot-Api-Secret-Token": "nope"}, {"X-Telegram-Bot-Api-Secret-Token": ""},
-            {"X-Telegram-Bot-Api-Secret": secret}, {"Secret-Token": secret}, {"Authorization": f"Bearer {secret}"},
-            {"X-Telegram-Bot-Api-Secret-Token": secret.upper()}, {"X-Telegram-Bot-Api-Secret-Token": secret + "x"},
+            {},
+            {"X-Telegram-Bot-Api-Secret-Token": "nope"},
+            {"X-Telegram-Bot-Api-Secret-Token": ""},
+            {"X-Telegram-Bot-Api-Secret": secret},
+            {"Secret-Token": secret},
+            {"Authorization": f"Bearer {secret}"},
+            {"X-Telegram-Bot-Api-Secret-Token": secret.upper()},
+            {"X-Telegram-Bot-Api-Secret-Token": secret + "x"},
         ]
         async with httpx.AsyncClient() as client:
             statuses = []
             for number, headers in enumerate(refused_headers, start=1):
-                statuses.append((await client.post(url, json=_start_update(number), headers=headers)).status_code)
+                statuses.append(
+                    (await client.post(url, json=_start_update(number), headers=headers)).status_code
+                )
             in_query = await client.post(f"{url}?secret_token={secret}", json=_start_update(50))
-            accepted = await client.post(url, json=_start_update(99),
-                                         headers={"X-Telegram-Bot-Api-Secret-Token": secret})
+            accepted = await client.post(
+                url, json=_start_update(99), headers={"X-Telegram-Bot-Api-Secret-Token": secret}
+            )
         assert statuses == [403] * len(refused_headers)
         assert in_query.status_code == 403 and accepted.status_code == 200
         await api.await_sent(1, chat_id=USER, timeout=10)
@@ -345,14 +397,22 @@ async def test_webhook_refuses_missing_wrong_empty_or_misplaced_secret(api: BotA
 
 
 def _start_update(update_id: int) -> dict[str, object]:
-    return {"update_id": update_id, "message": {
-        "message_id": update_id, "date": 0, "text": "/start", "chat": {"id": USER, "type": "private"},
-        "from": {"id": USER, "is_bot": False, "first_name": "U"},
-        "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 0,
+            "text": "/start",
+            "chat": {"id": USER, "type": "private"},
+            "from": {"id": USER, "is_bot": False, "first_name": "U"},
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+        },
+    }
 
 
-async def test_webhook_mode_refuses_to_start_without_a_secret(api: BotApi, redis: Redis, redis_url: str,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_webhook_mode_refuses_to_start_without_a_secret(
+    api: BotApi, redis: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("PORT", "HEALTH_PORT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.invalid/telegram")
@@ -362,8 +422,9 @@ async def test_webhook_mode_refuses_to_start_without_a_secret(api: BotApi, redis
     assert api.calls("setWebhook") == [] and api.calls("getUpdates") == []
 
 
-async def test_webhook_that_cannot_start_closes_every_client_it_opened(api: BotApi, redis: Redis, redis_url: str,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_webhook_that_cannot_start_closes_every_client_it_opened(
+    api: BotApi, redis: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The leader has opened Redis and HTTP clients (post_init) when the webhook's port turns out to be taken: the
     # error must reach the caller and the clients must be closed, not left to the garbage collector (whose
     # "unclosed connection" warnings would then surface in some later, unrelated test).
@@ -410,7 +471,9 @@ def _close_failed_listener(error: BaseException) -> None:
 # --------------------------------------------------------------------------------------------- input caps
 
 
-async def test_input_caps_message_arguments_and_watchlist(app: Application, api: BotApi, redis: Redis) -> None:
+async def test_input_caps_message_arguments_and_watchlist(
+    app: Application, api: BotApi, redis: Redis
+) -> None:
     texts = await _say(api, USER, "/watch " + "9" * 4000, 1)
     assert "I don't know" in texts[0] and "9" * 33 not in texts[0] and len(texts[0]) < 400
     texts = await _say(api, USER, "x" * 4096, 2)
@@ -425,9 +488,13 @@ async def test_input_caps_message_arguments_and_watchlist(app: Application, api:
     assert len(await subs.watchlist(USER)) == keys.WATCHLIST_CAP
 
 
-async def test_broadcast_is_capped_to_one_message_per_chat(app: Application, api: BotApi, redis: Redis) -> None:
+async def test_broadcast_is_capped_to_one_message_per_chat(
+    app: Application, api: BotApi, redis: Redis
+) -> None:
     await _say(api, OTHER, "/start", 1)
-    body = "<&>" * 1350  # 4,050 characters (a message holds 4,096) that escaping blows up more than four times
+    body = (
+        "<&>" * 1350
+    )  # 4,050 characters (a message holds 4,096) that escaping blows up more than four times
     api.push_message(ADMIN, "/broadcast " + body)
     await api.until(lambda: any("Queued for" in text for text in api.texts(ADMIN)), timeout=10)
     received = await api.await_sent(2, chat_id=OTHER, timeout=10)
@@ -447,8 +514,12 @@ async def test_broadcast_is_capped_to_one_message_per_chat(app: Application, api
 
 
 def _repository_files() -> list[Path]:
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
     return [ROOT / name for name in listed.decode().split("\0") if name and (ROOT / name).is_file()]
 
 
@@ -469,7 +540,9 @@ def test_no_secrets_in_the_repository() -> None:
                 found.append(f"{path.relative_to(ROOT)}: {name}")
     # Test code uses tests.bothelpers.TOKEN; a token of BotFather's exact shape is refused even in tests, since
     # secret scanners (and readers) cannot tell it from a real one.
-    assert found == [], "secrets or undocumented tokens in the repository (use tests.bothelpers.TOKEN in tests)"
+    assert found == [], (
+        "secrets or undocumented tokens in the repository (use tests.bothelpers.TOKEN in tests)"
+    )
 
 
 def test_allowed_tokens_are_really_found_by_the_scan() -> None:
@@ -500,7 +573,9 @@ def _project_requirements() -> list[Requirement]:
     texts = list(project["dependencies"])
     for extra in ("test", "dev"):
         texts += project["optional-dependencies"][extra]
-    return [r for r in map(Requirement, texts) if canonicalize_name(r.name) != canonicalize_name(project["name"])]
+    return [
+        r for r in map(Requirement, texts) if canonicalize_name(r.name) != canonicalize_name(project["name"])
+    ]
 
 
 def _closure(requirements: list[Requirement]) -> dict[str, str]:
@@ -520,8 +595,9 @@ def _closure(requirements: list[Requirement]) -> dict[str, str]:
         seen[canonicalize_name(dist.metadata["Name"])] = dist.version
         for text in dist.requires or []:
             requirement = Requirement(text)
-            if requirement.marker is None or any(requirement.marker.evaluate({"extra": extra})
-                                                 for extra in (wanted or {""})):
+            if requirement.marker is None or any(
+                requirement.marker.evaluate({"extra": extra}) for extra in (wanted or {""})
+            ):
                 todo.append((requirement.name, frozenset(requirement.extras)))
     return seen
 
@@ -529,8 +605,17 @@ def _closure(requirements: list[Requirement]) -> dict[str, str]:
 def test_every_installed_dependency_is_pinned() -> None:
     installed = _closure(_project_requirements())
     pins = _pins()
-    for must in ("python-telegram-bot", "pandas", "redis", "matplotlib", "babel", "pytest", "apscheduler",
-                 "aiolimiter", "tornado"):
+    for must in (
+        "python-telegram-bot",
+        "pandas",
+        "redis",
+        "matplotlib",
+        "babel",
+        "pytest",
+        "apscheduler",
+        "aiolimiter",
+        "tornado",
+    ):
         assert must in installed, f"{must} is a dependency but not installed"
     missing = sorted(name for name in installed if name not in pins)
     assert missing == [], f"installed dependencies without a pin in constraints.txt: {missing}"

@@ -24,9 +24,11 @@ PATH = "/sdw/search/mutualmarket.aspx?t=hk"
 NOW = datetime(2026, 6, 16, 9, 0, tzinfo=HK_TZ)
 LATEST = fixture_bytes("hkex-southbound", "hkex_sh_20260331_excerpt.html")
 # The page for another date: the same page with that date's heading and one changed holding.
-OLDER = (LATEST.replace(b"Shareholding Date: 2026/03/31", b"Shareholding Date: 2025/12/31")
-         .replace(b'value="2026/03/31" id="txtShareholdingDate"', b'value="2025/12/31" id="txtShareholdingDate"')
-         .replace(b">146,393,531<", b">151,412,538<"))
+OLDER = (
+    LATEST.replace(b"Shareholding Date: 2026/03/31", b"Shareholding Date: 2025/12/31")
+    .replace(b'value="2026/03/31" id="txtShareholdingDate"', b'value="2025/12/31" id="txtShareholdingDate"')
+    .replace(b">146,393,531<", b">151,412,538<")
+)
 BAD_FORM = b"<html><head><title>Error</title></head><body>bad form</body></html>"
 
 
@@ -34,13 +36,20 @@ def answer_like_the_2026_page(form: dict[str, str]) -> bytes:
     """What the 2026 server does: a search is a postback from btnSearch, validated without __EVENTVALIDATION."""
     # tests.origin drops blank values (parse_qsl), so an empty __EVENTARGUMENT arrives as a missing one.
     postback = form.get("__EVENTTARGET") == "btnSearch" and form.get("__EVENTARGUMENT", "") == ""
-    if postback and "__EVENTVALIDATION" not in form and "btnSearch" not in form \
-            and form.get("__VIEWSTATE") and form.get("txtShareholdingDate") == "2025/12/31":
+    if (
+        postback
+        and "__EVENTVALIDATION" not in form
+        and "btnSearch" not in form
+        and form.get("__VIEWSTATE")
+        and form.get("txtShareholdingDate") == "2025/12/31"
+    ):
         return OLDER
     return BAD_FORM
 
 
-async def _ingest(settings: Settings, redis: Redis, day: date, sent: list[list[tuple[str, str]]] | None = None) -> str:
+async def _ingest(
+    settings: Settings, redis: Redis, day: date, sent: list[list[tuple[str, str]]] | None = None
+) -> str:
     """Ingest `day`; the body of every POST the client sends is appended to `sent` (blank values kept)."""
 
     async def record(request: httpx.Request) -> None:
@@ -49,12 +58,15 @@ async def _ingest(settings: Settings, redis: Redis, day: date, sent: list[list[t
 
     async with make_client() as client:
         client.event_hooks["request"].append(record)
-        report = await ingest(SOUTHBOUND, day, settings=settings, client=client, store=FrameStore(redis),
-                              now=NOW, backoff=0.01)
+        report = await ingest(
+            SOUTHBOUND, day, settings=settings, client=client, store=FrameStore(redis), now=NOW, backoff=0.01
+        )
     return report.status
 
 
-async def test_other_date_is_a_postback_from_the_2026_form(settings: Settings, origin: Origin, redis: Redis) -> None:
+async def test_other_date_is_a_postback_from_the_2026_form(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     origin.add(PATH, LATEST, content_type="text/html; charset=utf-8", on_post=answer_like_the_2026_page)
     sent: list[list[tuple[str, str]]] = []
     assert await _ingest(settings, redis, date(2025, 12, 31), sent) == "stored"
@@ -78,15 +90,17 @@ async def test_other_date_is_a_postback_from_the_2026_form(settings: Settings, o
     assert int(frame.loc[frame["code"] == "30008", "shares"].iloc[0]) == 151_412_538
 
 
-async def test_latest_date_of_the_2026_page_needs_no_post(settings: Settings, origin: Origin,
-                                                          redis: Redis) -> None:
+async def test_latest_date_of_the_2026_page_needs_no_post(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     origin.add(PATH, LATEST, content_type="text/html; charset=utf-8", on_post=answer_like_the_2026_page)
     assert await _ingest(settings, redis, date(2026, 3, 31)) == "stored"
     assert [r.method for r in origin.requests] == ["GET"]
 
 
-async def test_the_2019_button_form_is_refused_by_the_2026_server(settings: Settings, origin: Origin,
-                                                                   redis: Redis) -> None:
+async def test_the_2019_button_form_is_refused_by_the_2026_server(
+    settings: Settings, origin: Origin, redis: Redis
+) -> None:
     # Control: a 2019-style POST (btnSearch=Search + __EVENTVALIDATION) gets the error page, so the test above
     # passes only because the form was built from the 2026 page's own inputs.
     old_style = fixture_bytes("hkex-southbound", "mutualmarket_t-hk_20251120.html")

@@ -29,12 +29,27 @@ from tests.conftest import _free_port
 from tests.origin import Origin
 from tests.test_hostile_cycles import Trickle
 
-SOURCE_URLS = ("HKEX_URL", "HKEXNEWS_URL", "HKEXNEWS_SDW_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL", "SEC_URL")
+SOURCE_URLS = (
+    "HKEX_URL",
+    "HKEXNEWS_URL",
+    "HKEXNEWS_SDW_URL",
+    "SFC_URL",
+    "HKEX_DI_URL",
+    "FINRA_URL",
+    "SEC_URL",
+)
 
 
 def _settings(api_url: str, redis_url: str, origin_url: str) -> Settings:
-    return load_settings({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": api_url, "REDIS_URL": redis_url,
-                          **{name: origin_url for name in SOURCE_URLS}}, env_file=None)
+    return load_settings(
+        {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": api_url,
+            "REDIS_URL": redis_url,
+            **{name: origin_url for name in SOURCE_URLS},
+        },
+        env_file=None,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -61,9 +76,9 @@ async def _lead_then_stop(api: BotApi, redis: Redis, settings: Settings) -> None
     assert await _lease(redis) is None  # released: the next `run` leads at once
 
 
-async def test_bot_api_answering_502_is_retried_then_run_proceeds(api: BotApi, redis: Redis, redis_url: str,
-                                                                  origin: Origin,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+async def test_bot_api_answering_502_is_retried_then_run_proceeds(
+    api: BotApi, redis: Redis, redis_url: str, origin: Origin, caplog: pytest.LogCaptureFixture
+) -> None:
     api.fail_next("getMe", 502, times=2)
     api.fail_next("setMyCommands", 502, times=1)
     await _lead_then_stop(api, redis, _settings(api.base_url, redis_url, origin.url))
@@ -101,8 +116,9 @@ class Forwarder:
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self.writers.update((writer, upstream_writer))
-        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer),
-                             return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer), return_exceptions=True
+        )
 
 
 @pytest.fixture
@@ -112,9 +128,14 @@ async def late_port(api: BotApi) -> AsyncIterator[Forwarder]:
     await forwarder.stop()
 
 
-async def test_connection_refused_is_retried_until_the_bot_api_comes_up(api: BotApi, redis: Redis, redis_url: str,
-                                                                        origin: Origin, late_port: Forwarder,
-                                                                        caplog: pytest.LogCaptureFixture) -> None:
+async def test_connection_refused_is_retried_until_the_bot_api_comes_up(
+    api: BotApi,
+    redis: Redis,
+    redis_url: str,
+    origin: Origin,
+    late_port: Forwarder,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="bot.app")
     settings = _settings(f"http://127.0.0.1:{late_port.port}/bot", redis_url, origin.url)
     stop = asyncio.Event()
@@ -134,8 +155,9 @@ async def test_connection_refused_is_retried_until_the_bot_api_comes_up(api: Bot
     assert await _lease(redis) is None
 
 
-async def test_stop_during_the_retries_ends_run_and_releases_the_lease(redis: Redis, redis_url: str,
-                                                                       origin: Origin) -> None:
+async def test_stop_during_the_retries_ends_run_and_releases_the_lease(
+    redis: Redis, redis_url: str, origin: Origin
+) -> None:
     settings = _settings(f"http://127.0.0.1:{_free_port()}/bot", redis_url, origin.url)  # nobody listens
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, stop=stop))
@@ -149,17 +171,20 @@ async def test_stop_during_the_retries_ends_run_and_releases_the_lease(redis: Re
     assert await _lease(redis) is None
 
 
-async def test_a_leader_that_fails_releases_the_lease(api: BotApi, redis: Redis, redis_url: str,
-                                                      origin: Origin) -> None:
+async def test_a_leader_that_fails_releases_the_lease(
+    api: BotApi, redis: Redis, redis_url: str, origin: Origin
+) -> None:
     api.fail_next("setMyCommands", 400, "Bad Request: not retried")
     with pytest.raises(BadRequest, match="(?i)not retried"):
-        await asyncio.wait_for(serve(_settings(api.base_url, redis_url, origin.url), stop=asyncio.Event()),
-                               timeout=30)
+        await asyncio.wait_for(
+            serve(_settings(api.base_url, redis_url, origin.url), stop=asyncio.Event()), timeout=30
+        )
     assert await _lease(redis) is None  # the next `run` does not wait in standby for the ttl
 
 
-def test_rejected_token_is_one_line_and_releases_the_lease(redis_url: str, origin: Origin,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_rejected_token_is_one_line_and_releases_the_lease(
+    redis_url: str, origin: Origin, capsys: pytest.CaptureFixture[str]
+) -> None:
     client = redis_sync.Redis.from_url(redis_url)
     try:
         client.delete(keys.leader_lease())
@@ -180,14 +205,21 @@ def _start_run(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.timeout(120)
-async def test_sigterm_ends_run_within_10_s_while_an_origin_trickles(redis: Redis, redis_url: str,
-                                                                     tmp_path: Path) -> None:
+async def test_sigterm_ends_run_within_10_s_while_an_origin_trickles(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
     async with Trickle(every=0.5) as trickle:
         with BotApi() as api:
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-                   "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": api.base_url, "REDIS_URL": redis_url,
-                   "CLOCK_START": "2025-11-27T17:30:05+08:00", "LOG_LEVEL": "INFO",
-                   **{name: trickle.url for name in SOURCE_URLS}}
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(tmp_path),
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "TELEGRAM_API_URL": api.base_url,
+                "REDIS_URL": redis_url,
+                "CLOCK_START": "2025-11-27T17:30:05+08:00",
+                "LOG_LEVEL": "INFO",
+                **{name: trickle.url for name in SOURCE_URLS},
+            }
             log = tmp_path / "run.log"
             proc = _start_run(env, log)
             try:

@@ -49,13 +49,23 @@ async def test_rows_carry_when_their_file_became_known(redis: Redis) -> None:
     frame = SFC.parse(fixture_bytes("sfc-short-positions", SFC_FILE)).head(2)
     store = FrameStore(redis)
     late = datetime(2022, 11, 25, 14, 30, tzinfo=HK_TZ)
-    await store.put(SFC.name, {"main": frame.assign(date=pd.Timestamp(2022, 11, 18))}, date(2022, 11, 18),
-                    known_at=late)
-    await store.put(SFC.name, {"main": frame.assign(date=pd.Timestamp(2022, 11, 18))}, date(2022, 11, 18),
-                    known_at=late.replace(day=28))  # a revision keeps the first moment
-    await store.put(SFC.name, {"main": frame}, date(2022, 12, 2))  # no moment recorded: the schedule's due one
+    await store.put(
+        SFC.name, {"main": frame.assign(date=pd.Timestamp(2022, 11, 18))}, date(2022, 11, 18), known_at=late
+    )
+    await store.put(
+        SFC.name,
+        {"main": frame.assign(date=pd.Timestamp(2022, 11, 18))},
+        date(2022, 11, 18),
+        known_at=late.replace(day=28),
+    )  # a revision keeps the first moment
+    await store.put(
+        SFC.name, {"main": frame}, date(2022, 12, 2)
+    )  # no moment recorded: the schedule's due one
     got = await store.known_range(SFC.name, SFC.schema, date(2022, 11, 1), date(2022, 12, 31))
-    assert list(got["published_at"]) == [pd.Timestamp(late)] * 2 + [pd.Timestamp("2022-12-09 09:00", tz=HK_TZ)] * 2
+    assert (
+        list(got["published_at"])
+        == [pd.Timestamp(late)] * 2 + [pd.Timestamp("2022-12-09 09:00", tz=HK_TZ)] * 2
+    )
     assert str(got["published_at"].dtype) == "datetime64[ns, UTC]"
 
 
@@ -64,9 +74,15 @@ def test_known_at_is_the_due_moment_or_the_fetch_when_later() -> None:
 
     quotes = schedule_for("hkex-quotes")
     due = datetime(2025, 11, 21, 17, 30, tzinfo=HK_TZ)
-    assert quotes.known_at(date(2025, 11, 21), due.replace(hour=9)) == due  # early (a test clock): never before due
-    assert quotes.known_at(date(2025, 11, 21), due.replace(hour=18, minute=2)) == due.replace(hour=18, minute=2)
-    assert quotes.known_at(date(2025, 11, 21), datetime(2026, 1, 5, tzinfo=HK_TZ)) == due  # a backfill: due moment
+    assert (
+        quotes.known_at(date(2025, 11, 21), due.replace(hour=9)) == due
+    )  # early (a test clock): never before due
+    assert quotes.known_at(date(2025, 11, 21), due.replace(hour=18, minute=2)) == due.replace(
+        hour=18, minute=2
+    )
+    assert (
+        quotes.known_at(date(2025, 11, 21), datetime(2026, 1, 5, tzinfo=HK_TZ)) == due
+    )  # a backfill: due moment
 
 
 def test_many_frames_load_as_one_equal_to_loading_each() -> None:

@@ -29,35 +29,59 @@ UA = "Positioning Bot ops@example.com"
 
 @pytest.fixture
 def us_settings(origin: Origin, redis_url: str) -> Settings:
-    return load_settings({"FINRA_URL": origin.url, "SEC_URL": origin.url, "REDIS_URL": redis_url,
-                          "SEC_USER_AGENT": UA}, env_file=None)
+    return load_settings(
+        {"FINRA_URL": origin.url, "SEC_URL": origin.url, "REDIS_URL": redis_url, "SEC_USER_AGENT": UA},
+        env_file=None,
+    )
 
 
 def _finra_day(day: date, ratios: dict[str, float]) -> pd.DataFrame:
-    rows = [{"date": pd.Timestamp(day), "symbol": s, "short_volume": r * 2_000_000, "short_exempt_volume": 0.0,
-             "total_volume": 2_000_000.0, "market": "B,Q,N", "short_ratio": r} for s, r in ratios.items()]
+    rows = [
+        {
+            "date": pd.Timestamp(day),
+            "symbol": s,
+            "short_volume": r * 2_000_000,
+            "short_exempt_volume": 0.0,
+            "total_volume": 2_000_000.0,
+            "market": "B,Q,N",
+            "short_ratio": r,
+        }
+        for s, r in ratios.items()
+    ]
     return conform(pd.DataFrame(rows), finra_short_volume.SCHEMA)
 
 
-async def test_finra_cycle_spike_reaches_a_us_watcher(us_settings: Settings, redis: Redis, origin: Origin) -> None:
+async def test_finra_cycle_spike_reaches_a_us_watcher(
+    us_settings: Settings, redis: Redis, origin: Origin
+) -> None:
     from zoneinfo import ZoneInfo
 
     day = date(2025, 11, 24)
     rng = np.random.default_rng(3)
     store = FrameStore(redis)
     for past in sessions_between(day - timedelta(days=100), day - timedelta(days=1), "XNYS")[-60:]:
-        await store.put("finra-short-volume", {"main": _finra_day(past, {"AAPL": 0.40 + rng.normal(0, 0.02),
-                                                                         "MSFT": 0.45 + rng.normal(0, 0.02)})}, past)
-    body = ("Date|Symbol|ShortVolume|ShortExemptVolume|TotalVolume|Market\r\n"
-            "20251124|AAPL|1500000|1000|2000000|B,Q,N\r\n20251124|MSFT|900000|0|2000000|B,Q,N\r\n2\r\n")
+        await store.put(
+            "finra-short-volume",
+            {
+                "main": _finra_day(
+                    past, {"AAPL": 0.40 + rng.normal(0, 0.02), "MSFT": 0.45 + rng.normal(0, 0.02)}
+                )
+            },
+            past,
+        )
+    body = (
+        "Date|Symbol|ShortVolume|ShortExemptVolume|TotalVolume|Market\r\n"
+        "20251124|AAPL|1500000|1000|2000000|B,Q,N\r\n20251124|MSFT|900000|0|2000000|B,Q,N\r\n2\r\n"
+    )
     origin.add("/equity/regsho/daily/CNMSshvol20251124.txt", body.encode())
     subs = SubscriptionStore(redis)
     await subs.touch(5)
     await subs.watch(5, ["AAPL"])
     now = datetime(2025, 11, 24, 18, 5, tzinfo=ZoneInfo("America/New_York"))
     async with make_client() as client:
-        report = await run_cycle("finra-short-volume", day, settings=us_settings, client=client, redis=redis,
-                                 now=now, backoff=0.01)
+        report = await run_cycle(
+            "finra-short-volume", day, settings=us_settings, client=client, redis=redis, now=now, backoff=0.01
+        )
     assert report.status == "processed" and report.enqueued == 1
     (item,) = await Outbox(redis).claim(now, 10)
     (alert,) = item.alerts
@@ -70,12 +94,16 @@ def _index(day: date, file_name: str) -> bytes:
     header = real.split("-" * 20)[0]
     dashes = next(line for line in real.splitlines() if line.startswith("-----"))
     row = f"{'4':<12}{'374Water Inc.':<62}{'933972':<12}{day:%Y%m%d}{'':<4}{file_name}"
-    return (header.rstrip("\n") + "\n" + dashes + "\n" + row + "\n").replace("Mar 18, 2020",
-                                                                          f"{day:%b %d, %Y}").encode()
+    return (
+        (header.rstrip("\n") + "\n" + dashes + "\n" + row + "\n")
+        .replace("Mar 18, 2020", f"{day:%b %d, %Y}")
+        .encode()
+    )
 
 
-async def test_form4_cycle_open_market_purchase_near_a_round_level(us_settings: Settings, redis: Redis,
-                                                                   origin: Origin) -> None:
+async def test_form4_cycle_open_market_purchase_near_a_round_level(
+    us_settings: Settings, redis: Redis, origin: Origin
+) -> None:
     from zoneinfo import ZoneInfo
 
     day = date(2025, 5, 13)
@@ -83,15 +111,18 @@ async def test_form4_cycle_open_market_purchase_near_a_round_level(us_settings: 
     origin.add(sec_edgar.daily_index_path(day), _index(day, file_name))
     listing = (FIXTURES / "sec-form4" / "index.json").read_text().replace("doc4.xml", "form4_purchase_P.xml")
     origin.add(sec_edgar.filing_index_path(file_name), listing.encode())
-    origin.add(sec_edgar.filing_xml_path(file_name, "form4_purchase_P.xml"),
-               (FIXTURES / "sec-form4" / "form4_purchase_P.xml").read_bytes())
+    origin.add(
+        sec_edgar.filing_xml_path(file_name, "form4_purchase_P.xml"),
+        (FIXTURES / "sec-form4" / "form4_purchase_P.xml").read_bytes(),
+    )
     subs = SubscriptionStore(redis)
     await subs.touch(6)
     await subs.watch(6, ["SCWO"])
     now = datetime(2025, 5, 13, 21, 30, tzinfo=ZoneInfo("America/New_York"))
     async with make_client() as client:
-        report = await run_cycle("sec-form4", day, settings=us_settings, client=client, redis=redis, now=now,
-                                 backoff=0.01)
+        report = await run_cycle(
+            "sec-form4", day, settings=us_settings, client=client, redis=redis, now=now, backoff=0.01
+        )
     assert report.status == "processed", report.error
     assert report.rows == 2
     assert all(r.headers.get("User-Agent") == UA for r in origin.requests)
@@ -108,14 +139,22 @@ async def test_form4_cycle_open_market_purchase_near_a_round_level(us_settings: 
 async def test_form4_needs_a_user_agent(origin: Origin, redis: Redis, redis_url: str) -> None:
     settings = load_settings({"SEC_URL": origin.url, "REDIS_URL": redis_url}, env_file=None)
     async with make_client() as client:
-        report = await run_cycle("sec-form4", date(2025, 5, 13), settings=settings, client=client, redis=redis,
-                                 now=datetime(2025, 5, 14, tzinfo=NY))
+        report = await run_cycle(
+            "sec-form4",
+            date(2025, 5, 13),
+            settings=settings,
+            client=client,
+            redis=redis,
+            now=datetime(2025, 5, 14, tzinfo=NY),
+        )
     assert report.status == "failed" and "SEC_USER_AGENT" in report.error
     assert origin.requests == []
 
 
 async def test_ticker_map_refresh_and_lookup(us_settings: Settings, redis: Redis, origin: Origin) -> None:
-    origin.add("/files/company_tickers.json", (FIXTURES / "sec-form4" / "edgarkit_company_tickers.json").read_bytes())
+    origin.add(
+        "/files/company_tickers.json", (FIXTURES / "sec-form4" / "edgarkit_company_tickers.json").read_bytes()
+    )
     assert await known(redis, "AAPL") is None  # not loaded: callers accept the ticker
     assert await needs_refresh(redis)
     count = await refresh(redis, us_settings.sec_url, UA, backoff=0.01)
@@ -137,46 +176,78 @@ ATOM = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 
 async def test_intraday_filings_come_from_the_atom_feed(origin: Origin, redis: Redis, redis_url: str) -> None:
-    settings = load_settings({"SEC_URL": origin.url, "REDIS_URL": redis_url, "SEC_USER_AGENT": UA,
-                              "CLOCK_START": "2025-05-13T16:10:00-04:00"}, env_file=None)
+    settings = load_settings(
+        {
+            "SEC_URL": origin.url,
+            "REDIS_URL": redis_url,
+            "SEC_USER_AGENT": UA,
+            "CLOCK_START": "2025-05-13T16:10:00-04:00",
+        },
+        env_file=None,
+    )
     day = date(2025, 5, 13)
     origin.add(sec_edgar.current_feed_path(100), ATOM.encode("latin-1"))
     listing = (FIXTURES / "sec-form4" / "index.json").read_text().replace("doc4.xml", "form4_purchase_P.xml")
     for cik in ("2064133", "933972"):
         file_name = f"edgar/data/{cik}/0000950170-25-000001.txt"
         origin.add(sec_edgar.filing_index_path(file_name), listing.encode())
-        origin.add(sec_edgar.filing_xml_path(file_name, "form4_purchase_P.xml"),
-                   (FIXTURES / "sec-form4" / "form4_purchase_P.xml").read_bytes())
+        origin.add(
+            sec_edgar.filing_xml_path(file_name, "form4_purchase_P.xml"),
+            (FIXTURES / "sec-form4" / "form4_purchase_P.xml").read_bytes(),
+        )
     subs = SubscriptionStore(redis)
     await subs.touch(6)
     await subs.watch(6, ["SCWO"])
     async with make_client() as client:
-        report = await run_cycle("sec-form4", day, settings=settings, client=client, redis=redis,
-                                 now=settings.clock()(), backoff=0.01)
+        report = await run_cycle(
+            "sec-form4",
+            day,
+            settings=settings,
+            client=client,
+            redis=redis,
+            now=settings.clock()(),
+            backoff=0.01,
+        )
     assert report.status == "processed", report.error
     assert report.rows == 2 and report.enqueued == 1
     xml_fetches = [r for r in origin.requests if r.path.endswith(".xml")]
     assert len(xml_fetches) == 1  # the feed lists the filing twice; it is fetched once
 
 
-async def test_us_confluence_joins_short_volume_and_an_insider_buy(us_settings: Settings, redis: Redis,
-                                                                    origin: Origin) -> None:
+async def test_us_confluence_joins_short_volume_and_an_insider_buy(
+    us_settings: Settings, redis: Redis, origin: Origin
+) -> None:
     from alerts.alertlog import AlertLog
     from alerts.model import Alert
 
     day = date(2025, 5, 13)
-    earlier = Alert(rule="short_ratio_drop", code="SCWO", market="US", trade_date=date(2025, 5, 12),
-                    severity="notice", why="short volume 12% = lowest of 60 sessions (short volume, not interest)")
+    earlier = Alert(
+        rule="short_ratio_drop",
+        code="SCWO",
+        market="US",
+        trade_date=date(2025, 5, 12),
+        severity="notice",
+        why="short volume 12% = lowest of 60 sessions (short volume, not interest)",
+    )
     await AlertLog(redis).record([earlier])
     file_name = "edgar/data/933972/0000950170-25-000001.txt"
     origin.add(sec_edgar.daily_index_path(day), _index(day, file_name))
     listing = (FIXTURES / "sec-form4" / "index.json").read_text().replace("doc4.xml", "form4_purchase_P.xml")
     origin.add(sec_edgar.filing_index_path(file_name), listing.encode())
-    origin.add(sec_edgar.filing_xml_path(file_name, "form4_purchase_P.xml"),
-               (FIXTURES / "sec-form4" / "form4_purchase_P.xml").read_bytes())
+    origin.add(
+        sec_edgar.filing_xml_path(file_name, "form4_purchase_P.xml"),
+        (FIXTURES / "sec-form4" / "form4_purchase_P.xml").read_bytes(),
+    )
     async with make_client() as client:
-        report = await run_cycle("sec-form4", day, settings=us_settings, client=client, redis=redis,
-                                 now=datetime(2025, 5, 13, 21, 30, tzinfo=NY), backoff=0.01)
+        report = await run_cycle(
+            "sec-form4",
+            day,
+            settings=us_settings,
+            client=client,
+            redis=redis,
+            now=datetime(2025, 5, 13, 21, 30, tzinfo=NY),
+            backoff=0.01,
+        )
     assert report.status == "processed"
     logged = await AlertLog(redis).for_day(day)
     confluence = [a for a in logged if a.rule == "confluence"]

@@ -35,18 +35,32 @@ def span(windows: list[Window]) -> list[tuple[datetime, datetime]]:
 
 
 # A synthetic US source like FINRA's daily short volume: evenings in New York, XNYS sessions.
-FINRA_LIKE = schedule_from_row("finra-like", {
-    "calendar": "XNYS", "timezone": "America/New_York", "dates": "sessions", "publish_after_days": 0,
-    "windows": [["18:00", "22:00"]], "poll_seconds": 30,
-})
+FINRA_LIKE = schedule_from_row(
+    "finra-like",
+    {
+        "calendar": "XNYS",
+        "timezone": "America/New_York",
+        "dates": "sessions",
+        "publish_after_days": 0,
+        "windows": [["18:00", "22:00"]],
+        "poll_seconds": 30,
+    },
+)
 # A window across the autumn DST change (Sunday 2 Nov 2025, 02:00 EDT -> 01:00 EST), for poll cadence.
-OVERNIGHT = schedule_from_row("overnight", {
-    "calendar": "XNYS", "timezone": "America/New_York", "dates": "sessions", "publish_after_days": 2,
-    "windows": [["00:30", "03:00"]],
-})
+OVERNIGHT = schedule_from_row(
+    "overnight",
+    {
+        "calendar": "XNYS",
+        "timezone": "America/New_York",
+        "dates": "sessions",
+        "publish_after_days": 2,
+        "windows": [["00:30", "03:00"]],
+    },
+)
 
 
 # --- configuration ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("source", "windows", "publish_time", "retry_days"),
@@ -60,8 +74,9 @@ OVERNIGHT = schedule_from_row("overnight", {
         ("sfc-short-positions", [("09:00", "20:00")], "09:00", 7),
     ],
 )
-def test_configured_windows(source: str, windows: list[tuple[str, str]], publish_time: str,
-                            retry_days: int) -> None:
+def test_configured_windows(
+    source: str, windows: list[tuple[str, str]], publish_time: str, retry_days: int
+) -> None:
     schedule = schedule_for(source)
     assert [(f"{a:%H:%M}", f"{b:%H:%M}") for a, b in schedule.windows] == windows
     assert f"{schedule.publish_time:%H:%M}" == publish_time
@@ -69,10 +84,16 @@ def test_configured_windows(source: str, windows: list[tuple[str, str]], publish
 
 
 def test_row_without_windows_polls_from_publish_time_to_midnight_and_publish_time_is_derived() -> None:
-    row: dict[str, object] = {"calendar": "XHKG", "timezone": "Asia/Hong_Kong", "dates": "sessions",
-                              "publish_after_days": 0, "publish_time": "18:00"}
+    row: dict[str, object] = {
+        "calendar": "XHKG",
+        "timezone": "Asia/Hong_Kong",
+        "dates": "sessions",
+        "publish_after_days": 0,
+        "publish_time": "18:00",
+    }
     assert span(windows_for("plain", date(2025, 11, 24), schedule=schedule_from_row("plain", row))) == [
-        (utc(2025, 11, 24, 10), utc(2025, 11, 24, 16))]
+        (utc(2025, 11, 24, 10), utc(2025, 11, 24, 16))
+    ]
     assert FINRA_LIKE.publish_time.hour == 18
     assert (FINRA_LIKE.poll_seconds, FINRA_LIKE.retry_days) == (30, 0)
 
@@ -90,46 +111,87 @@ def test_row_without_windows_polls_from_publish_time_to_midnight_and_publish_tim
     ],
 )
 def test_bad_rows_are_rejected(extra: dict[str, object], message: str) -> None:
-    row: dict[str, object] = {"calendar": "XHKG", "timezone": "Asia/Hong_Kong", "dates": "sessions",
-                              "publish_after_days": 0, **extra}
+    row: dict[str, object] = {
+        "calendar": "XHKG",
+        "timezone": "Asia/Hong_Kong",
+        "dates": "sessions",
+        "publish_after_days": 0,
+        **extra,
+    }
     with pytest.raises(ValueError, match=message):
         schedule_from_row("bad", row)
 
 
 # --- windows_for --------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("source", "file_date", "expected"),
     [
-        pytest.param("hkex-short", date(2025, 11, 24), [(utc(2025, 11, 24, 8), utc(2025, 11, 24, 8, 50))],
-                     id="normal-session"),
+        pytest.param(
+            "hkex-short",
+            date(2025, 11, 24),
+            [(utc(2025, 11, 24, 8), utc(2025, 11, 24, 8, 50))],
+            id="normal-session",
+        ),
         pytest.param("hkex-short", date(2025, 11, 22), [], id="saturday"),
         pytest.param("hkex-short", date(2025, 12, 25), [], id="christmas"),
         pytest.param("hkex-short", date(2025, 4, 18), [], id="good-friday"),
-        pytest.param("hkex-short", date(2025, 12, 24), [(utc(2025, 12, 24, 8), utc(2025, 12, 24, 8, 50))],
-                     id="christmas-eve-half-day"),
-        pytest.param("hkex-short", date(2025, 1, 28), [(utc(2025, 1, 28, 8), utc(2025, 1, 28, 8, 50))],
-                     id="lunar-new-year-eve"),
+        pytest.param(
+            "hkex-short",
+            date(2025, 12, 24),
+            [(utc(2025, 12, 24, 8), utc(2025, 12, 24, 8, 50))],
+            id="christmas-eve-half-day",
+        ),
+        pytest.param(
+            "hkex-short",
+            date(2025, 1, 28),
+            [(utc(2025, 1, 28, 8), utc(2025, 1, 28, 8, 50))],
+            id="lunar-new-year-eve",
+        ),
         pytest.param("hkex-short", date(2025, 1, 29), [], id="lunar-new-year"),
-        pytest.param("hkex-short-midday", date(2025, 11, 24), [(utc(2025, 11, 24, 4), utc(2025, 11, 24, 4, 45))],
-                     id="midday-normal-session"),
+        pytest.param(
+            "hkex-short-midday",
+            date(2025, 11, 24),
+            [(utc(2025, 11, 24, 4), utc(2025, 11, 24, 4, 45))],
+            id="midday-normal-session",
+        ),
         pytest.param("hkex-short-midday", date(2025, 11, 22), [], id="midday-saturday"),
         pytest.param("hkex-short-midday", date(2025, 12, 25), [], id="midday-christmas"),
         # Half days close at noon: no morning close of their own, no midday page expected.
         pytest.param("hkex-short-midday", date(2025, 12, 24), [], id="midday-christmas-eve-half-day"),
         pytest.param("hkex-short-midday", date(2025, 12, 31), [], id="midday-new-years-eve-half-day"),
         pytest.param("hkex-short-midday", date(2025, 1, 28), [], id="midday-lunar-new-year-eve-half-day"),
-        pytest.param("hkex-short-midday", date(2025, 12, 23), [(utc(2025, 12, 23, 4), utc(2025, 12, 23, 4, 45))],
-                     id="midday-day-before-half-day"),
-        pytest.param("hkex-quotes", date(2025, 11, 24),
-                     [(utc(2025, 11, 24, 9, 30), utc(2025, 11, 24, 15, 30))], id="quotes"),
-        pytest.param("hkex-di", date(2025, 11, 24), [(utc(2025, 11, 24, 9), utc(2025, 11, 24, 11, 30))],
-                     id="di"),
-        pytest.param("hkex-buybacks", date(2025, 11, 24),
-                     [(utc(2025, 11, 23, 22), utc(2025, 11, 24, 1, 30)),
-                      (utc(2025, 11, 24, 8, 30), utc(2025, 11, 24, 15))], id="buybacks-two-windows"),
-        pytest.param("hkex-southbound", date(2025, 11, 21),
-                     [(utc(2025, 11, 21, 22), utc(2025, 11, 22, 2, 30))], id="southbound-friday-on-saturday"),
+        pytest.param(
+            "hkex-short-midday",
+            date(2025, 12, 23),
+            [(utc(2025, 12, 23, 4), utc(2025, 12, 23, 4, 45))],
+            id="midday-day-before-half-day",
+        ),
+        pytest.param(
+            "hkex-quotes",
+            date(2025, 11, 24),
+            [(utc(2025, 11, 24, 9, 30), utc(2025, 11, 24, 15, 30))],
+            id="quotes",
+        ),
+        pytest.param(
+            "hkex-di", date(2025, 11, 24), [(utc(2025, 11, 24, 9), utc(2025, 11, 24, 11, 30))], id="di"
+        ),
+        pytest.param(
+            "hkex-buybacks",
+            date(2025, 11, 24),
+            [
+                (utc(2025, 11, 23, 22), utc(2025, 11, 24, 1, 30)),
+                (utc(2025, 11, 24, 8, 30), utc(2025, 11, 24, 15)),
+            ],
+            id="buybacks-two-windows",
+        ),
+        pytest.param(
+            "hkex-southbound",
+            date(2025, 11, 21),
+            [(utc(2025, 11, 21, 22), utc(2025, 11, 22, 2, 30))],
+            id="southbound-friday-on-saturday",
+        ),
         pytest.param("hkex-southbound", date(2025, 11, 22), [], id="southbound-saturday"),
         pytest.param("sfc-short-positions", date(2025, 4, 18), [], id="sfc-good-friday"),
         pytest.param("sfc-short-positions", date(2025, 4, 16), [], id="sfc-not-week-end"),
@@ -152,6 +214,7 @@ def test_sfc_week_end_before_good_friday_retries_for_eight_days() -> None:
 
 
 # --- active_dates -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("source", "now", "expected"),
@@ -186,6 +249,7 @@ def test_active_dates(source: str, now: datetime, expected: list[date]) -> None:
 
 # --- poll_due -----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("now", "last_poll", "expected"),
     [
@@ -216,6 +280,7 @@ def test_poll_cadence_in_a_window() -> None:
 
 # --- next_window_start --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("source", "now", "expected"),
     [
@@ -244,6 +309,7 @@ def test_next_window_start(source: str, now: datetime, expected: datetime) -> No
 
 # --- missed -------------------------------------------------------------------------------------------------
 
+
 def done_until(last: date, *extra: date) -> set[date]:
     """Dates processed before the bot went down, plus any processed since."""
     return {last - timedelta(days=i) for i in range(60)} | set(extra)
@@ -252,31 +318,90 @@ def done_until(last: date, *extra: date) -> set[date]:
 @pytest.mark.parametrize(
     ("source", "now", "done", "lookback", "expected"),
     [
-        pytest.param("hkex-short", hk(2025, 11, 24, 10), done_until(date(2025, 11, 18)), 5,
-                     [date(2025, 11, 19), date(2025, 11, 20), date(2025, 11, 21)], id="three-days-down"),
-        pytest.param("hkex-short", hk(2025, 11, 24, 16, 10), done_until(date(2025, 11, 18)), 5,
-                     [date(2025, 11, 19), date(2025, 11, 20), date(2025, 11, 21), date(2025, 11, 24)],
-                     id="open-window-included"),
-        pytest.param("hkex-short", hk(2025, 11, 24, 10), done_until(date(2025, 11, 18), date(2025, 11, 20)),
-                     5,
-                     [date(2025, 11, 19), date(2025, 11, 21)], id="done-excluded"),
-        pytest.param("hkex-short", hk(2025, 11, 24, 10), done_until(date(2025, 11, 18)), 2,
-                     [date(2025, 11, 20), date(2025, 11, 21)], id="lookback-limit"),
+        pytest.param(
+            "hkex-short",
+            hk(2025, 11, 24, 10),
+            done_until(date(2025, 11, 18)),
+            5,
+            [date(2025, 11, 19), date(2025, 11, 20), date(2025, 11, 21)],
+            id="three-days-down",
+        ),
+        pytest.param(
+            "hkex-short",
+            hk(2025, 11, 24, 16, 10),
+            done_until(date(2025, 11, 18)),
+            5,
+            [date(2025, 11, 19), date(2025, 11, 20), date(2025, 11, 21), date(2025, 11, 24)],
+            id="open-window-included",
+        ),
+        pytest.param(
+            "hkex-short",
+            hk(2025, 11, 24, 10),
+            done_until(date(2025, 11, 18), date(2025, 11, 20)),
+            5,
+            [date(2025, 11, 19), date(2025, 11, 21)],
+            id="done-excluded",
+        ),
+        pytest.param(
+            "hkex-short",
+            hk(2025, 11, 24, 10),
+            done_until(date(2025, 11, 18)),
+            2,
+            [date(2025, 11, 20), date(2025, 11, 21)],
+            id="lookback-limit",
+        ),
         pytest.param("hkex-short", hk(2025, 11, 24, 10), set(), 0, [], id="no-lookback"),
-        pytest.param("hkex-short", hk(2025, 11, 24, 10), done_until(date(2025, 11, 21)), 5, [],
-                     id="up-to-date"),
-        pytest.param("hkex-short", hk(2025, 12, 29, 10), set(), 3,
-                     [date(2025, 12, 22), date(2025, 12, 23), date(2025, 12, 24)], id="over-christmas"),
-        pytest.param("hkex-short-midday", hk(2025, 12, 29, 10), set(), 3,
-                     [date(2025, 12, 19), date(2025, 12, 22), date(2025, 12, 23)], id="midday-skips-half-day"),
-        pytest.param("hkex-southbound", hk(2025, 11, 22, 5, 59), set(), 2,
-                     [date(2025, 11, 19), date(2025, 11, 20)], id="southbound-before-saturday-window"),
-        pytest.param("hkex-southbound", hk(2025, 11, 22, 6), set(), 2,
-                     [date(2025, 11, 20), date(2025, 11, 21)], id="southbound-saturday-window"),
-        pytest.param("sfc-short-positions", hk(2025, 11, 28, 8, 59), set(), 2,
-                     [date(2025, 11, 7), date(2025, 11, 14)], id="sfc-before-publication"),
-        pytest.param("sfc-short-positions", hk(2025, 11, 28, 9), set(), 2,
-                     [date(2025, 11, 14), date(2025, 11, 21)], id="sfc-on-publication"),
+        pytest.param(
+            "hkex-short", hk(2025, 11, 24, 10), done_until(date(2025, 11, 21)), 5, [], id="up-to-date"
+        ),
+        pytest.param(
+            "hkex-short",
+            hk(2025, 12, 29, 10),
+            set(),
+            3,
+            [date(2025, 12, 22), date(2025, 12, 23), date(2025, 12, 24)],
+            id="over-christmas",
+        ),
+        pytest.param(
+            "hkex-short-midday",
+            hk(2025, 12, 29, 10),
+            set(),
+            3,
+            [date(2025, 12, 19), date(2025, 12, 22), date(2025, 12, 23)],
+            id="midday-skips-half-day",
+        ),
+        pytest.param(
+            "hkex-southbound",
+            hk(2025, 11, 22, 5, 59),
+            set(),
+            2,
+            [date(2025, 11, 19), date(2025, 11, 20)],
+            id="southbound-before-saturday-window",
+        ),
+        pytest.param(
+            "hkex-southbound",
+            hk(2025, 11, 22, 6),
+            set(),
+            2,
+            [date(2025, 11, 20), date(2025, 11, 21)],
+            id="southbound-saturday-window",
+        ),
+        pytest.param(
+            "sfc-short-positions",
+            hk(2025, 11, 28, 8, 59),
+            set(),
+            2,
+            [date(2025, 11, 7), date(2025, 11, 14)],
+            id="sfc-before-publication",
+        ),
+        pytest.param(
+            "sfc-short-positions",
+            hk(2025, 11, 28, 9),
+            set(),
+            2,
+            [date(2025, 11, 14), date(2025, 11, 21)],
+            id="sfc-on-publication",
+        ),
     ],
 )
 def test_missed(source: str, now: datetime, done: set[date], lookback: int, expected: list[date]) -> None:
@@ -285,10 +410,16 @@ def test_missed(source: str, now: datetime, done: set[date], lookback: int, expe
 
 def test_missed_default_lookback_is_five_dates_with_a_file() -> None:
     assert missed("hkex-short", hk(2025, 11, 24, 10), lambda _day: False) == [
-        date(2025, 11, 17), date(2025, 11, 18), date(2025, 11, 19), date(2025, 11, 20), date(2025, 11, 21)]
+        date(2025, 11, 17),
+        date(2025, 11, 18),
+        date(2025, 11, 19),
+        date(2025, 11, 20),
+        date(2025, 11, 21),
+    ]
 
 
 # --- window_failed ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("source", "file_date", "now", "done", "expected"),
@@ -315,6 +446,7 @@ def test_window_failed(source: str, file_date: date, now: datetime, done: bool, 
 
 
 # --- a US schedule across DST -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("file_date", "expected"),
@@ -355,11 +487,18 @@ def test_us_next_window_and_catch_up_over_the_dst_weekend() -> None:
     assert found.astimezone(UTC) == utc(2025, 3, 10, 22)
     assert found.tzinfo == NY
     assert next_window_start("finra-like", utc(2025, 7, 3, 23), schedule=FINRA_LIKE).astimezone(UTC) == utc(
-        2025, 7, 7, 22)
+        2025, 7, 7, 22
+    )
     assert missed("finra-like", utc(2025, 3, 10, 22), lambda _d: False, 3, schedule=FINRA_LIKE) == [
-        date(2025, 3, 6), date(2025, 3, 7), date(2025, 3, 10)]
+        date(2025, 3, 6),
+        date(2025, 3, 7),
+        date(2025, 3, 10),
+    ]
     assert missed("finra-like", utc(2025, 3, 10, 21, 59), lambda _d: False, 3, schedule=FINRA_LIKE) == [
-        date(2025, 3, 5), date(2025, 3, 6), date(2025, 3, 7)]
+        date(2025, 3, 5),
+        date(2025, 3, 6),
+        date(2025, 3, 7),
+    ]
     day = date(2025, 11, 3)  # EST: 22:00 local is 03:00 UTC
     assert window_failed("finra-like", day, utc(2025, 11, 4, 2, 59), False, schedule=FINRA_LIKE) is False
     assert window_failed("finra-like", day, utc(2025, 11, 4, 3), False, schedule=FINRA_LIKE) is True
@@ -376,13 +515,19 @@ def test_poll_cadence_counts_real_seconds_across_the_fall_back() -> None:
     assert poll_due("overnight", fifteen_s_later, last, schedule=OVERNIGHT) is False
     assert poll_due("overnight", twenty_s_later, last, schedule=OVERNIGHT) is True
     assert active_dates("overnight", datetime(2025, 11, 2, 2, 59, tzinfo=NY), schedule=OVERNIGHT) == [
-        date(2025, 10, 31)]
+        date(2025, 10, 31)
+    ]
 
 
 def test_window_ending_in_the_repeated_hour_ends_at_its_first_occurrence() -> None:
     # 01:30 on the fall-back night is EDT (fold=0); 01:10 EST comes after it in real time.
-    row: dict[str, object] = {"calendar": "XNYS", "timezone": "America/New_York", "dates": "sessions",
-                              "publish_after_days": 2, "windows": [["00:30", "01:30"]]}
+    row: dict[str, object] = {
+        "calendar": "XNYS",
+        "timezone": "America/New_York",
+        "dates": "sessions",
+        "publish_after_days": 2,
+        "windows": [["00:30", "01:30"]],
+    }
     schedule = schedule_from_row("short-night", row)
     first_pass = datetime(2025, 11, 2, 1, 10, tzinfo=NY)
     second_pass = datetime(2025, 11, 2, 1, 10, fold=1, tzinfo=NY)

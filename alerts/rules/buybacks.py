@@ -70,19 +70,46 @@ def evaluate_buyback_filed(ctx: RuleContext, params: RuleParams) -> RuleResult:
     trade_dates = days64(rows["trade_date"])
     keep = allowed(ctx, codes) & ~np.isnat(trade_dates)
     columns = zip(
-        codes[keep], trade_dates[keep], strings(rows["name"])[keep], floats(rows["shares"])[keep],
-        floats(rows["price_high"])[keep], floats(rows["price_low"])[keep], strings(rows["currency"])[keep],
-        floats(rows["total_paid"])[keep], strings(rows["method"])[keep], floats(rows["pct_of_issued"])[keep],
-        _share_of_group(rows, "for_cancellation")[keep], _share_of_group(rows, "for_treasury")[keep],
-        strings(rows["sec_type"])[keep], strict=True,
+        codes[keep],
+        trade_dates[keep],
+        strings(rows["name"])[keep],
+        floats(rows["shares"])[keep],
+        floats(rows["price_high"])[keep],
+        floats(rows["price_low"])[keep],
+        strings(rows["currency"])[keep],
+        floats(rows["total_paid"])[keep],
+        strings(rows["method"])[keep],
+        floats(rows["pct_of_issued"])[keep],
+        _share_of_group(rows, "for_cancellation")[keep],
+        _share_of_group(rows, "for_treasury")[keep],
+        strings(rows["sec_type"])[keep],
+        strict=True,
     )
     groups: dict[tuple[str, date, str], list[_Row]] = {}
-    for code, trade_date, name, shares, high, low, currency, paid, method, pct, cancelled, treasury, sec in columns:
-        row = _Row(name, shares, high, low, (currency or "HKD").upper(), paid, method, pct, cancelled, treasury)
+    for (
+        code,
+        trade_date,
+        name,
+        shares,
+        high,
+        low,
+        currency,
+        paid,
+        method,
+        pct,
+        cancelled,
+        treasury,
+        sec,
+    ) in columns:
+        row = _Row(
+            name, shares, high, low, (currency or "HKD").upper(), paid, method, pct, cancelled, treasury
+        )
         line = A_SHARES if str(sec or "").upper() == A_SHARES else ""
         groups.setdefault((str(code), to_date(trade_date), line), []).append(row)
-    return [_alert(ctx, p, code, trade_date, line, group)
-            for (code, trade_date, line), group in sorted(groups.items())], []
+    return [
+        _alert(ctx, p, code, trade_date, line, group)
+        for (code, trade_date, line), group in sorted(groups.items())
+    ], []
 
 
 def _share_of_group(rows: pd.DataFrame, column: str) -> np.ndarray:
@@ -108,7 +135,9 @@ def _destination(group: list[_Row]) -> tuple[float, float]:
     return float(round(sum(cancelled))), float(round(sum(treasury)))
 
 
-def _alert(ctx: RuleContext, p: BuybackParams, code: str, trade_date: date, line: str, group: list[_Row]) -> Alert:
+def _alert(
+    ctx: RuleContext, p: BuybackParams, code: str, trade_date: date, line: str, group: list[_Row]
+) -> Alert:
     """Aggregate one stock's rows of one line for one trade date into an alert."""
     currencies = list(dict.fromkeys(r.currency for r in group))
     single = len(currencies) == 1
@@ -116,16 +145,22 @@ def _alert(ctx: RuleContext, p: BuybackParams, code: str, trade_date: date, line
     shares = float(np.nansum([r.shares for r in group]))
     high, low = _max([r.high for r in group]), _min([r.low for r in group])
     rates = [p.rate(r.currency) for r in group]
-    paid_hkd = (float(sum(r.paid * rate for r, rate in zip(group, rates, strict=True)))
-                if all(rate is not None for rate in rates) else np.nan)
+    paid_hkd = (
+        float(sum(r.paid * rate for r, rate in zip(group, rates, strict=True)))
+        if all(rate is not None for rate in rates)
+        else np.nan
+    )
     paid = float(np.nansum([r.paid for r in group])) if single else paid_hkd
     methods = "; ".join(dict.fromkeys(r.method for r in group if r.method))
     markets = "; ".join(dict.fromkeys(r.method for r in group if r.method and r.method != HOME_METHOD))
     cancelled, treasury = _destination(group)
     ytd_pct = _max([r.pct for r in group])
     if single:
-        prices = price(high, currency) if high == low or not np.isfinite(low) else (
-            f"{price(low, currency)}–{plain(high)}")
+        prices = (
+            price(high, currency)
+            if high == low or not np.isfinite(low)
+            else (f"{price(low, currency)}–{plain(high)}")
+        )
         paid_text = money(paid, currency)
     else:
         prices, paid_text = "prices in " + "/".join(currencies), f"≈{money(paid_hkd)}"
@@ -174,4 +209,6 @@ def _destination_text(cancelled: float, treasury: float) -> str:
         return "all for cancellation"
     if cancelled == 0:
         return "all held as treasury shares (which can be sold again)"
-    return f"{count(cancelled)} for cancellation, {count(treasury)} held as treasury shares (can be sold again)"
+    return (
+        f"{count(cancelled)} for cancellation, {count(treasury)} held as treasury shares (can be sold again)"
+    )

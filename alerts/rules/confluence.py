@@ -47,7 +47,9 @@ def evaluate_confluence(ctx: RuleContext, params: RuleParams, today: Sequence[Al
         # The window ends when the newest of them became known: re-evaluating later finds the same confluence.
         newest = max(_known(a) for a in mine)
         start = _window_start(newest, p.sessions, mine[0].market)
-        inside = [a for a in parts.values() if start <= _local_day(_known(a), a.market) and _known(a) <= newest]
+        inside = [
+            a for a in parts.values() if start <= _local_day(_known(a), a.market) and _known(a) <= newest
+        ]
         rules = sorted({a.rule for a in inside})
         if len(rules) >= p.min_rules:
             fresh = {a.fingerprint for a in mine if a.fingerprint not in known}
@@ -85,12 +87,23 @@ def _local_day(moment: datetime, market: str) -> date:
 def _window_start(newest: datetime, sessions: int, market: str) -> date:
     """First session of the `sessions`-session window ending on the day `newest` fell on (local time)."""
     day = _local_day(newest, market)
-    back = previous_sessions(day, sessions, calendar="XNYS") if market == "US" else list(sessions_back(day, sessions))
+    back = (
+        previous_sessions(day, sessions, calendar="XNYS")
+        if market == "US"
+        else list(sessions_back(day, sessions))
+    )
     return back[0] if back else day
 
 
-def _alert(ctx: RuleContext, p: ConfluenceParams, code: str, parts: list[Alert], rules: list[str],
-           fresh: set[str], newest: datetime) -> Alert:
+def _alert(
+    ctx: RuleContext,
+    p: ConfluenceParams,
+    code: str,
+    parts: list[Alert],
+    rules: list[str],
+    fresh: set[str],
+    newest: datetime,
+) -> Alert:
     """Build the confluence alert listing its parts and the one that arrived last."""
     parts = sorted(parts, key=lambda a: (a.trade_date, a.rule, a.identity))
     dates = {rule: sorted({a.trade_date.isoformat() for a in parts if a.rule == rule}) for rule in rules}

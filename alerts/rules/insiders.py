@@ -48,8 +48,10 @@ def evaluate_insider_buy_near_round_number(ctx: RuleContext, params: RuleParams)
         (days64(di["filed_date"]) == as64(ctx.day))
         & (di["direction"] == "buy").fillna(False).to_numpy(dtype=bool)
         & (di["position"] == "L").fillna(False).to_numpy(dtype=bool)
-        & np.isfinite(avg_price) & (avg_price > 0)
-        & np.isfinite(shares) & (shares > 0)
+        & np.isfinite(avg_price)
+        & (avg_price > 0)
+        & np.isfinite(shares)
+        & (shares > 0)
         & allowed(ctx, codes)
     )
     alerts = []
@@ -62,11 +64,21 @@ def evaluate_insider_buy_near_round_number(ctx: RuleContext, params: RuleParams)
 
 
 def _text(value: object) -> str:
-    return "" if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return (
+        ""
+        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+        else str(value)
+    )
 
 
-def _alert(ctx: RuleContext, p: InsiderParams, row: pd.Series, shares: float, avg_price: float,
-           near: tuple[float, float, str]) -> Alert:
+def _alert(
+    ctx: RuleContext,
+    p: InsiderParams,
+    row: pd.Series,
+    shares: float,
+    avg_price: float,
+    near: tuple[float, float, str],
+) -> Alert:
     """Build one alert from a DI row."""
     level, distance, side = near
     currency = _text(row["currency"]) or "HKD"
@@ -76,9 +88,15 @@ def _alert(ctx: RuleContext, p: InsiderParams, row: pd.Series, shares: float, av
     event = row["event_date"]
     trade_date = to_date(event) if not pd.isna(event) else ctx.day
     pct_after = float(row["pct_after"]) if not pd.isna(row["pct_after"]) else np.nan
-    where = f"at {price(level, currency)}" if distance == 0 else f"{distance:.1f}% {side} {price(level, currency)}"
-    why = (f"{holder} ({_ROLE_TEXT.get(role, role or 'holder')}) bought {count(shares)} shares at "
-           f"{price(avg_price, currency)} on {trade_date}, {where}")
+    where = (
+        f"at {price(level, currency)}"
+        if distance == 0
+        else f"{distance:.1f}% {side} {price(level, currency)}"
+    )
+    why = (
+        f"{holder} ({_ROLE_TEXT.get(role, role or 'holder')}) bought {count(shares)} shares at "
+        f"{price(avg_price, currency)} on {trade_date}, {where}"
+    )
     if np.isfinite(pct_after):
         why += f"; stake now {pct_after:g}%"
     links = ctx.link(SOURCE, ctx.day)

@@ -51,12 +51,18 @@ def evaluate_market_short_swing(ctx: RuleContext, params: RuleParams) -> RuleRes
     if week_day not in by_day and len(previous) >= 5:
         week_day = previous[-5]
     week = by_day.get(week_day)
-    window = [by_day[s][0] for s in previous[-p.mean_sessions:] if s in by_day and np.isfinite(by_day[s][0])]
+    window = [by_day[s][0] for s in previous[-p.mean_sessions :] if s in by_day and np.isfinite(by_day[s][0])]
     mean = float(np.mean(window)) if len(window) >= max(p.mean_min_sessions, 1) else np.nan
     notes = []
     if week is None and not np.isfinite(mean):
-        notes.append(Note(RULE, CODE, f"no market short selling for {week_day} and only {len(window)} of "
-                                      f"{p.mean_sessions} previous sessions"))
+        notes.append(
+            Note(
+                RULE,
+                CODE,
+                f"no market short selling for {week_day} and only {len(window)} of "
+                f"{p.mean_sessions} previous sessions",
+            )
+        )
     week_change = _change(today[0], week[0] if week is not None else np.nan)
     mean_change = _change(today[0], mean)
     fired = [c for c in (week_change, mean_change) if np.isfinite(c) and abs(c) >= p.change_pct]
@@ -70,8 +76,9 @@ def _by_day(market: pd.DataFrame, p: MarketParams, day: date) -> dict[date, tupl
     dates = days64(market["date"])
     # Generous calendar span: 5 sessions back can cross a long holiday (Lunar New Year, Easter).
     recent = (dates >= as64(day - timedelta(days=7 * (p.mean_sessions // 5 + 3)))) & (dates <= as64(day))
-    chosen = recent & ((market["board"] == p.board) & (market["session"] == p.session)).fillna(False).to_numpy(
-        dtype=bool)
+    chosen = recent & ((market["board"] == p.board) & (market["session"] == p.session)).fillna(
+        False
+    ).to_numpy(dtype=bool)
     dates = dates[chosen]
     values = floats(market["short_value"])[chosen]
     stocks = floats(market["stocks_shorted"])[chosen]
@@ -87,9 +94,18 @@ def _change(now: float, before: float) -> float:
     return (now / before - 1) * 100 if np.isfinite(before) and before > 0 else np.nan
 
 
-def _alert(ctx: RuleContext, p: MarketParams, today: tuple[float, float], week_day: date,
-           week: tuple[float, float] | None, mean: float, sessions: int, week_change: float, mean_change: float,
-           fired: list[float]) -> Alert:
+def _alert(
+    ctx: RuleContext,
+    p: MarketParams,
+    today: tuple[float, float],
+    week_day: date,
+    week: tuple[float, float] | None,
+    mean: float,
+    sessions: int,
+    week_change: float,
+    mean_change: float,
+    fired: list[float],
+) -> Alert:
     """Build the market alert; the why gives every comparison that could be made."""
     value, shorted = today
     parts = [f"market short selling {money(value)} on {ctx.day}"]
@@ -117,8 +133,11 @@ def _alert(ctx: RuleContext, p: MarketParams, today: tuple[float, float], week_d
             Fact("mean_value", rounded(mean, 0), "HKD"),
             Fact("mean_change", rounded(mean_change, 1), "%"),
             Fact("stocks_shorted", int(shorted) if np.isfinite(shorted) else "n/a", "stocks"),
-            Fact("reference_stocks_shorted", int(week[1]) if week is not None and np.isfinite(week[1]) else "n/a",
-                 "stocks"),
+            Fact(
+                "reference_stocks_shorted",
+                int(week[1]) if week is not None and np.isfinite(week[1]) else "n/a",
+                "stocks",
+            ),
         ),
         links=ctx.link(p.source, ctx.day),
         published_at=published(p.source, ctx.day),

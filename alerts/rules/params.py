@@ -168,9 +168,7 @@ def _defaults() -> RuleParams:
     return RuleParams(**{rule: _section(rule, table[rule]) for rule in _SECTIONS})
 
 
-_SECTIONS: dict[str, type] = {
-    f.name: typing.get_type_hints(RuleParams)[f.name] for f in fields(RuleParams)
-}
+_SECTIONS: dict[str, type] = {f.name: typing.get_type_hints(RuleParams)[f.name] for f in fields(RuleParams)}
 
 
 def _section(rule: str, raw: Mapping[str, Any]) -> Any:

@@ -48,7 +48,7 @@ def evaluate_short_position_jump(ctx: RuleContext, params: RuleParams) -> RuleRe
     current = dates == day
     if not current.any():
         return [], []
-    earlier = np.unique(dates[(dates < day) & ~np.isnat(dates)])[-max(p.high_weeks - 1, 1):]
+    earlier = np.unique(dates[(dates < day) & ~np.isnat(dates)])[-max(p.high_weeks - 1, 1) :]
     if earlier.size == 0:
         return [], [Note(RULE, "", f"no SFC file before {ctx.day} to compare with")]
     rows = sfc.loc[current]
@@ -65,14 +65,19 @@ def evaluate_short_position_jump(ctx: RuleContext, params: RuleParams) -> RuleRe
         change_pct = np.where(prev_shares > 0, (shares - prev_shares) / prev_shares * 100, np.nan)
     change_value = value - prev_value
     opened = has_prev & (prev_shares == 0) & (shares > 0)
-    jump = has_prev & (np.abs(change_value) >= p.min_change_value_hkd) & (
-        (np.abs(change_pct) >= p.min_change_pct) | opened
+    jump = (
+        has_prev
+        & (np.abs(change_value) >= p.min_change_value_hkd)
+        & ((np.abs(change_pct) >= p.min_change_pct) | opened)
     )
     weeks_known = np.isfinite(past_shares).sum(axis=0)
     past_max = np.where(np.isfinite(past_shares), past_shares, -np.inf).max(axis=0)
     high = (
-        (weeks_known >= p.high_min_history) & (shares > 0) & (shares > past_max)
-        & (value >= p.high_min_value_hkd) & (change_pct >= p.high_min_change_pct)
+        (weeks_known >= p.high_min_history)
+        & (shares > 0)
+        & (shares > past_max)
+        & (value >= p.high_min_value_hkd)
+        & (change_pct >= p.high_min_change_pct)
     )
     covered = has_prev & (prev_shares > 0) & (shares == 0)
 
@@ -80,8 +85,19 @@ def evaluate_short_position_jump(ctx: RuleContext, params: RuleParams) -> RuleRe
     alerts = []
     for i in np.flatnonzero(jump | high | covered):
         facts = _Facts(shares[i], value[i], prev_shares[i], prev_value[i], change_pct[i], int(weeks_known[i]))
-        alerts.append(_alert(ctx, p, str(codes[i]), str(names[i] or ""), facts, previous_date,
-                             bool(jump[i]), bool(high[i]), bool(covered[i])))
+        alerts.append(
+            _alert(
+                ctx,
+                p,
+                str(codes[i]),
+                str(names[i] or ""),
+                facts,
+                previous_date,
+                bool(jump[i]),
+                bool(high[i]),
+                bool(covered[i]),
+            )
+        )
     return alerts, []
 
 
@@ -112,21 +128,34 @@ class _Facts(NamedTuple):
     weeks: int
 
 
-def _alert(ctx: RuleContext, p: ShortPositionParams, code: str, name: str, f: _Facts, previous_date: date,
-           jump: bool, high: bool, covered: bool) -> Alert:
+def _alert(
+    ctx: RuleContext,
+    p: ShortPositionParams,
+    code: str,
+    name: str,
+    f: _Facts,
+    previous_date: date,
+    jump: bool,
+    high: bool,
+    covered: bool,
+) -> Alert:
     """Build one alert; the why names every reason that fired."""
     has_prev = np.isfinite(f.prev_shares)
     delta_shares = f.shares - f.prev_shares if has_prev else np.nan
     delta_value = f.value - f.prev_value if has_prev else np.nan
     if covered:
-        why = (f"short position fully covered: 0 shares, from {count(f.prev_shares)} shares "
-               f"({money(f.prev_value)}) on {previous_date}")
+        why = (
+            f"short position fully covered: 0 shares, from {count(f.prev_shares)} shares "
+            f"({money(f.prev_value)}) on {previous_date}"
+        )
     else:
         why = f"short position {count(f.shares)} shares ({money(f.value)})"
         if has_prev:
             change = "new position" if f.prev_shares == 0 else signed_pct(f.change_pct)
-            why += (f", {change} vs {count(f.prev_shares)} on {previous_date} "
-                    f"({delta_shares:+,.0f} shares, {'+' if delta_value >= 0 else ''}{money(delta_value)})")
+            why += (
+                f", {change} vs {count(f.prev_shares)} on {previous_date} "
+                f"({delta_shares:+,.0f} shares, {'+' if delta_value >= 0 else ''}{money(delta_value)})"
+            )
         if high:
             why += f"; highest of the last {p.high_weeks} weeks"
     reasons = [reason for reason, on in (("jump", jump), ("high", high), ("covered", covered)) if on]

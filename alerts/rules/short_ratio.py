@@ -134,15 +134,22 @@ def _today(ctx: RuleContext, min_turnover: float) -> _Today:
 def _window_stats(ctx: RuleContext, p: ShortRatioWindow, today: _Today) -> WindowStats:
     """Trailing-window statistics of the candidates over the XHKG sessions before the day."""
     sessions = [s for s in sessions_back(ctx.day, p.max_lookback_sessions + 1) if s < ctx.day]
-    sessions = sessions[-p.max_lookback_sessions:] if p.max_lookback_sessions > 0 else []
+    sessions = sessions[-p.max_lookback_sessions :] if p.max_lookback_sessions > 0 else []
     quotes = ctx.quotes
-    matrix = trailing_matrix(days64(quotes["date"]), keys(quotes["code"]), quotes["short_ratio"], sessions,
-                             ctx.day, today.codes)
+    matrix = trailing_matrix(
+        days64(quotes["date"]), keys(quotes["code"]), quotes["short_ratio"], sessions, ctx.day, today.codes
+    )
     return window_stats(matrix, today.ratio, p.window, p.std_floor)
 
 
-def trailing_matrix(dates: np.ndarray, codes: np.ndarray, ratios: pd.Series, sessions: Sequence[date],
-                    day: date, wanted: np.ndarray) -> np.ndarray:
+def trailing_matrix(
+    dates: np.ndarray,
+    codes: np.ndarray,
+    ratios: pd.Series,
+    sessions: Sequence[date],
+    day: date,
+    wanted: np.ndarray,
+) -> np.ndarray:
     """Session × wanted-code matrix of ratios (NaN where none): one pass over the history, no per-code loop.
 
     `dates`/`codes` are the history's columns as arrays, `ratios` its ratio column; rows dated on a day that
@@ -178,16 +185,24 @@ def window_stats(matrix: np.ndarray, today: np.ndarray, window: int, std_floor: 
     return WindowStats(n=n, mean=mean, std=std, z=z, percentile=percentile)
 
 
-def spike_flags(today: np.ndarray, stats: WindowStats, *, min_ratio: float, min_history: int, min_z: float,
-                min_percentile: float) -> tuple[np.ndarray, np.ndarray]:
+def spike_flags(
+    today: np.ndarray,
+    stats: WindowStats,
+    *,
+    min_ratio: float,
+    min_history: int,
+    min_z: float,
+    min_percentile: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """(fire, too little history) masks of the spike test: ratio floor, then z AND percentile."""
     candidate = today >= min_ratio
     enough = stats.n >= min_history
     return candidate & enough & (stats.z >= min_z) & (stats.percentile >= min_percentile), candidate & ~enough
 
 
-def drop_flags(stats: WindowStats, *, min_mean_ratio: float, min_history: int, max_z: float,
-               max_percentile: float) -> tuple[np.ndarray, np.ndarray]:
+def drop_flags(
+    stats: WindowStats, *, min_mean_ratio: float, min_history: int, max_z: float, max_percentile: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(fire, too little history) masks of the drop test, only for codes whose window mean is high enough."""
     usual = (stats.n > 0) & (stats.mean >= min_mean_ratio)  # only stocks that are usually shorted
     enough = stats.n >= min_history
@@ -215,37 +230,58 @@ def rank_phrase(percentile: float, n: int) -> str:
     return f"{ordinal(int(percentile))} percentile of {n} sessions"
 
 
-def _spike(ctx: RuleContext, p: ShortRatioSpikeParams, today: _Today,
-           stats: WindowStats | None = None) -> RuleResult:
+def _spike(
+    ctx: RuleContext, p: ShortRatioSpikeParams, today: _Today, stats: WindowStats | None = None
+) -> RuleResult:
     stats = _window_stats(ctx, p, today) if stats is None else stats
-    fire, thin = spike_flags(today.ratio, stats, min_ratio=p.min_ratio, min_history=p.min_history,
-                             min_z=p.min_z, min_percentile=p.min_percentile)
+    fire, thin = spike_flags(
+        today.ratio,
+        stats,
+        min_ratio=p.min_ratio,
+        min_history=p.min_history,
+        min_z=p.min_z,
+        min_percentile=p.min_percentile,
+    )
     notes = [_short_history(SPIKE, today.codes[i], int(stats.n[i]), p) for i in np.flatnonzero(thin)]
     return [_alert(ctx, SPIKE, p, today, stats, int(i)) for i in np.flatnonzero(fire)], notes
 
 
-def _drop(ctx: RuleContext, p: ShortRatioDropParams, today: _Today,
-          stats: WindowStats | None = None) -> RuleResult:
+def _drop(
+    ctx: RuleContext, p: ShortRatioDropParams, today: _Today, stats: WindowStats | None = None
+) -> RuleResult:
     stats = _window_stats(ctx, p, today) if stats is None else stats
-    fire, thin = drop_flags(stats, min_mean_ratio=p.min_mean_ratio, min_history=p.min_history, max_z=p.max_z,
-                            max_percentile=p.max_percentile)
+    fire, thin = drop_flags(
+        stats,
+        min_mean_ratio=p.min_mean_ratio,
+        min_history=p.min_history,
+        max_z=p.max_z,
+        max_percentile=p.max_percentile,
+    )
     notes = [_short_history(DROP, today.codes[i], int(stats.n[i]), p) for i in np.flatnonzero(thin)]
     return [_alert(ctx, DROP, p, today, stats, int(i)) for i in np.flatnonzero(fire)], notes
 
 
 def _short_history(rule: str, code: str, n: int, p: ShortRatioWindow) -> Note:
-    return Note(rule, code, f"only {n} of {p.min_history} sessions of short-ratio history needed "
-                            f"(last {p.max_lookback_sessions} sessions)")
+    return Note(
+        rule,
+        code,
+        f"only {n} of {p.min_history} sessions of short-ratio history needed "
+        f"(last {p.max_lookback_sessions} sessions)",
+    )
 
 
-def _alert(ctx: RuleContext, rule: str, p: ShortRatioWindow, today: _Today, stats: WindowStats, i: int) -> Alert:
+def _alert(
+    ctx: RuleContext, rule: str, p: ShortRatioWindow, today: _Today, stats: WindowStats, i: int
+) -> Alert:
     """Build one alert from row `i` of the candidates."""
     ratio, mean, z, n = today.ratio[i] * 100, stats.mean[i] * 100, float(stats.z[i]), int(stats.n[i])
     percentile = float(stats.percentile[i])
     rank = rank_phrase(percentile, n)
     side = "above" if z >= 0 else "below"
-    why = (f"short ratio {ratio:.1f}% = {rank}, {abs(z):.1f}σ {side} the {n}-session mean of {mean:.1f}% "
-           f"({money(today.short_value[i])} shorted of {money(today.turnover[i])} turnover)")
+    why = (
+        f"short ratio {ratio:.1f}% = {rank}, {abs(z):.1f}σ {side} the {n}-session mean of {mean:.1f}% "
+        f"({money(today.short_value[i])} shorted of {money(today.turnover[i])} turnover)"
+    )
     return Alert(
         rule=rule,
         code=str(today.codes[i]),

@@ -56,7 +56,7 @@ def evaluate_southbound_level(ctx: RuleContext, params: RuleParams) -> RuleResul
     keep = allowed(ctx, codes) & np.isfinite(pct) & ~pd.Series(codes).duplicated(keep="last").to_numpy()
     codes, pct = codes[keep], pct[keep]
     names, shares = strings(rows["name"])[keep], floats(rows["shares"])[keep]
-    previous, previous_day = _latest_before(frame, dates, earlier[-max(p.previous_within, 1):], codes)
+    previous, previous_day = _latest_before(frame, dates, earlier[-max(p.previous_within, 1) :], codes)
 
     alerts = []
     levels = np.asarray(p.levels, dtype="float64")
@@ -67,16 +67,34 @@ def evaluate_southbound_level(ctx: RuleContext, params: RuleParams) -> RuleResul
         level = float(levels[up[i]].max()) if rising else float(levels[down[i]].min())
         identity = f"{'up' if rising else 'down'}:{level:g}"
         what = f"rose above {level:g}%" if rising else f"fell below {level:g}%"
-        alerts.append(_alert(ctx, p, _row(codes, names, pct, shares, i), identity,
-                             f"southbound holding {what} of issued shares", previous[i], to_date(previous_day[i])))
+        alerts.append(
+            _alert(
+                ctx,
+                p,
+                _row(codes, names, pct, shares, i),
+                identity,
+                f"southbound holding {what} of issued shares",
+                previous[i],
+                to_date(previous_day[i]),
+            )
+        )
     if p.change_sessions > 0 and earlier.size >= p.change_sessions:
         reference_day = earlier[-p.change_sessions]
         reference = _pct_on(frame, dates, reference_day, codes)
         moved = np.abs(pct - reference) >= p.change_pp  # NaN reference → False
         for i in np.flatnonzero(moved):
             what = f"southbound holding {pct[i] - reference[i]:+.2f}pp in {p.change_sessions} sessions"
-            alerts.append(_alert(ctx, p, _row(codes, names, pct, shares, i),
-                                 f"change{p.change_sessions}", what, reference[i], to_date(reference_day)))
+            alerts.append(
+                _alert(
+                    ctx,
+                    p,
+                    _row(codes, names, pct, shares, i),
+                    f"change{p.change_sessions}",
+                    what,
+                    reference[i],
+                    to_date(reference_day),
+                )
+            )
     return alerts, []
 
 
@@ -120,8 +138,15 @@ def _row(codes: np.ndarray, names: np.ndarray, pct: np.ndarray, shares: np.ndarr
     return _Row(str(codes[i]), str(names[i] or ""), float(pct[i]), float(shares[i]))
 
 
-def _alert(ctx: RuleContext, p: SouthboundParams, row: _Row, identity: str, what: str, before: float,
-           before_day: date) -> Alert:
+def _alert(
+    ctx: RuleContext,
+    p: SouthboundParams,
+    row: _Row,
+    identity: str,
+    what: str,
+    before: float,
+    before_day: date,
+) -> Alert:
     """Build one alert comparing today's holding with `before` on `before_day`."""
     change = row.pct - before
     why = f"{what}: {row.pct:.2f}% on {ctx.day} vs {before:.2f}% on {before_day} ({change:+.2f}pp)"

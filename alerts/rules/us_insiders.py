@@ -47,8 +47,9 @@ def _role(row: pd.Series) -> str:
     return "10% owner" if bool(row["is_ten_percent_owner"]) else "insider"
 
 
-def evaluate_us_round_number(form4_today: pd.DataFrame, params: RuleParams,
-                             published_at: object = None) -> list[Alert]:
+def evaluate_us_round_number(
+    form4_today: pd.DataFrame, params: RuleParams, published_at: object = None
+) -> list[Alert]:
     """A buy whose price is near a round USD level (same step bands as HK: $40 for $38.58…)."""
     alerts = []
     for _, row in buys(form4_today).iterrows():
@@ -59,25 +60,42 @@ def evaluate_us_round_number(form4_today: pd.DataFrame, params: RuleParams,
         level, distance, side = near
         who, role = str(row["owner_name"]), _role(row)
         shares = float(row["shares"])
-        alerts.append(Alert(
-            rule="insider_buy_near_round_number", code=str(row["ticker"]), market="US", name=str(row["issuer_name"]),
-            trade_date=pd.Timestamp(row["transaction_date"]).date(),
-            severity="warning" if role == "director" else "notice",
-            why=f"{who} ({role}) bought {shares:,.0f} shares at ${price:,.2f} on "
+        alerts.append(
+            Alert(
+                rule="insider_buy_near_round_number",
+                code=str(row["ticker"]),
+                market="US",
+                name=str(row["issuer_name"]),
+                trade_date=pd.Timestamp(row["transaction_date"]).date(),
+                severity="warning" if role == "director" else "notice",
+                why=f"{who} ({role}) bought {shares:,.0f} shares at ${price:,.2f} on "
                 f"{pd.Timestamp(row['transaction_date']).date().isoformat()}, {distance:.1f}% {side} ${level:g} "
                 f"(open-market purchase, code P)",
-            facts=(Fact("level", level, "USD"), Fact("distance", round(distance, 2), "%"), Fact("side", side),
-                   Fact("shares", shares, "shares"), Fact("avg_price", price, "USD"), Fact("holder", who),
-                   Fact("role", role), Fact("value", round(shares * price, 2), "USD")),
-            links=(SEC_INDEX.format(cik=row["issuer_cik"]),),
-            published_at=published_at,  # type: ignore[arg-type]
-            identity=f"{row['accession']}:{who}:{shares:g}@{price:g}",
-        ))
+                facts=(
+                    Fact("level", level, "USD"),
+                    Fact("distance", round(distance, 2), "%"),
+                    Fact("side", side),
+                    Fact("shares", shares, "shares"),
+                    Fact("avg_price", price, "USD"),
+                    Fact("holder", who),
+                    Fact("role", role),
+                    Fact("value", round(shares * price, 2), "USD"),
+                ),
+                links=(SEC_INDEX.format(cik=row["issuer_cik"]),),
+                published_at=published_at,  # type: ignore[arg-type]
+                identity=f"{row['accession']}:{who}:{shares:g}@{price:g}",
+            )
+        )
     return alerts
 
 
-def evaluate_insider_cluster(form4_history: pd.DataFrame, form4_today: pd.DataFrame, day: date,
-                             cluster: ClusterParams, published_at: object = None) -> list[Alert]:
+def evaluate_insider_cluster(
+    form4_history: pd.DataFrame,
+    form4_today: pd.DataFrame,
+    day: date,
+    cluster: ClusterParams,
+    published_at: object = None,
+) -> list[Alert]:
     """2+ distinct insiders buying the same ticker within `cluster.days`, for at least `min_total_usd` together.
 
     Fires only on a filing day that adds a purchase to the cluster, so a standing cluster is not repeated daily.
@@ -87,22 +105,34 @@ def evaluate_insider_cluster(form4_history: pd.DataFrame, form4_today: pd.DataFr
     if purchases.empty or not fresh:
         return []
     start = pd.Timestamp(day - timedelta(days=cluster.days - 1))
-    window = purchases[(purchases["transaction_date"] >= start) & (purchases["transaction_date"] <= pd.Timestamp(day))]
+    window = purchases[
+        (purchases["transaction_date"] >= start) & (purchases["transaction_date"] <= pd.Timestamp(day))
+    ]
     alerts = []
     for ticker, rows in window[window["ticker"].isin(fresh)].groupby("ticker"):
         insiders = sorted(set(rows["owner_name"]))
         total = float((rows["shares"] * rows["price"].fillna(0)).sum())
         if len(insiders) < cluster.min_insiders or total < cluster.min_total_usd:
             continue
-        alerts.append(Alert(
-            rule="insider_cluster", code=str(ticker), market="US", name=str(rows["issuer_name"].iloc[-1]),
-            trade_date=day, severity="warning" if len(insiders) >= 3 else "notice",
-            why=f"{len(insiders)} insiders bought ${total:,.0f} of {ticker} in {cluster.days} days: "
+        alerts.append(
+            Alert(
+                rule="insider_cluster",
+                code=str(ticker),
+                market="US",
+                name=str(rows["issuer_name"].iloc[-1]),
+                trade_date=day,
+                severity="warning" if len(insiders) >= 3 else "notice",
+                why=f"{len(insiders)} insiders bought ${total:,.0f} of {ticker} in {cluster.days} days: "
                 + ", ".join(insiders[:5]),
-            facts=(Fact("insiders", len(insiders), "people"), Fact("total", round(total, 2), "USD"),
-                   Fact("purchases", len(rows), "transactions"), Fact("days", cluster.days, "days")),
-            links=(SEC_INDEX.format(cik=rows["issuer_cik"].iloc[-1]),),
-            published_at=published_at,  # type: ignore[arg-type]
-            identity="+".join(insiders),
-        ))
+                facts=(
+                    Fact("insiders", len(insiders), "people"),
+                    Fact("total", round(total, 2), "USD"),
+                    Fact("purchases", len(rows), "transactions"),
+                    Fact("days", cluster.days, "days"),
+                ),
+                links=(SEC_INDEX.format(cik=rows["issuer_cik"].iloc[-1]),),
+                published_at=published_at,  # type: ignore[arg-type]
+                identity="+".join(insiders),
+            )
+        )
     return alerts

@@ -92,10 +92,21 @@ def evaluate_us_short_volume(
     p = params.us_short_volume
     today = _today(finra, day, p, codes)
     stats = _window_stats(finra, day, p, today)
-    fire_up, thin_up = spike_flags(today.ratio, stats, min_ratio=p.spike_min_ratio, min_history=p.min_history,
-                                   min_z=p.spike_min_z, min_percentile=p.spike_min_percentile)
-    fire_down, thin_down = drop_flags(stats, min_mean_ratio=p.drop_min_mean_ratio, min_history=p.min_history,
-                                      max_z=p.drop_max_z, max_percentile=p.drop_max_percentile)
+    fire_up, thin_up = spike_flags(
+        today.ratio,
+        stats,
+        min_ratio=p.spike_min_ratio,
+        min_history=p.min_history,
+        min_z=p.spike_min_z,
+        min_percentile=p.spike_min_percentile,
+    )
+    fire_down, thin_down = drop_flags(
+        stats,
+        min_mean_ratio=p.drop_min_mean_ratio,
+        min_history=p.min_history,
+        max_z=p.drop_max_z,
+        max_percentile=p.drop_max_percentile,
+    )
     alerts: list[Alert] = []
     notes: list[Note] = []
     for rule, fire, thin in ((SPIKE, fire_up, thin_up), (DROP, fire_down, thin_down)):
@@ -117,16 +128,24 @@ def _today(finra: pd.DataFrame, day: date, p: UsShortVolumeParams, codes: frozen
     if codes is not None:
         keep &= pd.Index(list(codes), dtype=object).get_indexer(symbols) >= 0
     keep &= np.isfinite(ratio) & (total >= p.min_total_volume)
-    keep &= ~pd.Series(symbols, dtype=object).duplicated(keep="last").to_numpy()  # a re-read file: last row wins
-    return _Today(symbols=symbols[keep], ratio=ratio[keep], short=column("short_volume")[keep],
-                  exempt=column("short_exempt_volume")[keep], total=total[keep])
+    keep &= (
+        ~pd.Series(symbols, dtype=object).duplicated(keep="last").to_numpy()
+    )  # a re-read file: last row wins
+    return _Today(
+        symbols=symbols[keep],
+        ratio=ratio[keep],
+        short=column("short_volume")[keep],
+        exempt=column("short_exempt_volume")[keep],
+        total=total[keep],
+    )
 
 
 def _window_stats(finra: pd.DataFrame, day: date, p: UsShortVolumeParams, today: _Today) -> WindowStats:
     """Statistics of each candidate's ratio over the XNYS sessions before `day`."""
     sessions = _sessions_before(day, p.max_lookback_sessions)
-    matrix = trailing_matrix(days64(finra["date"]), keys(finra["symbol"]), finra["short_ratio"], sessions, day,
-                             today.symbols)
+    matrix = trailing_matrix(
+        days64(finra["date"]), keys(finra["symbol"]), finra["short_ratio"], sessions, day, today.symbols
+    )
     return window_stats(matrix, today.ratio, p.window, p.std_floor)
 
 
@@ -139,19 +158,32 @@ def _sessions_before(day: date, count: int) -> tuple[date, ...]:
 
 
 def _short_history(rule: str, symbol: str, n: int, p: UsShortVolumeParams) -> Note:
-    return Note(rule, symbol, f"only {n} of {p.min_history} sessions of short-volume history needed "
-                              f"(last {p.max_lookback_sessions} {CALENDAR} sessions)")
+    return Note(
+        rule,
+        symbol,
+        f"only {n} of {p.min_history} sessions of short-volume history needed "
+        f"(last {p.max_lookback_sessions} {CALENDAR} sessions)",
+    )
 
 
-def _alert(rule: str, day: date, p: UsShortVolumeParams, today: _Today, stats: WindowStats, i: int,
-           link: Callable[[str, date], tuple[str, ...]]) -> Alert:
+def _alert(
+    rule: str,
+    day: date,
+    p: UsShortVolumeParams,
+    today: _Today,
+    stats: WindowStats,
+    i: int,
+    link: Callable[[str, date], tuple[str, ...]],
+) -> Alert:
     """Build one alert from row `i` of the candidates."""
     ratio, mean, z, n = today.ratio[i] * 100, stats.mean[i] * 100, float(stats.z[i]), int(stats.n[i])
     percentile = float(stats.percentile[i])
     side = "above" if z >= 0 else "below"
-    why = (f"short volume {ratio:.1f}% of FINRA-reported volume = {rank_phrase(percentile, n)}, "
-           f"{abs(z):.1f}σ {side} the {n}-session mean of {mean:.1f}%; "
-           f"{_shares(today.short[i])} of {_shares(today.total[i])} shares {NOT_SHORT_INTEREST}")
+    why = (
+        f"short volume {ratio:.1f}% of FINRA-reported volume = {rank_phrase(percentile, n)}, "
+        f"{abs(z):.1f}σ {side} the {n}-session mean of {mean:.1f}%; "
+        f"{_shares(today.short[i])} of {_shares(today.total[i])} shares {NOT_SHORT_INTEREST}"
+    )
     return Alert(
         rule=rule,
         code=str(today.symbols[i]),

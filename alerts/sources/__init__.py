@@ -32,16 +32,21 @@ async def _form4_day(client: Any, settings: Any, day: date) -> dict[str, pd.Data
     )
 
     if not settings.sec_user_agent:
-        raise FetchFailed("SEC_USER_AGENT is not set: SEC requires a User-Agent naming the operator and an e-mail",
-                          source=sec_form4.NAME)
+        raise FetchFailed(
+            "SEC_USER_AGENT is not set: SEC requires a User-Agent naming the operator and an e-mail",
+            source=sec_form4.NAME,
+        )
     try:
-        frame = await sec_edgar.fetch_form4_day(client, settings.sec_url, day, user_agent=settings.sec_user_agent)
+        frame = await sec_edgar.fetch_form4_day(
+            client, settings.sec_url, day, user_agent=settings.sec_user_agent
+        )
     except NotPublishedYet:
         if settings.clock()().astimezone(_NEW_YORK).date() != day:
             raise
         # The day's index is built in the evening: meanwhile, the "latest filings" feed gives today's filings.
-        frame = await sec_edgar.fetch_form4_current(client, settings.sec_url, day,
-                                                    user_agent=settings.sec_user_agent)
+        frame = await sec_edgar.fetch_form4_current(
+            client, settings.sec_url, day, user_agent=settings.sec_user_agent
+        )
     filings, skipped = frame.attrs.get("filings", 0), frame.attrs.get("skipped", 0)
     if filings and skipped == filings:  # every filing failed: a network problem, not an empty day
         raise FetchFailed(f"all {filings} filings of {day.isoformat()} failed", source=sec_form4.NAME)
@@ -50,8 +55,16 @@ async def _form4_day(client: Any, settings: Any, day: date) -> dict[str, pd.Data
 
 SOURCES: dict[str, Source] = {
     source.name: source
-    for source in (hkex_short.SOURCE, hkex_short.MIDDAY_SOURCE, hkex_quotes.SOURCE, sfc_short_positions.SOURCE,
-                   hkex_buybacks.SOURCE, hkex_di.SOURCE, hkex_southbound.SOURCE, finra_short_volume.SOURCE)
+    for source in (
+        hkex_short.SOURCE,
+        hkex_short.MIDDAY_SOURCE,
+        hkex_quotes.SOURCE,
+        sfc_short_positions.SOURCE,
+        hkex_buybacks.SOURCE,
+        hkex_di.SOURCE,
+        hkex_southbound.SOURCE,
+        finra_short_volume.SOURCE,
+    )
 }
 SOURCES[sec_form4.NAME] = replace(sec_form4.SOURCE, fetch_day=_form4_day)
 # The daily quotations file runs to ~30 MB of HTML; every other source keeps Source.max_bytes (20 MB), files of

@@ -38,7 +38,9 @@ class Table:
             raise
         except Exception as exc:
             message = " ".join(str(exc).split())[:300]
-            raise MalformedFile(f"{source or 'parser'}: {type(exc).__name__}: {message}", source=source) from exc
+            raise MalformedFile(
+                f"{source or 'parser'}: {type(exc).__name__}: {message}", source=source
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,14 @@ class Source:
         return out
 
 
-def finish(frame: pd.DataFrame, schema: Mapping[str, str], file_date: date | None, *,
-           layout: str | None = None, reconciled: Mapping[str, tuple[float, float]] | None = None) -> pd.DataFrame:
+def finish(
+    frame: pd.DataFrame,
+    schema: Mapping[str, str],
+    file_date: date | None,
+    *,
+    layout: str | None = None,
+    reconciled: Mapping[str, tuple[float, float]] | None = None,
+) -> pd.DataFrame:
     """Conform a parsed frame to its schema and record what the file itself says about it.
 
     attrs: `file_date` (the date the file carries), `layout` (which known layout was recognised, e.g.

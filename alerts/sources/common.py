@@ -170,7 +170,7 @@ def require_closed_table(text: str, table_id: str, what: str) -> None:
     start = re.search(rf"<table\b[^>]*\sid\s*=\s*[\"']?{re.escape(table_id)}\b", text, re.I)
     if start is None:
         raise MalformedFile(f"{what}: no table id={table_id!r}")
-    tail = text[start.start():]
+    tail = text[start.start() :]
     # Nested tables are allowed: the page is whole only if every <table> opened from here on is closed.
     if len(re.findall(r"</table\s*>", tail, re.I)) < len(re.findall(r"<table\b", tail, re.I)):
         raise MalformedFile(f"{what}: table id={table_id!r} is not closed (truncated page?)")

@@ -53,15 +53,17 @@ def parse(data: bytes) -> pd.DataFrame:
     total_volume = np.array(total, dtype="float64")
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(total_volume > 0, short_volume / total_volume, np.nan)
-    frame = pd.DataFrame({
-        "date": pd.Timestamp(day),
-        "symbol": symbol,
-        "short_volume": short_volume,
-        "short_exempt_volume": np.array(exempt, dtype="float64"),
-        "total_volume": total_volume,
-        "market": market,
-        "short_ratio": ratio,
-    })
+    frame = pd.DataFrame(
+        {
+            "date": pd.Timestamp(day),
+            "symbol": symbol,
+            "short_volume": short_volume,
+            "short_exempt_volume": np.array(exempt, dtype="float64"),
+            "total_volume": total_volume,
+            "market": market,
+            "short_ratio": ratio,
+        }
+    )
     return finish(frame, SCHEMA, day)
 
 
@@ -94,7 +96,9 @@ def _rows(lines: list[str]) -> list[tuple[str, ...]]:
     matches = [_ROW_RE.fullmatch(line) for line in body]
     if not all(matches):
         number = next(i for i, match in enumerate(matches) if match is None)
-        raise MalformedFile(f"{NAME}: line {number + 2}: not a Date|Symbol|numbers|Market row: {body[number]!r}")
+        raise MalformedFile(
+            f"{NAME}: line {number + 2}: not a Date|Symbol|numbers|Market row: {body[number]!r}"
+        )
     return [match.groups() for match in matches if match is not None]
 
 

@@ -74,35 +74,61 @@ _HEADER_MEANINGS: dict[str, str] = {
     "methodofpurchase": "method",
     "methodofrepurchase": "method",
     "numberofsuchsecuritiespurchasedontheexchangeintheyeartodate(sinceordinaryresolution)": "ytd_shares",
-    "%ofnumberofsharesinissueattimeordinaryresolutionpassedacquiredontheexchangesincedateofresolution":
-        "pct_of_issued",
+    "%ofnumberofsharesinissueattimeordinaryresolutionpassedacquiredontheexchangesincedateofresolution": "pct_of_issued",
     "totalnumberofshares/unitsrepurchased": "group_shares",
     "numberofshares/unitsrepurchasedforcancellation": "for_cancellation",
     "numberofshares/unitsrepurchasedforholdingastreasuryshares/units": "for_treasury",
-    "numberofshares/unitsrepurchasedontheexchangeoranotherstockexchangeundertherepurchasemandate":
-        "mandate_total",
+    "numberofshares/unitsrepurchasedontheexchangeoranotherstockexchangeundertherepurchasemandate": "mandate_total",
     "asa%ofnumberofissuedshares/units(excludingtreasuryshares/units)asatthedateoftheresolutiongrantingthe"
     "repurchasemandate": "mandate_pct",
 }
-_REQUIRED = ("name", "code", "sec_type", "trade_date", "shares", "price_high", "price_low", "total_paid", "method")
+_REQUIRED = (
+    "name",
+    "code",
+    "sec_type",
+    "trade_date",
+    "shares",
+    "price_high",
+    "price_low",
+    "total_paid",
+    "method",
+)
 # The starred aggregates of the 14-column report, printed on the last row of a group.
 _AGGREGATES = ("group_shares", "for_cancellation", "for_treasury", "mandate_total", "mandate_pct")
 # Printed headers of each known layout, for the evidence of a changed header.
 KNOWN_HEADERS: dict[str, tuple[str, ...]] = {
-    LAYOUT_2017: ("Company", "Stock code", "Sec. type", "Trading date (yyyy/mm/dd)", "Number of securities purchased",
-                  "Price per share or highest price paid($)", "Lowest price paid ($)", "Total paid ($)",
-                  "Method of purchase", "Number of such securities purchased on the Exchange in the year to date "
-                  "(since ordinary resolution)", "% of number of shares in issue at time ordinary resolution passed "
-                  "acquired on the Exchange since date of resolution"),
-    LAYOUT_2026: ("Company", "Stock code", "Sec. type", "Trading date (yyyy/mm/dd)",
-                  "Number of shares/units repurchased",
-                  "Repurchase price or highest repurchase price per share/unit ($)",
-                  "Lowest repurchase price per share/unit ($)", "Aggregate price paid ($)", "Method of repurchase",
-                  "Total number of shares/units repurchased*", "Number of shares/units repurchased for cancellation*",
-                  "Number of shares/units repurchased for holding as treasury shares/units*",
-                  "Number of shares/units repurchased on the Exchange or another stock exchange under the "
-                  "repurchase mandate*", "As a % of number of issued shares/units (excluding treasury shares/units) "
-                  "as at the date of the resolution granting the repurchase mandate*"),
+    LAYOUT_2017: (
+        "Company",
+        "Stock code",
+        "Sec. type",
+        "Trading date (yyyy/mm/dd)",
+        "Number of securities purchased",
+        "Price per share or highest price paid($)",
+        "Lowest price paid ($)",
+        "Total paid ($)",
+        "Method of purchase",
+        "Number of such securities purchased on the Exchange in the year to date (since ordinary resolution)",
+        "% of number of shares in issue at time ordinary resolution passed "
+        "acquired on the Exchange since date of resolution",
+    ),
+    LAYOUT_2026: (
+        "Company",
+        "Stock code",
+        "Sec. type",
+        "Trading date (yyyy/mm/dd)",
+        "Number of shares/units repurchased",
+        "Repurchase price or highest repurchase price per share/unit ($)",
+        "Lowest repurchase price per share/unit ($)",
+        "Aggregate price paid ($)",
+        "Method of repurchase",
+        "Total number of shares/units repurchased*",
+        "Number of shares/units repurchased for cancellation*",
+        "Number of shares/units repurchased for holding as treasury shares/units*",
+        "Number of shares/units repurchased on the Exchange or another stock exchange under the "
+        "repurchase mandate*",
+        "As a % of number of issued shares/units (excluding treasury shares/units) "
+        "as at the date of the resolution granting the repurchase mandate*",
+    ),
 }
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _PRINTED_RE = re.compile(r"Date\s+Printed\s*:\s*(\d{2})/(\d{2})/(\d{4})", re.IGNORECASE)
@@ -208,8 +234,9 @@ def _columns(cells: list[str], index: int) -> dict[int, str]:
 def _changed(message: str, cells: Sequence[str]) -> MalformedFile:
     """A changed-layout error carrying the known headers and the ones found."""
     found = [_shown(cell) for cell in cells if cell.strip()]
-    return MalformedFile(f"{NAME}: {message}", expected=KNOWN_HEADERS[LAYOUT_2026], found=found,
-                         layout=LAYOUT_2026)
+    return MalformedFile(
+        f"{NAME}: {message}", expected=KNOWN_HEADERS[LAYOUT_2026], found=found, layout=LAYOUT_2026
+    )
 
 
 def _shown(cell: str) -> str:
@@ -253,14 +280,20 @@ def _record(cells: dict[str, str], report_date: date) -> dict[str, Any]:
         raise MalformedFile(f"blank company in a row with data: {list(cells.values())!r}")
     if not cells["sec_type"] or not cells["method"]:
         raise MalformedFile(f"blank security type or method of repurchase: {list(cells.values())!r}")
-    high_currency, price_high = _required(parse_price(cells["price_high"]), "highest price", cells["price_high"])
+    high_currency, price_high = _required(
+        parse_price(cells["price_high"]), "highest price", cells["price_high"]
+    )
     # A blank (2026) or '-' (2017) lowest price means all shares were bought at the one price printed.
     low_currency, price_low = parse_price(cells["price_low"])
     if price_low is None:
         low_currency, price_low = high_currency, price_high
     if price_low > price_high:
-        raise MalformedFile(f"lowest price {cells['price_low']!r} above highest price {cells['price_high']!r}")
-    total_currency, total_paid = _required(parse_price(cells["total_paid"]), "total paid", cells["total_paid"])
+        raise MalformedFile(
+            f"lowest price {cells['price_low']!r} above highest price {cells['price_high']!r}"
+        )
+    total_currency, total_paid = _required(
+        parse_price(cells["total_paid"]), "total paid", cells["total_paid"]
+    )
     # Keep the total's currency when the cells disagree: the total is what the issuer paid.
     currency = total_currency or high_currency or low_currency
     notes: list[str] = []
@@ -278,7 +311,9 @@ def _record(cells: dict[str, str], report_date: date) -> dict[str, Any]:
         "sec_type": " ".join(cells["sec_type"].split()),
     }
     for meaning in ("ytd_shares", *_AGGREGATES[:-1]):
-        record[meaning] = _count(_noted(cells.get(meaning, ""), notes), meaning.replace("_", " "), required=False)
+        record[meaning] = _count(
+            _noted(cells.get(meaning, ""), notes), meaning.replace("_", " "), required=False
+        )
     for meaning in ("pct_of_issued", "mandate_pct"):
         record[meaning] = _percent(_noted(cells.get(meaning, ""), notes))
     if "mandate_total" in cells:  # 2026: the mandate columns are the cumulative figures
@@ -310,11 +345,17 @@ def _carry_aggregates(records: list[dict[str, Any]]) -> dict[str, tuple[float, f
             continue
         _close_group(pending)
         rows_sum += sum(r["shares"] for r in pending)
-        printed += record["group_shares"] if record["group_shares"] is not None else sum(r["shares"] for r in pending)
+        printed += (
+            record["group_shares"]
+            if record["group_shares"] is not None
+            else sum(r["shares"] for r in pending)
+        )
         pending = []
     if pending:
-        raise MalformedFile(f"{NAME}: sheet row {pending[0]['_row']}: no row with the group's aggregates follows "
-                            f"{pending[0]['name']} {pending[0]['trade_date']:%Y/%m/%d}")
+        raise MalformedFile(
+            f"{NAME}: sheet row {pending[0]['_row']}: no row with the group's aggregates follows "
+            f"{pending[0]['name']} {pending[0]['trade_date']:%Y/%m/%d}"
+        )
     return {"shares": (rows_sum, printed)}
 
 
@@ -324,17 +365,22 @@ def _close_group(group: list[dict[str, Any]]) -> None:
     identity = (last["code"], last["trade_date"], last["currency"])
     for record in group[:-1]:
         if (record["code"], record["trade_date"], record["currency"]) != identity:
-            raise MalformedFile(f"{NAME}: sheet row {record['_row']}: starred aggregates are blank but the next row "
-                                f"is another company, day or currency")
+            raise MalformedFile(
+                f"{NAME}: sheet row {record['_row']}: starred aggregates are blank but the next row "
+                f"is another company, day or currency"
+            )
     shares = sum(r["shares"] for r in group)
     total = last["group_shares"]
-    where = f"{NAME}: sheet rows {group[0]['_row']}-{last['_row']} ({last['name']} {last['trade_date']:%Y/%m/%d})"
+    where = (
+        f"{NAME}: sheet rows {group[0]['_row']}-{last['_row']} ({last['name']} {last['trade_date']:%Y/%m/%d})"
+    )
     if total is not None and total != shares:
         raise MalformedFile(f"{where}: rows add up to {shares:,} shares but the total printed is {total:,}")
     split = [last[m] for m in ("for_cancellation", "for_treasury")]
     if total is not None and any(v is not None for v in split) and sum(v or 0 for v in split) != total:
-        raise MalformedFile(f"{where}: cancellation {split[0] or 0:,} + treasury {split[1] or 0:,} is not the "
-                            f"total {total:,}")
+        raise MalformedFile(
+            f"{where}: cancellation {split[0] or 0:,} + treasury {split[1] or 0:,} is not the total {total:,}"
+        )
     if total is not None:  # the report prints zero as "0" or leaves the cell blank
         last["for_cancellation"], last["for_treasury"] = split[0] or 0, split[1] or 0
     for record in group[:-1]:

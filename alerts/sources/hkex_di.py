@@ -169,8 +169,9 @@ def parse_notice_list(data: bytes) -> pd.DataFrame:
     # "Total records" is printed below the table: a page cut short loses it too.
     total = _span_int(tree, "lblRecCount")
     if total is None:
-        raise MalformedFile(f"{NAME}: no 'Total records' (not a notice list page, or cut short)",
-                            layout=LIST_LAYOUT)
+        raise MalformedFile(
+            f"{NAME}: no 'Total records' (not a notice list page, or cut short)", layout=LIST_LAYOUT
+        )
     code, name = _list_company(tree)
     records: list[dict[str, str]] = []
     if tables:
@@ -184,8 +185,9 @@ def parse_notice_list(data: bytes) -> pd.DataFrame:
         for record in records
         if (row := _row({**record, **page, "after": f"{record['after']} {record['after_pct']}"})) is not None
     ]
-    frame = finish(pd.DataFrame(rows, columns=list(SCHEMA)), SCHEMA, _span_date(tree, "lblSCEndDate"),
-                   layout=LIST_LAYOUT)
+    frame = finish(
+        pd.DataFrame(rows, columns=list(SCHEMA)), SCHEMA, _span_date(tree, "lblSCEndDate"), layout=LIST_LAYOUT
+    )
     frame.attrs.update(code=code, total_records=total, page_rows=len(records))
     return frame
 
@@ -202,8 +204,19 @@ def notice_list_path(code: str, sid: str, corp_name: str, start: date, end: date
         raise ValueError(f"bad page {page} or period {start}..{end}")
     first, last = f"{start:%d/%m/%Y}", f"{end:%d/%m/%Y}"
     query = {
-        "sa2": "an", "sid": str(sid), "corpn": corp_name, "sd": first, "ed": last, "cid": "0", "sa1": "cl",
-        "scsd": first, "sced": last, "sc": norm_code(code), "src": "MAIN", "lang": "EN", "pg": str(page),
+        "sa2": "an",
+        "sid": str(sid),
+        "corpn": corp_name,
+        "sd": first,
+        "ed": last,
+        "cid": "0",
+        "sa1": "cl",
+        "scsd": first,
+        "sced": last,
+        "sc": norm_code(code),
+        "src": "MAIN",
+        "lang": "EN",
+        "pg": str(page),
     }
     return f"/di/NSAllFormList.aspx?{urlencode(query)}"
 
@@ -219,8 +232,14 @@ def corp_search_path(code: str, start: date, end: date) -> str:
     """
     if start > end:
         raise ValueError(f"bad period {start}..{end}")
-    query = {"sa1": "cl", "scsd": f"{start:%d/%m/%Y}", "sced": f"{end:%d/%m/%Y}", "sc": norm_code(code),
-             "src": "MAIN", "lang": "EN"}
+    query = {
+        "sa1": "cl",
+        "scsd": f"{start:%d/%m/%Y}",
+        "sced": f"{end:%d/%m/%Y}",
+        "sc": norm_code(code),
+        "src": "MAIN",
+        "lang": "EN",
+    }
     return f"/di/NSSrchCorpList.aspx?{urlencode(query)}"
 
 
@@ -237,21 +256,30 @@ def parse_corp_search(data: bytes) -> tuple[str, str]:
     for link in tree.xpath("//a[@href]"):
         href = str(link.get("href"))
         label = " ".join(link.text_content().split()).lower()
-        if label != "list of all notices" or urlsplit(href).path.rsplit("/", 1)[-1].lower() != _ALL_NOTICES_PAGE:
+        if (
+            label != "list of all notices"
+            or urlsplit(href).path.rsplit("/", 1)[-1].lower() != _ALL_NOTICES_PAGE
+        ):
             continue
         query = parse_qs(urlsplit(href).query)
         sid = next(iter(query.get("sid", [])), "").strip()
         name = " ".join(next(iter(query.get("corpn", [])), "").split())
         if not sid.isdigit() or not name:
-            raise MalformedFile(f"{NAME}: 'List of all notices' link lacks a numeric sid or a corpn: {href!r}",
-                                layout=CORP_SEARCH_LAYOUT)
+            raise MalformedFile(
+                f"{NAME}: 'List of all notices' link lacks a numeric sid or a corpn: {href!r}",
+                layout=CORP_SEARCH_LAYOUT,
+            )
         found.add((sid, name))
     if not found:
-        raise MalformedFile(f"{NAME}: corporation search has no 'List of all notices' link (unknown stock code?)",
-                            layout=CORP_SEARCH_LAYOUT)
+        raise MalformedFile(
+            f"{NAME}: corporation search has no 'List of all notices' link (unknown stock code?)",
+            layout=CORP_SEARCH_LAYOUT,
+        )
     if len(found) > 1:
-        raise MalformedFile(f"{NAME}: corporation search links to {len(found)} corporations: {sorted(found)}",
-                            layout=CORP_SEARCH_LAYOUT)
+        raise MalformedFile(
+            f"{NAME}: corporation search links to {len(found)} corporations: {sorted(found)}",
+            layout=CORP_SEARCH_LAYOUT,
+        )
     return found.pop()
 
 
@@ -267,7 +295,9 @@ def _list_company(tree: lxml.html.HtmlElement) -> tuple[str, str]:
     try:
         return norm_code(code), name
     except MalformedFile:
-        raise MalformedFile(f"{NAME}: notice list stock code {code!r} is not a code", layout=LIST_LAYOUT) from None
+        raise MalformedFile(
+            f"{NAME}: notice list stock code {code!r} is not a code", layout=LIST_LAYOUT
+        ) from None
 
 
 def _span_text(tree: lxml.html.HtmlElement, span_id: str) -> str:
@@ -336,11 +366,14 @@ def _table_records(
         raise MalformedFile(f"{NAME}: {table_id} has no header row starting {first_label.title()!r}")
     labels = [label.lower() for label in _cells(rows[header_at])]
     columns = {
-        field: [i for i, label in enumerate(labels) if pattern.match(label)] for field, pattern in spec.items()
+        field: [i for i, label in enumerate(labels) if pattern.match(label)]
+        for field, pattern in spec.items()
     }
     missing = [field for field, found in columns.items() if not found]
     if missing:
-        raise MalformedFile(f"{NAME}: header lacks {missing}; got {labels}", expected=list(spec), found=labels)
+        raise MalformedFile(
+            f"{NAME}: header lacks {missing}; got {labels}", expected=list(spec), found=labels
+        )
     preamble = " ".join(" ".join(_cells(tr)) for tr in rows[:header_at])
     return preamble, _records(rows[header_at + 1 :], columns, len(labels))
 

@@ -64,11 +64,23 @@ SCHEMA: dict[str, str] = {
 }
 
 # Anchors that open a section (the table of contents links to them with href="#...").
-_SECTIONS = frozenset({
-    "market_highlights", "quotations", "sales_all", "sales_over", "amendments", "dealings_suspstocks",
-    "adj_turnover", "short_selling", "adj_short", "options_exercised", "efn_highlights",
-    "overseas_highlights", "other_info",
-})
+_SECTIONS = frozenset(
+    {
+        "market_highlights",
+        "quotations",
+        "sales_all",
+        "sales_over",
+        "amendments",
+        "dealings_suspstocks",
+        "adj_turnover",
+        "short_selling",
+        "adj_short",
+        "options_exercised",
+        "efn_highlights",
+        "overseas_highlights",
+        "other_info",
+    }
+)
 LAYOUT_CUR = "dayquot-2018"  # QUOTATIONS with a CUR column (table of contents of a 2018 file)
 LAYOUT_2010 = "dayquot-2010"  # no CUR column
 
@@ -92,7 +104,9 @@ _HIGHLIGHT_TURNOVER_RE = re.compile(r"^\s*TURNOVER \(\$\)((?:\s+[\d,]+)+)\s*$")
 _STUB_MARKERS = ("not available", "no trading")
 _MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 # Per-stock columns collected while parsing; date/short_ratio/non_hkd/hkd_code are derived afterwards.
-_ROW_COLUMNS = [col for col in SCHEMA if col not in ("date", "short_ratio", "non_hkd", "hkd_code")] + ["flagged"]
+_ROW_COLUMNS = [col for col in SCHEMA if col not in ("date", "short_ratio", "non_hkd", "hkd_code")] + [
+    "flagged"
+]
 
 _ShortRow = tuple[str, str, float | None, float | None, float | None, float | None]
 
@@ -127,8 +141,11 @@ def _load(data: bytes) -> tuple[date, dict[str, _Section]]:
         raise MalformedFile(f"{NAME}: empty file")
     text = decode_text(data, ("latin-1",))
     reject_error_page(text, NAME)
-    anchors = [(m.group(1).lower(), m.start(), m.end()) for m in _ANCHOR_RE.finditer(text)
-               if m.group(1).lower() in _SECTIONS]
+    anchors = [
+        (m.group(1).lower(), m.start(), m.end())
+        for m in _ANCHOR_RE.finditer(text)
+        if m.group(1).lower() in _SECTIONS
+    ]
     names = [name for name, _, _ in anchors]
     if "quotations" not in names:
         lowered = text.lower()
@@ -145,7 +162,9 @@ def _load(data: bytes) -> tuple[date, dict[str, _Section]]:
     if "short_selling" in names:
         sections["short_selling"] = _section(text, anchors, "short_selling")
     elif re.search(r"""href\s*=\s*["']#short_selling["']""", text, re.I):
-        raise MalformedFile(f"{NAME}: contents list SHORT SELLING TURNOVER but the section is missing (truncated?)")
+        raise MalformedFile(
+            f"{NAME}: contents list SHORT SELLING TURNOVER but the section is missing (truncated?)"
+        )
     if "market_highlights" in names:
         sections["market_highlights"] = _section(text, anchors, "market_highlights")
     return day, sections
@@ -157,7 +176,7 @@ def _section(text: str, anchors: list[tuple[str, int, int]], name: str) -> _Sect
     if index + 1 == len(anchors):
         raise MalformedFile(f"{NAME}: section {name!r} does not end (truncated file?)")
     start = anchors[index][2]
-    return _Section(line_number(text, start), split_lines(strip_tags(text[start:anchors[index + 1][1]])))
+    return _Section(line_number(text, start), split_lines(strip_tags(text[start : anchors[index + 1][1]])))
 
 
 def _quotations(section: _Section) -> tuple[dict[str, dict[str, object]], str]:
@@ -172,8 +191,10 @@ def _quotations(section: _Section) -> tuple[dict[str, dict[str, object]], str]:
         if pending is not None:
             second = _LINE2_RE.match(line)
             if not second:
-                raise MalformedFile(f"{NAME}: quotation of {norm_code(pending[1])} (line {pending_at}) has no "
-                                    f"CLOSING/BID/LOW line")
+                raise MalformedFile(
+                    f"{NAME}: quotation of {norm_code(pending[1])} (line {pending_at}) has no "
+                    f"CLOSING/BID/LOW line"
+                )
             _add_quote(rows, pending + second.groups())
             pending = None
         elif match := line1_re.match(line):
@@ -183,12 +204,15 @@ def _quotations(section: _Section) -> tuple[dict[str, dict[str, object]], str]:
         elif ROW_START_RE.match(line) or _LINE2_RE.match(line):
             raise garbled(NAME, "quotation line", number, line)
     if pending is not None:
-        raise MalformedFile(f"{NAME}: quotation of {norm_code(pending[1])} (line {pending_at}) is cut after its "
-                            f"first line")
+        raise MalformedFile(
+            f"{NAME}: quotation of {norm_code(pending[1])} (line {pending_at}) is cut after its first line"
+        )
     return rows, LAYOUT_CUR if with_cur else LAYOUT_2010
 
 
-def _add_quote(rows: dict[str, dict[str, object]], groups: tuple[str | None, ...], suspended: bool = False) -> None:
+def _add_quote(
+    rows: dict[str, dict[str, object]], groups: tuple[str | None, ...], suspended: bool = False
+) -> None:
     """Store one parsed quotation under its normalized code."""
     marker, code, name, currency, prev_close, ask, high, shares, close, bid, low, turnover = groups
     key = norm_code(code)
@@ -234,8 +258,14 @@ def _short_rows(section: _Section) -> tuple[dict[str, _ShortRow], tuple[float | 
         key = norm_code(code)
         if key in rows:
             raise MalformedFile(f"{NAME}: stock {key} listed twice in SHORT SELLING TURNOVER (line {number})")
-        rows[key] = (marker, name.strip(), to_number(short_shares), to_number(short_value),
-                     to_number(total_shares), to_number(total_value))
+        rows[key] = (
+            marker,
+            name.strip(),
+            to_number(short_shares),
+            to_number(short_value),
+            to_number(total_shares),
+            to_number(total_value),
+        )
     return rows, total
 
 
@@ -249,7 +279,9 @@ def _market_turnover(section: _Section, day: date) -> float | None:
             values = match.group(1).split()
             today = f"{day.day:02d} {_MONTH_NAMES[day.month - 1]} {day.year}"
             if columns and today not in columns:
-                raise MalformedFile(f"{NAME}: MARKET HIGHLIGHTS has no column for {today} (columns {columns})")
+                raise MalformedFile(
+                    f"{NAME}: MARKET HIGHLIGHTS has no column for {today} (columns {columns})"
+                )
             index = columns.index(today) if columns else 0
             return parse_number(values[index]) if index < len(values) else None
     return None
@@ -274,22 +306,47 @@ def _read(data: bytes) -> _File:
     reconciled: dict[str, tuple[float, float]] = {}
     if "market_highlights" in sections:
         turnover = sum(_number(row["turnover"]) for row in quotes.values() if row["currency"] == "HKD")
-        reconcile(NAME, reconciled, "turnover", turnover, _market_turnover(sections["market_highlights"], day),
-                  "QUOTATIONS turnover of the HKD rows vs MARKET HIGHLIGHTS TURNOVER ($)", layout=layout)
+        reconcile(
+            NAME,
+            reconciled,
+            "turnover",
+            turnover,
+            _market_turnover(sections["market_highlights"], day),
+            "QUOTATIONS turnover of the HKD rows vs MARKET HIGHLIGHTS TURNOVER ($)",
+            layout=layout,
+        )
     short: dict[str, _ShortRow] = {}
     summary = None
     if "short_selling" in sections:
         short, section_total = _short_rows(sections["short_selling"])
         short_shares = sum(row[2] or 0.0 for row in short.values())
         if section_total is not None:
-            reconcile(NAME, reconciled, "section_short_shares", short_shares, section_total[0],
-                      "short-sold shares vs the section's Total Shares (SH) line", layout=layout)
-            reconcile(NAME, reconciled, "section_total_shares", sum(row[4] or 0.0 for row in short.values()),
-                      section_total[1], "shares traded vs the section's Total Shares (SH) line", layout=layout)
+            reconcile(
+                NAME,
+                reconciled,
+                "section_short_shares",
+                short_shares,
+                section_total[0],
+                "short-sold shares vs the section's Total Shares (SH) line",
+                layout=layout,
+            )
+            reconcile(
+                NAME,
+                reconciled,
+                "section_total_shares",
+                sum(row[4] or 0.0 for row in short.values()),
+                section_total[1],
+                "shares traded vs the section's Total Shares (SH) line",
+                layout=layout,
+            )
         summary = read_summary(sections["short_selling"].lines)
         if summary is not None:
             hkd_value = sum(row[3] or 0.0 for code, row in short.items() if _is_hkd(row, quotes.get(code)))
-            sums = {"stocks_shorted": float(len(short)), "short_shares": short_shares, "short_value": hkd_value}
+            sums = {
+                "stocks_shorted": float(len(short)),
+                "short_shares": short_shares,
+                "short_value": hkd_value,
+            }
             for check, (total, what) in summary_targets(summary).items():
                 reconcile(NAME, reconciled, check, sums[check], total, what, layout=layout)
     return _File(day, quotes, short, summary, layout, reconciled)
@@ -314,10 +371,19 @@ def parse(data: bytes) -> pd.DataFrame:
     for code, (marker, name, short_shares, short_value, total_shares, total_value) in read.short.items():
         row = rows.get(code)
         if row is None:  # shorted but not quoted: keep it, prices unknown
-            row = rows[code] = {"code": code, "name": name, "currency": _implied_currency(marker, name),
-                                "suspended": False, "flagged": "%" in marker}
-        row |= {"short_shares": short_shares, "short_value": short_value,
-                "total_shares": total_shares, "total_value": total_value}
+            row = rows[code] = {
+                "code": code,
+                "name": name,
+                "currency": _implied_currency(marker, name),
+                "suspended": False,
+                "flagged": "%" in marker,
+            }
+        row |= {
+            "short_shares": short_shares,
+            "short_value": short_value,
+            "total_shares": total_shares,
+            "total_value": total_value,
+        }
     if not rows:
         return finish(empty_frame(SCHEMA), SCHEMA, read.day, layout=read.layout, reconciled=read.reconciled)
     # Short-only stocks were appended last; the file itself lists stocks by code.
@@ -329,18 +395,30 @@ def parse(data: bytes) -> pd.DataFrame:
     frame["short_ratio"] = (short_value / total_value).where(total_value > 0)
     currency = frame["currency"].astype("string")
     flagged = frame["flagged"].astype(bool) | (currency.notna() & (currency != "HKD")).fillna(False)
-    return finish(link_counters(frame, flagged=flagged), SCHEMA, read.day, layout=read.layout,
-                  reconciled=read.reconciled)
+    return finish(
+        link_counters(frame, flagged=flagged),
+        SCHEMA,
+        read.day,
+        layout=read.layout,
+        reconciled=read.reconciled,
+    )
 
 
 def parse_market(data: bytes) -> pd.DataFrame:
     """Parse the market short selling totals of the file (empty frame when the file has none)."""
     read = _read(data)
     if read.summary is None:
-        return finish(empty_frame(MARKET_SCHEMA), MARKET_SCHEMA, read.day, layout=read.layout,
-                      reconciled=read.reconciled)
+        return finish(
+            empty_frame(MARKET_SCHEMA),
+            MARKET_SCHEMA,
+            read.day,
+            layout=read.layout,
+            reconciled=read.reconciled,
+        )
     row = {"date": pd.Timestamp(read.day), "board": "main", "session": "close"} | market_fields(read.summary)
-    return finish(pd.DataFrame([row]), MARKET_SCHEMA, read.day, layout=read.layout, reconciled=read.reconciled)
+    return finish(
+        pd.DataFrame([row]), MARKET_SCHEMA, read.day, layout=read.layout, reconciled=read.reconciled
+    )
 
 
 def paths(day: date) -> list[str]:

@@ -30,8 +30,12 @@ from alerts.sources.common import (
 NAME = "hkex-short"
 MIDDAY_NAME = "hkex-short-midday"
 PATH_PREFIX = "/eng/stat/smstat/ssturnover/ncms/"
-PAGES = {("main", "close"): "ASHTMAIN.HTM", ("gem", "close"): "ASHTGEM.HTM",
-         ("main", "morning"): "MSHTMAIN.HTM", ("gem", "morning"): "MSHTGEM.HTM"}
+PAGES = {
+    ("main", "close"): "ASHTMAIN.HTM",
+    ("gem", "close"): "ASHTGEM.HTM",
+    ("main", "morning"): "MSHTMAIN.HTM",
+    ("gem", "morning"): "MSHTGEM.HTM",
+}
 
 SCHEMA: dict[str, str] = {
     "date": "datetime64[ns]",
@@ -59,8 +63,12 @@ MARKET_SCHEMA: dict[str, str] = {
 LAYOUT_2026 = "ncms-2026"  # summary in lettered blocks: (A) excluding ETP, (C) all Designated Securities
 LAYOUT_2017 = "ncms-2017"  # unlabeled summary lines (or only the count lines of an empty board)
 
-_MONTHS = {m: i for i, m in enumerate(
-    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1
+    )
+}
 _TITLE_RE = re.compile(r"Short Selling Turnover \((Main Board|GEM)\) up to (morning|day) close today", re.I)
 _TRADING_DATE_RE = re.compile(r"TRADING DATE\s*:\s*(\d{1,2}) ([A-Z]{3}) (\d{4})")
 _PRE_RE = re.compile(r"<pre\b[^>]*>(.*?)(?:</pre>|\Z)", re.I | re.S)
@@ -83,7 +91,9 @@ _LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
 # accepts 836..844 rows). The slack absorbs the HKD equivalent of non-HKD rows (`summary_targets`), nothing more.
 TOLERANCE = 0.005
 # "all Securities" (current) or plain "Securities" (2017); never "(non-)Designated Securities".
-_STOCKS_SHORTED_RE = re.compile(r"^\s*Total No\. of (?:all )?Securities recording Short Selling\s*:\s*([\d,]+)")
+_STOCKS_SHORTED_RE = re.compile(
+    r"^\s*Total No\. of (?:all )?Securities recording Short Selling\s*:\s*([\d,]+)"
+)
 _BLOCK_RE = re.compile(r"^\s*\(([A-Z])\)")
 _NON_DESIGNATED_RE = re.compile(r"non-Designated", re.I)
 _AMOUNT = r"(?:HKD)?\s*([\d,]+(?:\.\d+)?)\s*$"
@@ -163,7 +173,9 @@ def market_fields(summary: Summary) -> dict[str, float | None]:
     chosen = summary.chosen
     if chosen is None:
         if summary.stocks:
-            raise MalformedFile(f"summary says {summary.stocks:.0f} securities were shorted but gives no totals")
+            raise MalformedFile(
+                f"summary says {summary.stocks:.0f} securities were shorted but gives no totals"
+            )
         fields: dict[str, float | None] = dict.fromkeys(_FIELD_RES, 0.0)  # an empty board: only ": 0" counts
     else:
         fields = summary.blocks[chosen]
@@ -189,7 +201,10 @@ def summary_targets(summary: Summary) -> dict[str, tuple[float | None, str]]:
     if chosen in ("C", ""):
         block = summary.blocks[chosen]
         label = "block (C) all Designated Securities" if chosen == "C" else "the summary block"
-        for name, what in (("short_shares", "Total Shares (SH)"), ("short_value", "Total Value ($), HKD rows")):
+        for name, what in (
+            ("short_shares", "Total Shares (SH)"),
+            ("short_value", "Total Value ($), HKD rows"),
+        ):
             total = block.get(name)
             extra = summary.non_designated.get(name)
             if total is not None and extra is not None:
@@ -200,8 +215,16 @@ def summary_targets(summary: Summary) -> dict[str, tuple[float | None, str]]:
     return targets
 
 
-def reconcile(name: str, reconciled: dict[str, tuple[float, float]], check: str, rows_sum: float,
-              total: float | None, what: str, *, layout: str | None = None) -> None:
+def reconcile(
+    name: str,
+    reconciled: dict[str, tuple[float, float]],
+    check: str,
+    rows_sum: float,
+    total: float | None,
+    what: str,
+    *,
+    layout: str | None = None,
+) -> None:
     """Record `check` when the file prints `total`; refuse the file when the rows miss it by over TOLERANCE.
 
     A total the file does not print is skipped and left out of `reconciled`.
@@ -209,8 +232,11 @@ def reconcile(name: str, reconciled: dict[str, tuple[float, float]], check: str,
     if total is None:
         return
     if abs(rows_sum - total) > TOLERANCE * abs(total) or (total == 0 and rows_sum != 0):
-        raise MalformedFile(f"{name}: rows add up to {rows_sum:,.0f} but the file's total says {total:,.0f} "
-                            f"({check}: {what})", layout=layout)
+        raise MalformedFile(
+            f"{name}: rows add up to {rows_sum:,.0f} but the file's total says {total:,.0f} "
+            f"({check}: {what})",
+            layout=layout,
+        )
     reconciled[check] = (rows_sum, total)
 
 
@@ -277,7 +303,9 @@ def _report_lines(data: bytes) -> tuple[list[str], int, str, str, date]:
     session = "morning" if title.group(2).lower() == "morning" else "close"
     lines = split_lines(body)
     if not any(_STOCKS_SHORTED_RE.match(line) for line in lines):
-        raise MalformedFile("hkex-short: no 'Total No. of ... recording Short Selling' summary (truncated page?)")
+        raise MalformedFile(
+            "hkex-short: no 'Total No. of ... recording Short Selling' summary (truncated page?)"
+        )
     return lines, line_number(text, start), board, session, parse_day(*found.groups())
 
 
@@ -317,19 +345,26 @@ def parse(data: bytes) -> pd.DataFrame:
         return finish(empty_frame(SCHEMA), SCHEMA, page.day, layout=page.layout, reconciled=page.reconciled)
     markers, codes, names, shares, values = zip(*page.rows, strict=True)
     flagged = pd.Series([marker == "%" for marker in markers])
-    frame = pd.DataFrame({
-        "date": pd.Timestamp(page.day),
-        "code": codes,
-        "name": names,
-        # The ($) value of a %-row is in the counter's own currency, known only from its -R/-U suffix.
-        "currency": [counter_currency(n) if f else "HKD" for n, f in zip(names, flagged, strict=True)],
-        "short_shares": shares,
-        "short_value": values,
-        "board": page.board,
-        "session": page.session,
-    })
-    return finish(link_counters(frame, flagged=flagged), SCHEMA, page.day, layout=page.layout,
-                  reconciled=page.reconciled)
+    frame = pd.DataFrame(
+        {
+            "date": pd.Timestamp(page.day),
+            "code": codes,
+            "name": names,
+            # The ($) value of a %-row is in the counter's own currency, known only from its -R/-U suffix.
+            "currency": [counter_currency(n) if f else "HKD" for n, f in zip(names, flagged, strict=True)],
+            "short_shares": shares,
+            "short_value": values,
+            "board": page.board,
+            "session": page.session,
+        }
+    )
+    return finish(
+        link_counters(frame, flagged=flagged),
+        SCHEMA,
+        page.day,
+        layout=page.layout,
+        reconciled=page.reconciled,
+    )
 
 
 def parse_market(data: bytes) -> pd.DataFrame:
@@ -364,7 +399,9 @@ def _require_morning(data: bytes) -> None:
     """Refuse a day-close page served at a morning URL: it must not be stored as the midday figures."""
     _, _, _, session, _ = _report_lines(data)
     if session != "morning":
-        raise MalformedFile(f"{MIDDAY_NAME}: the page is the day-close report, not the one up to the morning close")
+        raise MalformedFile(
+            f"{MIDDAY_NAME}: the page is the day-close report, not the one up to the morning close"
+        )
 
 
 def parse_midday(data: bytes) -> pd.DataFrame:

@@ -113,8 +113,11 @@ def post_fields(data: bytes, day: date) -> dict[str, str]:
     fields = _form_inputs(tree)
     layout = form_layout(tree)
     if layout is None:
-        raise MalformedFile(f"{NAME}: no known search form (neither {' nor '.join(_FORM_MARKERS.values())})",
-                            expected=list(_FORM_MARKERS.values()), found=sorted(fields))
+        raise MalformedFile(
+            f"{NAME}: no known search form (neither {' nor '.join(_FORM_MARKERS.values())})",
+            expected=list(_FORM_MARKERS.values()),
+            found=sorted(fields),
+        )
     # Sorted by code whatever the page was left sorted by, so the rows come back in one order.
     fields.update(txtShareholdingDate=f"{day:%Y/%m/%d}", sortBy="stockcode", sortDirection="asc")
     fields.setdefault("alertMsg", "")

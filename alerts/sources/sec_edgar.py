@@ -60,7 +60,9 @@ _INDEX_FILE_RE = re.compile(r"^edgar/data/(\d{1,10})/(\d{10}-\d{2}-\d{6})\.txt$"
 _RECEIVED_RE = re.compile(r"^Last Data Received:\s*(.+?)\s*$", re.M)
 _ATOM = "{http://www.w3.org/2005/Atom}"
 # "4 - CHASE ADAM (0001254843) (Reporting)" and the double-spaced "4  - Apple Inc.  (0000320193)  (Reporting)".
-_TITLE_RE = re.compile(r"^\s*(?P<form>\S.*?)\s+-\s+(?P<name>.*?)\s*\((?P<cik>\d{1,10})\)\s*\((?P<role>[^()]+)\)\s*$")
+_TITLE_RE = re.compile(
+    r"^\s*(?P<form>\S.*?)\s+-\s+(?P<name>.*?)\s*\((?P<cik>\d{1,10})\)\s*\((?P<role>[^()]+)\)\s*$"
+)
 _ACCESSION_RE = re.compile(r"(\d{10}-\d{2}-\d{6})")
 _EMAIL_RE = re.compile(r"[^@\s<>()]+@[^@\s<>()]+\.[A-Za-z]{2,}")
 _ARCHIVE = "/Archives/edgar/data"
@@ -84,10 +86,14 @@ def parse_daily_index(data: bytes) -> pd.DataFrame:
     header_at = _index_header(lines, text)
     company_at = lines[header_at].index("Company Name")
     records = []
-    for number, line in enumerate(lines[header_at + 2:], start=header_at + 3):
+    for number, line in enumerate(lines[header_at + 2 :], start=header_at + 3):
         if line.strip():
             records.append(_index_row(line, company_at, number))
-    frame = pd.DataFrame.from_records(records, columns=list(INDEX_SCHEMA)) if records else empty_frame(INDEX_SCHEMA)
+    frame = (
+        pd.DataFrame.from_records(records, columns=list(INDEX_SCHEMA))
+        if records
+        else empty_frame(INDEX_SCHEMA)
+    )
     return finish(frame, INDEX_SCHEMA, _received(text))
 
 
@@ -119,13 +125,17 @@ def _index_row(line: str, company_at: int, number: int) -> tuple[str, str, str, 
     tail = _INDEX_TAIL_RE.search(line)
     if tail is None or tail.start() < company_at or line[company_at - 1] != " ":
         raise MalformedFile(f"{NAME}: line {number} is not an index row: {line.rstrip()[:100]!r}")
-    form_type, company = line[:company_at].strip(), line[company_at:tail.start()].strip()
+    form_type, company = line[:company_at].strip(), line[company_at : tail.start()].strip()
     raw_cik, raw_date, file_name = tail.groups()
     found = _INDEX_FILE_RE.match(file_name)
     if not form_type or not company or found is None:
-        raise MalformedFile(f"{NAME}: line {number}: missing form type/company or odd file name: {line.rstrip()!r}")
+        raise MalformedFile(
+            f"{NAME}: line {number}: missing form type/company or odd file name: {line.rstrip()!r}"
+        )
     try:
-        filed = date.fromisoformat(raw_date if "-" in raw_date else f"{raw_date[:4]}-{raw_date[4:6]}-{raw_date[6:]}")
+        filed = date.fromisoformat(
+            raw_date if "-" in raw_date else f"{raw_date[:4]}-{raw_date[4:6]}-{raw_date[6:]}"
+        )
     except ValueError:
         raise MalformedFile(f"{NAME}: line {number}: impossible date {raw_date!r}") from None
     return form_type, company, str(int(raw_cik)), filed, file_name, found.group(2)
@@ -158,9 +168,13 @@ def parse_atom(data: bytes) -> pd.DataFrame:
     """Parse a getcurrent or getcompany Atom feed into one row per entry (getcurrent lists each filing twice)."""
     root = sec_form4.xml_root(data, "feed", NAME)
     company_cik = _cik_or_none(root.findtext(f"{_ATOM}company-info/{_ATOM}cik"))
-    records = [_atom_entry(entry, company_cik, number)
-               for number, entry in enumerate(root.iter(f"{_ATOM}entry"), start=1)]
-    frame = pd.DataFrame.from_records(records, columns=list(ATOM_SCHEMA)) if records else empty_frame(ATOM_SCHEMA)
+    records = [
+        _atom_entry(entry, company_cik, number)
+        for number, entry in enumerate(root.iter(f"{_ATOM}entry"), start=1)
+    ]
+    frame = (
+        pd.DataFrame.from_records(records, columns=list(ATOM_SCHEMA)) if records else empty_frame(ATOM_SCHEMA)
+    )
     return finish(frame, ATOM_SCHEMA, None)
 
 
@@ -181,7 +195,9 @@ def _atom_entry(entry: lxml.etree._Element, company_cik: str | None, number: int
     try:
         updated = pd.Timestamp(raw_updated)
     except ValueError:
-        raise MalformedFile(f"{NAME}: feed entry {number} <updated> {raw_updated!r} is not a timestamp") from None
+        raise MalformedFile(
+            f"{NAME}: feed entry {number} <updated> {raw_updated!r} is not a timestamp"
+        ) from None
     if pd.isna(updated) or updated.tzinfo is None:
         raise MalformedFile(f"{NAME}: feed entry {number} <updated> {raw_updated!r} has no UTC offset")
     links = entry.findall(f"{_ATOM}link")
@@ -199,8 +215,11 @@ def _atom_entry(entry: lxml.etree._Element, company_cik: str | None, number: int
 
 def _entry_accession(entry: lxml.etree._Element) -> str | None:
     """Accession from <id> (urn:…accession-number=…), else <content><accession-number>, else the summary."""
-    for text in (entry.findtext(f"{_ATOM}id"), entry.findtext(f"{_ATOM}content/{_ATOM}accession-number"),
-                 entry.findtext(f"{_ATOM}summary")):
+    for text in (
+        entry.findtext(f"{_ATOM}id"),
+        entry.findtext(f"{_ATOM}content/{_ATOM}accession-number"),
+        entry.findtext(f"{_ATOM}summary"),
+    ):
         found = _ACCESSION_RE.search(text or "")
         if found:
             return found.group(1)
@@ -283,8 +302,14 @@ def parse_filing_index_json(data: bytes) -> str | None:
         name = str(item.get("name", "")) if isinstance(item, dict) else ""
         lowered = name.lower()
         # Skip the rendered copy folder (xslF345X05/…), the -index files and XBRL's FilingSummary.
-        if (lowered.endswith(".xml") and "-index" not in lowered and not lowered.startswith("xsl")
-                and "/" not in name and lowered != "filingsummary.xml" and item.get("type") != "folder.gif"):
+        if (
+            lowered.endswith(".xml")
+            and "-index" not in lowered
+            and not lowered.startswith("xsl")
+            and "/" not in name
+            and lowered != "filingsummary.xml"
+            and item.get("type") != "folder.gif"
+        ):
             return name
     return None
 
@@ -295,16 +320,24 @@ def parse_filing_index_json(data: bytes) -> str | None:
 def check_user_agent(user_agent: str) -> str:
     """Return `user_agent` or raise ConfigError (a ValueError) when it names no contact e-mail."""
     if not _EMAIL_RE.search(user_agent or ""):
-        raise ConfigError("SEC_USER_AGENT", "SEC requires a User-Agent naming the operator and a contact e-mail, "
-                                            f"e.g. 'Acme Bot ops@acme.hk'; got {user_agent!r}")
+        raise ConfigError(
+            "SEC_USER_AGENT",
+            "SEC requires a User-Agent naming the operator and a contact e-mail, "
+            f"e.g. 'Acme Bot ops@acme.hk'; got {user_agent!r}",
+        )
     return user_agent
 
 
 class RateLimiter:
     """Space request starts at least 1/per_second apart (no bursts); `clock`/`sleep` are injectable for tests."""
 
-    def __init__(self, per_second: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         if not per_second > 0:
             raise ValueError(f"per_second must be positive, got {per_second}")
         self.interval = 1.0 / per_second
@@ -328,24 +361,37 @@ class _PoliteClient:
     def __init__(self, client: httpx.AsyncClient, user_agent: str, limiter: RateLimiter) -> None:
         self._client, self._user_agent, self._limiter = client, user_agent, limiter
 
-    async def get(self, url: str, headers: Mapping[str, str] | None = None, *,
-                  follow_redirects: bool = True) -> httpx.Response:
+    async def get(
+        self, url: str, headers: Mapping[str, str] | None = None, *, follow_redirects: bool = True
+    ) -> httpx.Response:
         await self._limiter.wait()
-        return await self._client.get(url, headers={**(headers or {}), "User-Agent": self._user_agent},
-                                      follow_redirects=follow_redirects)
+        return await self._client.get(
+            url,
+            headers={**(headers or {}), "User-Agent": self._user_agent},
+            follow_redirects=follow_redirects,
+        )
 
     @contextlib.asynccontextmanager
-    async def stream(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
-                     **options: Any) -> AsyncIterator[httpx.Response]:
+    async def stream(
+        self, method: str, url: str, *, headers: Mapping[str, str] | None = None, **options: Any
+    ) -> AsyncIterator[httpx.Response]:
         await self._limiter.wait()
-        async with self._client.stream(method, url, headers={**(headers or {}), "User-Agent": self._user_agent},
-                                       **options) as response:
+        async with self._client.stream(
+            method, url, headers={**(headers or {}), "User-Agent": self._user_agent}, **options
+        ) as response:
             yield response
 
 
-async def fetch_form4_day(client: httpx.AsyncClient, base_url: str, day: date, *, user_agent: str,
-                          max_per_second: float = 10.0, limit: int | None = None,
-                          concurrency: int = 4) -> pd.DataFrame:
+async def fetch_form4_day(
+    client: httpx.AsyncClient,
+    base_url: str,
+    day: date,
+    *,
+    user_agent: str,
+    max_per_second: float = 10.0,
+    limit: int | None = None,
+    concurrency: int = 4,
+) -> pd.DataFrame:
     """Fetch and parse every Form 4/4A filed on `day`; broken filings are skipped and listed in attrs.
 
     attrs: ``file_date`` = `day`, ``filings`` = distinct Form 4/4A accessions tried, ``skipped`` = how many failed,
@@ -362,8 +408,16 @@ async def fetch_form4_day(client: httpx.AsyncClient, base_url: str, day: date, *
     return await _fetch_filings(http, base, filings, day, concurrency)
 
 
-async def fetch_form4_current(client: httpx.AsyncClient, base_url: str, day: date, *, user_agent: str,
-                              max_per_second: float = 10.0, count: int = 100, concurrency: int = 4) -> pd.DataFrame:
+async def fetch_form4_current(
+    client: httpx.AsyncClient,
+    base_url: str,
+    day: date,
+    *,
+    user_agent: str,
+    max_per_second: float = 10.0,
+    count: int = 100,
+    concurrency: int = 4,
+) -> pd.DataFrame:
     """Intraday: the Form 4/4A filings of `day` (New York date) in EDGAR's "latest filings" Atom feed.
 
     Each filing appears twice in the feed (Reporting and Issuer); it is fetched once. Only the latest `count`
@@ -377,9 +431,13 @@ async def fetch_form4_current(client: httpx.AsyncClient, base_url: str, day: dat
     if entries.empty:
         return await _fetch_filings(http, base, _filings_frame([]), day, concurrency)
     updated = entries["updated"].dt.tz_convert("America/New_York").dt.date
-    wanted = entries[entries["form_type"].isin(sec_form4.FORM_TYPES) & (updated == day) & entries["cik"].notna()]
-    rows = [{"accession": a, "form_type": f, "file_name": f"edgar/data/{c}/{a}.txt"}
-            for a, f, c in zip(wanted["accession"], wanted["form_type"], wanted["cik"], strict=True)]
+    wanted = entries[
+        entries["form_type"].isin(sec_form4.FORM_TYPES) & (updated == day) & entries["cik"].notna()
+    ]
+    rows = [
+        {"accession": a, "form_type": f, "file_name": f"edgar/data/{c}/{a}.txt"}
+        for a, f, c in zip(wanted["accession"], wanted["form_type"], wanted["cik"], strict=True)
+    ]
     return await _fetch_filings(http, base, _filings_frame(rows), day, concurrency)
 
 
@@ -387,8 +445,9 @@ def _filings_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["accession", "form_type", "file_name"])
 
 
-async def _fetch_filings(http: httpx.AsyncClient, base: str, filings: pd.DataFrame, day: date,
-                         concurrency: int) -> pd.DataFrame:
+async def _fetch_filings(
+    http: httpx.AsyncClient, base: str, filings: pd.DataFrame, day: date, concurrency: int
+) -> pd.DataFrame:
     """Fetch and parse each listed filing; broken ones are skipped and listed in the result's attrs."""
     gate = asyncio.Semaphore(max(1, concurrency))
     skipped: list[dict[str, str]] = []
@@ -403,25 +462,33 @@ async def _fetch_filings(http: httpx.AsyncClient, base: str, filings: pd.DataFra
                 return None
 
     rows = zip(filings["accession"], filings["file_name"], filings["form_type"], strict=True)
-    frames = [frame for frame in await asyncio.gather(*(one(*row) for row in rows))
-              if frame is not None and len(frame)]
+    frames = [
+        frame
+        for frame in await asyncio.gather(*(one(*row) for row in rows))
+        if frame is not None and len(frame)
+    ]
     combined = pd.concat(frames, ignore_index=True) if frames else empty_frame(sec_form4.SCHEMA)
     out = finish(combined, sec_form4.SCHEMA, day)
-    out.attrs.update(filings=len(filings), skipped=len(skipped),
-                     skipped_filings=sorted(skipped, key=lambda item: item["accession"]))
+    out.attrs.update(
+        filings=len(filings),
+        skipped=len(skipped),
+        skipped_filings=sorted(skipped, key=lambda item: item["accession"]),
+    )
     return out
 
 
-async def _fetch_filing(http: httpx.AsyncClient, base: str, accession: str, file_name: str,
-                        form_type: str) -> pd.DataFrame:
+async def _fetch_filing(
+    http: httpx.AsyncClient, base: str, accession: str, file_name: str, form_type: str
+) -> pd.DataFrame:
     """index.json → primary XML → parsed rows of one filing."""
     listing = await fetch(http, base + filing_index_path(file_name), source=sec_form4.NAME)
     xml_name = _located(parse_filing_index_json, listing.content, listing.url)
     if xml_name is None:
         raise MalformedFile("filing index.json lists no XML document", source=sec_form4.NAME, url=listing.url)
     document = await fetch(http, base + filing_xml_path(file_name, xml_name), source=sec_form4.NAME)
-    return _located(lambda data: sec_form4.parse_filing(data, accession, form_type), document.content,
-                    document.url)
+    return _located(
+        lambda data: sec_form4.parse_filing(data, accession, form_type), document.content, document.url
+    )
 
 
 def _located(parser: Callable[[bytes], T], data: bytes, url: str) -> T:

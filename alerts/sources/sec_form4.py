@@ -65,7 +65,9 @@ _TRUE, _FALSE = frozenset({"1", "true"}), frozenset({"0", "false", ""})
 _NO_TICKER = frozenset({"NONE", "N/A", "NA", "-"})
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")  # xs:date may carry an offset: 2020-03-18-05:00
 _DECIMAL_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-_XML_PARSER = lxml.etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True, remove_pis=True)
+_XML_PARSER = lxml.etree.XMLParser(
+    resolve_entities=False, no_network=True, remove_comments=True, remove_pis=True
+)
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,9 @@ def _parse(data: bytes, *, accession: str | None, form_type: str | None) -> pd.D
         raise MalformedFile(f"{NAME}: ownershipDocument has no <reportingOwner>")
     document_type = _text(root, "documentType")
     if document_type is not None and document_type not in FORM_TYPES:
-        raise MalformedFile(f"{NAME}: documentType {document_type!r} is not a Form 4 ({'/'.join(FORM_TYPES)})")
+        raise MalformedFile(
+            f"{NAME}: documentType {document_type!r} is not a Form 4 ({'/'.join(FORM_TYPES)})"
+        )
     period = _date(_text(root, "periodOfReport"), "periodOfReport")
     ticker = (_text(issuer, "issuerTradingSymbol") or "").upper()
     filing = {
@@ -224,8 +228,10 @@ def _choice(parent: lxml.etree._Element, path: str, allowed: tuple[str, ...]) ->
 
 def _owner(element: lxml.etree._Element) -> _Owner:
     relation = element.find("reportingOwnerRelationship")
-    flags = [bool(_flag(relation, tag)) if relation is not None else False
-             for tag in ("isDirector", "isOfficer", "isTenPercentOwner")]
+    flags = [
+        bool(_flag(relation, tag)) if relation is not None else False
+        for tag in ("isDirector", "isOfficer", "isTenPercentOwner")
+    ]
     return _Owner(
         cik=_cik(_text(element, "reportingOwnerId/rptOwnerCik"), "rptOwnerCik"),
         name=_text(element, "reportingOwnerId/rptOwnerName"),
@@ -257,7 +263,9 @@ def _transaction(element: lxml.etree._Element, notes: dict[str, str], number: in
         "code": _text(element, "transactionCoding/transactionCode"),
         "shares": _number(element, "transactionAmounts/transactionShares"),
         "price": _number(element, "transactionAmounts/transactionPricePerShare"),
-        "acquired_disposed": _choice(element, "transactionAmounts/transactionAcquiredDisposedCode", ("A", "D")),
+        "acquired_disposed": _choice(
+            element, "transactionAmounts/transactionAcquiredDisposedCode", ("A", "D")
+        ),
         "shares_after": _number(element, "postTransactionAmounts/sharesOwnedFollowingTransaction"),
         "direct_indirect": _choice(element, "ownershipNature/directOrIndirectOwnership", ("D", "I")),
         "footnotes": " | ".join(cited) or None,

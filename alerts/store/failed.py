@@ -20,8 +20,20 @@ from alerts.store import keys
 from config.settings import redact
 
 log = logging.getLogger(__name__)
-_FIELDS = ("url", "date", "kept_at", "size", "etag", "last_modified", "error", "error_type", "expected", "found",
-           "layout", "failed")
+_FIELDS = (
+    "url",
+    "date",
+    "kept_at",
+    "size",
+    "etag",
+    "last_modified",
+    "error",
+    "error_type",
+    "expected",
+    "found",
+    "layout",
+    "failed",
+)
 
 
 @dataclass(frozen=True)
@@ -75,27 +87,53 @@ class FailedFiles:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def put(self, source: str, day: date, *, url: str, content: bytes, now: datetime,
-                  error: SourceError | None = None, etag: str | None = None,
-                  last_modified: str | None = None) -> KeptFile | None:
+    async def put(
+        self,
+        source: str,
+        day: date,
+        *,
+        url: str,
+        content: bytes,
+        now: datetime,
+        error: SourceError | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> KeptFile | None:
         """Keep `content` for 30 days with the failure's evidence (`error` None: a sibling that parsed).
 
         Returns what was kept, or None when the file is over the size cap. The same bytes are kept once.
         """
         if len(content) > keys.FAILED_MAX_BYTES:
-            log.warning("%s %s: %s failed and is %d bytes, over the %d-byte cap: not kept", source, day.isoformat(),
-                        url, len(content), keys.FAILED_MAX_BYTES)
+            log.warning(
+                "%s %s: %s failed and is %d bytes, over the %d-byte cap: not kept",
+                source,
+                day.isoformat(),
+                url,
+                len(content),
+                keys.FAILED_MAX_BYTES,
+            )
             return None
         sha = hashlib.sha256(content).hexdigest()
         key = keys.failed_file(source, day, sha)
         if await self.redis.exists(key):
             return await self._read(source, day, sha)  # refetched every poll: the first sighting stands
-        kept = KeptFile(source, day, sha, url, now, len(content), etag, last_modified,
-                        # Redacted like every text the bot keeps (an error may quote a URL).
-                        error="" if error is None else redact(str(error.args[0])) if error.args else type(error).__name__,
-                        error_type="" if error is None else type(error).__name__,
-                        expected=getattr(error, "expected", None), found=getattr(error, "found", None),
-                        layout=getattr(error, "layout", None), failed=error is not None)
+        kept = KeptFile(
+            source,
+            day,
+            sha,
+            url,
+            now,
+            len(content),
+            etag,
+            last_modified,
+            # Redacted like every text the bot keeps (an error may quote a URL).
+            error="" if error is None else redact(str(error.args[0])) if error.args else type(error).__name__,
+            error_type="" if error is None else type(error).__name__,
+            expected=getattr(error, "expected", None),
+            found=getattr(error, "found", None),
+            layout=getattr(error, "layout", None),
+            failed=error is not None,
+        )
         mapping: dict[str, bytes | str] = {"content": content, **_encode(kept)}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # redis' stubs want a Mapping of its unions
@@ -146,13 +184,27 @@ class FailedFiles:
 
     async def _read(self, source: str, day: date, sha: str) -> KeptFile | None:
         values = await self.redis.hmget(keys.failed_file(source, day, sha), list(_FIELDS))
-        raw: Mapping[str, str] = {name: _text(v) for name, v in zip(_FIELDS, values, strict=True) if v is not None}
+        raw: Mapping[str, str] = {
+            name: _text(v) for name, v in zip(_FIELDS, values, strict=True) if v is not None
+        }
         if "url" not in raw:
             return None
-        return KeptFile(source, day, sha, raw["url"], datetime.fromisoformat(raw["kept_at"]), int(raw.get("size", 0)),
-                        raw.get("etag") or None, raw.get("last_modified") or None, raw.get("error", ""),
-                        raw.get("error_type", ""), _tuple(raw.get("expected")), _tuple(raw.get("found")),
-                        raw.get("layout") or None, raw.get("failed") == "1")
+        return KeptFile(
+            source,
+            day,
+            sha,
+            raw["url"],
+            datetime.fromisoformat(raw["kept_at"]),
+            int(raw.get("size", 0)),
+            raw.get("etag") or None,
+            raw.get("last_modified") or None,
+            raw.get("error", ""),
+            raw.get("error_type", ""),
+            _tuple(raw.get("expected")),
+            _tuple(raw.get("found")),
+            raw.get("layout") or None,
+            raw.get("failed") == "1",
+        )
 
     async def _trim(self, source: str) -> None:
         """Drop the oldest kept files past the per-source cap."""
@@ -164,15 +216,27 @@ class FailedFiles:
         for member, _score in popped:
             iso, sha = _text(member).split(":", 1)
             await self.redis.delete(keys.failed_file(source, date.fromisoformat(iso), sha))
-            log.warning("%s: more than %d kept failed files: dropped the oldest (%s)", source,
-                        keys.FAILED_MAX_PER_SOURCE, iso)
+            log.warning(
+                "%s: more than %d kept failed files: dropped the oldest (%s)",
+                source,
+                keys.FAILED_MAX_PER_SOURCE,
+                iso,
+            )
 
 
 def _encode(kept: KeptFile) -> dict[str, str]:
-    fields = {"url": kept.url, "date": kept.day.isoformat(), "kept_at": kept.kept_at.isoformat(),
-              "size": str(kept.size), "etag": kept.etag or "", "last_modified": kept.last_modified or "",
-              "error": kept.error, "error_type": kept.error_type, "layout": kept.layout or "",
-              "failed": "1" if kept.failed else "0"}
+    fields = {
+        "url": kept.url,
+        "date": kept.day.isoformat(),
+        "kept_at": kept.kept_at.isoformat(),
+        "size": str(kept.size),
+        "etag": kept.etag or "",
+        "last_modified": kept.last_modified or "",
+        "error": kept.error,
+        "error_type": kept.error_type,
+        "layout": kept.layout or "",
+        "failed": "1" if kept.failed else "0",
+    }
     for name, value in (("expected", kept.expected), ("found", kept.found)):
         if value is not None:
             fields[name] = json.dumps(list(value), ensure_ascii=False)

@@ -34,13 +34,17 @@ KNOWN_COLUMN = "published_at"  # added centrally on load: when each row's file b
 
 def with_known(frame: pd.DataFrame, moments: Sequence[datetime], counts: Sequence[int]) -> pd.DataFrame:
     """`frame` (the concatenation of files with `counts` rows each) with each file's moment as `published_at`."""
-    values = pd.DatetimeIndex([pd.Timestamp(m).tz_convert("UTC") for m in moments], dtype="datetime64[ns, UTC]")
+    values = pd.DatetimeIndex(
+        [pd.Timestamp(m).tz_convert("UTC") for m in moments], dtype="datetime64[ns, UTC]"
+    )
     out = frame.copy()
     out[KNOWN_COLUMN] = values.repeat(list(counts)) if len(values) else values
     return out
 
 
-def load_frames(blobs: Sequence[bytes], schema: Mapping[str, str], counts: list[int] | None = None) -> pd.DataFrame:
+def load_frames(
+    blobs: Sequence[bytes], schema: Mapping[str, str], counts: list[int] | None = None
+) -> pd.DataFrame:
     """Deserialize many frames written by dump_frame into one frame.
 
     One pandas construction for all days instead of one per day: a history load reads about a thousand frames,
@@ -87,14 +91,20 @@ class FrameStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def put(self, source: str, tables: Mapping[str, pd.DataFrame], day: date,
-                  known_at: datetime | None = None) -> None:
+    async def put(
+        self, source: str, tables: Mapping[str, pd.DataFrame], day: date, known_at: datetime | None = None
+    ) -> None:
         """Store every table of one source file for `day` atomically (MULTI), with when it became known."""
-        await self.put_dumped([(source, table, day, dump_frame(frame)) for table, frame in tables.items()],
-                              {(source, day): known_at} if known_at is not None else None)
+        await self.put_dumped(
+            [(source, table, day, dump_frame(frame)) for table, frame in tables.items()],
+            {(source, day): known_at} if known_at is not None else None,
+        )
 
-    async def put_dumped(self, items: Sequence[tuple[str, str, date, bytes]],
-                         known_at: Mapping[tuple[str, date], datetime] | None = None) -> None:
+    async def put_dumped(
+        self,
+        items: Sequence[tuple[str, str, date, bytes]],
+        known_at: Mapping[tuple[str, date], datetime] | None = None,
+    ) -> None:
         """Store already dumped tables (source, table, day, blob) in one MULTI: a bulk load dumps each frame once."""
         async with self.redis.pipeline(transaction=True) as pipe:
             for (source, day), moment in (known_at or {}).items():
@@ -109,16 +119,18 @@ class FrameStore:
         blob = await self.redis.get(keys.frame(source, table, day))
         return None if blob is None else load_frame(blob, schema)
 
-    async def dates(self, source: str, table: str = "main", start: date | None = None,
-                    end: date | None = None) -> list[date]:
+    async def dates(
+        self, source: str, table: str = "main", start: date | None = None, end: date | None = None
+    ) -> list[date]:
         """Stored dates of a table within [start, end], oldest first."""
         lo = start.toordinal() if start else "-inf"
         hi = end.toordinal() if end else "+inf"
         members = await self.redis.zrangebyscore(keys.frame_index(source, table), lo, hi)
         return [date.fromisoformat(m.decode() if isinstance(m, bytes) else m) for m in members]
 
-    async def load_range(self, source: str, schema: Mapping[str, str], start: date, end: date,
-                         table: str = "main") -> pd.DataFrame:
+    async def load_range(
+        self, source: str, schema: Mapping[str, str], start: date, end: date, table: str = "main"
+    ) -> pd.DataFrame:
         """Concatenate a table's stored frames for dates in [start, end] (oldest first)."""
         days = await self.dates(source, table, start, end)
         if not days:
@@ -127,8 +139,9 @@ class FrameStore:
         # Decoding takes a while for a long range: off the event loop, so commands are answered meanwhile.
         return await asyncio.to_thread(load_frames, [b for b in blobs if b is not None], schema)
 
-    async def known_range(self, source: str, schema: Mapping[str, str], start: date, end: date,
-                          table: str = "main") -> pd.DataFrame:
+    async def known_range(
+        self, source: str, schema: Mapping[str, str], start: date, end: date, table: str = "main"
+    ) -> pd.DataFrame:
         """Like load_range, plus a `published_at` column: the moment each row's file became known.
 
         Dates stored without a recorded moment (stored before it was kept, or written by hand) get the schedule's
@@ -143,8 +156,10 @@ class FrameStore:
             return with_known(empty_frame(schema), [], [])
         raw = await self.redis.hmget(keys.frame_known(source), [d.isoformat() for d, _ in present])
         schedule = schedule_for(source)
-        moments = [datetime.fromisoformat(m.decode()) if m else schedule.published_at(d)
-                   for (d, _), m in zip(present, raw, strict=True)]
+        moments = [
+            datetime.fromisoformat(m.decode()) if m else schedule.published_at(d)
+            for (d, _), m in zip(present, raw, strict=True)
+        ]
         counts: list[int] = []
         frame = await asyncio.to_thread(load_frames, [b for _, b in present], schema, counts)
         return with_known(frame, moments, counts)
@@ -157,8 +172,16 @@ class FrameStore:
 
     async def save_fetch_state(self, url: str, state: FetchState, at: datetime) -> None:
         """Remember validators for `url`; called only after the file's frames were stored."""
-        mapping = {k: redact(v) for k, v in (("etag", state.etag), ("last_modified", state.last_modified),
-                                             ("sha256", state.sha256), ("fetched_at", at.isoformat())) if v}
+        mapping = {
+            k: redact(v)
+            for k, v in (
+                ("etag", state.etag),
+                ("last_modified", state.last_modified),
+                ("sha256", state.sha256),
+                ("fetched_at", at.isoformat()),
+            )
+            if v
+        }
         key = keys.fetch_state(url)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
@@ -179,5 +202,3 @@ class FrameStore:
         """The recorded status of a source."""
         raw = await self.redis.hgetall(keys.source_status(source))
         return {k.decode(): v.decode() for k, v in raw.items()}
-
-

@@ -166,7 +166,9 @@ def cycle_done(source: str, day: date) -> str:
     return f"{PREFIX}cycle:{source}:{day.isoformat()}"
 
 
-WINDOW_NOTICE_TTL_SECONDS = 14 * 24 * 3600  # admins are told once per (source, date) that a window passed empty
+WINDOW_NOTICE_TTL_SECONDS = (
+    14 * 24 * 3600
+)  # admins are told once per (source, date) that a window passed empty
 
 
 def window_notice(source: str, day: date) -> str:

@@ -26,7 +26,15 @@ from tests.bothelpers import TOKEN
 from tests.conftest import _free_port
 
 FULL = os.environ.get("FAULTS_FULL", "") not in ("", "0", "false", "no")
-BASE_SETTINGS = ("HKEX_URL", "HKEXNEWS_URL", "HKEXNEWS_SDW_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL", "SEC_URL")
+BASE_SETTINGS = (
+    "HKEX_URL",
+    "HKEXNEWS_URL",
+    "HKEXNEWS_SDW_URL",
+    "SFC_URL",
+    "HKEX_DI_URL",
+    "FINRA_URL",
+    "SEC_URL",
+)
 
 
 def count(name: str, default: int, full: int) -> int:
@@ -60,8 +68,14 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-async def until(predicate: Callable[[], Any], limit: float, what: str, *, logs: Callable[[], str] | None = None,
-                every: float = 0.1) -> Any:
+async def until(
+    predicate: Callable[[], Any],
+    limit: float,
+    what: str,
+    *,
+    logs: Callable[[], str] | None = None,
+    every: float = 0.1,
+) -> Any:
     """Wait until `predicate()` (sync or async) is truthy and return it; fail after `limit` s with the logs."""
     deadline = time.monotonic() + limit
     while True:
@@ -71,18 +85,26 @@ async def until(predicate: Callable[[], Any], limit: float, what: str, *, logs: 
         if result:
             return result
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {limit:.0f} s waiting for {what}\n"
-                                 f"{logs() if logs is not None else ''}")
+            raise AssertionError(
+                f"timed out after {limit:.0f} s waiting for {what}\n{logs() if logs is not None else ''}"
+            )
         await asyncio.sleep(every)
 
 
 def bot_env(*, api_url: str, redis_url: str, origin_url: str, home: Path, **extra: str) -> dict[str, str]:
     """Environment of a `positioning-bot run` child: stand-in, private Redis, every source at the local origin."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TELEGRAM_BOT_TOKEN": TOKEN,
-           "TELEGRAM_API_URL": api_url, "REDIS_URL": redis_url, "LOG_LEVEL": "INFO", "PTB_TIMEDELTA": "1",
-           # One matplotlib cache for every child: a fresh HOME would rebuild the font cache at each start.
-           "MPLCONFIGDIR": str(Path(tempfile.gettempdir()) / "positioning-bot-faults-mpl"),
-           **{name: origin_url for name in BASE_SETTINGS}}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_URL": api_url,
+        "REDIS_URL": redis_url,
+        "LOG_LEVEL": "INFO",
+        "PTB_TIMEDELTA": "1",
+        # One matplotlib cache for every child: a fresh HOME would rebuild the font cache at each start.
+        "MPLCONFIGDIR": str(Path(tempfile.gettempdir()) / "positioning-bot-faults-mpl"),
+        **{name: origin_url for name in BASE_SETTINGS},
+    }
     env.update(extra)
     return env
 
@@ -104,7 +126,9 @@ class BotProcess:
         with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
             out.write(f"\n===== start {self.starts + 1} {overrides} =====\n".encode())
             out.flush()
-            self.proc = subprocess.Popen([str(exe), "run"], env=self.env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [str(exe), "run"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
         self.started_at = time.monotonic()
         self.starts += 1
 
@@ -162,9 +186,23 @@ class RedisServer:
         """Start the server: appendonly yes (AOF, fsync every second) or no persistence at all."""
         binary = shutil.which("redis-server")
         assert binary is not None, "redis-server is not installed (apt-get install -y redis-server)"
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder), "--save", "",
-                "--appendonly", "yes" if appendonly else "no", "--appendfsync", "everysec",
-                "--logfile", str(self.folder / "redis.log")]
+        args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.folder),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--logfile",
+            str(self.folder / "redis.log"),
+        ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = SyncRedis(port=self.port, socket_timeout=1)
         deadline = time.monotonic() + 15
@@ -176,7 +214,9 @@ class RedisServer:
                 except Exception:  # noqa: BLE001 - not up yet
                     pass
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise AssertionError(f"redis-server did not start on {self.port}: {tail(self.folder / 'redis.log')}")
+                    raise AssertionError(
+                        f"redis-server did not start on {self.port}: {tail(self.folder / 'redis.log')}"
+                    )
                 time.sleep(0.05)
         finally:
             client.close()
@@ -213,15 +253,21 @@ QUIET_TRACEBACKS = ("telegram.request.BaseRequest",)
 def log_records(text: str) -> list[tuple[str, str, str]]:
     """(level, logger, whole record text) of every record in a bot log, continuation lines included."""
     marks = list(_RECORD.finditer(text))
-    return [(m["level"], m["name"], text[m.start():marks[i + 1].start() if i + 1 < len(marks) else len(text)])
-            for i, m in enumerate(marks)]
+    return [
+        (m["level"], m["name"], text[m.start() : marks[i + 1].start() if i + 1 < len(marks) else len(text)])
+        for i, m in enumerate(marks)
+    ]
 
 
 def assert_clean_log(text: str) -> None:
     """Never the token; no traceback (but PTB's quiet ones), no handler error, no unhandled job error."""
     assert TOKEN not in text, "the bot token appeared in the log"
-    problems = [record.splitlines()[0] + (" [with traceback]" if "Traceback" in record else "")
-                for _level, name, record in log_records(text)
-                if ("Traceback" in record and name not in QUIET_TRACEBACKS) or "Handler error" in record
-                or "No error handlers are registered" in record or "raised an exception" in record]
+    problems = [
+        record.splitlines()[0] + (" [with traceback]" if "Traceback" in record else "")
+        for _level, name, record in log_records(text)
+        if ("Traceback" in record and name not in QUIET_TRACEBACKS)
+        or "Handler error" in record
+        or "No error handlers are registered" in record
+        or "raised an exception" in record
+    ]
     assert not problems, "errors in the bot log:\n" + "\n".join(problems[:20])

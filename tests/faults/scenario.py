@@ -105,8 +105,9 @@ async def outbox_alerts(redis: Redis) -> dict[int, Counter[str]]:
     return out
 
 
-async def reference_run(redis: Redis, origin_url: str, now: datetime,
-                        sources: tuple[str, ...] | None = None) -> dict[int, Counter[str]]:
+async def reference_run(
+    redis: Redis, origin_url: str, now: datetime, sources: tuple[str, ...] | None = None
+) -> dict[int, Counter[str]]:
     """What one uninterrupted tick of the real Poller (over `sources`, default all) routes at `now`, per chat."""
     env = {name: origin_url for name in BASE_SETTINGS}
     settings = load_settings({**env, "REDIS_URL": "redis://unused:6379/0"}, env_file=None)

@@ -47,8 +47,11 @@ START = datetime(2025, 11, 28, 18, 0, tzinfo=HK_TZ)  # inside the evening window
 # Cycles are CPU-heavy (about 2 s each on an idle core, 10-20 s on a loaded CI machine), so they are few.
 PAIRS = [("hkex-quotes", date(2025, 11, 27)), ("hkex-buybacks", date(2025, 11, 25))]
 if FULL:  # more cycles and (below) more chats and a slower delivery rate: room for 20 kill points
-    PAIRS += [("hkex-quotes", date(2025, 11, 26)), ("hkex-buybacks", date(2025, 11, 24)),
-              ("sfc-short-positions", date(2025, 11, 21))]
+    PAIRS += [
+        ("hkex-quotes", date(2025, 11, 26)),
+        ("hkex-buybacks", date(2025, 11, 24)),
+        ("sfc-short-positions", date(2025, 11, 21)),
+    ]
 # A restart starts its clock past the claim lease of items the killed process was sending (keys.CLAIM_SECONDS),
 # as a real restart a minute later would: the items are due again at once instead of after a wait.
 RESTART_GAP = timedelta(seconds=keys.CLAIM_SECONDS + 5)
@@ -72,13 +75,19 @@ async def _cycles_left(redis: Redis) -> list[tuple[str, date]]:
     return [(s, d) for s, d in PAIRS if not await redis.exists(keys.cycle_done(s, d))]
 
 
-async def _kill_once(bot: BotProcess, api: BotApi, origin: Origin, redis: Redis, rng: random.Random, phase: str) -> Kill:
+async def _kill_once(
+    bot: BotProcess, api: BotApi, origin: Origin, redis: Redis, rng: random.Random, phase: str
+) -> Kill:
     """Wait for the phase to be under way in this process, then SIGKILL it after a random short delay."""
     sent_at_start, requests_at_start = _sends(api), len(origin.requests)
     served = {path for path in origin.routes}
     if phase == "cycle":
-        await until(lambda: any(r.path in served for r in origin.requests[requests_at_start:]), 40,
-                    "a fetch of a served file", logs=bot.tail)
+        await until(
+            lambda: any(r.path in served for r in origin.requests[requests_at_start:]),
+            40,
+            "a fetch of a served file",
+            logs=bot.tail,
+        )
         after = rng.uniform(0.0, 2.5)
     else:
         await until(lambda: _sends(api) > sent_at_start, 40, "a delivery", logs=bot.tail)
@@ -90,8 +99,9 @@ async def _kill_once(bot: BotProcess, api: BotApi, origin: Origin, redis: Redis,
 
 
 @pytest.mark.timeout(600)
-async def test_kill9_loses_nothing_and_sends_nothing_twice(redis: Redis, redis_url: str, demo_seed: str,
-                                                           origin: Origin, api: BotApi, tmp_path: Path) -> None:
+async def test_kill9_loses_nothing_and_sends_nothing_twice(
+    redis: Redis, redis_url: str, demo_seed: str, origin: Origin, api: BotApi, tmp_path: Path
+) -> None:
     rng = seeded_random("kill9")
     kills_wanted = count("FAULTS_KILLS", 4, 20)
     chats = Chats(tuple(range(7001, 7001 + count("FAULTS_KILL_CHATS", 16, 60))))
@@ -112,8 +122,16 @@ async def test_kill9_loses_nothing_and_sends_nothing_twice(redis: Redis, redis_u
     print(f"[faults] kill9: {len(chats.ids)} chats, {total} alert deliveries expected, {kills_wanted} kills")
 
     clock = START
-    bot = BotProcess(bot_env(api_url=api.base_url, redis_url=redis_url, origin_url=origin.url, home=tmp_path,
-                             DELIVERY_RATE="5" if FULL else "10"), tmp_path / "bot.log")
+    bot = BotProcess(
+        bot_env(
+            api_url=api.base_url,
+            redis_url=redis_url,
+            origin_url=origin.url,
+            home=tmp_path,
+            DELIVERY_RATE="5" if FULL else "10",
+        ),
+        tmp_path / "bot.log",
+    )
     kills: list[Kill] = []
     try:
         bot.start(CLOCK_START=hk_iso(clock))
@@ -138,20 +156,25 @@ async def test_kill9_loses_nothing_and_sends_nothing_twice(redis: Redis, redis_u
     finally:
         bot.stop()
 
-    print(f"[faults] kill9: {len(kills)} kills: "
-          + ", ".join(f"{k.phase}+{k.after_s:.2f}s(sent {k.sent_before})" for k in kills))
+    print(
+        f"[faults] kill9: {len(kills)} kills: "
+        + ", ".join(f"{k.phase}+{k.after_s:.2f}s(sent {k.sent_before})" for k in kills)
+    )
     assert len(kills) >= min(kills_wanted, 2), "the work ended before enough kills could be made"
     assert {k.phase for k in kills} == {"cycle", "delivery"} or len(kills) < 2
     assert not leftover
     assert not await redis.lrange(keys.OUTBOX_DEAD, 0, -1), "nothing may be dead-lettered"
     problems, window = _compare(api, expected, kills)
-    print(f"[faults] kill9: documented-window duplicates: {len(window)}" + "".join(f"\n  {w}" for w in window))
+    print(
+        f"[faults] kill9: documented-window duplicates: {len(window)}" + "".join(f"\n  {w}" for w in window)
+    )
     assert not problems, "\n".join(problems) + "\n" + bot.tail()
     assert_clean_log(bot.text())
 
 
-def _compare(api: BotApi, expected: dict[int, Counter[str]],
-                   kills: list[Kill]) -> tuple[list[str], list[str]]:
+def _compare(
+    api: BotApi, expected: dict[int, Counter[str]], kills: list[Kill]
+) -> tuple[list[str], list[str]]:
     """Lost, unexpected and duplicated alerts per chat; duplicates that are the outbox's documented window are
     returned apart (reported, not failed), every other one is a problem."""
     problems, window = [], []
@@ -165,7 +188,8 @@ def _compare(api: BotApi, expected: dict[int, Counter[str]],
             elif n > 1:
                 note = _window_note(api, chat, ident, kills)
                 (window if note else problems).append(
-                    f"DUPLICATE x{n} chat {chat}: {ident}{note or ' (not the documented window)'}")
+                    f"DUPLICATE x{n} chat {chat}: {ident}{note or ' (not the documented window)'}"
+                )
     return problems, window
 
 
@@ -174,10 +198,18 @@ def _window_note(api: BotApi, chat: int, ident: str, kills: list[Kill]) -> str:
     was killed before it sent anything else. The worker records a part before sending the next one, so a later
     send from the same process means the record was written, and a duplicate then is a bug."""
     sends = [c for c in api.sent if c.ok and c.method.lower() in ("sendmessage", "sendphoto")]
-    first = min((c.time for c in sends if c.chat_id == chat
-                 and ident in identities_in(parse_html(str(c.params.get("text", "")))[0])), default=None)
+    first = min(
+        (
+            c.time
+            for c in sends
+            if c.chat_id == chat and ident in identities_in(parse_html(str(c.params.get("text", "")))[0])
+        ),
+        default=None,
+    )
     kill = next((k for k in kills if first is not None and k.at >= first), None)
     if first is None or kill is None or any(first < c.time < kill.at for c in sends):
         return ""
-    return (f" — documented window: accepted {kill.at - first:.2f} s before kill ({kill.phase}), nothing sent in "
-            "between (the process died, or its event loop was stalled, before the one Redis write)")
+    return (
+        f" — documented window: accepted {kill.at - first:.2f} s before kill ({kill.phase}), nothing sent in "
+        "between (the process died, or its event loop was stalled, before the one Redis write)"
+    )

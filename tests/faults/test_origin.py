@@ -51,11 +51,16 @@ def _bad_files() -> dict[str, bytes]:
     """The broken variants, each checked against the parser so the test cannot pass on a file that parses."""
     truncated = _good(QUOTES, TRUNCATED)[_path(QUOTES, TRUNCATED)]
     changed = _good(QUOTES, CHANGED)[_path(QUOTES, CHANGED)]
-    bad = {"changed": changed.replace(b'name = "quotations"', b'name = "prices"'),  # a renamed section
-           "truncated": truncated[: len(truncated) // 2],
-           "placeholder": (FIXTURES / "hkex-di" / "DSM20251110C1_unavailable.htm").read_bytes()}
-    for source, name, error in ((QUOTES, "changed", MalformedFile), (QUOTES, "truncated", MalformedFile),
-                                (DI, "placeholder", NotPublishedYet)):
+    bad = {
+        "changed": changed.replace(b'name = "quotations"', b'name = "prices"'),  # a renamed section
+        "truncated": truncated[: len(truncated) // 2],
+        "placeholder": (FIXTURES / "hkex-di" / "DSM20251110C1_unavailable.htm").read_bytes(),
+    }
+    for source, name, error in (
+        (QUOTES, "changed", MalformedFile),
+        (QUOTES, "truncated", MalformedFile),
+        (DI, "placeholder", NotPublishedYet),
+    ):
         with pytest.raises(error):
             get_source(source).parse_all(bad[name])
     return bad
@@ -75,8 +80,9 @@ def _hits(origin: Origin, path: str, since: int = 0) -> int:
 
 
 @pytest.mark.timeout(300)
-async def test_origin_faults_no_alert_from_bad_data(redis: Redis, redis_url: str, demo_seed: str, origin: Origin,
-                                                    api: BotApi, tmp_path: Path) -> None:
+async def test_origin_faults_no_alert_from_bad_data(
+    redis: Redis, redis_url: str, demo_seed: str, origin: Origin, api: BotApi, tmp_path: Path
+) -> None:
     bad = _bad_files()
     await seed_copy(redis, demo_seed, frozenset(PAIRS))
     chats = Chats((8401, 8402, 8403))
@@ -104,18 +110,33 @@ async def test_origin_faults_no_alert_from_bad_data(redis: Redis, redis_url: str
     origin.add(_path(DI), b"", delay=FETCH_TIMEOUT + 10)
     origin.add(_path(QUOTES, TRUNCATED), bad["truncated"])
     origin.add(_path(QUOTES, CHANGED), bad["changed"])
-    bot = BotProcess(bot_env(api_url=api.base_url, redis_url=redis_url, origin_url=origin.url, home=tmp_path,
-                             ADMIN_CHAT_IDS=str(ADMIN), CLOCK_START=hk_iso(START)), tmp_path / "bot.log")
+    bot = BotProcess(
+        bot_env(
+            api_url=api.base_url,
+            redis_url=redis_url,
+            origin_url=origin.url,
+            home=tmp_path,
+            ADMIN_CHAT_IDS=str(ADMIN),
+            CLOCK_START=hk_iso(START),
+        ),
+        tmp_path / "bot.log",
+    )
     try:
         bot.start()
         # Sources are fetched concurrently: the buyback retries go on while the DI request hangs.
-        await until(lambda: _hits(origin, _path(DI)) and _hits(origin, _path(BUYBACKS)) >= 4, 60,
-                    "the DI request that hangs and the buyback retries", logs=bot.tail)
+        await until(
+            lambda: _hits(origin, _path(DI)) and _hits(origin, _path(BUYBACKS)) >= 4,
+            60,
+            "the DI request that hangs and the buyback retries",
+            logs=bot.tail,
+        )
         assert _hits(origin, _path(QUOTES)) == 1 and _hits(origin, _path(BUYBACKS)) == 4  # 503: three retries
         assert _hits(origin, _path(QUOTES, TRUNCATED)) == 1 and _hits(origin, _path(QUOTES, CHANGED)) == 1
         # While the fetch hangs, the bot still answers commands.
         api.push_message(chats.ids[0], "/help")
-        await until(lambda: api.messages(chats.ids[0]), 30, "an answer to /help during the hang", logs=bot.tail)
+        await until(
+            lambda: api.messages(chats.ids[0]), 30, "an answer to /help during the hang", logs=bot.tail
+        )
         help_answers = len(api.messages(chats.ids[0]))
         # The retry after the timeout finds a placeholder page served with 200; meanwhile the good files of DAY
         # appear for quotes and buybacks (their next poll comes after this round).
@@ -124,9 +145,15 @@ async def test_origin_faults_no_alert_from_bad_data(redis: Redis, redis_url: str
             for path, body in _good(source).items():
                 origin.add(path, body)
         await until(lambda: _hits(origin, _path(DI)) >= 2, FETCH_TIMEOUT + 30, "the DI retry", logs=bot.tail)
-        await until(lambda: "status=not_published" in bot.text().rsplit("hkex-di 2025-11-27", 1)[-1], 10,
-                    "the placeholder judged", logs=bot.tail)
-        await until(lambda: len(_notices(api)) >= 2, 30, "the admins told about two broken files", logs=bot.tail)
+        await until(
+            lambda: "status=not_published" in bot.text().rsplit("hkex-di 2025-11-27", 1)[-1],
+            10,
+            "the placeholder judged",
+            logs=bot.tail,
+        )
+        await until(
+            lambda: len(_notices(api)) >= 2, 30, "the admins told about two broken files", logs=bot.tail
+        )
 
         assert bot.alive(), bot.tail()
         assert await _touched(redis) == [], "nothing may be stored or marked done from bad data"
@@ -140,8 +167,11 @@ async def test_origin_faults_no_alert_from_bad_data(redis: Redis, redis_url: str
             origin.add(path, body)
 
         async def done() -> bool:
-            return all([await redis.exists(keys.cycle_done(s, DAY)) for s in (QUOTES, BUYBACKS, DI)]) and \
-                await redis.zcard(keys.OUTBOX_DUE) == 0 and all(received(api.messages(c)) for c in expected)
+            return (
+                all([await redis.exists(keys.cycle_done(s, DAY)) for s in (QUOTES, BUYBACKS, DI)])
+                and await redis.zcard(keys.OUTBOX_DUE) == 0
+                and all(received(api.messages(c)) for c in expected)
+            )
 
         await until(done, 90, "the good files processed and delivered", logs=bot.tail)
         await asyncio.sleep(3)  # a second copy would arrive by now
@@ -155,8 +185,11 @@ async def test_origin_faults_no_alert_from_bad_data(redis: Redis, redis_url: str
         assert received(api.messages(chat)) == wanted, chat
     notices = _notices(api)
     print(f"[faults] origin: admin notices about broken files: {notices}")
-    assert len(notices) == 2 and any(TRUNCATED.isoformat() in n for n in notices) \
+    assert (
+        len(notices) == 2
+        and any(TRUNCATED.isoformat() in n for n in notices)
         and any(CHANGED.isoformat() in n for n in notices)
+    )
     assert Counter(notices).most_common(1)[0][1] == 1, "each broken file is announced once"
     assert_clean_log(bot.text())
 

@@ -44,11 +44,16 @@ def test_outage_notice_says_when_and_what_was_skipped() -> None:
     outage.lease_lost = True
     now[0] = START + timedelta(seconds=42)
     assert ("hkex-quotes", START.date()) in outage.in_windows(("hkex-quotes", "hkex-short"))
-    assert not any(s == "hkex-short" for s, _ in outage.in_windows(("hkex-short",)))  # its window is 16:00-16:50
+    assert not any(
+        s == "hkex-short" for s, _ in outage.in_windows(("hkex-short",))
+    )  # its window is 16:00-16:50
     text = outage.notice({("hkex-quotes", START.date())})
     assert text is not None
     assert "Redis unreachable from 2025-11-27 18:00:00 to 18:00:42 HKT (42 s)" in text
-    assert "no cycle ran meanwhile (2 poll tick(s) failed); files due in their windows: hkex-quotes 2025-11-27" in text
+    assert (
+        "no cycle ran meanwhile (2 poll tick(s) failed); files due in their windows: hkex-quotes 2025-11-27"
+        in text
+    )
     assert "Deliveries paused: 1 pass(es)" in text and "stepped down" in text
     assert outage.notice() is None, "told once"
 
@@ -60,16 +65,26 @@ def _process_now(bot: BotProcess) -> datetime:
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("aof", [False, True], ids=["restart-empty", "restart-from-aof"])
-async def test_redis_outage_recovers_and_tells_the_admins(aof: bool, origin: Origin, api: BotApi,
-                                                          tmp_path: Path) -> None:
+async def test_redis_outage_recovers_and_tells_the_admins(
+    aof: bool, origin: Origin, api: BotApi, tmp_path: Path
+) -> None:
     outage_s = seconds("FAULTS_REDIS_OUTAGE_SECONDS", 6, 30)
     (tmp_path / "redis").mkdir()
     server = RedisServer(tmp_path / "redis")
     server.start(appendonly=aof)
     redis = Redis.from_url(server.url)
-    bot = BotProcess(bot_env(api_url=api.base_url, redis_url=server.url, origin_url=origin.url, home=tmp_path,
-                             ADMIN_CHAT_IDS=str(ADMIN), CLOCK_START=hk_iso(START),
-                             LEASE_TTL_SECONDS=str(LEASE_TTL)), tmp_path / "bot.log")
+    bot = BotProcess(
+        bot_env(
+            api_url=api.base_url,
+            redis_url=server.url,
+            origin_url=origin.url,
+            home=tmp_path,
+            ADMIN_CHAT_IDS=str(ADMIN),
+            CLOCK_START=hk_iso(START),
+            LEASE_TTL_SECONDS=str(LEASE_TTL),
+        ),
+        tmp_path / "bot.log",
+    )
     try:
         subs, outbox = SubscriptionStore(redis), Outbox(redis)
         for chat in USERS:
@@ -87,8 +102,12 @@ async def test_redis_outage_recovers_and_tells_the_admins(aof: bool, origin: Ori
         queued = {}
         for chat in USERS:
             queued[chat] = f"queued before the outage for {chat}"
-            await outbox.put(OutboxItem(id=item_id(chat, "text", ["outage"]), chat_id=chat, kind="text",
-                                        text=queued[chat]), due)
+            await outbox.put(
+                OutboxItem(
+                    id=item_id(chat, "text", ["outage"]), chat_id=chat, kind="text", text=queued[chat]
+                ),
+                due,
+            )
         await asyncio.sleep(1.5)  # appendfsync everysec
         server.stop()
         stopped = time.monotonic()
@@ -100,14 +119,23 @@ async def test_redis_outage_recovers_and_tells_the_admins(aof: bool, origin: Ori
         server.start(appendonly=aof)
         down_for = time.monotonic() - stopped
 
-        notice = await until(lambda: _outage_notice(api), 60, "the admins told about the outage", logs=bot.tail)
+        notice = await until(
+            lambda: _outage_notice(api), 60, "the admins told about the outage", logs=bot.tail
+        )
         if aof:
             await until(lambda: all(api.messages(c) for c in USERS), 60, "the queued messages", logs=bot.tail)
         # The bot answers commands again (it also re-registers a chat Redis forgot).
         api.push_message(USERS[0], "/start")
-        await until(lambda: any("/start" not in str(m.get("text", "")) for m in api.messages(USERS[0])
-                                if str(m.get("text", "")) != queued[USERS[0]]), 30, "an answer to /start",
-                    logs=bot.tail)
+        await until(
+            lambda: any(
+                "/start" not in str(m.get("text", ""))
+                for m in api.messages(USERS[0])
+                if str(m.get("text", "")) != queued[USERS[0]]
+            ),
+            30,
+            "an answer to /start",
+            logs=bot.tail,
+        )
         await asyncio.sleep(2)  # a second copy would arrive by now
         assert bot.alive() and bot.starts == 1, "the process recovered by itself"
     finally:
@@ -127,10 +155,18 @@ async def test_redis_outage_recovers_and_tells_the_admins(aof: bool, origin: Ori
     else:
         # Without persistence the outbox went with Redis's memory: nothing is sent twice, the loss is Redis's.
         assert all(delivered[text] == 0 for text in queued.values()), delivered
-    assert "leader: lease lost, stepping down" in bot.text() and bot.text().count("leader: lease acquired") >= 2
+    assert (
+        "leader: lease lost, stepping down" in bot.text() and bot.text().count("leader: lease acquired") >= 2
+    )
     assert_clean_log(bot.text())
 
 
 def _outage_notice(api: BotApi) -> str | None:
-    return next((str(m.get("text", "")) for m in api.messages(ADMIN) if "Redis unreachable" in str(m.get("text", ""))),
-                None)
+    return next(
+        (
+            str(m.get("text", ""))
+            for m in api.messages(ADMIN)
+            if "Redis unreachable" in str(m.get("text", ""))
+        ),
+        None,
+    )

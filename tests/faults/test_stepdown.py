@@ -28,13 +28,15 @@ CHAT = 8601
 NOW = datetime(2025, 11, 28, 20, 0, tzinfo=HK_TZ)
 
 
-async def test_stopped_worker_finishes_its_item_and_hands_the_rest_back(redis: Redis, redis_url: str,
-                                                                       api: BotApi) -> None:
+async def test_stopped_worker_finishes_its_item_and_hands_the_rest_back(
+    redis: Redis, redis_url: str, api: BotApi
+) -> None:
     subs, outbox = SubscriptionStore(redis), Outbox(redis)
     await subs.touch(CHAT)
     for n in range(6):  # one chat: about one message a second, so the drain takes several seconds
-        await outbox.put(OutboxItem(id=item_id(CHAT, "text", [str(n)]), chat_id=CHAT, kind="text",
-                                    text=f"item {n}"), NOW)
+        await outbox.put(
+            OutboxItem(id=item_id(CHAT, "text", [str(n)]), chat_id=CHAT, kind="text", text=f"item {n}"), NOW
+        )
     bot = Bot(TOKEN, base_url=api.base_url)
     await bot.initialize()
     try:
@@ -52,5 +54,7 @@ async def test_stopped_worker_finishes_its_item_and_hands_the_rest_back(redis: R
     assert report.sent == sent < 6
     left = await redis.zrange(keys.OUTBOX_DUE, 0, -1, withscores=True)
     assert len(left) == 6 - sent
-    assert all(score <= NOW.timestamp() for _, score in left), "handed back due now, not after the claim lease"
+    assert all(score <= NOW.timestamp() for _, score in left), (
+        "handed back due now, not after the claim lease"
+    )
     assert not await redis.lrange(keys.OUTBOX_DEAD, 0, -1)

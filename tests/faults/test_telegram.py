@@ -34,7 +34,9 @@ PTB_READ_TIMEOUT = 5.0  # python-telegram-bot's default read timeout for sendMes
 async def _put(outbox: Outbox, chat: int, label: str) -> str:
     """Queue one text message for `chat`, due at once; returns its text."""
     text = f"fault test {label} for {chat}"
-    await outbox.put(OutboxItem(id=item_id(chat, "text", [label]), chat_id=chat, kind="text", text=text), START)
+    await outbox.put(
+        OutboxItem(id=item_id(chat, "text", [label]), chat_id=chat, kind="text", text=text), START
+    )
     return text
 
 
@@ -43,8 +45,9 @@ def _arrived(api: BotApi, chat: int) -> Counter[str]:
 
 
 @pytest.mark.timeout(240)
-async def test_telegram_faults_deliver_everything_once(redis: Redis, redis_url: str, origin: Origin, api: BotApi,
-                                                       tmp_path: Path) -> None:
+async def test_telegram_faults_deliver_everything_once(
+    redis: Redis, redis_url: str, origin: Origin, api: BotApi, tmp_path: Path
+) -> None:
     storm = count("FAULTS_429_STORM", 8, 40)  # sends refused with 429 in a row
     hang = seconds("FAULTS_HANG_SECONDS", PTB_READ_TIMEOUT + 3, 30)
     subs, outbox = SubscriptionStore(redis), Outbox(redis)
@@ -54,8 +57,16 @@ async def test_telegram_faults_deliver_everything_once(redis: Redis, redis_url: 
     await subs.touch(GROUP, chat_type="group")
     await subs.watch(GROUP, ["00700", "01810"])
 
-    bot = BotProcess(bot_env(api_url=api.base_url, redis_url=redis_url, origin_url=origin.url, home=tmp_path,
-                             CLOCK_START=hk_iso(START)), tmp_path / "bot.log")
+    bot = BotProcess(
+        bot_env(
+            api_url=api.base_url,
+            redis_url=redis_url,
+            origin_url=origin.url,
+            home=tmp_path,
+            CLOCK_START=hk_iso(START),
+        ),
+        tmp_path / "bot.log",
+    )
     expected: dict[int, list[str]] = {}
     try:
         bot.start()
@@ -108,8 +119,12 @@ async def test_telegram_faults_deliver_everything_once(redis: Redis, redis_url: 
     finally:
         bot.stop()
 
-    duplicates = {(chat, text): n for chat, texts in expected.items() for text, n in _arrived(api, chat).items()
-                  if text in texts and n > 1}
+    duplicates = {
+        (chat, text): n
+        for chat, texts in expected.items()
+        for text, n in _arrived(api, chat).items()
+        if text in texts and n > 1
+    }
     print(f"[faults] telegram: 429 refusals {api.too_many}, hang {hang:.0f} s, duplicates {duplicates}")
     # A request that hangs past the timeout but is then carried out by Telegram is sent again: Telegram has no
     # idempotency key. That is the only duplicate allowed, and it is reported above.

@@ -20,7 +20,12 @@ from alerts.sources.hkex_southbound import SCHEMA as SOUTHBOUND
 from alerts.sources.sfc_short_positions import SCHEMA as SFC
 
 SCHEMAS: dict[str, Mapping[str, str]] = {
-    "quotes": QUOTES, "market": MARKET, "sfc": SFC, "buybacks": BUYBACKS, "di": DI, "southbound": SOUTHBOUND,
+    "quotes": QUOTES,
+    "market": MARKET,
+    "sfc": SFC,
+    "buybacks": BUYBACKS,
+    "di": DI,
+    "southbound": SOUTHBOUND,
 }
 DAY = date(2025, 11, 27)  # a Thursday session
 
@@ -30,7 +35,9 @@ def frame(kind: str, rows: Sequence[Mapping[str, Any]], **defaults: Any) -> pd.D
     schema = SCHEMAS[kind]
     if not rows:
         return empty_frame(schema)
-    full = [{col: row.get(col, defaults.get(col, _blank(dtype))) for col, dtype in schema.items()} for row in rows]
+    full = [
+        {col: row.get(col, defaults.get(col, _blank(dtype))) for col, dtype in schema.items()} for row in rows
+    ]
     return conform(pd.DataFrame(full, columns=list(schema)), schema)
 
 
@@ -51,18 +58,29 @@ def sessions_before(day: date, count: int) -> list[date]:
     return [s for s in previous_sessions(day, count + 1) if s < day][-count:]
 
 
-def quote_rows(code: str, ratios: Sequence[float | None], days: Sequence[date], **fixed: Any) -> list[dict[str, Any]]:
+def quote_rows(
+    code: str, ratios: Sequence[float | None], days: Sequence[date], **fixed: Any
+) -> list[dict[str, Any]]:
     """hkex-quotes rows of one stock: one per day with the given short ratio (turnover HK$100m)."""
     rows = []
     for day, ratio in zip(days, ratios, strict=True):
         turnover = fixed.get("turnover", 100_000_000.0)
         shorted = ratio is not None
-        rows.append({
-            "date": day, "code": code, "name": fixed.get("name", f"STOCK {code}"), "currency": "HKD",
-            "close": 10.0, "turnover": turnover, "suspended": fixed.get("suspended", False),
-            "short_value": ratio * turnover if shorted else None, "total_value": turnover if shorted else None,
-            "short_ratio": ratio, "non_hkd": fixed.get("non_hkd", False),
-        })
+        rows.append(
+            {
+                "date": day,
+                "code": code,
+                "name": fixed.get("name", f"STOCK {code}"),
+                "currency": "HKD",
+                "close": 10.0,
+                "turnover": turnover,
+                "suspended": fixed.get("suspended", False),
+                "short_value": ratio * turnover if shorted else None,
+                "total_value": turnover if shorted else None,
+                "short_ratio": ratio,
+                "non_hkd": fixed.get("non_hkd", False),
+            }
+        )
     return rows
 
 
@@ -83,12 +101,17 @@ _NUMBERS = st.one_of(
     st.floats(min_value=0, max_value=1e12),
     st.sampled_from([0.0, 0.05, 0.3, 5.0, 38.58, 40.0, 1e9]),
 )
-_COUNTS = st.one_of(st.none(), st.integers(min_value=-(10**12), max_value=10**12), st.sampled_from([0, 1, 2_600_000]))
+_COUNTS = st.one_of(
+    st.none(), st.integers(min_value=-(10**12), max_value=10**12), st.sampled_from([0, 1, 2_600_000])
+)
 
 
 def _dates(day: date) -> st.SearchStrategy[Any]:
-    return st.one_of(st.none(), st.sampled_from([day - timedelta(days=n) for n in range(0, 15)]),
-                     st.dates(min_value=date(2000, 1, 1), max_value=date(2030, 12, 31)))
+    return st.one_of(
+        st.none(),
+        st.sampled_from([day - timedelta(days=n) for n in range(0, 15)]),
+        st.dates(min_value=date(2000, 1, 1), max_value=date(2030, 12, 31)),
+    )
 
 
 def _value(column: str, dtype: str, day: date) -> st.SearchStrategy[Any]:
@@ -116,5 +139,7 @@ def frames(kind: str, day: date = DAY, max_rows: int = 25) -> st.SearchStrategy[
 
 def days() -> st.SearchStrategy[date]:
     """Evaluation days: mostly near DAY (sessions and holidays), sometimes anywhere in the calendar's span."""
-    return st.one_of(st.sampled_from([DAY - timedelta(days=n) for n in range(0, 10)]),
-                     st.dates(min_value=date(2005, 1, 1), max_value=date(2026, 6, 30)))
+    return st.one_of(
+        st.sampled_from([DAY - timedelta(days=n) for n in range(0, 10)]),
+        st.dates(min_value=date(2005, 1, 1), max_value=date(2026, 6, 30)),
+    )

@@ -56,15 +56,18 @@ def test_overrides_touch_only_the_named_rule() -> None:
     assert listed.southbound_level.levels == (3.0, 7.0)
 
 
-@pytest.mark.parametrize(("overrides", "error", "message"), [
-    ({"no_such_rule": {"x": 1}}, KeyError, "unknown rule 'no_such_rule'"),
-    ({"confluence": {"session": 3}}, KeyError, r"confluence: unknown key\(s\) \['session'\]"),
-    ({"confluence": {"sessions": 2.5}}, ValueError, "confluence: expected an integer, got 2.5"),
-    ({"confluence": {"sessions": True}}, ValueError, "confluence: expected an integer"),
-    ({"market_short_swing": {"change_pct": "25"}}, ValueError, "expected a number"),
-    ({"southbound_level": {"levels": 5}}, ValueError, "expected a list"),
-    ({"insider_buy_near_round_number": {"step_bands": [[5.0]]}}, ValueError, "expected 2 items"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"no_such_rule": {"x": 1}}, KeyError, "unknown rule 'no_such_rule'"),
+        ({"confluence": {"session": 3}}, KeyError, r"confluence: unknown key\(s\) \['session'\]"),
+        ({"confluence": {"sessions": 2.5}}, ValueError, "confluence: expected an integer, got 2.5"),
+        ({"confluence": {"sessions": True}}, ValueError, "confluence: expected an integer"),
+        ({"market_short_swing": {"change_pct": "25"}}, ValueError, "expected a number"),
+        ({"southbound_level": {"levels": 5}}, ValueError, "expected a list"),
+        ({"insider_buy_near_round_number": {"step_bands": [[5.0]]}}, ValueError, "expected 2 items"),
+    ],
+)
 def test_bad_overrides_are_refused(overrides: dict, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         load_params(overrides)

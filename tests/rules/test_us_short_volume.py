@@ -38,21 +38,31 @@ def finra(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return conform(pd.DataFrame(list(rows), columns=list(SCHEMA)), SCHEMA)
 
 
-def rows_for(symbol: str, ratios: Sequence[float | None], days: Sequence[date],
-             total: float = 1_000_000.0) -> list[dict[str, Any]]:
+def rows_for(
+    symbol: str, ratios: Sequence[float | None], days: Sequence[date], total: float = 1_000_000.0
+) -> list[dict[str, Any]]:
     """One row per day with the given ratio (None: no row that day)."""
     out = []
     for day, ratio in zip(days, ratios, strict=True):
         if ratio is None:
             continue
-        out.append({"date": day, "symbol": symbol, "short_volume": ratio * total, "short_exempt_volume": 1000.0,
-                    "total_volume": total, "market": "B,Q,N",
-                    "short_ratio": ratio if total > 0 else float("nan")})
+        out.append(
+            {
+                "date": day,
+                "symbol": symbol,
+                "short_volume": ratio * total,
+                "short_exempt_volume": 1000.0,
+                "total_volume": total,
+                "market": "B,Q,N",
+                "short_ratio": ratio if total > 0 else float("nan"),
+            }
+        )
     return out
 
 
-def history(past: Sequence[float | None], today: float | None, symbol: str = "AAPL",
-            total: float = 1_000_000.0) -> list[dict[str, Any]]:
+def history(
+    past: Sequence[float | None], today: float | None, symbol: str = "AAPL", total: float = 1_000_000.0
+) -> list[dict[str, Any]]:
     """`past` on the sessions just before DAY, then `today` on DAY (history volume 1m shares)."""
     return rows_for(symbol, past, sessions_before(DAY, len(past))) + rows_for(symbol, [today], [DAY], total)
 
@@ -67,24 +77,48 @@ def summary(alerts: list[Alert]) -> list[tuple[str, str, str, str]]:
 
 CASES = [
     pytest.param(
-        ALT, 0.62, {},
-        [("short_ratio_spike", "AAPL", "warning",
-          "short volume 62.0% of FINRA-reported volume = highest of 60 sessions, 3.4σ above the 60-session mean of "
-          "45.0%; 620,000 of 1.0m shares (short volume, not short interest)")],
+        ALT,
+        0.62,
+        {},
+        [
+            (
+                "short_ratio_spike",
+                "AAPL",
+                "warning",
+                "short volume 62.0% of FINRA-reported volume = highest of 60 sessions, 3.4σ above the 60-session mean of "
+                "45.0%; 620,000 of 1.0m shares (short volume, not short interest)",
+            )
+        ],
         id="spike-warning",
     ),
     pytest.param(
-        ALT, 0.56, {},
-        [("short_ratio_spike", "AAPL", "notice",
-          "short volume 56.0% of FINRA-reported volume = highest of 60 sessions, 2.2σ above the 60-session mean of "
-          "45.0%; 560,000 of 1.0m shares (short volume, not short interest)")],
+        ALT,
+        0.56,
+        {},
+        [
+            (
+                "short_ratio_spike",
+                "AAPL",
+                "notice",
+                "short volume 56.0% of FINRA-reported volume = highest of 60 sessions, 2.2σ above the 60-session mean of "
+                "45.0%; 560,000 of 1.0m shares (short volume, not short interest)",
+            )
+        ],
         id="spike-notice",
     ),
     pytest.param(
-        [0.45] * 57 + [0.70] * 3, 0.65, {},
-        [("short_ratio_spike", "AAPL", "warning",
-          "short volume 65.0% of FINRA-reported volume = 95th percentile of 60 sessions, 3.4σ above the 60-session "
-          "mean of 46.3%; 650,000 of 1.0m shares (short volume, not short interest)")],
+        [0.45] * 57 + [0.70] * 3,
+        0.65,
+        {},
+        [
+            (
+                "short_ratio_spike",
+                "AAPL",
+                "warning",
+                "short volume 65.0% of FINRA-reported volume = 95th percentile of 60 sessions, 3.4σ above the 60-session "
+                "mean of 46.3%; 650,000 of 1.0m shares (short volume, not short interest)",
+            )
+        ],
         id="95th-percentile-fires",
     ),
     pytest.param([0.45] * 56 + [0.70] * 4, 0.65, {}, [], id="93rd-percentile-silent"),
@@ -92,47 +126,95 @@ CASES = [
     pytest.param([0.05, 0.07] * 30, 0.25, {}, [], id="below-spike-min-ratio-silent"),
     pytest.param(ALT, 0.62, {"total": 499_999.0}, [], id="volume-floor-silent"),
     pytest.param(
-        ALT, 0.62, {"total": 500_000.0},
-        [("short_ratio_spike", "AAPL", "warning",
-          "short volume 62.0% of FINRA-reported volume = highest of 60 sessions, 3.4σ above the 60-session mean of "
-          "45.0%; 310,000 of 500,000 shares (short volume, not short interest)")],
+        ALT,
+        0.62,
+        {"total": 500_000.0},
+        [
+            (
+                "short_ratio_spike",
+                "AAPL",
+                "warning",
+                "short volume 62.0% of FINRA-reported volume = highest of 60 sessions, 3.4σ above the 60-session mean of "
+                "45.0%; 310,000 of 500,000 shares (short volume, not short interest)",
+            )
+        ],
         id="volume-floor-inclusive",
     ),
     pytest.param(ALT, 0.62, {"total": 0.0}, [], id="zero-volume-no-ratio-silent"),
     pytest.param(ALT, None, {}, [], id="no-row-today-silent"),
     pytest.param(
-        [0.45] * 60, 0.475, {},
-        [("short_ratio_spike", "AAPL", "notice",
-          "short volume 47.5% of FINRA-reported volume = highest of 60 sessions, 2.5σ above the 60-session mean of "
-          "45.0%; 475,000 of 1.0m shares (short volume, not short interest)")],
+        [0.45] * 60,
+        0.475,
+        {},
+        [
+            (
+                "short_ratio_spike",
+                "AAPL",
+                "notice",
+                "short volume 47.5% of FINRA-reported volume = highest of 60 sessions, 2.5σ above the 60-session mean of "
+                "45.0%; 475,000 of 1.0m shares (short volume, not short interest)",
+            )
+        ],
         id="std-floor-1pp",
     ),
     pytest.param(
-        [0.90] * 20 + ALT, 0.62, {},
-        [("short_ratio_spike", "AAPL", "warning",
-          "short volume 62.0% of FINRA-reported volume = highest of 60 sessions, 3.4σ above the 60-session mean of "
-          "45.0%; 620,000 of 1.0m shares (short volume, not short interest)")],
+        [0.90] * 20 + ALT,
+        0.62,
+        {},
+        [
+            (
+                "short_ratio_spike",
+                "AAPL",
+                "warning",
+                "short volume 62.0% of FINRA-reported volume = highest of 60 sessions, 3.4σ above the 60-session mean of "
+                "45.0%; 620,000 of 1.0m shares (short volume, not short interest)",
+            )
+        ],
         id="only-last-60-ratios",
     ),
     pytest.param(
-        [v for pair in zip(ALT, [None] * 60, strict=True) for v in pair], 0.62, {},
-        [("short_ratio_spike", "AAPL", "warning",
-          "short volume 62.0% of FINRA-reported volume = highest of 60 sessions, 3.4σ above the 60-session mean of "
-          "45.0%; 620,000 of 1.0m shares (short volume, not short interest)")],
+        [v for pair in zip(ALT, [None] * 60, strict=True) for v in pair],
+        0.62,
+        {},
+        [
+            (
+                "short_ratio_spike",
+                "AAPL",
+                "warning",
+                "short volume 62.0% of FINRA-reported volume = highest of 60 sessions, 3.4σ above the 60-session mean of "
+                "45.0%; 620,000 of 1.0m shares (short volume, not short interest)",
+            )
+        ],
         id="sessions-without-rows-skipped",
     ),
     pytest.param(
-        ALT, 0.32, {},
-        [("short_ratio_drop", "AAPL", "notice",
-          "short volume 32.0% of FINRA-reported volume = lowest of 60 sessions, 2.6σ below the 60-session mean of "
-          "45.0%; 320,000 of 1.0m shares (short volume, not short interest)")],
+        ALT,
+        0.32,
+        {},
+        [
+            (
+                "short_ratio_drop",
+                "AAPL",
+                "notice",
+                "short volume 32.0% of FINRA-reported volume = lowest of 60 sessions, 2.6σ below the 60-session mean of "
+                "45.0%; 320,000 of 1.0m shares (short volume, not short interest)",
+            )
+        ],
         id="drop-notice",
     ),
     pytest.param(
-        ALT, 0.25, {"total": 2_345_678_901.0},
-        [("short_ratio_drop", "AAPL", "warning",
-          "short volume 25.0% of FINRA-reported volume = lowest of 60 sessions, 4.0σ below the 60-session mean of "
-          "45.0%; 586.4m of 2.35bn shares (short volume, not short interest)")],
+        ALT,
+        0.25,
+        {"total": 2_345_678_901.0},
+        [
+            (
+                "short_ratio_drop",
+                "AAPL",
+                "warning",
+                "short volume 25.0% of FINRA-reported volume = lowest of 60 sessions, 4.0σ below the 60-session mean of "
+                "45.0%; 586.4m of 2.35bn shares (short volume, not short interest)",
+            )
+        ],
         id="drop-warning",
     ),
     pytest.param(ALT, 0.37, {}, [], id="drop-z-minus-1.6-silent"),
@@ -152,11 +234,23 @@ def test_table(past: list[float | None], today: float | None, fixed: dict, expec
 def test_alert_in_full() -> None:
     (alert,), _ = run(history(ALT, 0.62, symbol="BRK/B"))
     assert alert == Alert(
-        rule="short_ratio_spike", code="BRK/B", name="", trade_date=DAY, severity="warning", why=alert.why,
-        facts=(Fact("short_ratio", 62.0, "%"), Fact("window_mean", 45.0, "%"), Fact("window_std", 5.0, "pp"),
-               Fact("z", 3.4, "σ"), Fact("percentile", 100.0, "%"), Fact("window", 60, "sessions"),
-               Fact("short_volume", 620_000.0, "shares"), Fact("short_exempt_volume", 1000.0, "shares"),
-               Fact("total_volume", 1_000_000.0, "shares")),
+        rule="short_ratio_spike",
+        code="BRK/B",
+        name="",
+        trade_date=DAY,
+        severity="warning",
+        why=alert.why,
+        facts=(
+            Fact("short_ratio", 62.0, "%"),
+            Fact("window_mean", 45.0, "%"),
+            Fact("window_std", 5.0, "pp"),
+            Fact("z", 3.4, "σ"),
+            Fact("percentile", 100.0, "%"),
+            Fact("window", 60, "sessions"),
+            Fact("short_volume", 620_000.0, "shares"),
+            Fact("short_exempt_volume", 1000.0, "shares"),
+            Fact("total_volume", 1_000_000.0, "shares"),
+        ),
         links=("https://cdn.finra.org/equity/regsho/daily/CNMSshvol20251126.txt",),
         published_at=datetime(2025, 11, 26, 18, 0, tzinfo=NY),
         identity="",
@@ -172,26 +266,38 @@ def test_too_little_history_is_a_note_for_both_rules() -> None:
     alerts, notes = run(history([0.45] * 12, 0.80))
     assert alerts == []
     assert notes == [
-        Note("short_ratio_spike", "AAPL", "only 12 of 20 sessions of short-volume history needed "
-                                          "(last 120 XNYS sessions)"),
-        Note("short_ratio_drop", "AAPL", "only 12 of 20 sessions of short-volume history needed "
-                                         "(last 120 XNYS sessions)"),
+        Note(
+            "short_ratio_spike",
+            "AAPL",
+            "only 12 of 20 sessions of short-volume history needed (last 120 XNYS sessions)",
+        ),
+        Note(
+            "short_ratio_drop",
+            "AAPL",
+            "only 12 of 20 sessions of short-volume history needed (last 120 XNYS sessions)",
+        ),
     ]
 
 
 def test_no_history_spike_note_only() -> None:
     alerts, notes = run(history([], 0.80) + history([0.10] * 5, 0.12, symbol="LOW"))
     assert alerts == []
-    assert notes == [Note("short_ratio_spike", "AAPL", "only 0 of 20 sessions of short-volume history needed "
-                                                       "(last 120 XNYS sessions)")]
+    assert notes == [
+        Note(
+            "short_ratio_spike",
+            "AAPL",
+            "only 0 of 20 sessions of short-volume history needed (last 120 XNYS sessions)",
+        )
+    ]
 
 
 def test_history_older_than_lookback_is_ignored() -> None:
     old = sessions_before(DAY, 200)[:60]  # all more than 120 sessions back
     alerts, notes = run(rows_for("AAPL", ALT, old) + rows_for("AAPL", [0.62], [DAY]))
     assert alerts == []
-    assert [n.reason for n in notes] == ["only 0 of 20 sessions of short-volume history needed "
-                                         "(last 120 XNYS sessions)"]
+    assert [n.reason for n in notes] == [
+        "only 0 of 20 sessions of short-volume history needed (last 120 XNYS sessions)"
+    ]
 
 
 def test_rows_on_non_sessions_are_ignored() -> None:
@@ -213,7 +319,9 @@ def test_codes_filter_other_days_and_duplicates() -> None:
 def test_spikes_then_drops_in_row_order() -> None:
     rows = history(ALT, 0.25, symbol="ZZ") + history(ALT, 0.62, symbol="MM") + history(ALT, 0.62, symbol="AA")
     assert [(a.rule, a.code) for a in run(rows)[0]] == [
-        ("short_ratio_spike", "MM"), ("short_ratio_spike", "AA"), ("short_ratio_drop", "ZZ"),
+        ("short_ratio_spike", "MM"),
+        ("short_ratio_spike", "AA"),
+        ("short_ratio_drop", "ZZ"),
     ]
 
 
@@ -233,7 +341,8 @@ def test_link_function_is_used() -> None:
     (alert,), _ = run(history(ALT, 0.62), link=lambda source, day: (f"https://mirror.test/{source}/{day}",))
     assert alert.links == ("https://mirror.test/finra-short-volume/2025-11-26",)
     assert finra_links("finra-short-volume", date(2021, 4, 27)) == (
-        "https://cdn.finra.org/equity/regsho/daily/CNMSshvol20210427.txt",)
+        "https://cdn.finra.org/equity/regsho/daily/CNMSshvol20210427.txt",
+    )
 
 
 def test_empty_history_is_silent() -> None:
@@ -253,22 +362,30 @@ _DATES = st.one_of(
     st.sampled_from([DAY - timedelta(days=n) for n in range(0, 15)]),
     st.dates(min_value=date(2000, 1, 1), max_value=date(2030, 12, 31)),
 )
-_ROW = st.fixed_dictionaries({
-    "date": _DATES,
-    "symbol": st.one_of(st.none(), st.sampled_from(["AAPL", "BRK/B", "AAICpB", "", " "]), st.text(max_size=6)),
-    "short_volume": _NUMBERS,
-    "short_exempt_volume": _NUMBERS,
-    "total_volume": _NUMBERS,
-    "market": st.one_of(st.none(), st.sampled_from(["B,Q,N", "Q"])),
-    "short_ratio": _NUMBERS,
-})
-_DAYS = st.one_of(st.sampled_from([DAY - timedelta(days=n) for n in range(0, 10)]),
-                  st.dates(min_value=date(2005, 1, 1), max_value=date(2026, 6, 30)))
+_ROW = st.fixed_dictionaries(
+    {
+        "date": _DATES,
+        "symbol": st.one_of(
+            st.none(), st.sampled_from(["AAPL", "BRK/B", "AAICpB", "", " "]), st.text(max_size=6)
+        ),
+        "short_volume": _NUMBERS,
+        "short_exempt_volume": _NUMBERS,
+        "total_volume": _NUMBERS,
+        "market": st.one_of(st.none(), st.sampled_from(["B,Q,N", "Q"])),
+        "short_ratio": _NUMBERS,
+    }
+)
+_DAYS = st.one_of(
+    st.sampled_from([DAY - timedelta(days=n) for n in range(0, 10)]),
+    st.dates(min_value=date(2005, 1, 1), max_value=date(2026, 6, 30)),
+)
 
 
 @settings(max_examples=60, deadline=None)
 @given(rows=st.lists(_ROW, max_size=25), day=_DAYS, codes=st.one_of(st.none(), st.just(frozenset({"AAPL"}))))
-def test_never_raises_on_random_frames(rows: list[dict[str, Any]], day: date, codes: frozenset[str] | None) -> None:
+def test_never_raises_on_random_frames(
+    rows: list[dict[str, Any]], day: date, codes: frozenset[str] | None
+) -> None:
     alerts, notes = evaluate_us_short_volume(finra(rows), day, PARAMS, codes=codes)
     assert all(a.market == "US" and a.trade_date == day and "not short interest" in a.why for a in alerts)
     assert all(isinstance(n, Note) for n in notes)
