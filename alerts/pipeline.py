@@ -19,20 +19,20 @@ from zoneinfo import ZoneInfo
 import httpx
 from redis.asyncio import Redis
 
-from alerts.alertlog import AlertLog
 from alerts.calendar import HK_TZ, previous_sessions, schedule_for
 from alerts.errors import MalformedFile, NotPublishedYet, SourceError
 from alerts.history import FEEDS, load_store
 from alerts.ingest import ingest, known_at, urls_for
 from alerts.model import Alert
-from alerts.outbox import Outbox
 from alerts.routing import route
 from alerts.rules import RuleContext, RuleParams, evaluate, load_params
 from alerts.sources import get_source
 from alerts.sources.common import empty_frame
 from alerts.store import keys
+from alerts.store.alertlog import AlertLog
 from alerts.store.frames import FrameStore
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox
+from alerts.store.subscriptions import SubscriptionStore
 from config.settings import Settings
 
 log = logging.getLogger("alerts.cycle")

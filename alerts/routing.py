@@ -12,9 +12,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from alerts.model import Alert
-from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.store import keys
-from alerts.subscriptions import ChatSettings, SubscriptionStore
+from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.subscriptions import ChatSettings, SubscriptionStore
 
 log = logging.getLogger(__name__)
 SEVERITY_RANK = {"info": 0, "notice": 1, "warning": 2, "critical": 3}

@@ -39,7 +39,7 @@ from redis.asyncio import Redis  # noqa: E402
 from telegram.error import TelegramError  # noqa: E402
 from telegram.ext import AIORateLimiter, ApplicationBuilder  # noqa: E402
 
-from alerts.outbox import Outbox, OutboxItem, item_id  # noqa: E402
+from alerts.store.outbox import Outbox, OutboxItem, item_id  # noqa: E402
 from bench.benchkit import machine_line, peak_rss_mb, private_redis  # noqa: E402
 from bot.app import build_application  # noqa: E402
 from config.settings import load_settings  # noqa: E402

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerts.calendar import HK_TZ  # noqa: E402
 from alerts.model import Alert, Fact  # noqa: E402
-from alerts.outbox import Outbox  # noqa: E402
 from alerts.routing import route  # noqa: E402
 from alerts.store import keys  # noqa: E402
-from alerts.subscriptions import SubscriptionStore  # noqa: E402
+from alerts.store.outbox import Outbox  # noqa: E402
+from alerts.store.subscriptions import SubscriptionStore  # noqa: E402
 from bench.benchkit import current_rss_mb, machine_line, peak_rss_mb, private_redis  # noqa: E402
 
 DAY = date(2025, 11, 27)

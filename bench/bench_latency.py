@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from redis.asyncio import Redis  # noqa: E402
 
 from alerts.calendar import HK_TZ  # noqa: E402
-from alerts.subscriptions import SubscriptionStore  # noqa: E402
+from alerts.store.subscriptions import SubscriptionStore  # noqa: E402
 from bench.benchkit import percentile, private_redis  # noqa: E402
 from bot.app import build_application  # noqa: E402
 from bot.demo import demo_root  # noqa: E402

@@ -20,9 +20,9 @@ from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 from alerts.calendar import HK_TZ
-from alerts.lease import Lease
 from alerts.metrics import METRICS
 from alerts.routing import flush_digest
+from alerts.store.lease import Lease
 from bot.delivery import DeliveryWorker, worker_for
 from bot.deps import Deps, deps
 from bot.fairness import ChatOrderedProcessor

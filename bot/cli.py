@@ -483,9 +483,9 @@ async def _status(settings: Settings) -> int:
     from redis.exceptions import RedisError
 
     from alerts.calendar import HK_TZ, schedule_for
-    from alerts.lease import Lease
-    from alerts.outbox import Outbox
     from alerts.store.frames import FrameStore
+    from alerts.store.lease import Lease
+    from alerts.store.outbox import Outbox
 
     redis = Redis.from_url(settings.redis_url)
     try:

@@ -28,8 +28,8 @@ from telegram.error import (
 )
 
 from alerts.model import Alert
-from alerts.outbox import Outbox, OutboxItem, item_id
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.subscriptions import SubscriptionStore
 from bot.chartsend import ChartService, alert_chart
 from bot.i18n import t
 from bot.render import buttons_for, esc, render_group, split_message

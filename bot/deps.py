@@ -14,13 +14,13 @@ import httpx
 from redis.asyncio import Redis
 from telegram.ext import ContextTypes
 
-from alerts.alertlog import AlertLog
 from alerts.calendar import HK_TZ, previous_sessions
 from alerts.history import load_store
-from alerts.outbox import Outbox
 from alerts.replay import outcome_of
+from alerts.store.alertlog import AlertLog
 from alerts.store.frames import FrameStore
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox
+from alerts.store.subscriptions import SubscriptionStore
 from bot.answers import DataView
 from bot.chartsend import ChartService
 from config.settings import Settings

@@ -35,10 +35,10 @@ from telegram.ext import (
 )
 
 from alerts.calendar import HK_TZ, schedule_for
-from alerts.outbox import OutboxItem, item_id
 from alerts.rules import RULE_IDS
 from alerts.sources import SOURCES
-from alerts.subscriptions import ChatSettings, parse_quiet
+from alerts.store.outbox import OutboxItem, item_id
+from alerts.store.subscriptions import ChatSettings, parse_quiet
 from alerts.tickers import known
 from bot.answers import READ_ONLY, DataView, answer
 from bot.answers import Reply as Answer

@@ -25,12 +25,12 @@ from alerts.di_notices import ingest_watched, watched_codes
 from alerts.doctor import daily_doctor
 from alerts.errors import MalformedFile, SourceError
 from alerts.metrics import METRICS
-from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.pipeline import CycleReport, evaluate_and_route, is_done, run_cycle
 from alerts.sources import SOURCES, get_source
 from alerts.store import keys
 from alerts.store.failed import FailedFiles, file_name, layout_signature
 from alerts.store.frames import FrameStore
+from alerts.store.outbox import Outbox, OutboxItem, item_id
 from alerts.tickers import TickerRefresh
 from alerts.windows import active_dates, missed, poll_due, window_failed
 from bot.health import TickTimes

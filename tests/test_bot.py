@@ -11,10 +11,10 @@ from telegram.ext import Application
 
 from alerts.calendar import HK_TZ
 from alerts.model import Alert, Fact
-from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.routing import flush_digest, route
 from alerts.store import keys
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.subscriptions import SubscriptionStore
 from bot.delivery import DeliveryWorker, RateLimiter
 from tests.botapi import BotApi, parse_html
 from tests.bothelpers import ADMIN, app_deps, running_bot

@@ -15,11 +15,11 @@ from redis.asyncio import Redis
 from telegram.ext import Application
 
 from alerts import positioning as pos
-from alerts.alertlog import AlertLog
 from alerts.localdata import local_path
 from alerts.replay import HORIZONS, ReplayResult, outcome_of, replay, summarize
 from alerts.rules import RULE_IDS, load_params
 from alerts.sources import get_source
+from alerts.store.alertlog import AlertLog
 from bot.answers import READ_ONLY, DataView, answer, catalogue_keys, parse_day
 from bot.demo import DEMO_END, DEMO_START, demo_root
 from bot.handlers import MENU

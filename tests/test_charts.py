@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 from telegram.ext import Application
 
 from alerts.model import Alert, Fact
-from alerts.outbox import Outbox
 from alerts.routing import route
 from alerts.store import keys
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox
+from alerts.store.subscriptions import SubscriptionStore
 from bot import charts
 from bot.chartsend import RULE_CHART, alert_chart, caption
 from bot.delivery import CHART_PART, DeliveryWorker, RateLimiter

@@ -6,8 +6,8 @@ from datetime import date
 
 from redis.asyncio import Redis
 
-from alerts.alertlog import AlertLog
 from alerts.model import Alert
+from alerts.store.alertlog import AlertLog
 from bot import deps as deps_module
 from bot.deps import Deps
 from config.settings import Settings

@@ -35,7 +35,7 @@ from alerts.sources.hkex_di import (
 )
 from alerts.store import keys
 from alerts.store.frames import FrameStore
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.subscriptions import SubscriptionStore
 from config.settings import Settings
 from tests.origin import Origin
 from tests.test_parse_hkex_di import REAL_00700, real_page

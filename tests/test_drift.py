@@ -17,14 +17,14 @@ from alerts.calendar import HK_TZ
 from alerts.errors import MalformedFile
 from alerts.fetch import make_client
 from alerts.ingest import ingest
-from alerts.outbox import Outbox, OutboxItem
 from alerts.pipeline import is_done, run_cycle
 from alerts.reparse import reparse_day
 from alerts.sources import SOURCES, get_source
 from alerts.store import keys
 from alerts.store.failed import FailedFiles, layout_signature
 from alerts.store.frames import FetchState, FrameStore
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox, OutboxItem
+from alerts.store.subscriptions import SubscriptionStore
 from bot.demo import demo_root
 from bot.scheduler import Poller, drift_notice
 from config.settings import Settings, load_settings

@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from alerts.store import keys
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.subscriptions import SubscriptionStore
 from bot.demo import demo_root
 from tests.botapi import BotApi
 from tests.bothelpers import TOKEN, seed_demo

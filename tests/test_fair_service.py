@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from telegram import Chat, Message, Update
 from telegram.ext import Application
 
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.subscriptions import SubscriptionStore
 from bot.fairness import ChatOrderedProcessor
 from bot.i18n import t
 from tests.botapi import BotApi

@@ -10,10 +10,10 @@ from redis.asyncio import Redis
 from alerts import routing
 from alerts.calendar import HK_TZ
 from alerts.model import Alert
-from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.routing import ROUTE_CHUNK, route
 from alerts.store import keys
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.subscriptions import SubscriptionStore
 
 NOW = datetime(2025, 11, 24, 16, 30, tzinfo=HK_TZ)
 

@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 
 from alerts.calendar import HK_TZ
 from alerts.fetch import make_client
-from alerts.lease import Lease
 from alerts.metrics import METRICS
 from alerts.store.frames import FrameStore
+from alerts.store.lease import Lease
 from alerts.tickers import TickerRefresh, known
 from alerts.windows import missed
 from bot.app import TICK_OVERDUE_S, TICK_STUCK_S, _start_health

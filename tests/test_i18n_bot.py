@@ -18,7 +18,6 @@ from telegram.ext import Application, CommandHandler, ContextTypes
 from alerts.calendar import HK_TZ, sessions_between
 from alerts.history import FEEDS
 from alerts.model import Alert, Fact
-from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.replay import ReplayResult
 from alerts.routing import route
 from alerts.rules import RULE_IDS, RuleContext, load_params
@@ -29,7 +28,8 @@ from alerts.sources import finra_short_volume, get_source
 from alerts.sources.common import conform, empty_frame
 from alerts.store import keys
 from alerts.store.frames import FrameStore
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.subscriptions import SubscriptionStore
 from bot import render
 from bot.delivery import DeliveryWorker, RateLimiter, render_item
 from bot.demo import load_demo, print_replay
@@ -253,7 +253,7 @@ def test_existing_importers_keep_english_names() -> None:
 
 
 def test_settings_keyboard_in_chinese() -> None:
-    from alerts.subscriptions import ChatSettings
+    from alerts.store.subscriptions import ChatSettings
 
     keyboard = settings_keyboard(ChatSettings(chat_id=1, lang="zh", market=True))
     labels = [b.text for row_ in keyboard.inline_keyboard for b in row_]

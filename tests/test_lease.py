@@ -13,8 +13,8 @@ from urllib.parse import urlparse
 import pytest
 from redis.asyncio import Redis
 
-from alerts.lease import Lease, default_owner
 from alerts.store import keys
+from alerts.store.lease import Lease, default_owner
 
 TTL = 0.3
 

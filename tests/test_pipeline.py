@@ -10,15 +10,15 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from alerts.alertlog import AlertLog
 from alerts.calendar import HK_TZ, sessions_between
 from alerts.fetch import make_client
 from alerts.ingest import ingest
-from alerts.outbox import Outbox
 from alerts.pipeline import is_done, run_cycle
 from alerts.sources import get_source
+from alerts.store.alertlog import AlertLog
 from alerts.store.frames import FrameStore
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox
+from alerts.store.subscriptions import SubscriptionStore
 from bot.demo import demo_root
 from config.settings import Settings
 from tests.bothelpers import seed_demo

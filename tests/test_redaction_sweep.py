@@ -26,9 +26,9 @@ from redis.asyncio import Redis
 from telegram import Bot
 
 from alerts.calendar import HK_TZ
-from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.store.frames import FetchState, FrameStore
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.subscriptions import SubscriptionStore
 from bot.cli import main as cli_main
 from bot.delivery import MAX_ATTEMPTS, DeliveryWorker, RateLimiter
 from config.settings import REJECTED_TOKEN, load_settings, redact, setup_logging

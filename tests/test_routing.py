@@ -10,10 +10,10 @@ from redis.asyncio import Redis
 
 from alerts.calendar import HK_TZ
 from alerts.model import Alert
-from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.routing import flush_digest, route
 from alerts.store import keys
-from alerts.subscriptions import ChatSettings, SubscriptionStore, parse_quiet
+from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.subscriptions import ChatSettings, SubscriptionStore, parse_quiet
 
 NOW = datetime(2025, 11, 24, 16, 30, tzinfo=HK_TZ)
 

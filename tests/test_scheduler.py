@@ -10,11 +10,11 @@ from redis.asyncio import Redis
 from alerts.calendar import HK_TZ
 from alerts.fetch import make_client
 from alerts.localdata import local_path
-from alerts.outbox import Outbox
 from alerts.pipeline import is_done
 from alerts.sources import get_source
 from alerts.store import keys
 from alerts.store.frames import FrameStore
+from alerts.store.outbox import Outbox
 from bot.demo import demo_root
 from bot.scheduler import Poller
 from config.settings import Settings, load_settings

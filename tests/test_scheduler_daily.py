@@ -13,12 +13,12 @@ from redis.asyncio import Redis
 from alerts.calendar import HK_TZ, is_session
 from alerts.di_notices import SEARCH_DAYS
 from alerts.fetch import make_client
-from alerts.outbox import Outbox
 from alerts.pipeline import is_done
 from alerts.sources.hkex_di import SCHEMA, corp_search_path, notice_list_path, parse_notice_list
 from alerts.store import keys
 from alerts.store.frames import FrameStore
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox
+from alerts.store.subscriptions import SubscriptionStore
 from alerts.windows import missed
 from bot.scheduler import DI_NOTICE_DAYS, Poller
 from config.settings import Settings, load_settings

@@ -28,9 +28,9 @@ from telegram.error import NetworkError, TelegramError
 from telegram.ext import Application, CommandHandler
 from telegram.request import HTTPXRequest
 
-from alerts.outbox import Outbox
 from alerts.store import keys
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox
+from alerts.store.subscriptions import SubscriptionStore
 from bot.app import _start_health, serve
 from bot.cli import main as cli_main
 from bot.deps import Deps
@@ -227,7 +227,7 @@ async def test_status_and_health_output_never_show_the_token(
     assert_no_token(repr(settings) + str(settings))
     texts = await _say(api, USER, "/status", 1)
     assert "hkex-quotes" in texts[0]
-    from alerts.lease import Lease
+    from alerts.store.lease import Lease
 
     monkeypatch.setenv("HEALTH_PORT", "0")
     lease = Lease(Redis.from_url(redis_url), ttl_seconds=5)

@@ -12,12 +12,12 @@ from redis.asyncio import Redis
 
 from alerts.calendar import sessions_between
 from alerts.fetch import make_client
-from alerts.outbox import Outbox
 from alerts.pipeline import run_cycle
 from alerts.sources import finra_short_volume, sec_edgar
 from alerts.sources.common import conform
 from alerts.store.frames import FrameStore
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox
+from alerts.store.subscriptions import SubscriptionStore
 from alerts.tickers import cik_for, known, needs_refresh, refresh
 from config.settings import Settings, load_settings
 from tests.conftest import FIXTURES
@@ -217,8 +217,8 @@ async def test_intraday_filings_come_from_the_atom_feed(origin: Origin, redis: R
 async def test_us_confluence_joins_short_volume_and_an_insider_buy(
     us_settings: Settings, redis: Redis, origin: Origin
 ) -> None:
-    from alerts.alertlog import AlertLog
     from alerts.model import Alert
+    from alerts.store.alertlog import AlertLog
 
     day = date(2025, 5, 13)
     earlier = Alert(

@@ -14,10 +14,10 @@ from redis.asyncio import Redis
 
 from alerts.localdata import local_path
 from alerts.model import Alert
-from alerts.outbox import Outbox
 from alerts.sources import get_source
 from alerts.store import keys
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox
+from alerts.store.subscriptions import SubscriptionStore
 from bot.demo import demo_root
 from bot.render import RULE_STYLE
 from bot.scheduler import Poller

@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from alerts.calendar import HK_TZ
-from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.sources import SOURCES
 from alerts.store import keys
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.subscriptions import SubscriptionStore
 from alerts.windows import active_dates, missed
 from bot.scheduler import LOOKBACK_SESSIONS, RedisOutage
 from tests.botapi import BotApi

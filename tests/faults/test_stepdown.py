@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 from telegram import Bot
 
 from alerts.calendar import HK_TZ
-from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.store import keys
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.subscriptions import SubscriptionStore
 from bot.delivery import worker_for
 from tests.botapi import BotApi
 from tests.bothelpers import TOKEN, bot_settings

@@ -15,9 +15,9 @@ import pytest
 from redis.asyncio import Redis
 
 from alerts.calendar import HK_TZ
-from alerts.outbox import Outbox, OutboxItem, item_id
 from alerts.store import keys
-from alerts.subscriptions import SubscriptionStore
+from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.subscriptions import SubscriptionStore
 from tests.botapi import BotApi
 from tests.faults.harness import BotProcess, assert_clean_log, bot_env, count, hk_iso, seconds, until
 from tests.origin import Origin
