@@ -1,9 +1,9 @@
 """Benchmark: chart rendering per kind, and the cost of a cached send (Redis hit + file_id), on the demo data.
 
-Run: ``python bench/bench_chart.py [--renders 20] [--sends 20] [--code 01810] [--write-docs]``.
+Run: ``python -m bench.bench_chart [--renders 20] [--sends 20] [--code 01810] [--write-docs]``.
 Renders each chart kind (short, position, southbound) in English and Chinese `--renders` times after one warm-up
 render, from the bundled demo data (alerts/demo_data, Aug–Nov 2025, so at most ~85 sessions of the 120 a chart
-shows). Then sends through `bot.chartsend.ChartService` to the Bot API stand-in (tests/botapi.py) with a private
+shows). Then sends through `bot.chartsend.ChartService` to the Bot API stand-in (tests/support/botapi.py) with a private
 redis-server: the first send draws and uploads, later ones read Redis and pass Telegram's file_id.
 Pinned to one CPU core, like the other benchmarks. Target: ≤ 300 ms per chart; a cached send ≈ free.
 `--write-docs` writes docs/chart-01810.png (English) and docs/chart-01810-zh.png (繁中) from the demo data.
@@ -16,29 +16,27 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
-from datetime import date  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from datetime import date
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from redis.asyncio import Redis  # noqa: E402
-from telegram import Bot  # noqa: E402
+from redis.asyncio import Redis
+from telegram import Bot
 
-from alerts.history import History, load_directory  # noqa: E402
-from bench.benchkit import percentile, private_redis, yardstick  # noqa: E402
-from bot import charts  # noqa: E402
-from bot.answers import DataView  # noqa: E402
-from bot.chartcache import ChartKey  # noqa: E402
-from bot.chartsend import ChartService  # noqa: E402
-from tests.botapi import BotApi  # noqa: E402
-from tests.bothelpers import TOKEN  # noqa: E402  (the one documented test token)
+from alerts.history import History, load_directory
+from bench.benchkit import percentile, private_redis, yardstick
+from bot import charts
+from bot.answers import DataView
+from bot.chartcache import ChartKey
+from bot.chartsend import ChartService
+from tests.support.botapi import BotApi
+from tests.support.bothelpers import TOKEN  # noqa: E402  (the one documented test token)
 
 DEMO = ROOT / "alerts" / "demo_data"
 DOCS = ROOT / "docs"

@@ -1,12 +1,12 @@
 """Chat command latency with 50 concurrent simulated users against the real Application.
 
-The real python-telegram-bot Application (tests/bothelpers.py running_bot: long polling, handlers, the answer
+The real python-telegram-bot Application (tests/support/bothelpers.py running_bot: long polling, handlers, the answer
 cache, Redis) serves the demo data (seed_demo) in a private redis-server; users write to it through the Bot API
 stand-in. Each user sends a mix of /card, /short, /watch, /list, /top, /history, /settings and plain code text,
 one at a time, reading each reply for 3–6 s before the next (a person's pace, and under the bot's 20 commands per
 minute per chat). Latency runs from pushing the update into the stand-in to the stand-in receiving the reply.
 Target: p99 ≤ 150 ms. ``--think 0`` drops the pause: back-to-back users measure throughput, not a person's wait.
-Run: ``python bench/bench_commands.py [--users 50] [--rounds 12] [--think 3-6]``.
+Run: ``python -m bench.bench_commands [--users 50] [--rounds 12] [--think 3-6]``.
 """
 
 from __future__ import annotations
@@ -15,23 +15,19 @@ import os
 
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import logging  # noqa: E402
-import random  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import asyncio
+import logging
+import random
+import statistics
+import time
+from collections import defaultdict
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from redis.asyncio import Redis
 
-from redis.asyncio import Redis  # noqa: E402
-
-from bench.benchkit import current_rss_mb, machine_line, peak_rss_mb, percentile, private_redis  # noqa: E402
-from tests.botapi import SEND_METHODS, BotApi  # noqa: E402
-from tests.bothelpers import app_deps, running_bot, seed_demo  # noqa: E402
+from bench.benchkit import current_rss_mb, machine_line, peak_rss_mb, percentile, private_redis
+from tests.support.botapi import SEND_METHODS, BotApi
+from tests.support.bothelpers import app_deps, running_bot, seed_demo
 
 TARGET_P99_MS = 150.0
 FIRST_USER = 3000

@@ -1,6 +1,6 @@
 """Sustained delivery of a backlog at Telegram's ceiling: our DeliveryWorker vs PTB's AIORateLimiter.
 
-The Bot API stand-in (tests/botapi.py) enforces 30 msg/s overall, 1 msg/s per chat and 20/min per group with
+The Bot API stand-in (tests/support/botapi.py) enforces 30 msg/s overall, 1 msg/s per chat and 20/min per group with
 sliding windows and answers 429 past them. The same backlog (by default 3 messages to each of 1,000 private chats
 plus 20 to each of 3 busy chats, so the per-chat limit matters) is sent
 
@@ -11,7 +11,7 @@ plus 20 to each of 3 busy chats, so the per-chat limit matters) is sent
 
 Reported: sustained msgs/s from the first to the last accepted message, as % of the 30/s ceiling (target ≥ 95 %),
 429s the stand-in answered (target 0), lost and duplicate messages, wall time, peak RSS.
-Run: ``python bench/bench_delivery.py [--chats 1000] [--per-chat 3] [--busy-chats 3] [--busy-per-chat 20]
+Run: ``python -m bench.bench_delivery [--chats 1000] [--per-chat 3] [--busy-chats 3] [--busy-per-chat 20]
 [--only ours|ptb] [--rate R]``.
 """
 
@@ -23,28 +23,24 @@ os.environ.setdefault(
     "PTB_TIMEDELTA", "1"
 )  # retry_after as a timedelta, as production runs (bot/__init__.py)
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from redis.asyncio import Redis
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, ApplicationBuilder
 
-from redis.asyncio import Redis  # noqa: E402
-from telegram.error import TelegramError  # noqa: E402
-from telegram.ext import AIORateLimiter, ApplicationBuilder  # noqa: E402
-
-from alerts.store.outbox import Outbox, OutboxItem, item_id  # noqa: E402
-from bench.benchkit import machine_line, peak_rss_mb, private_redis  # noqa: E402
-from bot.app import build_application  # noqa: E402
-from config.settings import load_settings  # noqa: E402
-from tests.botapi import BotApi  # noqa: E402
-from tests.bothelpers import TOKEN  # noqa: E402
+from alerts.store.outbox import Outbox, OutboxItem, item_id
+from bench.benchkit import machine_line, peak_rss_mb, private_redis
+from bot.app import build_application
+from config.settings import load_settings
+from tests.support.botapi import BotApi
+from tests.support.bothelpers import TOKEN
 
 CEILING = 30.0  # Telegram's free broadcast limit, messages per second
 TARGET_PCT = 95.0

@@ -6,30 +6,26 @@ have quiet hours, 5 % turned a rule off. Loading them (the same keys Subscriptio
 and not timed. The timed part is alerts/routing.py `route` — the real code path that filters, marks
 (fingerprint × chat) and writes the outbox — for a synthetic day of ~200 alerts over popular codes plus two
 market-wide alerts, routed as the day's cycles would (one call per source cycle).
-Run: ``python bench/bench_fanout.py [--subscribers 100000] [--entries 1000000] [--alerts 200]``.
+Run: ``python -m bench.bench_fanout [--subscribers 100000] [--entries 1000000] [--alerts 200]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 from redis.asyncio import Redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from alerts.calendar import HK_TZ  # noqa: E402
-from alerts.model import Alert, Fact  # noqa: E402
-from alerts.routing import route  # noqa: E402
-from alerts.store import keys  # noqa: E402
-from alerts.store.outbox import Outbox  # noqa: E402
-from alerts.store.subscriptions import SubscriptionStore  # noqa: E402
-from bench.benchkit import current_rss_mb, machine_line, peak_rss_mb, private_redis  # noqa: E402
+from alerts.calendar import HK_TZ
+from alerts.model import Alert, Fact
+from alerts.routing import route
+from alerts.store import keys
+from alerts.store.outbox import Outbox
+from alerts.store.subscriptions import SubscriptionStore
+from bench.benchkit import current_rss_mb, machine_line, peak_rss_mb, private_redis
 
 DAY = date(2025, 11, 27)
 UNIVERSE = 2600

@@ -1,7 +1,7 @@
 """Benchmark: peak memory of a process fetching hostile bodies through alerts.fetch (issue 1).
 
-Run: ``python bench/bench_fetch_memory.py``.
-A local origin (tests/origin.py) serves four bodies; each is fetched by a fresh child process with the largest
+Run: ``python -m bench.bench_fetch_memory``.
+A local origin (tests/support/origin.py) serves four bodies; each is fetched by a fresh child process with the largest
 declared cap (hkex-quotes, 50 MiB) and the child reports its peak RSS (VmHWM) and the time taken:
 - a 1 GiB body streamed without Content-Length (generated lazily by the origin);
 - a gzip bomb: ~1 MB of gzip (`Content-Encoding: gzip`) inflating to 1 GiB of zeros;
@@ -20,10 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from bench.benchkit import machine_line  # noqa: E402
-from tests.origin import Origin  # noqa: E402
+from bench.benchkit import machine_line
+from tests.support.origin import Origin
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB

@@ -1,6 +1,6 @@
 """Benchmark: one US day of FINRA short volume — parse the day's CNMS file, then evaluate the US short-ratio rules.
 
-Run: ``python bench/bench_finra.py [--symbols 10000] [--sessions 250] [--repeat 5]``.
+Run: ``python -m bench.bench_finra [--symbols 10000] [--sessions 250] [--repeat 5]``.
 The symbols are the 9,714 of the real 2021-04-27 file (tests/fixtures/finra-short-volume/), padded with made-up
 ones up to --symbols; volumes start from each symbol's real total volume. History is synthetic (`--sessions`
 XNYS sessions ending on the evaluated day). The day's file is rendered as real CNMS bytes (CRLF, trailer).
@@ -15,24 +15,22 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from datetime import date  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from alerts.calendar import previous_sessions  # noqa: E402
-from alerts.rules import load_params  # noqa: E402
-from alerts.rules.us_short_volume import evaluate_us_short_volume  # noqa: E402
-from alerts.sources.common import conform  # noqa: E402
-from alerts.sources.finra_short_volume import HEADER, SCHEMA, parse  # noqa: E402
+from alerts.calendar import previous_sessions
+from alerts.rules import load_params
+from alerts.rules.us_short_volume import evaluate_us_short_volume
+from alerts.sources.common import conform
+from alerts.sources.finra_short_volume import HEADER, SCHEMA, parse
 
 REAL = ROOT / "tests" / "fixtures" / "finra-short-volume" / "CNMSshvol20210427.txt"
 LAST_DAY = date(2025, 11, 26)

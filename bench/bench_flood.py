@@ -1,13 +1,13 @@
 """One chat floods the bot while quiet chats keep asking: the quiet side's reply latency (target p99 ≤ 150 ms).
 
-The real Application (tests/bothelpers.py running_bot: long polling, handlers, Redis with the demo data) runs
+The real Application (tests/support/bothelpers.py running_bot: long polling, handlers, Redis with the demo data) runs
 against the Bot API stand-in with Telegram's limits on (30 msg/s overall, 1 msg/s per chat). For `--seconds`
 (default 10) one private chat sends `--rate` updates a second (default 200: /help and /card commands and Card
 button presses), while the quiet side sends one command every 100 ms: 20 private chats taking turns, each every
 2 s, so they stay inside both Telegram's 1 msg/s and the bot's 20-a-minute budget and measure the service, not
 their own limits. Latency runs from pushing the update into the stand-in to the stand-in accepting the reply.
 ``--serial`` swaps in PTB's one-update-at-a-time processor (the behaviour before the fair processor) to compare.
-Run: ``python bench/bench_flood.py [--seconds 10] [--rate 200] [--serial]``.
+Run: ``python -m bench.bench_flood [--seconds 10] [--rate 200] [--serial]``.
 """
 
 from __future__ import annotations
@@ -16,26 +16,23 @@ import os
 
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import itertools  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import asyncio
+import itertools
+import logging
+import math
+import statistics
+import sys
+import time
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from redis.asyncio import Redis
+from telegram.ext import SimpleUpdateProcessor
 
-from redis.asyncio import Redis  # noqa: E402
-from telegram.ext import SimpleUpdateProcessor  # noqa: E402
-
-import bot.app  # noqa: E402
-from bench.benchkit import machine_line, percentile, private_redis  # noqa: E402
-from bot.fairness import ChatOrderedProcessor  # noqa: E402
-from tests.botapi import SEND_METHODS, BotApi  # noqa: E402
-from tests.bothelpers import running_bot, seed_demo  # noqa: E402
+import bot.app
+from bench.benchkit import machine_line, percentile, private_redis
+from bot.fairness import ChatOrderedProcessor
+from tests.support.botapi import SEND_METHODS, BotApi
+from tests.support.bothelpers import running_bot, seed_demo
 
 TARGET_P99_MS = 150.0
 WAIT_S = 30.0  # a quiet command unanswered this long counts as unanswered (infinite latency)

@@ -3,7 +3,7 @@
 Runs the real bot (scheduler, cycle, routing, outbox, delivery) in-process against a local data origin and the
 Bot API stand-in, with a private redis-server, the default polling cadence, and the clock set inside the
 daily quotations window. For each sample the file is published at a random moment and the time until the
-stand-in receives the alert message is recorded. Prints one table. Usage: python bench/bench_latency.py [N]
+stand-in receives the alert message is recorded. Prints one table. Usage: python -m bench.bench_latency [N]
 """
 
 from __future__ import annotations
@@ -15,22 +15,20 @@ import statistics
 import sys
 import time
 from datetime import date, datetime
-from pathlib import Path
 
 os.environ.setdefault("PTB_TIMEDELTA", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from redis.asyncio import Redis  # noqa: E402
+from redis.asyncio import Redis
 
-from alerts.calendar import HK_TZ  # noqa: E402
-from alerts.store.subscriptions import SubscriptionStore  # noqa: E402
-from bench.benchkit import percentile, private_redis  # noqa: E402
-from bot.app import build_application  # noqa: E402
-from bot.demo import demo_root  # noqa: E402
-from config.settings import load_settings  # noqa: E402
-from tests.botapi import BotApi  # noqa: E402
-from tests.bothelpers import TOKEN, seed_demo  # noqa: E402
-from tests.origin import Origin  # noqa: E402
+from alerts.calendar import HK_TZ
+from alerts.store.subscriptions import SubscriptionStore
+from bench.benchkit import percentile, private_redis
+from bot.app import build_application
+from bot.demo import demo_root
+from config.settings import load_settings
+from tests.support.botapi import BotApi
+from tests.support.bothelpers import TOKEN, seed_demo
+from tests.support.origin import Origin
 
 DAY = date(2025, 11, 27)
 PATH = "/eng/stat/smstat/dayquot/d251127e.htm"

@@ -1,6 +1,6 @@
 """Benchmark: all rules over a synthetic full market (2,600 stocks × 250 sessions), time per evaluated day.
 
-Run: ``python bench/bench_rules.py [--stocks 2600] [--sessions 250] [--days 20] [--repeat 5]``.
+Run: ``python -m bench.bench_rules [--stocks 2600] [--sessions 250] [--days 20] [--repeat 5]``.
 Pinned to one CPU core (and single-threaded BLAS) so the figure is comparable with the ≤ 300 ms/day target.
 Building the frames and slicing each day's history is setup, not timed; `evaluate` is.
 """
@@ -13,27 +13,23 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from datetime import date  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import time
+from datetime import date
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from alerts.calendar import is_week_end_session, previous_sessions  # noqa: E402
-from alerts.model import Alert  # noqa: E402
-from alerts.rules import RuleContext, evaluate, load_params  # noqa: E402
-from alerts.sources.common import conform  # noqa: E402
-from alerts.sources.hkex_buybacks import SCHEMA as BUYBACK_SCHEMA  # noqa: E402
-from alerts.sources.hkex_di import SCHEMA as DI_SCHEMA  # noqa: E402
-from alerts.sources.hkex_quotes import SCHEMA as QUOTES_SCHEMA  # noqa: E402
-from alerts.sources.hkex_short import MARKET_SCHEMA  # noqa: E402
-from alerts.sources.hkex_southbound import SCHEMA as SOUTHBOUND_SCHEMA  # noqa: E402
-from alerts.sources.sfc_short_positions import SCHEMA as SFC_SCHEMA  # noqa: E402
+from alerts.calendar import is_week_end_session, previous_sessions
+from alerts.model import Alert
+from alerts.rules import RuleContext, evaluate, load_params
+from alerts.sources.common import conform
+from alerts.sources.hkex_buybacks import SCHEMA as BUYBACK_SCHEMA
+from alerts.sources.hkex_di import SCHEMA as DI_SCHEMA
+from alerts.sources.hkex_quotes import SCHEMA as QUOTES_SCHEMA
+from alerts.sources.hkex_short import MARKET_SCHEMA
+from alerts.sources.hkex_southbound import SCHEMA as SOUTHBOUND_SCHEMA
+from alerts.sources.sfc_short_positions import SCHEMA as SFC_SCHEMA
 
 LAST_DAY = date(2025, 11, 28)
 

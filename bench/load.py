@@ -1,7 +1,7 @@
 """Load: N simulated users send a realistic mix of chat commands to the real bot over M minutes; print one table.
 
-The bot is the real Application (tests/bothelpers.py `running_bot`) in a child process, long polling the Bot API
-stand-in (tests/botapi.py) that runs here with Telegram's per-chat (1 msg/s) and per-group (20 msg/min) limits on,
+The bot is the real Application (tests/support/bothelpers.py `running_bot`) in a child process, long polling the Bot API
+stand-in (tests/support/botapi.py) that runs here with Telegram's per-chat (1 msg/s) and per-group (20 msg/min) limits on,
 with the demo data seeded into a private redis-server. Users arrive uniformly over the run; each one sends /start
 and then a few commands, plain-text codes, junk and button presses, waiting for each answer and "thinking" 1.5–5 s
 before the next (so a single user never exceeds Telegram's per-chat limit or the bot's 20 commands a minute).
@@ -11,7 +11,7 @@ unanswered actions, handler errors, stand-in errors and 429s, the bot process's 
 Python memory still held at the end that was allocated in the second half of the run (tracemalloc, `--trace`),
 Redis memory and keys per user.
 
-Usage: python bench/load.py --users 10000 --minutes 10 [--global-limit 30] [--trace] [--seed 7]
+Usage: python -m bench.load --users 10000 --minutes 10 [--global-limit 30] [--trace] [--seed 7]
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import os
 import random
 import re
 import statistics
-import sys
 import time
 import tracemalloc
 from collections import Counter
@@ -34,13 +33,12 @@ from pathlib import Path
 from typing import Any, cast
 
 os.environ.setdefault("PTB_TIMEDELTA", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from redis.asyncio import Redis  # noqa: E402
+from redis.asyncio import Redis
 
-from bench.benchkit import machine_line, percentile, private_redis  # noqa: E402
-from tests.botapi import BotApi, Call  # noqa: E402
-from tests.bothelpers import running_bot, seed_demo  # noqa: E402
+from bench.benchkit import machine_line, percentile, private_redis
+from tests.support.botapi import BotApi, Call
+from tests.support.bothelpers import running_bot, seed_demo
 
 FIRST_CHAT = 50_000_000  # private chat (= user) ids of the simulated users
 ANSWER_TIMEOUT = 30.0  # seconds an action may wait for its answer before it counts as unanswered

@@ -8,11 +8,9 @@ import os
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from redis import Redis as SyncRedis
@@ -20,22 +18,12 @@ from redis.asyncio import Redis
 from telegram.ext import Application
 
 from config.settings import Settings, load_settings
-from tests.botapi import BotApi
-from tests.bothelpers import running_bot, seed_demo
-from tests.origin import Origin
+from tests.support.botapi import BotApi
+from tests.support.bothelpers import running_bot, seed_demo
+from tests.support.origin import Origin
+from tests.support.paths import FIXTURES, fixture_bytes, free_port
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def fixture_bytes(source: str, name: str) -> bytes:
-    """Bytes of tests/fixtures/<source>/<name>."""
-    return (FIXTURES / source / name).read_bytes()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["FIXTURES", "fixture_bytes"]
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +33,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if binary is None:
         pytest.fail("redis-server is not installed (apt-get install -y redis-server); tests need a real one")
     folder = tmp_path_factory.mktemp("redis")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             binary,

@@ -32,9 +32,9 @@ from alerts.store.subscriptions import SubscriptionStore
 from bot.cli import main as cli_main
 from bot.delivery import MAX_ATTEMPTS, DeliveryWorker, RateLimiter
 from config.settings import REJECTED_TOKEN, load_settings, redact, setup_logging
-from tests.botapi import BotApi
-from tests.bothelpers import ADMIN, TOKEN
-from tests.origin import Origin
+from tests.support.botapi import BotApi
+from tests.support.bothelpers import ADMIN, TOKEN
+from tests.support.origin import Origin
 from tests.test_security import OTHER_TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -36,15 +36,15 @@ from bot.cli import main as cli_main
 from bot.deps import Deps
 from bot.handlers import MAX_ARGS
 from config.settings import Settings, setup_logging
-from tests.botapi import BotApi, parse_html
-from tests.bothelpers import ADMIN, TOKEN, bot_settings, running_bot, seed_demo
-from tests.conftest import _free_port
+from tests.support.botapi import BotApi, parse_html
+from tests.support.bothelpers import ADMIN, TOKEN, bot_settings, running_bot, seed_demo
+from tests.support.paths import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = TOKEN.split(":", 1)[1]
 OTHER_TOKEN = "111111111:only-this-token-is-accepted"  # the stand-in refuses TOKEN with 401
 USER, OTHER, GROUP, CHANNEL, WARM_UP = 1001, 1002, -4001, -1001234567, 7
-# Test-only tokens, documented here and in tests/bothelpers.py; any other token-shaped string in the repository fails.
+# Test-only tokens, documented here and in tests/support/bothelpers.py; any other token-shaped string in the repository fails.
 ALLOWED_TOKENS = frozenset(
     {
         TOKEN,
@@ -538,10 +538,10 @@ def test_no_secrets_in_the_repository() -> None:
         for name, pattern in KEY_PATTERNS.items():
             if pattern.search(data):
                 found.append(f"{path.relative_to(ROOT)}: {name}")
-    # Test code uses tests.bothelpers.TOKEN; a token of BotFather's exact shape is refused even in tests, since
+    # Test code uses tests.support.bothelpers.TOKEN; a token of BotFather's exact shape is refused even in tests, since
     # secret scanners (and readers) cannot tell it from a real one.
     assert found == [], (
-        "secrets or undocumented tokens in the repository (use tests.bothelpers.TOKEN in tests)"
+        "secrets or undocumented tokens in the repository (use tests.support.bothelpers.TOKEN in tests)"
     )
 
 

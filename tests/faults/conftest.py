@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from redis.asyncio import Redis
 
-from tests.botapi import BotApi
-from tests.bothelpers import seed_demo
+from tests.support.botapi import BotApi
+from tests.support.bothelpers import seed_demo
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from typing import Any
 
 from redis import Redis as SyncRedis
 
-from tests.bothelpers import TOKEN
-from tests.conftest import _free_port
+from tests.support.bothelpers import TOKEN
+from tests.support.paths import free_port as _free_port
 
 FULL = os.environ.get("FAULTS_FULL", "") not in ("", "0", "false", "no")
 BASE_SETTINGS = (

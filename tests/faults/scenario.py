@@ -22,9 +22,9 @@ from bot.demo import demo_root
 from bot.render import RULE_STYLE
 from bot.scheduler import Poller
 from config.settings import load_settings
-from tests.botapi import parse_html
 from tests.faults.harness import BASE_SETTINGS
-from tests.origin import Origin
+from tests.support.botapi import parse_html
+from tests.support.origin import Origin
 
 # Sources whose demo files are plain GETs at dated URLs (southbound needs the page's form, the US ones a SEC agent).
 DATED_SOURCES = ("hkex-quotes", "hkex-buybacks", "hkex-di", "sfc-short-positions")

@@ -16,7 +16,6 @@ from redis.asyncio import Redis
 
 from alerts.calendar import HK_TZ
 from alerts.store import keys
-from tests.botapi import BotApi, parse_html
 from tests.faults.harness import (
     FULL,
     BotProcess,
@@ -38,7 +37,8 @@ from tests.faults.scenario import (
     seed_copy,
     serve_demo,
 )
-from tests.origin import Origin
+from tests.support.botapi import BotApi, parse_html
+from tests.support.origin import Origin
 
 pytestmark = pytest.mark.faults
 

@@ -18,12 +18,12 @@ from alerts.errors import MalformedFile, NotPublishedYet
 from alerts.sources import get_source
 from alerts.store import keys
 from alerts.store.frames import FrameStore
-from tests.botapi import BotApi
-from tests.bothelpers import ADMIN
-from tests.conftest import FIXTURES
 from tests.faults.harness import BotProcess, assert_clean_log, bot_env, hk_iso, until
 from tests.faults.scenario import Chats, copy_db, demo_bytes, received, reference_run, seed_copy
-from tests.origin import Origin
+from tests.support.botapi import BotApi
+from tests.support.bothelpers import ADMIN
+from tests.support.origin import Origin
+from tests.support.paths import FIXTURES
 
 pytestmark = pytest.mark.faults
 

@@ -21,10 +21,10 @@ from alerts.store.outbox import Outbox, OutboxItem, item_id
 from alerts.store.subscriptions import SubscriptionStore
 from alerts.windows import active_dates, missed
 from bot.scheduler import LOOKBACK_SESSIONS, RedisOutage
-from tests.botapi import BotApi
-from tests.bothelpers import ADMIN
 from tests.faults.harness import BotProcess, RedisServer, assert_clean_log, bot_env, hk_iso, seconds, until
-from tests.origin import Origin
+from tests.support.botapi import BotApi
+from tests.support.bothelpers import ADMIN
+from tests.support.origin import Origin
 
 pytestmark = pytest.mark.faults
 

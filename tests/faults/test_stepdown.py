@@ -18,9 +18,9 @@ from alerts.store import keys
 from alerts.store.outbox import Outbox, OutboxItem, item_id
 from alerts.store.subscriptions import SubscriptionStore
 from bot.delivery import worker_for
-from tests.botapi import BotApi
-from tests.bothelpers import TOKEN, bot_settings
 from tests.faults.harness import until
+from tests.support.botapi import BotApi
+from tests.support.bothelpers import TOKEN, bot_settings
 
 pytestmark = pytest.mark.faults
 

@@ -18,9 +18,9 @@ from alerts.calendar import HK_TZ
 from alerts.store import keys
 from alerts.store.outbox import Outbox, OutboxItem, item_id
 from alerts.store.subscriptions import SubscriptionStore
-from tests.botapi import BotApi
 from tests.faults.harness import BotProcess, assert_clean_log, bot_env, count, hk_iso, seconds, until
-from tests.origin import Origin
+from tests.support.botapi import BotApi
+from tests.support.origin import Origin
 
 pytestmark = pytest.mark.faults
 

@@ -1,0 +1,71 @@
+"""One contract for every registered source: each table of each good fixture matches its declared schema."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from alerts.errors import SourceError
+from alerts.sources import SOURCES
+from tests.support.paths import FIXTURES
+
+# Known-good fixture files per source (real where one exists; see tests/fixtures/*/README.md).
+GOOD: dict[str, list[str]] = {
+    "hkex-short": ["ASHTMAIN.HTM", "MSHTMAIN.HTM", "ASHTGEM.HTM", "MSHTGEM_empty_2017.HTM"],
+    "hkex-short-midday": ["MSHTMAIN.HTM", "MSHTGEM_empty_2017.HTM"],
+    "hkex-quotes": ["d251120e.htm", "d100104e.htm"],
+    "sfc-short-positions": ["Short_Position_Reporting_Aggregated_Data_20221202.csv"],
+    "hkex-buybacks": ["SRRPT20170313.xls", "SRRPT20170314.xls", "SRRPT20170315.xls", "SRRPT20170316.xls"],
+    "hkex-di": ["DSM20251126C1.htm", "DSM20251126C2.htm"],
+    "hkex-southbound": ["mutualmarket_c_t-hk_20190125.html", "mutualmarket_t-hk_20251120.html"],
+    "finra-short-volume": [
+        "CNMSshvol20210427.txt",
+        "CNMSshvol20210802_excerpt_TestFinraReport.txt",
+        "CNMSshvol20260713_fractional.txt",
+        "CNMSshvol_empty.txt",
+    ],
+    "sec-form4": [
+        "374WaterForm4.xml",
+        "form4_purchase_P.xml",
+        "form4_multi_owner.xml",
+        "form4_10b5_1_sale.xml",
+        "form4_amendment.xml",
+        "form4_no_prolog.xml",
+        "form4_derivative_only.xml",
+    ],
+}
+CASES = [(name, file) for name, files in GOOD.items() for file in files]
+# Sources that share another source's pages (and so its fixture folder).
+FIXTURE_DIRS = {"hkex-short-midday": "hkex-short"}
+
+
+def test_every_registered_source_has_good_fixtures() -> None:
+    assert set(GOOD) == set(SOURCES)
+
+
+@pytest.mark.parametrize(("source_name", "file"), CASES)
+def test_tables_match_declared_schema(source_name: str, file: str) -> None:
+    source = SOURCES[source_name]
+    tables = source.parse_all((FIXTURES / FIXTURE_DIRS.get(source_name, source_name) / file).read_bytes())
+    assert set(tables) == set(source.tables)
+    for table_name, frame in tables.items():
+        schema = source.tables[table_name].schema
+        assert list(frame.columns) == list(schema), table_name
+        assert {c: str(t) for c, t in frame.dtypes.items()} == dict(schema), table_name
+        assert isinstance(frame.index, pd.RangeIndex)
+    main = tables["main"]
+    file_date = main.attrs.get("file_date")
+    assert file_date is None or type(file_date) is date
+    if "code" in main and len(main) and source.calendar == "XHKG":
+        assert main["code"].str.fullmatch(r"\d{5}").all()
+
+
+@pytest.mark.parametrize("source_name", sorted(SOURCES))
+@pytest.mark.parametrize(
+    "junk", [b"", b"\x00\x01garbage", b"<html><head><title>404 Not Found</title></head></html>"]
+)
+def test_junk_raises_a_source_error(source_name: str, junk: bytes) -> None:
+    with pytest.raises(SourceError):
+        SOURCES[source_name].parse_all(junk)
