@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+import pandas as pd
 from redis.asyncio import Redis
 
 from alerts.calendar import HK_TZ, previous_sessions, schedule_for
@@ -25,7 +26,8 @@ from alerts.history import FEEDS, load_store
 from alerts.ingest import ingest, known_at, urls_for
 from alerts.model import Alert
 from alerts.routing import route
-from alerts.rules import RuleContext, RuleParams, evaluate, load_params
+from alerts.rules import RuleContext, RuleParams, evaluate, feeds_for, load_params, rules_for
+from alerts.rules.spec import Market
 from alerts.sources import get_source
 from alerts.sources.common import empty_frame
 from alerts.store import keys
@@ -41,6 +43,12 @@ HISTORY_SESSIONS = 130  # ≥ the rules' longest lookback (120 sessions) plus ro
 # Trade dates whose alerts confluence reads: its window is 5 sessions of knowledge time, and an SFC position
 # is known a week after its date, a director's dealing days after the trade, so look further back than 5.
 CONFLUENCE_SESSIONS = 12
+# US feeds by name -> (source, XNYS sessions of history, calendar days of history); both 0: the day's file only.
+US_FEEDS: dict[str, tuple[str, int, int]] = {
+    "finra": ("finra-short-volume", HISTORY_SESSIONS, 0),
+    "form4": ("sec-form4", 0, 14),
+    "form4_day": ("sec-form4", 0, 0),
+}
 
 
 @dataclass
@@ -153,15 +161,20 @@ async def _evaluate_and_route(
     report: CycleReport, day: date, redis: Redis, store: FrameStore, now: datetime, params: RuleParams
 ) -> None:
     alert_log = AlertLog(redis)
-    if get_source(report.source).calendar == "XNYS":
-        found = await _us_alerts(report.source, day, store, alert_log, params, now)
-    else:
+    source = get_source(report.source)
+    market: Market = "US" if source.calendar == "XNYS" else "HK"
+    rules = rules_for(report.source, market)  # each rule says which sources' files make it run
+    recent = await alert_log.recent(_recent_days(day, now, source.calendar))
+    if market == "HK":
         sessions = previous_sessions(day, HISTORY_SESSIONS)
         history = await load_store(store, sessions[0], day)
-        recent = await alert_log.recent(_recent_days(day, now, "XHKG"))
         # Everything stored is known by now; a file fetched before its due moment counts from then (never lost).
-        moment = max(now, known_at(get_source(report.source), day, now))
-        found = list(evaluate(history.context(moment, day=day, recent_alerts=tuple(recent)), params).alerts)
+        moment = max(now, known_at(source, day, now))
+        context = history.context(moment, day=day, recent_alerts=tuple(recent))
+    else:
+        us_recent = tuple(a for a in recent if a.market == "US")
+        context = await _us_context(store, day, feeds_for(rules), us_recent, now)
+    found = list(evaluate(context, params, market=market, rules=rules).alerts)
     # Live, the publication time is when we saw the file (the schedule's time is only the earliest expected).
     alerts = [replace(a, published_at=now) for a in found]
     report.alerts = len(alerts)
@@ -171,37 +184,29 @@ async def _evaluate_and_route(
     report.enqueued = routed.enqueued
 
 
-async def _us_alerts(
-    source: str, day: date, store: FrameStore, alert_log: AlertLog, params: RuleParams, now: datetime
-) -> list[Alert]:
-    """US rules for a FINRA day or a day of Form 4 filings, plus confluence over recent US alerts."""
-    from alerts.rules.confluence import evaluate_confluence
-    from alerts.rules.us_insiders import ClusterParams, evaluate_insider_cluster, evaluate_us_round_number
-    from alerts.rules.us_short_volume import evaluate_us_short_volume
-
-    sessions = previous_sessions(day, HISTORY_SESSIONS, calendar="XNYS")
-    schema = get_source(source).schema
-    if source == "finra-short-volume":
-        history = await store.load_range(source, schema, sessions[0], day)
-        alerts, _notes = evaluate_us_short_volume(history, day, params)
-    else:
-        history = await store.load_range(source, schema, day - timedelta(days=14), day)
-        today = await store.get(source, "main", day, schema)
-        today = today if today is not None else history.iloc[0:0]
-        alerts = evaluate_us_round_number(today, params)
-        alerts += evaluate_insider_cluster(history, today, day, ClusterParams())
-    recent = [a for a in await alert_log.recent(_recent_days(day, now, "XNYS")) if a.market == "US"]
-    context = _empty_context(day, tuple(recent), now)
-    alerts += [replace(a, market="US") for a in evaluate_confluence(context, params, today=tuple(alerts))[0]]
-    return alerts
-
-
-def _empty_context(day: date, recent: tuple[Alert, ...], now: datetime) -> RuleContext:
-    """A rule context with no HK data: confluence only looks at alerts."""
+async def _us_context(
+    store: FrameStore, day: date, feeds: tuple[str, ...], recent: tuple[Alert, ...], now: datetime
+) -> RuleContext:
+    """A rule context with no HK data: the US feeds the rules read (US_FEEDS), and the recent US alerts."""
     frames = {
         name: empty_frame(get_source(src).tables[table].schema) for name, (src, table, _) in FEEDS.items()
     }
-    return RuleContext(day=day, recent_alerts=recent, moment=now, **frames)
+    loaded = {feed: await _load_us_feed(store, feed, day) for feed in feeds}
+    return RuleContext(day=day, recent_alerts=recent, moment=now, feeds=loaded, **frames)
+
+
+async def _load_us_feed(store: FrameStore, feed: str, day: date) -> pd.DataFrame:
+    """One US feed up to `day`: `sessions` XNYS sessions, `days` calendar days, or 0 for the day's file only."""
+    source, sessions, days = US_FEEDS[feed]
+    schema = get_source(source).schema
+    if sessions:
+        return await store.load_range(
+            source, schema, previous_sessions(day, sessions, calendar="XNYS")[0], day
+        )
+    if days:
+        return await store.load_range(source, schema, day - timedelta(days=days), day)
+    today = await store.get(source, "main", day, schema)
+    return today if today is not None else empty_frame(schema)
 
 
 def _recent_days(day: date, now: datetime, calendar: str) -> list[date]:

@@ -13,13 +13,10 @@ import pandas as pd
 from alerts.calendar import HK_TZ, previous_sessions, sessions_between
 from alerts.history import History
 from alerts.model import Alert
-from alerts.rules import Note, RuleParams, evaluate
+from alerts.rules import Note, RuleParams, evaluate, kind
 
 HORIZONS = (1, 5, 20)
 NY_TZ = ZoneInfo("America/New_York")
-# Which way the price "should" move after each rule fires, for hit rates (None: no stated direction).
-BULLISH = {"buyback_filed", "insider_buy_near_round_number", "short_ratio_drop"}
-BEARISH = {"short_ratio_spike", "short_position_jump"}
 
 
 @dataclass(frozen=True)
@@ -47,15 +44,11 @@ class ReplayResult:
 
 
 def expected_direction(alert: Alert) -> int | None:
-    """+1 when the rule reads as supportive for the price, -1 when pressuring, None when it says neither."""
-    if alert.rule in BULLISH:
-        return 1
-    if alert.rule in BEARISH:
-        change = alert.fact("delta_shares") or alert.fact("z")
-        return -1 if change is None or float(change.value) >= 0 else 1
-    if alert.rule == "southbound_level":
-        return 1 if alert.identity.startswith("up") else -1 if alert.identity.startswith("down") else None
-    return None
+    """+1 when the alert reads as supportive for the price, -1 when pressuring, None when it says neither.
+
+    Each alert kind declares its direction in its rule's spec (alerts.rules.registry)."""
+    found = kind(alert.rule)
+    return found.direction(alert) if found is not None else None
 
 
 # HKEX and the US regular session both close at 16:00 local time: a file published after it can only be acted on

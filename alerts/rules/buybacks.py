@@ -12,6 +12,7 @@ names the market where it is not the Exchange, and says whether the shares are c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
@@ -37,7 +38,22 @@ from alerts.rules.context import (
     strings,
     to_date,
 )
-from alerts.rules.params import BuybackParams, RuleParams
+from alerts.rules.params import RuleParams
+from alerts.rules.spec import AlertKind, RuleSpec, supportive
+
+
+@dataclass(frozen=True)
+class BuybackParams:
+    """buyback_filed thresholds; `fx_to_hkd` holds (currency, rate) pairs."""
+
+    warning_total_hkd: float
+    fx_to_hkd: tuple[tuple[str, float], ...]
+
+    def rate(self, currency: str | None) -> float | None:
+        """HK$ per unit of `currency` (a missing currency is HK$); None when the table has no rate."""
+        wanted = (currency or "HKD").upper()
+        return next((rate for name, rate in self.fx_to_hkd if name.upper() == wanted), None)
+
 
 RULE = "buyback_filed"
 SOURCE = "hkex-buybacks"
@@ -63,7 +79,7 @@ class _Row(NamedTuple):
 @quiet
 def evaluate_buyback_filed(ctx: RuleContext, params: RuleParams) -> RuleResult:
     """One alert per stock and trade date of today's share repurchase report."""
-    p = params.buyback_filed
+    p = params.get(RULE, BuybackParams)
     frame = ctx.buybacks
     rows = frame.loc[days64(frame["report_date"]) == as64(ctx.day)]
     codes = strings(rows["code"])
@@ -145,9 +161,10 @@ def _alert(
     shares = float(np.nansum([r.shares for r in group]))
     high, low = _max([r.high for r in group]), _min([r.low for r in group])
     rates = [p.rate(r.currency) for r in group]
-    paid_hkd = (
-        float(sum(r.paid * rate for r, rate in zip(group, rates, strict=True)))
-        if all(rate is not None for rate in rates)
+    known = [rate for rate in rates if rate is not None]
+    paid_hkd = (  # the HK$ total only when every row's currency has a rate
+        float(sum(r.paid * rate for r, rate in zip(group, known, strict=True)))
+        if len(known) == len(rates)
         else np.nan
     )
     paid = float(np.nansum([r.paid for r in group])) if single else paid_hkd
@@ -212,3 +229,13 @@ def _destination_text(cancelled: float, treasury: float) -> str:
     return (
         f"{count(cancelled)} for cancellation, {count(treasury)} held as treasury shares (can be sold again)"
     )
+
+
+SPEC = RuleSpec(
+    name=RULE,
+    kinds=(AlertKind(RULE, "💰", ("shares", "total_paid", "ytd_pct_of_issued"), supportive, chart="short"),),
+    markets=("HK",),
+    params={RULE: BuybackParams},
+    signal=evaluate_buyback_filed,
+    feeds=("buybacks",),
+)

@@ -11,7 +11,7 @@ a new one can. The alert says which part arrived last (fact ``last``) and is pub
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,18 @@ from alerts.calendar import HK_TZ, previous_sessions
 from alerts.model import Alert, Fact
 from alerts.rules.context import RuleContext, RuleResult, sessions_back
 from alerts.rules.market import CODE as MARKET_CODE
-from alerts.rules.params import ConfluenceParams, RuleParams
+from alerts.rules.params import RuleParams
+from alerts.rules.spec import AlertKind, RuleSpec
+
+
+@dataclass(frozen=True)
+class ConfluenceParams:
+    """confluence thresholds."""
+
+    sessions: int
+    min_rules: int
+    warning_rules: int
+
 
 RULE = "confluence"
 NY_TZ = ZoneInfo("America/New_York")
@@ -27,7 +38,7 @@ NY_TZ = ZoneInfo("America/New_York")
 
 def evaluate_confluence(ctx: RuleContext, params: RuleParams, today: Sequence[Alert] = ()) -> RuleResult:
     """One alert per stock whose parts known within the window come from at least `min_rules` distinct rules."""
-    p = params.confluence
+    p = params.get(RULE, ConfluenceParams)
     known: dict[str, Alert] = {}
     for alert in ctx.recent_alerts:  # the moment an alert was first pushed is the one that counts
         if _signal(alert) and (ctx.codes is None or alert.code in ctx.codes):
@@ -131,3 +142,12 @@ def _alert(
         identity="+".join(rules),
         parts=tuple(a.fingerprint for a in parts),
     )
+
+
+SPEC = RuleSpec(
+    name=RULE,
+    kinds=(AlertKind(RULE, "🎯", ("rules", "parts", "window"), chart="short"),),
+    markets=("HK", "US"),
+    params={RULE: ConfluenceParams},
+    join=evaluate_confluence,
+)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -14,18 +14,11 @@ import pandas as pd
 
 from alerts.calendar import Schedule, previous_sessions, schedule_for
 from alerts.model import Alert
-from alerts.sources import get_source
-from config.settings import Settings
+from alerts.sources import public_links
 
-
-def default_links(source: str, day: date) -> tuple[str, ...]:
-    """Primary-source URL(s) of a source's file for `day`, on the default public hosts."""
-    registered = get_source(source)
-    base = _DEFAULT_SETTINGS.base_url(registered.base_setting)
-    return tuple(base + path for path in registered.paths(day))
-
-
-_DEFAULT_SETTINGS = Settings()
+# Primary-source URL(s) of a source's file for a date, on its public host (Source.public_url): the link every
+# alert carries unless the caller hands RuleContext another `link`. Rules build no URL themselves.
+default_links = public_links
 
 
 @dataclass(frozen=True)
@@ -49,6 +42,20 @@ class RuleContext:
     codes: frozenset[str] | None = None
     link: Callable[[str, date], tuple[str, ...]] = default_links
     moment: datetime | None = None  # when this evaluation happens: frames hold only rows published by then
+    # Feeds beyond the six HK ones above, by feed name (US rules: "finra", "form4", "form4_day").
+    feeds: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+
+    def feed(self, name: str) -> pd.DataFrame:
+        """A feed's frame by name: one of the HK fields above, else from `feeds` (KeyError when absent)."""
+        if name in self.feeds:
+            return self.feeds[name]
+        if name in _HK_FIELDS:
+            frame: pd.DataFrame = getattr(self, name)
+            return frame
+        raise KeyError(f"this evaluation has no feed {name!r}")
+
+
+_HK_FIELDS = frozenset({"quotes", "market", "sfc", "buybacks", "di", "southbound"})
 
 
 @dataclass(frozen=True)

@@ -1,56 +1,36 @@
-"""Run every rule for one session: signals first, then confluence over them; sorted, filtered, deterministic."""
+"""Run the rules of one market for one day: signals first, then the joining rules over them; sorted, deterministic."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import replace
 
 from alerts.calendar import is_session
 from alerts.model import Alert
-from alerts.rules.buybacks import evaluate_buyback_filed
-from alerts.rules.confluence import evaluate_confluence
-from alerts.rules.context import Evaluation, Note, RuleContext, RuleResult
-from alerts.rules.insiders import evaluate_insider_buy_near_round_number
-from alerts.rules.market import evaluate_market_short_swing
+from alerts.rules.context import Evaluation, Note, RuleContext
 from alerts.rules.params import RuleParams
-from alerts.rules.short_position import evaluate_short_position_jump
-from alerts.rules.short_ratio import evaluate_short_ratio
-from alerts.rules.southbound import evaluate_southbound_level
-
-RULE_IDS: tuple[str, ...] = (
-    "short_ratio_spike",
-    "short_ratio_drop",
-    "short_position_jump",
-    "buyback_filed",
-    "insider_buy_near_round_number",
-    "southbound_level",
-    "market_short_swing",
-    "confluence",
-)
-
-# Signal evaluators in run order; evaluate_short_ratio covers both short-ratio rules in one pass.
-_SIGNALS: tuple[Callable[[RuleContext, RuleParams], RuleResult], ...] = (
-    evaluate_short_ratio,
-    evaluate_short_position_jump,
-    evaluate_buyback_filed,
-    evaluate_insider_buy_near_round_number,
-    evaluate_southbound_level,
-    evaluate_market_short_swing,
-)
+from alerts.rules import registry
+from alerts.rules.spec import Market, RuleSpec
 
 
-def evaluate(ctx: RuleContext, params: RuleParams) -> Evaluation:
-    """All alerts and notes for `ctx.day`; nothing at all on a non-session day."""
-    if not is_session(ctx.day):
+def evaluate(
+    ctx: RuleContext, params: RuleParams, *, market: Market = "HK", rules: tuple[RuleSpec, ...] | None = None
+) -> Evaluation:
+    """All alerts and notes of `market`'s rules (or just `rules`) for `ctx.day`; nothing on an HK non-session."""
+    if market == "HK" and not is_session(ctx.day):
         return Evaluation(alerts=(), notes=())
+    specs = rules if rules is not None else registry.rules_of(market)
     alerts: list[Alert] = []
     notes: list[Note] = []
-    for rule in _SIGNALS:
-        found, said = rule(ctx, params)
-        alerts += found
-        notes += said
-    found, said = evaluate_confluence(ctx, params, today=alerts)
-    alerts += found
-    notes += said
+    for spec in specs:
+        if spec.signal is not None:
+            found, said = spec.signal(ctx, params)
+            alerts += found
+            notes += said
+    for spec in specs:
+        if spec.join is not None:
+            found, said = spec.join(ctx, params, tuple(alerts))
+            alerts += [replace(a, market=market) for a in found]
+            notes += said
     if ctx.codes is not None:
         alerts = [a for a in alerts if a.code in ctx.codes]
         notes = [n for n in notes if n.code in ctx.codes or not n.code]

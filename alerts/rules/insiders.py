@@ -26,8 +26,9 @@ from alerts.rules.context import (
     strings,
     to_date,
 )
-from alerts.rules.levels import nearest_round_level, step_for
-from alerts.rules.params import InsiderParams, RuleParams
+from alerts.rules.levels import InsiderParams, nearest_round_level, step_for
+from alerts.rules.params import RuleParams
+from alerts.rules.spec import AlertKind, RuleSpec, supportive
 
 RULE = "insider_buy_near_round_number"
 SOURCE = "hkex-di"
@@ -39,7 +40,7 @@ _DIRECTOR_FORMS = ("DA", "DB", "DC", "DD")
 @quiet
 def evaluate_insider_buy_near_round_number(ctx: RuleContext, params: RuleParams) -> RuleResult:
     """Insider purchases filed today whose average price sits near a round level."""
-    p = params.insider_buy_near_round_number
+    p = params.get(RULE, InsiderParams)
     di = ctx.di
     shares = floats(di["shares"])
     avg_price = floats(di["avg_price"])
@@ -124,3 +125,14 @@ def _alert(
         published_at=published(SOURCE, ctx.day),
         identity=serial,
     )
+
+
+KIND = AlertKind(RULE, "👤", ("avg_price", "level", "pct_after"), supportive, chart="short")
+SPEC = RuleSpec(
+    name=RULE,
+    kinds=(KIND,),
+    markets=("HK",),
+    params={RULE: InsiderParams},
+    signal=evaluate_insider_buy_near_round_number,
+    feeds=("di",),
+)

@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from alerts.rules.params import InsiderParams, RuleParams, load_params
+from alerts.rules.params import RuleParams, table
+
+TABLE = "insider_buy_near_round_number"  # the round-number steps are the insider rule's thresholds
+
+
+@dataclass(frozen=True)
+class InsiderParams:
+    """insider_buy_near_round_number thresholds; `step_bands` holds (price under, step) pairs, ascending."""
+
+    step_bands: tuple[tuple[float, float], ...]
+    near_pct: float
+    near_step_fraction: float
+    warning_roles: tuple[str, ...]
+
 
 # Float slack so 38.5 / 0.5 or 120 / 10 never lands a hair under the integer it is.
 _EPS = 1e-9
@@ -12,8 +26,8 @@ _EPS = 1e-9
 
 def _bands(params: RuleParams | InsiderParams | None) -> InsiderParams:
     if params is None:
-        return load_params().insider_buy_near_round_number
-    return params.insider_buy_near_round_number if isinstance(params, RuleParams) else params
+        return table(TABLE, InsiderParams)
+    return params.get(TABLE, InsiderParams) if isinstance(params, RuleParams) else params
 
 
 def step_for(price: float, params: RuleParams | InsiderParams | None = None) -> float:

@@ -8,6 +8,7 @@ default); when a date has several such rows the last one wins (a re-read file). 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
@@ -29,7 +30,22 @@ from alerts.rules.context import (
     sessions_back,
     signed_pct,
 )
-from alerts.rules.params import MarketParams, RuleParams
+from alerts.rules.params import RuleParams
+from alerts.rules.spec import AlertKind, RuleSpec
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    """market_short_swing thresholds and which market rows to read."""
+
+    source: str
+    board: str
+    session: str
+    change_pct: float
+    mean_sessions: int
+    mean_min_sessions: int
+    warning_change_pct: float
+
 
 RULE = "market_short_swing"
 CODE = "MARKET"
@@ -39,7 +55,7 @@ NAME = "Hong Kong market"
 @quiet
 def evaluate_market_short_swing(ctx: RuleContext, params: RuleParams) -> RuleResult:
     """A ±25% swing of market short selling vs last week or the 5-session mean."""
-    p = params.market_short_swing
+    p = params.get(RULE, MarketParams)
     if ctx.codes is not None and CODE not in ctx.codes:
         return [], []
     by_day = _by_day(ctx.market, p, ctx.day)
@@ -142,3 +158,13 @@ def _alert(
         links=ctx.link(p.source, ctx.day),
         published_at=published(p.source, ctx.day),
     )
+
+
+SPEC = RuleSpec(
+    name=RULE,
+    kinds=(AlertKind(RULE, "🌊", ("short_value", "change", "stocks_shorted")),),
+    markets=("HK",),
+    params={RULE: MarketParams},
+    signal=evaluate_market_short_swing,
+    feeds=("market",),
+)

@@ -1,4 +1,8 @@
-"""Rule thresholds: one frozen dataclass per rule, loaded from config/rules.toml with per-rule overrides."""
+"""Rule thresholds: each rule's spec names its config/rules.toml tables and the frozen dataclasses holding them.
+
+`RuleParams` carries every table by name; rules read theirs with `params.get(table, cls)` (typed). The loader
+(`build`) checks names and types; `alerts.rules.load_params` builds it for every registered rule.
+"""
 
 from __future__ import annotations
 
@@ -6,109 +10,12 @@ import math
 import tomllib
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
-
-@dataclass(frozen=True)
-class ShortRatioWindow:
-    """The trailing window a day's short ratio is compared with (shared by spike and drop)."""
-
-    window: int
-    max_lookback_sessions: int
-    min_history: int
-    min_turnover_hkd: float
-    std_floor: float
-    warning_abs_z: float
-
-
-@dataclass(frozen=True)
-class ShortRatioSpikeParams(ShortRatioWindow):
-    """short_ratio_spike: z >= min_z and percentile >= min_percentile, ratio >= min_ratio."""
-
-    min_ratio: float
-    min_z: float
-    min_percentile: float
-
-
-@dataclass(frozen=True)
-class ShortRatioDropParams(ShortRatioWindow):
-    """short_ratio_drop: z <= max_z and percentile <= max_percentile, window mean >= min_mean_ratio."""
-
-    min_mean_ratio: float
-    max_z: float
-    max_percentile: float
-
-
-@dataclass(frozen=True)
-class ShortPositionParams:
-    """short_position_jump thresholds."""
-
-    min_change_pct: float
-    min_change_value_hkd: float
-    high_weeks: int
-    high_min_history: int
-    high_min_value_hkd: float
-    high_min_change_pct: float
-    warning_change_pct: float
-
-
-@dataclass(frozen=True)
-class BuybackParams:
-    """buyback_filed thresholds; `fx_to_hkd` holds (currency, rate) pairs."""
-
-    warning_total_hkd: float
-    fx_to_hkd: tuple[tuple[str, float], ...]
-
-    def rate(self, currency: str | None) -> float | None:
-        """HK$ per unit of `currency` (a missing currency is HK$); None when the table has no rate."""
-        wanted = (currency or "HKD").upper()
-        return next((rate for name, rate in self.fx_to_hkd if name.upper() == wanted), None)
-
-
-@dataclass(frozen=True)
-class InsiderParams:
-    """insider_buy_near_round_number thresholds; `step_bands` holds (price under, step) pairs, ascending."""
-
-    step_bands: tuple[tuple[float, float], ...]
-    near_pct: float
-    near_step_fraction: float
-    warning_roles: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SouthboundParams:
-    """southbound_level thresholds."""
-
-    levels: tuple[float, ...]
-    previous_within: int
-    change_sessions: int
-    change_pp: float
-    warning_change_pp: float
-
-
-@dataclass(frozen=True)
-class MarketParams:
-    """market_short_swing thresholds and which market rows to read."""
-
-    source: str
-    board: str
-    session: str
-    change_pct: float
-    mean_sessions: int
-    mean_min_sessions: int
-    warning_change_pct: float
-
-
-@dataclass(frozen=True)
-class ConfluenceParams:
-    """confluence thresholds."""
-
-    sessions: int
-    min_rules: int
-    warning_rules: int
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -129,51 +36,95 @@ class UsShortVolumeParams:
     drop_max_percentile: float
 
 
-@dataclass(frozen=True)
 class RuleParams:
-    """Every rule's thresholds; attribute names are the rule ids (us_short_volume: the US short-ratio rules)."""
+    """Every rule's thresholds by config/rules.toml table name; immutable and hashable."""
 
-    short_ratio_spike: ShortRatioSpikeParams
-    short_ratio_drop: ShortRatioDropParams
-    short_position_jump: ShortPositionParams
-    buyback_filed: BuybackParams
-    insider_buy_near_round_number: InsiderParams
-    southbound_level: SouthboundParams
-    market_short_swing: MarketParams
-    confluence: ConfluenceParams
-    us_short_volume: UsShortVolumeParams
+    __slots__ = ("_tables",)
+
+    def __init__(self, tables: Mapping[str, object]) -> None:
+        object.__setattr__(self, "_tables", dict(tables))
+
+    def get(self, table: str, cls: type[T]) -> T:
+        """The table `table` as its dataclass `cls` (KeyError for a table no rule declares)."""
+        value = self._tables[table]
+        if not isinstance(value, cls):
+            raise TypeError(f"rule table {table!r} holds {type(value).__name__}, not {cls.__name__}")
+        return value
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Table names in registry order."""
+        return tuple(self._tables)
+
+    def replace(self, table: str, value: object) -> RuleParams:
+        """A copy with one table replaced."""
+        return RuleParams({**self._tables, table: value})
+
+    def __getattr__(self, name: str) -> Any:
+        # params.short_ratio_spike reads like the table it is; rules use get() for the type.
+        try:
+            return self._tables[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("RuleParams is immutable; use replace()")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RuleParams) and self._tables == other._tables
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._tables.items()))
+
+    def __repr__(self) -> str:
+        return f"RuleParams({self._tables!r})"
 
 
-def load_params(overrides: Mapping[str, Mapping[str, object]] | None = None) -> RuleParams:
-    """Read config/rules.toml and apply per-rule overrides ``{rule_id: {key: value}}``."""
-    params = _defaults()
+def build(
+    sections: Mapping[str, type], overrides: Mapping[str, Mapping[str, object]] | None = None
+) -> RuleParams:
+    """Every table of `sections` from config/rules.toml, with per-table overrides ``{table: {key: value}}``."""
+    params = _defaults(tuple(sections.items()))
     for rule, changes in (overrides or {}).items():
-        if rule not in _SECTIONS:
-            raise KeyError(f"unknown rule {rule!r}; choose one of: {', '.join(_SECTIONS)}")
+        if rule not in sections:
+            raise KeyError(f"unknown rule {rule!r}; choose one of: {', '.join(sections)}")
         current = getattr(params, rule)
-        params = replace(params, **{rule: _section(rule, {**_as_raw(current), **dict(changes)})})
+        params = params.replace(rule, _section(rule, sections[rule], {**_as_raw(current), **dict(changes)}))
     return params
 
 
+def table(name: str, cls: type[T]) -> T:
+    """One table's defaults from config/rules.toml, without the registry (round-number helpers use it)."""
+    value: T = _section(name, cls, _raw_table(name, cls))
+    return value
+
+
 @cache
-def _defaults() -> RuleParams:
+def _toml() -> dict[str, Any]:
     text = resources.files("config").joinpath("rules.toml").read_text(encoding="utf-8")
-    table = tomllib.loads(text)
-    unknown = set(table) - set(_SECTIONS)
+    return tomllib.loads(text)
+
+
+def _raw_table(name: str, cls: type) -> Mapping[str, Any]:
+    """The TOML table `name`; a rule whose dataclass gives every default may leave its table out."""
+    raw = _toml().get(name)
+    if raw is not None:
+        return raw
+    if all(f.default is not MISSING for f in fields(cls)):
+        return {f.name: f.default for f in fields(cls)}
+    raise ValueError(f"config/rules.toml: missing rule table(s) [{name!r}]")
+
+
+@cache
+def _defaults(sections: tuple[tuple[str, type], ...]) -> RuleParams:
+    unknown = set(_toml()) - {name for name, _ in sections}
     if unknown:
         raise ValueError(f"config/rules.toml: unknown rule table(s) {sorted(unknown)}")
-    missing = [rule for rule in _SECTIONS if rule not in table]
-    if missing:
-        raise ValueError(f"config/rules.toml: missing rule table(s) {missing}")
-    return RuleParams(**{rule: _section(rule, table[rule]) for rule in _SECTIONS})
+    return RuleParams({name: _section(name, cls, _raw_table(name, cls)) for name, cls in sections})
 
 
-_SECTIONS: dict[str, type] = {f.name: typing.get_type_hints(RuleParams)[f.name] for f in fields(RuleParams)}
-
-
-def _section(rule: str, raw: Mapping[str, Any]) -> Any:
+def _section(rule: str, cls: type, raw: Mapping[str, Any]) -> Any:
     """Build one rule's dataclass from raw TOML-like values, checking names and types."""
-    cls = _SECTIONS[rule]
     hints = typing.get_type_hints(cls)
     names = [f.name for f in fields(cls)]
     unknown = sorted(set(raw) - set(names))

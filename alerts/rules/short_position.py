@@ -7,6 +7,7 @@ event. RMB/USD counters (non_hkd) are skipped: SFC lists them with zero position
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
@@ -32,7 +33,22 @@ from alerts.rules.context import (
     strings,
     to_date,
 )
-from alerts.rules.params import RuleParams, ShortPositionParams
+from alerts.rules.params import RuleParams
+from alerts.rules.spec import AlertKind, RuleSpec, pressure_unless_falling
+
+
+@dataclass(frozen=True)
+class ShortPositionParams:
+    """short_position_jump thresholds."""
+
+    min_change_pct: float
+    min_change_value_hkd: float
+    high_weeks: int
+    high_min_history: int
+    high_min_value_hkd: float
+    high_min_change_pct: float
+    warning_change_pct: float
+
 
 RULE = "short_position_jump"
 SOURCE = "sfc-short-positions"
@@ -41,7 +57,7 @@ SOURCE = "sfc-short-positions"
 @quiet
 def evaluate_short_position_jump(ctx: RuleContext, params: RuleParams) -> RuleResult:
     """Big weekly change, 12-week high, or full cover of an SFC reportable short position."""
-    p = params.short_position_jump
+    p = params.get(RULE, ShortPositionParams)
     sfc = ctx.sfc
     dates = days64(sfc["date"])
     day = as64(ctx.day)
@@ -181,3 +197,21 @@ def _alert(
         links=ctx.link(SOURCE, ctx.day),
         published_at=published(SOURCE, ctx.day),
     )
+
+
+SPEC = RuleSpec(
+    name=RULE,
+    kinds=(
+        AlertKind(
+            RULE,
+            "📊",
+            ("shares", "delta_pct", "value"),
+            pressure_unless_falling("delta_shares"),
+            chart="position",
+        ),
+    ),
+    markets=("HK",),
+    params={RULE: ShortPositionParams},
+    signal=evaluate_short_position_jump,
+    feeds=("sfc",),
+)

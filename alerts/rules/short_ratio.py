@@ -43,7 +43,39 @@ from alerts.rules.context import (
     sessions_back,
     strings,
 )
-from alerts.rules.params import RuleParams, ShortRatioDropParams, ShortRatioSpikeParams, ShortRatioWindow
+from alerts.rules.params import RuleParams
+from alerts.rules.spec import AlertKind, RuleSpec, pressure_unless_falling, supportive
+
+
+@dataclass(frozen=True)
+class ShortRatioWindow:
+    """The trailing window a day's short ratio is compared with (shared by spike and drop)."""
+
+    window: int
+    max_lookback_sessions: int
+    min_history: int
+    min_turnover_hkd: float
+    std_floor: float
+    warning_abs_z: float
+
+
+@dataclass(frozen=True)
+class ShortRatioSpikeParams(ShortRatioWindow):
+    """short_ratio_spike: z >= min_z and percentile >= min_percentile, ratio >= min_ratio."""
+
+    min_ratio: float
+    min_z: float
+    min_percentile: float
+
+
+@dataclass(frozen=True)
+class ShortRatioDropParams(ShortRatioWindow):
+    """short_ratio_drop: z <= max_z and percentile <= max_percentile, window mean >= min_mean_ratio."""
+
+    min_mean_ratio: float
+    max_z: float
+    max_percentile: float
+
 
 SPIKE = "short_ratio_spike"
 DROP = "short_ratio_drop"
@@ -75,19 +107,21 @@ class WindowStats:
 @quiet
 def evaluate_short_ratio_spike(ctx: RuleContext, params: RuleParams) -> RuleResult:
     """Unusually high short ratio today vs the stock's own window."""
-    return _spike(ctx, params.short_ratio_spike, _today(ctx, params.short_ratio_spike.min_turnover_hkd))
+    p = params.get(SPIKE, ShortRatioSpikeParams)
+    return _spike(ctx, p, _today(ctx, p.min_turnover_hkd))
 
 
 @quiet
 def evaluate_short_ratio_drop(ctx: RuleContext, params: RuleParams) -> RuleResult:
     """Unusually low short ratio today (covering) vs the stock's own window."""
-    return _drop(ctx, params.short_ratio_drop, _today(ctx, params.short_ratio_drop.min_turnover_hkd))
+    p = params.get(DROP, ShortRatioDropParams)
+    return _drop(ctx, p, _today(ctx, p.min_turnover_hkd))
 
 
 @quiet
 def evaluate_short_ratio(ctx: RuleContext, params: RuleParams) -> RuleResult:
     """Both rules, sharing today's rows and the window statistics when their window settings agree."""
-    spike_p, drop_p = params.short_ratio_spike, params.short_ratio_drop
+    spike_p, drop_p = params.get(SPIKE, ShortRatioSpikeParams), params.get(DROP, ShortRatioDropParams)
     if _window_key(spike_p) != _window_key(drop_p):
         spike, drop = evaluate_short_ratio_spike(ctx, params), evaluate_short_ratio_drop(ctx, params)
         return spike[0] + drop[0], spike[1] + drop[1]
@@ -297,3 +331,18 @@ def _alert(
         links=ctx.link(SOURCE, ctx.day),
         published_at=published(SOURCE, ctx.day),
     )
+
+
+SPEC = RuleSpec(
+    name="short_ratio",
+    kinds=(
+        AlertKind(
+            SPIKE, "🔺", ("short_ratio", "z", "percentile"), pressure_unless_falling("z"), chart="short"
+        ),
+        AlertKind(DROP, "🔻", ("short_ratio", "z", "percentile"), supportive, chart="short"),
+    ),
+    markets=("HK",),
+    params={SPIKE: ShortRatioSpikeParams, DROP: ShortRatioDropParams},
+    signal=evaluate_short_ratio,
+    feeds=("quotes",),
+)

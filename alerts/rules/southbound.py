@@ -9,6 +9,7 @@ from those earlier dates (newly eligible) or from today's file is not an event.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
@@ -31,7 +32,20 @@ from alerts.rules.context import (
     strings,
     to_date,
 )
-from alerts.rules.params import RuleParams, SouthboundParams
+from alerts.rules.params import RuleParams
+from alerts.rules.spec import AlertKind, RuleSpec
+
+
+@dataclass(frozen=True)
+class SouthboundParams:
+    """southbound_level thresholds."""
+
+    levels: tuple[float, ...]
+    previous_within: int
+    change_sessions: int
+    change_pp: float
+    warning_change_pp: float
+
 
 RULE = "southbound_level"
 SOURCE = "hkex-southbound"
@@ -40,7 +54,7 @@ SOURCE = "hkex-southbound"
 @quiet
 def evaluate_southbound_level(ctx: RuleContext, params: RuleParams) -> RuleResult:
     """Level crossings and fast moves of southbound holdings today."""
-    p = params.southbound_level
+    p = params.get(RULE, SouthboundParams)
     frame = ctx.southbound
     dates = days64(frame["date"])
     day = as64(ctx.day)
@@ -71,7 +85,7 @@ def evaluate_southbound_level(ctx: RuleContext, params: RuleParams) -> RuleResul
             _alert(
                 ctx,
                 p,
-                _row(codes, names, pct, shares, i),
+                _row(codes, names, pct, shares, int(i)),
                 identity,
                 f"southbound holding {what} of issued shares",
                 previous[i],
@@ -88,7 +102,7 @@ def evaluate_southbound_level(ctx: RuleContext, params: RuleParams) -> RuleResul
                 _alert(
                     ctx,
                     p,
-                    _row(codes, names, pct, shares, i),
+                    _row(codes, names, pct, shares, int(i)),
                     f"change{p.change_sessions}",
                     what,
                     reference[i],
@@ -170,3 +184,18 @@ def _alert(
         published_at=published(SOURCE, ctx.day),
         identity=identity,
     )
+
+
+def _direction(alert: Alert) -> int | None:
+    """A level crossed upwards reads as support, downwards as pressure; a change over sessions says neither."""
+    return 1 if alert.identity.startswith("up") else -1 if alert.identity.startswith("down") else None
+
+
+SPEC = RuleSpec(
+    name=RULE,
+    kinds=(AlertKind(RULE, "🧭", ("pct_of_issued", "change"), _direction, chart="southbound"),),
+    markets=("HK",),
+    params={RULE: SouthboundParams},
+    signal=evaluate_southbound_level,
+    feeds=("southbound",),
+)

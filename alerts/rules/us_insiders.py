@@ -13,15 +13,18 @@ from datetime import date, timedelta
 import pandas as pd
 
 from alerts.model import Alert, Fact
+from alerts.rules.context import RuleContext, RuleResult
+from alerts.rules.insiders import KIND as ROUND_NUMBER
 from alerts.rules.levels import nearest_round_level
 from alerts.rules.params import RuleParams
+from alerts.rules.spec import AlertKind, RuleSpec
 
 SEC_INDEX = "https://www.sec.gov/cgi-bin/browse-edgar?action=getcompany&type=4&CIK={cik}"
 
 
 @dataclass(frozen=True)
 class ClusterParams:
-    """insider_cluster thresholds."""
+    """insider_cluster thresholds (the `[insider_cluster]` table of config/rules.toml)."""
 
     days: int = 10  # calendar days in which distinct insiders' purchases count together
     min_insiders: int = 2
@@ -136,3 +139,28 @@ def evaluate_insider_cluster(
             )
         )
     return alerts
+
+
+CLUSTER = "insider_cluster"
+SOURCE = "sec-form4"
+
+
+def _signal(ctx: RuleContext, params: RuleParams) -> RuleResult:
+    """Both US insider rules over the day's Form 4 filings ("form4_day") and the last days' ("form4")."""
+    today = ctx.feed("form4_day")
+    alerts = evaluate_us_round_number(today, params)
+    alerts += evaluate_insider_cluster(ctx.feed("form4"), today, ctx.day, params.get(CLUSTER, ClusterParams))
+    if ctx.codes is not None:
+        alerts = [a for a in alerts if a.code in ctx.codes]
+    return alerts, []
+
+
+SPEC = RuleSpec(
+    name="us_insiders",
+    kinds=(ROUND_NUMBER, AlertKind(CLUSTER, "🔔", ())),
+    markets=("US",),
+    params={CLUSTER: ClusterParams},
+    signal=_signal,
+    feeds=("form4", "form4_day"),
+    triggers=(SOURCE,),
+)

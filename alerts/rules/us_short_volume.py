@@ -23,6 +23,8 @@ from alerts.calendar import previous_sessions
 from alerts.model import Alert, Fact
 from alerts.rules.context import (
     Note,
+    RuleContext,
+    RuleResult,
     as64,
     days64,
     default_links,
@@ -45,23 +47,16 @@ from alerts.rules.short_ratio import (
     window_facts,
     window_stats,
 )
+from alerts.rules.short_ratio import SPEC as SHORT_RATIO
+from alerts.rules.spec import RuleSpec
 from alerts.sources import finra_short_volume
-from config.settings import Settings
 
 SOURCE = finra_short_volume.NAME
 MARKET = "US"
 CALENDAR = "XNYS"
 NOT_SHORT_INTEREST = "(short volume, not short interest)"
-
-_DEFAULT_SETTINGS = Settings()
-
-
-def finra_links(source: str, day: date) -> tuple[str, ...]:
-    """URL(s) of a source's file for `day` on the default hosts (FINRA's even before the source is registered)."""
-    if source != SOURCE:
-        return default_links(source, day)
-    base = _DEFAULT_SETTINGS.base_url(finra_short_volume.SOURCE.base_setting)
-    return tuple(base + path for path in finra_short_volume.paths(day))
+# The FINRA file's URL on its public host, like every rule's default link (kept under this name for callers).
+finra_links = default_links
 
 
 @dataclass(frozen=True)
@@ -89,7 +84,7 @@ def evaluate_us_short_volume(
     `finra` has finra_short_volume.SCHEMA (any number of days); `codes` keeps only those symbols; `link` gives
     an alert's URLs as RuleContext.link does.
     """
-    p = params.us_short_volume
+    p = params.get(TABLE, UsShortVolumeParams)
     today = _today(finra, day, p, codes)
     stats = _window_stats(finra, day, p, today)
     fire_up, thin_up = spike_flags(
@@ -211,3 +206,23 @@ def _shares(value: float) -> str:
     if value >= 1e6:
         return f"{value / 1e6:.1f}m"
     return f"{value:,.0f}"
+
+
+TABLE = "us_short_volume"  # one thresholds table for the US spike and drop
+
+
+def _signal(ctx: RuleContext, params: RuleParams) -> RuleResult:
+    """Spike and drop alerts from the finra-short-volume history in the context ("finra")."""
+    return evaluate_us_short_volume(ctx.feed("finra"), ctx.day, params, codes=ctx.codes, link=ctx.link)
+
+
+SPEC = RuleSpec(
+    name=TABLE,
+    kinds=SHORT_RATIO.kinds,
+    markets=("US",),
+    params={TABLE: UsShortVolumeParams},
+    signal=_signal,
+    feeds=("finra",),
+    triggers=(SOURCE,),
+    caveat_key="caveat.us_short_volume",  # short volume is not short interest
+)

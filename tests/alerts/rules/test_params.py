@@ -8,7 +8,9 @@ from importlib import resources
 
 import pytest
 
-from alerts.rules import RULE_IDS, RuleParams, load_params
+from alerts.rules import RULES, RuleParams, load_params
+from alerts.rules import params as params_module
+from alerts.rules.registry import SECTIONS
 
 
 def toml_text() -> str:
@@ -32,18 +34,50 @@ def test_defaults() -> None:
     assert params.confluence.sessions == 5
 
 
-def test_rule_ids_are_the_toml_tables() -> None:
+def test_every_rule_table_is_in_the_toml_and_nothing_else() -> None:
     # The US short-ratio rules reuse the HK rule ids (market "US"): their thresholds are one extra table.
-    tables = (*RULE_IDS, "us_short_volume")
-    assert tuple(f.name for f in fields(RuleParams)) == tables
-    assert tuple(tomllib.loads(toml_text())) == tables
+    tables = tuple(table for spec in RULES for table in spec.params)
+    assert load_params().tables == tables == tuple(SECTIONS)
+    assert "us_short_volume" in tables and "insider_cluster" in tables
+    assert sorted(tomllib.loads(toml_text())) == sorted(tables)
+
+
+def test_a_table_left_out_of_the_toml_takes_its_dataclass_defaults() -> None:
+    from alerts.rules.us_insiders import ClusterParams
+
+    assert (
+        params_module.table("insider_cluster", ClusterParams) == ClusterParams()
+    )  # toml equals the defaults
+    # A table with no defaults must be in the file: the loader names it.
+    from alerts.rules.confluence import ConfluenceParams
+
+    with pytest.raises(ValueError, match="missing rule table"):
+        params_module._raw_table("no_such_table", ConfluenceParams)
+    assert params_module._raw_table("no_such_table", ClusterParams) == {
+        "days": 10,
+        "min_insiders": 2,
+        "min_total_usd": 100_000.0,
+    }
+
+
+def test_params_are_typed_by_table() -> None:
+    from alerts.rules.confluence import ConfluenceParams
+    from alerts.rules.market import MarketParams
+
+    params = load_params()
+    assert params.get("confluence", ConfluenceParams).sessions == 5
+    with pytest.raises(TypeError, match="not MarketParams"):
+        params.get("confluence", MarketParams)
+    assert params == load_params() and hash(params) == hash(load_params())
+    with pytest.raises(AttributeError):
+        params.confluence = None  # type: ignore[misc]
 
 
 def test_every_key_has_a_comment_right_above() -> None:
     lines = toml_text().splitlines()
     keys = [(n, line) for n, line in enumerate(lines) if line and line[0].isalpha()]
     params = load_params()
-    assert len(keys) == sum(len(fields(getattr(params, f.name))) for f in fields(RuleParams))
+    assert len(keys) == sum(len(fields(getattr(params, table))) for table in params.tables)
     assert [line for n, line in keys if not lines[n - 1].startswith("#")] == []
 
 
