@@ -9,10 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
+from alerts.edgar import check_user_agent
 from alerts.errors import SourceError
 from alerts.fetch import fetch, make_client
-from alerts.sources.sec_edgar import check_user_agent, parse_company_tickers
+from alerts.sources.sec_edgar import parse_company_tickers
 from alerts.store import keys
 
 log = logging.getLogger(__name__)
@@ -35,10 +37,11 @@ async def refresh(redis: Redis, sec_url: str, user_agent: str, *, backoff: float
     async with make_client(user_agent) as client:  # SEC wants the operator's own User-Agent on every request
         fetched = await fetch(client, sec_url + TICKERS_PATH, source="sec-tickers", backoff=backoff)
     mapping = parse_company_tickers(fetched.content)
+    fields: dict[FieldT, EncodableT] = dict(mapping.items())  # the same pairs, typed as hset takes them
     staging = keys.US_TICKERS + ":new"
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(staging)
-        pipe.hset(staging, mapping=mapping)
+        pipe.hset(staging, mapping=fields)
         pipe.rename(staging, keys.US_TICKERS)
         pipe.expire(keys.US_TICKERS, keys.US_TICKERS_TTL_SECONDS)
         await pipe.execute()
@@ -48,7 +51,9 @@ async def refresh(redis: Redis, sec_url: str, user_agent: str, *, backoff: float
 async def cik_for(redis: Redis, ticker: str) -> str | None:
     """The CIK of a ticker, or None when unknown (or the map is not loaded)."""
     raw = await redis.hget(keys.US_TICKERS, ticker.upper())
-    return raw.decode() if raw else None
+    if not raw:
+        return None
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import date
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -40,7 +41,9 @@ class AlertLog:
 
     async def for_code(self, code: str, limit: int = 50) -> list[Alert]:
         """The latest `limit` alerts of a code, oldest first."""
-        rows = await self.redis.zrange(keys.alerts_by_code(code), -limit, -1, withscores=True)
+        reply = await self.redis.zrange(keys.alerts_by_code(code), -limit, -1, withscores=True)
+        # redis-py types every range reply alike; with scores it is (fingerprint, score) pairs.
+        rows = cast("list[tuple[bytes | str, float]]", reply)
         out = []
         for fingerprint, score in rows:
             raw = await self.redis.hget(keys.alerts_by_day(date.fromordinal(int(score))), fingerprint)

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from alerts.errors import MalformedFile, SourceError
 from alerts.store import keys
@@ -134,9 +135,10 @@ class FailedFiles:
             layout=getattr(error, "layout", None),
             failed=error is not None,
         )
-        mapping: dict[str, bytes | str] = {"content": content, **_encode(kept)}
+        mapping: dict[FieldT, EncodableT] = {"content": content}
+        mapping.update(_encode(kept).items())  # pair by pair: typed as hset takes its fields
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # redis' stubs want a Mapping of its unions
+            pipe.hset(key, mapping=mapping)
             pipe.expire(key, keys.FAILED_TTL_SECONDS)
             pipe.zadd(keys.failed_index(source), {f"{day.isoformat()}:{sha}": now.timestamp()})
             pipe.expire(keys.failed_index(source), keys.FAILED_TTL_SECONDS)

@@ -8,9 +8,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import cast
 
 import pandas as pd
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT, ZSetRangeResponse
 
 from alerts.sources.common import conform, empty_frame
 from alerts.store import keys
@@ -117,7 +119,7 @@ class FrameStore:
     async def get(self, source: str, table: str, day: date, schema: Mapping[str, str]) -> pd.DataFrame | None:
         """Load one stored table, or None when nothing is stored for that date."""
         blob = await self.redis.get(keys.frame(source, table, day))
-        return None if blob is None else load_frame(blob, schema)
+        return None if blob is None else load_frame(_blob(blob), schema)
 
     async def dates(
         self, source: str, table: str = "main", start: date | None = None, end: date | None = None
@@ -126,7 +128,7 @@ class FrameStore:
         lo = start.toordinal() if start else "-inf"
         hi = end.toordinal() if end else "+inf"
         members = await self.redis.zrangebyscore(keys.frame_index(source, table), lo, hi)
-        return [date.fromisoformat(m.decode() if isinstance(m, bytes) else m) for m in members]
+        return [date.fromisoformat(m) for m in _members(members)]
 
     async def load_range(
         self, source: str, schema: Mapping[str, str], start: date, end: date, table: str = "main"
@@ -137,7 +139,7 @@ class FrameStore:
             return empty_frame(schema)
         blobs = await self.redis.mget([keys.frame(source, table, d) for d in days])
         # Decoding takes a while for a long range: off the event loop, so commands are answered meanwhile.
-        return await asyncio.to_thread(load_frames, [b for b in blobs if b is not None], schema)
+        return await asyncio.to_thread(load_frames, [_blob(b) for b in blobs if b is not None], schema)
 
     async def known_range(
         self, source: str, schema: Mapping[str, str], start: date, end: date, table: str = "main"
@@ -151,13 +153,13 @@ class FrameStore:
 
         days = await self.dates(source, table, start, end)
         blobs = await self.redis.mget([keys.frame(source, table, d) for d in days]) if days else []
-        present = [(d, b) for d, b in zip(days, blobs, strict=True) if b is not None]
+        present = [(d, _blob(b)) for d, b in zip(days, blobs, strict=True) if b is not None]
         if not present:
             return with_known(empty_frame(schema), [], [])
         raw = await self.redis.hmget(keys.frame_known(source), [d.isoformat() for d, _ in present])
         schedule = schedule_for(source)
         moments = [
-            datetime.fromisoformat(m.decode()) if m else schedule.published_at(d)
+            datetime.fromisoformat(_text(m)) if m else schedule.published_at(d)
             for (d, _), m in zip(present, raw, strict=True)
         ]
         counts: list[int] = []
@@ -167,12 +169,12 @@ class FrameStore:
     async def fetch_state(self, url: str) -> FetchState:
         """Validators remembered for `url` (empty when never fetched)."""
         raw = await self.redis.hgetall(keys.fetch_state(url))
-        data = {k.decode(): v.decode() for k, v in raw.items()}
+        data = {_text(k): _text(v) for k, v in raw.items()}
         return FetchState(data.get("etag"), data.get("last_modified"), data.get("sha256"))
 
     async def save_fetch_state(self, url: str, state: FetchState, at: datetime) -> None:
         """Remember validators for `url`; called only after the file's frames were stored."""
-        mapping = {
+        mapping: dict[FieldT, EncodableT] = {
             k: redact(v)
             for k, v in (
                 ("etag", state.etag),
@@ -195,10 +197,30 @@ class FrameStore:
         Values are redacted here: an error message may quote a URL or an answer with a token in it.
         """
         prefix = "ok" if ok else "error"
-        mapping = {f"{prefix}_at": at.isoformat(), **{f"{prefix}_{k}": redact(v) for k, v in detail.items()}}
+        mapping: dict[FieldT, EncodableT] = {
+            f"{prefix}_at": at.isoformat(),
+            **{f"{prefix}_{k}": redact(v) for k, v in detail.items()},
+        }
         await self.redis.hset(keys.source_status(source), mapping=mapping)
 
     async def status(self, source: str) -> dict[str, str]:
         """The recorded status of a source."""
         raw = await self.redis.hgetall(keys.source_status(source))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text (the client returns bytes; a client decoding replies returns str)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _blob(value: bytes | str) -> bytes:
+    """A stored frame as Redis returns it: gzip bytes (a client decoding replies could not have read them)."""
+    if isinstance(value, str):
+        raise TypeError("stored frames are gzip bytes: read them with a client that does not decode replies")
+    return value
+
+
+def _members(reply: ZSetRangeResponse) -> list[str]:
+    """Members of a ZRANGE/ZRANGEBYSCORE reply without scores, decoded (redis-py types every range reply alike)."""
+    return [_text(m) for m in cast("list[bytes | str]", reply)]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import cast
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT, ZSetRangeResponse
 
 from alerts.calendar import HK_TZ
 from alerts.store import keys
@@ -84,8 +86,10 @@ class SubscriptionStore:
 
     async def watch(self, chat_id: int, codes: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
         """Add codes; return (added, already watched, refused because the cap is reached)."""
-        current = {c.decode() for c in await self.redis.smembers(keys.watchlist(chat_id))}
-        added, already, refused = [], [], []
+        current = {_text(c) for c in await self.redis.smembers(keys.watchlist(chat_id))}
+        added: list[str] = []
+        already: list[str] = []
+        refused: list[str] = []
         for code in dict.fromkeys(codes):
             if code in current:
                 already.append(code)
@@ -103,7 +107,7 @@ class SubscriptionStore:
 
     async def unwatch(self, chat_id: int, codes: Iterable[str]) -> list[str]:
         """Remove codes; return those that were watched."""
-        current = {c.decode() for c in await self.redis.smembers(keys.watchlist(chat_id))}
+        current = {_text(c) for c in await self.redis.smembers(keys.watchlist(chat_id))}
         removed = [c for c in dict.fromkeys(codes) if c in current]
         if removed:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -115,7 +119,7 @@ class SubscriptionStore:
 
     async def watchlist(self, chat_id: int) -> list[str]:
         """A chat's codes, sorted."""
-        return sorted(c.decode() for c in await self.redis.smembers(keys.watchlist(chat_id)))
+        return sorted(_text(c) for c in await self.redis.smembers(keys.watchlist(chat_id)))
 
     async def watchers(self, code: str) -> set[int]:
         """Chats watching a code."""
@@ -144,7 +148,7 @@ class SubscriptionStore:
                 pipe.zrangebyscore(keys.mutes(chat), f"({now.timestamp()}", "+inf", withscores=True)
             replies = await pipe.execute()
         return {
-            chat: {m.decode(): datetime.fromtimestamp(s, tz=HK_TZ) for m, s in rows}
+            chat: {m: datetime.fromtimestamp(s, tz=HK_TZ) for m, s in _scored(rows).items()}
             for chat, rows in zip(chat_ids, replies, strict=True)
         }
 
@@ -204,7 +208,7 @@ class SubscriptionStore:
         key = keys.mutes(chat_id)
         await self.redis.zremrangebyscore(key, "-inf", now.timestamp())
         rows = await self.redis.zrange(key, 0, -1, withscores=True)
-        return {m.decode(): datetime.fromtimestamp(s, tz=HK_TZ) for m, s in rows}
+        return {m: datetime.fromtimestamp(s, tz=HK_TZ) for m, s in _scored(rows).items()}
 
     async def count_command(self, chat_id: int, now: datetime) -> int:
         """Count a command in the chat's current minute; returns the count so far."""
@@ -222,10 +226,11 @@ class SubscriptionStore:
     async def migrate(self, old: int, new: int) -> None:
         """Move everything of a chat to a new id (a group upgraded to a supergroup)."""
         codes = await self.watchlist(old)
-        settings = await self.redis.hgetall(keys.chat_settings(old))
-        mutes = await self.redis.zrange(keys.mutes(old), 0, -1, withscores=True)
+        # The same fields and values, typed as hset takes them.
+        settings: dict[FieldT, EncodableT] = dict((await self.redis.hgetall(keys.chat_settings(old))).items())
+        mutes = _scored(await self.redis.zrange(keys.mutes(old), 0, -1, withscores=True))
         digest = await self.redis.lrange(keys.digest_queue(old), 0, -1)
-        market = await self.redis.sismember(keys.MARKET_SUBSCRIBERS, old)
+        market = await self.redis.sismember(keys.MARKET_SUBSCRIBERS, str(old))  # the same bytes as the int
         async with self.redis.pipeline(transaction=True) as pipe:
             for code in codes:
                 pipe.srem(keys.watchers(code), old)
@@ -235,7 +240,7 @@ class SubscriptionStore:
             if settings:
                 pipe.hset(keys.chat_settings(new), mapping=settings)
             if mutes:
-                pipe.zadd(keys.mutes(new), dict(mutes))
+                pipe.zadd(keys.mutes(new), mutes)
             if digest:
                 pipe.rpush(keys.digest_queue(new), *digest)
             if market:
@@ -277,9 +282,22 @@ class SubscriptionStore:
         return out
 
 
-def _settings_from(chat_id: int, stored: dict[bytes, bytes]) -> ChatSettings:
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text (the client returns bytes; a client decoding replies returns str)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _scored(reply: ZSetRangeResponse) -> dict[str, float]:
+    """Member → score of a ZRANGE/ZRANGEBYSCORE … WITHSCORES reply, members decoded, in reply order.
+
+    redis-py types every form of a range reply alike; with scores it is (member, score) pairs, scores floats.
+    """
+    return {_text(member): float(score) for member, score in cast("list[tuple[bytes | str, float]]", reply)}
+
+
+def _settings_from(chat_id: int, stored: Mapping[bytes | str, bytes | str]) -> ChatSettings:
     """ChatSettings from a chat's settings HASH as Redis returns it (defaults for missing fields)."""
-    raw = {k.decode(): v.decode() for k, v in stored.items()}
+    raw = {_text(k): _text(v) for k, v in stored.items()}
     quiet = parse_quiet(raw["quiet"]) if raw.get("quiet") else None
     return ChatSettings(
         chat_id=chat_id,

@@ -12,7 +12,7 @@ from alerts.calendar import HK_TZ
 from alerts.model import Alert
 from alerts.routing import ROUTE_CHUNK, route
 from alerts.store import keys
-from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.outbox import Outbox
 from alerts.store.subscriptions import SubscriptionStore
 
 NOW = datetime(2025, 11, 24, 16, 30, tzinfo=HK_TZ)
@@ -69,14 +69,3 @@ async def test_a_crash_before_the_marks_loses_nothing_and_doubles_nothing(
     assert await outbox.pending() == 3  # the same item ids: put is NX, nothing doubled
     third = await route([_alert("01810")], subs, outbox, NOW)
     assert third.enqueued == 0 and third.skipped == {"already routed": 3}
-
-
-async def test_put_many_is_put_for_each(redis: Redis) -> None:
-    outbox = Outbox(redis)
-    first = OutboxItem(id=item_id(1, "text", ["a"]), chat_id=1, kind="text", text="a")
-    await outbox.put(first, NOW)
-    second = OutboxItem(id=item_id(2, "text", ["b"]), chat_id=2, kind="text", text="b")
-    later = NOW + timedelta(seconds=keys.CLAIM_SECONDS // 2)  # inside the lease of the first claim
-    assert await outbox.put_many([(first, later), (second, later)]) == [False, True]
-    assert [i.id for i in await outbox.claim(NOW, 10)] == [first.id]  # the existing item kept its due time
-    assert [i.text for i in await outbox.claim(later, 10)] == ["b"]

@@ -1,11 +1,10 @@
-"""Watchlists, settings, mutes, routing and the outbox against a real redis-server."""
+"""Routing, digests and per-chat decisions against a real redis-server (the stores: tests/alerts/store)."""
 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
-import pytest
 from redis.asyncio import Redis
 
 from alerts.calendar import HK_TZ
@@ -20,50 +19,6 @@ NOW = datetime(2025, 11, 24, 16, 30, tzinfo=HK_TZ)
 
 def _alert(code: str = "01810", rule: str = "buyback_filed", day: date = date(2025, 11, 21)) -> Alert:
     return Alert(rule=rule, code=code, trade_date=day, severity="notice", why=f"{rule} on {code}", name="X")
-
-
-async def test_watch_cap_reverse_index_and_unwatch(redis: Redis) -> None:
-    subs = SubscriptionStore(redis, cap=3)
-    assert await subs.touch(1, "private", "zh-hant") is True
-    assert await subs.touch(1) is False
-    added, already, refused = await subs.watch(1, ["01810", "00700", "01810"])
-    assert (added, already, refused) == (["01810", "00700"], [], [])
-    added, already, refused = await subs.watch(1, ["00700", "09988", "03690"])
-    assert (added, already, refused) == (["09988"], ["00700"], ["03690"])
-    assert await subs.watchers("01810") == {1}
-    assert await subs.unwatch(1, ["01810", "00005"]) == ["01810"]
-    assert await subs.watchers("01810") == set()
-    assert await subs.watchlist(1) == ["00700", "09988"]
-    assert (await subs.settings(1)).lang == "zh"
-
-
-@pytest.mark.parametrize(
-    ("text", "now_hk", "quiet"),
-    [
-        ("22:00-07:00", time(23, 30), True),
-        ("22:00-07:00", time(6, 59), True),
-        ("22:00-07:00", time(7, 0), False),
-        ("12:00-13:00", time(12, 30), True),
-        ("12:00-13:00", time(13, 30), False),
-    ],
-)
-def test_quiet_hours_wrap_midnight(text: str, now_hk: time, quiet: bool) -> None:
-    settings = ChatSettings(1, quiet=parse_quiet(text))
-    now = datetime.combine(date(2025, 11, 24), now_hk, tzinfo=HK_TZ)
-    assert settings.in_quiet(now) is quiet
-    end = settings.quiet_end(now)
-    assert end > now and end.astimezone(HK_TZ).time() == parse_quiet(text)[1]
-
-
-def test_short_quiet_forms() -> None:
-    assert parse_quiet("22-7") == (time(22, 0), time(7, 0))
-    assert parse_quiet(" 22:30 – 07:15 ") == (time(22, 30), time(7, 15))
-
-
-@pytest.mark.parametrize("bad", ["22:61-07:00", "25:00-07:00", "07:00-07:00", "", "soon"])
-def test_bad_quiet_hours(bad: str) -> None:
-    with pytest.raises(ValueError, match="HH:MM|differ"):
-        parse_quiet(bad)
 
 
 async def test_route_groups_per_chat_once_and_respects_mutes_rules_and_quiet(redis: Redis) -> None:
@@ -91,13 +46,6 @@ async def test_route_groups_per_chat_once_and_respects_mutes_rules_and_quiet(red
     assert again.enqueued == 0 and again.skipped["already routed"] == 5
 
 
-async def test_expired_mute_no_longer_applies(redis: Redis) -> None:
-    subs = SubscriptionStore(redis)
-    await subs.mute(1, "buyback_filed", NOW - timedelta(seconds=1))
-    await subs.mute(1, "00700", NOW + timedelta(hours=1))
-    assert set(await subs.active_mutes(1, NOW)) == {"00700"}
-
-
 async def test_market_alerts_only_to_opted_in_chats(redis: Redis) -> None:
     subs, outbox = SubscriptionStore(redis), Outbox(redis)
     await subs.touch(1)
@@ -119,47 +67,6 @@ async def test_digest_holds_then_flushes_one_item(redis: Redis) -> None:
     assert await flush_digest(subs, outbox, 7, NOW) is False
     (item,) = await outbox.claim(NOW, 10)
     assert item.kind == "digest" and len(item.alerts) == 2
-
-
-async def test_outbox_claim_lease_parts_and_dead_letters(redis: Redis) -> None:
-    outbox = Outbox(redis)
-    item = OutboxItem(id=item_id(5, "text", ["hello"]), chat_id=5, kind="text", text="hello")
-    assert await outbox.put(item, NOW) is True
-    assert await outbox.put(item, NOW) is False  # idempotent
-    assert [i.id for i in await outbox.claim(NOW)] == [item.id]
-    assert await outbox.claim(NOW) == []  # leased
-    assert [i.id for i in await outbox.claim(NOW + timedelta(seconds=keys.CLAIM_SECONDS + 1))] == [item.id]
-    await outbox.mark_part_sent(item.id, 0)
-    assert await outbox.is_part_sent(item.id, 0) and not await outbox.is_part_sent(item.id, 1)
-    moved = await outbox.move_chat(item, -1009)
-    assert moved.chat_id == -1009 and moved.id == item.id
-    await outbox.dead_letter(moved, "Bad Request: chat not found", NOW)
-    assert await outbox.pending() == 0
-    (dead,) = await outbox.dead()
-    assert dead["reason"] == "Bad Request: chat not found" and dead["item"]["chat_id"] == -1009
-
-
-async def test_migrate_moves_everything(redis: Redis) -> None:
-    subs = SubscriptionStore(redis)
-    await subs.touch(-100, "group")
-    await subs.watch(-100, ["01810"])
-    await subs.set_lang(-100, "zh")
-    await subs.mute(-100, "00700", NOW + timedelta(days=1))
-    await subs.set_market(-100, True)
-    await subs.migrate(-100, -1001234)
-    assert await subs.watchers("01810") == {-1001234}
-    assert await subs.watchlist(-1001234) == ["01810"]
-    assert (await subs.settings(-1001234)).lang == "zh"
-    assert "00700" in await subs.active_mutes(-1001234, NOW)
-    assert await subs.market_subscribers() == {-1001234}
-    assert await subs.watchlist(-100) == []
-
-
-async def test_command_rate_limit(redis: Redis) -> None:
-    subs = SubscriptionStore(redis)
-    results = [await subs.command_allowed(9, NOW, per_minute=3) for _ in range(5)]
-    assert results == [True, True, True, False, False]
-    assert await subs.command_allowed(9, NOW + timedelta(minutes=1), per_minute=3)
 
 
 def test_per_rule_threshold_on_a_fact() -> None:
