@@ -29,7 +29,7 @@ from alerts.calendar import HK_TZ, Schedule, schedule_for
 from alerts.errors import MalformedFile, NotPublishedYet, SourceError
 from alerts.fetch import Fetched, fetch, make_client
 from alerts.ingest import check_date, follow_form, urls_for
-from alerts.sources import SOURCES, get_source
+from alerts.sources import SOURCES, get_source, sec_edgar, sec_form4
 from alerts.sources.base import Source
 from alerts.store.frames import FrameStore
 from alerts.windows import window_failed
@@ -183,7 +183,7 @@ async def check_source(
     if not candidates:
         return _unchecked(source, settings, now, "—", "no due date within the exchange calendar", last_good)
     headers: dict[str, str] = {}
-    if source.fetch_day is not None:
+    if source.fetch_day == sec_form4.DAY_KIND:
         if not settings.sec_user_agent:
             return _unchecked(
                 source,
@@ -288,7 +288,7 @@ async def _attempt(source: Source, settings: Settings, attempt: _Attempt, backof
     """Fill `attempt`; a failure is recorded in attempt.error, never raised (except cancellation)."""
     url = ""
     try:
-        if source.fetch_day is not None:
+        if source.fetch_day == sec_form4.DAY_KIND:
             await _attempt_edgar(source, settings, attempt, backoff)
             return
         http = attempt.recorder.as_client()
@@ -323,8 +323,6 @@ async def _attempt_edgar(source: Source, settings: Settings, attempt: _Attempt, 
     The full day is hundreds of filings at ≤ 10 requests/s: far too slow for a self-check, and one filing shows
     whether the XML layout is still the one the parser knows.
     """
-    from alerts.sources import sec_edgar, sec_form4  # late: sec_edgar imports alerts.fetch
-
     http = attempt.recorder.as_client()
     url = urls_for(source, settings, attempt.day)[0]
     index = await fetch(http, url, source=source.name, backoff=backoff)

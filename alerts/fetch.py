@@ -18,6 +18,7 @@ from typing import Literal
 import httpx
 
 from alerts.errors import FetchFailed, MalformedFile, NotPublishedYet
+from alerts.sources import SOURCES
 from alerts.sources.base import DEFAULT_MAX_BYTES  # the cap of files no registered source declares
 from alerts.store.frames import FetchState
 
@@ -94,8 +95,6 @@ def _missing(code: int, url: str, response: httpx.Response, source: str | None) 
 
 
 def _declared_cap(source: str | None) -> int:
-    from alerts.sources import SOURCES  # imported late: source modules (EDGAR) import this one
-
     registered = SOURCES.get(source) if source else None
     return registered.max_bytes if registered is not None else DEFAULT_MAX_BYTES
 

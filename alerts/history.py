@@ -15,28 +15,28 @@ from alerts.errors import SourceError
 from alerts.localdata import local_path
 from alerts.model import Alert
 from alerts.rules import RuleContext
+from alerts.sources import FEEDS as SOURCE_FEEDS
 from alerts.sources import get_source
 from alerts.sources.common import conform, empty_frame
 from alerts.store.frames import KNOWN_COLUMN, FrameStore, with_known
 
 log = logging.getLogger(__name__)
 
-# RuleContext field -> (source, table, the column naming the row's file date). When a row became known is its
-# `published_at` column, added on load (see History.context).
-FEEDS: dict[str, tuple[str, str, str]] = {
-    "quotes": ("hkex-quotes", "main", "date"),
-    "market": ("hkex-quotes", "market", "date"),
-    "sfc": ("sfc-short-positions", "main", "date"),
-    "buybacks": ("hkex-buybacks", "main", "report_date"),
-    "di": ("hkex-di", "main", "filed_date"),
-    "southbound": ("hkex-southbound", "main", "date"),
-}
-# Feeds the bot's answers read but no rule does (not part of RuleContext): the hkex-short pages, whose midday
-# (MSHTMAIN, source hkex-short-midday) and close (ASHTMAIN) short values the positioning card compares.
-EXTRA_FEEDS: dict[str, tuple[str, str, str]] = {
-    "short": ("hkex-short", "main", "date"),
-    "short_midday": ("hkex-short-midday", "main", "date"),
-}
+
+# The HK feeds, declared by their sources: name -> (source, table, the column naming the row's file date). FEEDS
+# are the RuleContext fields; EXTRA_FEEDS only the bot's answers read (the hkex-short pages, whose midday and close
+# short values the positioning card compares). When a row became known is its `published_at` column, added on load
+# (see History.context).
+def _hk_feeds(rules: bool) -> dict[str, tuple[str, str, str]]:
+    return {
+        name: (source.name, feed.table, feed.date_column)
+        for name, (source, feed) in SOURCE_FEEDS.items()
+        if source.calendar == "XHKG" and feed.rules == rules and feed.date_column is not None
+    }
+
+
+FEEDS: dict[str, tuple[str, str, str]] = _hk_feeds(rules=True)
+EXTRA_FEEDS: dict[str, tuple[str, str, str]] = _hk_feeds(rules=False)
 ALL_FEEDS = {**FEEDS, **EXTRA_FEEDS}
 WARMUP_SESSIONS = 80  # ≥ the longest rule window (60 sessions) plus room for missing days
 FORWARD_SESSIONS = 25  # ≥ the longest outcome horizon (20 sessions)

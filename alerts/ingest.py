@@ -12,8 +12,10 @@ import httpx
 import pandas as pd
 
 from alerts.calendar import schedule_for
+from alerts.edgar import DAY_FETCHERS, DayFetcher
 from alerts.errors import MalformedFile, NotAvailable, NotPublishedYet, SourceError
 from alerts.fetch import Fetched, fetch
+from alerts.links import urls_for
 from alerts.sources.base import Source
 from alerts.sources.common import conform
 from alerts.store.failed import FailedFiles
@@ -37,12 +39,6 @@ class IngestReport:
         """One line for the CLI and logs."""
         rows = ", ".join(f"{table}={n}" for table, n in self.rows.items()) or "no new rows"
         return f"{self.source} {self.day.isoformat()}: {self.status} ({rows}) from {len(self.urls)} file(s)"
-
-
-def urls_for(source: Source, settings: Settings, day: date) -> list[str]:
-    """Full URLs of a source's file(s) for a date: `<BASE_URL><real path>`."""
-    base = settings.base_url(source.base_setting)
-    return [base + path for path in source.paths(day)]
 
 
 def known_at(source: Source, day: date, now: datetime) -> datetime:
@@ -199,8 +195,11 @@ async def ingest(
     backoff: float = 0.5,
 ) -> IngestReport:
     """Fetch, parse and store one source's file(s) for `day`; raise a SourceError and store nothing on failure."""
-    if source.fetch_day is not None:
-        return await _ingest_assembled(source, day, settings=settings, client=client, store=store, now=now)
+    assemble = day_fetcher(source)
+    if assemble is not None:
+        return await _ingest_assembled(
+            source, assemble, day, settings=settings, client=client, store=store, now=now
+        )
     urls = urls_for(source, settings, day)
     have_data = bool(await store.dates(source.name, "main", day, day))
     states = {url: (await store.fetch_state(url)) if have_data else None for url in urls}
@@ -278,8 +277,19 @@ async def _record_stored(
     return IngestReport(source.name, day, "stored", rows, urls)
 
 
+def day_fetcher(source: Source) -> DayFetcher | None:
+    """The function assembling a whole day of `source` (the kind it declares), or None for file-by-file sources."""
+    if source.fetch_day is None:
+        return None
+    try:
+        return DAY_FETCHERS[source.fetch_day]
+    except KeyError:
+        raise KeyError(f"{source.name}: no day-fetcher of kind {source.fetch_day!r}") from None
+
+
 async def _ingest_assembled(
     source: Source,
+    assemble: DayFetcher,
     day: date,
     *,
     settings: Settings,
@@ -288,13 +298,11 @@ async def _ingest_assembled(
     now: datetime,
 ) -> IngestReport:
     """A day built from many files: fetch it whole, store it when its content changed (digest of the frames)."""
-    assert source.fetch_day is not None
-    key = urls_for(source, settings, day)[
-        0
-    ]  # the day's entry point (e.g. the EDGAR daily index) names its state
+    # The day's entry point (e.g. the EDGAR daily index) names its state.
+    key = urls_for(source, settings, day)[0]
     try:
         try:
-            tables = await source.fetch_day(client, settings, day)
+            tables = await assemble(client, settings, day)
         except SourceError:
             raise
         except Exception as exc:  # a parser of one of the day's files failed outside alerts.errors

@@ -28,6 +28,7 @@ from alerts.model import Alert
 from alerts.routing import route
 from alerts.rules import RuleContext, RuleParams, evaluate, feeds_for, load_params, rules_for
 from alerts.rules.spec import Market
+from alerts.sources import FEEDS as SOURCE_FEEDS
 from alerts.sources import get_source
 from alerts.sources.common import empty_frame
 from alerts.store import keys
@@ -43,12 +44,6 @@ HISTORY_SESSIONS = 130  # ≥ the rules' longest lookback (120 sessions) plus ro
 # Trade dates whose alerts confluence reads: its window is 5 sessions of knowledge time, and an SFC position
 # is known a week after its date, a director's dealing days after the trade, so look further back than 5.
 CONFLUENCE_SESSIONS = 12
-# US feeds by name -> (source, XNYS sessions of history, calendar days of history); both 0: the day's file only.
-US_FEEDS: dict[str, tuple[str, int, int]] = {
-    "finra": ("finra-short-volume", HISTORY_SESSIONS, 0),
-    "form4": ("sec-form4", 0, 14),
-    "form4_day": ("sec-form4", 0, 0),
-}
 
 
 @dataclass
@@ -149,7 +144,7 @@ async def evaluate_and_route(
     source, store = get_source(report.source), FrameStore(redis)
     digest = await _digest(store, urls_for(source, settings, report.day))
     done = await redis.get(keys.cycle_done(report.source, report.day))
-    if not force and done is not None and done.decode() == digest:
+    if not force and done is not None and _text(done) == digest:
         report.status = "unchanged"
         return report
     await _evaluate_and_route(report, report.day, redis, store, now, params or load_params())
@@ -187,7 +182,7 @@ async def _evaluate_and_route(
 async def _us_context(
     store: FrameStore, day: date, feeds: tuple[str, ...], recent: tuple[Alert, ...], now: datetime
 ) -> RuleContext:
-    """A rule context with no HK data: the US feeds the rules read (US_FEEDS), and the recent US alerts."""
+    """A rule context with no HK data: the US feeds the rules read, and the recent US alerts."""
     frames = {
         name: empty_frame(get_source(src).tables[table].schema) for name, (src, table, _) in FEEDS.items()
     }
@@ -195,18 +190,23 @@ async def _us_context(
     return RuleContext(day=day, recent_alerts=recent, moment=now, feeds=loaded, **frames)
 
 
-async def _load_us_feed(store: FrameStore, feed: str, day: date) -> pd.DataFrame:
-    """One US feed up to `day`: `sessions` XNYS sessions, `days` calendar days, or 0 for the day's file only."""
-    source, sessions, days = US_FEEDS[feed]
-    schema = get_source(source).schema
-    if sessions:
-        return await store.load_range(
-            source, schema, previous_sessions(day, sessions, calendar="XNYS")[0], day
-        )
-    if days:
-        return await store.load_range(source, schema, day - timedelta(days=days), day)
-    today = await store.get(source, "main", day, schema)
-    return today if today is not None else empty_frame(schema)
+async def _load_us_feed(store: FrameStore, name: str, day: date) -> pd.DataFrame:
+    """One US feed up to `day`, over the window its source declares (the rules' history, days, or the day)."""
+    source, feed = SOURCE_FEEDS[name]
+    schema = source.tables[feed.table].schema
+    if feed.window == "history":
+        start = previous_sessions(day, HISTORY_SESSIONS, calendar=source.calendar)[0]
+        return await store.load_range(source.name, schema, start, day, table=feed.table)
+    if feed.window == "day":
+        today = await store.get(source.name, feed.table, day, schema)
+        return today if today is not None else empty_frame(schema)
+    return await store.load_range(
+        source.name, schema, day - timedelta(days=feed.window), day, table=feed.table
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _recent_days(day: date, now: datetime, calendar: str) -> list[date]:

@@ -56,6 +56,12 @@ def expected_direction(alert: Alert) -> int | None:
 MARKET_CLOSE = time(16, 0)
 
 
+def _judged(alerts: list[Alert], result: ReplayResult) -> list[tuple[int, float]]:
+    """(expected direction, 5-session move) of the alerts that state a direction and moved."""
+    pairs = [(expected_direction(a), result.outcomes[a.fingerprint].moves[5]) for a in alerts]
+    return [(d, m) for d, m in pairs if d is not None and m is not None and m != 0]
+
+
 def base_day(alert: Alert) -> date:
     """The day whose close an alert's outcome is measured from: the last close a reader saw before the alert.
 
@@ -192,8 +198,7 @@ def summarize(result: ReplayResult) -> list[RuleSummary]:
     for rule in sorted(by_rule):
         alerts = by_rule[rule]
         medians = {h: _median(result.outcomes[a.fingerprint].moves[h] for a in alerts) for h in HORIZONS}
-        judged = [(expected_direction(a), result.outcomes[a.fingerprint].moves[5]) for a in alerts]
-        judged = [(d, m) for d, m in judged if d is not None and m is not None and m != 0]
+        judged = _judged(alerts, result)
         hit_rate = sum(1 for d, m in judged if np.sign(m) == d) / len(judged) if judged else None
         base, counted = base_rate(result.closes, alerts, result.start, result.end)
         out.append(RuleSummary(rule, len(alerts), medians, hit_rate, len(judged), base, counted))

@@ -32,9 +32,9 @@ from telegram import Bot
 from alerts.history import History, load_directory
 from bench.benchkit import percentile, private_redis, yardstick
 from bot import charts
-from bot.answers import DataView
 from bot.chartcache import ChartKey
 from bot.chartsend import ChartService
+from bot.view import DataView
 from tests.support.botapi import BotApi
 from tests.support.bothelpers import TOKEN  # noqa: E402  (the one documented test token)
 

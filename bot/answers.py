@@ -8,86 +8,27 @@ number and date is formatted for the language (bot.i18n); the figures come from 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
 
 import pandas as pd
 
 from alerts import positioning as pos
-from alerts.calendar import HK_TZ, previous_sessions
-from alerts.history import ALL_FEEDS, History
+from alerts.calendar import previous_sessions
 from alerts.model import Alert
 from alerts.replay import HORIZONS, Outcome, ReplayResult, base_day, expected_direction, known_day, summarize
+from alerts.rules import KINDS
 from alerts.rules.context import ordinal
-from alerts.store.frames import KNOWN_COLUMN
-from bot.codes import chinese_names, resolve
-from bot.i18n import day, money, num, pct, price, shares, t
-from bot.render import Button, caveat, esc, rule_emoji, rule_title, why_text
+from bot.codes import resolve
+from bot.html import esc
+from bot.i18n import day, pct, pp, price, shares, sign, signed_money, t
+from bot.render import Button, caveat, rule_emoji, rule_title, why_text
+from bot.view import DataView
 
 MAX_ARGS = 20
 HISTORY_SHOWN = 15
 MAX_DEALINGS = 5
-_CJK = re.compile(r"[\u3400-\u9fff]")
-MEMO_SIZE = 2048  # derived values kept per view (answers of about 2 KB, prepared charts), least recently used first out
-T = TypeVar("T")
-
-
-@dataclass
-class DataView:
-    """What commands read: history up to `today`, alerts so far and their outcomes."""
-
-    history: History
-    today: date
-    alerts: list[Alert] = field(default_factory=list)
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    _known: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
-    _names: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
-    _memo: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict, repr=False, compare=False)
-
-    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """`compute()` once per view and key, then remembered (bounded, least recently used dropped first).
-
-        A view never changes once built, so neither does anything derived from it: a /card costs tens of ms of
-        pandas on the event loop, and under load the same few cards and charts are asked for again and again.
-        """
-        if key in self._memo:
-            self._memo.move_to_end(key)
-            return cast(T, self._memo[key])
-        value = self._memo[key] = compute()
-        if len(self._memo) > MEMO_SIZE:
-            self._memo.popitem(last=False)
-        return value
-
-    def frames(self) -> dict[str, pd.DataFrame]:
-        """Every feed cut at rows dated and published by the end of `today` (the demo's history runs past it, for
-        outcomes): the SFC positions of a Friday are not shown before they are published a week later."""
-        if self._known is None:
-            cut = pd.Timestamp(self.today)
-            known_by = pd.Timestamp(datetime.combine(self.today + timedelta(days=1), time(0), tzinfo=HK_TZ))
-            self._known = {
-                name: frame[(frame[ALL_FEEDS[name][2]] <= cut) & (frame[KNOWN_COLUMN] < known_by)]
-                if name in ALL_FEEDS and KNOWN_COLUMN in frame
-                else frame
-                for name, frame in self.history.frames.items()
-            }
-        return self._known
-
-    def names(self, lang: str = "en") -> dict[str, str]:
-        """Code → display name: the latest English name in the data; Chinese where a source or alias gives one."""
-        if lang in self._names:  # the view is rebuilt when data change, so its names can be kept
-            return self._names[lang]
-        out: dict[str, str] = {}
-        for feed in ("southbound", "sfc", "quotes"):
-            frame = self.history.frames[feed]
-            out.update(zip(frame["code"].astype(str), frame["name"].astype(str), strict=True))
-        if lang == "zh":
-            out.update({c: n for c, n in out.items() if _CJK.search(n)})  # a Chinese page's names stay
-            out.update({c: n for c, n in chinese_names().items() if c in out and not _CJK.search(out[c])})
-        self._names[lang] = out
-        return out
 
 
 @dataclass(frozen=True)
@@ -124,19 +65,9 @@ HELP: tuple[str, ...] = (
 )
 READ_ONLY = ("start", "help", "card", "flows", "short", "buybacks", "insiders", "top", "why", "history")
 # Rules /why explains (ans.why.<rule>.text; titles and caveats are the alerts' own, from bot.render).
-WHY_RULES = (
-    "short_ratio_spike",
-    "short_ratio_drop",
-    "short_position_jump",
-    "buyback_filed",
-    "insider_buy_near_round_number",
-    "southbound_level",
-    "market_short_swing",
-    "confluence",
-    "insider_cluster",
-)
+WHY_RULES: tuple[str, ...] = tuple(KINDS)  # every alert kind, from the rules' specs
 
-Handler = Callable[["DataView", list[str], str], Reply]
+Handler = Callable[[DataView, list[str], str], Reply]
 
 
 def answer(view: DataView, command: str, args: list[str], lang: str = "en") -> Reply:
@@ -231,15 +162,8 @@ def _share(lang: str, value: float | None) -> str:
 
 
 def _money(lang: str, amount: float | None, currency: str = "HKD", *, signed: bool = False) -> str:
-    if amount is None:
-        return t(lang, "ans.na")
-    sign = ("+" if amount > 0 else "−" if amount < 0 else "") if signed else ("−" if amount < 0 else "")
-    return sign + money(lang, abs(amount), currency)
-
-
-def _pp(lang: str, value: float) -> str:
-    sign = "+" if value > 0 else "−" if value < 0 else ""
-    return t(lang, "ans.pp", value=f"{sign}{num(lang, abs(value), 2)}")
+    """An amount (bot.i18n.signed_money), or "n/a" when the figure is missing."""
+    return t(lang, "ans.na") if amount is None else signed_money(lang, amount, currency, plus=signed)
 
 
 def _card(view: DataView, args: list[str], lang: str) -> Reply:
@@ -390,7 +314,7 @@ def _card_southbound(frames: pos.Frames, code: str, lang: str) -> list[str]:
     figures = pos.southbound_figures(frames, code)
     if figures is None:
         return [t(lang, "ans.card.southbound_none")]
-    change = t(lang, "ans.na") if figures.change_pp is None else _pp(lang, figures.change_pp)
+    change = t(lang, "ans.na") if figures.change_pp is None else pp(lang, figures.change_pp)
     text = t(
         lang,
         "ans.card.southbound",
@@ -504,9 +428,7 @@ def _flows_text(flows: pos.Flows, code_html: str, name: str, lang: str) -> str:
         and flows.southbound_shares_change is not None
         and flows.southbound_base is not None
     ):
-        change = (
-            "+" if flows.southbound_shares_change > 0 else "−" if flows.southbound_shares_change < 0 else ""
-        ) + shares(lang, abs(flows.southbound_shares_change))
+        change = sign(flows.southbound_shares_change) + shares(lang, abs(flows.southbound_shares_change))
         lines.append(
             t(
                 lang,

@@ -44,7 +44,8 @@ class ChartCache:
         png, file_id = await self.redis.hmget(key.redis_key, ["png", "file_id"])
         if isinstance(file_id, bytes):
             file_id = file_id.decode()
-        return Cached(bytes(png) if png is not None else None, file_id or None)
+        # The client returns bytes (no decode_responses): a PNG is never text.
+        return Cached(png if isinstance(png, bytes) else None, file_id or None)
 
     async def put_png(self, key: ChartKey, png: bytes) -> None:
         """Store a freshly drawn PNG."""

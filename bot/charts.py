@@ -372,7 +372,10 @@ def _draw_short(ax: Axes, data: ChartData, style: _Style) -> None:
         axis=1,
     )
     bars = PolyCollection(
-        verts, facecolors=COLORS["bars"], edgecolors="none", label=style.text("chart.label.ratio")
+        verts,  # type: ignore[arg-type]  # documented as a list of (M, 2) arrays or one (N, M, 2) array; stub: list only
+        facecolors=COLORS["bars"],
+        edgecolors="none",
+        label=style.text("chart.label.ratio"),
     )
     ax.add_collection(bars)
     ax.set_ylabel(style.text("chart.label.ratio"), fontproperties=style.font(9))
@@ -460,7 +463,9 @@ def _draw_position(ax: Axes, data: ChartData, style: _Style) -> None:
     )
     if data.issued:
         scale = 1e6 / data.issued * 100  # million shares → % of issued shares
-        secondary = ax.secondary_yaxis("right", functions=(lambda m: m * scale, lambda p: p / scale))
+        secondary = ax.secondary_yaxis(
+            "right", functions=(lambda m: np.asarray(m) * scale, lambda p: np.asarray(p) / scale)
+        )
         secondary.set_ylabel(style.text("chart.label.pct_issued"), fontproperties=style.font(9))
         secondary.tick_params(labelsize=8.5, labelfontfamily=style.families)
     _dates_axis(ax)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from redis.asyncio import Redis
@@ -21,29 +21,17 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from alerts.model import Alert
+from alerts.rules import kind as alert_kind
 from bot import charts
 from bot.chartcache import ChartCache, ChartKey
 from bot.charts import KINDS, ChartData, NoChartData
+from bot.html import MAX_CAPTION, esc
 from bot.i18n import day, money, pct, price, shares, t
-from bot.render import esc
-
-if TYPE_CHECKING:
-    from bot.answers import DataView
+from bot.view import DataView
 
 log = logging.getLogger(__name__)
 
-MAX_CAPTION = 1024  # Telegram's limit, counted after HTML parsing; we count the markup too, which is stricter
 IMPORTANT = ("warning", "critical")
-# Which chart tells the story of an alert; market-wide and US alerts have none.
-RULE_CHART = {
-    "short_ratio_spike": "short",
-    "short_ratio_drop": "short",
-    "buyback_filed": "short",
-    "insider_buy_near_round_number": "short",
-    "confluence": "short",
-    "short_position_jump": "position",
-    "southbound_level": "southbound",
-}
 _HK_CODE = re.compile(r"^\d{5}$")
 _SEVERITY_EMOJI = {"critical": "🚨", "warning": "⚠️"}
 
@@ -148,7 +136,9 @@ def alert_chart(alert: Alert) -> str | None:
     """The chart kind an alert carries: important (warning/critical) HK single-stock alerts only."""
     if alert.severity not in IMPORTANT or alert.market != "HK" or not _HK_CODE.match(alert.code):
         return None
-    return RULE_CHART.get(alert.rule)
+    # Which chart tells the story is the alert kind's (its rule's spec); market-wide alerts have none.
+    found = alert_kind(alert.rule)
+    return found.chart if found is not None else None
 
 
 def alert_caption(alert: Alert, kind: str, name: str, lang: str) -> str:

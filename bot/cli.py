@@ -15,12 +15,16 @@ import traceback
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from alerts.errors import MalformedFile, NotPublishedYet, SourceError
 from alerts.sources import SOURCES, get_source
 from config.settings import REJECTED_TOKEN, ConfigError, Settings, load_settings, redact, setup_logging
+
+if TYPE_CHECKING:  # imported where used: most commands never load the history
+    from alerts.history import History
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -246,10 +250,11 @@ def _one_line(exc: BaseException) -> str:
     return redact(" ".join(str(exc).split()))
 
 
-def _now() -> datetime:
+def _now(settings: Settings) -> datetime:
+    """Now in Hong Kong, by the process clock (CLOCK_START shifts it for replays and rehearsals)."""
     from alerts.calendar import HK_TZ
 
-    return datetime.now(HK_TZ)
+    return settings.clock()().astimezone(HK_TZ)
 
 
 async def _fetch(
@@ -273,7 +278,7 @@ async def _fetch(
             for day in bar:
                 try:
                     report = await ingest(
-                        source, day, settings=settings, client=client, store=store, now=_now()
+                        source, day, settings=settings, client=client, store=store, now=_now(settings)
                     )
                 except SourceError as exc:
                     failures.append(f"{day.isoformat()}: {type(exc).__name__}: {_one_line(exc)}")
@@ -309,7 +314,7 @@ def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_fetch(settings, args.source, [args.date], progress=False))
     schedule = schedule_for(args.source)
     # Weekly files come out "about a week" after their date: fall back to the previous weeks' files.
-    candidates = schedule.due_dates(_now(), 3 if schedule.dates == "week_end" else 1)
+    candidates = schedule.due_dates(_now(settings), 3 if schedule.dates == "week_end" else 1)
     if not candidates:
         print(f"error: no due date found for {args.source}", file=sys.stderr)
         return EXIT_FAILED
@@ -331,7 +336,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         )
         return EXIT_BAD_INPUT
     schedule = schedule_for(source.name)
-    now = _now()
+    now = _now(settings)
     span = (args.end - args.start).days
     days = [d for d in (args.start + timedelta(days=i) for i in range(span + 1)) if schedule.is_due(d, now)]
     if not days:
@@ -391,7 +396,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _history_from_redis(settings: Settings, first: date, last: date) -> object:
+async def _history_from_redis(settings: Settings, first: date, last: date) -> History:
     from redis.asyncio import Redis
 
     from alerts.history import load_store
@@ -605,7 +610,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             settings.require_token()
         except ConfigError as exc:
             return _config_error(exc)
-        from bot.app import run
+        from bot.leader import run
 
         run(settings)
         return EXIT_OK

@@ -28,11 +28,13 @@ from telegram.error import (
 )
 
 from alerts.model import Alert
-from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.outbox import Outbox, OutboxItem
 from alerts.store.subscriptions import SubscriptionStore
+from bot.admins import notify_admins
 from bot.chartsend import ChartService, alert_chart
+from bot.html import esc, split_message
 from bot.i18n import t
-from bot.render import buttons_for, esc, render_group, split_message
+from bot.render import buttons_for, render_group
 from config.settings import Settings, redact
 
 log = logging.getLogger(__name__)
@@ -380,12 +382,11 @@ class DeliveryWorker:
         await self.outbox.dead_letter(item, reason, self._now())
         if item.chat_id in self.admins:
             return  # do not loop: a refused admin notice is not re-announced
-        for admin in self.admins:  # each admin reads the notice in their own language
-            lang = (await self.subs.settings(admin)).lang
-            notice = t(lang, "admin_dead_letter", chat=item.chat_id, reason=esc(reason[:500]))
-            await self.outbox.put(
-                OutboxItem(
-                    id=item_id(admin, "text", [item.id, "dead"]), chat_id=admin, kind="text", text=notice
-                ),
-                self._now(),
-            )
+        await notify_admins(
+            self.outbox,
+            self.admins,
+            lambda lang: t(lang, "admin_dead_letter", chat=item.chat_id, reason=esc(reason[:500])),
+            [item.id, "dead"],
+            self._now(),
+            subs=self.subs,  # each admin reads the notice in their own language
+        )

@@ -15,9 +15,11 @@ from pathlib import Path
 from alerts.history import History, load_directory, span
 from alerts.replay import ReplayResult, replay
 from alerts.rules import load_params
-from bot.answers import DataView, answer
+from bot.answers import answer
+from bot.html import to_console
 from bot.i18n import full_date, t
-from bot.render import buttons_for, console_buttons, render_group, to_console
+from bot.render import buttons_for, console_buttons, render_group
+from bot.view import DataView
 
 DEMO_START = date(2025, 11, 17)
 DEMO_END = date(2025, 11, 28)

@@ -16,19 +16,19 @@ from telegram.ext import ContextTypes
 
 from alerts.calendar import HK_TZ, previous_sessions
 from alerts.history import load_store
+from alerts.pipeline import HISTORY_SESSIONS  # the view holds what the rules saw
 from alerts.replay import outcome_of
 from alerts.store.alertlog import AlertLog
 from alerts.store.frames import FrameStore
 from alerts.store.outbox import Outbox
 from alerts.store.subscriptions import SubscriptionStore
-from bot.answers import DataView
 from bot.chartsend import ChartService
+from bot.view import DataView
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
 VIEW_TTL_SECONDS = 300.0
-HISTORY_SESSIONS = 130
 
 
 @dataclass

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from redis.exceptions import RedisError
 from telegram import (
     Bot,
     BotCommand,
@@ -40,15 +39,18 @@ from alerts.sources import SOURCES
 from alerts.store.outbox import OutboxItem, item_id
 from alerts.store.subscriptions import ChatSettings, parse_quiet
 from alerts.tickers import known
-from bot.answers import READ_ONLY, DataView, answer
+from bot.admins import chat_lang, notify_admins
+from bot.answers import READ_ONLY, answer
 from bot.answers import Reply as Answer
 from bot.charts import KINDS as CHART_KINDS
 from bot.codes import resolve
 from bot.delivery import retry_seconds
 from bot.deps import Deps, deps
 from bot.fairness import Verdict, may_change_group, spend
+from bot.html import esc, split_message
 from bot.i18n import day, has, num, t
-from bot.render import esc, rule_emoji, rule_title, split_message
+from bot.render import rule_emoji, rule_title
+from bot.view import DataView
 from config.settings import redact
 
 log = logging.getLogger(__name__)
@@ -677,14 +679,6 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send_reply(message, t(settings.lang, "text_hint"))
 
 
-async def _lang_of(d: Deps, chat_id: int) -> str:
-    """A chat's language; English when Redis cannot say (the error being reported may be Redis itself)."""
-    try:
-        return (await d.subs.settings(chat_id)).lang
-    except RedisError:
-        return "en"
-
-
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log first, then tell the admins (through the outbox, so limits apply) and the user."""
     log.error("handler error", exc_info=context.error)
@@ -696,20 +690,17 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     # Network errors can quote the request URL, which contains the token: redact before cutting to length.
     summary = redact(f"{type(context.error).__name__}: {context.error}")[:400]
     stamp = hashlib.sha256(f"{summary}|{now:%Y%m%d%H%M}".encode()).hexdigest()[:12]
-    for admin in d.settings.admin_chat_ids:  # each admin reads the notice in their own language
-        lang = await _lang_of(d, admin)
-        await d.outbox.put(
-            OutboxItem(
-                id=item_id(admin, "text", [stamp]),
-                chat_id=admin,
-                kind="text",
-                text=t(lang, "admin_handler_error", summary=esc(summary)),
-            ),
-            now,
-        )
+    await notify_admins(
+        d.outbox,
+        d.settings.admin_chat_ids,
+        lambda lang: t(lang, "admin_handler_error", summary=esc(summary)),
+        [stamp],
+        now,
+        subs=d.subs,  # each admin reads the notice in their own language
+    )
     if isinstance(update, Update) and update.effective_message is not None:
         chat = update.effective_chat
-        lang = await _lang_of(d, chat.id) if chat is not None else "en"
+        lang = await chat_lang(d.subs, chat.id) if chat is not None else "en"
         try:
             await update.effective_message.reply_text(t(lang, "error_generic"), do_quote=False)
         except TelegramError:

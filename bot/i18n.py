@@ -67,6 +67,16 @@ def num(lang: str, value: float, digits: int = 0) -> str:
     return format_decimal(value, format=pattern, locale=BABEL_LOCALES.get(lang, "en_HK"))
 
 
+MINUS = "\u2212"  # the typographic minus of every signed figure a reader sees: "−HK$1.2m", not "-HK$1.2m"
+
+
+def sign(value: float, *, plus: bool = True) -> str:
+    """The sign to write before abs(`value`): "+" for a gain (when `plus`), "−" for a loss, nothing for zero."""
+    if value < 0:
+        return MINUS
+    return "+" if plus and value > 0 else ""
+
+
 def pct(lang: str, value: float, digits: int = 1, *, signed: bool = False) -> str:
     """A percentage already in percent units: ``45.3%`` / ``+2.1%``."""
     sign = "+" if signed and value > 0 else ""
@@ -100,6 +110,16 @@ def money(lang: str, amount: float, currency: str = "HKD") -> str:
     if size >= 1e6:
         return f"{prefix}{num(lang, amount / 1e6, 1)}m"
     return f"{prefix}{num(lang, amount, 0)}"
+
+
+def signed_money(lang: str, amount: float, currency: str = "HKD", *, plus: bool = False) -> str:
+    """An amount with its sign before the currency: ``−HK$1.2m``; with `plus` a gain reads ``+HK$1.2m``."""
+    return sign(amount, plus=plus) + money(lang, abs(amount), currency)
+
+
+def pp(lang: str, value: float) -> str:
+    """A change in percentage points, always signed: ``+0.38 pp`` / ``−0.38 pp``; 中文 ``+0.38個百分點``."""
+    return t(lang, "unit.pp", n=sign(value) + num(lang, abs(value), 2))
 
 
 def price(lang: str, value: float, currency: str = "HKD") -> str:

@@ -1,4 +1,4 @@
-"""Render alerts as Telegram HTML (every dynamic value escaped) in English or 繁體中文, and as console text.
+"""Render alerts as Telegram HTML (every dynamic value escaped) in English or 繁體中文; buttons, also for a console.
 
 Every word comes from the message catalogue (bot/locales/*/alerts.po): rule titles, caveats, source labels, fact
 names, the "why" templates of the Chinese text, dates and buttons. The English "why" is the rule's own sentence
@@ -8,35 +8,22 @@ line) when a fact is missing, so an alert from an older build still renders.
 
 from __future__ import annotations
 
-import html
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from string import Formatter
 
 from alerts.calendar import HK_TZ
 from alerts.model import Alert, Fact
+from alerts.rules import KINDS, kind, spec_for
 from bot.codes import chinese_names
-from bot.i18n import LANGS, day, full_date, has, money, num, pct, price, shares, t
+from bot.html import MAX_TEXT, clip, esc, split_message
+from bot.i18n import LANGS, day, full_date, has, num, pct, pp, price, shares, signed_money, t
 
-MAX_TEXT = 4096
-MAX_CAPTION = 1024
 MAX_WHY = 1500  # escaped characters of the "why" line: keeps one alert block well under MAX_TEXT
 
-# Every rule the bot renders (alerts.rules.RULE_IDS plus the US insider_cluster), with its emoji.
-RULE_EMOJI: dict[str, str] = {
-    "short_ratio_spike": "🔺",
-    "short_ratio_drop": "🔻",
-    "short_position_jump": "📊",
-    "buyback_filed": "💰",
-    "insider_buy_near_round_number": "👤",
-    "southbound_level": "🧭",
-    "market_short_swing": "🌊",
-    "confluence": "🎯",
-    "insider_cluster": "👥",
-}
 # URL fragment → catalogue key of the link label (first match wins).
 SOURCE_KEYS: dict[str, str] = {
     "dayquot": "source.dayquot",
@@ -48,18 +35,6 @@ SOURCE_KEYS: dict[str, str] = {
     "regsho": "source.finra",
     "sec.gov": "source.sec",
 }
-# The few facts worth a line under the "why" (the why already carries the story).
-KEY_FACTS: dict[str, tuple[str, ...]] = {
-    "short_ratio_spike": ("short_ratio", "z", "percentile"),
-    "short_ratio_drop": ("short_ratio", "z", "percentile"),
-    "short_position_jump": ("shares", "delta_pct", "value"),
-    "buyback_filed": ("shares", "total_paid", "ytd_pct_of_issued"),
-    "insider_buy_near_round_number": ("avg_price", "level", "pct_after"),
-    "southbound_level": ("pct_of_issued", "change"),
-    "market_short_swing": ("short_value", "change", "stocks_shorted"),
-    "confluence": ("rules", "parts", "window"),
-    "insider_cluster": ("insiders", "total"),
-}
 _PRICE_FACTS = frozenset({"avg_price", "level", "step", "price_high", "price_low"})
 _SIGNED_FACTS = frozenset({"change", "delta_pct", "mean_change", "delta_value", "delta_shares"})
 # Decimals of percentage facts (one unless listed): holdings to 0.01 point, percentiles whole.
@@ -68,14 +43,10 @@ _PCT_DIGITS = {"pct_after": 2, "pct_of_issued": 2, "compared_pct": 2, "ytd_pct_o
 _CURRENCIES = frozenset({"HKD", "USD", "RMB", "CNY", "GBP", "EUR"})
 
 
-def esc(value: object) -> str:
-    """Escape a dynamic value for Telegram HTML."""
-    return html.escape(str(value), quote=True)
-
-
 def rule_emoji(rule: str) -> str:
-    """The rule's emoji (a bell for a rule this build does not know)."""
-    return RULE_EMOJI.get(rule, "🔔")
+    """The alert kind's emoji from its rule's spec (a bell for a rule this build does not know)."""
+    found = kind(rule)
+    return found.emoji if found is not None else "🔔"
 
 
 def rule_title(rule: str, lang: str = "en") -> str:
@@ -85,12 +56,9 @@ def rule_title(rule: str, lang: str = "en") -> str:
 
 
 def caveat(rule: str, lang: str = "en", market: str = "HK") -> str | None:
-    """The caveat line of a rule in `lang`; US short-ratio alerts say short volume is not short interest."""
-    key = (
-        "caveat.us_short_volume"
-        if market == "US" and rule.startswith("short_ratio")
-        else f"rule.{rule}.caveat"
-    )
+    """The caveat line of a rule in `lang`; a rule's spec may override it per market (US short volume)."""
+    spec = spec_for(rule, "US" if market == "US" else "HK")
+    key = spec.caveat_key if spec is not None and spec.caveat_key else f"rule.{rule}.caveat"
     return t(lang, key) if has(key) else None
 
 
@@ -99,13 +67,8 @@ def source_label(url: str, lang: str = "en") -> str:
     return t(lang, next((key for fragment, key in SOURCE_KEYS.items() if fragment in url), "source.other"))
 
 
-# English values under the names earlier importers use (bot/answers.py); new code calls the functions above.
-RULE_STYLE: dict[str, tuple[str, str]] = {
-    rule: (emoji, rule_title(rule)) for rule, emoji in RULE_EMOJI.items()
-}
-CAVEATS: dict[str, str] = {rule: caveat(rule) or "" for rule in RULE_EMOJI}
-US_SHORT_CAVEAT: str = t("en", "caveat.us_short_volume")
-SOURCE_LABEL: dict[str, str] = {fragment: t("en", key) for fragment, key in SOURCE_KEYS.items()}
+# Every alert kind's English caveat, by rule (code calls caveat() above, which knows the language and the market).
+CAVEATS: dict[str, str] = {rule: caveat(rule) or "" for rule in KINDS}
 
 
 class _MissingFact(LookupError):
@@ -164,7 +127,7 @@ class _Facts:
 
     def money(self, name: str, *, signed: bool = False) -> str:
         """A money fact, scaled for reading."""
-        return _money(self.lang, self.number(name), self.unit(name), signed=signed)
+        return signed_money(self.lang, self.number(name), self.unit(name), plus=signed)
 
     def price(self, name: str) -> str:
         """A price fact."""
@@ -182,15 +145,6 @@ class _Facts:
 def _pct(lang: str, value: float, digits: int = 1, *, signed: bool = False) -> str:
     """A percentage; tiny values (a buyback of 0.004% of the shares) keep three decimals."""
     return pct(lang, value, 3 if 0 < abs(value) < 0.1 else digits, signed=signed)
-
-
-def _money(lang: str, value: float, currency: str, *, signed: bool = False) -> str:
-    text = money(lang, abs(value), currency)
-    return ("-" if value < 0 else "+" if signed and value > 0 else "") + text
-
-
-def _pp(lang: str, value: float) -> str:
-    return t(lang, "unit.pp", n=f"{'+' if value > 0 else ''}{num(lang, value, 2)}")
 
 
 def _level(lang: str, value: float) -> str:
@@ -238,8 +192,18 @@ def _why_short_ratio_short(f: _Facts) -> str:
     return t(f.lang, f"why.{prefix}{f.alert.rule}.short", **_short_ratio_values(f))
 
 
+def _reasons(f: _Facts) -> set[str]:
+    """The `reasons` fact split at "+" (none when absent); a value that is not text is malformed."""
+    fact = f.by_name.get("reasons")
+    if fact is None:
+        return set()
+    if not isinstance(fact.value, str):
+        raise _MissingFact("reasons")
+    return set(fact.value.split("+"))
+
+
 def _why_short_position(f: _Facts) -> str:
-    reasons = set(f.by_name["reasons"].value.split("+")) if "reasons" in f.by_name else set()
+    reasons = _reasons(f)
     if "covered" in reasons:
         return t(
             f.lang,
@@ -370,7 +334,7 @@ def _why_southbound(f: _Facts) -> str:
         "date": day(f.lang, f.alert.trade_date),
         "compared": f.pct("compared_pct"),
         "compared_date": f.day("compared_date"),
-        "change": _pp(f.lang, f.number("change")),
+        "change": pp(f.lang, f.number("change")),
     }
     if identity.startswith(("up:", "down:")):
         direction, _, level = identity.partition(":")
@@ -491,7 +455,19 @@ def why_text(alert: Alert, lang: str = "en") -> str:
             return build(facts)
         except (_MissingFact, ValueError, TypeError, AttributeError):
             continue  # a fact is missing or malformed: try the shorter sentence
-    return t(lang, "why.fallback")
+    return _why_from_catalogue(alert, lang)
+
+
+def _why_from_catalogue(alert: Alert, lang: str) -> str:
+    """A rule without sentences of its own here: its catalogue template ``why.<rule>`` filled with its facts."""
+    found = kind(alert.rule)
+    if alert.rule in WHY_BUILDERS or found is None or not has(found.why_key):
+        return t(lang, "why.fallback")
+    values = {f.name: fact_value(f, lang) for f in alert.facts}
+    wanted = {name for _, name, _, _ in Formatter().parse(t(lang, found.why_key)) if name}
+    if not wanted <= set(values):  # the template names a fact this alert lacks
+        return t(lang, "why.fallback")
+    return t(lang, found.why_key, **values)
 
 
 def fact_label(name: str, lang: str = "en") -> str:
@@ -520,12 +496,12 @@ def fact_value(fact: Fact, lang: str = "en") -> str:
         return (
             price(lang, number, unit)
             if fact.name in _PRICE_FACTS
-            else _money(lang, number, unit, signed=signed)
+            else signed_money(lang, number, unit, plus=signed)
         )
     if unit == "%":
         return _pct(lang, number, _PCT_DIGITS.get(fact.name, 1), signed=signed)
     if unit == "pp":
-        return _pp(lang, number)
+        return pp(lang, number)
     if unit == "σ":
         return f"{num(lang, number, 1)}σ"
     if unit == "shares":
@@ -535,7 +511,8 @@ def fact_value(fact: Fact, lang: str = "en") -> str:
 
 
 def _facts_line(alert: Alert, lang: str) -> str:
-    wanted = KEY_FACTS.get(alert.rule)
+    found = kind(alert.rule)
+    wanted = found.headline if found is not None and found.headline else None
     facts = [f for f in alert.facts if wanted is None or f.name in wanted][:4]
     return " · ".join(f"{esc(fact_label(f.name, lang))} {esc(fact_value(f, lang))}" for f in facts)
 
@@ -548,11 +525,6 @@ def _lag(alert: Alert, lang: str) -> str:
     if days == 0:
         return t(lang, "alert.published_same_day", time=f"{local:%H:%M}")
     return t(lang, "alert.published_lag", days=days, time=f"{local:%H:%M}")
-
-
-def _clip(text: str, limit: int) -> str:
-    """Cut escaped HTML text to `limit` characters outside entities, marking the cut."""
-    return text if len(text) <= limit else text[: _safe_cut(text, limit - 1)] + "…"
 
 
 def alert_name(alert: Alert, lang: str) -> str:
@@ -573,7 +545,7 @@ def render_alert(alert: Alert, lang: str = "en") -> str:
     )
     lines = [
         f"{rule_emoji(alert.rule)} <b>{esc(title)}</b> · {who}",
-        _clip(esc(why_text(alert, lang)), MAX_WHY),
+        clip(esc(why_text(alert, lang)), MAX_WHY),
     ]
     facts = _facts_line(alert, lang)
     if facts:
@@ -653,60 +625,6 @@ def _pack(header: int, sizes: Sequence[int], limit: int = MAX_TEXT) -> list[list
         groups[-1].append(index)
         used += extra
     return groups
-
-
-def split_message(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Split HTML text at blank lines / line ends (never inside a tag or entity) into parts ≤ `limit`."""
-    if len(text) <= limit:
-        return [text]
-    parts: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) <= limit:
-            current = candidate
-            continue
-        if current:
-            parts.append(current)
-        while len(line) > limit:  # a single over-long line: cut outside tags and entities
-            cut = _safe_cut(line, limit)
-            parts.append(line[:cut])
-            line = line[cut:]
-        current = line
-    if current:
-        parts.append(current)
-    return parts
-
-
-def _safe_cut(line: str, limit: int) -> int:
-    cut = limit
-    opened_tag, opened_entity = line.rfind("<", 0, cut), line.rfind("&", 0, cut)
-    if opened_tag > line.rfind(">", 0, cut):
-        cut = opened_tag
-    if opened_entity > line.rfind(";", 0, cut):
-        cut = min(cut, opened_entity)
-    return max(cut, 1)
-
-
-_TAG = re.compile(r"<(/?)(b|i|a)(?:\s+href=\"([^\"]*)\")?>")
-
-
-def to_console(html_text: str, *, color: bool = False) -> str:
-    """Turn Telegram HTML into terminal text: bold/italic via ANSI when `color`, links as 'text <url>'."""
-    links: list[str] = []
-
-    def tag(match: re.Match[str]) -> str:
-        closing, name, href = match.groups()
-        if name == "a":
-            if closing:
-                return f" <{links.pop()}>" if links else ""
-            links.append(html.unescape(href or ""))
-            return ""
-        if not color:
-            return ""
-        return "\033[0m" if closing else ("\033[1m" if name == "b" else "\033[3m")
-
-    return html.unescape(_TAG.sub(tag, html_text))
 
 
 def console_buttons(buttons: Sequence[Button]) -> str:

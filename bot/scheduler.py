@@ -30,11 +30,12 @@ from alerts.sources import SOURCES, get_source
 from alerts.store import keys
 from alerts.store.failed import FailedFiles, file_name, layout_signature
 from alerts.store.frames import FrameStore
-from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.outbox import Outbox
 from alerts.tickers import TickerRefresh
 from alerts.windows import active_dates, missed, poll_due, window_failed
+from bot.admins import notify_admins
 from bot.health import TickTimes
-from bot.render import esc
+from bot.html import esc
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -464,12 +465,7 @@ class Poller:
 
     async def _tell_admins(self, text: str, identities: list[str]) -> None:
         log.warning("admin notice: %s", text)
-        outbox = Outbox(self.redis)
-        for admin in self.settings.admin_chat_ids:
-            await outbox.put(
-                OutboxItem(id=item_id(admin, "text", identities), chat_id=admin, kind="text", text=text),
-                self.clock(),
-            )
+        await notify_admins(Outbox(self.redis), self.settings.admin_chat_ids, text, identities, self.clock())
 
     @staticmethod
     def _count(report: CycleReport) -> None:

@@ -30,6 +30,9 @@ DEFAULTS: dict[str, str] = {
     "ALLOW_PAID_BROADCAST": "false",
     "CLOCK_START": "",
     "LEASE_TTL_SECONDS": "30",
+    "WEBHOOK_URL": "",
+    "PORT": "",
+    "HEALTH_PORT": "",
 }
 # The CCASS / Stock Connect pages live on www3.hkexnews.hk while report files live on www.hkexnews.hk.
 # When HKEXNEWS_URL points elsewhere (a mirror, a local origin), both paths are served from there.
@@ -70,6 +73,12 @@ class Settings:
     # Run as if the process started at this instant (replays, rehearsals, tests); time then advances normally.
     clock_start: datetime | None = None
     lease_ttl_seconds: float = 30.0  # how long a dead leader keeps the lease before the standby takes over
+    # Webhook mode when set: Telegram posts updates to this URL, sending webhook_secret back with each of them.
+    webhook_url: str = ""
+    webhook_secret: str = field(default="", repr=False)
+    # The host's PORT: the webhook listens there (8443 when unset); without a webhook, /healthz does.
+    port: int | None = None
+    health_port: int | None = None  # HEALTH_PORT: /healthz and /metrics, overriding PORT for them
 
     def __post_init__(self) -> None:
         _remember_token(self.telegram_bot_token)  # redact() now also finds this token's secret on its own
@@ -200,6 +209,19 @@ def _seconds(name: str, value: str, low: float, high: float) -> float:
     return number
 
 
+def _port(name: str, value: str) -> int | None:
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        raise ConfigError(name, f"must be a port number, got {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise ConfigError(name, f"must be between 0 and 65535, got {value!r}")
+    return number
+
+
 def read_environment(environ: Mapping[str, str], env_file: Path | None = None) -> dict[str, str]:
     """Merge defaults, an optional .env file and the environment (environment wins)."""
     merged = dict(DEFAULTS)
@@ -209,7 +231,7 @@ def read_environment(environ: Mapping[str, str], env_file: Path | None = None) -
     return merged
 
 
-_EXTRA_NAMES = ("TELEGRAM_BOT_TOKEN", "HKEXNEWS_SDW_URL")
+_EXTRA_NAMES = ("TELEGRAM_BOT_TOKEN", "HKEXNEWS_SDW_URL", "WEBHOOK_SECRET")
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
@@ -237,6 +259,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         allow_paid_broadcast=_flag("ALLOW_PAID_BROADCAST", env["ALLOW_PAID_BROADCAST"]),
         clock_start=_clock_start(env["CLOCK_START"]),
         lease_ttl_seconds=_seconds("LEASE_TTL_SECONDS", env["LEASE_TTL_SECONDS"], 1, 600),
+        webhook_url=env["WEBHOOK_URL"].strip(),
+        webhook_secret=env.get("WEBHOOK_SECRET", "").strip(),
+        port=_port("PORT", env["PORT"]),
+        health_port=_port("HEALTH_PORT", env["HEALTH_PORT"]),
     )
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bot.answers import DataView, answer
+from bot.answers import answer
 from bot.demo import DEMO_END, load_demo
-from bot.render import buttons_for, console_buttons, render_alert, to_console
+from bot.html import to_console
+from bot.render import buttons_for, console_buttons, render_alert
+from bot.view import DataView
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "docs" / "card-01810.md"

@@ -31,10 +31,10 @@ from telegram.request import HTTPXRequest
 from alerts.store import keys
 from alerts.store.outbox import Outbox
 from alerts.store.subscriptions import SubscriptionStore
-from bot.app import _start_health, serve
 from bot.cli import main as cli_main
 from bot.deps import Deps
 from bot.handlers import MAX_ARGS
+from bot.leader import serve, start_health
 from config.settings import Settings, setup_logging
 from tests.support.botapi import BotApi, parse_html
 from tests.support.bothelpers import ADMIN, TOKEN, bot_settings, running_bot, seed_demo
@@ -220,7 +220,7 @@ def test_rejected_token_cli_error_is_one_line_without_the_token(redis_url: str, 
 
 
 async def test_status_and_health_output_never_show_the_token(
-    app: Application, api: BotApi, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    app: Application, api: BotApi, redis_url: str
 ) -> None:
     settings = bot_settings(api, redis_url)
     assert "telegram_bot_token" not in repr(settings)
@@ -229,10 +229,9 @@ async def test_status_and_health_output_never_show_the_token(
     assert "hkex-quotes" in texts[0]
     from alerts.store.lease import Lease
 
-    monkeypatch.setenv("HEALTH_PORT", "0")
     lease = Lease(Redis.from_url(redis_url), ttl_seconds=5)
     await lease.wait_acquire(stop=asyncio.Event())
-    health = await _start_health(settings, lease)
+    health = await start_health(bot_settings(api, redis_url, HEALTH_PORT="0"), lease)
     assert health is not None
     try:
         async with httpx.AsyncClient() as client:
@@ -411,14 +410,13 @@ def _start_update(update_id: int) -> dict[str, object]:
 
 
 async def test_webhook_mode_refuses_to_start_without_a_secret(
-    api: BotApi, redis: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    api: BotApi, redis: Redis, redis_url: str
 ) -> None:
-    for name in ("PORT", "HEALTH_PORT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.invalid/telegram")
-    monkeypatch.setenv("WEBHOOK_SECRET", "   ")
+    settings = bot_settings(
+        api, redis_url, WEBHOOK_URL="https://bot.example.invalid/telegram", WEBHOOK_SECRET="   "
+    )
     with pytest.raises(SystemExit, match="WEBHOOK_SECRET"):
-        await serve(bot_settings(api, redis_url), stop=asyncio.Event())
+        await serve(settings, stop=asyncio.Event())
     assert api.calls("setWebhook") == [] and api.calls("getUpdates") == []
 
 
@@ -436,15 +434,18 @@ async def test_webhook_that_cannot_start_closes_every_client_it_opened(
         return opened[-1]
 
     monkeypatch.setattr(Deps, "open", recording_open)
-    monkeypatch.delenv("HEALTH_PORT", raising=False)
-    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.invalid/telegram")
-    monkeypatch.setenv("WEBHOOK_SECRET", "s3cr3t-token")
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))  # noqa: S104 - the webhook listens on every interface
         taken.listen()
-        monkeypatch.setenv("PORT", str(taken.getsockname()[1]))
+        settings = bot_settings(
+            api,
+            redis_url,
+            WEBHOOK_URL="https://bot.example.invalid/telegram",
+            WEBHOOK_SECRET="s3cr3t-token",
+            PORT=str(taken.getsockname()[1]),
+        )
         with pytest.raises(Exception, match="(?i)address") as raised:  # noqa: PT011 - PTB wraps the bind error
-            await asyncio.wait_for(serve(bot_settings(api, redis_url), stop=asyncio.Event()), timeout=60)
+            await asyncio.wait_for(serve(settings, stop=asyncio.Event()), timeout=60)
         _close_failed_listener(raised.value)
     assert api.calls("setMyCommands"), "post_init ran, so clients were open when the webhook failed"
     assert len(opened) == 1

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 from alerts.calendar import is_session
 from alerts.model import Alert
+from alerts.rules import registry
 from alerts.rules.context import Evaluation, Note, RuleContext
 from alerts.rules.params import RuleParams
-from alerts.rules import registry
 from alerts.rules.spec import Market, RuleSpec
 
 

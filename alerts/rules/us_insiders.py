@@ -157,7 +157,7 @@ def _signal(ctx: RuleContext, params: RuleParams) -> RuleResult:
 
 SPEC = RuleSpec(
     name="us_insiders",
-    kinds=(ROUND_NUMBER, AlertKind(CLUSTER, "🔔", ())),
+    kinds=(ROUND_NUMBER, AlertKind(CLUSTER, "👥", ("insiders", "total"))),
     markets=("US",),
     params={CLUSTER: ClusterParams},
     signal=_signal,

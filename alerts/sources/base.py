@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Literal
 
 import pandas as pd
 
@@ -13,8 +13,6 @@ from alerts.errors import MalformedFile, SourceError
 from alerts.sources.common import conform
 
 Parser = Callable[[bytes], pd.DataFrame]
-# (client, settings, day) -> tables; typed loosely here so sources do not import httpx or config.
-DayFetcher = Callable[[Any, Any, date], Awaitable[dict[str, pd.DataFrame]]]
 # Largest file a source may send, in decoded bytes (Source.max_bytes); alerts.fetch refuses more as "too large".
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
@@ -44,12 +42,30 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Feed:
+    """A history one of a source's tables feeds, under a name rules and answers read it by (alerts.history).
+
+    `date_column` names each row's file date (None when the rows do not carry it). `rules` is False for feeds only
+    the bot's answers read. `window` is how much a live evaluation loads: "history" (the rules' longest lookback),
+    a number of calendar days, or "day" (the day's file alone).
+    """
+
+    table: str = "main"
+    date_column: str | None = "date"
+    rules: bool = True
+    window: int | Literal["history", "day"] = "history"
+
+
+@dataclass(frozen=True)
 class Source:
     """A registered data source; `tables["main"]` is what `positioning-bot parse` prints."""
 
     name: str
     title: str
     base_setting: str  # attribute of config.Settings holding the base URL
+    # The public host (scheme://host, no slash) the files live on: alerts link there whatever host is fetched
+    # from, and Settings' default for `base_setting` is this same URL (tests/alerts/test_links.py pins it).
+    public_url: str
     paths: Callable[[date], list[str]]  # real URL paths (with query) of the file(s) for a date
     tables: Mapping[str, Table]
     calendar: str = "XHKG"
@@ -59,16 +75,25 @@ class Source:
     history: bool = True
     # For pages that serve other dates through a form POST (ASP.NET): build the form for a date from the GET page.
     form_for_date: Callable[[bytes, date], Mapping[str, str]] | None = None
-    # For sources assembled from many files (EDGAR: an index, then each filing): fetch a whole day's tables.
-    fetch_day: DayFetcher | None = None
+    # For sources assembled from many files (EDGAR: an index, then each filing), the kind of day-fetcher that
+    # builds a whole day's tables, e.g. "edgar-form4": the network layer (alerts.edgar) maps kinds to fetchers,
+    # so sources stay free of HTTP. None: the day is the file(s) of `paths`, fetched one by one.
+    fetch_day: str | None = None
     docs: str = field(default="")
     # Cap on one downloaded file (decoded bytes): a hostile origin cannot exhaust memory. Set with the source.
     max_bytes: int = DEFAULT_MAX_BYTES
+    # The histories this source's tables feed, by feed name (RuleContext fields and RuleSpec.feeds use them).
+    feeds: Mapping[str, Feed] = field(default_factory=dict)
 
     @property
     def dated_url(self) -> bool:
         """True when the file's URL carries its date (today-only pages and form pages do not)."""
         return self.paths(date(2001, 1, 2)) != self.paths(date(2001, 1, 3))
+
+    def urls(self, day: date, base_url: str | None = None) -> tuple[str, ...]:
+        """Full URLs of the file(s) for `day` on `base_url` (default: the public host)."""
+        base = self.public_url if base_url is None else base_url
+        return tuple(base + path for path in self.paths(day))
 
     @property
     def schema(self) -> Mapping[str, str]:

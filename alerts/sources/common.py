@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Mapping
 
@@ -17,6 +18,11 @@ _PRICE_RE = re.compile(r"^\s*([A-Z]{3})?\s*([\d,]+(?:\.\d+)?)\s*$")
 _MISSING = {"", "-", "--", "n/a", "N/A", "NA"}
 # Name suffixes of non-HKD counters: "SHK PPT-R" is the RMB counter of "SHK PPT", "-U" a USD counter.
 _COUNTER_SUFFIX = {"-R": "RMB", "-U": "USD"}
+
+# XML from the network: no entities resolved, no network access, comments and processing instructions dropped.
+_XML_PARSER = lxml.etree.XMLParser(
+    resolve_entities=False, no_network=True, remove_comments=True, remove_pis=True
+)
 
 _HTML_ERROR_MARKERS = (
     "<title>404",
@@ -174,3 +180,20 @@ def require_closed_table(text: str, table_id: str, what: str) -> None:
     # Nested tables are allowed: the page is whole only if every <table> opened from here on is closed.
     if len(re.findall(r"</table\s*>", tail, re.I)) < len(re.findall(r"<table\b", tail, re.I)):
         raise MalformedFile(f"{what}: table id={table_id!r} is not closed (truncated page?)")
+
+
+def xml_root(data: bytes, root_tag: str, what: str) -> lxml.etree._Element:
+    """Parse XML bytes (prolog optional) and require the root element `root_tag` (local name)."""
+    body = data.removeprefix(codecs.BOM_UTF8).lstrip()
+    if not body:
+        raise MalformedFile(f"{what}: empty file ({len(data)} bytes)")
+    try:
+        root = lxml.etree.fromstring(body, _XML_PARSER)
+    except lxml.etree.XMLSyntaxError as exc:
+        reject_error_page(decode_text(body[:4000]), what)
+        raise MalformedFile(f"{what}: not well-formed XML ({exc})") from None
+    tag = lxml.etree.QName(root).localname
+    if tag != root_tag:
+        reject_error_page(decode_text(body[:4000]), what)
+        raise MalformedFile(f"{what}: root element is <{tag}>, not <{root_tag}>")
+    return root

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from alerts.errors import MalformedFile
-from alerts.sources.base import Source, Table, finish
+from alerts.sources.base import Feed, Source, Table, finish
 from alerts.sources.common import decode_text, empty_frame, reject_error_page
 
 NAME = "finra-short-volume"
@@ -119,7 +119,9 @@ SOURCE = Source(
     name=NAME,
     title="FINRA Reg SHO daily short sale volume (consolidated NMS)",
     base_setting="finra_url",
+    public_url="https://cdn.finra.org",
     paths=paths,
     tables={"main": Table(SCHEMA, parse)},
+    feeds={"finra": Feed()},
     calendar="XNYS",
 )

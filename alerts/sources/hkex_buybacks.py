@@ -22,7 +22,7 @@ import pandas as pd
 import xlrd
 
 from alerts.errors import MalformedFile
-from alerts.sources.base import Source, Table, finish
+from alerts.sources.base import Feed, Source, Table, finish
 from alerts.sources.common import empty_frame, norm_code, parse_number, parse_price, reject_error_page
 
 NAME = "hkex-buybacks"
@@ -451,6 +451,8 @@ SOURCE = Source(
     title="HKEX share repurchase report (daily)",
     # Only www3.hkexnews.hk serves the report today; www and www1 answer 302 then 404 (data-formats.md §4a').
     base_setting="hkexnews_sdw_url",
+    public_url="https://www3.hkexnews.hk",
     paths=paths,
     tables={"main": Table(SCHEMA, parse)},
+    feeds={"buybacks": Feed(date_column="report_date")},
 )

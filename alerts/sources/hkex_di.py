@@ -40,7 +40,7 @@ import lxml.html
 import pandas as pd
 
 from alerts.errors import MalformedFile, NotPublishedYet
-from alerts.sources.base import Source, Table, finish
+from alerts.sources.base import Feed, Source, Table, finish
 from alerts.sources.common import (
     decode_text,
     html_tree,
@@ -488,8 +488,10 @@ SOURCE = Source(
     name=NAME,
     title="HKEX Disclosure of Interests daily summaries (directors, substantial shareholders)",
     base_setting="hkex_di_url",
+    public_url="https://di.hkex.com.hk",
     paths=paths,
     tables={"main": Table(SCHEMA, parse)},
+    feeds={"di": Feed(date_column="filed_date")},
     # The URL carries the filing date; rows' serials may carry earlier dates (late or amended filings).
     check_file_date=False,
 )

@@ -10,7 +10,7 @@ from datetime import date
 import pandas as pd
 
 from alerts.errors import MalformedFile, NotPublishedYet
-from alerts.sources.base import Source, Table, finish
+from alerts.sources.base import Feed, Source, Table, finish
 from alerts.sources.common import (
     counter_currency,
     decode_text,
@@ -430,6 +430,10 @@ SOURCE = Source(
     name=NAME,
     title="HKEX daily quotations (prices, turnover, per-stock short selling)",
     base_setting="hkex_url",
+    public_url="https://www.hkex.com.hk",
     paths=paths,
     tables={"main": Table(SCHEMA, parse), "market": Table(MARKET_SCHEMA, parse_market)},
+    # The daily quotations file runs to ~30 MB of HTML; other sources keep the 20 MB default (files of a few MB).
+    max_bytes=50 * 1024 * 1024,
+    feeds={"quotes": Feed(), "market": Feed("market")},
 )

@@ -16,7 +16,7 @@ from datetime import date
 import pandas as pd
 
 from alerts.errors import MalformedFile, NotPublishedYet
-from alerts.sources.base import Source, Table, finish
+from alerts.sources.base import Feed, Source, Table, finish
 from alerts.sources.common import (
     counter_currency,
     decode_text,
@@ -384,8 +384,10 @@ SOURCE = Source(
     name=NAME,
     title="HKEX short selling turnover (Main Board + GEM, day close)",
     base_setting="hkex_url",
+    public_url="https://www.hkex.com.hk",
     paths=paths,
     tables={"main": Table(SCHEMA, parse), "market": Table(MARKET_SCHEMA, parse_market)},
+    feeds={"short": Feed(rules=False)},  # the card compares the close with the midday page
     history=False,  # HKEX overwrites these pages daily; history comes from hkex-quotes
 )
 
@@ -420,7 +422,9 @@ MIDDAY_SOURCE = Source(
     name=MIDDAY_NAME,
     title="HKEX short selling turnover (Main Board + GEM, up to the morning close)",
     base_setting="hkex_url",
+    public_url="https://www.hkex.com.hk",
     paths=midday_paths,
     tables={"main": Table(SCHEMA, parse_midday), "market": Table(MARKET_SCHEMA, parse_midday_market)},
+    feeds={"short_midday": Feed(rules=False)},
     history=False,  # overwritten daily like the day-close pages; no archive of midday figures exists
 )

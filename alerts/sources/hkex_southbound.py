@@ -16,7 +16,7 @@ import lxml.html
 import pandas as pd
 
 from alerts.errors import MalformedFile
-from alerts.sources.base import Source, Table, finish
+from alerts.sources.base import Feed, Source, Table, finish
 from alerts.sources.common import (
     decode_text,
     html_tree,
@@ -170,7 +170,9 @@ SOURCE = Source(
     name=NAME,
     title="Stock Connect southbound shareholding (CCASS)",
     base_setting="hkexnews_sdw_url",
+    public_url="https://www3.hkexnews.hk",
     paths=paths,
     tables={"main": Table(SCHEMA, parse)},
+    feeds={"southbound": Feed()},
     form_for_date=post_fields,
 )

@@ -1,35 +1,22 @@
-"""SEC EDGAR discovery (data-formats.md §8): daily form index, Atom feeds, ticker map, filing folders, and the
-multi-step fetch of one day's Form 4 filings (index → each filing's index.json → its XML).
+"""SEC EDGAR discovery (data-formats.md §8), pure parsers: daily form index, Atom feeds, ticker map, filing folders.
 
-Every parser here is pure (bytes in, frame/dict out); only `fetch_form4_day` does I/O. EDGAR asks for a declared
-User-Agent with a contact e-mail and at most 10 requests per second; `fetch_form4_day` enforces both.
+Every function here is pure (bytes in, frame/dict/path out). The multi-step fetch of one day's Form 4 filings
+(index → each filing's index.json → its XML), with EDGAR's declared User-Agent and ≤ 10 requests per second, is
+alerts.edgar.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date, datetime
-from typing import Any, TypeVar, cast
 
-import httpx
 import lxml.etree
 import pandas as pd
 
-from alerts.errors import MalformedFile, SourceError
-from alerts.fetch import fetch
-from alerts.sources import sec_form4
+from alerts.errors import MalformedFile
 from alerts.sources.base import finish
-from alerts.sources.common import decode_text, empty_frame, reject_error_page
-from config.settings import ConfigError
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+from alerts.sources.common import decode_text, empty_frame, reject_error_page, xml_root
 
 NAME = "sec-edgar"
 
@@ -52,7 +39,7 @@ ATOM_SCHEMA: dict[str, str] = {
     "link": "string",
 }
 
-FORM4_TYPES: tuple[str, ...] = sec_form4.FORM_TYPES
+FORM4_TYPES: tuple[str, ...] = ("4", "4/A")
 _INDEX_LABELS: tuple[str, ...] = ("Form Type", "Company Name", "CIK", "Date Filed", "File Name")
 # CIK, date and file name are read from the right so an over-long company name cannot shift them.
 _INDEX_TAIL_RE = re.compile(r"\s(\d{1,10})\s+(\d{8}|\d{4}-\d{2}-\d{2})\s+(edgar/\S+)\s*$")
@@ -64,7 +51,6 @@ _TITLE_RE = re.compile(
     r"^\s*(?P<form>\S.*?)\s+-\s+(?P<name>.*?)\s*\((?P<cik>\d{1,10})\)\s*\((?P<role>[^()]+)\)\s*$"
 )
 _ACCESSION_RE = re.compile(r"(\d{10}-\d{2}-\d{6})")
-_EMAIL_RE = re.compile(r"[^@\s<>()]+@[^@\s<>()]+\.[A-Za-z]{2,}")
 _ARCHIVE = "/Archives/edgar/data"
 
 
@@ -166,7 +152,7 @@ def current_feed_path(count: int = 40) -> str:
 
 def parse_atom(data: bytes) -> pd.DataFrame:
     """Parse a getcurrent or getcompany Atom feed into one row per entry (getcurrent lists each filing twice)."""
-    root = sec_form4.xml_root(data, "feed", NAME)
+    root = xml_root(data, "feed", NAME)
     company_cik = _cik_or_none(root.findtext(f"{_ATOM}company-info/{_ATOM}cik"))
     records = [
         _atom_entry(entry, company_cik, number)
@@ -312,189 +298,3 @@ def parse_filing_index_json(data: bytes) -> str | None:
         ):
             return name
     return None
-
-
-# --- one day's Form 4 filings over HTTP ---------------------------------------------------------------------
-
-
-def check_user_agent(user_agent: str) -> str:
-    """Return `user_agent` or raise ConfigError (a ValueError) when it names no contact e-mail."""
-    if not _EMAIL_RE.search(user_agent or ""):
-        raise ConfigError(
-            "SEC_USER_AGENT",
-            "SEC requires a User-Agent naming the operator and a contact e-mail, "
-            f"e.g. 'Acme Bot ops@acme.hk'; got {user_agent!r}",
-        )
-    return user_agent
-
-
-class RateLimiter:
-    """Space request starts at least 1/per_second apart (no bursts); `clock`/`sleep` are injectable for tests."""
-
-    def __init__(
-        self,
-        per_second: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    ) -> None:
-        if not per_second > 0:
-            raise ValueError(f"per_second must be positive, got {per_second}")
-        self.interval = 1.0 / per_second
-        self._clock, self._sleep = clock, sleep
-        self._next = float("-inf")
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        """Return when the next request may start."""
-        async with self._lock:
-            # Loop: an event loop may wake a sleeper a hair early.
-            while (delay := self._next - self._clock()) > 0:
-                await self._sleep(delay)
-            self._next = self._clock() + self.interval
-
-
-class _PoliteClient:
-    """What alerts.fetch.fetch needs of a client: every request (retries included) waits for the limiter and
-    carries the declared User-Agent; `stream` lets fetch read a filing under its byte cap."""
-
-    def __init__(self, client: httpx.AsyncClient, user_agent: str, limiter: RateLimiter) -> None:
-        self._client, self._user_agent, self._limiter = client, user_agent, limiter
-
-    async def get(
-        self, url: str, headers: Mapping[str, str] | None = None, *, follow_redirects: bool = True
-    ) -> httpx.Response:
-        await self._limiter.wait()
-        return await self._client.get(
-            url,
-            headers={**(headers or {}), "User-Agent": self._user_agent},
-            follow_redirects=follow_redirects,
-        )
-
-    @contextlib.asynccontextmanager
-    async def stream(
-        self, method: str, url: str, *, headers: Mapping[str, str] | None = None, **options: Any
-    ) -> AsyncIterator[httpx.Response]:
-        await self._limiter.wait()
-        async with self._client.stream(
-            method, url, headers={**(headers or {}), "User-Agent": self._user_agent}, **options
-        ) as response:
-            yield response
-
-
-async def fetch_form4_day(
-    client: httpx.AsyncClient,
-    base_url: str,
-    day: date,
-    *,
-    user_agent: str,
-    max_per_second: float = 10.0,
-    limit: int | None = None,
-    concurrency: int = 4,
-) -> pd.DataFrame:
-    """Fetch and parse every Form 4/4A filed on `day`; broken filings are skipped and listed in attrs.
-
-    attrs: ``file_date`` = `day`, ``filings`` = distinct Form 4/4A accessions tried, ``skipped`` = how many failed,
-    ``skipped_filings`` = [{accession, file_name, error}]. A missing daily index (404/403: weekend, holiday,
-    not out yet) raises NotPublishedYet; a broken index raises MalformedFile.
-    """
-    check_user_agent(user_agent)
-    http = cast(httpx.AsyncClient, _PoliteClient(client, user_agent, RateLimiter(max_per_second)))
-    base = base_url.rstrip("/")
-    index = await fetch(http, base + daily_index_path(day), source=sec_form4.NAME)
-    filings = dedupe_accessions(form4_filings(_located(parse_daily_index, index.content, index.url)))
-    if limit is not None:
-        filings = filings.head(limit)
-    return await _fetch_filings(http, base, filings, day, concurrency)
-
-
-async def fetch_form4_current(
-    client: httpx.AsyncClient,
-    base_url: str,
-    day: date,
-    *,
-    user_agent: str,
-    max_per_second: float = 10.0,
-    count: int = 100,
-    concurrency: int = 4,
-) -> pd.DataFrame:
-    """Intraday: the Form 4/4A filings of `day` (New York date) in EDGAR's "latest filings" Atom feed.
-
-    Each filing appears twice in the feed (Reporting and Issuer); it is fetched once. Only the latest `count`
-    filings are listed, so call this every few minutes; the evening's daily index later gives the whole day.
-    """
-    check_user_agent(user_agent)
-    http = cast(httpx.AsyncClient, _PoliteClient(client, user_agent, RateLimiter(max_per_second)))
-    base = base_url.rstrip("/")
-    feed = await fetch(http, base + current_feed_path(count), source=sec_form4.NAME)
-    entries = dedupe_accessions(_located(parse_atom, feed.content, feed.url))
-    if entries.empty:
-        return await _fetch_filings(http, base, _filings_frame([]), day, concurrency)
-    updated = entries["updated"].dt.tz_convert("America/New_York").dt.date
-    wanted = entries[
-        entries["form_type"].isin(sec_form4.FORM_TYPES) & (updated == day) & entries["cik"].notna()
-    ]
-    rows = [
-        {"accession": a, "form_type": f, "file_name": f"edgar/data/{c}/{a}.txt"}
-        for a, f, c in zip(wanted["accession"], wanted["form_type"], wanted["cik"], strict=True)
-    ]
-    return await _fetch_filings(http, base, _filings_frame(rows), day, concurrency)
-
-
-def _filings_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["accession", "form_type", "file_name"])
-
-
-async def _fetch_filings(
-    http: httpx.AsyncClient, base: str, filings: pd.DataFrame, day: date, concurrency: int
-) -> pd.DataFrame:
-    """Fetch and parse each listed filing; broken ones are skipped and listed in the result's attrs."""
-    gate = asyncio.Semaphore(max(1, concurrency))
-    skipped: list[dict[str, str]] = []
-
-    async def one(accession: str, file_name: str, form_type: str) -> pd.DataFrame | None:
-        async with gate:
-            try:
-                return await _fetch_filing(http, base, accession, file_name, form_type)
-            except SourceError as exc:
-                log.warning("sec-form4 %s: skipping filing %s: %s", day.isoformat(), accession, exc)
-                skipped.append({"accession": accession, "file_name": file_name, "error": str(exc)})
-                return None
-
-    rows = zip(filings["accession"], filings["file_name"], filings["form_type"], strict=True)
-    frames = [
-        frame
-        for frame in await asyncio.gather(*(one(*row) for row in rows))
-        if frame is not None and len(frame)
-    ]
-    combined = pd.concat(frames, ignore_index=True) if frames else empty_frame(sec_form4.SCHEMA)
-    out = finish(combined, sec_form4.SCHEMA, day)
-    out.attrs.update(
-        filings=len(filings),
-        skipped=len(skipped),
-        skipped_filings=sorted(skipped, key=lambda item: item["accession"]),
-    )
-    return out
-
-
-async def _fetch_filing(
-    http: httpx.AsyncClient, base: str, accession: str, file_name: str, form_type: str
-) -> pd.DataFrame:
-    """index.json → primary XML → parsed rows of one filing."""
-    listing = await fetch(http, base + filing_index_path(file_name), source=sec_form4.NAME)
-    xml_name = _located(parse_filing_index_json, listing.content, listing.url)
-    if xml_name is None:
-        raise MalformedFile("filing index.json lists no XML document", source=sec_form4.NAME, url=listing.url)
-    document = await fetch(http, base + filing_xml_path(file_name, xml_name), source=sec_form4.NAME)
-    return _located(
-        lambda data: sec_form4.parse_filing(data, accession, form_type), document.content, document.url
-    )
-
-
-def _located(parser: Callable[[bytes], T], data: bytes, url: str) -> T:
-    """Run a parser; a MalformedFile it raises names the source and the URL the bytes came from."""
-    try:
-        return parser(data)
-    except MalformedFile as exc:
-        exc.source, exc.url = exc.source or sec_form4.NAME, exc.url or url
-        raise

@@ -20,7 +20,6 @@ check it against the requested day.
 
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -29,10 +28,13 @@ import lxml.etree
 import pandas as pd
 
 from alerts.errors import MalformedFile
-from alerts.sources.base import Source, Table, finish
-from alerts.sources.common import decode_text, empty_frame, parse_number, reject_error_page
+from alerts.sources.base import Feed, Source, Table, finish
+from alerts.sources.common import empty_frame, parse_number, xml_root
+from alerts.sources.sec_edgar import FORM4_TYPES, daily_index_path
 
 NAME = "sec-form4"
+# A day is the daily index, then each filing's XML: the kind of day-fetcher alerts.edgar runs for it.
+DAY_KIND = "edgar-form4"
 
 SCHEMA: dict[str, str] = {
     "ticker": "string",
@@ -60,14 +62,11 @@ SCHEMA: dict[str, str] = {
     "footnotes": "string",  # "F1: text | F2: text" referenced by the transaction
 }
 
-FORM_TYPES: tuple[str, ...] = ("4", "4/A")
+FORM_TYPES: tuple[str, ...] = FORM4_TYPES
 _TRUE, _FALSE = frozenset({"1", "true"}), frozenset({"0", "false", ""})
 _NO_TICKER = frozenset({"NONE", "N/A", "NA", "-"})
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")  # xs:date may carry an offset: 2020-03-18-05:00
 _DECIMAL_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-_XML_PARSER = lxml.etree.XMLParser(
-    resolve_entities=False, no_network=True, remove_comments=True, remove_pis=True
-)
 
 
 @dataclass(frozen=True)
@@ -92,9 +91,6 @@ def parse_filing(data: bytes, accession: str, form_type: str | None = None) -> p
 
 def paths(day: date) -> list[str]:
     """The daily form index listing the day's filings (the XMLs themselves are found through it)."""
-    # Imported here: sec_edgar imports this module for parse_filing.
-    from alerts.sources.sec_edgar import daily_index_path
-
     return [daily_index_path(day)]
 
 
@@ -139,23 +135,6 @@ def _parse(data: bytes, *, accession: str | None, form_type: str | None) -> pd.D
     ]
     frame = pd.DataFrame.from_records(rows, columns=list(SCHEMA)) if rows else empty_frame(SCHEMA)
     return finish(frame, SCHEMA, period)
-
-
-def xml_root(data: bytes, root_tag: str, what: str) -> lxml.etree._Element:
-    """Parse XML bytes (prolog optional) and require the root element `root_tag` (local name)."""
-    body = data.removeprefix(codecs.BOM_UTF8).lstrip()
-    if not body:
-        raise MalformedFile(f"{what}: empty file ({len(data)} bytes)")
-    try:
-        root = lxml.etree.fromstring(body, _XML_PARSER)
-    except lxml.etree.XMLSyntaxError as exc:
-        reject_error_page(decode_text(body[:4000]), what)
-        raise MalformedFile(f"{what}: not well-formed XML ({exc})") from None
-    tag = lxml.etree.QName(root).localname
-    if tag != root_tag:
-        reject_error_page(decode_text(body[:4000]), what)
-        raise MalformedFile(f"{what}: root element is <{tag}>, not <{root_tag}>")
-    return root
 
 
 def _text(parent: lxml.etree._Element, path: str) -> str | None:
@@ -276,10 +255,14 @@ SOURCE = Source(
     name=NAME,
     title="SEC EDGAR Form 4 insider transactions (US)",
     base_setting="sec_url",
+    public_url="https://www.sec.gov",
     paths=paths,
     tables={"main": Table(SCHEMA, parse)},
+    # Rows carry no filing date: the cluster rule reads the last 14 days, the round-number rule the day alone.
+    feeds={"form4": Feed(date_column=None, window=14), "form4_day": Feed(date_column=None, window="day")},
     calendar="XNYS",
     # file_date is the period of report (first transaction), the index day is the filing date.
     check_file_date=False,
+    fetch_day=DAY_KIND,
     docs="data-formats.md §8",
 )

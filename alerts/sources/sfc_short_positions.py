@@ -10,7 +10,7 @@ from datetime import date
 import pandas as pd
 
 from alerts.errors import MalformedFile
-from alerts.sources.base import Source, Table, finish
+from alerts.sources.base import Feed, Source, Table, finish
 from alerts.sources.common import decode_text, link_counters, norm_code, parse_number, reject_error_page
 
 NAME = "sfc-short-positions"
@@ -126,6 +126,8 @@ SOURCE = Source(
     name=NAME,
     title="SFC aggregated reportable short positions (weekly)",
     base_setting="sfc_url",
+    public_url="https://www.sfc.hk",
     paths=paths,
     tables={"main": Table(SCHEMA, parse)},
+    feeds={"sfc": Feed()},
 )

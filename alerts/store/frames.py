@@ -14,6 +14,7 @@ import pandas as pd
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT, ZSetRangeResponse
 
+from alerts.calendar import schedule_for
 from alerts.sources.common import conform, empty_frame
 from alerts.store import keys
 from config.settings import redact
@@ -149,8 +150,6 @@ class FrameStore:
         Dates stored without a recorded moment (stored before it was kept, or written by hand) get the schedule's
         due moment.
         """
-        from alerts.calendar import schedule_for
-
         days = await self.dates(source, table, start, end)
         blobs = await self.redis.mget([keys.frame(source, table, d) for d in days]) if days else []
         present = [(d, _blob(b)) for d, b in zip(days, blobs, strict=True) if b is not None]

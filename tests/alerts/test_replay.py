@@ -410,7 +410,8 @@ def test_demo_chat_answers_commands(tmp_path: Path) -> None:
 
 
 def test_console_answers_explain_stateful_commands(demo: tuple[History, ReplayResult]) -> None:
-    from bot.answers import DataView, answer
+    from bot.answers import answer
+    from bot.view import DataView
 
     history, result = demo
     view = DataView(history, DEMO_END, [a for _, a in result.alerts], result.outcomes)

@@ -20,11 +20,12 @@ from alerts.replay import HORIZONS, ReplayResult, outcome_of, replay, summarize
 from alerts.rules import RULE_IDS, load_params
 from alerts.sources import get_source
 from alerts.store.alertlog import AlertLog
-from bot.answers import READ_ONLY, DataView, answer, catalogue_keys, parse_day
+from bot.answers import READ_ONLY, answer, catalogue_keys, parse_day
 from bot.demo import DEMO_END, DEMO_START, demo_root
 from bot.handlers import MENU
+from bot.html import MAX_TEXT
 from bot.i18n import LANGS, catalogue, day, money, pct, shares
-from bot.render import MAX_TEXT
+from bot.view import DataView
 from tests.support.botapi import BotApi, parse_html
 from tests.support.bothelpers import DEMO_NOW, app_deps, demo_history, running_bot, seed_demo
 

@@ -16,11 +16,12 @@ from telegram.ext import Application
 
 from alerts.model import Alert, Fact
 from alerts.routing import route
+from alerts.rules import KINDS
 from alerts.store import keys
 from alerts.store.outbox import Outbox
 from alerts.store.subscriptions import SubscriptionStore
 from bot import charts
-from bot.chartsend import RULE_CHART, alert_chart, caption
+from bot.chartsend import alert_chart, caption
 from bot.delivery import CHART_PART, DeliveryWorker, RateLimiter
 from bot.i18n import has
 from tests.support.botapi import BotApi, Upload, parse_text
@@ -108,7 +109,7 @@ def test_every_kind_and_charted_rule_has_its_messages() -> None:
     for kind in charts.KINDS:
         for key in (f"chart.kind.{kind}", f"chart.source.{kind}", f"chart_sources_{kind}"):
             assert has(key), key
-    assert set(RULE_CHART.values()) <= set(charts.KINDS)
+    assert {k.chart for k in KINDS.values() if k.chart} <= set(charts.KINDS)
 
 
 def test_chinese_labels_need_a_cjk_font() -> None:

@@ -20,7 +20,7 @@ from alerts.history import FEEDS
 from alerts.model import Alert, Fact
 from alerts.replay import ReplayResult
 from alerts.routing import route
-from alerts.rules import RULE_IDS, RuleContext, load_params
+from alerts.rules import KINDS, RULE_IDS, RuleContext, load_params
 from alerts.rules.confluence import evaluate_confluence
 from alerts.rules.us_insiders import ClusterParams, evaluate_insider_cluster, evaluate_us_round_number
 from alerts.rules.us_short_volume import evaluate_us_short_volume
@@ -35,7 +35,7 @@ from bot.delivery import DeliveryWorker, RateLimiter, render_item
 from bot.demo import load_demo, print_replay
 from bot.handlers import MENU, SEVERITY_STEPS, settings_keyboard
 from bot.i18n import has, normalize_lang, t
-from bot.render import KEY_FACTS, RULE_EMOJI, SOURCE_KEYS, WHY_BUILDERS, render_alert, render_group, why_text
+from bot.render import SOURCE_KEYS, WHY_BUILDERS, render_alert, render_group, why_text
 from tests.alerts.rules.test_us_insiders import frame, row
 from tests.support.botapi import BotApi, parse_html
 from tests.support.bothelpers import ADMIN, TOKEN, app_deps, running_bot
@@ -43,7 +43,7 @@ from tests.support.bothelpers import ADMIN, TOKEN, app_deps, running_bot
 NY = ZoneInfo("America/New_York")
 USER, OTHER = 2001, 2002
 _CJK = re.compile(r"[\u3400-\u9fff]")
-ENGLISH_TITLES = [title for _, title in render.RULE_STYLE.values()]
+ENGLISH_TITLES = [render.rule_title(rule) for rule in KINDS]
 US_DAY = date(2025, 11, 24)
 
 
@@ -163,7 +163,7 @@ def test_chinese_why_of_us_alerts_keeps_the_short_volume_warning() -> None:
         assert "並非未平倉淡倉" in text and "FINRA每日沽空成交量" in text
 
 
-@pytest.mark.parametrize("rule", sorted(RULE_EMOJI))
+@pytest.mark.parametrize("rule", sorted(KINDS))
 def test_missing_facts_fall_back_to_a_shorter_sentence(rule: str) -> None:
     bare = Alert(
         rule=rule, code="01810", name="XIAOMI-W", trade_date=date(2025, 11, 21), severity="notice", why=""
@@ -201,7 +201,7 @@ def test_a_malformed_fact_does_not_crash() -> None:
 
 
 def test_dynamic_keys_exist_in_the_catalogue() -> None:
-    rules = set(RULE_EMOJI) | set(RULE_IDS)
+    rules = set(KINDS) | set(RULE_IDS)
     wanted = [f"rule.{r}.title" for r in rules] + [f"rule.{r}.caveat" for r in rules]
     wanted += [
         f"why.{r}" for r in rules if r != "southbound_level"
@@ -211,7 +211,7 @@ def test_dynamic_keys_exist_in_the_catalogue() -> None:
         f"why.us_{r}" for r in ("short_ratio_spike", "short_ratio_drop", "insider_buy_near_round_number")
     ]
     wanted += [f"why.us_{r}.short" for r in ("short_ratio_spike", "short_ratio_drop")]
-    wanted += list(SOURCE_KEYS.values()) + [f"fact.{name}" for names in KEY_FACTS.values() for name in names]
+    wanted += list(SOURCE_KEYS.values()) + [f"fact.{name}" for k in KINDS.values() for name in k.headline]
     wanted += [f"menu.{name}" for name in MENU] + [f"severity.{s}" for s in SEVERITY_STEPS]
     wanted += [
         f"stats.{k}"
@@ -243,11 +243,13 @@ def test_dynamic_keys_exist_in_the_catalogue() -> None:
     assert sorted(u for u in units if not has(f"unit.{u}")) == []
 
 
-def test_existing_importers_keep_english_names() -> None:
-    assert render.RULE_STYLE["buyback_filed"] == ("💰", "Share buyback")
+def test_english_names_by_default() -> None:
+    assert (render.rule_emoji("buyback_filed"), render.rule_title("buyback_filed")) == ("💰", "Share buyback")
     assert "not a position" in render.CAVEATS["short_ratio_spike"]
-    assert "not short interest" in render.US_SHORT_CAVEAT
-    assert render.SOURCE_LABEL["regsho"] == "FINRA daily short volume"
+    assert "not short interest" in (render.caveat("short_ratio_spike", market="US") or "")
+    assert render.source_label("https://cdn.finra.org/equity/regsho/daily/CNMSshvol20251126.txt") == (
+        "FINRA daily short volume"
+    )
     assert render.rule_title("buyback_filed", "zh") == "股份回購"
     assert render.rule_title("no_such_rule", "zh") == "no_such_rule"
 

@@ -9,7 +9,8 @@ import pytest
 
 from alerts.calendar import HK_TZ
 from alerts.model import Alert, Fact
-from bot.render import Button, buttons_for, render_alert, render_group, split_message, to_console
+from bot.html import split_message, to_console
+from bot.render import Button, buttons_for, render_alert, render_group
 
 
 def _alert(**kw: object) -> Alert:

@@ -22,8 +22,8 @@ from alerts.store.frames import FrameStore
 from alerts.store.lease import Lease
 from alerts.tickers import TickerRefresh, known
 from alerts.windows import missed
-from bot.app import TICK_OVERDUE_S, TICK_STUCK_S, _start_health
 from bot.health import TickTimes
+from bot.leader import TICK_OVERDUE_S, TICK_STUCK_S, start_health
 from bot.scheduler import DEADLINE_ERROR, LOOKBACK_SESSIONS, Poller
 from config.settings import Settings, load_settings
 from tests.support.origin import Origin
@@ -262,16 +262,12 @@ def test_tick_times_with_a_fixed_clock() -> None:
     assert ticks.problem(stuck_after=60, overdue_after=30) is None
 
 
-async def test_healthz_says_503_when_the_leaders_tick_is_stuck(
-    redis: Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HEALTH_PORT", "0")
-    monkeypatch.delenv("WEBHOOK_URL", raising=False)
+async def test_healthz_says_503_when_the_leaders_tick_is_stuck(redis: Redis) -> None:
     lease = Lease(redis, ttl_seconds=30)
     assert await lease.acquire()
     now = [0.0]
     ticks = TickTimes(clock=lambda: now[0])
-    server = await _start_health(load_settings({}, env_file=None), lease, ticks)
+    server = await start_health(load_settings({"HEALTH_PORT": "0"}, env_file=None), lease, ticks)
     assert server is not None
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:

@@ -21,7 +21,7 @@ from telegram.error import BadRequest
 
 import bot.app as app_module
 from alerts.store import keys
-from bot.app import run, serve
+from bot.leader import run, serve
 from config.settings import Settings, load_settings
 from tests.bot.test_scheduler_hostile import Trickle
 from tests.support.botapi import BotApi

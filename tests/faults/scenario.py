@@ -14,12 +14,13 @@ from redis.asyncio import Redis
 
 from alerts.localdata import local_path
 from alerts.model import Alert
+from alerts.rules import KINDS
 from alerts.sources import get_source
 from alerts.store import keys
 from alerts.store.outbox import Outbox
 from alerts.store.subscriptions import SubscriptionStore
 from bot.demo import demo_root
-from bot.render import RULE_STYLE
+from bot.render import rule_title
 from bot.scheduler import Poller
 from config.settings import load_settings
 from tests.faults.harness import BASE_SETTINGS
@@ -54,7 +55,7 @@ def serve_demo(origin: Origin, pairs: list[tuple[str, date]], **route: object) -
 
 def identity(alert: Alert) -> str:
     """What a reader can tell one alert from another by: rule headline, stock (or Market) and trade date."""
-    title = RULE_STYLE.get(alert.rule, ("", alert.rule))[1]
+    title = rule_title(alert.rule)
     who = "Market" if alert.code == "MARKET" else alert.code
     return f"{title} | {who} | {alert.trade_date:%a %d %b %Y}"
 
@@ -64,7 +65,7 @@ def identities_in(text: str) -> list[str]:
     found = []
     for block in text.split("\n\n"):
         head, day = _HEADLINE.search(block), _TRADE_DATE.search(block)
-        if head and day and head.group(1) in {emoji for emoji, _ in RULE_STYLE.values()}:
+        if head and day and head.group(1) in {k.emoji for k in KINDS.values()}:
             found.append(f"{head.group('title')} | {head.group('who')} | {day.group('day')}")
     return found
 

@@ -13,10 +13,11 @@ from telegram.ext import Application
 from alerts.calendar import HK_TZ
 from alerts.history import ALL_FEEDS, History, load_directory
 from alerts.store.frames import FrameStore, dump_frame
-from bot.app import _quiesce, build_application
+from bot.app import build_application
 from bot.delivery import DeliveryWorker
 from bot.demo import demo_root
 from bot.deps import Deps
+from bot.leader import quiesce
 from config.settings import Settings, load_settings
 from tests.support.botapi import BotApi
 
@@ -25,14 +26,15 @@ ADMIN = 999
 DEMO_NOW = datetime(2025, 11, 28, 20, 0, tzinfo=HK_TZ)
 
 
-def bot_settings(api: BotApi, redis_url: str) -> Settings:
-    """Settings pointing the bot at the stand-in and the private Redis."""
+def bot_settings(api: BotApi, redis_url: str, **env: str) -> Settings:
+    """Settings pointing the bot at the stand-in and the private Redis, plus any other variables in `env`."""
     return load_settings(
         {
             "TELEGRAM_BOT_TOKEN": TOKEN,
             "TELEGRAM_API_URL": api.base_url,
             "REDIS_URL": redis_url,
             "ADMIN_CHAT_IDS": str(ADMIN),
+            **env,
         },
         env_file=None,
     )
@@ -81,7 +83,7 @@ async def running_bot(
         yield app
     finally:
         await app.updater.stop()
-        _quiesce(
+        quiesce(
             app
         )  # as the leader does: a drain in progress stops at its next item instead of emptying the outbox
         await app.stop()

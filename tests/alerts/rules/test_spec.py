@@ -16,18 +16,18 @@ from alerts.rules import KINDS, RULES, RuleContext, evaluate, load_params, regis
 from alerts.rules.context import RuleResult
 from alerts.rules.params import RuleParams
 from alerts.rules.spec import AlertKind, RuleSpec, supportive
+from alerts.sources import FEEDS as SOURCE_FEEDS
 from bot.i18n import has
 from tests.alerts.rules.frames import DAY, context, frame
-
-HK_FEEDS = {"quotes", "market", "sfc", "buybacks", "di", "southbound"}
-US_FEEDS = {"finra", "form4", "form4_day"}
 
 
 @pytest.mark.parametrize("spec", RULES, ids=lambda s: s.name)
 def test_every_spec_is_complete(spec: RuleSpec) -> None:
     assert spec.kinds, "a rule emits at least one kind of alert"
     assert (spec.signal is None) != (spec.join is None)
-    assert set(spec.feeds) <= HK_FEEDS | US_FEEDS
+    for feed in spec.feeds:  # each feed a source declares, of a market the rule runs in
+        source, declared = SOURCE_FEEDS[feed]
+        assert declared.rules and ("US" if source.calendar == "XNYS" else "HK") in spec.markets
     assert spec.markets and set(spec.markets) <= {"HK", "US"}
     table = tomllib.loads(resources.files("config").joinpath("rules.toml").read_text(encoding="utf-8"))
     for name in spec.params:
@@ -133,3 +133,28 @@ def test_a_rule_registered_by_its_spec_alone_runs_and_is_scored(monkeypatch: pyt
     assert [a.code for a in toys] == ["00700"]
     assert "toy_round_lot" in [s.name for s in rules_for("hkex-quotes", "HK")]
     assert replay.expected_direction(replace(toys[0])) == 1
+
+
+def test_the_bot_renders_a_new_kind_from_its_spec_and_catalogue(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import render
+    from bot.i18n import catalogue
+
+    monkeypatch.setattr(registry, "KINDS", {**registry.KINDS, TOY: TOY_SPEC.kinds[0]})
+    monkeypatch.setitem(catalogue("zh"), f"why.{TOY}", "成交額 {turnover}，剛好是整數")
+    monkeypatch.setitem(catalogue("en"), f"why.{TOY}", "turnover {turnover}, a round million")
+    monkeypatch.setitem(catalogue("en"), f"rule.{TOY}.title", "Round-lot turnover")
+    alert = Alert(
+        rule=TOY,
+        code="00700",
+        trade_date=DAY,
+        severity="notice",
+        why="",
+        facts=(Fact("turnover", 5_000_000.0, "HKD"), Fact("other", 1.0, "x")),
+    )
+    render.render_alert.cache_clear()
+    text = render.render_alert(alert, "zh")
+    assert text.startswith("🧸") and "剛好是整數" in text and "turnover" not in text.split("\n")[1]
+    assert render.why_text(alert, "en").startswith("turnover HK$")
+    # The key-facts line shows the kind's headline facts only.
+    assert "other" not in render.render_alert(alert, "en").split("\n")[2]
+    render.render_alert.cache_clear()

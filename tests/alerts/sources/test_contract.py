@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import date
+from importlib import resources
 
 import pandas as pd
 import pytest
 
+from alerts.calendar import schedule_for
+from alerts.edgar import DAY_FETCHERS
 from alerts.errors import SourceError
 from alerts.sources import SOURCES
 from tests.support.paths import FIXTURES
@@ -43,6 +47,21 @@ FIXTURE_DIRS = {"hkex-short-midday": "hkex-short"}
 
 def test_every_registered_source_has_good_fixtures() -> None:
     assert set(GOOD) == set(SOURCES)
+
+
+def test_every_source_declares_its_record() -> None:
+    # One record per source: its schedule table in config/sources.toml, its feeds, its schema and link builder.
+    tables = tomllib.loads(resources.files("config").joinpath("sources.toml").read_text(encoding="utf-8"))
+    assert set(tables) == set(SOURCES)
+    names = [name for source in SOURCES.values() for name in source.feeds]
+    assert len(names) == len(set(names)), "a feed name belongs to one source"
+    for source in SOURCES.values():
+        assert schedule_for(source.name).calendar == source.calendar
+        assert source.feeds, f"{source.name} feeds no history"
+        assert all(feed.table in source.tables for feed in source.feeds.values())
+        assert source.public_url.startswith("https://") and not source.public_url.endswith("/")
+        assert all(url.startswith(source.public_url + "/") for url in source.urls(date(2025, 11, 20)))
+        assert source.fetch_day is None or source.fetch_day in DAY_FETCHERS
 
 
 @pytest.mark.parametrize(("source_name", "file"), CASES)

@@ -12,9 +12,9 @@ from redis.asyncio import Redis
 from alerts.calendar import HK_TZ
 from alerts.store import keys
 from alerts.store.outbox import Outbox, OutboxItem, item_id
+from tests.support.bothelpers import TOKEN  # the one documented test token: redact() must catch it
 
 NOW = datetime(2025, 11, 24, 16, 30, tzinfo=HK_TZ)
-TOKEN = "123456789:AAHtoken-shaped-secret_for-the-outbox"  # token-shaped: redact() must catch it
 
 
 def _text_item(chat: int, text: str) -> OutboxItem:
