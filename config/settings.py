@@ -16,7 +16,8 @@ from dotenv import dotenv_values
 
 DEFAULTS: dict[str, str] = {
     "TELEGRAM_API_URL": "https://api.telegram.org/bot",
-    "REDIS_URL": "redis://localhost:6379/0",
+    "REDIS_URL": "",  # unset: the CLI starts (or reuses) the embedded Redis under DATA_DIR
+    "DATA_DIR": "",  # unset: default_data_dir()
     "ADMIN_CHAT_IDS": "",
     "HKEX_URL": "https://www.hkex.com.hk",
     "HKEXNEWS_URL": "https://www.hkexnews.hk",
@@ -38,6 +39,14 @@ DEFAULTS: dict[str, str] = {
 # When HKEXNEWS_URL points elsewhere (a mirror, a local origin), both paths are served from there.
 DEFAULT_HKEXNEWS_SDW_URL = "https://www3.hkexnews.hk"
 
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the embedded Redis keeps its data: $XDG_DATA_HOME/positioning-bot, else ~/.local/share/positioning-bot."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_DATA_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".local" / "share") / "positioning-bot"
+
+
 _CLOCK_OFFSETS: dict[datetime, timedelta] = {}  # CLOCK_START -> shift, fixed at the first clock made
 _TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -57,7 +66,11 @@ class Settings:
 
     telegram_bot_token: str = field(default="", repr=False)
     telegram_api_url: str = DEFAULTS["TELEGRAM_API_URL"]
+    # Empty: no REDIS_URL was given, and the CLI fills in the embedded server's URL (see alerts/store/embedded.py).
     redis_url: str = field(default=DEFAULTS["REDIS_URL"], repr=False)
+    data_dir: Path = field(
+        default_factory=default_data_dir
+    )  # the embedded Redis's folder (unused with REDIS_URL)
     admin_chat_ids: tuple[int, ...] = ()
     hkex_url: str = DEFAULTS["HKEX_URL"]
     hkexnews_url: str = DEFAULTS["HKEXNEWS_URL"]
@@ -117,11 +130,21 @@ def _base_url(name: str, value: str) -> str:
 
 
 def _redis_url(value: str) -> str:
+    value = value.strip()
+    if not value:
+        return ""  # the embedded server
     if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(
             "REDIS_URL", f"must start with redis://, rediss:// or unix://, got scheme of {value!r}"
         )
     return value
+
+
+def _data_dir(value: str, environ: Mapping[str, str]) -> Path:
+    folder = Path(value.strip()).expanduser() if value.strip() else default_data_dir(environ)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError("DATA_DIR", f"must be a directory, got the file {str(folder)!r}")
+    return folder.resolve()
 
 
 def _chat_ids(value: str) -> tuple[int, ...]:
@@ -243,6 +266,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         telegram_bot_token=_token(env.get("TELEGRAM_BOT_TOKEN", "").strip()),
         telegram_api_url=_base_url("TELEGRAM_API_URL", env["TELEGRAM_API_URL"]),
         redis_url=_redis_url(env["REDIS_URL"]),
+        data_dir=_data_dir(env["DATA_DIR"], os.environ if environ is None else environ),
         admin_chat_ids=_chat_ids(env["ADMIN_CHAT_IDS"]),
         hkex_url=_base_url("HKEX_URL", env["HKEX_URL"]),
         hkexnews_url=hkexnews,

