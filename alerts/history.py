@@ -15,6 +15,7 @@ from alerts.errors import SourceError
 from alerts.localdata import local_path
 from alerts.model import Alert
 from alerts.rules import RuleContext
+from alerts.rules.context import CONTEXT_FIELDS
 from alerts.sources import FEEDS as SOURCE_FEEDS
 from alerts.sources import get_source
 from alerts.sources.common import conform, empty_frame
@@ -87,7 +88,12 @@ class History:
             frame = self.frames[name]
             # Files arrive in date order almost always: then the kept rows are a prefix and a slice is enough.
             sliced[name] = (frame.iloc[:stop] if keep[:stop].all() else frame[keep]).reset_index(drop=True)
-        return RuleContext(day=day, recent_alerts=recent_alerts, codes=codes, moment=moment, **sliced)
+        # The six HK feeds are RuleContext fields; a feed a newer source declares travels in `feeds`.
+        fields = {name: frame for name, frame in sliced.items() if name in CONTEXT_FIELDS}
+        others = {name: frame for name, frame in sliced.items() if name not in CONTEXT_FIELDS}
+        return RuleContext(
+            day=day, recent_alerts=recent_alerts, codes=codes, moment=moment, feeds=others, **fields
+        )
 
     def _arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """A feed's file-date column and publication moments (UTC) as numpy, computed once."""

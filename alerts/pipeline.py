@@ -27,6 +27,7 @@ from alerts.ingest import ingest, known_at, urls_for
 from alerts.model import Alert
 from alerts.routing import route
 from alerts.rules import RuleContext, RuleParams, evaluate, feeds_for, load_params, rules_for
+from alerts.rules.context import CONTEXT_FIELDS
 from alerts.rules.spec import Market
 from alerts.sources import FEEDS as SOURCE_FEEDS
 from alerts.sources import get_source
@@ -184,7 +185,9 @@ async def _us_context(
 ) -> RuleContext:
     """A rule context with no HK data: the US feeds the rules read, and the recent US alerts."""
     frames = {
-        name: empty_frame(get_source(src).tables[table].schema) for name, (src, table, _) in FEEDS.items()
+        name: empty_frame(get_source(src).tables[table].schema)
+        for name, (src, table, _) in FEEDS.items()
+        if name in CONTEXT_FIELDS
     }
     loaded = {feed: await _load_us_feed(store, feed, day) for feed in feeds}
     return RuleContext(day=day, recent_alerts=recent, moment=now, feeds=loaded, **frames)

@@ -38,15 +38,19 @@ def _float(value: object) -> float | None:
     """A finite float, or None for NA/NaN/None."""
     if value is None or value is pd.NA:
         return None
+    if not isinstance(value, int | float | str | np.number):
+        return None
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
 
 
 def _day(value: object) -> date:
-    return pd.Timestamp(value).date()  # type: ignore[arg-type]
+    if not isinstance(value, date | str | np.datetime64):
+        raise TypeError(f"not a date: {value!r}")
+    return pd.Timestamp(value).date()
 
 
 @dataclass(frozen=True)
@@ -402,10 +406,9 @@ def flows(frames: Frames, code: str, day: date) -> Flows:
         else None
     )
     buyback = float(buys.loc[on_exchange, "total_paid"].sum()) if on_exchange is not None else 0.0
-    parts = (turnover, short_value, net)
     remainder = None
-    if all(p is not None for p in parts):
-        remainder = float(turnover) - float(short_value) - abs(float(net)) - buyback  # type: ignore[arg-type]
+    if turnover is not None and short_value is not None and net is not None:
+        remainder = float(turnover) - float(short_value) - abs(float(net)) - buyback
     return Flows(code, day, close, turnover, short_value, change, base, net, buyback, remainder)
 
 

@@ -26,6 +26,8 @@ from alerts.sources import SOURCES, get_source
 from config.settings import REJECTED_TOKEN, ConfigError, Settings, load_settings, redact, setup_logging
 
 if TYPE_CHECKING:  # imported where used: most commands never load the history
+    from redis.asyncio import Redis
+
     from alerts.history import History
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -567,7 +569,7 @@ async def _status(settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _deliver(settings: Settings, redis: object) -> int:
+async def _deliver(settings: Settings, redis: Redis) -> int:
     """Drain the outbox to Telegram until nothing is due (at most two minutes)."""
     import time
 
@@ -577,7 +579,7 @@ async def _deliver(settings: Settings, redis: object) -> int:
 
     sent = 0
     async with Bot(settings.require_token(), base_url=settings.telegram_api_url) as bot:
-        worker = worker_for(bot, redis, settings)  # type: ignore[arg-type]
+        worker = worker_for(bot, redis, settings)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             report = await worker.drain()

@@ -284,7 +284,8 @@ class Poller:
         now = self.clock()
         passes = await self._settle([self._spawn(self._source_pass(source, now)) for source in self.sources])
         reports = [report for done in passes for report in done]
-        if any(r.source == DI_SOURCE and r.status == "processed" for r in reports) and not self.stopping:
+        follow_ups = {get_source(r.source).after_processed for r in reports if r.status == "processed"}
+        if "watched-notices" in follow_ups and not self.stopping:
             watched = await self._settle(
                 [self._spawn(self._deadlined(self._watched_notices(now), "hkex-di watched notices", []))]
             )
@@ -296,7 +297,7 @@ class Poller:
         reports: list[CycleReport] = []
         if self.stopping:
             return reports
-        if source == "sec-form4":
+        if get_source(source).before_pass == "ticker-map":
             await self._refresh_tickers()
         for day in await self._due(source, now):
             if self.stopping:

@@ -49,13 +49,14 @@ class RuleContext:
         """A feed's frame by name: one of the HK fields above, else from `feeds` (KeyError when absent)."""
         if name in self.feeds:
             return self.feeds[name]
-        if name in _HK_FIELDS:
+        if name in CONTEXT_FIELDS:
             frame: pd.DataFrame = getattr(self, name)
             return frame
         raise KeyError(f"this evaluation has no feed {name!r}")
 
 
-_HK_FIELDS = frozenset({"quotes", "market", "sfc", "buybacks", "di", "southbound"})
+# The HK feeds every rule context carries as fields (other feeds travel in RuleContext.feeds).
+CONTEXT_FIELDS = frozenset({"quotes", "market", "sfc", "buybacks", "di", "southbound"})
 
 
 @dataclass(frozen=True)

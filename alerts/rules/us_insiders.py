@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 
@@ -51,7 +51,7 @@ def _role(row: pd.Series) -> str:
 
 
 def evaluate_us_round_number(
-    form4_today: pd.DataFrame, params: RuleParams, published_at: object = None
+    form4_today: pd.DataFrame, params: RuleParams, published_at: datetime | None = None
 ) -> list[Alert]:
     """A buy whose price is near a round USD level (same step bands as HK: $40 for $38.58…)."""
     alerts = []
@@ -85,7 +85,7 @@ def evaluate_us_round_number(
                     Fact("value", round(shares * price, 2), "USD"),
                 ),
                 links=(SEC_INDEX.format(cik=row["issuer_cik"]),),
-                published_at=published_at,  # type: ignore[arg-type]
+                published_at=published_at,
                 identity=f"{row['accession']}:{who}:{shares:g}@{price:g}",
             )
         )
@@ -97,7 +97,7 @@ def evaluate_insider_cluster(
     form4_today: pd.DataFrame,
     day: date,
     cluster: ClusterParams,
-    published_at: object = None,
+    published_at: datetime | None = None,
 ) -> list[Alert]:
     """2+ distinct insiders buying the same ticker within `cluster.days`, for at least `min_total_usd` together.
 
@@ -134,7 +134,7 @@ def evaluate_insider_cluster(
                     Fact("days", cluster.days, "days"),
                 ),
                 links=(SEC_INDEX.format(cik=rows["issuer_cik"].iloc[-1]),),
-                published_at=published_at,  # type: ignore[arg-type]
+                published_at=published_at,
                 identity="+".join(insiders),
             )
         )

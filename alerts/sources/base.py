@@ -84,6 +84,11 @@ class Source:
     max_bytes: int = DEFAULT_MAX_BYTES
     # The histories this source's tables feed, by feed name (RuleContext fields and RuleSpec.feeds use them).
     feeds: Mapping[str, Feed] = field(default_factory=dict)
+    # Steps the scheduler runs around this source's cycles, by kind (bot/scheduler.py maps kinds to steps):
+    # before each pass ("ticker-map": filings name issuers by CIK) and after a processed cycle ("watched-notices":
+    # the per-stock notice lists of the watched stocks, a second path to the same rows).
+    before_pass: str | None = None
+    after_processed: str | None = None
 
     @property
     def dated_url(self) -> bool:

@@ -492,6 +492,7 @@ SOURCE = Source(
     paths=paths,
     tables={"main": Table(SCHEMA, parse)},
     feeds={"di": Feed(date_column="filed_date")},
+    after_processed="watched-notices",
     # The URL carries the filing date; rows' serials may carry earlier dates (late or amended filings).
     check_file_date=False,
 )

@@ -264,5 +264,6 @@ SOURCE = Source(
     # file_date is the period of report (first transaction), the index day is the filing date.
     check_file_date=False,
     fetch_day=DAY_KIND,
+    before_pass="ticker-map",  # tickers are looked up by issuer CIK
     docs="data-formats.md §8",
 )

@@ -62,6 +62,9 @@ def test_every_source_declares_its_record() -> None:
         assert source.public_url.startswith("https://") and not source.public_url.endswith("/")
         assert all(url.startswith(source.public_url + "/") for url in source.urls(date(2025, 11, 20)))
         assert source.fetch_day is None or source.fetch_day in DAY_FETCHERS
+        # The scheduler's steps around cycles (bot/scheduler.py) are known kinds.
+        assert source.before_pass in (None, "ticker-map")
+        assert source.after_processed in (None, "watched-notices")
 
 
 @pytest.mark.parametrize(("source_name", "file"), CASES)
