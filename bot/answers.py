@@ -37,6 +37,8 @@ class Reply:
 
     text: str
     buttons: tuple[Button, ...] = ()
+    code: str = ""  # the stock the reply is about (a card): the Telegram side adds its Watch deep link
+    lang: str = "en"
 
 
 # The commands /help lists, in order; each has the catalogue messages ans.help.<name> and ans.help.<name>.example.
@@ -181,7 +183,7 @@ def _card(view: DataView, args: list[str], lang: str) -> Reply:
         Button(t(lang, "button.chart"), f"chart:{code}"),
         Button(t(lang, "button.mute_1d"), f"mute:{code}:1d"),
     )
-    return Reply("\n".join(lines), buttons)
+    return Reply("\n".join(lines), buttons, code=code, lang=lang)
 
 
 def _card_short(frames: pos.Frames, code: str, lang: str) -> list[str]:

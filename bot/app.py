@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from datetime import time as dtime
 
-from telegram import LinkPreviewOptions
+from telegram import BotCommandScope, BotCommandScopeChat, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
@@ -22,7 +22,7 @@ from alerts.routing import flush_digest
 from bot.delivery import DeliveryWorker, worker_for
 from bot.deps import Deps, deps
 from bot.fairness import ChatOrderedProcessor
-from bot.handlers import DIGEST_TIME, menu, register
+from bot.handlers import DIGEST_TIME, menu, menus, register
 from bot.health import TickTimes
 from bot.scheduler import REDIS_DOWN, Poller, RedisOutage
 from config.settings import Settings
@@ -70,11 +70,10 @@ def build_application(
         worker.charts = d.charts()  # important alerts carry their chart photo
         app.bot_data["worker"] = worker
         app.bot_data["outage"] = outage
-        if not await retry_bot_api("setMyCommands", lambda: app.bot.set_my_commands(menu("en")), stop):
+        if not await register_menus(app, settings.admin_chat_ids, stop):
             return  # stopped while the Bot API was unreachable
-        await retry_bot_api(
-            "setMyCommands", lambda: app.bot.set_my_commands(menu("zh"), language_code="zh"), stop
-        )
+        if not app.bot.supports_inline_queries:
+            log.info("inline mode is off for this bot: enable it with @BotFather /setinline")
         if app.job_queue is not None:
             # Deliberate APScheduler settings: one instance at a time, late ticks coalesced, never silently skipped.
             app.job_queue.run_repeating(
@@ -139,6 +138,36 @@ def build_application(
     )
     register(app)
     return app
+
+
+async def register_menus(
+    app: Application, admin_chat_ids: tuple[int, ...], stop: asyncio.Event | None
+) -> bool:
+    """setMyCommands for every scope (bot.handlers.menus), in English and 繁中; False when stopped meanwhile.
+
+    An operator chat Telegram does not know yet (the operator never opened the bot: 400 "chat not found") is
+    skipped with a warning: it gets the default menu until the next start.
+    """
+    for scope, names in menus(admin_chat_ids):
+        for lang, code in (("en", None), ("zh", "zh")):
+
+            def call(
+                scope: BotCommandScope | None = scope,
+                names: tuple[str, ...] = names,
+                lang: str = lang,
+                code: str | None = code,
+            ) -> Awaitable[bool]:
+                return app.bot.set_my_commands(menu(lang, names), scope=scope, language_code=code)
+
+            try:
+                if not await retry_bot_api("setMyCommands", call, stop):
+                    return False
+            except BadRequest as exc:
+                if not isinstance(scope, BotCommandScopeChat):
+                    raise
+                log.warning("operator menu for chat %s not set: %s", scope.chat_id, exc.message)
+                break
+    return True
 
 
 async def doctor_job(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -208,6 +208,18 @@ class ChartService:
         key = ChartKey(code, kind, lang, data.known_on or view.today)
         return await self._send(bot, chat_id, key, data, name, text, options)
 
+    async def cached_photo(self, code: str, kind: str, lang: str) -> tuple[str, str] | None:
+        """(file_id, caption) of a chart Telegram already holds for today's data, else None (nothing is drawn)."""
+        if not _HK_CODE.match(code):
+            return None
+        view = await self.view()
+        try:
+            data, _name, text = self._prepared(view, code, kind, lang)
+        except NoChartData:
+            return None
+        cached = await self.cache.get(ChartKey(code, kind, lang, data.known_on or view.today))
+        return (cached.file_id, text) if cached.file_id else None
+
     async def _send(
         self,
         bot: Bot,

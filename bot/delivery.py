@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from redis.asyncio import Redis
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -28,10 +28,11 @@ from telegram.error import (
 )
 
 from alerts.model import Alert
-from alerts.store.outbox import Outbox, OutboxItem
+from alerts.store.outbox import Outbox, OutboxItem, item_id
 from alerts.store.subscriptions import SubscriptionStore
 from bot.admins import notify_admins
 from bot.chartsend import ChartService, alert_chart
+from bot.deeplinks import bot_username, keyboard
 from bot.html import esc, split_message
 from bot.i18n import t
 from bot.render import buttons_for, render_group
@@ -127,7 +128,17 @@ class DeliveryReport:
 
 
 Notify = Callable[[str], Awaitable[None]]
-CHART_PART = -1  # "sent" record of an item's chart photo, apart from its text parts 0, 1, …
+CHART_PART = -1
+THREAD_LOST = object()  # _send_part's answer when the forum topic it sent to no longer exists
+# Telegram's 400 descriptions for a forum topic that was deleted (sending to a closed topic is another refusal).
+_THREAD_GONE = ("message thread not found", "topic_deleted", "topic not found")
+
+
+def thread_lost(exc: BadRequest) -> bool:
+    """True when Telegram refused a send because its forum topic (message_thread_id) no longer exists."""
+    return any(
+        gone in exc.message.lower() for gone in _THREAD_GONE
+    )  # "sent" record of an item's chart photo, apart from its text parts 0, 1, …
 
 
 def _chart_alert(item: OutboxItem) -> Alert | None:
@@ -137,8 +148,12 @@ def _chart_alert(item: OutboxItem) -> Alert | None:
     return Alert.from_dict(item.alerts[0])
 
 
-def render_item(item: OutboxItem, lang: str = "en") -> tuple[list[str], InlineKeyboardMarkup | None]:
-    """Message parts (HTML) and buttons of an outbox item, in the recipient chat's language `lang`.
+def render_item(
+    item: OutboxItem, lang: str = "en", username: str | None = None
+) -> tuple[list[str], InlineKeyboardMarkup | None]:
+    """Message parts (HTML) and buttons of an outbox item, in the recipient chat's language `lang`; with the bot's
+    `username`, a single stock alert also carries a Watch deep link (a reader of a forwarded copy subscribes in one
+    tap).
 
     Rendered at send time, so a /lang change reaches alerts still waiting. The parts are numbered for "already
     sent" records: render_group packs alerts into parts the same way in every language, so part i holds the
@@ -151,11 +166,7 @@ def render_item(item: OutboxItem, lang: str = "en") -> tuple[list[str], InlineKe
     parts = render_group(alerts, day, lang, digest=item.kind == "digest")
     markup = None
     if len(alerts) == 1 and len(parts) == 1:
-        buttons = buttons_for(alerts[0], lang)
-        if buttons:
-            markup = InlineKeyboardMarkup(
-                [[InlineKeyboardButton(b.text, callback_data=b.data) for b in buttons]]
-            )
+        markup = keyboard(buttons_for(alerts[0], lang, watch=username is not None), username)
     return parts, markup
 
 
@@ -237,22 +248,44 @@ class DeliveryWorker:
             log.info("dropping item %s for inactive chat %s", item.id, item.chat_id)
             await self.outbox.done(item.id)
             return
-        parts, markup = render_item(item, settings.lang)
+        parts, markup = render_item(item, settings.lang, bot_username(self.bot))
+        thread = settings.thread_id  # a forum topic chosen with /here; None: the chat itself (General topic)
         for index, text in enumerate(parts):
             if await self.outbox.is_part_sent(item.id, index):
                 continue  # sent before a restart: never twice
             keyboard = markup if index == len(parts) - 1 else None  # buttons under the last part only
-            outcome = await self._send_part(item, index, text, keyboard, report)
+            outcome = await self._send_part(item, index, text, keyboard, report, thread)
+            if (
+                outcome is THREAD_LOST and thread is not None
+            ):  # the topic was deleted: General, and say so once
+                await self._thread_lost(item.chat_id, thread, settings.lang)
+                thread = None
+                outcome = await self._send_part(item, index, text, keyboard, report, thread)
             if isinstance(outcome, OutboxItem):  # migrated: continue with the new chat id
                 item = outcome
                 outcome = await self._send_part(item, index, text, keyboard, report)
             if outcome is not True:
                 return
-        if not await self._send_chart(item, settings.lang, report):
+        if not await self._send_chart(item, settings.lang, report, thread):
             return
         await self.outbox.done(item.id)
 
-    async def _send_chart(self, item: OutboxItem, lang: str, report: DeliveryReport) -> bool:
+    async def _thread_lost(self, chat_id: int, thread: int, lang: str) -> None:
+        """The chat's alert topic is gone: forget it (unless /here chose another meanwhile) and tell the group's
+        administrators once, in the General topic, through the outbox (rate limits apply, and it is sent once)."""
+        log.info("topic %s of chat %s not found; alerts go to the General topic", thread, chat_id)
+        await self.subs.clear_thread(chat_id, thread)
+        notice = OutboxItem(
+            id=item_id(chat_id, "text", ["thread-lost", str(thread)]),
+            chat_id=chat_id,
+            kind="text",
+            text=t(lang, "here_topic_lost"),
+        )
+        await self.outbox.put(notice, self._now())
+
+    async def _send_chart(
+        self, item: OutboxItem, lang: str, report: DeliveryReport, thread: int | None = None
+    ) -> bool:
         """After the text, an important alert's chart photo as its own part; False when the item must wait.
 
         The text goes first and never waits for a chart. The photo is part CHART_PART, recorded like the text parts,
@@ -270,7 +303,14 @@ class DeliveryWorker:
             await self._paced(
                 item.chat_id,
                 lambda: charts.send(
-                    self.bot, item.chat_id, alert.code, kind, lang, alert=alert, disable_notification=True
+                    self.bot,
+                    item.chat_id,
+                    alert.code,
+                    kind,
+                    lang,
+                    alert=alert,
+                    disable_notification=True,
+                    message_thread_id=thread,
                 ),
             )  # one notification per alert: the text's
         except RetryAfter as exc:
@@ -298,7 +338,8 @@ class DeliveryWorker:
         text: str,
         markup: InlineKeyboardMarkup | None,
         report: DeliveryReport,
-    ) -> bool | OutboxItem:
+        thread: int | None = None,
+    ) -> bool | OutboxItem | object:
         try:
             await self._paced(
                 item.chat_id,
@@ -310,6 +351,7 @@ class DeliveryWorker:
                     reply_markup=markup,
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
                     allow_paid_broadcast=self.paid_broadcast or None,
+                    message_thread_id=thread,
                 ),
             )
         except RetryAfter as exc:
@@ -322,6 +364,8 @@ class DeliveryWorker:
         except Forbidden as exc:
             return await self._blocked(item, exc, report)
         except BadRequest as exc:  # before NetworkError: BadRequest subclasses it
+            if thread is not None and thread_lost(exc):
+                return THREAD_LOST
             await self._dead(item, f"Bad Request: {exc.message}", report)
             return False
         except (TimedOut, NetworkError) as exc:

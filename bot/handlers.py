@@ -15,9 +15,15 @@ from typing import Any
 from telegram import (
     Bot,
     BotCommand,
+    BotCommandScope,
+    BotCommandScopeAllChatAdministrators,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeChat,
     Chat,
+    Document,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     LinkPreviewOptions,
     Message,
     Update,
@@ -29,6 +35,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     filters,
 )
@@ -44,11 +51,22 @@ from bot.answers import READ_ONLY, answer
 from bot.answers import Reply as Answer
 from bot.charts import KINDS as CHART_KINDS
 from bot.codes import resolve
+from bot.deeplinks import bot_username, keyboard, parse_payload, watch_button
 from bot.delivery import retry_seconds
 from bot.deps import Deps, deps
+from bot.exports import (
+    EXPORT_DAYS,
+    MAX_IMPORT_BYTES,
+    MAX_IMPORT_ROWS,
+    ImportRefused,
+    ImportRow,
+    export_csv,
+    read_import,
+)
 from bot.fairness import Verdict, may_change_group, spend
 from bot.html import esc, split_message
 from bot.i18n import day, has, num, t
+from bot.inline import on_inline_query
 from bot.render import rule_emoji, rule_title
 from bot.view import DataView
 from config.settings import redact
@@ -89,10 +107,20 @@ MENU: tuple[
     "digest",
     "lang",
     "status",
+    "export",
+    "import",
 )
 ADMIN_COMMANDS = ("stats", "broadcast")
 # In groups these change what the whole group receives: only its administrators may use them (bot.fairness).
-GROUP_ADMIN_COMMANDS = frozenset({"watch", "unwatch", "mute", "unmute", "quiet", "digest", "lang"})
+GROUP_ADMIN_COMMANDS = frozenset(
+    {"watch", "unwatch", "mute", "unmute", "quiet", "digest", "lang", "here", "import"}
+)
+# The menus per scope (setMyCommands): private chats get MENU; group members the commands they may use (settings
+# changes are for administrators); group administrators everything a group has, /here included; the operators'
+# chats (ADMIN_CHAT_IDS) MENU plus the operator commands.
+GROUP_MENU: tuple[str, ...] = tuple(c for c in MENU if c not in GROUP_ADMIN_COMMANDS and c != "settings")
+GROUP_ADMIN_MENU: tuple[str, ...] = (*MENU, "here")
+OPERATOR_MENU: tuple[str, ...] = (*MENU, *ADMIN_COMMANDS)
 BROADCAST_CHUNK = 1000  # outbox items per pipeline: bounded memory and round trips at 100k chats
 
 
@@ -283,9 +311,42 @@ async def _resolve_all(ctx: Ctx, tokens: list[str]) -> tuple[list[str], list[str
     return codes, problems
 
 
+def card_markup(reply: Answer, bot: Bot) -> InlineKeyboardMarkup | None:
+    """A card's buttons plus its Watch deep link (kept when the card is forwarded)."""
+    buttons = list(reply.buttons)
+    if reply.code:
+        watch = watch_button(t(reply.lang, "button.watch"), reply.code)
+        buttons += [watch] if watch else []
+    return keyboard(buttons, bot_username(bot))
+
+
 async def cmd_start(ctx: Ctx) -> Reply:
-    """/start"""
-    return t(ctx.lang, "welcome"), None
+    """/start [payload]: the welcome, or what a deep link asks (watch_01810, card_01810, lang_zh)."""
+    link = parse_payload(ctx.args[0]) if len(ctx.args) == 1 else None
+    if link is None:  # no payload, or a malformed or unknown one: the normal welcome
+        return t(ctx.lang, "welcome"), None
+    if link.action == "lang":
+        await ctx.deps.subs.set_lang(ctx.chat_id, link.value)
+        return t(link.value, "lang_set") + "\n\n" + t(link.value, "welcome"), None
+    if link.action == "card":
+        view = await ctx.deps.view()
+        if resolve(link.value, view.names() or None).code is None:
+            return t(ctx.lang, "welcome"), None
+        reply = cached_answer(view, "card", [link.value], ctx.lang)
+        return reply.text, card_markup(reply, ctx.update.get_bot())
+    chat, message = ctx.update.effective_chat, ctx.update.effective_message
+    if chat is not None and not await may_change_group(
+        ctx.update.get_bot(),
+        ctx.deps.redis,
+        chat,
+        ctx.update.effective_user,
+        message.sender_chat if message else None,
+    ):
+        return t(ctx.lang, "group_admins_only"), None
+    codes, problems = await _resolve_all(replace(ctx, args=[link.value]), [link.value])
+    if problems or not codes:
+        return t(ctx.lang, "welcome"), None
+    return await cmd_watch(replace(ctx, args=codes))
 
 
 async def cmd_watch(ctx: Ctx) -> Reply:
@@ -338,14 +399,7 @@ def cached_answer(view: DataView, command: str, args: list[str], lang: str) -> A
 def _answer_command(name: str) -> Impl:
     async def impl(ctx: Ctx) -> Reply:
         reply = cached_answer(await ctx.deps.view(), name, ctx.args, ctx.lang)
-        markup = (
-            InlineKeyboardMarkup(
-                [[InlineKeyboardButton(b.text, callback_data=b.data) for b in reply.buttons]]
-            )
-            if reply.buttons
-            else None
-        )
-        return reply.text, markup
+        return reply.text, card_markup(reply, ctx.update.get_bot())
 
     impl.__doc__ = f"/{name}"
     return impl
@@ -440,6 +494,108 @@ async def cmd_lang(ctx: Ctx) -> Reply:
         return t(ctx.lang, "lang_usage"), None
     await ctx.deps.subs.set_lang(ctx.chat_id, choice)
     return t(choice, "lang_set"), None
+
+
+async def cmd_here(ctx: Ctx) -> Reply:
+    """/here (group administrators): in a forum topic, send this chat's alerts to that topic; in General, to General."""
+    chat, message = ctx.update.effective_chat, ctx.update.effective_message
+    if chat is None or message is None or chat.type != "supergroup" or not chat.is_forum:
+        return t(ctx.lang, "here_not_forum"), None
+    thread = message.message_thread_id if message.is_topic_message else None
+    await ctx.deps.subs.set_thread(ctx.chat_id, thread)
+    return t(ctx.lang, "here_topic" if thread is not None else "here_general"), None
+
+
+async def cmd_export(ctx: Ctx) -> Reply:
+    """/export: the watchlist and the last 90 days of alerts on it, as a CSV document."""
+    message = ctx.update.effective_message
+    if message is None:
+        return "", None
+    codes = await ctx.deps.subs.watchlist(ctx.chat_id)
+    view = await ctx.deps.view()
+    since = ctx.now.astimezone(HK_TZ).date() - timedelta(days=EXPORT_DAYS)
+    targets = [*codes, "MARKET"] if ctx.settings.market else codes
+    alerts = []
+    for code in targets:  # the alert log keeps each code's alerts by trade date
+        alerts += [a for a in await ctx.deps.alert_log.for_code(code, limit=500) if a.trade_date >= since]
+    data = export_csv(codes, view.names(ctx.lang), alerts, ctx.lang)
+    stamp = f"{ctx.now.astimezone(HK_TZ):%Y%m%d}"
+    await flood_safe(
+        partial(
+            message.reply_document,
+            InputFile(data, filename=f"positioning-{stamp}.csv"),
+            caption=t(ctx.lang, "export_caption", stocks=len(codes), alerts=len(alerts), days=EXPORT_DAYS),
+            parse_mode=ParseMode.HTML,
+            do_quote=False,
+        )
+    )
+    return "", None
+
+
+def _import_document(message: Message) -> Document | None:
+    """The CSV to import: sent with the caption /import, or the document /import replies to."""
+    if message.document is not None:
+        return message.document
+    replied = message.reply_to_message
+    return replied.document if replied is not None and replied.document is not None else None
+
+
+async def cmd_import(ctx: Ctx) -> Reply:
+    """/import (a CSV sent with this caption, or in reply to one): restore a watchlist, capped and validated."""
+    message = ctx.update.effective_message
+    document = _import_document(message) if message is not None else None
+    if document is None:
+        return t(ctx.lang, "import_usage"), None
+    if document.file_size is not None and document.file_size > MAX_IMPORT_BYTES:
+        return t(ctx.lang, "import.bad_size", kb=MAX_IMPORT_BYTES // 1024), None
+    try:
+        file = await document.get_file()
+        data = bytes(await file.download_as_bytearray())
+        rows = read_import(data)
+    except ImportRefused as exc:
+        return t(ctx.lang, exc.reason, kb=MAX_IMPORT_BYTES // 1024, rows=MAX_IMPORT_ROWS), None
+    except BadRequest as exc:  # "file is too big" (over the Bot API's 20 MB) and other refusals of getFile
+        log.info("import: file refused by Telegram: %s", exc.message)
+        return t(ctx.lang, "import.bad_size", kb=MAX_IMPORT_BYTES // 1024), None
+    if not rows:
+        return t(ctx.lang, "import.empty"), None
+    return await _import_rows(ctx, rows), None
+
+
+async def _import_rows(ctx: Ctx, rows: list[ImportRow]) -> str:
+    """Watch each row's code as /watch would; the summary lists what was added, already there and refused."""
+    cap = ctx.deps.subs.cap
+    refused: list[str] = []
+    wanted: list[str] = []
+    for row in rows[: cap * 2]:  # more rows than twice the cap cannot all be new stocks: the rest are refused
+        codes, _problems = await _resolve_all(ctx, [row.token])
+        if codes:
+            wanted.append(codes[0])
+        else:
+            refused.append(t(ctx.lang, "import.refused_unknown", line=row.line, text=esc(row.token)))
+    if len(rows) > cap * 2:
+        refused.append(t(ctx.lang, "import.refused_rows", n=len(rows) - cap * 2))
+    names = (await ctx.deps.view()).names(ctx.lang)
+    added, already, over = await ctx.deps.subs.watch(ctx.chat_id, wanted)
+    lines = [
+        t(
+            ctx.lang,
+            "import.summary",
+            added=len(added),
+            already=len(already),
+            refused=len(refused) + len(over),
+        )
+    ]
+    if added:
+        lines.append(t(ctx.lang, "watch_added", codes=_names_line(added, names)))
+    if already:
+        lines.append(t(ctx.lang, "watch_already", codes=_names_line(already, names)))
+    if over:
+        lines.append(t(ctx.lang, "watch_cap", cap=cap, codes=_names_line(over, names)))
+    lines += refused[:20]
+    if len(refused) > 20:
+        lines.append(t(ctx.lang, "import.refused_more", n=len(refused) - 20))
+    return "\n".join(lines)
 
 
 async def cmd_status(ctx: Ctx) -> Reply:
@@ -600,7 +756,10 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         await query.answer()
         reply = cached_answer(await d.view(), "card", [match.group(2)], settings.lang)
         if query.message is not None and isinstance(query.message, Message):
-            await send_reply(query.message, reply.text)
+            watch = watch_button(t(settings.lang, "button.watch"), match.group(2))
+            await send_reply(
+                query.message, reply.text, keyboard([watch] if watch else [], bot_username(context.bot))
+            )
         return
     if match.group(1) == "chart":
         await query.answer()
@@ -674,7 +833,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     view = await d.view()
     if 0 < len(text) <= 40 and resolve(text, view.names() or None).code is not None:
         reply = cached_answer(view, "card", [text], settings.lang)
-        await send_reply(message, reply.text)
+        await send_reply(message, reply.text, card_markup(reply, context.bot))
         return
     await send_reply(message, t(settings.lang, "text_hint"))
 
@@ -720,6 +879,9 @@ COMMAND_IMPLS: dict[str, tuple[Impl, bool]] = {
     "status": (cmd_status, False),
     "settings": (cmd_settings, False),
     "chart": (cmd_chart, False),
+    "here": (cmd_here, False),
+    "export": (cmd_export, False),
+    "import": (cmd_import, False),
     "stats": (cmd_stats, True),
     "broadcast": (cmd_broadcast, True),
     **{name: (_answer_command(name), False) for name in READ_ONLY if name != "start"},
@@ -735,12 +897,28 @@ def register(app: Application) -> None:
                 name, command(impl, admin=admin, group_admin=name in GROUP_ADMIN_COMMANDS), filters=updates
             )
         )
+    # A CSV sent with the caption /import (commands in captions do not reach a CommandHandler).
+    caption_import = filters.Document.ALL & filters.CaptionRegex(r"^/import(@\w+)?(\s|$)") & updates
+    app.add_handler(MessageHandler(caption_import, command(cmd_import, group_admin=True)))
     app.add_handler(CallbackQueryHandler(on_callback))
+    app.add_handler(InlineQueryHandler(on_inline_query))
     app.add_handler(MessageHandler(filters.COMMAND & updates, on_unknown_command))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & filters.UpdateType.MESSAGE, on_text))
     app.add_error_handler(on_error)
 
 
-def menu(lang: str) -> list[BotCommand]:
+def menu(lang: str, names: tuple[str, ...] = MENU) -> list[BotCommand]:
     """The command menu registered with setMyCommands, in `lang` (descriptions from the catalogue)."""
-    return [BotCommand(name, t(lang, f"menu.{name}")) for name in MENU]
+    return [BotCommand(name, t(lang, f"menu.{name}")) for name in names]
+
+
+def menus(admin_chat_ids: tuple[int, ...]) -> list[tuple[BotCommandScope | None, tuple[str, ...]]]:
+    """Each setMyCommands scope with its commands: default (private chats), group members, group administrators,
+    and each operator chat (ADMIN_CHAT_IDS). Every scope is registered in English and 繁中 (language "zh")."""
+    scopes: list[tuple[BotCommandScope | None, tuple[str, ...]]] = [
+        (None, MENU),
+        (BotCommandScopeAllGroupChats(), GROUP_MENU),
+        (BotCommandScopeAllChatAdministrators(), GROUP_ADMIN_MENU),
+    ]
+    scopes += [(BotCommandScopeChat(chat), OPERATOR_MENU) for chat in admin_chat_ids]
+    return scopes

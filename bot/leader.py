@@ -27,7 +27,7 @@ from config.settings import REJECTED_TOKEN, Settings
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ["message", "channel_post", "callback_query"]
+ALLOWED_UPDATES = ["message", "channel_post", "callback_query", "inline_query"]
 WEBHOOK_PORT = (
     8443  # where the webhook listens when the host sets no PORT (Telegram posts to 80, 88, 443, 8443)
 )

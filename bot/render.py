@@ -9,6 +9,7 @@ line) when a fact is missing, so an alert from an older build still renders.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -567,25 +568,34 @@ def render_alert(alert: Alert, lang: str = "en") -> str:
 
 @dataclass(frozen=True)
 class Button:
-    """An inline button; callback data stays within Telegram's 64 bytes."""
+    """An inline button: callback `data` (≤ 64 bytes), or a deep link to the bot when `start` (a /start payload)
+    is set (bot.deeplinks turns it into a t.me URL button)."""
 
     text: str
     data: str
+    start: str = ""
 
     def __post_init__(self) -> None:
         if len(self.data.encode("utf-8")) > 64:
             raise ValueError(f"callback data over 64 bytes: {self.data!r}")
+        if not self.data and not self.start:
+            raise ValueError("a button needs callback data or a start payload")
 
 
-def buttons_for(alert: Alert, lang: str = "en") -> list[Button]:
-    """`Card`, `Chart`, `Mute 1d` (概覽, 圖表, 靜音1天) for a stock alert; none for market-wide alerts."""
+def buttons_for(alert: Alert, lang: str = "en", *, watch: bool = False) -> list[Button]:
+    """`Card`, `Chart`, `Mute 1d` (概覽, 圖表, 靜音1天) for a stock alert, and with `watch` a `Watch` deep link
+    (``start=watch_<code>``: it still works once the alert is forwarded); none for market-wide alerts."""
     if alert.code == "MARKET":
         return []
-    return [
+    buttons = [
         Button(t(lang, "button.card"), f"card:{alert.code}"),
         Button(t(lang, "button.chart"), f"chart:{alert.code}"),
         Button(t(lang, "button.mute_1d"), f"mute:{alert.code}:1d"),
     ]
+    start = f"watch_{alert.code.replace('.', '-')}"
+    if watch and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", start):
+        buttons.append(Button(t(lang, "button.watch"), "", start=start))
+    return buttons
 
 
 def _group_header(count: int, when: date, lang: str, digest: bool) -> str:
@@ -628,5 +638,5 @@ def _pack(header: int, sizes: Sequence[int], limit: int = MAX_TEXT) -> list[list
 
 
 def console_buttons(buttons: Sequence[Button]) -> str:
-    """Inline buttons drawn as a row of [ labels ]."""
-    return "  ".join(f"[ {b.text} ]" for b in buttons)
+    """Inline buttons drawn as a row of [ labels ] (deep links open Telegram: not drawn in a console)."""
+    return "  ".join(f"[ {b.text} ]" for b in buttons if not b.start)

@@ -67,8 +67,13 @@ def watchers(code: str) -> str:
 
 
 def chat_settings(chat_id: int) -> str:
-    """HASH of a chat's settings: lang, quiet, digest, active, type, rules_off, thresholds (JSON)."""
+    """HASH of a chat's settings: lang, quiet, digest, active, type, rules_off, thresholds (JSON), thread."""
     return f"{PREFIX}chat:{chat_id}"
+
+
+# Field of chat_settings: the forum topic (message_thread_id) a supergroup's messages go to, set by /here in a
+# topic and cleared when Telegram answers that the topic is gone. Absent: the chat itself (a forum's General topic).
+THREAD_FIELD = "thread"
 
 
 def mutes(chat_id: int) -> str:

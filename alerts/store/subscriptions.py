@@ -16,6 +16,10 @@ from alerts.calendar import HK_TZ
 from alerts.store import keys
 
 LANGUAGES = ("en", "zh")
+_CLEAR_IF_EQUAL = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"""
 
 
 _QUIET_RE = re.compile(r"^\s*(\d{1,2})(?::(\d{2}))?\s*[-–]\s*(\d{1,2})(?::(\d{2}))?\s*$")
@@ -49,6 +53,7 @@ class ChatSettings:
     chat_type: str = "private"
     rules_off: frozenset[str] = frozenset()
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    thread_id: int | None = None  # the forum topic alerts go to (/here); None: the chat itself
 
     def in_quiet(self, now: datetime) -> bool:
         """True when `now` (any tz) falls in the chat's quiet hours, read in Hong Kong time."""
@@ -191,6 +196,22 @@ class SubscriptionStore:
             keys.chat_settings(chat_id), "thresholds", json.dumps(thresholds, sort_keys=True)
         )
 
+    async def set_thread(self, chat_id: int, thread_id: int | None) -> None:
+        """Send the chat's messages to forum topic `thread_id` (None: the chat itself, a forum's General topic)."""
+        key = keys.chat_settings(chat_id)
+        if thread_id is None:
+            await self.redis.hdel(key, keys.THREAD_FIELD)
+        else:
+            await self.redis.hset(key, keys.THREAD_FIELD, str(thread_id))
+
+    async def clear_thread(self, chat_id: int, thread_id: int) -> bool:
+        """Forget topic `thread_id` (deleted) unless /here chose another meanwhile; True when it was cleared."""
+        # One atomic compare-and-delete: every command rewrites this hash (touch), so WATCH would keep failing.
+        cleared = await self.redis.eval(
+            _CLEAR_IF_EQUAL, 1, keys.chat_settings(chat_id), keys.THREAD_FIELD, str(thread_id)
+        )
+        return bool(cleared)
+
     async def deactivate(self, chat_id: int) -> None:
         """Mark a chat inactive (it blocked the bot or was deleted); its data are kept."""
         await self.redis.hset(keys.chat_settings(chat_id), "active", "0")
@@ -309,6 +330,7 @@ def _settings_from(chat_id: int, stored: Mapping[bytes | str, bytes | str]) -> C
         chat_type=raw.get("type", "private"),
         rules_off=frozenset(r for r in raw.get("rules_off", "").split(",") if r),
         thresholds=json.loads(raw["thresholds"]) if raw.get("thresholds") else {},
+        thread_id=int(raw[keys.THREAD_FIELD]) if raw.get(keys.THREAD_FIELD, "").isdigit() else None,
     )
 
 
