@@ -64,6 +64,9 @@ HELP: tuple[str, ...] = (
     "digest",
     "lang",
     "status",
+    "export",
+    "import",
+    "here",
 )
 READ_ONLY = ("start", "help", "card", "flows", "short", "buybacks", "insiders", "top", "why", "history")
 # Rules /why explains (ans.why.<rule>.text; titles and caveats are the alerts' own, from bot.render).

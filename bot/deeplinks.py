@@ -62,7 +62,7 @@ def bot_username(bot: Bot) -> str | None:
     """The bot's @username from getMe, or None before the bot was initialised (then no deep links are made)."""
     try:
         return bot.username
-    except RuntimeError:  # PTB: "This Bot instance was not initialized"
+    except (RuntimeError, AttributeError):  # PTB: "This Bot instance was not initialized"; stand-in bots
         return None
 
 

@@ -49,9 +49,10 @@ async def test_start_registers_menu_in_two_languages(app: Application, api: BotA
     texts = await _say(api, USER, "/start", 1)
     assert "positioning-bot" in texts[0]
     commands = api.calls("setMyCommands")
-    assert len(commands) == 2
+    assert len(commands) == 8  # default, group members, group admins, the operator's chat; each en and zh
     names = [c["command"] for c in commands[0].params["commands"]]
-    assert {"watch", "card", "quiet", "digest", "lang", "status"} <= set(names)
+    assert {"watch", "card", "quiet", "digest", "lang", "status", "export", "import"} <= set(names)
+    assert "stats" not in names and "here" not in names
     assert commands[1].params.get("language_code") == "zh"
 
 

@@ -21,6 +21,7 @@ from telegram.error import BadRequest
 
 import bot.app as app_module
 from alerts.store import keys
+from bot.handlers import menus
 from bot.leader import run, serve
 from config.settings import Settings, load_settings
 from tests.bot.test_scheduler_hostile import Trickle
@@ -83,7 +84,8 @@ async def test_bot_api_answering_502_is_retried_then_run_proceeds(
     api.fail_next("setMyCommands", 502, times=1)
     await _lead_then_stop(api, redis, _settings(api.base_url, redis_url, origin.url))
     assert len(api.calls("getMe")) == 3
-    assert len(api.calls("setMyCommands")) == 3  # en failed once, then en and zh
+    # The default menu in English failed once, then every scope's menu in English and 繁中.
+    assert len(api.calls("setMyCommands")) == 1 + 2 * len(menus(()))
     warnings = [r.getMessage() for r in caplog.records if "Bot API unreachable" in r.getMessage()]
     assert len(warnings) == 3 and "getMe" in warnings[0]
 

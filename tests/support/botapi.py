@@ -43,6 +43,8 @@ JSON_FIELDS = frozenset(
         "commands",
         "scope",
         "media",
+        "results",
+        "button",
     }
 )
 INT_FIELDS = frozenset(
@@ -70,6 +72,7 @@ BOOL_FIELDS = frozenset(
         "allow_sending_without_reply",
         "show_caption_above_media",
         "allow_paid_broadcast",
+        "is_personal",
     }
 )
 BUTTON_ACTIONS = frozenset(
@@ -101,7 +104,10 @@ CHAT_ACTIONS = frozenset(
         "upload_video_note",
     }
 )
-SEND_METHODS = frozenset({"sendmessage", "sendphoto"})
+SEND_METHODS = frozenset({"sendmessage", "sendphoto", "senddocument"})
+MAX_INLINE_RESULTS = 50
+MAX_RESULT_ID = 64  # bytes
+THREAD_NOT_FOUND = "Bad Request: message thread not found"
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
@@ -770,6 +776,8 @@ class BotApi:
         self.webhook_url = ""
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (scope JSON, language) -> commands
         self.answered: dict[str, dict[str, Any]] = {}  # callback_query_id -> answerCallbackQuery params
+        self.inline_answers: dict[str, dict[str, Any]] = {}  # inline_query_id -> answerInlineQuery params
+        self.supports_inline = True  # getMe's supports_inline_queries (BotFather /setinline)
         self.rate_limited_methods = set(SEND_METHODS)
         # getChatMember: statuses scripted per (chat, user) with set_member(); anyone else in a group or supergroup
         # answers `default_member_status` (administrator: tests written before the bot checked group admins).
@@ -797,6 +805,9 @@ class BotApi:
         self._limits: dict[str, tuple[int, float]] = {}
         self._stamps: dict[tuple[str, int | None], deque[float]] = defaultdict(deque)
         self._files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes)
+        self._inline_ids = itertools.count(5_190_000_001)
+        self._open_inline: set[str] = set()
+        self._forums: dict[int, set[int]] = {}  # forum supergroup -> its open topics (message_thread_id)
         self._handlers: dict[str, Callable[[Call], Any]] = {
             name.lower(): getattr(self, f"_m_{name}")
             for name in (
@@ -819,6 +830,8 @@ class BotApi:
                 "close",
                 "logOut",
                 "getChatMember",
+                "sendDocument",
+                "answerInlineQuery",
             )
         }
         self.server = _Server(("127.0.0.1", 0), self._handler_class())
@@ -924,6 +937,27 @@ class BotApi:
         with self._lock:
             self._limits = {name: (int(limit), span) for name, (limit, span) in windows.items() if limit}
 
+    def make_forum(self, chat_id: int) -> None:
+        """`chat_id` becomes a supergroup with topics enabled (its General topic has no message_thread_id)."""
+        with self._lock:
+            self._chat_types[chat_id] = "supergroup"
+            self._forums.setdefault(chat_id, set())
+
+    def create_topic(self, chat_id: int) -> int:
+        """Open a forum topic in `chat_id` (made a forum if needed); returns its message_thread_id."""
+        with self._lock:
+            self.make_forum(chat_id)
+            thread = self._new_message_id(
+                chat_id
+            )  # a topic's id is the id of the service message that opened it
+            self._forums[chat_id].add(thread)
+            return thread
+
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """Delete a forum topic: sends to it answer 400 "message thread not found"."""
+        with self._lock:
+            self._forums.get(chat_id, set()).discard(thread_id)
+
     def set_member(self, chat_id: int, user_id: int, status: str) -> None:
         """getChatMember of `user_id` in `chat_id` answers `status` (creator, administrator, member, restricted,
         left, kicked)."""
@@ -954,10 +988,69 @@ class BotApi:
         user_id: int | None = None,
         language_code: str | None = "en",
         entities: list[dict[str, Any]] | None = None,
+        thread_id: int | None = None,
+        reply_to: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A user writes `text` in `chat_id` (a leading /command gets its bot_command entity)."""
+        """A user writes `text` in `chat_id` (a leading /command gets its bot_command entity), optionally in forum
+        topic `thread_id` and in reply to the message `reply_to` (as push_* returned it)."""
         message = self._user_message(chat_id, text, chat_type, user_id, language_code, entities)
+        self._in_thread(message, thread_id)
+        if reply_to is not None:
+            message["reply_to_message"] = reply_to.get("message", reply_to)
         return self.push_raw({"message": message})
+
+    def push_document(
+        self,
+        chat_id: int,
+        data: bytes,
+        *,
+        filename: str = "watchlist.csv",
+        mime_type: str = "text/csv",
+        caption: str | None = None,
+        chat_type: str | None = None,
+        user_id: int | None = None,
+        language_code: str | None = "en",
+        thread_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A user sends a file (kept for getFile and the file download path), with an optional caption."""
+        with self._lock:
+            file_id = self._keep_file("documents", filename, data)
+            message = self._user_message(chat_id, "", chat_type, user_id, language_code, [])
+            message.pop("text", None)
+            message["document"] = {
+                "file_id": file_id,
+                "file_unique_id": "AQAD" + file_id[-6:],
+                "file_name": filename,
+                "mime_type": mime_type,
+                "file_size": len(data),
+            }
+            if caption is not None:
+                message["caption"] = caption
+                if entities := _command_entities(caption):
+                    message["caption_entities"] = entities
+            self._in_thread(message, thread_id)
+        return self.push_raw({"message": message})
+
+    def push_inline_query(
+        self, user_id: int, query: str, *, language_code: str | None = "en", chat_type: str = "private"
+    ) -> dict[str, Any]:
+        """A user types `@bot <query>` in a chat of `chat_type` (sender, sender's private chat, group…)."""
+        with self._lock:
+            query_id = str(next(self._inline_ids))
+            self._open_inline.add(query_id)
+            inline = {
+                "id": query_id,
+                "from": self._user(user_id, language_code),
+                "query": query,
+                "offset": "",
+                "chat_type": chat_type,
+            }
+        return self.push_raw({"inline_query": inline})
+
+    def _in_thread(self, message: dict[str, Any], thread_id: int | None) -> None:
+        if thread_id is not None:
+            message["message_thread_id"] = thread_id
+            message["is_topic_message"] = True
 
     def push_edited_message(
         self,
@@ -1276,7 +1369,10 @@ class BotApi:
         kind = self.chat_type(chat_id)
         if kind == "private":
             return {"id": chat_id, "type": "private", "first_name": "Test", "username": f"user{chat_id}"}
-        return {"id": chat_id, "type": kind, "title": f"Test {kind} {chat_id}"}
+        chat: dict[str, Any] = {"id": chat_id, "type": kind, "title": f"Test {kind} {chat_id}"}
+        if chat_id in self._forums:
+            chat["is_forum"] = True
+        return chat
 
     @staticmethod
     def _user(user_id: int, language_code: str | None) -> dict[str, Any]:
@@ -1372,6 +1468,10 @@ class BotApi:
         else:
             message["from"] = self._bot_user(call.token)
         message.update({key: value for key, value in content.items() if value is not None})
+        thread = call.params.get("message_thread_id")
+        if isinstance(thread, int) and chat_id in self._forums:
+            message["message_thread_id"] = thread
+            message["is_topic_message"] = True
         return message
 
     # ------------------------------------------------------------------ validation helpers
@@ -1486,7 +1586,7 @@ class BotApi:
             **self._bot_user(call.token),
             "can_join_groups": True,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            "supports_inline_queries": self.supports_inline,
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
@@ -1597,6 +1697,7 @@ class BotApi:
             )
         markup = self._check_markup(params.get("reply_markup"))
         self._check_chat(chat_id)
+        self._check_thread(chat_id, params.get("message_thread_id"))
         self._check_rate(call, chat_id)
         message = self._bot_message(call, chat_id, text=plain, reply_markup=self._inline_only(markup))
         self._store(message, from_bot=True, entities=entities)
@@ -1612,6 +1713,7 @@ class BotApi:
             caption, entities = self._formatted(params.get("caption"), mode, MAX_CAPTION, caption=True)
         markup = self._check_markup(params.get("reply_markup"))
         self._check_chat(chat_id)
+        self._check_thread(chat_id, params.get("message_thread_id"))
         self._check_rate(call, chat_id)
         message = self._bot_message(
             call, chat_id, photo=sizes, caption=caption or None, reply_markup=self._inline_only(markup)
@@ -1658,6 +1760,112 @@ class BotApi:
             "width": width,
             "height": height,
         }
+
+    def _keep_file(self, folder: str, filename: str, data: bytes) -> str:
+        """Store an uploaded file for getFile and the download path; returns its file_id."""
+        number = len(self._files) + 1
+        file_id = f"BQACAgUAAxk{number:06d}"
+        extension = filename.rpartition(".")[2] if "." in filename else "dat"
+        self._files[file_id] = (f"{folder}/file_{number}.{extension}", data)
+        return file_id
+
+    def _m_sendDocument(self, call: Call) -> dict[str, Any]:  # noqa: N802
+        params = call.params
+        chat_id = self._resolve_chat(params.get("chat_id"))
+        document = params.get("document")
+        if isinstance(document, str) and document in self._files:
+            file_id, (path, data) = document, self._files[document]
+            filename = path.rpartition("/")[2]
+        elif isinstance(document, Upload):
+            if document.size == 0:
+                raise ApiError(400, "Bad Request: file must be non-empty")
+            file_id, data, filename = (
+                self._keep_file("documents", document.filename, document.data),
+                document.data,
+                document.filename,
+            )
+        else:
+            raise ApiError(400, "Bad Request: there is no document in the request")
+        caption, entities = "", list[Entity]()
+        if params.get("caption") is not None:
+            mode = None if "caption_entities" in params else params.get("parse_mode")
+            caption, entities = self._formatted(params.get("caption"), mode, MAX_CAPTION, caption=True)
+        markup = self._check_markup(params.get("reply_markup"))
+        self._check_chat(chat_id)
+        self._check_thread(chat_id, params.get("message_thread_id"))
+        self._check_rate(call, chat_id)
+        doc = {
+            "file_id": file_id,
+            "file_unique_id": "AQAD" + file_id[-6:],
+            "file_name": filename,
+            "file_size": len(data),
+        }
+        message = self._bot_message(
+            call, chat_id, document=doc, caption=caption or None, reply_markup=self._inline_only(markup)
+        )
+        self._store(message, from_bot=True, entities=entities)
+        return message
+
+    def document(self, file_id: str) -> bytes:
+        """The bytes of a file the bot sent or a user uploaded."""
+        with self._lock:
+            return self._files[file_id][1]
+
+    def _check_thread(self, chat_id: int, thread: Any) -> None:
+        """In a forum, a message_thread_id must name an open topic (Telegram: 400 "message thread not found")."""
+        if thread is None or chat_id not in self._forums:
+            return
+        if not isinstance(thread, int) or thread not in self._forums[chat_id]:
+            raise ApiError(400, THREAD_NOT_FOUND)
+
+    def _m_answerInlineQuery(self, call: Call) -> bool:  # noqa: N802
+        params = call.params
+        query_id = str(params.get("inline_query_id", ""))
+        if query_id not in self._open_inline:
+            raise ApiError(
+                400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
+        results = params.get("results")
+        if not isinstance(results, list):
+            raise ApiError(400, "Bad Request: can't parse inline query results JSON object")
+        if len(results) > MAX_INLINE_RESULTS:
+            raise ApiError(400, "Bad Request: RESULTS_TOO_MUCH")
+        ids = [str(r.get("id", "")) if isinstance(r, dict) else "" for r in results]
+        if len(set(ids)) != len(ids):
+            raise ApiError(400, "Bad Request: RESULT_ID_DUPLICATE")
+        for result, result_id in zip(results, ids, strict=True):
+            if not 1 <= len(result_id.encode("utf-8")) <= MAX_RESULT_ID:
+                raise ApiError(400, "Bad Request: RESULT_ID_INVALID")
+            self._check_inline_result(result)
+        cache_time = params.get("cache_time", 300)
+        if not isinstance(cache_time, int) or cache_time < 0:
+            raise ApiError(400, "Bad Request: wrong cache_time specified")
+        self._open_inline.discard(query_id)  # a query is answered once
+        self.inline_answers[query_id] = params
+        return True
+
+    def _check_inline_result(self, result: dict[str, Any]) -> None:
+        kind = result.get("type")
+        self._check_markup(result.get("reply_markup"))
+        content = result.get("input_message_content")
+        if content is not None:
+            if not isinstance(content, dict) or "message_text" not in content:
+                raise ApiError(400, "Bad Request: MESSAGE_EMPTY")
+            mode = None if "entities" in content else content.get("parse_mode")
+            self._formatted(content.get("message_text"), mode, MAX_TEXT, caption=False)
+        if kind == "article":
+            if not str(result.get("title", "")).strip():
+                raise ApiError(400, "Bad Request: RESULT_TITLE_EMPTY")
+            if content is None:
+                raise ApiError(400, "Bad Request: SEND_MESSAGE_MEDIA_INVALID")
+        elif kind == "photo" and "photo_file_id" in result:
+            if result["photo_file_id"] not in self._files:
+                raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+            if result.get("caption") is not None:
+                mode = None if "caption_entities" in result else result.get("parse_mode")
+                self._formatted(result.get("caption"), mode, MAX_CAPTION, caption=True)
+        else:
+            raise ApiError(400, "Bad Request: RESULT_TYPE_INVALID")
 
     @staticmethod
     def _inline_only(markup: dict[str, Any] | None) -> dict[str, Any] | None:
