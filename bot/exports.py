@@ -94,7 +94,7 @@ def read_import(data: bytes) -> list[ImportRow]:
         raise ImportRefused("import.bad_encoding") from None
     if "\x00" in text:
         raise ImportRefused("import.bad_encoding")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = [cell.strip().lower() for cell in next(reader, [])]
     except csv.Error:

@@ -1,4 +1,6 @@
-"""Thousands of random messages, commands and button presses: no handler error, no message Telegram refuses."""
+"""Thousands of random messages, commands, button presses, inline queries, /start payloads and /import files: no
+handler error, no message Telegram refuses. Hypothesis drives the pure parts (payloads, inline results, CSV) with
+Telegram's own limits checked by the stand-in's parsers."""
 
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ COMMANDS = [
     "status",
     "stats",
     "broadcast",
+    "here",
+    "export",
+    "import",
     "nope",
     "CARD",
     "watch@positioning_test_bot",
@@ -99,11 +104,64 @@ def random_text(rng: random.Random) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 30)))
 
 
+PAYLOADS = [
+    "watch_01810",
+    "watch_1810",
+    "card_00700",
+    "card_AAPL",
+    "watch_BRK-B",
+    "lang_zh",
+    "lang_en",
+    "lang_fr",
+    "watch_99999",
+    "watch_",
+    "_",
+    "card_小米",
+    "x" * 65,
+    "watch_01810_01810",
+]
+
+
+def random_payload(rng: random.Random) -> str:
+    """A /start payload: a known shape, or random characters of every kind (Telegram sends only [A-Za-z0-9_-])."""
+    if rng.random() < 0.6:
+        return rng.choice(PAYLOADS)
+    alphabet = "abcxyzAZ0189_-" if rng.random() < 0.7 else "ab_-<>&'\\\"小米🚀\u200b "
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 70)))
+
+
+def random_csv(rng: random.Random) -> bytes:
+    """An /import file: a watchlist CSV with good and bad rows, or junk bytes."""
+    if rng.random() < 0.2:
+        return bytes(rng.randint(0, 255) for _ in range(rng.randint(1, 300)))
+    header = rng.choice(["section,code,name", "code", "name,code", "foo,bar"])
+    rows = [
+        f"{rng.choice(['watch', 'alert', ''])},{rng.choice(WORDS).replace(chr(10), ' ')},{rng.choice(WORDS)}"
+        for _ in range(rng.randint(0, 40))
+    ]
+    return ("\ufeff" if rng.random() < 0.5 else "").encode() + "\n".join([header, *rows]).encode()
+
+
 def random_update(api: BotApi, rng: random.Random) -> None:
     """Push one random update of a random kind from a random chat."""
     chat = rng.choice([rng.randint(1, 400), -rng.randint(1, 50), -1000000000000 - rng.randint(1, 50)])
     roll = rng.random()
-    if roll < 0.6:
+    if roll < 0.05:
+        api.push_inline_query(
+            rng.randint(1, 400),
+            rng.choice([*WORDS, ""]) if rng.random() < 0.7 else random_text(rng)[:256],
+            language_code=rng.choice(["en", "zh-hant", None]),
+            chat_type=rng.choice(["private", "group", "supergroup", "channel", "sender"]),
+        )
+    elif roll < 0.09:
+        api.push_message(chat, f"/start {random_payload(rng)}")
+    elif roll < 0.11:
+        api.push_document(
+            chat, random_csv(rng), caption=rng.choice(["/import", "/import@positioning_test_bot", None])
+        )
+    elif roll < 0.12 and chat < -1000000000000:
+        api.push_message(chat, rng.choice(["/here", "/watch 1810"]), thread_id=api.create_topic(chat))
+    elif roll < 0.6:
         api.push_message(chat, f"/{rng.choice(COMMANDS)} {random_text(rng)}".strip()[:4096])
     elif roll < 0.75:
         api.push_message(chat, random_text(rng) or "?")

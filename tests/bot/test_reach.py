@@ -257,9 +257,7 @@ async def test_import_restores_an_exported_watchlist(app: Application, api: BotA
 
 async def test_import_validates_each_row_and_the_file(app: Application, api: BotApi, redis: Redis) -> None:
     await _say(api, USER, "/watch 700", 1)
-    doc = api.push_document(
-        USER, "code,name\n1810,a\n99999,b\nxiaomo,c\n700,d\n\n".encode(), filename="mine.csv"
-    )
+    doc = api.push_document(USER, b"code,name\n1810,a\n99999,b\nxiaomo,c\n700,d\n\n", filename="mine.csv")
     texts = await _say(api, USER, "/import", 2, reply_to=doc)
     assert "1 added, 1 already watched, 2 refused" in texts[1]
     assert "Line 3" in texts[1] and "99999" in texts[1] and "Line 4" in texts[1]
