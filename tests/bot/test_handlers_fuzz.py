@@ -234,5 +234,6 @@ async def test_fuzz_no_handler_errors_and_no_refused_markup(
         and not (c.method.lower().startswith("edit") and any(b in c.description for b in benign))
     ]
     assert refused == [], f"seed {seed}: {refused[:5]}"
+    assert api.inline_answers, "inline queries were answered"
     replies = [c for c in api.calls("sendMessage") if c.ok]
     assert len(replies) > COUNT // 4  # the bot did answer a good share of what it was sent

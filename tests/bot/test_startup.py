@@ -246,3 +246,32 @@ async def test_sigterm_ends_run_within_10_s_while_an_origin_trickles(
     assert "unfinished poll task" in text  # a stuck cycle was cancelled, not waited for
     assert "Traceback" not in text
     print(f"SIGTERM to exit: {took:.1f} s")
+
+
+async def test_the_leader_asks_for_inline_queries_and_skips_an_unknown_operator_chat(
+    api: BotApi, redis: Redis, redis_url: str, origin: Origin
+) -> None:
+    settings = load_settings(
+        {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": api.base_url,
+            "REDIS_URL": redis_url,
+            "ADMIN_CHAT_IDS": "777,778",
+            **{name: origin.url for name in SOURCE_URLS},
+        },
+        env_file=None,
+    )
+    # An operator who never opened the bot: Telegram refuses a menu scoped to that chat; start-up goes on.
+    api.unknown_chat(777)
+    query_id = api.push_inline_query(4321, "")["inline_query"]["id"]
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop=stop))
+    try:
+        await api.until(lambda: query_id in api.inline_answers, timeout=60)
+        polls = [c for c in api.calls("getUpdates") if c.params.get("allowed_updates")]
+        assert "inline_query" in polls[0].params["allowed_updates"]
+        operator_menus = {scope for scope, _lang in api.commands if '"chat"' in scope}
+        assert operator_menus == {'{"chat_id": 778, "type": "chat"}'}  # 777 skipped, 778 registered
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)

@@ -808,6 +808,9 @@ class BotApi:
         self._inline_ids = itertools.count(5_190_000_001)
         self._open_inline: set[str] = set()
         self._forums: dict[int, set[int]] = {}  # forum supergroup -> its open topics (message_thread_id)
+        self._unknown_chats: set[int] = (
+            set()
+        )  # chats Telegram has never seen (scoped menus answer "chat not found")
         self._handlers: dict[str, Callable[[Call], Any]] = {
             name.lower(): getattr(self, f"_m_{name}")
             for name in (
@@ -936,6 +939,11 @@ class BotApi:
         }
         with self._lock:
             self._limits = {name: (int(limit), span) for name, (limit, span) in windows.items() if limit}
+
+    def unknown_chat(self, chat_id: int) -> None:
+        """`chat_id` never talked to the bot: a menu scoped to it answers 400 "chat not found"."""
+        with self._lock:
+            self._unknown_chats.add(chat_id)
 
     def make_forum(self, chat_id: int) -> None:
         """`chat_id` becomes a supergroup with topics enabled (its General topic has no message_thread_id)."""
@@ -1667,6 +1675,9 @@ class BotApi:
         return json.dumps(scope, sort_keys=True), str(call.params.get("language_code") or "")
 
     def _m_setMyCommands(self, call: Call) -> bool:  # noqa: N802
+        scope = call.params.get("scope")
+        if isinstance(scope, dict) and scope.get("chat_id") in self._unknown_chats:
+            raise ApiError(400, "Bad Request: chat not found")
         commands = call.params.get("commands")
         if not isinstance(commands, list):
             raise ApiError(400, "Bad Request: can't parse commands JSON object")
