@@ -372,3 +372,23 @@ async def test_migrate_moves_digests_settings_and_membership_and_leaves_nothing_
     old_keys = (keys.watchlist(old), keys.chat_settings(old), keys.mutes(old), keys.digest_queue(old))
     assert await redis.exists(*old_keys) == 0
     assert await subs.settings(old) == ChatSettings(old)
+
+
+async def test_thread_round_trip_and_clear_only_the_topic_that_was_lost(redis: Redis) -> None:
+    subs = SubscriptionStore(redis)
+    chat = -1001234567890
+    assert (await subs.settings(chat)).thread_id is None
+    await subs.set_thread(chat, 42)
+    assert (await subs.settings(chat)).thread_id == 42
+    assert (await subs.settings_many([chat]))[chat].thread_id == 42
+    await subs.touch(chat, "supergroup")  # every command rewrites the hash: the topic stays
+    assert (
+        await subs.clear_thread(chat, 41) is False
+    )  # /here chose 42 meanwhile: a loss of 41 changes nothing
+    assert (await subs.settings(chat)).thread_id == 42
+    assert await subs.clear_thread(chat, 42) is True
+    assert (await subs.settings(chat)).thread_id is None
+    assert await subs.clear_thread(chat, 42) is False
+    await subs.set_thread(chat, 7)
+    await subs.set_thread(chat, None)  # /here in General
+    assert keys.THREAD_FIELD.encode() not in await redis.hgetall(keys.chat_settings(chat))
