@@ -401,7 +401,8 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     code = asyncio.run(_fetch(settings, source.name, days, progress=True))
     if args.record:  # what was stored (failed dates aside) becomes history from --from up to today
-        print(asyncio.run(_record_history(settings, args.start, now.date(), now)))
+        done = _now(settings)  # after the fetches: a file fetched late counts as known from its fetch
+        print(asyncio.run(_record_history(settings, args.start, done.date(), done)))
     return code
 
 
