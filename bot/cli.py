@@ -458,7 +458,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not args.data.is_dir():
             print(f"error: --data {args.data} is not a directory", file=sys.stderr)
             return EXIT_BAD_INPUT
-        result = replay(load_directory(args.data, first, last), args.start, args.end, load_params(), args.codes)
+        result = replay(
+            load_directory(args.data, first, last), args.start, args.end, load_params(), args.codes
+        )
     else:
         try:
             settings = load_settings()

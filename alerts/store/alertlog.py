@@ -41,7 +41,9 @@ class Recorded:
     known: int = 0  # held already with the same figures
     revised: int = 0  # held as historical with other figures (a revised file): the figures were replaced
     live: int = 0  # recording history: held already as found live (pushed), left as it was
-    historical: set[str] = field(default_factory=set)  # fingerprints held as found by replay: never to be routed
+    historical: set[str] = field(
+        default_factory=set
+    )  # fingerprints held as found by replay: never to be routed
 
 
 class AlertLog:
@@ -95,8 +97,8 @@ class AlertLog:
                         if (body := _decide(found[fp], raw, historical, step)) is not None
                     }
                     pipe.multi()
-                    if writes:
-                        pipe.hset(day_key, mapping=writes)
+                    for fp, body in writes.items():
+                        pipe.hset(day_key, fp, body)
                     pipe.expire(day_key, keys.ALERT_TTL_SECONDS)
                     for fp, alert in found.items():
                         pipe.zadd(keys.alerts_by_code(alert.code), {fp: day.toordinal()})

@@ -98,7 +98,12 @@ async def test_a_live_cycle_for_a_backfilled_day_pushes_nothing(
     # A backfill fetched the file of 27/11 (over the local origin) and recorded the span's alerts as history.
     async with make_client() as client:
         await ingest(
-            get_source("hkex-quotes"), DAY, settings=settings, client=client, store=FrameStore(seeded), now=NOW
+            get_source("hkex-quotes"),
+            DAY,
+            settings=settings,
+            client=client,
+            store=FrameStore(seeded),
+            now=NOW,
         )
     record = await record_history(seeded, date(2025, 11, 24), DAY, NOW)
     found = {(a.rule, a.code) for _, a in record.result.alerts if a.trade_date == DAY}
@@ -126,7 +131,9 @@ async def test_history_recorded_before_a_file_came_does_not_hold_back_its_alerts
     assert {("short_ratio_drop", "00700"), ("market_short_swing", "MARKET")} <= pushed
     logged = {(e.alert.rule, e.alert.code): e for e in await AlertLog(seeded).logged_day(DAY)}
     assert not logged[("short_ratio_drop", "00700")].historical
-    again = await record_history(seeded, date(2025, 11, 24), DAY, NOW)  # a backfill afterwards relabels nothing
+    again = await record_history(
+        seeded, date(2025, 11, 24), DAY, NOW
+    )  # a backfill afterwards relabels nothing
     assert again.recorded.new == 0 and again.recorded.live >= 2
     logged = {(e.alert.rule, e.alert.code): e for e in await AlertLog(seeded).logged_day(DAY)}
     assert not logged[("short_ratio_drop", "00700")].historical

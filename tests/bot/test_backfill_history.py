@@ -41,7 +41,10 @@ async def test_history_after_a_backfill_lists_the_past_with_outcomes_and_pushes_
 ) -> None:
     await seed_demo(redis)
     subs = SubscriptionStore(redis)
-    for chat in (USER, ZH_USER):  # watchers of 01810 before the backfill: they must not be told about the past
+    for chat in (
+        USER,
+        ZH_USER,
+    ):  # watchers of 01810 before the backfill: they must not be told about the past
         await subs.touch(chat)
         await subs.watch(chat, ["01810"])
         await subs.set_market(chat, True)

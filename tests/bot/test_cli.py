@@ -206,5 +206,7 @@ async def test_backfill_records_history_once_and_replay_record_needs_redis(
     assert only_fetch.returncode == 0 and "recorded" not in only_fetch.stdout
     assert len(await AlertLog(redis).recent_logged(traded)) == count
 
-    with_data = run_cli("replay", "--record", "--from", "2025-11-24", "--to", "2025-11-28", "--data", str(tmp_path))
+    with_data = run_cli(
+        "replay", "--record", "--from", "2025-11-24", "--to", "2025-11-28", "--data", str(tmp_path)
+    )
     assert with_data.returncode == 2 and "--record records what Redis holds" in with_data.stderr
