@@ -400,7 +400,9 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{source.name}: no dates with a due file between {args.start} and {args.end}")
         return EXIT_OK
     code = asyncio.run(_fetch(settings, source.name, days, progress=True))
-    if args.record:  # what was stored (failed dates aside) becomes history from --from up to today
+    if args.record and source.calendar != "XHKG":
+        print(f"{source.name}: the replay covers Hong Kong sources only; no history recorded")
+    elif args.record:  # what was stored (failed dates aside) becomes history from --from up to today
         done = _now(settings)  # after the fetches: a file fetched late counts as known from its fetch
         print(asyncio.run(_record_history(settings, args.start, done.date(), done)))
     return code

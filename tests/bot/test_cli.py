@@ -199,6 +199,9 @@ async def test_backfill_records_history_once_and_replay_record_needs_redis(
     assert len(logged) == count and all(e.historical for e in logged)
     assert await redis.zcard("pb:outbox:due") == 0
 
+    # An hour later (each process's clock starts at CLOCK_START: the second must not start before the first's
+    # fetches, which the files' known moments keep).
+    env["CLOCK_START"] = "2025-11-28T21:00:00+08:00"
     again = await asyncio.to_thread(run_cli, *args, env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip().splitlines()[-1] == f"recorded 0 historical alerts ({count} already known)"
