@@ -57,6 +57,7 @@ class CycleReport:
     rows: int = 0
     alerts: int = 0
     new_alerts: int = 0
+    historical: int = 0  # alerts a backfill had recorded as history: not routed
     enqueued: int = 0
     duration_s: float = 0.0
     lag_s: float | None = None
@@ -71,7 +72,7 @@ class CycleReport:
         error = f' error="{self.error[:300]}"' if self.error else ""
         return (
             f"cycle source={self.source} date={self.day.isoformat()} status={self.status} rows={self.rows} "
-            f"alerts={self.alerts} new={self.new_alerts} enqueued={self.enqueued} "
+            f"alerts={self.alerts} new={self.new_alerts} historical={self.historical} enqueued={self.enqueued} "
             f"duration_s={self.duration_s:.2f}{lag}{error}"
         )
 
@@ -174,9 +175,14 @@ async def _evaluate_and_route(
     # Live, the publication time is when we saw the file (the schedule's time is only the earliest expected).
     alerts = [replace(a, published_at=now) for a in found]
     report.alerts = len(alerts)
-    report.new_alerts = await alert_log.record(alerts)
+    recorded = await alert_log.record_live(alerts)
+    report.new_alerts = recorded.new
+    report.historical = len(recorded.historical)
     report.fingerprints = [a.fingerprint for a in alerts]
-    routed = await route(alerts, SubscriptionStore(redis), Outbox(redis), now)
+    # An alert a backfill already recorded as history (found by replay over the stored files) is never pushed,
+    # whoever evaluates its day later; every other alert is routed (routing marks fingerprint × chat once).
+    live = [a for a in alerts if a.fingerprint not in recorded.historical]
+    routed = await route(live, SubscriptionStore(redis), Outbox(redis), now)
     report.enqueued = routed.enqueued
 
 

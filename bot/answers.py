@@ -29,6 +29,7 @@ from bot.view import DataView
 MAX_ARGS = 20
 HISTORY_SHOWN = 15
 MAX_DEALINGS = 5
+LAST_KINDS = 6  # kinds of alert the card's "last alerts" line names, the most recent first
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def _card(view: DataView, args: list[str], lang: str) -> Reply:
     lines += _card_short(frames, code, lang) + _card_sfc(frames, code, lang)
     lines += _card_buybacks(view, frames, code, lang) + _card_insiders(view, frames, code, lang)
     lines += _card_southbound(frames, code, lang) + _card_price(frames, code, lang)
-    lines += _card_flows(frames, code, lang)
+    lines += _card_flows(frames, code, lang) + _card_last_alerts(view, code, lang)
     buttons = (
         Button(t(lang, "button.chart"), f"chart:{code}"),
         Button(t(lang, "button.mute_1d"), f"mute:{code}:1d"),
@@ -360,6 +361,32 @@ def _card_flows(frames: pos.Frames, code: str, lang: str) -> list[str]:
         code=esc(code.lstrip("0")),
     )
     return [text + _src(lang, "flows", flows.day)]
+
+
+def _card_last_alerts(view: DataView, code: str, lang: str) -> list[str]:
+    """When the last alert of each kind was on this stock (live or found by a backfill), the most recent first."""
+    latest: dict[str, Alert] = {}
+    for alert in view.alerts:
+        if alert.code != code or known_day(alert) > view.today:  # not known yet on the view's day
+            continue
+        held = latest.get(alert.rule)
+        if held is None or alert.trade_date > held.trade_date:
+            latest[alert.rule] = alert
+    code_text = esc(code.lstrip("0"))
+    if not latest:
+        return [t(lang, "ans.card.last_alerts_none", code=code_text)]
+    shown = sorted(latest.values(), key=lambda a: (a.trade_date, a.rule), reverse=True)[:LAST_KINDS]
+    items = [
+        t(
+            lang,
+            "ans.card.last_alert",
+            emoji=rule_emoji(a.rule),
+            title=_rule_title(lang, a.rule),
+            day=day(lang, a.trade_date),
+        )
+        for a in shown
+    ]
+    return [t(lang, "ans.card.last_alerts", alerts=" · ".join(items), code=code_text)]
 
 
 _ISO_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
@@ -547,7 +574,8 @@ def _rule_title(lang: str, rule: str) -> str:
 
 
 def _top(view: DataView, args: list[str], lang: str) -> Reply:
-    alerts = [a for a in view.alerts if a.trade_date <= view.today]
+    # Pushed alerts only: what a backfill found in the past is history (/history), not today's anomalies.
+    alerts = [a for a in view.alerts if a.trade_date <= view.today and a.fingerprint not in view.historical]
     latest = max((a.trade_date for a in alerts), default=None)
     if latest is None:
         return Reply(t(lang, "ans.top.none"))
@@ -611,16 +639,16 @@ def _history(view: DataView, args: list[str], lang: str) -> Reply:
     for a in shown:
         outcome = view.outcomes.get(a.fingerprint)
         moves = " · ".join(_move(lang, outcome, h) for h in HORIZONS)
-        lines.append(
-            t(
-                lang,
-                "ans.history.line",
-                day=day(lang, a.trade_date),
-                emoji=rule_emoji(a.rule),
-                title=_rule_title(lang, a.rule),
-                moves=moves,
-            )
+        line = t(
+            lang,
+            "ans.history.line",
+            day=day(lang, a.trade_date),
+            emoji=rule_emoji(a.rule),
+            title=_rule_title(lang, a.rule),
+            moves=moves,
         )
+        # Found by a backfill's replay over the stored files: it was never pushed to anyone.
+        lines.append(line + t(lang, "ans.history.found") if a.fingerprint in view.historical else line)
     lines.append(t(lang, "ans.history.rates_header"))
     lines += _hit_rates(view, alerts, lang)
     lines.append(t(lang, "ans.history.caveat"))

@@ -28,7 +28,9 @@ from config.settings import REJECTED_TOKEN, ConfigError, Settings, load_settings
 if TYPE_CHECKING:  # imported where used: most commands never load the history
     from redis.asyncio import Redis
 
+    from alerts.backfill import HistoryRecord
     from alerts.history import History
+    from alerts.replay import ReplayResult
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -83,13 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser(
         "backfill",
-        help="fetch a range of trading days with a progress bar",
+        help="fetch a range of trading days with a progress bar, then record their alerts as history",
         description="Fetch SOURCE for every date in [--from, --to] that has a file "
-        "(non-sessions are skipped), storing each; failures are listed at the end.",
+        "(non-sessions are skipped), storing each; failures are listed at the end. Then "
+        "the rules run point in time over everything stored from --from to today and "
+        "the alerts they find are recorded in the alert log as history (for /history, "
+        "hit rates and the card): never pushed, and a live cycle for the same file "
+        "pushes them neither. Running it again records nothing twice.",
     )
     b.add_argument("source", type=_source_name, metavar="SOURCE", help=sources_help)
     b.add_argument("--from", dest="start", type=_iso_date, required=True, help="first date YYYY-MM-DD")
     b.add_argument("--to", dest="end", type=_iso_date, required=True, help="last date YYYY-MM-DD")
+    b.add_argument(
+        "--no-record",
+        dest="record",
+        action="store_false",
+        help="only fetch (e.g. before backfilling another source; the last backfill records)",
+    )
     r = sub.add_parser(
         "replay",
         help="run the rules day by day over stored or local data, with outcomes",
@@ -103,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", type=Path, help="directory laid out like the source URLs (default: Redis)")
     r.add_argument("--codes", type=_codes, help="comma list of stock codes, e.g. 01810,700")
     r.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    r.add_argument(
+        "--record",
+        action="store_true",
+        help="also record the alerts found in the alert log as history (Redis only: never pushed, "
+        "not recorded twice)",
+    )
 
     d = sub.add_parser(
         "demo",
@@ -381,7 +399,26 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     if not days:
         print(f"{source.name}: no dates with a due file between {args.start} and {args.end}")
         return EXIT_OK
-    return asyncio.run(_fetch(settings, source.name, days, progress=True))
+    code = asyncio.run(_fetch(settings, source.name, days, progress=True))
+    if args.record and source.calendar != "XHKG":
+        print(f"{source.name}: the replay covers Hong Kong sources only; no history recorded")
+    elif args.record:  # what was stored (failed dates aside) becomes history from --from up to today
+        done = _now(settings)  # after the fetches: a file fetched late counts as known from its fetch
+        print(asyncio.run(_record_history(settings, args.start, done.date(), done)))
+    return code
+
+
+async def _record_history(settings: Settings, start: date, end: date, now: datetime) -> str:
+    """Replay what Redis holds over [start, end] and record the alerts as history; the line to print."""
+    from redis.asyncio import Redis
+
+    from alerts.backfill import record_history
+
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        return (await record_history(redis, start, end, now)).line()
+    finally:
+        await redis.aclose()
 
 
 def _timeout_seconds(text: str) -> float:
@@ -414,12 +451,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.start > args.end:
         print("error: --from is after --to", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.record and args.data is not None:
+        print("error: --record records what Redis holds; it cannot be used with --data", file=sys.stderr)
+        return EXIT_BAD_INPUT
     first, last = span(args.start, args.end)
+    record: HistoryRecord | None = None
     if args.data is not None:
         if not args.data.is_dir():
             print(f"error: --data {args.data} is not a directory", file=sys.stderr)
             return EXIT_BAD_INPUT
-        history = load_directory(args.data, first, last)
+        result = replay(
+            load_directory(args.data, first, last), args.start, args.end, load_params(), args.codes
+        )
     else:
         try:
             settings = load_settings()
@@ -430,15 +473,46 @@ def cmd_replay(args: argparse.Namespace) -> int:
         try:
             with _redis(settings) as settings:
                 history = asyncio.run(_history_from_redis(settings, first, last))
+                result = replay(history, args.start, args.end, load_params(), codes=args.codes)
+                if args.record:
+                    record = asyncio.run(_record_result(settings, result, _now(settings)))
         except _NoRedis as exc:
             return exc.code
-    result = replay(history, args.start, args.end, load_params(), codes=args.codes)
     if args.format == "json":
         for row in json_lines(result):
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        if record is not None:
+            sys.stdout.write(json.dumps(_record_row(record)) + "\n")
     else:
         sys.stdout.write(format_text(result, args.start, args.end))
+        if record is not None:
+            sys.stdout.write(record.line() + "\n")
     return EXIT_OK
+
+
+async def _record_result(settings: Settings, result: ReplayResult, now: datetime) -> HistoryRecord:
+    from redis.asyncio import Redis
+
+    from alerts.backfill import record_result
+
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        return await record_result(redis, result, now)
+    finally:
+        await redis.aclose()
+
+
+def _record_row(record: HistoryRecord) -> dict[str, object]:
+    """The JSON line of `replay --record`: what recording the replay's alerts as history did."""
+    counts = record.recorded
+    return {
+        "type": "recorded",
+        "new": counts.new,
+        "known": counts.known,
+        "revised": counts.revised,
+        "live": counts.live,
+        "later": record.later,
+    }
 
 
 async def _history_from_redis(settings: Settings, first: date, last: date) -> History:

@@ -114,10 +114,13 @@ class Deps:
         history = await load_store(self.frames, sessions[0], today)
         # Every stored alert of the loaded sessions (not only the last few): /history lists a stock's past alerts
         # with their 1/5/20-session outcomes, which need prices after them, all inside the same window.
-        alerts = await self.alert_log.recent(sessions)
+        logged = await self.alert_log.recent_logged(sessions)
+        alerts = [entry.alert for entry in logged]
         closes = history.closes()
         outcomes = {a.fingerprint: outcome_of(closes, a) for a in alerts}
-        view = DataView(history, today, alerts, outcomes)
+        # Alerts a backfill found (never pushed): /history lists them, marked; /top leaves them out.
+        historical = frozenset(entry.alert.fingerprint for entry in logged if entry.historical)
+        view = DataView(history, today, alerts, outcomes, historical=historical)
         if generation >= self._view_generation:  # a slower, older load never replaces a newer view
             self._view, self._view_at, self._view_generation = view, time.monotonic(), generation
         return view

@@ -29,12 +29,14 @@ T = TypeVar("T")
 
 @dataclass
 class DataView:
-    """What commands read: history up to `today`, alerts so far and their outcomes."""
+    """What commands read: history up to `today`, alerts so far (live and found by a backfill) and their outcomes."""
 
     history: History
     today: date
     alerts: list[Alert] = field(default_factory=list)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    # Fingerprints of the alerts a backfill's replay found (alerts.backfill): history, never pushed.
+    historical: frozenset[str] = frozenset()
     _known: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
     _names: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     _memo: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict, repr=False, compare=False)

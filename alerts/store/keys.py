@@ -150,7 +150,11 @@ ALERT_TTL_SECONDS = 400 * 24 * 3600
 
 
 def alerts_by_day(day: date) -> str:
-    """HASH fingerprint -> alert JSON of alerts whose trade date is `day`."""
+    """HASH fingerprint -> alert JSON of alerts whose trade date is `day`.
+
+    The JSON's `found_by` says how the alert was found: "live" (a cycle, routed to watchers) or "replay" (a
+    backfill's point-in-time replay: history, never routed, and not pushed when a live cycle finds it later).
+    """
     return f"{PREFIX}alerts:day:{day.isoformat()}"
 
 

@@ -10,6 +10,7 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
+from alerts.backfill import record_history
 from alerts.calendar import HK_TZ, sessions_between
 from alerts.fetch import make_client
 from alerts.ingest import ingest
@@ -89,6 +90,53 @@ async def test_crash_between_store_and_route_is_finished_by_the_next_cycle(
     report = await _cycle(settings, seeded)
     assert report.status == "processed" and report.enqueued == 1
     assert await is_done(seeded, "hkex-quotes", DAY)
+
+
+async def test_a_live_cycle_for_a_backfilled_day_pushes_nothing(
+    settings: Settings, seeded: Redis, origin: Origin
+) -> None:
+    # A backfill fetched the file of 27/11 (over the local origin) and recorded the span's alerts as history.
+    async with make_client() as client:
+        await ingest(
+            get_source("hkex-quotes"),
+            DAY,
+            settings=settings,
+            client=client,
+            store=FrameStore(seeded),
+            now=NOW,
+        )
+    record = await record_history(seeded, date(2025, 11, 24), DAY, NOW)
+    found = {(a.rule, a.code) for _, a in record.result.alerts if a.trade_date == DAY}
+    assert {("short_ratio_drop", "00700"), ("market_short_swing", "MARKET")} <= found
+    # The live cycle for the same file later (the start-up catch-up, or the scheduler) pushes none of them.
+    report = await _cycle(settings, seeded)
+    assert report.status == "processed" and report.alerts > 0
+    assert report.enqueued == 0 and report.new_alerts == 0 and report.historical == report.alerts
+    assert await Outbox(seeded).pending() == 0
+    assert [k async for k in seeded.scan_iter("pb:routed:*")] == []
+    logged = {(e.alert.rule, e.alert.code): e for e in await AlertLog(seeded).logged_day(DAY)}
+    assert logged[("short_ratio_drop", "00700")].historical
+
+
+async def test_history_recorded_before_a_file_came_does_not_hold_back_its_alerts(
+    settings: Settings, seeded: Redis, origin: Origin
+) -> None:
+    record = await record_history(seeded, date(2025, 11, 24), DAY, NOW)  # the file of 27/11 is not stored yet
+    assert record.recorded.new > 0
+    assert not any(a.trade_date == DAY and a.rule == "short_ratio_drop" for _, a in record.result.alerts)
+    report = await _cycle(settings, seeded)  # a genuinely new alert is pushed
+    assert report.status == "processed" and report.enqueued == 1
+    (item,) = await Outbox(seeded).claim(NOW, 10)
+    pushed = {(a["rule"], a["code"]) for a in item.alerts}
+    assert {("short_ratio_drop", "00700"), ("market_short_swing", "MARKET")} <= pushed
+    logged = {(e.alert.rule, e.alert.code): e for e in await AlertLog(seeded).logged_day(DAY)}
+    assert not logged[("short_ratio_drop", "00700")].historical
+    again = await record_history(
+        seeded, date(2025, 11, 24), DAY, NOW
+    )  # a backfill afterwards relabels nothing
+    assert again.recorded.new == 0 and again.recorded.live >= 2
+    logged = {(e.alert.rule, e.alert.code): e for e in await AlertLog(seeded).logged_day(DAY)}
+    assert not logged[("short_ratio_drop", "00700")].historical
 
 
 async def test_missing_and_malformed_files(settings: Settings, seeded: Redis, origin: Origin) -> None:

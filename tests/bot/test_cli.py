@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from redis import Redis as SyncRedis
+from redis.asyncio import Redis as AsyncRedis
 
 from tests.support.cli import run_cli
 from tests.support.origin import Origin
@@ -163,3 +164,52 @@ def test_fetch_and_parse_hkex_short_midday(origin: Origin, redis_url: str, tmp_p
         "parse", "hkex-short-midday", str(demo / "eng/stat/smstat/ssturnover/ncms/ASHTMAIN.HTM")
     )
     assert close_page.returncode == 2 and "day-close report" in close_page.stderr
+
+
+async def test_backfill_records_history_once_and_replay_record_needs_redis(
+    origin: Origin, redis: AsyncRedis, redis_url: str, tmp_path: Path
+) -> None:
+    import asyncio
+    from datetime import date
+
+    from alerts.calendar import sessions_between
+    from alerts.localdata import local_path
+    from alerts.sources import get_source
+    from alerts.store.alertlog import AlertLog
+    from bot.demo import demo_root
+    from tests.support.bothelpers import seed_demo
+
+    source, days = get_source("hkex-quotes"), sessions_between(date(2025, 11, 24), date(2025, 11, 28))
+    await seed_demo(redis, exclude=frozenset((source.name, d) for d in days))  # the rest is already stored
+    for d in days:
+        for path in source.paths(d):
+            origin.add(path, local_path(demo_root(), source.name, d, path).read_bytes())
+    env = {**_env(origin, redis_url), "CLOCK_START": "2025-11-28T20:00:00+08:00"}
+    args = ("backfill", "hkex-quotes", "--from", "2025-11-24", "--to", "2025-11-28")
+    first = await asyncio.to_thread(run_cli, *args, env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "hkex-quotes: 5 of 5 date(s) ok" in first.stdout
+    recorded = first.stdout.strip().splitlines()[-1]
+    assert recorded.startswith("recorded ") and recorded.endswith(" historical alerts (0 already known)")
+    count = int(recorded.split()[1])
+    traded = sessions_between(date(2025, 11, 1), date(2025, 11, 28))  # an SFC position comes out a week later
+    logged = await AlertLog(redis).recent_logged(traded)
+    drops = [e for e in logged if (e.alert.rule, e.alert.code) == ("short_ratio_drop", "00700")]
+    assert len(drops) == 1 and drops[0].historical and drops[0].alert.trade_date == date(2025, 11, 27)
+    assert len(logged) == count and all(e.historical for e in logged)
+    assert await redis.zcard("pb:outbox:due") == 0
+
+    # An hour later (each process's clock starts at CLOCK_START: the second must not start before the first's
+    # fetches, which the files' known moments keep).
+    env["CLOCK_START"] = "2025-11-28T21:00:00+08:00"
+    again = await asyncio.to_thread(run_cli, *args, env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().splitlines()[-1] == f"recorded 0 historical alerts ({count} already known)"
+    only_fetch = await asyncio.to_thread(run_cli, *args, "--no-record", env=env, cwd=tmp_path)
+    assert only_fetch.returncode == 0 and "recorded" not in only_fetch.stdout
+    assert len(await AlertLog(redis).recent_logged(traded)) == count
+
+    with_data = run_cli(
+        "replay", "--record", "--from", "2025-11-24", "--to", "2025-11-28", "--data", str(tmp_path)
+    )
+    assert with_data.returncode == 2 and "--record records what Redis holds" in with_data.stderr
