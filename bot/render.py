@@ -34,6 +34,7 @@ SOURCE_KEYS: dict[str, str] = {
     "mutualmarket": "source.southbound",
     "regsho": "source.finra",
     "sec.gov": "source.sec",
+    "Eligible-for-Short-Selling": "source.shortable",
 }
 _PRICE_FACTS = frozenset({"avg_price", "level", "step", "price_high", "price_low"})
 _SIGNED_FACTS = frozenset({"change", "delta_pct", "mean_change", "delta_value", "delta_shares"})
