@@ -84,7 +84,9 @@ def _shortable(ctx: RuleContext, p: EligibilityParams) -> RuleResult:
         return [], []  # no revision takes effect today
     current = known[-1]
     if len(known) == 1:
-        reason = f"first short-selling list seen (effective {current.isoformat()}): no previous list to compare"
+        reason = (
+            f"first short-selling list seen (effective {current.isoformat()}): no previous list to compare"
+        )
         return [], [Note(RULE, "MARKET", reason)]
     previous = known[-2]
     if (current - previous).days > p.max_previous_age_days:
@@ -184,7 +186,13 @@ def _index_reviews(ctx: RuleContext, p: EligibilityParams, frame: pd.DataFrame) 
 
 
 def _index_alert(
-    ctx: RuleContext, p: EligibilityParams, code: str, name: str | None, index: str, change: str, effective: date
+    ctx: RuleContext,
+    p: EligibilityParams,
+    code: str,
+    name: str | None,
+    index: str,
+    change: str,
+    effective: date,
 ) -> Alert:
     """One stock added to or deleted from an index at a review."""
     event = "index_added" if change == "add" else "index_removed"

@@ -30,8 +30,8 @@ from bot.html import MAX_TEXT
 from bot.i18n import LANGS, catalogue, day, money, pct, shares
 from bot.view import DataView
 from tests.support.botapi import BotApi, parse_html
-from tests.support.paths import FIXTURES
 from tests.support.bothelpers import DEMO_NOW, app_deps, demo_history, running_bot, seed_demo
+from tests.support.paths import FIXTURES
 
 USER, ZH_CHAT, HANS_USER = 2001, 2002, 2003
 TODAY = DEMO_NOW.date()

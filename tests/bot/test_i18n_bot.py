@@ -22,10 +22,13 @@ from alerts.replay import ReplayResult
 from alerts.routing import route
 from alerts.rules import KINDS, RULE_IDS, RuleContext, load_params
 from alerts.rules.confluence import evaluate_confluence
+from alerts.rules.context import CONTEXT_FIELDS
+from alerts.rules.eligibility import evaluate_eligibility_change
 from alerts.rules.us_insiders import ClusterParams, evaluate_insider_cluster, evaluate_us_round_number
 from alerts.rules.us_short_volume import evaluate_us_short_volume
 from alerts.sources import finra_short_volume, get_source
 from alerts.sources.common import conform, empty_frame
+from alerts.sources.hkex_shortable import parse as parse_shortable
 from alerts.store import keys
 from alerts.store.frames import FrameStore
 from alerts.store.outbox import Outbox, OutboxItem, item_id
@@ -36,14 +39,11 @@ from bot.demo import load_demo, print_replay
 from bot.handlers import MENU, SEVERITY_STEPS, settings_keyboard
 from bot.i18n import has, normalize_lang, t
 from bot.render import SOURCE_KEYS, WHY_BUILDERS, render_alert, render_group, why_text
-from alerts.rules.context import CONTEXT_FIELDS
-from alerts.rules.eligibility import evaluate_eligibility_change
-from alerts.sources.hkex_shortable import parse as parse_shortable
 from tests.alerts.rules.frames import context as hk_context
 from tests.alerts.rules.test_us_insiders import frame, row
-from tests.support.paths import FIXTURES
 from tests.support.botapi import BotApi, parse_html
 from tests.support.bothelpers import ADMIN, TOKEN, app_deps, running_bot
+from tests.support.paths import FIXTURES
 
 NY = ZoneInfo("America/New_York")
 USER, OTHER = 2001, 2002

@@ -55,7 +55,9 @@ def shortable(*lists: list[dict[str, Any]]) -> pd.DataFrame:
 def run(day: date, frame: pd.DataFrame, **extra: Any) -> tuple[list[tuple[str, str]], list[str]]:
     feeds = {"shortable": frame, **extra.pop("feeds", {})}
     alerts, notes = evaluate_eligibility_change(context(day, feeds=feeds, **extra), PARAMS)
-    return [(a.code, str(a.fact("event").value)) for a in alerts if a.fact("event")], [n.reason for n in notes]
+    return [(a.code, str(a.fact("event").value)) for a in alerts if a.fact("event")], [
+        n.reason for n in notes
+    ]
 
 
 CASES = [
@@ -170,9 +172,7 @@ REVIEW_ROWS = [
 
 
 def test_index_review_fires_on_the_announcement_day() -> None:
-    frame = reviews(
-        [{**row, "announced": ANNOUNCED, "effective": EFFECTIVE} for row in REVIEW_ROWS]
-    )
+    frame = reviews([{**row, "announced": ANNOUNCED, "effective": EFFECTIVE} for row in REVIEW_ROWS])
     alerts, _ = evaluate_eligibility_change(
         context(ANNOUNCED, feeds={"shortable": shortable(), "index_reviews": frame}), PARAMS
     )

@@ -146,4 +146,6 @@ def test_missing_effective_date(real_bytes: bytes) -> None:
 
 def test_bad_tick_rule_flag(real_bytes: bytes) -> None:
     with pytest.raises(MalformedFile, match="not YES or blank"):
-        parse(real_bytes.replace(b"533,2800,TRACKER FUND,HKD,TRST,YES,,", b"533,2800,TRACKER FUND,HKD,TRST,Y,,"))
+        parse(
+            real_bytes.replace(b"533,2800,TRACKER FUND,HKD,TRST,YES,,", b"533,2800,TRACKER FUND,HKD,TRST,Y,,")
+        )
