@@ -7,9 +7,9 @@ never an alert per stock. A stock added can be sold short from that date (more p
 a stock removed can no longer be sold short (+1).
 
 Index reviews: read from the feed "index_reviews" when a source provides it (frame of index, code, name, change
-"add"/"delete", announced, effective); no registered source does yet (the Hang Seng review results are published
-as PDF press releases and xlsx workbooks, see the README of hsi-index-reviews in the report), so the rule reads the
-feed only when the context carries it. An addition fires +1, a deletion −1, on the announcement day, with the
+"add"/"delete", announced, effective); no registered source does yet (Hang Seng Indexes publishes its review
+results as PDF press releases and xlsx workbooks, and no real copy of a workbook was found to build a parser on),
+so the rule reads the feed only when the context carries it. An addition fires +1, a deletion −1, on the announcement day, with the
 effective date. Southbound Stock Connect eligibility follows the Hang Seng Composite LargeCap and MidCap indexes
 (and SmallCap stocks of at least HK$5bn), so a review can also change whether mainland investors may buy a stock:
 the alert says so as a possibility, not a certainty.
