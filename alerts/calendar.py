@@ -76,7 +76,9 @@ class Schedule:
     source: str
     calendar: str
     timezone: ZoneInfo
-    dates: str  # sessions | full_sessions (sessions that are not half days) | week_end
+    # sessions | full_sessions (sessions that are not half days) | week_end | revisions (any session may have a
+    # file, most have none: a list revised when its publisher decides, a missing file is not late)
+    dates: str
     publish_after_days: int
     publish_time: time
     # Polling windows as local (start, end) times on the publication day; an end at or before its start is on
@@ -88,6 +90,11 @@ class Schedule:
     def window_times(self) -> tuple[tuple[time, time], ...]:
         """The configured windows, or one from `publish_time` to midnight when none are configured."""
         return self.windows or ((self.publish_time, time(0)),)
+
+    @property
+    def expected(self) -> bool:
+        """False when most due dates have no file by design ("revisions"): a missing file is not late then."""
+        return self.dates != "revisions"
 
     def has_file(self, day: date) -> bool:
         """True when the source publishes a file for `day`."""

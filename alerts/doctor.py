@@ -399,7 +399,11 @@ def _verdict(
         status = _status(final.recorder.exchanges) or (type(final.error).__name__ if final.error else NONE)
         if final.error is not None:
             url = getattr(final.error, "url", None) or url
-            problems.append(_describe(final.error))
+            if isinstance(final.error, NotPublishedYet) and not schedule.expected:
+                # A revisions list (e.g. hkex-shortable-list) has no file on most dates: not a fault.
+                notes.append(f"no revision takes effect on {final.day.isoformat()} (normal for this list)")
+            else:
+                problems.append(_describe(final.error))
     reconciled, agreed = _reconciled(final.frames)
     if not agreed:
         problems.append(f"rows do not add up to the file's totals: {reconciled}")

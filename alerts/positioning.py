@@ -427,3 +427,37 @@ def _southbound_change(frames: Frames, code: str, stamp: pd.Timestamp) -> tuple[
     if before.empty:
         return None, _day(base_day)
     return float(today.iloc[-1]["shares"]) - float(before.iloc[-1]["shares"]), _day(base_day)
+
+
+@dataclass(frozen=True)
+class ShortableStatus:
+    """A stock on HKEX's short-selling list: the list in effect, whether it is on it, and since which revision.
+
+    `since` is the first revision of the unbroken run of lists holding the stock; None when that run reaches back
+    to the oldest list in history (it may have been on the list longer).
+    """
+
+    list_date: date
+    listed: bool
+    since: date | None
+
+
+def shortable_status(frames: Frames, code: str) -> ShortableStatus | None:
+    """The stock's place on the designated securities list in effect (hkex-shortable-list); None without a list."""
+    frame = frames.get("shortable")
+    if frame is None or frame.empty:
+        return None
+    dates = pd.to_datetime(frame["effective_date"])
+    revisions = sorted({d.date() for d in dates.dropna()})
+    if not revisions:
+        return None
+    holding = {d.date() for d in dates[(frame["code"] == code).fillna(False).to_numpy(dtype=bool)].dropna()}
+    latest = revisions[-1]
+    if latest not in holding:
+        return ShortableStatus(latest, False, None)
+    since = latest
+    for revision in reversed(revisions[:-1]):
+        if revision not in holding:
+            return ShortableStatus(latest, True, since)
+        since = revision
+    return ShortableStatus(latest, True, None)

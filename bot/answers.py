@@ -182,7 +182,8 @@ def _card(view: DataView, args: list[str], lang: str) -> Reply:
     lines += _card_short(frames, code, lang) + _card_sfc(frames, code, lang)
     lines += _card_buybacks(view, frames, code, lang) + _card_insiders(view, frames, code, lang)
     lines += _card_southbound(frames, code, lang) + _card_price(frames, code, lang)
-    lines += _card_flows(frames, code, lang) + _card_last_alerts(view, code, lang)
+    lines += _card_shortable(frames, code, lang) + _card_flows(frames, code, lang)
+    lines += _card_last_alerts(view, code, lang)
     buttons = (
         Button(t(lang, "button.chart"), f"chart:{code}"),
         Button(t(lang, "button.mute_1d"), f"mute:{code}:1d"),
@@ -329,6 +330,18 @@ def _card_southbound(frames: pos.Frames, code: str, lang: str) -> list[str]:
         change=change,
     )
     return [text + _src(lang, "southbound", figures.day)]
+
+
+def _card_shortable(frames: pos.Frames, code: str, lang: str) -> list[str]:
+    """Whether the stock is on HKEX's short-selling list in effect, and since which revision when history says."""
+    status = pos.shortable_status(frames, code)
+    if status is None:
+        return []  # no list loaded: no claim either way
+    if not status.listed:
+        return [t(lang, "ans.card.shortable_off", list_date=day(lang, status.list_date))]
+    if status.since is None:
+        return [t(lang, "ans.card.shortable_on_seen", list_date=day(lang, status.list_date))]
+    return [t(lang, "ans.card.shortable_on", since=day(lang, status.since))]
 
 
 def _card_price(frames: pos.Frames, code: str, lang: str) -> list[str]:

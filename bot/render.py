@@ -35,6 +35,7 @@ SOURCE_KEYS: dict[str, str] = {
     "mutualmarket": "source.southbound",
     "regsho": "source.finra",
     "sec.gov": "source.sec",
+    "Eligible-for-Short-Selling": "source.shortable",
 }
 _PRICE_FACTS = frozenset({"avg_price", "level", "step", "price_high", "price_low"})
 _SIGNED_FACTS = frozenset({"change", "delta_pct", "mean_change", "delta_value", "delta_shares"})
@@ -433,6 +434,21 @@ def _why_cluster_short(f: _Facts) -> str:
 
 
 # Per rule, the "why" builders tried in order: the full sentence, then a shorter one needing fewer facts.
+def _why_eligibility(f: _Facts) -> str:
+    event = f.text("event")
+    if event.startswith("shortable_"):
+        values = {"effective": f.day("effective"), "previous": f.day("previous_list")}
+    elif event.startswith("index_"):
+        values = {"effective": f.day("effective"), "announced": f.day("announced"), "index": f.text("index")}
+    else:
+        raise _MissingFact("event")
+    return t(f.lang, f"why.eligibility_change.{event}", **values)
+
+
+def _why_eligibility_short(f: _Facts) -> str:
+    return t(f.lang, "why.eligibility_change.short", effective=f.day("effective"))
+
+
 WHY_BUILDERS: dict[str, tuple[Callable[[_Facts], str], ...]] = {
     "short_ratio_spike": (_why_short_ratio, _why_short_ratio_short),
     "short_ratio_drop": (_why_short_ratio, _why_short_ratio_short),
@@ -443,6 +459,7 @@ WHY_BUILDERS: dict[str, tuple[Callable[[_Facts], str], ...]] = {
     "market_short_swing": (_why_market,),
     "confluence": (_why_confluence, _why_confluence_short),
     "insider_cluster": (_why_cluster, _why_cluster_short),
+    "eligibility_change": (_why_eligibility, _why_eligibility_short),
 }
 
 

@@ -20,7 +20,7 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from alerts.calendar import HK_TZ, is_session
+from alerts.calendar import HK_TZ, is_session, schedule_for
 from alerts.di_notices import ingest_watched, watched_codes
 from alerts.doctor import daily_doctor
 from alerts.errors import MalformedFile, SourceError
@@ -406,8 +406,9 @@ class Poller:
         return {d for d in candidates if await is_done(self.redis, source, d)}
 
     def _candidates(self, source: str, now: datetime) -> list[date]:
-        if not get_source(source).history:
-            # Today-only pages cannot be caught up: only the dates whose window is open now are worth a fetch.
+        if not get_source(source).history or not schedule_for(source).expected:
+            # Today-only pages cannot be caught up, and a revisions list has no file on most dates (a 404 is the
+            # normal answer): only the dates whose window is open now are worth a fetch.
             return active_dates(source, now)
         return missed(source, now, lambda _d: False, lookback_sessions=LOOKBACK_SESSIONS)
 

@@ -10,6 +10,7 @@ from alerts.sources import (
     hkex_di,
     hkex_quotes,
     hkex_short,
+    hkex_shortable,
     hkex_southbound,
     sec_form4,
     sfc_short_positions,
@@ -28,6 +29,7 @@ SOURCES: dict[str, Source] = {
         hkex_southbound.SOURCE,
         finra_short_volume.SOURCE,
         sec_form4.SOURCE,
+        hkex_shortable.SOURCE,
     )
 }
 # Every feed by name -> (its source, its declaration); a feed name belongs to one source.

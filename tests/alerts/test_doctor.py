@@ -29,6 +29,7 @@ from alerts.doctor import (
 )
 from alerts.fetch import make_client
 from alerts.sources import SOURCES, get_source
+from alerts.sources.hkex_shortable import paths as shortable_paths
 from alerts.store.frames import FrameStore
 from config.settings import Settings, load_settings
 from tests.support.cli import run_cli
@@ -50,7 +51,16 @@ HK_NAMES = (
     "hkex-quotes",
     "hkex-southbound",
 )  # all due for 2025-11-20 at MORNING
-ALL_NAMES = (*HK_NAMES, "hkex-di", "hkex-buybacks", "sfc-short-positions", "finra-short-volume", "sec-form4")
+ALL_NAMES = (
+    *HK_NAMES,
+    "hkex-di",
+    "hkex-buybacks",
+    "sfc-short-positions",
+    "finra-short-volume",
+    "sec-form4",
+    "hkex-shortable-list",
+)
+SHORTABLE_PATH = shortable_paths(date(2023, 5, 18))[0]
 
 
 def _midday_gem() -> bytes:
@@ -72,6 +82,7 @@ FILES: dict[str, bytes] = {
     "/di/summary/DSM20251126C2.htm": fixture_bytes("hkex-di", "DSM20251126C2.htm"),
     "/reports/sharerepur/documents/SRRPT20170313.xls": fixture_bytes("hkex-buybacks", "SRRPT20170313.xls"),
     SFC_PATH: SFC_BYTES,
+    SHORTABLE_PATH: fixture_bytes("hkex-shortable-list", "ds_list20230518.csv"),
     "/equity/regsho/daily/CNMSshvol20210427.txt": fixture_bytes(
         "finra-short-volume", "CNMSshvol20210427.txt"
     ),
@@ -117,6 +128,9 @@ CASES: dict[str, Case] = {
         ("/reports/sharerepur/documents/SRRPT20170313.xls",),
         3,
         "4h00m",
+    ),
+    "hkex-shortable-list": Case(
+        datetime(2023, 5, 18, 8, 30, tzinfo=HK_TZ), date(2023, 5, 18), (SHORTABLE_PATH,), 982, "30m"
     ),
     "sfc-short-positions": Case(
         datetime(2022, 12, 9, 10, 30, tzinfo=HK_TZ), date(2022, 12, 2), (SFC_PATH,), 981, "1h30m"
@@ -235,7 +249,7 @@ async def test_table_lists_every_source_with_aligned_columns(served: Origin, doc
     assert short[:4] == ["hkex-short", "2025-11-20", "200", "—"]
     assert "16h45m" in short and short[-2:] == [served.url + SHORT + "ASHTMAIN.HTM", "(+1)"]
     assert "9,714" in rows["finra-short-volume"] and "srrpt-2017" in rows["hkex-buybacks"]
-    assert text.rstrip().endswith("all 9 source(s) healthy")
+    assert text.rstrip().endswith("all 10 source(s) healthy")
     assert exit_code(checks) == 0
 
 
@@ -439,3 +453,13 @@ def test_cli_doctor_json_exit_codes(cli_origin: Origin, tmp_path: Path) -> None:
     assert failing.returncode == 1, failing.stderr
     assert "1 of 2 source(s) unhealthy: hkex-di" in failing.stdout
     assert "hkex-di: no file for 2025-11-20 by the end of its publication window" in failing.stdout
+
+
+async def test_a_revisions_list_without_a_revision_on_the_checked_dates_is_healthy(
+    served: Origin, doc_settings: Settings
+) -> None:
+    # 23 May 2023: the checked sessions (23 and 22 May) start no revision, so both URLs answer 404.
+    check = await _check(doc_settings, "hkex-shortable-list", datetime(2023, 5, 23, 9, 0, tzinfo=HK_TZ))
+    assert check.healthy, check.problem
+    assert check.day == date(2023, 5, 22)
+    assert "no revision takes effect on 2023-05-22 (normal for this list)" in check.note

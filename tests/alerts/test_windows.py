@@ -574,3 +574,22 @@ def test_schedule_for_another_source_is_rejected() -> None:
 def test_schedule_type_is_the_calendar_one() -> None:
     assert isinstance(FINRA_LIKE, Schedule)
     assert FINRA_LIKE.timezone == NY and FINRA_LIKE.calendar == "XNYS"
+
+
+# --- a revisions list (hkex-shortable-list): most sessions have no file, and that is not late ---------------------
+
+
+def test_revisions_list_polls_every_session_but_is_never_late() -> None:
+    sched = schedule_for("hkex-shortable-list")
+    assert sched.dates == "revisions" and sched.expected is False
+    assert schedule_for("hkex-short").expected is True
+    day = date(2025, 11, 27)  # a Thursday session
+    assert sched.has_file(day) and not sched.has_file(date(2025, 11, 29))  # a Saturday
+    assert span(windows_for("hkex-shortable-list", day)) == [
+        (hk(2025, 11, 27, 8), hk(2025, 11, 27, 9, 30)),
+        (hk(2025, 11, 27, 18), hk(2025, 11, 27, 20)),
+    ]
+    assert active_dates("hkex-shortable-list", hk(2025, 11, 27, 8, 30)) == [day]
+    # After the last window the file is still missing: for a revisions list that is the normal case.
+    assert window_failed("hkex-shortable-list", day, hk(2025, 11, 28, 12), False) is False
+    assert window_failed("hkex-short", day, hk(2025, 11, 28, 12), False) is True

@@ -10,15 +10,18 @@ from collections.abc import AsyncIterator
 from datetime import date
 from functools import cache
 
+import pandas as pd
 import pytest
 from redis.asyncio import Redis
 from telegram.ext import Application
 
 from alerts import positioning as pos
+from alerts.history import History
 from alerts.localdata import local_path
 from alerts.replay import HORIZONS, ReplayResult, outcome_of, replay, summarize
 from alerts.rules import RULE_IDS, load_params
 from alerts.sources import get_source
+from alerts.sources.hkex_shortable import parse as parse_shortable
 from alerts.store.alertlog import AlertLog
 from bot.answers import READ_ONLY, answer, catalogue_keys, parse_day
 from bot.demo import DEMO_END, DEMO_START, demo_root
@@ -28,6 +31,7 @@ from bot.i18n import LANGS, catalogue, day, money, pct, shares
 from bot.view import DataView
 from tests.support.botapi import BotApi, parse_html
 from tests.support.bothelpers import DEMO_NOW, app_deps, demo_history, running_bot, seed_demo
+from tests.support.paths import FIXTURES
 
 USER, ZH_CHAT, HANS_USER = 2001, 2002, 2003
 TODAY = DEMO_NOW.date()
@@ -308,3 +312,35 @@ def test_dynamic_message_ids_exist_and_every_rule_is_explained() -> None:
 )
 def test_parse_day(text: str, expected: date | None) -> None:
     assert parse_day(text, TODAY) == expected
+
+
+def _with_shortable_lists() -> DataView:
+    """The demo history plus revisions of the real short-selling list: 01810 joins on 3 November 2025."""
+    real = parse_shortable((FIXTURES / "hkex-shortable-list" / "ds_list20230518.csv").read_bytes())
+    before = real[real["code"] != "01810"].assign(effective_date=pd.Timestamp("2025-09-08"))
+    latest = real.assign(effective_date=pd.Timestamp("2025-11-03"))
+    later = real.assign(effective_date=pd.Timestamp("2025-12-08"))  # not yet in effect on the demo evening
+    frames = {**demo_history().frames, "shortable": pd.concat([before, latest, later], ignore_index=True)}
+    return DataView(History(frames), TODAY)
+
+
+@pytest.mark.parametrize(
+    ("lang", "code", "line"),
+    [
+        ("en", "1810", "On HKEX's short-selling list since Mon 03/11"),
+        ("en", "700", "On HKEX's short-selling list (list of Mon 03/11)"),
+        ("en", "80016", "Not on HKEX's short-selling list (list of Mon 03/11)"),
+        ("zh", "1810", "自11月3日(週一)起列入港交所可沽空名單"),
+        ("zh", "80016", "不在港交所可沽空名單內（11月3日(週一)名單）"),
+    ],
+)
+def test_card_says_whether_the_stock_is_on_the_short_selling_list(lang: str, code: str, line: str) -> None:
+    view = _with_shortable_lists()
+    lines = _plain(answer(view, "/card", [code], lang).text).splitlines()
+    assert line in lines
+    assert sum("short-selling list" in x or "可沽空名單" in x for x in lines) == 1
+
+
+def test_card_says_nothing_about_the_list_without_one() -> None:
+    text = _plain(answer(expected_view(), "/card", ["700"], "en").text)
+    assert "short-selling list" not in text

@@ -22,10 +22,13 @@ from alerts.replay import ReplayResult
 from alerts.routing import route
 from alerts.rules import KINDS, RULE_IDS, RuleContext, load_params
 from alerts.rules.confluence import evaluate_confluence
+from alerts.rules.context import CONTEXT_FIELDS
+from alerts.rules.eligibility import evaluate_eligibility_change
 from alerts.rules.us_insiders import ClusterParams, evaluate_insider_cluster, evaluate_us_round_number
 from alerts.rules.us_short_volume import evaluate_us_short_volume
 from alerts.sources import finra_short_volume, get_source
 from alerts.sources.common import conform, empty_frame
+from alerts.sources.hkex_shortable import parse as parse_shortable
 from alerts.store import keys
 from alerts.store.frames import FrameStore
 from alerts.store.outbox import Outbox, OutboxItem, item_id
@@ -36,9 +39,11 @@ from bot.demo import load_demo, print_replay
 from bot.handlers import MENU, SEVERITY_STEPS, settings_keyboard
 from bot.i18n import has, normalize_lang, t
 from bot.render import SOURCE_KEYS, WHY_BUILDERS, render_alert, render_group, why_text
+from tests.alerts.rules.frames import context as hk_context
 from tests.alerts.rules.test_us_insiders import frame, row
 from tests.support.botapi import BotApi, parse_html
 from tests.support.bothelpers import ADMIN, TOKEN, app_deps, running_bot
+from tests.support.paths import FIXTURES
 
 NY = ZoneInfo("America/New_York")
 USER, OTHER = 2001, 2002
@@ -96,7 +101,12 @@ def _us_alerts() -> list[Alert]:
     feeds = {
         name: empty_frame(get_source(src).tables[table].schema) for name, (src, table, _) in FEEDS.items()
     }
-    confluence = evaluate_confluence(RuleContext(day=US_DAY, **feeds), params, today=tuple(signals))[0]
+    # The six HK feeds are RuleContext fields; feeds newer sources declare travel in `feeds`.
+    fields = {name: frame for name, frame in feeds.items() if name in CONTEXT_FIELDS}
+    others = {name: frame for name, frame in feeds.items() if name not in CONTEXT_FIELDS}
+    confluence = evaluate_confluence(
+        RuleContext(day=US_DAY, feeds=others, **fields), params, today=tuple(signals)
+    )[0]
     return short + insiders + cluster + [replace(a, market="US") for a in confluence]
 
 
@@ -105,10 +115,32 @@ def _demo() -> ReplayResult:
     return load_demo()[1]
 
 
+def _eligibility_alerts() -> list[Alert]:
+    """eligibility_change on the real 18/05/2023 list against the same list without two stocks, and a review."""
+    real = parse_shortable((FIXTURES / "hkex-shortable-list" / "ds_list20230518.csv").read_bytes())
+    before = real[~real["code"].isin(["02800", "00700"])].assign(effective_date=pd.Timestamp("2023-03-06"))
+    extra = real.iloc[:1].assign(code="09999", name="GONE", effective_date=pd.Timestamp("2023-03-06"))
+    shortable = pd.concat([before, extra, real], ignore_index=True)
+    reviews = pd.DataFrame(
+        {
+            "index": ["HSI", "HSTECH"],
+            "code": ["00300", "00772"],
+            "name": ["MIDEA GROUP", "CHINA LIT"],
+            "change": ["add", "delete"],
+            "announced": [pd.Timestamp("2023-05-18")] * 2,
+            "effective": [pd.Timestamp("2023-06-05")] * 2,
+        }
+    )
+    ctx = hk_context(date(2023, 5, 18), feeds={"shortable": shortable, "index_reviews": reviews})
+    return evaluate_eligibility_change(ctx, load_params())[0]
+
+
 @cache
 def realistic_alerts() -> tuple[Alert, ...]:
-    """Every alert of the demo replay (all HK rules) and US alerts from the US rules."""
-    return tuple(a for _, a in _demo().alerts) + tuple(_us_alerts())
+    """Every alert of the demo replay (all HK rules), eligibility changes and US alerts from the US rules."""
+    demo = tuple(a for _, a in _demo().alerts)
+    eligibility = () if any(a.rule == "eligibility_change" for a in demo) else tuple(_eligibility_alerts())
+    return demo + eligibility + tuple(_us_alerts())
 
 
 def _label(alert: Alert) -> str:

@@ -72,6 +72,7 @@ def test_rule_ids() -> None:
         "southbound_level",
         "market_short_swing",
         "confluence",
+        "eligibility_change",  # appended: /settings numbers the earlier buttons unchanged
     )
 
 
