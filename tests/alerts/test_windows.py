@@ -71,7 +71,6 @@ OVERNIGHT = schedule_from_row(
         ("hkex-di", [("17:00", "19:30")], "17:00", 0),
         ("hkex-buybacks", [("06:00", "09:30"), ("16:30", "23:00")], "06:00", 0),
         ("hkex-southbound", [("06:00", "10:30")], "06:00", 0),
-        ("hkex-stock-connect-daily", [("17:30", "19:00")], "17:30", 1),
         ("sfc-short-positions", [("09:00", "20:00")], "09:00", 7),
     ],
 )
@@ -82,6 +81,12 @@ def test_configured_windows(
     assert [(f"{a:%H:%M}", f"{b:%H:%M}") for a, b in schedule.windows] == windows
     assert f"{schedule.publish_time:%H:%M}" == publish_time
     assert (schedule.retry_days, schedule.poll_seconds) == (retry_days, 20)
+
+
+def test_stock_connect_daily_polls_every_minute_until_seven_and_retries_a_day() -> None:
+    schedule = schedule_for("hkex-stock-connect-daily")
+    assert [(f"{a:%H:%M}", f"{b:%H:%M}") for a, b in schedule.windows] == [("17:30", "19:00")]
+    assert (f"{schedule.publish_time:%H:%M}", schedule.retry_days, schedule.poll_seconds) == ("17:30", 1, 60)
 
 
 def test_row_without_windows_polls_from_publish_time_to_midnight_and_publish_time_is_derived() -> None:
