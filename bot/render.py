@@ -32,11 +32,12 @@ SOURCE_KEYS: dict[str, str] = {
     "sharerepur": "source.sharerepur",
     "di/summary": "source.di",
     "mutualmarket": "source.southbound",
+    "csm/DailyStat": "source.connect_daily",
     "regsho": "source.finra",
     "sec.gov": "source.sec",
 }
 _PRICE_FACTS = frozenset({"avg_price", "level", "step", "price_high", "price_low"})
-_SIGNED_FACTS = frozenset({"change", "delta_pct", "mean_change", "delta_value", "delta_shares"})
+_SIGNED_FACTS = frozenset({"change", "delta_pct", "mean_change", "delta_value", "delta_shares", "net_hkd"})
 # Decimals of percentage facts (one unless listed): holdings to 0.01 point, percentiles whole.
 _PCT_DIGITS = {"pct_after": 2, "pct_of_issued": 2, "compared_pct": 2, "ytd_pct_of_issued": 2, "percentile": 0}
 # Units that are currencies (overseas buybacks are paid in GBP on the London Stock Exchange, in EUR elsewhere).

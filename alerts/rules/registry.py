@@ -12,6 +12,7 @@ from alerts.rules import (
     short_position,
     short_ratio,
     southbound,
+    southbound_flow,
     us_insiders,
     us_short_volume,
 )
@@ -28,6 +29,7 @@ RULES: tuple[RuleSpec, ...] = (
     confluence.SPEC,  # a joining rule: the engine runs it after the signals of its market
     us_short_volume.SPEC,
     us_insiders.SPEC,
+    southbound_flow.SPEC,
 )
 
 

@@ -14,7 +14,9 @@ from tests.alerts.rules.frames import DAY, SCHEMAS, frame
 
 
 def test_feeds_come_from_the_source_records() -> None:
-    assert set(history.FEEDS) == CONTEXT_FIELDS  # the six HK feeds the rules read
+    # The six HK feeds that are RuleContext fields, and the newer ones that travel in RuleContext.feeds.
+    assert set(history.FEEDS) == CONTEXT_FIELDS | {"southbound_flow"}
+    assert history.FEEDS["southbound_flow"] == ("hkex-stock-connect-daily", "main", "date")
     assert set(history.EXTRA_FEEDS) == {"short", "short_midday"}  # only the card reads the hkex-short pages
     for name, (source, table, column) in history.ALL_FEEDS.items():
         declared_source, feed = SOURCE_FEEDS[name]

@@ -72,6 +72,7 @@ def test_rule_ids() -> None:
         "southbound_level",
         "market_short_swing",
         "confluence",
+        "southbound_net_flow",  # appended after the first eight: /settings keeps their buttons' numbers
     )
 
 
