@@ -355,6 +355,34 @@ def _why_southbound_short(f: _Facts) -> str:
     )
 
 
+def _why_flow_values(f: _Facts) -> dict[str, str]:
+    """The day's southbound figures of a southbound_net_flow alert: date, net (signed), bought, sold."""
+    return {
+        "date": day(f.lang, f.alert.trade_date),
+        "net": f.money("net_hkd", signed=True),
+        "buy": f.money("buy_hkd"),
+        "sell": f.money("sell_hkd"),
+    }
+
+
+def _why_flow(f: _Facts) -> str:
+    """A large net (identity "large:…": its z against the stock's history) or a one-sided run ("streak:…")."""
+    values = _why_flow_values(f)
+    if f.alert.identity.startswith("streak:"):
+        return t(f.lang, "why.southbound_net_flow.streak", streak=int(f.number("streak")), **values)
+    z = f"{num(f.lang, f.number('z'), 1)}σ"
+    return t(f.lang, "why.southbound_net_flow", z=z, history=int(f.number("history")), **values)
+
+
+def _why_flow_short(f: _Facts) -> str:
+    return t(
+        f.lang,
+        "why.southbound_net_flow.short",
+        date=day(f.lang, f.alert.trade_date),
+        net=f.money("net_hkd", signed=True),
+    )
+
+
 def _why_market(f: _Facts) -> str:
     parts = [
         t(
@@ -443,6 +471,7 @@ WHY_BUILDERS: dict[str, tuple[Callable[[_Facts], str], ...]] = {
     "market_short_swing": (_why_market,),
     "confluence": (_why_confluence, _why_confluence_short),
     "insider_cluster": (_why_cluster, _why_cluster_short),
+    "southbound_net_flow": (_why_flow, _why_flow_short),
 }
 
 

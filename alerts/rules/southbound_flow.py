@@ -199,7 +199,6 @@ def _alert(
     side = "buy" if buying else "sell"
     verb = "net buying" if buying else "net selling"
     figures = f"southbound {verb} {money(abs(day.net))} on {ctx.day} (bought {money(day.buy)}, sold {money(day.sell)})"
-    z = percentile = float("nan")
     if large is not None:
         z, percentile = large
         why = (
@@ -221,8 +220,12 @@ def _alert(
             Fact("net_hkd", rounded(day.net, 0), "HKD"),
             Fact("buy_hkd", rounded(day.buy, 0), "HKD"),
             Fact("sell_hkd", rounded(day.sell, 0), "HKD"),
-            Fact("z", rounded(z), "σ"),
-            Fact("percentile", rounded(percentile, 1), "%"),
+            # A run has no z of its own: the streak alert leaves z and percentile out rather than print "n/a".
+            *(
+                (Fact("z", rounded(z), "σ"), Fact("percentile", rounded(percentile, 1), "%"))
+                if large is not None
+                else ()
+            ),
             Fact("history", len(history), "days"),
             Fact("streak", abs(streak), "sessions"),
             Fact("flow_date", ctx.day.isoformat(), "date"),

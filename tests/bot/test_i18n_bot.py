@@ -227,7 +227,7 @@ def test_dynamic_keys_exist_in_the_catalogue() -> None:
     ]  # southbound: .up / .down / .change below
     # A shorter sentence where render has a second builder (a rule said by its catalogue template has none).
     wanted += [f"why.{r}.short" for r in rules if len(WHY_BUILDERS.get(r, ())) > 1]
-    assert {r for r in rules if r not in WHY_BUILDERS} == {"southbound_net_flow"}
+    assert {r for r in rules if r not in WHY_BUILDERS} == set()
     wanted += [
         f"why.us_{r}" for r in ("short_ratio_spike", "short_ratio_drop", "insider_buy_near_round_number")
     ]
