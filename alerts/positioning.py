@@ -347,7 +347,9 @@ def southbound_turnover(frames: Frames, code: str, day: date | None = None) -> S
     if rows.empty:
         return None
     rows = rows[
-        rows["channel"].isin(SOUTHBOUND_CHANNELS).fillna(False) & rows["buy_hkd"].notna() & rows["sell_hkd"].notna()
+        rows["channel"].isin(SOUTHBOUND_CHANNELS).fillna(False)
+        & rows["buy_hkd"].notna()
+        & rows["sell_hkd"].notna()
     ]
     if day is not None:
         rows = rows[rows["date"] == pd.Timestamp(day)]
@@ -415,10 +417,14 @@ class Flows:
     southbound_net: float | None
     buyback: float
     remainder: float | None
-    southbound_kind: str | None = None  # "turnover" (same-day top 10), "holdings" (next-morning estimate), None
+    southbound_kind: str | None = (
+        None  # "turnover" (same-day top 10), "holdings" (next-morning estimate), None
+    )
     southbound_buy: float | None = None
     southbound_sell: float | None = None
-    daily_file: bool = False  # a same-day Stock Connect file for `day` is on hand (whether or not it names `code`)
+    daily_file: bool = (
+        False  # a same-day Stock Connect file for `day` is on hand (whether or not it names `code`)
+    )
 
     def share(self, amount: float | None) -> float | None:
         """`amount` as % of the session's turnover (None when either is unknown or turnover is 0)."""

@@ -475,7 +475,9 @@ def _flows_text(flows: pos.Flows, code_html: str, name: str, lang: str) -> str:
         )
     else:
         lines.append(t(lang, "ans.flows.southbound_na"))
-    if flows.southbound_kind != "turnover":  # say plainly that the real same-day figures are not used, and why
+    if (
+        flows.southbound_kind != "turnover"
+    ):  # say plainly that the real same-day figures are not used, and why
         key = "ans.flows.southbound_outside_top10" if flows.daily_file else "ans.flows.southbound_no_daily"
         lines.append(t(lang, key, day=day(lang, flows.day)))
     lines.append(

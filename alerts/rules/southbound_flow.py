@@ -117,9 +117,9 @@ def evaluate_southbound_net_flow(ctx: RuleContext, params: RuleParams) -> RuleRe
 def _known(ctx: RuleContext) -> pd.DataFrame:
     """The feed's southbound rows dated up to `ctx.day` and known by `ctx.moment`."""
     frame = ctx.feed(FEED)
-    keep = (days64(frame["date"]) <= as64(ctx.day)) & frame["channel"].isin(SOUTHBOUND).fillna(False).to_numpy(
-        dtype=bool
-    )
+    keep = (days64(frame["date"]) <= as64(ctx.day)) & frame["channel"].isin(SOUTHBOUND).fillna(
+        False
+    ).to_numpy(dtype=bool)
     if ctx.moment is not None and KNOWN_COLUMN in frame.columns:
         known = pd.to_datetime(frame[KNOWN_COLUMN], utc=True)
         keep &= (known <= pd.Timestamp(ctx.moment)).fillna(False).to_numpy(dtype=bool)

@@ -162,7 +162,9 @@ def _objects(data: bytes) -> list[Mapping[str, Any]]:
     try:
         value = json.loads(body)
     except json.JSONDecodeError as exc:
-        raise MalformedFile(f"{NAME}: tabData is not a whole JSON array (cut short?): {exc}", layout=LAYOUT) from None
+        raise MalformedFile(
+            f"{NAME}: tabData is not a whole JSON array (cut short?): {exc}", layout=LAYOUT
+        ) from None
     if not isinstance(value, list) or not all(isinstance(obj, dict) for obj in value):
         raise MalformedFile(f"{NAME}: tabData is not a list of objects", layout=LAYOUT)
     for n, obj in enumerate(value):
@@ -175,9 +177,7 @@ def _objects(data: bytes) -> list[Mapping[str, Any]]:
             )
     markets = [str(obj["market"]) for obj in value]
     if tuple(markets) != CHANNELS:
-        raise MalformedFile(
-            f"{NAME}: channels {markets}", expected=CHANNELS, found=markets, layout=LAYOUT
-        )
+        raise MalformedFile(f"{NAME}: channels {markets}", expected=CHANNELS, found=markets, layout=LAYOUT)
     return value
 
 
@@ -224,7 +224,9 @@ def _cells(tr: object, width: int, channel: str, what: str, n: int) -> list[str]
     """The `width` strings of one ``{"td": [[...]]}`` row."""
     td = tr.get("td") if isinstance(tr, dict) else None
     if not (isinstance(td, list) and len(td) == 1 and isinstance(td[0], list) and len(td[0]) == width):
-        raise MalformedFile(f"{NAME}: {channel} {what} row {n} is not {width} cells: {tr!r}"[:300], layout=LAYOUT)
+        raise MalformedFile(
+            f"{NAME}: {channel} {what} row {n} is not {width} cells: {tr!r}"[:300], layout=LAYOUT
+        )
     return [str(cell) for cell in td[0]]
 
 
@@ -289,7 +291,9 @@ def _south_row(cells: Sequence[str], channel: str, n: int) -> dict[str, Any]:
     buy, sell, total = (parse_number(cell) for cell in cells[3:6])
     name = " ".join(cells[2].split())
     if buy is None or sell is None or total is None or not name:
-        raise MalformedFile(f"{NAME}: {channel} top-10 row {n} lacks a figure or a name: {list(cells)}", layout=LAYOUT)
+        raise MalformedFile(
+            f"{NAME}: {channel} top-10 row {n} lacks a figure or a name: {list(cells)}", layout=LAYOUT
+        )
     if abs(buy + sell - total) > ROW_SLACK_HKD:
         raise MalformedFile(
             f"{NAME}: {channel} top-10 row {n} ({cells[1]} {name}): buy {buy:,.0f} + sell {sell:,.0f} "

@@ -51,7 +51,15 @@ HK_NAMES = (
     "hkex-quotes",
     "hkex-southbound",
 )  # all due for 2025-11-20 at MORNING
-ALL_NAMES = (*HK_NAMES, "hkex-stock-connect-daily", "hkex-di", "hkex-buybacks", "sfc-short-positions", "finra-short-volume", "sec-form4")
+ALL_NAMES = (
+    *HK_NAMES,
+    "hkex-stock-connect-daily",
+    "hkex-di",
+    "hkex-buybacks",
+    "sfc-short-positions",
+    "finra-short-volume",
+    "sec-form4",
+)
 
 
 def _midday_gem() -> bytes:

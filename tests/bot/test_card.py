@@ -365,7 +365,10 @@ def test_flows_use_the_same_day_southbound_turnover_when_in_the_top_10() -> None
     assert "Remainder: HK$4.08bn = 73.9%" in text
     assert "holdings estimate" not in text.split("ℹ️")[0] and "≈" not in text
     zh = _plain(answer(view, "flows", ["1810", "27/11"], "zh").text)
-    assert "南向淨買入：+5.34億港元，佔 +9.7%（南向十大成交股的當日成交：買入 15.34億港元，賣出 10.00億港元）" in zh
+    assert (
+        "南向淨買入：+5.34億港元，佔 +9.7%（南向十大成交股的當日成交：買入 15.34億港元，賣出 10.00億港元）"
+        in zh
+    )
 
 
 def test_flows_say_plainly_when_they_fall_back_to_the_holdings_estimate() -> None:
@@ -397,6 +400,9 @@ def test_card_shows_the_latest_southbound_net_buy_with_its_date() -> None:
     )
     assert line in card
     zh = _plain(answer(view, "card", ["1810"], "zh").text)
-    assert "🌊 南向成交 11月27日(週四)（當日十大成交股）：淨額 +5.34億港元，買入 15.34億港元，賣出 10.00億港元" in zh
+    assert (
+        "🌊 南向成交 11月27日(週四)（當日十大成交股）：淨額 +5.34億港元，買入 15.34億港元，賣出 10.00億港元"
+        in zh
+    )
     # A stock never in a top 10 gets no line (the demo has no same-day files).
     assert "Southbound turnover" not in _plain(answer(expected_view(), "card", ["1810"], "en").text)

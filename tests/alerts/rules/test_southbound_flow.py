@@ -177,7 +177,10 @@ def test_northbound_rows_are_not_southbound_flows() -> None:
 def test_only_rows_known_by_the_moment_count() -> None:
     rows = flow_rows("00700", [100, 200] * 10 + [400])
     flows = frame("southbound_flow", rows)
-    due = [datetime.combine(d.date(), datetime.min.time(), tzinfo=HK) + timedelta(hours=17, minutes=30) for d in flows["date"]]
+    due = [
+        datetime.combine(d.date(), datetime.min.time(), tzinfo=HK) + timedelta(hours=17, minutes=30)
+        for d in flows["date"]
+    ]
     flows[KNOWN_COLUMN] = pd.to_datetime(due, utc=True)
     before = datetime(2025, 11, 27, 17, 0, tzinfo=HK)
     after = datetime(2025, 11, 27, 17, 31, tzinfo=HK)
@@ -186,7 +189,10 @@ def test_only_rows_known_by_the_moment_count() -> None:
     assert alert.identity == "large:buy"
     # A file dated after the evaluated day never counts, known or not.
     later = frame("southbound_flow", flow_rows("00700", [100, 200] * 10 + [400]))
-    assert evaluate_southbound_net_flow(context(day=DAY - timedelta(days=1), southbound_flow=later), PARAMS)[0] == []
+    assert (
+        evaluate_southbound_net_flow(context(day=DAY - timedelta(days=1), southbound_flow=later), PARAMS)[0]
+        == []
+    )
     assert STORE_KNOWN_COLUMN == KNOWN_COLUMN
 
 

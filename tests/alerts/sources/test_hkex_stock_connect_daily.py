@@ -89,7 +89,11 @@ def test_real_file_channels_in_currency_units_and_reconciled() -> None:
     assert rows["SZSE Southbound"]["buy_turnover"] == 29_102_580_000.0
     assert rows["SZSE Southbound"]["sell_turnover"] == 26_064_880_000.0
     north = rows["SSE Northbound"]
-    assert (north["currency"], north["total_turnover"], north["total_trades"]) == ("RMB", 162_732_740_000.0, 7_412_470)
+    assert (north["currency"], north["total_turnover"], north["total_trades"]) == (
+        "RMB",
+        162_732_740_000.0,
+        7_412_470,
+    )
     assert pd.isna(north["buy_turnover"]) and pd.isna(north["buy_trades"])
     assert frame.attrs["reconciled"] == {
         "SSE Southbound buy+sell turnover": (84_439_520_000.0, 84_439_520_000.0),
@@ -181,7 +185,9 @@ BROKEN = [
     pytest.param(_changed_header(), "SZSE Southbound top-10 header", id="changed-header"),
     pytest.param(_no_split(), "lacks \\['Buy Turnover', 'Sell Turnover'\\]", id="no-buy-sell-split"),
     pytest.param(_row_off(), "row 1 \\(00700 TENCENT\\).*6,352,426,460.*6,352,426,471", id="row-total-off"),
-    pytest.param(_channel_off(), "SSE Southbound buy \\+ sell turnover is 86,439.52m", id="channel-total-off"),
+    pytest.param(
+        _channel_off(), "SSE Southbound buy \\+ sell turnover is 86,439.52m", id="channel-total-off"
+    ),
 ]
 
 
@@ -209,5 +215,5 @@ def test_changed_header_carries_the_evidence() -> None:
 
 def test_real_file_is_the_upstream_bytes() -> None:
     # The fixture is the public copy byte for byte (README): one-space indentation, no trailing newline.
-    assert len(REAL) == 5014 and REAL.startswith(b"tabData = [\n {\n  \"id\": 0,") and REAL.endswith(b"];")
+    assert len(REAL) == 5014 and REAL.startswith(b'tabData = [\n {\n  "id": 0,') and REAL.endswith(b"];")
     assert re.search(rb'"market": "SZSE Southbound"', REAL)
