@@ -18,6 +18,7 @@ import pandas as pd
 
 from alerts.rules import load_params, round_levels
 from alerts.rules.short_ratio import window_stats
+from alerts.sources.hkex_stock_connect_daily import SOUTHBOUND as SOUTHBOUND_CHANNELS
 
 Frames = Mapping[str, pd.DataFrame]
 WINDOW_SESSIONS = 60  # the short-ratio window, as in config/rules.toml [short_ratio_spike] window
@@ -323,6 +324,54 @@ def southbound_figures(
 
 
 @dataclass(frozen=True)
+class SouthboundTurnover:
+    """A stock's same-day southbound buy and sell turnover on one day it was in a channel's top 10 (HK$).
+
+    Both southbound channels (Shanghai and Shenzhen Connect) summed; `channels` names the ones it was in.
+    """
+
+    day: date
+    buy: float
+    sell: float
+    channels: tuple[str, ...]
+
+    @property
+    def net(self) -> float:
+        """Buy − sell: positive when mainland investors bought more than they sold."""
+        return self.buy - self.sell
+
+
+def southbound_turnover(frames: Frames, code: str, day: date | None = None) -> SouthboundTurnover | None:
+    """`code`'s southbound top-10 turnover on `day` (default: the latest day it was in a top 10), else None."""
+    rows = _rows(frames, "southbound_flow", code)
+    if rows.empty:
+        return None
+    rows = rows[
+        rows["channel"].isin(SOUTHBOUND_CHANNELS).fillna(False)
+        & rows["buy_hkd"].notna()
+        & rows["sell_hkd"].notna()
+    ]
+    if day is not None:
+        rows = rows[rows["date"] == pd.Timestamp(day)]
+    if rows.empty:
+        return None
+    latest = rows["date"].max()
+    today = rows[rows["date"] == latest].drop_duplicates("channel", keep="last")
+    return SouthboundTurnover(
+        _day(latest),
+        float(today["buy_hkd"].sum()),
+        float(today["sell_hkd"].sum()),
+        tuple(str(c) for c in today["channel"]),
+    )
+
+
+def has_daily_file(frames: Frames, day: date) -> bool:
+    """Whether a same-day Stock Connect file for `day` is on hand (any stock in a southbound top 10)."""
+    frame = frames.get("southbound_flow")
+    return frame is not None and not frame.empty and bool((frame["date"] == pd.Timestamp(day)).any())
+
+
+@dataclass(frozen=True)
 class PriceFigures:
     """The latest close and the round-number levels around it."""
 
@@ -352,7 +401,9 @@ def price_figures(frames: Frames, code: str) -> PriceFigures | None:
 class Flows:
     """One session's turnover split into what the public files can name (HK$; None = not known).
 
-    southbound_net ≈ (southbound shares on `day` − on `southbound_base`) × close: net of both directions.
+    southbound_net: the day's real southbound buy − sell turnover when the stock was in a southbound top 10
+    (`southbound_kind` "turnover", with `southbound_buy` / `southbound_sell`); otherwise the estimate
+    ≈ (southbound shares on `day` − on `southbound_base`) × close, net of both directions ("holdings").
     remainder = turnover − short_value − |southbound_net| − buyback: everyone else, on either side.
     """
 
@@ -366,6 +417,14 @@ class Flows:
     southbound_net: float | None
     buyback: float
     remainder: float | None
+    southbound_kind: str | None = (
+        None  # "turnover" (same-day top 10), "holdings" (next-morning estimate), None
+    )
+    southbound_buy: float | None = None
+    southbound_sell: float | None = None
+    daily_file: bool = (
+        False  # a same-day Stock Connect file for `day` is on hand (whether or not it names `code`)
+    )
 
     def share(self, amount: float | None) -> float | None:
         """`amount` as % of the session's turnover (None when either is unknown or turnover is 0)."""
@@ -398,6 +457,10 @@ def flows(frames: Frames, code: str, day: date) -> Flows:
         )
     change, base = _southbound_change(frames, code, stamp)
     net = change * close if change is not None and close is not None else None
+    kind = "holdings" if net is not None else None
+    real = southbound_turnover(frames, code, day)
+    if real is not None:  # the day's own turnover beats an estimate from two holdings snapshots
+        net, kind = real.net, "turnover"
     buys = _rows(frames, "buybacks", code)
     # Only repurchases on the Exchange, in HK$, are part of the day's Hong Kong turnover.
     on_exchange = (
@@ -409,7 +472,22 @@ def flows(frames: Frames, code: str, day: date) -> Flows:
     remainder = None
     if turnover is not None and short_value is not None and net is not None:
         remainder = float(turnover) - float(short_value) - abs(float(net)) - buyback
-    return Flows(code, day, close, turnover, short_value, change, base, net, buyback, remainder)
+    return Flows(
+        code,
+        day,
+        close,
+        turnover,
+        short_value,
+        change,
+        base,
+        net,
+        buyback,
+        remainder,
+        kind,
+        real.buy if real is not None else None,
+        real.sell if real is not None else None,
+        has_daily_file(frames, day),
+    )
 
 
 def _southbound_change(frames: Frames, code: str, stamp: pd.Timestamp) -> tuple[float | None, date | None]:

@@ -181,7 +181,8 @@ def _card(view: DataView, args: list[str], lang: str) -> Reply:
     lines = [t(lang, "ans.card.title", code=code_html, name=name)]
     lines += _card_short(frames, code, lang) + _card_sfc(frames, code, lang)
     lines += _card_buybacks(view, frames, code, lang) + _card_insiders(view, frames, code, lang)
-    lines += _card_southbound(frames, code, lang) + _card_price(frames, code, lang)
+    lines += _card_southbound(frames, code, lang) + _card_southbound_flow(frames, code, lang)
+    lines += _card_price(frames, code, lang)
     lines += _card_shortable(frames, code, lang) + _card_flows(frames, code, lang)
     lines += _card_last_alerts(view, code, lang)
     buttons = (
@@ -344,6 +345,22 @@ def _card_shortable(frames: pos.Frames, code: str, lang: str) -> list[str]:
     return [t(lang, "ans.card.shortable_on", since=day(lang, status.since))]
 
 
+def _card_southbound_flow(frames: pos.Frames, code: str, lang: str) -> list[str]:
+    """The latest day the stock was in a southbound top 10: the day's net buying (no line when never)."""
+    figures = pos.southbound_turnover(frames, code)
+    if figures is None:
+        return []
+    text = t(
+        lang,
+        "ans.card.southbound_flow",
+        net=_money(lang, figures.net, signed=True),
+        buy=_money(lang, figures.buy),
+        sell=_money(lang, figures.sell),
+        day=day(lang, figures.day),
+    )
+    return [text + _src(lang, "southbound_flow", figures.day)]
+
+
 def _card_price(frames: pos.Frames, code: str, lang: str) -> list[str]:
     figures = pos.price_figures(frames, code)
     if figures is None:
@@ -469,6 +486,22 @@ def _flows_text(flows: pos.Flows, code_html: str, name: str, lang: str) -> str:
         ),
     ]
     if (
+        flows.southbound_kind == "turnover"
+        and flows.southbound_net is not None
+        and flows.southbound_buy is not None
+        and flows.southbound_sell is not None
+    ):
+        lines.append(
+            t(
+                lang,
+                "ans.flows.southbound_turnover",
+                amount=_money(lang, flows.southbound_net, signed=True),
+                share=_signed_pct(lang, flows.share(flows.southbound_net)),
+                buy=_money(lang, flows.southbound_buy),
+                sell=_money(lang, flows.southbound_sell),
+            )
+        )
+    elif (
         flows.southbound_net is not None
         and flows.southbound_shares_change is not None
         and flows.southbound_base is not None
@@ -487,6 +520,11 @@ def _flows_text(flows: pos.Flows, code_html: str, name: str, lang: str) -> str:
         )
     else:
         lines.append(t(lang, "ans.flows.southbound_na"))
+    if (
+        flows.southbound_kind != "turnover"
+    ):  # say plainly that the real same-day figures are not used, and why
+        key = "ans.flows.southbound_outside_top10" if flows.daily_file else "ans.flows.southbound_no_daily"
+        lines.append(t(lang, key, day=day(lang, flows.day)))
     lines.append(
         t(
             lang,
@@ -727,7 +765,8 @@ def catalogue_keys() -> Mapping[str, tuple[str, ...]]:
         "help": tuple(k for n in HELP for k in (f"ans.help.{n}", f"ans.help.{n}.example")),
         "why": tuple(f"ans.why.{r}.text" for r in WHY_RULES),
         "src": tuple(
-            f"ans.src.{s}" for s in ("quotes", "short", "sfc", "buybacks", "di", "southbound", "flows")
+            f"ans.src.{s}"
+            for s in ("quotes", "short", "sfc", "buybacks", "di", "southbound", "southbound_flow", "flows")
         ),
         "role": ("ans.role.director", "ans.role.substantial_shareholder"),
         "dir": ("ans.dir.buy", "ans.dir.sell"),

@@ -35,6 +35,7 @@ from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.ft2font import FT2Font  # noqa: E402
 
 from alerts.calendar import previous_sessions  # noqa: E402
+from alerts.sources.hkex_stock_connect_daily import SOUTHBOUND as SOUTHBOUND_CHANNELS  # noqa: E402
 from bot.i18n import t  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ COLORS = {
     "bars": "#9db7d5",
     "close": "#1d2b3a",
     "buyback": "#1f8a4c",
+    "sell": "#c0392b",
     "insider": "#e07b00",
     "line": "#6b3fa0",
     "fill": "#e9e1f3",
@@ -91,6 +93,8 @@ class ChartData:
     )  # trade_date, shares, total_paid (one row a day)
     buys: pd.DataFrame = field(default_factory=pd.DataFrame)  # event_date, holder, shares, avg_price
     issued: float | None = None  # issued shares (position), derived from the southbound holding
+    # Southbound: the days the stock was in a southbound top 10 (date, net = buy − sell in HK$, both channels).
+    flows: pd.DataFrame = field(default_factory=pd.DataFrame)
     known_on: date | None = None  # the latest date any of its rows became known: a new day means a new chart
 
     @property
@@ -198,7 +202,22 @@ def _prepare_southbound(
     if rows.empty:
         raise NoChartData(f"no southbound holding for {code}")
     rows = rows.drop_duplicates("date", keep="last").reset_index(drop=True)
-    return ChartData("southbound", code, rows, known_on=_last_day(rows["date"].max()))
+    flows = _top10_days(frames.get("southbound_flow"), code, rows["date"].iloc[0], until)
+    known = _last_day(rows["date"].max(), flows["date"].max() if not flows.empty else None)
+    return ChartData("southbound", code, rows, flows=flows, known_on=known)
+
+
+def _top10_days(
+    frame: pd.DataFrame | None, code: str, since: pd.Timestamp, until: pd.Timestamp
+) -> pd.DataFrame:
+    """Net southbound buying (HK$) on each day `code` was in a southbound top 10 (hkex-stock-connect-daily)."""
+    if frame is None or frame.empty:
+        return pd.DataFrame(columns=["date", "net"])
+    rows = _rows(frame, code, "date", since, until)
+    rows = rows[rows["channel"].isin(SOUTHBOUND_CHANNELS).fillna(False) & rows["net_hkd"].notna()]
+    if rows.empty:
+        return pd.DataFrame(columns=["date", "net"])
+    return rows.groupby("date", as_index=False).agg(net=("net_hkd", "sum"))
 
 
 # ------------------------------------------------------------------------------------------------ fonts
@@ -506,5 +525,28 @@ def _draw_southbound(ax: Axes, data: ChartData, style: _Style) -> None:
         color=COLORS["line"],
     )
     ax.set_ylabel(style.text("chart.label.southbound"), fontproperties=style.font(9))
+    handles: list[Any] = [line]
+    if not data.flows.empty:
+        # Days in a southbound top 10 marked on the holding line: up for net buying, down for net selling.
+        held = pd.Series(pct, index=pd.DatetimeIndex(dates))
+        at = pd.DatetimeIndex(data.flows["date"])
+        level = held.reindex(held.index.union(at)).ffill().bfill().reindex(at).to_numpy(dtype=float)
+        net = data.flows["net"].to_numpy(dtype=float)
+        for mask, marker, color, key in (
+            (net > 0, "^", COLORS["buyback"], "chart.label.flow_buy"),
+            (net < 0, "v", COLORS["sell"], "chart.label.flow_sell"),
+        ):
+            if mask.any():
+                handles.append(
+                    ax.scatter(
+                        at[mask],
+                        level[mask],
+                        marker=marker,
+                        s=60,
+                        color=color,
+                        zorder=5,
+                        label=style.text(key),
+                    )
+                )
     _dates_axis(ax)
-    _legend(ax, [line], style)
+    _legend(ax, handles, style)

@@ -33,12 +33,13 @@ SOURCE_KEYS: dict[str, str] = {
     "sharerepur": "source.sharerepur",
     "di/summary": "source.di",
     "mutualmarket": "source.southbound",
+    "csm/DailyStat": "source.connect_daily",
     "regsho": "source.finra",
     "sec.gov": "source.sec",
     "Eligible-for-Short-Selling": "source.shortable",
 }
 _PRICE_FACTS = frozenset({"avg_price", "level", "step", "price_high", "price_low"})
-_SIGNED_FACTS = frozenset({"change", "delta_pct", "mean_change", "delta_value", "delta_shares"})
+_SIGNED_FACTS = frozenset({"change", "delta_pct", "mean_change", "delta_value", "delta_shares", "net_hkd"})
 # Decimals of percentage facts (one unless listed): holdings to 0.01 point, percentiles whole.
 _PCT_DIGITS = {"pct_after": 2, "pct_of_issued": 2, "compared_pct": 2, "ytd_pct_of_issued": 2, "percentile": 0}
 # Units that are currencies (overseas buybacks are paid in GBP on the London Stock Exchange, in EUR elsewhere).
@@ -356,6 +357,34 @@ def _why_southbound_short(f: _Facts) -> str:
     )
 
 
+def _why_flow_values(f: _Facts) -> dict[str, str]:
+    """The day's southbound figures of a southbound_net_flow alert: date, net (signed), bought, sold."""
+    return {
+        "date": day(f.lang, f.alert.trade_date),
+        "net": f.money("net_hkd", signed=True),
+        "buy": f.money("buy_hkd"),
+        "sell": f.money("sell_hkd"),
+    }
+
+
+def _why_flow(f: _Facts) -> str:
+    """A large net (identity "large:…": its z against the stock's history) or a one-sided run ("streak:…")."""
+    values = _why_flow_values(f)
+    if f.alert.identity.startswith("streak:"):
+        return t(f.lang, "why.southbound_net_flow.streak", streak=int(f.number("streak")), **values)
+    z = f"{num(f.lang, f.number('z'), 1)}σ"
+    return t(f.lang, "why.southbound_net_flow", z=z, history=int(f.number("history")), **values)
+
+
+def _why_flow_short(f: _Facts) -> str:
+    return t(
+        f.lang,
+        "why.southbound_net_flow.short",
+        date=day(f.lang, f.alert.trade_date),
+        net=f.money("net_hkd", signed=True),
+    )
+
+
 def _why_market(f: _Facts) -> str:
     parts = [
         t(
@@ -460,6 +489,7 @@ WHY_BUILDERS: dict[str, tuple[Callable[[_Facts], str], ...]] = {
     "confluence": (_why_confluence, _why_confluence_short),
     "insider_cluster": (_why_cluster, _why_cluster_short),
     "eligibility_change": (_why_eligibility, _why_eligibility_short),
+    "southbound_net_flow": (_why_flow, _why_flow_short),
 }
 
 

@@ -13,6 +13,7 @@ from alerts.rules import (
     short_position,
     short_ratio,
     southbound,
+    southbound_flow,
     us_insiders,
     us_short_volume,
 )
@@ -30,6 +31,7 @@ RULES: tuple[RuleSpec, ...] = (
     us_short_volume.SPEC,
     us_insiders.SPEC,
     eligibility.SPEC,
+    southbound_flow.SPEC,
 )
 
 

@@ -12,6 +12,7 @@ from alerts.sources import (
     hkex_short,
     hkex_shortable,
     hkex_southbound,
+    hkex_stock_connect_daily,
     sec_form4,
     sfc_short_positions,
 )
@@ -27,6 +28,7 @@ SOURCES: dict[str, Source] = {
         hkex_buybacks.SOURCE,
         hkex_di.SOURCE,
         hkex_southbound.SOURCE,
+        hkex_stock_connect_daily.SOURCE,
         finra_short_volume.SOURCE,
         sec_form4.SOURCE,
         hkex_shortable.SOURCE,

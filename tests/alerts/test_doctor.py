@@ -44,6 +44,7 @@ SOUTHBOUND = "/sdw/search/mutualmarket.aspx?t=hk"
 SFC_PATH = "/-/media/EN/pdf/spr/2022/12/02/Short_Position_Reporting_Aggregated_Data_20221202.csv"
 SFC_BYTES = fixture_bytes("sfc-short-positions", "Short_Position_Reporting_Aggregated_Data_20221202.csv")
 QUOTES_PATH = "/eng/stat/smstat/dayquot/d251120e.htm"
+CONNECT_PATH = "/eng/csm/DailyStat/data_tab_daily_20260716e.js"
 FORM4_FOLDER = "/Archives/edgar/data/1770787/000089924320008928/"
 HK_NAMES = (
     "hkex-short",
@@ -53,6 +54,7 @@ HK_NAMES = (
 )  # all due for 2025-11-20 at MORNING
 ALL_NAMES = (
     *HK_NAMES,
+    "hkex-stock-connect-daily",
     "hkex-di",
     "hkex-buybacks",
     "sfc-short-positions",
@@ -78,6 +80,7 @@ FILES: dict[str, bytes] = {
     SHORT + "MSHTGEM.HTM": _midday_gem(),
     QUOTES_PATH: fixture_bytes("hkex-quotes", "d251120e.htm"),
     SOUTHBOUND: fixture_bytes("hkex-southbound", "mutualmarket_t-hk_20251120.html"),
+    CONNECT_PATH: fixture_bytes("hkex-stock-connect-daily", "data_tab_daily_20260716e.js"),
     "/di/summary/DSM20251126C1.htm": fixture_bytes("hkex-di", "DSM20251126C1.htm"),
     "/di/summary/DSM20251126C2.htm": fixture_bytes("hkex-di", "DSM20251126C2.htm"),
     "/reports/sharerepur/documents/SRRPT20170313.xls": fixture_bytes("hkex-buybacks", "SRRPT20170313.xls"),
@@ -115,6 +118,10 @@ CASES: dict[str, Case] = {
     ),
     "hkex-quotes": Case(MORNING, date(2025, 11, 20), (QUOTES_PATH,), None, "15h15m"),
     "hkex-southbound": Case(MORNING, date(2025, 11, 20), (SOUTHBOUND,), None, "2h45m"),
+    # The real file of Thu 16 Jul 2026 (its top 10s cut to one row a southbound channel upstream: 2 rows).
+    "hkex-stock-connect-daily": Case(
+        datetime(2026, 7, 16, 19, 0, tzinfo=HK_TZ), date(2026, 7, 16), (CONNECT_PATH,), 2, "1h30m"
+    ),
     "hkex-di": Case(
         datetime(2025, 11, 27, 8, 45, tzinfo=HK_TZ),
         date(2025, 11, 26),
@@ -249,7 +256,8 @@ async def test_table_lists_every_source_with_aligned_columns(served: Origin, doc
     assert short[:4] == ["hkex-short", "2025-11-20", "200", "—"]
     assert "16h45m" in short and short[-2:] == [served.url + SHORT + "ASHTMAIN.HTM", "(+1)"]
     assert "9,714" in rows["finra-short-volume"] and "srrpt-2017" in rows["hkex-buybacks"]
-    assert text.rstrip().endswith("all 10 source(s) healthy")
+    assert text.rstrip().endswith("all 11 source(s) healthy")
+    assert "tabdata-2026" in rows["hkex-stock-connect-daily"]
     assert exit_code(checks) == 0
 
 

@@ -14,8 +14,9 @@ from tests.alerts.rules.frames import DAY, SCHEMAS, frame
 
 
 def test_feeds_come_from_the_source_records() -> None:
-    # The six HK feeds every RuleContext carries as fields, and those newer HK sources declare (in ctx.feeds).
-    assert set(history.FEEDS) == CONTEXT_FIELDS | {"shortable"}
+    # The six HK feeds that are RuleContext fields, and the newer ones that travel in RuleContext.feeds.
+    assert set(history.FEEDS) == CONTEXT_FIELDS | {"shortable", "southbound_flow"}
+    assert history.FEEDS["southbound_flow"] == ("hkex-stock-connect-daily", "main", "date")
     assert set(history.EXTRA_FEEDS) == {"short", "short_midday"}  # only the card reads the hkex-short pages
     for name, (source, table, column) in history.ALL_FEEDS.items():
         declared_source, feed = SOURCE_FEEDS[name]

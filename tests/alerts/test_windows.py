@@ -83,6 +83,12 @@ def test_configured_windows(
     assert (schedule.retry_days, schedule.poll_seconds) == (retry_days, 20)
 
 
+def test_stock_connect_daily_polls_every_minute_until_seven_and_retries_a_day() -> None:
+    schedule = schedule_for("hkex-stock-connect-daily")
+    assert [(f"{a:%H:%M}", f"{b:%H:%M}") for a, b in schedule.windows] == [("17:30", "19:00")]
+    assert (f"{schedule.publish_time:%H:%M}", schedule.retry_days, schedule.poll_seconds) == ("17:30", 1, 60)
+
+
 def test_row_without_windows_polls_from_publish_time_to_midnight_and_publish_time_is_derived() -> None:
     row: dict[str, object] = {
         "calendar": "XHKG",

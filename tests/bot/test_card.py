@@ -344,3 +344,100 @@ def test_card_says_whether_the_stock_is_on_the_short_selling_list(lang: str, cod
 def test_card_says_nothing_about_the_list_without_one() -> None:
     text = _plain(answer(expected_view(), "/card", ["700"], "en").text)
     assert "short-selling list" not in text
+
+
+# --- same-day southbound turnover (hkex-stock-connect-daily) in /flows and /card ------------------------------
+
+
+def _flow_view(rows: list[dict[str, object]]) -> DataView:
+    """The demo evening's view with these southbound top-10 rows (the demo itself has no same-day files)."""
+    from alerts.history import History
+    from alerts.sources.common import conform
+    from alerts.sources.hkex_stock_connect_daily import SCHEMA
+
+    frames = dict(demo_history().frames)
+    frames["southbound_flow"] = conform(pd.DataFrame(rows, columns=list(SCHEMA)), SCHEMA)
+    return DataView(History(frames), TODAY)
+
+
+def _top10(when: date, channel: str, code: str, buy: float, sell: float) -> dict[str, object]:
+    return {
+        "date": pd.Timestamp(when),
+        "channel": channel,
+        "rank": 1,
+        "code": code,
+        "name": "XIAOMI-W",
+        "buy_hkd": buy,
+        "sell_hkd": sell,
+        "total_hkd": buy + sell,
+        "net_hkd": buy - sell,
+    }
+
+
+THURSDAY = date(2025, 11, 27)
+XIAOMI_ROWS = [
+    _top10(THURSDAY, "SSE Southbound", "01810", 1_234_000_000, 900_000_000),
+    _top10(THURSDAY, "SZSE Southbound", "01810", 300_000_000, 100_000_000),
+]
+
+
+def test_flows_use_the_same_day_southbound_turnover_when_in_the_top_10() -> None:
+    view = _flow_view(XIAOMI_ROWS)
+    flows = pos.flows(view.frames(), "01810", THURSDAY)
+    # Both channels summed: bought 1.534bn, sold 1.0bn; the holdings estimate (+HK$593.5m) is not used.
+    assert (flows.southbound_kind, flows.southbound_buy, flows.southbound_sell) == (
+        "turnover",
+        1_534_000_000.0,
+        1_000_000_000.0,
+    )
+    assert flows.southbound_net == 534_000_000.0 and flows.turnover == 5_522_944_368.0
+    assert flows.remainder == 5_522_944_368.0 - 908_285_515.0 - 534_000_000.0
+    text = _plain(answer(view, "flows", ["1810", "27/11"], "en").text)
+    assert (
+        "Southbound net buying: +HK$534.0m = +9.7% (same-day turnover in the southbound top 10: "
+        "bought HK$1.53bn, sold HK$1.00bn)"
+    ) in text
+    assert "Remainder: HK$4.08bn = 73.9%" in text
+    assert "holdings estimate" not in text.split("ℹ️")[0] and "≈" not in text
+    zh = _plain(answer(view, "flows", ["1810", "27/11"], "zh").text)
+    assert (
+        "南向淨買入：+5.34億港元，佔 +9.7%（南向十大成交股的當日成交：買入 15.34億港元，賣出 10.00億港元）"
+        in zh
+    )
+
+
+def test_flows_say_plainly_when_they_fall_back_to_the_holdings_estimate() -> None:
+    # A same-day file is on hand for 27/11 but 01810 is not in it: the estimate from holdings, and why.
+    view = _flow_view([_top10(THURSDAY, "SSE Southbound", "00700", 2_000_000_000, 1_000_000_000)])
+    text = _plain(answer(view, "flows", ["1810", "27/11"], "en").text)
+    assert "Southbound net buying ≈ +15,570,000 sh × HK$38.12 = +HK$593.5m" in text
+    assert (
+        "Not in the southbound top 10 on Thu 27/11, so HKEX gives no same-day buy and sell figures: "
+        "southbound falls back to the next-morning holdings estimate."
+    ) in text
+    # No same-day file at all (the demo): said as such.
+    demo = _plain(answer(expected_view(), "flows", ["1810", "27/11"], "en").text)
+    assert (
+        "No same-day Stock Connect turnover file on hand for Thu 27/11: southbound falls back to the "
+        "next-morning holdings estimate."
+    ) in demo
+    zh = _plain(answer(view, "flows", ["1810", "27/11"], "zh").text)
+    assert "此股11月27日(週四)不在南向十大成交股之列" in zh
+
+
+def test_card_shows_the_latest_southbound_net_buy_with_its_date() -> None:
+    view = _flow_view(XIAOMI_ROWS)
+    card = _plain(answer(view, "card", ["1810"], "en").text)
+    line = (
+        "🌊 Southbound turnover Thu 27/11 (in the day's top 10): net +HK$534.0m, bought HK$1.53bn, sold HK$1.00bn"
+        + " "
+        + _src("en", "southbound_flow", THURSDAY)
+    )
+    assert line in card
+    zh = _plain(answer(view, "card", ["1810"], "zh").text)
+    assert (
+        "🌊 南向成交 11月27日(週四)（當日十大成交股）：淨額 +5.34億港元，買入 15.34億港元，賣出 10.00億港元"
+        in zh
+    )
+    # A stock never in a top 10 gets no line (the demo has no same-day files).
+    assert "Southbound turnover" not in _plain(answer(expected_view(), "card", ["1810"], "en").text)

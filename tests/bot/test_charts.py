@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import pytest
 from redis.asyncio import Redis
 from telegram.ext import Application
@@ -350,3 +351,40 @@ async def test_notices_and_market_alerts_carry_no_chart(
     assert report.sent == 1
     await asyncio.sleep(0.1)
     assert _photos(api, USER) == [] and len(api.messages(USER)) == 1
+
+
+def test_southbound_chart_marks_the_days_in_a_southbound_top_10() -> None:
+    from alerts.sources.common import conform
+    from alerts.sources.hkex_stock_connect_daily import SCHEMA
+
+    def top10(day: date, channel: str, net: float) -> dict[str, object]:
+        buy, sell = 1e9 + max(net, 0), 1e9 - min(net, 0)
+        return {
+            "date": pd.Timestamp(day),
+            "channel": channel,
+            "rank": 1,
+            "code": "01810",
+            "name": "XIAOMI-W",
+            "buy_hkd": buy,
+            "sell_hkd": sell,
+            "total_hkd": buy + sell,
+            "net_hkd": buy - sell,
+        }
+
+    rows = [
+        top10(date(2025, 11, 26), "SSE Southbound", 3e8),
+        top10(date(2025, 11, 26), "SZSE Southbound", -1e8),  # both channels summed: +2e8
+        top10(date(2025, 11, 27), "SSE Southbound", -4e8),
+        top10(date(2025, 11, 27), "SSE Northbound", 9e9),  # not southbound: left out
+    ]
+    frames = dict(demo_history().frames)
+    plain = charts.prepare("southbound", frames, "01810", date(2025, 11, 28))
+    frames["southbound_flow"] = conform(pd.DataFrame(rows), SCHEMA)
+    marked = charts.prepare("southbound", frames, "01810", date(2025, 11, 28))
+    assert plain.flows.empty
+    assert [(d.date(), n) for d, n in zip(marked.flows["date"], marked.flows["net"], strict=True)] == [
+        (date(2025, 11, 26), 2e8),
+        (date(2025, 11, 27), -4e8),
+    ]
+    assert charts.render(marked, "XIAOMI-W", "en") != charts.render(plain, "XIAOMI-W", "en")
+    assert charts.render(marked, "小米集團-W", "zh").startswith(b"\x89PNG")

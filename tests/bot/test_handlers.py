@@ -413,6 +413,7 @@ async def test_status_lists_every_source(app: Application, api: BotApi) -> None:
         "hkex-buybacks",
         "hkex-di",
         "hkex-southbound",
+        "hkex-stock-connect-daily",
     ):
         assert f"<code>{name}</code>" in texts[0]
 

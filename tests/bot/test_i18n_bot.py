@@ -24,6 +24,7 @@ from alerts.rules import KINDS, RULE_IDS, RuleContext, load_params
 from alerts.rules.confluence import evaluate_confluence
 from alerts.rules.context import CONTEXT_FIELDS
 from alerts.rules.eligibility import evaluate_eligibility_change
+from alerts.rules.southbound_flow import evaluate_southbound_net_flow
 from alerts.rules.us_insiders import ClusterParams, evaluate_insider_cluster, evaluate_us_round_number
 from alerts.rules.us_short_volume import evaluate_us_short_volume
 from alerts.sources import finra_short_volume, get_source
@@ -39,7 +40,9 @@ from bot.demo import load_demo, print_replay
 from bot.handlers import MENU, SEVERITY_STEPS, settings_keyboard
 from bot.i18n import has, normalize_lang, t
 from bot.render import SOURCE_KEYS, WHY_BUILDERS, render_alert, render_group, why_text
+from tests.alerts.rules import frames as rule_frames
 from tests.alerts.rules.frames import context as hk_context
+from tests.alerts.rules.test_southbound_flow import flow_rows
 from tests.alerts.rules.test_us_insiders import frame, row
 from tests.support.botapi import BotApi, parse_html
 from tests.support.bothelpers import ADMIN, TOKEN, app_deps, running_bot
@@ -99,7 +102,9 @@ def _us_alerts() -> list[Alert]:
     )
     signals = [a for a in short + insiders if a.code == "ACME"]
     feeds = {
-        name: empty_frame(get_source(src).tables[table].schema) for name, (src, table, _) in FEEDS.items()
+        name: empty_frame(get_source(src).tables[table].schema)
+        for name, (src, table, _) in FEEDS.items()
+        if name in CONTEXT_FIELDS
     }
     # The six HK feeds are RuleContext fields; feeds newer sources declare travel in `feeds`.
     fields = {name: frame for name, frame in feeds.items() if name in CONTEXT_FIELDS}
@@ -108,6 +113,15 @@ def _us_alerts() -> list[Alert]:
         RuleContext(day=US_DAY, feeds=others, **fields), params, today=tuple(signals)
     )[0]
     return short + insiders + cluster + [replace(a, market="US") for a in confluence]
+
+
+def _southbound_flow_alerts() -> list[Alert]:
+    """southbound_net_flow (the demo has no same-day Stock Connect files): a large net buy and a selling run."""
+    rows = flow_rows("00700", [100, 200] * 10 + [400]) + flow_rows("09988", [10, -10, -10, -10, -10, -10])
+    ctx = rule_frames.context(southbound_flow=rule_frames.frame("southbound_flow", rows))
+    alerts, _ = evaluate_southbound_net_flow(ctx, load_params())
+    assert sorted(a.identity for a in alerts) == ["large:buy", "streak:sell"]
+    return alerts
 
 
 @cache
@@ -137,10 +151,10 @@ def _eligibility_alerts() -> list[Alert]:
 
 @cache
 def realistic_alerts() -> tuple[Alert, ...]:
-    """Every alert of the demo replay (all HK rules), eligibility changes and US alerts from the US rules."""
+    """Every alert of the demo replay (all HK rules), eligibility changes, southbound flows and US alerts."""
     demo = tuple(a for _, a in _demo().alerts)
     eligibility = () if any(a.rule == "eligibility_change" for a in demo) else tuple(_eligibility_alerts())
-    return demo + eligibility + tuple(_us_alerts())
+    return demo + eligibility + tuple(_us_alerts()) + tuple(_southbound_flow_alerts())
 
 
 def _label(alert: Alert) -> str:
@@ -180,9 +194,13 @@ def test_every_rule_renders_valid_html_within_limits(lang: str) -> None:
 
 def test_chinese_why_is_the_full_template_for_every_realistic_alert() -> None:
     for alert in realistic_alerts():
-        full = WHY_BUILDERS[alert.rule][0](
-            render._Facts(alert, "zh")
-        )  # raises if a fact the rule emits is missing
+        if alert.rule not in WHY_BUILDERS:  # one catalogue template says it (why.<rule>): every fact it names
+            full = render._why_from_catalogue(alert, "zh")
+            assert full != t("zh", "why.fallback"), alert.rule
+        else:
+            full = WHY_BUILDERS[alert.rule][0](
+                render._Facts(alert, "zh")
+            )  # raises if a fact the rule emits is missing
         assert why_text(alert, "zh") == full and _CJK.search(full)
         assert why_text(alert, "en") == alert.why  # English keeps the rule's own sentence
 
@@ -238,7 +256,9 @@ def test_dynamic_keys_exist_in_the_catalogue() -> None:
     wanted += [
         f"why.{r}" for r in rules if r != "southbound_level"
     ]  # southbound: .up / .down / .change below
-    wanted += [f"why.{r}.short" for r in rules if r != "market_short_swing"]
+    # A shorter sentence where render has a second builder (a rule said by its catalogue template has none).
+    wanted += [f"why.{r}.short" for r in rules if len(WHY_BUILDERS.get(r, ())) > 1]
+    assert {r for r in rules if r not in WHY_BUILDERS} == set()
     wanted += [
         f"why.us_{r}" for r in ("short_ratio_spike", "short_ratio_drop", "insider_buy_near_round_number")
     ]

@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 
 from alerts.calendar import previous_sessions
 from alerts.rules import RuleContext
+from alerts.rules.context import CONTEXT_FIELDS
 from alerts.sources.common import conform, empty_frame
 from alerts.sources.hkex_buybacks import SCHEMA as BUYBACKS
 from alerts.sources.hkex_di import SCHEMA as DI
 from alerts.sources.hkex_quotes import SCHEMA as QUOTES
 from alerts.sources.hkex_short import MARKET_SCHEMA as MARKET
 from alerts.sources.hkex_southbound import SCHEMA as SOUTHBOUND
+from alerts.sources.hkex_stock_connect_daily import SCHEMA as SOUTHBOUND_FLOW
 from alerts.sources.sfc_short_positions import SCHEMA as SFC
 
 SCHEMAS: dict[str, Mapping[str, str]] = {
@@ -26,6 +28,7 @@ SCHEMAS: dict[str, Mapping[str, str]] = {
     "buybacks": BUYBACKS,
     "di": DI,
     "southbound": SOUTHBOUND,
+    "southbound_flow": SOUTHBOUND_FLOW,  # not a RuleContext field: it travels in RuleContext.feeds
 }
 DAY = date(2025, 11, 27)  # a Thursday session
 
@@ -50,7 +53,9 @@ def context(day: date = DAY, **frames: Any) -> RuleContext:
     data = {kind: empty_frame(schema) for kind, schema in SCHEMAS.items()}
     data.update({k: v for k, v in frames.items() if k in SCHEMAS})
     extra = {k: v for k, v in frames.items() if k not in SCHEMAS}
-    return RuleContext(day=day, **data, **extra)
+    fields = {k: v for k, v in data.items() if k in CONTEXT_FIELDS}
+    feeds = {k: v for k, v in data.items() if k not in CONTEXT_FIELDS}
+    return RuleContext(day=day, **fields, **{"feeds": feeds, **extra})
 
 
 def sessions_before(day: date, count: int) -> list[date]:
@@ -94,6 +99,7 @@ _CHOICES: dict[str, list[Any]] = {
     "position": ["L", "S", "P"],
     "role": ["director", "substantial_shareholder", "other"],
     "currency": ["HKD", "USD", "RMB", "GBP"],
+    "channel": ["SSE Southbound", "SZSE Southbound", "SSE Northbound", "x"],
 }
 _NUMBERS = st.one_of(
     st.none(),

@@ -173,3 +173,20 @@ def test_never_raises_on_random_alerts(today: list[Alert], recent: list[Alert]) 
     for alert in run(today, recent):
         assert len(set(alert.identity.split("+"))) >= 2
         assert alert.code not in ("MARKET",)
+
+
+def test_a_southbound_net_flow_alert_joins_another_rules_alert() -> None:
+    # The real rule's alert (from its table test's history), not a stand-in: confluence needs no list of rules.
+    from alerts.rules.southbound_flow import evaluate_southbound_net_flow
+    from tests.alerts.rules.frames import frame
+    from tests.alerts.rules.test_southbound_flow import flow_rows
+
+    rows = flow_rows("01810", [100, 200] * 10 + [400])
+    (flow,), _ = evaluate_southbound_net_flow(context(southbound_flow=frame("southbound_flow", rows)), PARAMS)
+    assert (flow.rule, flow.identity) == ("southbound_net_flow", "large:buy")
+    (alert,) = run([flow], [BUYBACK])
+    assert alert.identity == "buyback_filed+southbound_net_flow"
+    assert alert.why == (
+        "2 signals within 5 sessions: buyback_filed (2025-11-26), southbound_net_flow (2025-11-27)"
+    )
+    assert len(alert.parts) == 2 and flow.fingerprint in alert.parts

@@ -73,6 +73,7 @@ def test_rule_ids() -> None:
         "market_short_swing",
         "confluence",
         "eligibility_change",  # appended: /settings numbers the earlier buttons unchanged
+        "southbound_net_flow",  # appended next: /settings keeps their buttons' numbers
     )
 
 

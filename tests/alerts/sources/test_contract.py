@@ -24,6 +24,7 @@ GOOD: dict[str, list[str]] = {
     "hkex-buybacks": ["SRRPT20170313.xls", "SRRPT20170314.xls", "SRRPT20170315.xls", "SRRPT20170316.xls"],
     "hkex-di": ["DSM20251126C1.htm", "DSM20251126C2.htm"],
     "hkex-southbound": ["mutualmarket_c_t-hk_20190125.html", "mutualmarket_t-hk_20251120.html"],
+    "hkex-stock-connect-daily": ["data_tab_daily_20260716e.js"],
     "finra-short-volume": [
         "CNMSshvol20210427.txt",
         "CNMSshvol20210802_excerpt_TestFinraReport.txt",

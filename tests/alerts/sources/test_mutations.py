@@ -39,6 +39,7 @@ GOOD_FILES = {
     "hkex-buybacks": "SRRPT20170313.xls",
     "hkex-di": "DSM20251126C1.htm",
     "hkex-southbound": "mutualmarket_t-hk_20251120.html",
+    "hkex-stock-connect-daily": "data_tab_daily_20260716e.js",
     "finra-short-volume": "CNMSshvol20210802_excerpt_TestFinraReport.txt",
     "sec-form4": "form4_purchase_P.xml",
     "hkex-shortable-list": "ds_list20230518.csv",
