@@ -243,7 +243,7 @@ async def form4_day(client: httpx.AsyncClient, settings: Settings, day: date) ->
     filings, skipped = frame.attrs.get("filings", 0), frame.attrs.get("skipped", 0)
     if filings and skipped == filings:  # every filing failed: a network problem, not an empty day
         raise FetchFailed(f"all {filings} filings of {day.isoformat()} failed", source=sec_form4.NAME)
-    return {"main": frame}
+    return {"main": frame, "buys": sec_form4.purchases(frame)}
 
 
 # Source.fetch_day kind -> the function assembling such a day.

@@ -12,7 +12,10 @@ from alerts.rules import (
     short_position,
     short_ratio,
     southbound,
+    us_first_buys,
+    us_insider_sells,
     us_insiders,
+    us_large_holders,
     us_short_volume,
 )
 from alerts.rules.params import RuleParams, build
@@ -28,6 +31,9 @@ RULES: tuple[RuleSpec, ...] = (
     confluence.SPEC,  # a joining rule: the engine runs it after the signals of its market
     us_short_volume.SPEC,
     us_insiders.SPEC,
+    us_insider_sells.SPEC,
+    us_first_buys.SPEC,
+    us_large_holders.SPEC,
 )
 
 
