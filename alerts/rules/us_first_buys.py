@@ -127,7 +127,7 @@ def _signal(ctx: RuleContext, params: RuleParams) -> RuleResult:
 
 SPEC = RuleSpec(
     name=RULE,
-    kinds=(AlertKind(RULE, "🆕", ("holder", "role", "value", "lookback"), supportive),),
+    kinds=(AlertKind(RULE, "🆕", ("value", "shares", "avg_price", "lookback"), supportive),),
     markets=("US",),
     params={RULE: FirstBuyParams},
     signal=_signal,

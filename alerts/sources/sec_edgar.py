@@ -244,6 +244,19 @@ def parse_company_tickers(data: bytes) -> dict[str, str]:
     return out
 
 
+def fill_tickers(frame: pd.DataFrame, by_cik: dict[str, str]) -> pd.DataFrame:
+    """`frame` with missing `ticker` cells filled from `by_cik` (CIK → ticker) by `issuer_cik`."""
+    if frame.empty or not by_cik or not {"ticker", "issuer_cik"} <= set(frame.columns):
+        return frame
+    missing = frame["ticker"].isna()
+    if not missing.any():
+        return frame
+    out = frame.copy()
+    out.loc[missing, "ticker"] = out.loc[missing, "issuer_cik"].map(by_cik)
+    out["ticker"] = out["ticker"].astype("string")
+    return out
+
+
 # --- filing folders -----------------------------------------------------------------------------------------
 
 
