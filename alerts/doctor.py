@@ -318,7 +318,9 @@ def _parse(source: Source, attempt: _Attempt, data: bytes) -> dict[str, pd.DataF
 
 
 # EDGAR day kinds -> (the index rows of that source's filings, the parser of one filing's XML).
-_EDGAR_SAMPLES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], Callable[[bytes, str, str], pd.DataFrame]]] = {
+_EDGAR_SAMPLES: dict[
+    str, tuple[Callable[[pd.DataFrame], pd.DataFrame], Callable[[bytes, str, str], pd.DataFrame]]
+] = {
     sec_form4.DAY_KIND: (sec_edgar.form4_filings, lambda data, a, f: sec_form4.parse_filing(data, a, f)),
     # Only the XML schedules (since December 2024) make a sample: the paper-era SC 13D/13G have no XML.
     sec_13d_13g.DAY_KIND: (

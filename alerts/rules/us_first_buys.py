@@ -64,10 +64,18 @@ def evaluate_first_time_insider_buy(
         return [], []
     reach = history_days(buys_history, day)
     if reach is None or reach < params.min_history_days:
-        note = Note(RULE, "US", f"stored Form 4 purchases reach back {reach or 0} days, {params.min_history_days} needed")
+        note = Note(
+            RULE,
+            "US",
+            f"stored Form 4 purchases reach back {reach or 0} days, {params.min_history_days} needed",
+        )
         return [], [note]
     fresh_accessions = set(today["accession"].dropna())
-    earlier = buys_history[~buys_history["accession"].isin(fresh_accessions)] if not buys_history.empty else buys_history
+    earlier = (
+        buys_history[~buys_history["accession"].isin(fresh_accessions)]
+        if not buys_history.empty
+        else buys_history
+    )
     before = (
         set(zip(earlier["issuer_cik"].astype("string"), _owner_key(earlier), strict=True))
         if not earlier.empty

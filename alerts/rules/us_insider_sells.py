@@ -27,7 +27,9 @@ SOURCE = "sec-form4"
 class SellClusterParams:
     """insider_sell_cluster thresholds (the `[insider_sell_cluster]` table of config/rules.toml)."""
 
-    sessions: int = 5  # XNYS sessions (ending on the filing day) in which distinct insiders' sales count together
+    sessions: int = (
+        5  # XNYS sessions (ending on the filing day) in which distinct insiders' sales count together
+    )
     min_insiders: int = 3
     min_total_usd: float = 1_000_000.0
 

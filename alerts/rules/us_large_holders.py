@@ -64,7 +64,11 @@ def _alert(filing: pd.DataFrame, params: LargeHolderParams) -> Alert | None:
     if filed is None:
         return None
     purpose = first["purpose"] if isinstance(first["purpose"], str) else ""
-    quoted = f'; purpose: "{purpose[:PURPOSE_CHARS]}{"…" if len(purpose) > PURPOSE_CHARS else ""}"' if purpose else ""
+    quoted = (
+        f'; purpose: "{purpose[:PURPOSE_CHARS]}{"…" if len(purpose) > PURPOSE_CHARS else ""}"'
+        if purpose
+        else ""
+    )
     event = first["event_date"]
     facts = [
         Fact("holder", holder),
@@ -85,9 +89,17 @@ def _alert(filing: pd.DataFrame, params: LargeHolderParams) -> Alert | None:
         severity="warning" if schedule == "13D" else "notice",
         why=f"{holder} filed {form} on {ticker}: {percent:g}% of the class ({shares:,.0f} shares)" + quoted,
         facts=tuple(facts),
-        links=(SEC + accession_folder(str(first["issuer_cik"]), str(first["accession"])),),
+        links=_links(first),
         identity=str(first["accession"]),
     )
+
+
+def _links(first: pd.Series) -> tuple[str, ...]:
+    """The filing's folder on EDGAR (none when the CIK or accession is not one: the parser never gives such)."""
+    try:
+        return (SEC + accession_folder(str(first["issuer_cik"]), str(first["accession"])),)
+    except ValueError:
+        return ()
 
 
 def activist_or_passive(alert: Alert) -> int | None:

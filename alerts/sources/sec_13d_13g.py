@@ -121,7 +121,8 @@ def parse_filing(
     if not persons:
         raise MalformedFile(f"{NAME}: no reporting person ({_PERSONS[schedule]})")
     event = _date(
-        _text(cover, "dateOfEvent" if schedule == "13D" else "eventDateRequiresFilingThisStatement"), "event date"
+        _text(cover, "dateOfEvent" if schedule == "13D" else "eventDateRequiresFilingThisStatement"),
+        "event date",
     )
     amendment_no = _number(cover, "amendmentNo")
     filing = {
@@ -141,7 +142,9 @@ def parse_filing(
     }
     rows = [{**filing, **_person(person, schedule, number)} for number, person in enumerate(persons, start=1)]
     frame = pd.DataFrame.from_records(rows, columns=list(SCHEMA)) if rows else empty_frame(SCHEMA)
-    return finish(frame, SCHEMA, event, layout=f"schedule{schedule}", reconciled=_reconciled(form, rows, schedule))
+    return finish(
+        frame, SCHEMA, event, layout=f"schedule{schedule}", reconciled=_reconciled(form, rows, schedule)
+    )
 
 
 def paths(day: date) -> list[str]:

@@ -91,7 +91,11 @@ def parse_filing(data: bytes, accession: str, form_type: str | None = None) -> p
 
 def purchases(frame: pd.DataFrame) -> pd.DataFrame:
     """The open-market purchases (code P) of parsed Form 4 rows: the small table a year of history is kept of."""
-    return finish(frame[(frame["code"] == "P").fillna(False)].reset_index(drop=True), SCHEMA, frame.attrs.get("file_date"))
+    return finish(
+        frame[(frame["code"] == "P").fillna(False)].reset_index(drop=True),
+        SCHEMA,
+        frame.attrs.get("file_date"),
+    )
 
 
 def parse_purchases(data: bytes) -> pd.DataFrame:

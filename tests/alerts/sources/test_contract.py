@@ -39,6 +39,12 @@ GOOD: dict[str, list[str]] = {
         "form4_no_prolog.xml",
         "form4_derivative_only.xml",
     ],
+    "sec-13d-13g": [
+        "schedule13d.xml",
+        "schedule13d_nested_cusip.xml",
+        "schedule13g.xml",
+        "schedule13g_nested_cusip.xml",
+    ],
 }
 CASES = [(name, file) for name, files in GOOD.items() for file in files]
 # Sources that share another source's pages (and so its fixture folder).
