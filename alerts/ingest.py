@@ -20,8 +20,8 @@ from alerts.sources.base import Source
 from alerts.sources.common import conform
 from alerts.sources.sec_edgar import fill_tickers
 from alerts.store.failed import FailedFiles
-from alerts.store.tickermap import tickers_by_cik
 from alerts.store.frames import FetchState, FrameStore, dump_frame
+from alerts.store.tickermap import tickers_by_cik
 from config.settings import Settings, redact
 
 log = logging.getLogger(__name__)
