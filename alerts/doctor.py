@@ -317,14 +317,21 @@ def _parse(source: Source, attempt: _Attempt, data: bytes) -> dict[str, pd.DataF
         raise
 
 
-# EDGAR day kinds -> (the index rows of that source's filings, the parser of one filing's XML).
+# EDGAR day kinds -> (the index rows of that source's filings, the form types a sample may be taken from, the
+# parser of one filing's XML). Only the XML schedules (since December 2024) make a 13D/13G sample: the paper-era
+# SC 13D/13G filings have no XML.
 _EDGAR_SAMPLES: dict[
-    str, tuple[Callable[[pd.DataFrame], pd.DataFrame], Callable[[bytes, str, str], pd.DataFrame]]
+    str,
+    tuple[Callable[[pd.DataFrame], pd.DataFrame], tuple[str, ...], Callable[[bytes, str, str], pd.DataFrame]],
 ] = {
-    sec_form4.DAY_KIND: (sec_edgar.form4_filings, lambda data, a, f: sec_form4.parse_filing(data, a, f)),
-    # Only the XML schedules (since December 2024) make a sample: the paper-era SC 13D/13G have no XML.
+    sec_form4.DAY_KIND: (
+        sec_edgar.form4_filings,
+        sec_form4.FORM_TYPES,
+        lambda data, a, f: sec_form4.parse_filing(data, a, f),
+    ),
     sec_13d_13g.DAY_KIND: (
-        lambda index: index[index["form_type"].isin(sec_13d_13g.XML_FORM_TYPES)].reset_index(drop=True),
+        sec_13d_13g.filings,
+        sec_13d_13g.XML_FORM_TYPES,
         lambda data, a, f: sec_13d_13g.parse_filing(data, a, f),
     ),
 }
@@ -336,7 +343,7 @@ async def _attempt_edgar(source: Source, settings: Settings, attempt: _Attempt, 
     The full day is hundreds of filings at ≤ 10 requests/s: far too slow for a self-check, and one filing shows
     whether the XML layout is still the one the parser knows.
     """
-    select, parse_filing = _EDGAR_SAMPLES[str(source.fetch_day)]
+    select, sample_types, parse_filing = _EDGAR_SAMPLES[str(source.fetch_day)]
     http = attempt.recorder.as_client()
     url = urls_for(source, settings, attempt.day)[0]
     index = await fetch(http, url, source=source.name, backoff=backoff)
@@ -345,9 +352,10 @@ async def _attempt_edgar(source: Source, settings: Settings, attempt: _Attempt, 
         select(_located(attempt, url, lambda: sec_edgar.parse_daily_index(index.content)))
     )
     attempt.rows = len(filings)
-    if filings.empty:
+    samples = filings[filings["form_type"].isin(sample_types)]
+    if samples.empty:
         return
-    first = filings.iloc[0]
+    first = samples.iloc[0]
     base = settings.base_url(source.base_setting)
     listing_url = base + sec_edgar.filing_index_path(first["file_name"])
     listing = await fetch(http, listing_url, source=source.name, backoff=backoff)

@@ -1,7 +1,8 @@
 """SEC EDGAR over HTTP: the polite client (declared User-Agent, ≤ 10 requests per second) and the multi-step fetch
-of one day's Form 4 filings (daily index → each filing's index.json → its XML), data-formats.md §8.
+of one day's Form 4 or Schedule 13D/13G filings (daily index → each filing's index.json → its XML), data-formats.md §8.
 
-The parsers are pure and live in alerts.sources (sec_edgar: index, feeds, folders; sec_form4: the filing XML). A
+The parsers are pure and live in alerts.sources (sec_edgar: index, feeds, folders; sec_form4 and sec_13d_13g: the
+filing XML). A
 source declares the kind of day-fetcher it needs (``Source.fetch_day``); DAY_FETCHERS maps each kind to the
 function here that assembles a whole day, and alerts.ingest runs it.
 """
