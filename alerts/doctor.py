@@ -29,7 +29,7 @@ from alerts.calendar import HK_TZ, Schedule, schedule_for
 from alerts.errors import MalformedFile, NotPublishedYet, SourceError
 from alerts.fetch import Fetched, fetch, make_client
 from alerts.ingest import check_date, follow_form, urls_for
-from alerts.sources import SOURCES, get_source, sec_edgar, sec_form4
+from alerts.sources import SOURCES, get_source, sec_13d_13g, sec_edgar, sec_form4
 from alerts.sources.base import Source
 from alerts.store.frames import FrameStore
 from alerts.windows import window_failed
@@ -183,7 +183,7 @@ async def check_source(
     if not candidates:
         return _unchecked(source, settings, now, "—", "no due date within the exchange calendar", last_good)
     headers: dict[str, str] = {}
-    if source.fetch_day == sec_form4.DAY_KIND:
+    if source.fetch_day in _EDGAR_SAMPLES:
         if not settings.sec_user_agent:
             return _unchecked(
                 source,
@@ -288,7 +288,7 @@ async def _attempt(source: Source, settings: Settings, attempt: _Attempt, backof
     """Fill `attempt`; a failure is recorded in attempt.error, never raised (except cancellation)."""
     url = ""
     try:
-        if source.fetch_day == sec_form4.DAY_KIND:
+        if source.fetch_day in _EDGAR_SAMPLES:
             await _attempt_edgar(source, settings, attempt, backoff)
             return
         http = attempt.recorder.as_client()
@@ -317,23 +317,45 @@ def _parse(source: Source, attempt: _Attempt, data: bytes) -> dict[str, pd.DataF
         raise
 
 
+# EDGAR day kinds -> (the index rows of that source's filings, the form types a sample may be taken from, the
+# parser of one filing's XML). Only the XML schedules (since December 2024) make a 13D/13G sample: the paper-era
+# SC 13D/13G filings have no XML.
+_EDGAR_SAMPLES: dict[
+    str,
+    tuple[Callable[[pd.DataFrame], pd.DataFrame], tuple[str, ...], Callable[[bytes, str, str], pd.DataFrame]],
+] = {
+    sec_form4.DAY_KIND: (
+        sec_edgar.form4_filings,
+        sec_form4.FORM_TYPES,
+        lambda data, a, f: sec_form4.parse_filing(data, a, f),
+    ),
+    sec_13d_13g.DAY_KIND: (
+        sec_13d_13g.filings,
+        sec_13d_13g.XML_FORM_TYPES,
+        lambda data, a, f: sec_13d_13g.parse_filing(data, a, f),
+    ),
+}
+
+
 async def _attempt_edgar(source: Source, settings: Settings, attempt: _Attempt, backoff: float) -> None:
-    """EDGAR: the day's form index (how many Form 4 filings), then one filing as a sample of the Form 4 layout.
+    """EDGAR: the day's form index (how many of the source's filings), then one filing as a sample of its layout.
 
     The full day is hundreds of filings at ≤ 10 requests/s: far too slow for a self-check, and one filing shows
     whether the XML layout is still the one the parser knows.
     """
+    select, sample_types, parse_filing = _EDGAR_SAMPLES[str(source.fetch_day)]
     http = attempt.recorder.as_client()
     url = urls_for(source, settings, attempt.day)[0]
     index = await fetch(http, url, source=source.name, backoff=backoff)
     attempt.files.append(index)
     filings = sec_edgar.dedupe_accessions(
-        sec_edgar.form4_filings(_located(attempt, url, lambda: sec_edgar.parse_daily_index(index.content)))
+        select(_located(attempt, url, lambda: sec_edgar.parse_daily_index(index.content)))
     )
     attempt.rows = len(filings)
-    if filings.empty:
+    samples = filings[filings["form_type"].isin(sample_types)]
+    if samples.empty:
         return
-    first = filings.iloc[0]
+    first = samples.iloc[0]
     base = settings.base_url(source.base_setting)
     listing_url = base + sec_edgar.filing_index_path(first["file_name"])
     listing = await fetch(http, listing_url, source=source.name, backoff=backoff)
@@ -346,9 +368,7 @@ async def _attempt_edgar(source: Source, settings: Settings, attempt: _Attempt, 
         _located(
             attempt,
             xml_url,
-            lambda: sec_form4.parse_filing(
-                document.content, str(first["accession"]), str(first["form_type"])
-            ),
+            lambda: parse_filing(document.content, str(first["accession"]), str(first["form_type"])),
         )
     )
 

@@ -18,8 +18,10 @@ from alerts.fetch import Fetched, fetch
 from alerts.links import urls_for
 from alerts.sources.base import Source
 from alerts.sources.common import conform
+from alerts.sources.sec_edgar import fill_tickers
 from alerts.store.failed import FailedFiles
 from alerts.store.frames import FetchState, FrameStore, dump_frame
+from alerts.store.tickermap import tickers_by_cik
 from config.settings import Settings, redact
 
 log = logging.getLogger(__name__)
@@ -318,6 +320,9 @@ async def _ingest_assembled(
         exc.source, exc.url = exc.source or source.name, exc.url or key
         await _record_failure(store, source, day, now, exc)
         raise
+    if source.before_pass == "ticker-map":  # filings that name no ticker get it from SEC's map by issuer CIK
+        by_cik = await tickers_by_cik(store.redis)
+        tables = {name: fill_tickers(frame, by_cik) for name, frame in tables.items()}
     digest = hashlib.sha256(b"".join(dump_frame(tables[name]) for name in sorted(tables))).hexdigest()
     if (await store.fetch_state(key)).sha256 == digest:
         return IngestReport(source.name, day, "unchanged", urls=(key,))

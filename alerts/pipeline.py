@@ -209,9 +209,12 @@ async def _load_us_feed(store: FrameStore, name: str, day: date) -> pd.DataFrame
     if feed.window == "day":
         today = await store.get(source.name, feed.table, day, schema)
         return today if today is not None else empty_frame(schema)
-    return await store.load_range(
-        source.name, schema, day - timedelta(days=feed.window), day, table=feed.table
-    )
+    start = day - timedelta(days=feed.window)
+    frame = await store.load_range(source.name, schema, start, day, table=feed.table)
+    # How far back the stored history reaches: a rule about "never before" must not trust a short history.
+    stored = await store.dates(source.name, feed.table, start, day)
+    frame.attrs["since"] = min(stored) if stored else None
+    return frame
 
 
 def _text(value: bytes | str) -> str:

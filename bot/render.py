@@ -462,6 +462,62 @@ def _why_cluster_short(f: _Facts) -> str:
     return t(f.lang, "why.insider_cluster.short", n=int(f.number("insiders")), code=f.alert.code)
 
 
+def _why_sell_cluster(f: _Facts) -> str:
+    """The sell cluster, with the 10b5-1 plan sales it did not count when there were any."""
+    names = [n for n in f.alert.identity.split("+") if n][:5]
+    if not names:
+        raise _MissingFact("identity")
+    text = t(
+        f.lang,
+        "why.insider_sell_cluster",
+        n=int(f.number("insiders")),
+        total=f.money("total"),
+        code=f.alert.code,
+        sessions=int(f.number("sessions")),
+        names=t(f.lang, "sep.list").join(names),
+    )
+    plan = int(f.number("plan_sales")) if f.has("plan_sales") else 0
+    if plan:
+        text += t(f.lang, "why.insider_sell_cluster.plan", n=plan, total=f.money("plan_total"))
+    return text
+
+
+def _why_sell_cluster_short(f: _Facts) -> str:
+    return t(f.lang, "why.insider_sell_cluster.short", n=int(f.number("insiders")), code=f.alert.code)
+
+
+def _why_first_buy(f: _Facts) -> str:
+    return t(
+        f.lang,
+        "why.first_time_insider_buy",
+        holder=f.text("holder"),
+        role=f.text("role"),
+        shares=shares(f.lang, f.number("shares")),
+        value=f.money("value"),
+        date=f.day("date"),
+        lookback=t(f.lang, "unit.days", n=num(f.lang, f.number("lookback"), 0)),
+    )
+
+
+def _why_first_buy_short(f: _Facts) -> str:
+    return t(f.lang, "why.first_time_insider_buy.short", holder=f.text("holder"), code=f.alert.code)
+
+
+def _why_large_holder(f: _Facts) -> str:
+    return t(
+        f.lang,
+        "why.large_holder_filing",
+        holder=f.text("holder"),
+        form=f.text("form"),
+        percent=_pct(f.lang, f.number("percent"), 1),
+        shares=shares(f.lang, f.number("shares")),
+    )
+
+
+def _why_large_holder_short(f: _Facts) -> str:
+    return t(f.lang, "why.large_holder_filing.short", form=f.text("form"), code=f.alert.code)
+
+
 # Per rule, the "why" builders tried in order: the full sentence, then a shorter one needing fewer facts.
 def _why_eligibility(f: _Facts) -> str:
     event = f.text("event")
@@ -490,6 +546,9 @@ WHY_BUILDERS: dict[str, tuple[Callable[[_Facts], str], ...]] = {
     "insider_cluster": (_why_cluster, _why_cluster_short),
     "eligibility_change": (_why_eligibility, _why_eligibility_short),
     "southbound_net_flow": (_why_flow, _why_flow_short),
+    "insider_sell_cluster": (_why_sell_cluster, _why_sell_cluster_short),
+    "first_time_insider_buy": (_why_first_buy, _why_first_buy_short),
+    "large_holder_filing": (_why_large_holder, _why_large_holder_short),
 }
 
 

@@ -42,7 +42,8 @@ class RuleContext:
     codes: frozenset[str] | None = None
     link: Callable[[str, date], tuple[str, ...]] = default_links
     moment: datetime | None = None  # when this evaluation happens: frames hold only rows published by then
-    # Feeds beyond the six HK ones above, by feed name (US rules: "finra", "form4", "form4_day").
+    # Feeds beyond the six HK ones above, by feed name (US rules: "finra", "form4", "form4_day", "form4_buys",
+    # "holders_13dg").
     feeds: Mapping[str, pd.DataFrame] = field(default_factory=dict)
 
     def feed(self, name: str) -> pd.DataFrame:

@@ -14,7 +14,10 @@ from alerts.rules import (
     short_ratio,
     southbound,
     southbound_flow,
+    us_first_buys,
+    us_insider_sells,
     us_insiders,
+    us_large_holders,
     us_short_volume,
 )
 from alerts.rules.params import RuleParams, build
@@ -32,6 +35,9 @@ RULES: tuple[RuleSpec, ...] = (
     us_insiders.SPEC,
     eligibility.SPEC,
     southbound_flow.SPEC,
+    us_insider_sells.SPEC,
+    us_first_buys.SPEC,
+    us_large_holders.SPEC,
 )
 
 

@@ -41,7 +41,8 @@ def buys(form4: pd.DataFrame) -> pd.DataFrame:
     return form4[mask.fillna(False)]
 
 
-def _role(row: pd.Series) -> str:
+def insider_role(row: pd.Series) -> str:
+    """The first role the filing gives the owner: director, the officer title, 10% owner, else insider."""
     if bool(row["is_director"]):
         return "director"
     if bool(row["is_officer"]):
@@ -61,7 +62,7 @@ def evaluate_us_round_number(
         if near is None:
             continue
         level, distance, side = near
-        who, role = str(row["owner_name"]), _role(row)
+        who, role = str(row["owner_name"]), insider_role(row)
         shares = float(row["shares"])
         alerts.append(
             Alert(

@@ -13,6 +13,7 @@ from alerts.sources import (
     hkex_shortable,
     hkex_southbound,
     hkex_stock_connect_daily,
+    sec_13d_13g,
     sec_form4,
     sfc_short_positions,
 )
@@ -32,6 +33,7 @@ SOURCES: dict[str, Source] = {
         finra_short_volume.SOURCE,
         sec_form4.SOURCE,
         hkex_shortable.SOURCE,
+        sec_13d_13g.SOURCE,
     )
 }
 # Every feed by name -> (its source, its declaration); a feed name belongs to one source.

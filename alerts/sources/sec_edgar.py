@@ -43,6 +43,7 @@ FORM4_TYPES: tuple[str, ...] = ("4", "4/A")
 _INDEX_LABELS: tuple[str, ...] = ("Form Type", "Company Name", "CIK", "Date Filed", "File Name")
 # CIK, date and file name are read from the right so an over-long company name cannot shift them.
 _INDEX_TAIL_RE = re.compile(r"\s(\d{1,10})\s+(\d{8}|\d{4}-\d{2}-\d{2})\s+(edgar/\S+)\s*$")
+_FORM_OVERRUN_RE = re.compile(r"^(\S+(?: \S+)*) {2,}(\S.*)$")
 _INDEX_FILE_RE = re.compile(r"^edgar/data/(\d{1,10})/(\d{10}-\d{2}-\d{6})\.txt$")
 _RECEIVED_RE = re.compile(r"^Last Data Received:\s*(.+?)\s*$", re.M)
 _ATOM = "{http://www.w3.org/2005/Atom}"
@@ -109,9 +110,17 @@ def _index_header(lines: list[str], text: str) -> int:
 
 def _index_row(line: str, company_at: int, number: int) -> tuple[str, str, str, date, str, str]:
     tail = _INDEX_TAIL_RE.search(line)
-    if tail is None or tail.start() < company_at or line[company_at - 1] != " ":
+    if tail is None or tail.start() < company_at:
         raise MalformedFile(f"{NAME}: line {number} is not an index row: {line.rstrip()[:100]!r}")
-    form_type, company = line[:company_at].strip(), line[company_at : tail.start()].strip()
+    if line[company_at - 1] == " ":
+        form_type, company = line[:company_at].strip(), line[company_at : tail.start()].strip()
+    else:
+        # A form type longer than its column ("SCHEDULE 13D/A", 14 characters, since December 2024) pushes the
+        # company name right: the form type then ends at the first run of two spaces (form types have single ones).
+        overrun = _FORM_OVERRUN_RE.match(line[: tail.start()])
+        if overrun is None:
+            raise MalformedFile(f"{NAME}: line {number} is not an index row: {line.rstrip()[:100]!r}")
+        form_type, company = overrun.group(1), overrun.group(2).strip()
     raw_cik, raw_date, file_name = tail.groups()
     found = _INDEX_FILE_RE.match(file_name)
     if not form_type or not company or found is None:
@@ -241,6 +250,19 @@ def parse_company_tickers(data: bytes) -> dict[str, str]:
         if not ticker or not cik.isdigit():
             raise MalformedFile(f"{NAME}: company_tickers.json entry {key!r} has a bad ticker/CIK: {entry!r}")
         out.setdefault(ticker, str(int(cik)))
+    return out
+
+
+def fill_tickers(frame: pd.DataFrame, by_cik: dict[str, str]) -> pd.DataFrame:
+    """`frame` with missing `ticker` cells filled from `by_cik` (CIK → ticker) by `issuer_cik`."""
+    if frame.empty or not by_cik or not {"ticker", "issuer_cik"} <= set(frame.columns):
+        return frame
+    missing = frame["ticker"].isna()
+    if not missing.any():
+        return frame
+    out = frame.copy()
+    out.loc[missing, "ticker"] = out.loc[missing, "issuer_cik"].map(by_cik)
+    out["ticker"] = out["ticker"].astype("string")
     return out
 
 

@@ -89,6 +89,20 @@ def parse_filing(data: bytes, accession: str, form_type: str | None = None) -> p
     return _parse(data, accession=accession, form_type=form_type)
 
 
+def purchases(frame: pd.DataFrame) -> pd.DataFrame:
+    """The open-market purchases (code P) of parsed Form 4 rows: the small table a year of history is kept of."""
+    return finish(
+        frame[(frame["code"] == "P").fillna(False)].reset_index(drop=True),
+        SCHEMA,
+        frame.attrs.get("file_date"),
+    )
+
+
+def parse_purchases(data: bytes) -> pd.DataFrame:
+    """Parse one Form 4 XML into its open-market purchases (code P) only."""
+    return purchases(parse(data))
+
+
 def paths(day: date) -> list[str]:
     """The daily form index listing the day's filings (the XMLs themselves are found through it)."""
     return [daily_index_path(day)]
@@ -257,9 +271,16 @@ SOURCE = Source(
     base_setting="sec_url",
     public_url="https://www.sec.gov",
     paths=paths,
-    tables={"main": Table(SCHEMA, parse)},
-    # Rows carry no filing date: the cluster rule reads the last 14 days, the round-number rule the day alone.
-    feeds={"form4": Feed(date_column=None, window=14), "form4_day": Feed(date_column=None, window="day")},
+    # "buys" keeps only the code-P rows (a few percent of a day's rows), so a year of them is cheap to load.
+    tables={"main": Table(SCHEMA, parse), "buys": Table(SCHEMA, parse_purchases)},
+    # Rows carry no filing date: the cluster rules read the last 14 days, the round-number rule the day alone, and
+    # first_time_insider_buy a year of purchases (the buys table: a year of every row would be ~600k rows to
+    # decode on every cycle; a year of purchases is a few tens of thousands).
+    feeds={
+        "form4": Feed(date_column=None, window=14),
+        "form4_day": Feed(date_column=None, window="day"),
+        "form4_buys": Feed(table="buys", date_column=None, window=365),
+    },
     calendar="XNYS",
     # file_date is the period of report (first transaction), the index day is the filing date.
     check_file_date=False,

@@ -61,6 +61,7 @@ ALL_NAMES = (
     "finra-short-volume",
     "sec-form4",
     "hkex-shortable-list",
+    "sec-13d-13g",
 )
 SHORTABLE_PATH = shortable_paths(date(2023, 5, 18))[0]
 
@@ -156,6 +157,15 @@ CASES: dict[str, Case] = {
         ("/Archives/edgar/daily-index/2020/QTR1/form.20200318.idx",),
         991,
         "12h30m",
+    ),
+    # Rows of sec-13d-13g are the distinct Schedule 13D/13G filings the index lists; the 2020 ones are paper-era
+    # (SC 13D …, no XML), so there is no filing to sample.
+    "sec-13d-13g": Case(
+        datetime(2020, 3, 18, 22, 0, tzinfo=NEW_YORK),
+        date(2020, 3, 18),
+        ("/Archives/edgar/daily-index/2020/QTR1/form.20200318.idx",),
+        44,
+        "1h00m",
     ),
 }
 
@@ -256,7 +266,7 @@ async def test_table_lists_every_source_with_aligned_columns(served: Origin, doc
     assert short[:4] == ["hkex-short", "2025-11-20", "200", "—"]
     assert "16h45m" in short and short[-2:] == [served.url + SHORT + "ASHTMAIN.HTM", "(+1)"]
     assert "9,714" in rows["finra-short-volume"] and "srrpt-2017" in rows["hkex-buybacks"]
-    assert text.rstrip().endswith("all 11 source(s) healthy")
+    assert text.rstrip().endswith("all 12 source(s) healthy")
     assert "tabdata-2026" in rows["hkex-stock-connect-daily"]
     assert exit_code(checks) == 0
 
@@ -471,3 +481,24 @@ async def test_a_revisions_list_without_a_revision_on_the_checked_dates_is_healt
     assert check.healthy, check.problem
     assert check.day == date(2023, 5, 22)
     assert "no revision takes effect on 2023-05-22 (normal for this list)" in check.note
+
+
+async def test_sec_13d_samples_one_xml_schedule(origin: Origin, doc_settings: Settings) -> None:
+    # A 2026-layout index row (a 17-wide form type) for the real 13D; the doctor fetches it as its one sample.
+    real = fixture_bytes("sec-form4", "form.20200318.idx").decode()
+    header = real.split("-" * 20)[0].rstrip("\n").replace("Mar 18, 2020", "Jan 02, 2025")
+    dashes = next(line for line in real.splitlines() if line.startswith("-----"))
+    file_name = "edgar/data/1422142/0001373604-25-000001.txt"
+    row = f"{'SCHEDULE 13D':<17}{'Aadi Bioscience, Inc.':<57}{'1422142':<12}20250102    {file_name}"
+    origin.add(
+        "/Archives/edgar/daily-index/2025/QTR1/form.20250102.idx",
+        "\n".join([header, dashes, row, ""]).encode(),
+    )
+    folder = "/Archives/edgar/data/1422142/000137360425000001/"
+    listing = fixture_bytes("sec-form4", "index.json").replace(b"doc4.xml", b"primary_doc.xml")
+    origin.add(folder + "index.json", listing)
+    origin.add(folder + "primary_doc.xml", fixture_bytes("sec-13d-13g", "schedule13d.xml"))
+    check = await _check(doc_settings, "sec-13d-13g", datetime(2025, 1, 2, 22, 0, tzinfo=NEW_YORK))
+    assert check.healthy, check.problem
+    assert check.day == date(2025, 1, 2) and check.rows == 1 and check.layout == "schedule13D"
+    assert [r.path for r in origin.requests][-1] == folder + "primary_doc.xml"

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 import alerts.edgar as edgar_module
-from alerts.edgar import DAY_FETCHERS, RateLimiter, check_user_agent, fetch_form4_day
+from alerts.edgar import DAY_FETCHERS, RateLimiter, check_user_agent, fetch_13d_day, fetch_form4_day
 from alerts.errors import MalformedFile, NotPublishedYet
 from alerts.fetch import fetch, make_client
-from alerts.sources import SOURCES, sec_form4
+from alerts.sources import SOURCES, sec_13d_13g, sec_form4
 from alerts.sources.sec_edgar import daily_index_path, dedupe_accessions, form4_filings, parse_daily_index
 from config.settings import ConfigError
 from tests.support.origin import Origin
@@ -59,7 +59,7 @@ def _listing(folder: str, names: list[tuple[str, str]]) -> bytes:
 
 def test_every_declared_day_kind_has_a_fetcher() -> None:
     kinds = {source.fetch_day for source in SOURCES.values() if source.fetch_day is not None}
-    assert kinds == {sec_form4.DAY_KIND}
+    assert kinds == {sec_form4.DAY_KIND, sec_13d_13g.DAY_KIND}
     assert kinds <= set(DAY_FETCHERS)
 
 
@@ -335,3 +335,90 @@ async def test_edgar_downloads_stream_under_the_byte_cap(origin: Origin) -> None
         got = await fetch(polite, origin.url + "/Archives/small.xml", max_bytes=10_000, retries=0)  # type: ignore[arg-type]
     assert len(got.content) == 5000
     assert {r.headers.get("User-Agent") for r in origin.requests} == {"positioning-bot tests ops@example.com"}
+
+
+# --- fetch_13d_day over HTTP: Schedule 13D/13G ------------------------------------------------------------------
+
+# Rows of the real 2020-03-18 index: a 13D listed under two filers (one filing), a 13D whose folder holds only a
+# text document (paper era: passed over), a 13D/A whose XML is broken, and a Form 4 that must not be fetched.
+SC_KEEP = (
+    "0001193125-20-077295.txt",
+    "0001085146-20-000995.txt",
+    "0001104659-20-034979.txt",
+    "0000899243-20-008928.txt",
+)
+SC_XML = "/Archives/edgar/data/80255/000119312520077295/"
+SC_PAPER = "/Archives/edgar/data/1331693/000108514620000995/"
+SC_BROKEN = "/Archives/edgar/data/1420565/000110465920034979/"
+
+
+def schedule_index(index_bytes: bytes) -> bytes:
+    lines = index_bytes.split(b"\n")
+    rows = [line for line in lines[10:] if any(name.encode() in line for name in SC_KEEP)]
+    return b"\n".join(lines[:10] + rows) + b"\n"
+
+
+def serve_schedules(origin: Origin, index_bytes: bytes, broken: bytes) -> None:
+    origin.add(daily_index_path(DAY), schedule_index(index_bytes))
+    origin.add(
+        SC_XML + "index.json",
+        _listing(SC_XML, [("primary_doc.xml", "text.gif"), ("xslSCHEDULE_13D_X01", "folder.gif")]),
+    )
+    origin.add(SC_XML + "primary_doc.xml", (_FIXTURES / "sec-13d-13g" / "schedule13d.xml").read_bytes())
+    origin.add(SC_PAPER + "index.json", _listing(SC_PAPER, [("0001085146-20-000995.txt", "text.gif")]))
+    origin.add(SC_BROKEN + "index.json", _listing(SC_BROKEN, [("primary_doc.xml", "text.gif")]))
+    origin.add(SC_BROKEN + "primary_doc.xml", broken, content_type="text/html")
+
+
+@pytest.mark.parametrize(
+    ("broken", "error"),
+    [
+        (
+            b'<?xml version="1.0"?><edgarSubmission xmlns="http://www.sec.gov/edgar/schedule13D"><headerData>',
+            "not well-formed XML",
+        ),
+        (b"<html><head><title>Page Not Found</title></head><body>Not found</body></html>", "error page"),
+        (b'<?xml version="1.0"?><ownershipDocument><issuer/></ownershipDocument>', "<ownershipDocument>"),
+    ],
+)
+async def test_fetch_13d_day_parses_passes_over_paper_filings_and_skips_broken_ones(
+    origin: Origin, index_bytes: bytes, broken: bytes, error: str
+) -> None:
+    serve_schedules(origin, index_bytes, broken)
+    async with make_client() as client:
+        frame = await fetch_13d_day(client, origin.url, DAY, user_agent=UA, max_per_second=100.0)
+    assert list(frame.columns) == list(sec_13d_13g.SCHEMA) and dtypes(frame) == sec_13d_13g.SCHEMA
+    assert frame["person_name"].tolist() == ["BML Investment Partners, L.P.", "Leonard Braden Michael"]
+    assert set(frame["accession"]) == {"0001193125-20-077295"}
+    assert set(frame["filed_date"]) == {pd.Timestamp(DAY)}
+    assert frame.attrs["filings"] == 2 and frame.attrs["without_xml"] == 1 and frame.attrs["skipped"] == 1
+    [skip] = frame.attrs["skipped_filings"]
+    assert skip["accession"] == "0001104659-20-034979" and error in skip["error"]
+    paths = sorted(request.path for request in origin.requests)
+    assert paths == sorted(
+        [
+            daily_index_path(DAY),
+            SC_XML + "index.json",
+            SC_XML + "primary_doc.xml",
+            SC_PAPER + "index.json",
+            SC_BROKEN + "index.json",
+            SC_BROKEN + "primary_doc.xml",
+        ]
+    )
+    assert all(request.headers["User-Agent"] == UA for request in origin.requests)
+
+
+async def test_fetch_13d_day_empty_index_and_broken_index(origin: Origin) -> None:
+    origin.add(daily_index_path(DAY), fixture("empty-form.idx"))
+    async with make_client() as client:
+        frame = await fetch_13d_day(client, origin.url, DAY, user_agent=UA)
+    assert frame.empty and dtypes(frame) == sec_13d_13g.SCHEMA and frame.attrs["filings"] == 0
+    origin.add(daily_index_path(DAY), fixture("form4_error_page.html"))
+    async with make_client() as client:
+        with pytest.raises(MalformedFile) as info:
+            await fetch_13d_day(client, origin.url, DAY, user_agent=UA)
+    assert info.value.source == "sec-13d-13g"
+    async with make_client() as client:
+        with pytest.raises(ValueError, match="SEC_USER_AGENT"):
+            await fetch_13d_day(client, origin.url, DAY, user_agent="positioning-bot/0.1")
+    assert DAY_FETCHERS[sec_13d_13g.DAY_KIND] is edgar_module.schedule13_day

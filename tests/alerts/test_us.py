@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo  # noqa: E402
 
@@ -12,9 +13,12 @@ from redis.asyncio import Redis
 
 from alerts.calendar import sessions_between
 from alerts.fetch import make_client
-from alerts.pipeline import run_cycle
-from alerts.sources import finra_short_volume, sec_edgar
-from alerts.sources.common import conform
+from alerts.pipeline import evaluate_and_route, run_cycle
+from alerts.rules import load_params
+from alerts.sources import finra_short_volume, sec_13d_13g, sec_edgar, sec_form4
+from alerts.sources.common import conform, empty_frame
+from alerts.store import keys
+from alerts.store.alertlog import AlertLog
 from alerts.store.frames import FrameStore
 from alerts.store.outbox import Outbox
 from alerts.store.subscriptions import SubscriptionStore
@@ -254,3 +258,93 @@ async def test_us_confluence_joins_short_volume_and_an_insider_buy(
     assert len(confluence) == 1
     assert confluence[0].market == "US" and confluence[0].code == "SCWO"
     assert "short_ratio_drop" in confluence[0].why and "insider_buy_near_round_number" in confluence[0].why
+
+
+async def test_13d_cycle_reaches_a_watcher_of_the_issuer(
+    us_settings: Settings, redis: Redis, origin: Origin
+) -> None:
+    # The ticker map (real company_tickers.json) names Aadi Bioscience (CIK 1422142) AADI; the real 13D names no
+    # ticker, so the stored rows get it by issuer CIK and the alert reaches the AADI watcher.
+    origin.add(
+        "/files/company_tickers.json", (FIXTURES / "sec-form4" / "edgarkit_company_tickers.json").read_bytes()
+    )
+    await refresh(redis, us_settings.sec_url, UA, backoff=0.01)
+    day = date(2025, 1, 2)
+    file_name = "edgar/data/1422142/0001373604-25-000001.txt"
+    index = (
+        _index(day, file_name)
+        .decode()
+        .replace(
+            f"{'4':<12}{'374Water Inc.':<62}{'933972':<12}",
+            f"{'SCHEDULE 13D':<17}{'Aadi Bioscience, Inc.':<57}{'1422142':<12}",
+        )
+    )
+    origin.add(sec_edgar.daily_index_path(day), index.encode())
+    listing = (FIXTURES / "sec-form4" / "index.json").read_text().replace("doc4.xml", "primary_doc.xml")
+    origin.add(sec_edgar.filing_index_path(file_name), listing.encode())
+    origin.add(
+        sec_edgar.filing_xml_path(file_name, "primary_doc.xml"),
+        (FIXTURES / "sec-13d-13g" / "schedule13d.xml").read_bytes(),
+    )
+    subs = SubscriptionStore(redis)
+    await subs.touch(8)
+    await subs.watch(8, ["AADI"])
+    now = datetime(2025, 1, 2, 22, 30, tzinfo=NY)
+    async with make_client() as client:
+        report = await run_cycle(
+            "sec-13d-13g", day, settings=us_settings, client=client, redis=redis, now=now, backoff=0.01
+        )
+    assert report.status == "processed", report.error
+    assert report.rows == 2
+    stored = await FrameStore(redis).get("sec-13d-13g", "main", day, sec_13d_13g.SCHEMA)
+    assert stored is not None and set(stored["ticker"]) == {"AADI"}
+    assert set(stored["accession"]) == {"0001373604-25-000001"}
+    (item,) = await Outbox(redis).claim(now, 10)
+    (alert,) = item.alerts
+    assert alert["rule"] == "large_holder_filing" and alert["code"] == "AADI" and alert["market"] == "US"
+    assert "Leonard Braden Michael filed SCHEDULE 13D on AADI: 9.9%" in alert["why"]
+    assert all(r.headers.get("User-Agent") == UA for r in origin.requests)
+
+
+async def test_first_time_buy_needs_a_year_of_stored_purchases(
+    us_settings: Settings, redis: Redis, origin: Origin
+) -> None:
+    # The Form 4 day of form4_purchase_P.xml (two purchases, $31,375) with the threshold lowered to $10,000: silent
+    # while the stored purchases do not reach back a year, an alert once an older (empty) day is on record.
+    day = date(2025, 5, 13)
+    file_name = "edgar/data/933972/0000950170-25-000001.txt"
+    origin.add(sec_edgar.daily_index_path(day), _index(day, file_name))
+    listing = (FIXTURES / "sec-form4" / "index.json").read_text().replace("doc4.xml", "form4_purchase_P.xml")
+    origin.add(sec_edgar.filing_index_path(file_name), listing.encode())
+    origin.add(
+        sec_edgar.filing_xml_path(file_name, "form4_purchase_P.xml"),
+        (FIXTURES / "sec-form4" / "form4_purchase_P.xml").read_bytes(),
+    )
+    params = load_params({"first_time_insider_buy": {"min_value_usd": 10_000.0}})
+    now = datetime(2025, 5, 13, 21, 30, tzinfo=NY)
+    async with make_client() as client:
+        report = await run_cycle(
+            "sec-form4",
+            day,
+            settings=us_settings,
+            client=client,
+            redis=redis,
+            now=now,
+            params=params,
+            backoff=0.01,
+        )
+    assert report.status == "processed", report.error
+    logged = await AlertLog(redis).recent([day])
+    assert "first_time_insider_buy" not in {a.rule for a in logged}
+    stored = await FrameStore(redis).get("sec-form4", "buys", day, sec_form4.SCHEMA)
+    assert stored is not None and stored["code"].tolist() == ["P", "P"]
+    # A year back, an empty day of purchases: the history now covers the lookback, and nobody bought SCWO before.
+    year_ago = date(2024, 5, 14)
+    await FrameStore(redis).put("sec-form4", {"buys": empty_frame(sec_form4.SCHEMA)}, year_ago)
+    await redis.delete(keys.cycle_done("sec-form4", day))
+    report = await evaluate_and_route(
+        replace(report, status="processed"), settings=us_settings, redis=redis, now=now, params=params
+    )
+    logged = await AlertLog(redis).recent([day])
+    (first,) = [a for a in logged if a.rule == "first_time_insider_buy"]
+    assert first.code == "SCWO" and first.fact("lookback").value == 364  # type: ignore[union-attr]

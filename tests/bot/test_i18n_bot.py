@@ -25,11 +25,15 @@ from alerts.rules.confluence import evaluate_confluence
 from alerts.rules.context import CONTEXT_FIELDS
 from alerts.rules.eligibility import evaluate_eligibility_change
 from alerts.rules.southbound_flow import evaluate_southbound_net_flow
+from alerts.rules.us_first_buys import FirstBuyParams, evaluate_first_time_insider_buy
+from alerts.rules.us_insider_sells import SellClusterParams, evaluate_insider_sell_cluster
 from alerts.rules.us_insiders import ClusterParams, evaluate_insider_cluster, evaluate_us_round_number
+from alerts.rules.us_large_holders import LargeHolderParams, evaluate_large_holder_filing
 from alerts.rules.us_short_volume import evaluate_us_short_volume
-from alerts.sources import finra_short_volume, get_source
+from alerts.sources import finra_short_volume, get_source, sec_13d_13g
 from alerts.sources.common import conform, empty_frame
 from alerts.sources.hkex_shortable import parse as parse_shortable
+from alerts.sources.sec_edgar import fill_tickers
 from alerts.store import keys
 from alerts.store.frames import FrameStore
 from alerts.store.outbox import Outbox, OutboxItem, item_id
@@ -112,7 +116,44 @@ def _us_alerts() -> list[Alert]:
     confluence = evaluate_confluence(
         RuleContext(day=US_DAY, feeds=others, **fields), params, today=tuple(signals)
     )[0]
-    return short + insiders + cluster + [replace(a, market="US") for a in confluence]
+    return (
+        short
+        + insiders
+        + cluster
+        + [replace(a, market="US") for a in confluence]
+        + _us_sells_first_buys_and_holders()
+    )
+
+
+def _us_sells_first_buys_and_holders() -> list[Alert]:
+    """An insider sell cluster with a plan sale, a first-time buy and a 13D, built by their rules."""
+    sellers = [
+        row(
+            owner_name=name,
+            owner_cik=cik,
+            code="S",
+            acquired_disposed="D",
+            shares=12_000.0,
+            price=40.0,
+            is_10b5_1=plan,
+            accession=f"0000000000-25-00010{cik}",
+            transaction_date=pd.Timestamp(US_DAY),
+        )
+        for name, cik, plan in (("Ann Lee", "1", False), ("Bob Roe", "2", False), ("Cat Poe", "3", False))
+    ]
+    plan = row(owner_name="Dan Moe", owner_cik="4", code="S", acquired_disposed="D", is_10b5_1=True)
+    sells = evaluate_insider_sell_cluster(frame(*sellers, plan), frame(*sellers), US_DAY, SellClusterParams())
+    year = frame()
+    year.attrs["since"] = US_DAY - timedelta(days=364)
+    first, _ = evaluate_first_time_insider_buy(
+        year, frame(row(transaction_date=pd.Timestamp(US_DAY))), US_DAY, FirstBuyParams()
+    )
+    data = (FIXTURES / "sec-13d-13g" / "schedule13d.xml").read_bytes()
+    filed = fill_tickers(
+        sec_13d_13g.parse_filing(data, "0001373604-25-000001", None, US_DAY), {"1422142": "ACME"}
+    )
+    holders = evaluate_large_holder_filing(filed, LargeHolderParams())
+    return sells + first + holders
 
 
 def _southbound_flow_alerts() -> list[Alert]:
@@ -170,6 +211,9 @@ def test_the_realistic_set_covers_every_rule_and_market() -> None:
         "US:insider_buy_near_round_number",
         "US:insider_cluster",
         "US:confluence",
+        "US:insider_sell_cluster",
+        "US:first_time_insider_buy",
+        "US:large_holder_filing",
     } <= covered
 
 

@@ -53,7 +53,13 @@ def test_kind_records_are_shared_across_markets() -> None:
 
 def test_sources_pick_their_rules() -> None:
     assert [s.name for s in rules_for("finra-short-volume", "US")] == ["confluence", "us_short_volume"]
-    assert [s.name for s in rules_for("sec-form4", "US")] == ["confluence", "us_insiders"]
+    assert [s.name for s in rules_for("sec-form4", "US")] == [
+        "confluence",
+        "us_insiders",
+        "insider_sell_cluster",
+        "first_time_insider_buy",
+    ]
+    assert [s.name for s in rules_for("sec-13d-13g", "US")] == ["confluence", "large_holder_filing"]
     hk = [s.name for s in rules_for("hkex-buybacks", "HK")]
     assert hk[:2] == ["short_ratio", "short_position_jump"] and "us_insiders" not in hk
 

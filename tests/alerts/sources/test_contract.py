@@ -41,6 +41,12 @@ GOOD: dict[str, list[str]] = {
         "form4_derivative_only.xml",
     ],
     "hkex-shortable-list": ["ds_list20230518.csv"],
+    "sec-13d-13g": [
+        "schedule13d.xml",
+        "schedule13d_nested_cusip.xml",
+        "schedule13g.xml",
+        "schedule13g_nested_cusip.xml",
+    ],
 }
 CASES = [(name, file) for name, files in GOOD.items() for file in files]
 # Sources that share another source's pages (and so its fixture folder).

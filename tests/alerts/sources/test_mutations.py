@@ -43,6 +43,7 @@ GOOD_FILES = {
     "finra-short-volume": "CNMSshvol20210802_excerpt_TestFinraReport.txt",
     "sec-form4": "form4_purchase_P.xml",
     "hkex-shortable-list": "ds_list20230518.csv",
+    "sec-13d-13g": "schedule13g.xml",
 }
 FIXTURE_DIRS = {"hkex-short-midday": "hkex-short"}  # sources whose fixtures live beside another source's
 RANDOM_MUTATIONS = 400

@@ -475,3 +475,30 @@ def test_filing_index_json_without_xml_is_none() -> None:
 def test_bad_filing_index_json_is_malformed(junk: bytes) -> None:
     with pytest.raises(MalformedFile):
         parse_filing_index_json(junk)
+
+
+def test_form_types_longer_than_their_column_push_the_company_right() -> None:
+    # Since December 2024 the schedules are "SCHEDULE 13D/A" (14 characters) against a 12-wide column; rows as
+    # third-party parsers quote 2026 indexes (a 17-wide form type), under the header of the real 2020 file.
+    real = (FIXTURES / "form.20200318.idx").read_text()
+    header = real.split("-" * 20)[0].rstrip("\n")
+    dashes = next(line for line in real.splitlines() if line.startswith("-----"))
+    rows = [
+        f"{'SCHEDULE 13D/A':<17}{'Some Holder  With Two  Spaces Inc':<62}{'1234567':<12}20260904    "
+        "edgar/data/1234567/0001234567-26-000001.txt",
+        f"{'SCHEDULE 13D':<17}{'New Fortress Energy Inc.':<62}{'1749723':<12}20260918    "
+        "edgar/data/1749723/0001193125-26-395888.txt",
+        f"{'4':<17}{'Tesla, Inc.':<62}{'1318605':<12}20260918    edgar/data/1318605/0001628280-26-043000.txt",
+    ]
+    frame = parse_daily_index("\n".join([header, dashes, *rows, ""]).encode())
+    assert frame["form_type"].tolist() == ["SCHEDULE 13D/A", "SCHEDULE 13D", "4"]
+    assert frame["company"].tolist() == [
+        "Some Holder  With Two  Spaces Inc",
+        "New Fortress Energy Inc.",
+        "Tesla, Inc.",
+    ]
+    assert frame["cik"].tolist() == ["1234567", "1749723", "1318605"]
+    # A row whose form type runs into the company with no gap at all is still refused.
+    glued = f"{'SCHEDULE 13D/AAcme':<79}{'1':<12}20260918    edgar/data/1/0001193125-26-395889.txt"
+    with pytest.raises(MalformedFile, match="not an index row"):
+        parse_daily_index("\n".join([header, dashes, glued, ""]).encode())

@@ -144,8 +144,18 @@ def test_source_registration_fields() -> None:
 
 def test_source_parse_all_on_real_file(real: bytes) -> None:
     tables = SOURCE.parse_all(real)
-    assert set(tables) == {"main"}
+    assert set(tables) == {"main", "buys"}
     assert_schema(tables["main"])
+    assert_schema(tables["buys"])
+    assert tables["buys"].empty  # the real filing's only row is a code-A award
+
+
+def test_buys_table_keeps_the_purchases_only() -> None:
+    tables = SOURCE.parse_all(fixture("form4_purchase_P.xml"))
+    assert tables["buys"]["code"].tolist() == ["P", "P"]
+    assert tables["buys"]["shares"].tolist() == tables["main"]["shares"].tolist()
+    sale = SOURCE.parse_all(fixture("form4_10b5_1_sale.xml"))
+    assert len(sale["main"]) == 1 and sale["buys"].empty
 
 
 # --- constructed cases ----------------------------------------------------------------------------------------
