@@ -58,7 +58,10 @@ class Counter:
 
 def test_caps_are_declared_with_the_sources() -> None:
     assert get_source("hkex-quotes").max_bytes == CAP  # its daily file is ~30 MB of HTML
-    assert all(s.max_bytes == DEFAULT_MAX_BYTES == 20 * MIB for n, s in SOURCES.items() if n != "hkex-quotes")
+    # Every other source keeps the 20 MiB default or declares a tighter cap of its own (small daily files).
+    assert DEFAULT_MAX_BYTES == 20 * MIB
+    assert all(0 < s.max_bytes <= DEFAULT_MAX_BYTES for n, s in SOURCES.items() if n != "hkex-quotes")
+    assert get_source("hkex-stock-connect-daily").max_bytes == MIB
 
 
 async def test_endless_body_is_refused_at_the_cap(origin: Origin) -> None:
