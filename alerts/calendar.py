@@ -76,7 +76,7 @@ class Schedule:
     source: str
     calendar: str
     timezone: ZoneInfo
-    dates: str  # sessions | full_sessions (sessions that are not half days) | week_end
+    dates: str  # sessions | full_sessions (sessions that are not half days) | week_end | days (every day)
     publish_after_days: int
     publish_time: time
     # Polling windows as local (start, end) times on the publication day; an end at or before its start is on
@@ -91,6 +91,9 @@ class Schedule:
 
     def has_file(self, day: date) -> bool:
         """True when the source publishes a file for `day`."""
+        if self.dates == "days":
+            # Publications that do not wait for a session (announcements): every calendar day may have some.
+            return True
         if self.dates == "week_end":
             return is_week_end_session(day, self.calendar)
         if self.dates == "full_sessions":

@@ -11,6 +11,7 @@ from alerts.sources import (
     hkex_quotes,
     hkex_short,
     hkex_southbound,
+    hkexnews_announcements,
     sec_form4,
     sfc_short_positions,
 )
@@ -28,6 +29,7 @@ SOURCES: dict[str, Source] = {
         hkex_southbound.SOURCE,
         finra_short_volume.SOURCE,
         sec_form4.SOURCE,
+        hkexnews_announcements.SOURCE,
     )
 }
 # Every feed by name -> (its source, its declaration); a feed name belongs to one source.
