@@ -203,6 +203,10 @@ async def load_store(store: FrameStore, start: date, end: date) -> History:
     frames = {}
     for name, (source_name, table, column) in ALL_FEEDS.items():
         schema = get_source(source_name).tables[table].schema
-        loaded = await store.known_range(source_name, schema, start, end, table=table)
+        window = SOURCE_FEEDS[name][1].window
+        # A feed declaring a window in days (announcements: the day and the week before) is not loaded further
+        # back: a day of market-wide announcements is a thousand rows the rules never look at again.
+        first = max(start, end - timedelta(days=window)) if isinstance(window, int) else start
+        loaded = await store.known_range(source_name, schema, first, end, table=table)
         frames[name] = _sorted([loaded], source_name, table, column)
     return History(frames)

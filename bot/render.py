@@ -432,6 +432,34 @@ def _why_cluster_short(f: _Facts) -> str:
 
 
 # Per rule, the "why" builders tried in order: the full sentence, then a shorter one needing fewer facts.
+def _why_corporate_finance(f: _Facts) -> str:
+    category = f.text("category")
+    text = t(
+        f.lang,
+        "why.corporate_finance_event",
+        category=_category(f.lang, category),
+        released_at=f.text("released_at"),
+        title=f.text("title"),
+    )
+    if category in ("placing", "rights_issue", "open_offer"):
+        text += (
+            t(f.lang, "why.corporate_finance_event.discount", discount=f.pct("discount"))
+            if f.has("discount")  # a number: the title states it ("n/a" otherwise)
+            else t(f.lang, "why.corporate_finance_event.no_discount")
+        )
+    if category == "next_day_disclosure":
+        text += t(f.lang, "why.corporate_finance_event.next_day")
+    if category == "high_concentration":
+        text += t(f.lang, "why.corporate_finance_event.concentration")
+    return text
+
+
+def _category(lang: str, category: str) -> str:
+    """An announcement category id in words (the catalogue's `category.<id>`), the id itself when unnamed."""
+    key = f"category.{category}"
+    return t(lang, key) if has(key) else category
+
+
 WHY_BUILDERS: dict[str, tuple[Callable[[_Facts], str], ...]] = {
     "short_ratio_spike": (_why_short_ratio, _why_short_ratio_short),
     "short_ratio_drop": (_why_short_ratio, _why_short_ratio_short),
@@ -442,6 +470,7 @@ WHY_BUILDERS: dict[str, tuple[Callable[[_Facts], str], ...]] = {
     "market_short_swing": (_why_market,),
     "confluence": (_why_confluence, _why_confluence_short),
     "insider_cluster": (_why_cluster, _why_cluster_short),
+    "corporate_finance_event": (_why_corporate_finance,),
 }
 
 
@@ -482,6 +511,8 @@ def fact_value(fact: Fact, lang: str = "en") -> str:
     if isinstance(value, str):
         if value == "n/a":
             return t(lang, "fact.na")
+        if unit == "category":
+            return _category(lang, value)
         if unit == "date":
             try:
                 return day(lang, date.fromisoformat(value[:10]))

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from alerts.rules import (
     buybacks,
     confluence,
+    corporate_finance,
     insiders,
     market,
     short_position,
@@ -28,6 +29,7 @@ RULES: tuple[RuleSpec, ...] = (
     confluence.SPEC,  # a joining rule: the engine runs it after the signals of its market
     us_short_volume.SPEC,
     us_insiders.SPEC,
+    corporate_finance.SPEC,
 )
 
 
