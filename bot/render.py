@@ -34,6 +34,7 @@ SOURCE_KEYS: dict[str, str] = {
     "mutualmarket": "source.southbound",
     "regsho": "source.finra",
     "sec.gov": "source.sec",
+    "listconews": "source.announcement",
 }
 _PRICE_FACTS = frozenset({"avg_price", "level", "step", "price_high", "price_low"})
 _SIGNED_FACTS = frozenset({"change", "delta_pct", "mean_change", "delta_value", "delta_shares"})
@@ -454,6 +455,15 @@ def _why_corporate_finance(f: _Facts) -> str:
     return text
 
 
+def _why_corporate_finance_short(f: _Facts) -> str:
+    return t(
+        f.lang,
+        "why.corporate_finance_event.short",
+        category=_category(f.lang, f.text("category")),
+        released_at=f.text("released_at"),
+    )
+
+
 def _category(lang: str, category: str) -> str:
     """An announcement category id in words (the catalogue's `category.<id>`), the id itself when unnamed."""
     key = f"category.{category}"
@@ -470,7 +480,7 @@ WHY_BUILDERS: dict[str, tuple[Callable[[_Facts], str], ...]] = {
     "market_short_swing": (_why_market,),
     "confluence": (_why_confluence, _why_confluence_short),
     "insider_cluster": (_why_cluster, _why_cluster_short),
-    "corporate_finance_event": (_why_corporate_finance,),
+    "corporate_finance_event": (_why_corporate_finance, _why_corporate_finance_short),
 }
 
 

@@ -22,6 +22,8 @@ from alerts.replay import ReplayResult
 from alerts.routing import route
 from alerts.rules import KINDS, RULE_IDS, RuleContext, load_params
 from alerts.rules.confluence import evaluate_confluence
+from alerts.rules.context import CONTEXT_FIELDS
+from alerts.rules.corporate_finance import evaluate_corporate_finance_event
 from alerts.rules.us_insiders import ClusterParams, evaluate_insider_cluster, evaluate_us_round_number
 from alerts.rules.us_short_volume import evaluate_us_short_volume
 from alerts.sources import finra_short_volume, get_source
@@ -36,8 +38,10 @@ from bot.demo import load_demo, print_replay
 from bot.handlers import MENU, SEVERITY_STEPS, settings_keyboard
 from bot.i18n import has, normalize_lang, t
 from bot.render import SOURCE_KEYS, WHY_BUILDERS, render_alert, render_group, why_text
+from tests.alerts.rules.frames import context
 from tests.alerts.rules.test_us_insiders import frame, row
 from tests.support.botapi import BotApi, parse_html
+from tests.support.paths import FIXTURES
 from tests.support.bothelpers import ADMIN, TOKEN, app_deps, running_bot
 
 NY = ZoneInfo("America/New_York")
@@ -94,7 +98,9 @@ def _us_alerts() -> list[Alert]:
     )
     signals = [a for a in short + insiders if a.code == "ACME"]
     feeds = {
-        name: empty_frame(get_source(src).tables[table].schema) for name, (src, table, _) in FEEDS.items()
+        name: empty_frame(get_source(src).tables[table].schema)
+        for name, (src, table, _) in FEEDS.items()
+        if name in CONTEXT_FIELDS
     }
     confluence = evaluate_confluence(RuleContext(day=US_DAY, **feeds), params, today=tuple(signals))[0]
     return short + insiders + cluster + [replace(a, market="US") for a in confluence]
@@ -105,10 +111,17 @@ def _demo() -> ReplayResult:
     return load_demo()[1]
 
 
+def _announcement_alerts() -> list[Alert]:
+    """corporate_finance_event over the constructed market-wide day (the demo data holds no announcements)."""
+    data = (FIXTURES / "hkexnews-announcements" / "titleSearchServlet_20260909_constructed.json").read_bytes()
+    ctx = context(date(2026, 9, 9), feeds={"announcements": get_source("hkexnews-announcements").parse(data)})
+    return evaluate_corporate_finance_event(ctx, load_params())[0]
+
+
 @cache
 def realistic_alerts() -> tuple[Alert, ...]:
-    """Every alert of the demo replay (all HK rules) and US alerts from the US rules."""
-    return tuple(a for _, a in _demo().alerts) + tuple(_us_alerts())
+    """Every alert of the demo replay (all HK rules), announcement alerts, and US alerts from the US rules."""
+    return tuple(a for _, a in _demo().alerts) + tuple(_announcement_alerts()) + tuple(_us_alerts())
 
 
 def _label(alert: Alert) -> str:

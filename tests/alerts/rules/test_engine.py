@@ -72,6 +72,7 @@ def test_rule_ids() -> None:
         "southbound_level",
         "market_short_swing",
         "confluence",
+        "corporate_finance_event",
     )
 
 
