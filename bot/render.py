@@ -521,7 +521,7 @@ def fact_value(fact: Fact, lang: str = "en") -> str:
     if isinstance(value, str):
         if value == "n/a":
             return t(lang, "fact.na")
-        if unit == "category":
+        if fact.name == "category":  # an announcement category id (corporate_finance_event)
             return _category(lang, value)
         if unit == "date":
             try:

@@ -115,9 +115,9 @@ def _alert(row: pd.Series, p: CorporateFinanceParams) -> Alert:
     if category == "high_concentration":
         why += "; the price may fluctuate substantially even on small trades"
     facts = [
-        Fact("category", category, "category"),
+        Fact("category", category, ""),
         Fact("title", short, ""),
-        Fact("released_at", f"{released:%Y-%m-%d %H:%M}", "HKT"),
+        Fact("released_at", f"{released:%Y-%m-%d %H:%M}", ""),  # Hong Kong time
         Fact("news_id", _text(row["news_id"]), ""),
     ]
     if category in _DISCOUNTED:
