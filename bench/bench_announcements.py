@@ -40,9 +40,15 @@ _ROUTINE = (
     "Financial Statements&#x2f;ESG Information - [Interim&#x2f;Half-Year Report]",
 )
 _CORPORATE = (
-    ("Announcements and Notices - [Placing &#x2f; Issue of Shares under a General Mandate]", "PLACING OF NEW SHARES AT A DISCOUNT OF APPROXIMATELY 9.8%"),
+    (
+        "Announcements and Notices - [Placing &#x2f; Issue of Shares under a General Mandate]",
+        "PLACING OF NEW SHARES AT A DISCOUNT OF APPROXIMATELY 9.8%",
+    ),
     ("Announcements and Notices - [Rights Issue]", "PROPOSED RIGHTS ISSUE"),
-    ("Next Day Disclosure Returns - [Others &#x2f; Share Buyback]", "Next Day Disclosure Return - Changes in issued shares and share buybacks"),
+    (
+        "Next Day Disclosure Returns - [Others &#x2f; Share Buyback]",
+        "Next Day Disclosure Return - Changes in issued shares and share buybacks",
+    ),
 )
 
 
@@ -105,7 +111,9 @@ def main() -> None:
     totals = [p + r for p, r, _, _ in runs]
     _, _, rows, alerts = runs[0]
     print(f"{datetime.now().astimezone():%Y-%m-%d %H:%M %Z}  {cpu_model()}  yardstick {yardstick():.1f} ms")
-    print(f"one day: {args.rows} filings, {len(data) / 1024:.0f} KiB, {rows} rows (one per code), {alerts} alerts")
+    print(
+        f"one day: {args.rows} filings, {len(data) / 1024:.0f} KiB, {rows} rows (one per code), {alerts} alerts"
+    )
     print(
         f"CPU per poll: parse {statistics.mean(p for p, _, _, _ in runs) * 1000:.1f} ms + rule "
         f"{statistics.mean(r for _, r, _, _ in runs) * 1000:.1f} ms = mean {statistics.mean(totals) * 1000:.1f} ms, "

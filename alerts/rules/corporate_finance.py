@@ -90,7 +90,11 @@ def evaluate_corporate_finance_event(ctx: RuleContext, params: RuleParams) -> Ru
 
 
 def _text(value: object) -> str:
-    return "" if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return (
+        ""
+        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+        else str(value)
+    )
 
 
 def _alert(row: pd.Series, p: CorporateFinanceParams) -> Alert:
@@ -111,7 +115,9 @@ def _alert(row: pd.Series, p: CorporateFinanceParams) -> Alert:
             else "; the title does not state the discount (see the announcement)"
         )
     if category == "next_day_disclosure":
-        why += "; the earliest buyback signal: filed the evening of the trade, before the next morning's report"
+        why += (
+            "; the earliest buyback signal: filed the evening of the trade, before the next morning's report"
+        )
     if category == "high_concentration":
         why += "; the price may fluctuate substantially even on small trades"
     facts = [

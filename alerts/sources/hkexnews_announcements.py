@@ -17,6 +17,7 @@ import json
 import re
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -25,6 +26,7 @@ from alerts.sources.base import Feed, Source, Table, finish
 from alerts.sources.common import decode_text, norm_code, reject_error_page
 
 NAME = "hkexnews-announcements"
+HK = ZoneInfo("Asia/Hong_Kong")
 PUBLIC_URL = "https://www1.hkexnews.hk"
 SERVLET = "/search/titleSearchServlet.do"
 # Rows asked for in one request: the servlet "loads" the first `rowRange` rows of the search, newest first. A busy
@@ -75,7 +77,9 @@ _SUBCATEGORY_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("repurchase_mandate", ("buy-back", "buyback", "repurchase")),
 )
 # The SFC's warnings on a high concentration of shareholding carry no headline category of their own: the title.
-_HIGH_CONCENTRATION = re.compile(r"(high\s+)?concentration\s+of\s+shareholding|shareholding\s+concentration", re.I)
+_HIGH_CONCENTRATION = re.compile(
+    r"(high\s+)?concentration\s+of\s+shareholding|shareholding\s+concentration", re.I
+)
 _CATEGORY_RE = re.compile(r"^\s*(?P<tier>[^\[]*?)\s*(?:-\s*\[(?P<subs>.*)\]\s*)?$", re.S)
 _DATE_TIME_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4}) (\d{2}):(\d{2})$")
 
@@ -238,7 +242,7 @@ def released_at(raw: str, n: int = 0) -> pd.Timestamp:
     if not match:
         raise MalformedFile(f"{NAME}: row {n} DATE_TIME {raw!r} is not dd/mm/yyyy HH:MM")
     day, month, year, hour, minute = (int(part) for part in match.groups())
-    return pd.Timestamp(datetime(year, month, day, hour, minute)).tz_localize("Asia/Hong_Kong")
+    return pd.Timestamp(datetime(year, month, day, hour, minute, tzinfo=HK))
 
 
 def _split(value: object) -> list[str]:

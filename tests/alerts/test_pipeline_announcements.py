@@ -36,7 +36,9 @@ async def watched(redis: Redis) -> Redis:
 
 async def _cycle(settings: Settings, redis: Redis, day: date, now: datetime) -> CycleReport:
     async with make_client() as client:
-        return await run_cycle(SOURCE, day, settings=settings, client=client, redis=redis, now=now, backoff=0.01)
+        return await run_cycle(
+            SOURCE, day, settings=settings, client=client, redis=redis, now=now, backoff=0.01
+        )
 
 
 async def test_placing_reaches_the_watcher_once(settings: Settings, watched: Redis, origin: Origin) -> None:
@@ -50,7 +52,11 @@ async def test_placing_reaches_the_watcher_once(settings: Settings, watched: Red
     (item,) = await Outbox(watched).claim(now, 10)
     assert item.chat_id == WATCHER
     (alert,) = item.alerts
-    assert (alert["rule"], alert["code"], alert["identity"]) == ("corporate_finance_event", "01234", "12330001")
+    assert (alert["rule"], alert["code"], alert["identity"]) == (
+        "corporate_finance_event",
+        "01234",
+        "12330001",
+    )
     assert alert["links"] == ["https://www1.hkexnews.hk/listedco/listconews/sehk/2026/0909/2026090902101.pdf"]
     assert "discount to the last close 9.8%" in alert["why"]
     assert any(r.path == path for r in origin.requests)
@@ -64,7 +70,9 @@ async def test_placing_reaches_the_watcher_once(settings: Settings, watched: Red
     assert revised.status == "processed" and revised.new_alerts == 0 and revised.enqueued == 0
 
 
-async def test_sunday_announcement_alerts_that_day(settings: Settings, watched: Redis, origin: Origin) -> None:
+async def test_sunday_announcement_alerts_that_day(
+    settings: Settings, watched: Redis, origin: Origin
+) -> None:
     assert not is_session(SUNDAY)
     (path,) = get_source(SOURCE).paths(SUNDAY)
     origin.add(path, BODY.replace(b"09/09/2026", b"13/09/2026"))

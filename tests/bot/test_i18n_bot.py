@@ -41,8 +41,8 @@ from bot.render import SOURCE_KEYS, WHY_BUILDERS, render_alert, render_group, wh
 from tests.alerts.rules.frames import context
 from tests.alerts.rules.test_us_insiders import frame, row
 from tests.support.botapi import BotApi, parse_html
-from tests.support.paths import FIXTURES
 from tests.support.bothelpers import ADMIN, TOKEN, app_deps, running_bot
+from tests.support.paths import FIXTURES
 
 NY = ZoneInfo("America/New_York")
 USER, OTHER = 2001, 2002

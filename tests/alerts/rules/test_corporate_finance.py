@@ -43,7 +43,9 @@ def announcement(**values: Any) -> dict[str, Any]:
     return row
 
 
-def run(rows: list[dict[str, Any]], day: date = DAY, moment: datetime | None = LATE, **overrides: Any) -> list:
+def run(
+    rows: list[dict[str, Any]], day: date = DAY, moment: datetime | None = LATE, **overrides: Any
+) -> list:
     frame = conform(pd.DataFrame(rows), SCHEMA) if rows else empty_frame(SCHEMA)
     params = load_params({"corporate_finance_event": overrides} if overrides else None)
     ctx = context(day, feeds={"announcements": frame}, moment=moment)
@@ -51,15 +53,40 @@ def run(rows: list[dict[str, Any]], day: date = DAY, moment: datetime | None = L
 
 
 FIRING = [
-    ("placing, discount stated", announcement(title="PLACING AT A DISCOUNT OF APPROXIMATELY 9.8%"), "notice", 9.8),
-    ("placing, deep discount", announcement(title="PLACING AT A DISCOUNT OF ABOUT 18 PER CENT"), "warning", 18.0),
-    ("rights issue, not stated", announcement(category="rights_issue", title="PROPOSED RIGHTS ISSUE"), "notice", "n/a"),
+    (
+        "placing, discount stated",
+        announcement(title="PLACING AT A DISCOUNT OF APPROXIMATELY 9.8%"),
+        "notice",
+        9.8,
+    ),
+    (
+        "placing, deep discount",
+        announcement(title="PLACING AT A DISCOUNT OF ABOUT 18 PER CENT"),
+        "warning",
+        18.0,
+    ),
+    (
+        "rights issue, not stated",
+        announcement(category="rights_issue", title="PROPOSED RIGHTS ISSUE"),
+        "notice",
+        "n/a",
+    ),
     ("open offer", announcement(category="open_offer", title="PROPOSED OPEN OFFER"), "notice", "n/a"),
     ("convertible", announcement(category="convertible", title="ISSUE OF CONVERTIBLE BONDS"), "notice", None),
     ("consolidation", announcement(category="consolidation", title="SHARE CONSOLIDATION"), "notice", None),
     ("buyback", announcement(category="repurchase_mandate", title="CODE ON SHARE BUY-BACKS"), "notice", None),
-    ("NDDR", announcement(category="next_day_disclosure", title="Next Day Disclosure Return"), "notice", None),
-    ("SFC", announcement(category="high_concentration", title="HIGH CONCENTRATION OF SHAREHOLDING"), "warning", None),
+    (
+        "NDDR",
+        announcement(category="next_day_disclosure", title="Next Day Disclosure Return"),
+        "notice",
+        None,
+    ),
+    (
+        "SFC",
+        announcement(category="high_concentration", title="HIGH CONCENTRATION OF SHAREHOLDING"),
+        "warning",
+        None,
+    ),
 ]
 
 
@@ -91,8 +118,16 @@ def test_sentences() -> None:
 
 NOT_FIRING = [
     ("other category", [announcement(category="other")], {}),
-    ("released the day before", [announcement(released_at=pd.Timestamp("2026-09-08 19:00", tz="Asia/Hong_Kong"))], {}),
-    ("released after the moment", [announcement(released_at=pd.Timestamp("2026-09-09 23:59:30", tz="Asia/Hong_Kong"))], {}),
+    (
+        "released the day before",
+        [announcement(released_at=pd.Timestamp("2026-09-08 19:00", tz="Asia/Hong_Kong"))],
+        {},
+    ),
+    (
+        "released after the moment",
+        [announcement(released_at=pd.Timestamp("2026-09-09 23:59:30", tz="Asia/Hong_Kong"))],
+        {},
+    ),
     ("category switched off", [announcement()], {"categories": ["rights_issue"]}),
     ("no rows", [], {}),
 ]
@@ -167,15 +202,18 @@ def test_constructed_day_end_to_end() -> None:
     assert {a.code for a in found if a.severity == "warning"} == {"06789"}
 
 
+# Hypothesis takes naive bounds; the drawn moments are localised to Hong Kong below.
+_FROM = datetime(2026, 9, 8)  # noqa: DTZ001
+_TO = datetime(2026, 9, 10)  # noqa: DTZ001
 _row = st.fixed_dictionaries(
     {
         "category": st.sampled_from(CATEGORIES + ("", "unknown")),
         "title": st.text(max_size=300),
         "news_id": st.text(max_size=12),
         "code": st.sampled_from(["01234", "00700", "", "ABCDE"]),
-        "released_at": st.datetimes(
-            min_value=datetime(2026, 9, 8), max_value=datetime(2026, 9, 10)
-        ).map(lambda d: pd.Timestamp(d).tz_localize("Asia/Hong_Kong")),
+        "released_at": st.datetimes(min_value=_FROM, max_value=_TO).map(
+            lambda d: pd.Timestamp(d).tz_localize("Asia/Hong_Kong")
+        ),
     }
 )
 

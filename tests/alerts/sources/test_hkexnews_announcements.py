@@ -36,7 +36,9 @@ def real() -> pd.DataFrame:
 def test_real_file_is_the_upstream_capture() -> None:
     data = REAL.read_bytes()
     assert len(data) == 13_587
-    assert hashlib.sha256(data).hexdigest() == "f108ff965f05d91060a68d9a833fb90c0424b3cf8bf79442441129eacdf753cc"
+    assert (
+        hashlib.sha256(data).hexdigest() == "f108ff965f05d91060a68d9a833fb90c0424b3cf8bf79442441129eacdf753cc"
+    )
 
 
 def test_real_response_one_row_per_code_and_reconciled(real: pd.DataFrame) -> None:
@@ -122,7 +124,11 @@ def test_empty_answer_is_an_empty_frame() -> None:
         ("Next Day Disclosure Returns - [Share Buyback]", "X", "next_day_disclosure"),
         ("Next Day Disclosure Returns - [Others]", "X", "other"),
         ("Monthly Returns", "X", "other"),
-        ("Announcements and Notices - [Other - Miscellaneous]", "HIGH CONCENTRATION OF SHAREHOLDING", "high_concentration"),
+        (
+            "Announcements and Notices - [Other - Miscellaneous]",
+            "HIGH CONCENTRATION OF SHAREHOLDING",
+            "high_concentration",
+        ),
         ("", "", "other"),
     ],
 )
@@ -211,4 +217,3 @@ def test_bad_date_time() -> None:
     outer["result"] = json.dumps(rows)
     with pytest.raises(MalformedFile, match="DATE_TIME"):
         parse(json.dumps(outer).encode())
-
