@@ -296,4 +296,6 @@ SOURCE = Source(
     max_bytes=8 * 1024 * 1024,
     # The rule reads the day; a week is enough for the card's "last corporate-finance announcement".
     feeds={"announcements": Feed(window=7)},
+    # New announcements join the day's answer until late evening: keep polling after the first processed cycle.
+    growing=True,
 )

@@ -41,6 +41,7 @@ GOOD_FILES = {
     "hkex-southbound": "mutualmarket_t-hk_20251120.html",
     "finra-short-volume": "CNMSshvol20210802_excerpt_TestFinraReport.txt",
     "sec-form4": "form4_purchase_P.xml",
+    "hkexnews-announcements": "titleSearchServlet_20260909_constructed.json",
 }
 FIXTURE_DIRS = {"hkex-short-midday": "hkex-short"}  # sources whose fixtures live beside another source's
 RANDOM_MUTATIONS = 400
