@@ -55,7 +55,10 @@ class History:
     _cuts: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name, (source, _, column) in ALL_FEEDS.items():
+        for name, (source, table, column) in ALL_FEEDS.items():
+            if name not in self.frames:
+                # A history built before a feed existed (or for a few feeds only) sees that feed empty.
+                self.frames[name] = with_known(empty_frame(get_source(source).tables[table].schema), [], [])
             frame = self.frames.get(name)
             if frame is not None and KNOWN_COLUMN not in frame.columns:
                 self.frames[name] = _due_known(frame, source, column)

@@ -292,8 +292,6 @@ SOURCE = Source(
     public_url=PUBLIC_URL,
     paths=paths,
     tables={"main": Table(SCHEMA, parse)},
-    # A response is at most a few thousand short rows; 8 MB is far beyond that and still bounded.
-    max_bytes=8 * 1024 * 1024,
     # The rule reads the day; a week is enough for the card's "last corporate-finance announcement".
     feeds={"announcements": Feed(window=7)},
     # New announcements join the day's answer until late evening: keep polling after the first processed cycle.

@@ -14,7 +14,8 @@ from tests.alerts.rules.frames import DAY, SCHEMAS, frame
 
 
 def test_feeds_come_from_the_source_records() -> None:
-    assert set(history.FEEDS) == CONTEXT_FIELDS  # the six HK feeds the rules read
+    # The six HK feeds every rule context carries, and the announcements that travel in RuleContext.feeds.
+    assert set(history.FEEDS) == CONTEXT_FIELDS | {"announcements"}
     assert set(history.EXTRA_FEEDS) == {"short", "short_midday"}  # only the card reads the hkex-short pages
     for name, (source, table, column) in history.ALL_FEEDS.items():
         declared_source, feed = SOURCE_FEEDS[name]
