@@ -76,8 +76,8 @@ class Schedule:
     source: str
     calendar: str
     timezone: ZoneInfo
-    # sessions | full_sessions (sessions that are not half days) | week_end | revisions (any session may have a
-    # file, most have none: a list revised when its publisher decides, a missing file is not late)
+    # sessions | full_sessions (sessions that are not half days) | week_end | days (every day) | revisions (any
+    # session may have a file, most have none: a list revised when its publisher decides, a missing file is not late)
     dates: str
     publish_after_days: int
     publish_time: time
@@ -98,6 +98,9 @@ class Schedule:
 
     def has_file(self, day: date) -> bool:
         """True when the source publishes a file for `day`."""
+        if self.dates == "days":
+            # Publications that do not wait for a session (announcements): every calendar day may have some.
+            return True
         if self.dates == "week_end":
             return is_week_end_session(day, self.calendar)
         if self.dates == "full_sessions":

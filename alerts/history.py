@@ -55,7 +55,10 @@ class History:
     _cuts: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name, (source, _, column) in ALL_FEEDS.items():
+        for name, (source, table, column) in ALL_FEEDS.items():
+            if name not in self.frames:
+                # A history built before a feed existed (or for a few feeds only) sees that feed empty.
+                self.frames[name] = with_known(empty_frame(get_source(source).tables[table].schema), [], [])
             frame = self.frames.get(name)
             if frame is not None and KNOWN_COLUMN not in frame.columns:
                 self.frames[name] = _due_known(frame, source, column)
@@ -203,6 +206,10 @@ async def load_store(store: FrameStore, start: date, end: date) -> History:
     frames = {}
     for name, (source_name, table, column) in ALL_FEEDS.items():
         schema = get_source(source_name).tables[table].schema
-        loaded = await store.known_range(source_name, schema, start, end, table=table)
+        window = SOURCE_FEEDS[name][1].window
+        # A feed declaring a window in days (announcements: the day and the week before) is not loaded further
+        # back: a day of market-wide announcements is a thousand rows the rules never look at again.
+        first = max(start, end - timedelta(days=window)) if isinstance(window, int) else start
+        loaded = await store.known_range(source_name, schema, first, end, table=table)
         frames[name] = _sorted([loaded], source_name, table, column)
     return History(frames)

@@ -20,9 +20,10 @@ from alerts.model import Alert
 from alerts.replay import HORIZONS, Outcome, ReplayResult, base_day, expected_direction, known_day, summarize
 from alerts.rules import KINDS
 from alerts.rules.context import ordinal
+from alerts.sources.hkexnews_announcements import CATEGORIES as ANNOUNCEMENT_CATEGORIES
 from bot.codes import resolve
 from bot.html import esc
-from bot.i18n import day, pct, pp, price, shares, sign, signed_money, t
+from bot.i18n import day, has, pct, pp, price, shares, sign, signed_money, t
 from bot.render import Button, caveat, rule_emoji, rule_title, why_text
 from bot.view import DataView
 
@@ -30,6 +31,8 @@ MAX_ARGS = 20
 HISTORY_SHOWN = 15
 MAX_DEALINGS = 5
 LAST_KINDS = 6  # kinds of alert the card's "last alerts" line names, the most recent first
+# Characters of an announcement title on /card (the line links the PDF for the rest).
+CARD_TITLE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -184,12 +187,37 @@ def _card(view: DataView, args: list[str], lang: str) -> Reply:
     lines += _card_southbound(frames, code, lang) + _card_southbound_flow(frames, code, lang)
     lines += _card_price(frames, code, lang)
     lines += _card_shortable(frames, code, lang) + _card_flows(frames, code, lang)
-    lines += _card_last_alerts(view, code, lang)
+    lines += _card_announcement(frames, code, lang) + _card_last_alerts(view, code, lang)
     buttons = (
         Button(t(lang, "button.chart"), f"chart:{code}"),
         Button(t(lang, "button.mute_1d"), f"mute:{code}:1d"),
     )
     return Reply("\n".join(lines), buttons, code=code, lang=lang)
+
+
+def _card_announcement(frames: pos.Frames, code: str, lang: str) -> list[str]:
+    """The stock's last corporate-finance announcement (placing, rights issue, buyback return…), when there is one."""
+    frame = frames.get("announcements")
+    if frame is None or not len(frame):
+        return []
+    mine = frame[(frame["code"] == code).fillna(False) & (frame["category"] != "other").fillna(False)]
+    if not len(mine):
+        return []
+    last = mine.sort_values("released_at", kind="stable").iloc[-1]
+    title = str(last["title"])
+    short = title if len(title) <= CARD_TITLE_CHARS else title[: CARD_TITLE_CHARS - 1].rstrip() + "…"
+    category = str(last["category"])
+    key = f"category.{category}"
+    return [
+        t(
+            lang,
+            "ans.card.corporate_finance",
+            date=day(lang, pd.Timestamp(last["released_at"]).date()),
+            category=t(lang, key) if has(key) else esc(category),
+            title=esc(short),
+            link=f'<a href="{esc(str(last["url"]))}">PDF</a>',
+        )
+    ]
 
 
 def _card_short(frames: pos.Frames, code: str, lang: str) -> list[str]:
@@ -770,4 +798,5 @@ def catalogue_keys() -> Mapping[str, tuple[str, ...]]:
         ),
         "role": ("ans.role.director", "ans.role.substantial_shareholder"),
         "dir": ("ans.dir.buy", "ans.dir.sell"),
+        "category": tuple(f"category.{c}" for c in ANNOUNCEMENT_CATEGORIES),
     }

@@ -37,6 +37,7 @@ SOURCE_KEYS: dict[str, str] = {
     "regsho": "source.finra",
     "sec.gov": "source.sec",
     "Eligible-for-Short-Selling": "source.shortable",
+    "listconews": "source.announcement",
 }
 _PRICE_FACTS = frozenset({"avg_price", "level", "step", "price_high", "price_low"})
 _SIGNED_FACTS = frozenset({"change", "delta_pct", "mean_change", "delta_value", "delta_shares", "net_hkd"})
@@ -534,6 +535,43 @@ def _why_eligibility_short(f: _Facts) -> str:
     return t(f.lang, "why.eligibility_change.short", effective=f.day("effective"))
 
 
+def _why_corporate_finance(f: _Facts) -> str:
+    category = f.text("category")
+    text = t(
+        f.lang,
+        "why.corporate_finance_event",
+        category=_category(f.lang, category),
+        released_at=f.text("released_at"),
+        title=f.text("title"),
+    )
+    if category in ("placing", "rights_issue", "open_offer"):
+        text += (
+            t(f.lang, "why.corporate_finance_event.discount", discount=f.pct("discount"))
+            if f.has("discount")  # a number: the title states it ("n/a" otherwise)
+            else t(f.lang, "why.corporate_finance_event.no_discount")
+        )
+    if category == "next_day_disclosure":
+        text += t(f.lang, "why.corporate_finance_event.next_day")
+    if category == "high_concentration":
+        text += t(f.lang, "why.corporate_finance_event.concentration")
+    return text
+
+
+def _why_corporate_finance_short(f: _Facts) -> str:
+    return t(
+        f.lang,
+        "why.corporate_finance_event.short",
+        category=_category(f.lang, f.text("category")),
+        released_at=f.text("released_at"),
+    )
+
+
+def _category(lang: str, category: str) -> str:
+    """An announcement category id in words (the catalogue's `category.<id>`), the id itself when unnamed."""
+    key = f"category.{category}"
+    return t(lang, key) if has(key) else category
+
+
 WHY_BUILDERS: dict[str, tuple[Callable[[_Facts], str], ...]] = {
     "short_ratio_spike": (_why_short_ratio, _why_short_ratio_short),
     "short_ratio_drop": (_why_short_ratio, _why_short_ratio_short),
@@ -549,6 +587,7 @@ WHY_BUILDERS: dict[str, tuple[Callable[[_Facts], str], ...]] = {
     "insider_sell_cluster": (_why_sell_cluster, _why_sell_cluster_short),
     "first_time_insider_buy": (_why_first_buy, _why_first_buy_short),
     "large_holder_filing": (_why_large_holder, _why_large_holder_short),
+    "corporate_finance_event": (_why_corporate_finance, _why_corporate_finance_short),
 }
 
 
@@ -589,6 +628,8 @@ def fact_value(fact: Fact, lang: str = "en") -> str:
     if isinstance(value, str):
         if value == "n/a":
             return t(lang, "fact.na")
+        if fact.name == "category":  # an announcement category id (corporate_finance_event)
+            return _category(lang, value)
         if unit == "date":
             try:
                 return day(lang, date.fromisoformat(value[:10]))

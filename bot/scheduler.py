@@ -417,9 +417,10 @@ class Poller:
         done = await self._done_dates(source, candidates)
         due = []
         open_now = set(active_dates(source, now))
+        growing = get_source(source).growing
         for day in candidates:
-            if day in done:
-                continue
+            if day in done and not (growing and day in open_now):
+                continue  # a growing day (announcements) is polled at its pace until its last window closes
             last = self.last_poll.get((source, day))
             # poll_due says whether the source has an open window; only the dates of that window poll at its pace.
             in_window = day in open_now and poll_due(source, now, last)

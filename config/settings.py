@@ -38,6 +38,9 @@ DEFAULTS: dict[str, str] = {
 # The CCASS / Stock Connect pages live on www3.hkexnews.hk while report files live on www.hkexnews.hk.
 # When HKEXNEWS_URL points elsewhere (a mirror, a local origin), both paths are served from there.
 DEFAULT_HKEXNEWS_SDW_URL = "https://www3.hkexnews.hk"
+# The HKEXnews title search (announcements by headline category) and the announcement PDFs live on www1; like the
+# www3 pages, they follow HKEXNEWS_URL when that points elsewhere.
+DEFAULT_HKEXNEWS_WWW1_URL = "https://www1.hkexnews.hk"
 
 
 def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -75,6 +78,7 @@ class Settings:
     hkex_url: str = DEFAULTS["HKEX_URL"]
     hkexnews_url: str = DEFAULTS["HKEXNEWS_URL"]
     hkexnews_sdw_url: str = DEFAULT_HKEXNEWS_SDW_URL
+    hkexnews_www1_url: str = DEFAULT_HKEXNEWS_WWW1_URL
     sfc_url: str = DEFAULTS["SFC_URL"]
     hkex_di_url: str = DEFAULTS["HKEX_DI_URL"]
     finra_url: str = DEFAULTS["FINRA_URL"]
@@ -254,7 +258,7 @@ def read_environment(environ: Mapping[str, str], env_file: Path | None = None) -
     return merged
 
 
-_EXTRA_NAMES = ("TELEGRAM_BOT_TOKEN", "HKEXNEWS_SDW_URL", "WEBHOOK_SECRET")
+_EXTRA_NAMES = ("TELEGRAM_BOT_TOKEN", "HKEXNEWS_SDW_URL", "HKEXNEWS_WWW1_URL", "WEBHOOK_SECRET")
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
@@ -262,6 +266,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     env = read_environment(os.environ if environ is None else environ, env_file)
     hkexnews = _base_url("HKEXNEWS_URL", env["HKEXNEWS_URL"])
     sdw_default = DEFAULT_HKEXNEWS_SDW_URL if hkexnews == DEFAULTS["HKEXNEWS_URL"] else hkexnews
+    www1_default = DEFAULT_HKEXNEWS_WWW1_URL if hkexnews == DEFAULTS["HKEXNEWS_URL"] else hkexnews
     return Settings(
         telegram_bot_token=_token(env.get("TELEGRAM_BOT_TOKEN", "").strip()),
         telegram_api_url=_base_url("TELEGRAM_API_URL", env["TELEGRAM_API_URL"]),
@@ -271,6 +276,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         hkex_url=_base_url("HKEX_URL", env["HKEX_URL"]),
         hkexnews_url=hkexnews,
         hkexnews_sdw_url=_base_url("HKEXNEWS_SDW_URL", env.get("HKEXNEWS_SDW_URL") or sdw_default),
+        hkexnews_www1_url=_base_url("HKEXNEWS_WWW1_URL", env.get("HKEXNEWS_WWW1_URL") or www1_default),
         sfc_url=_base_url("SFC_URL", env["SFC_URL"]),
         hkex_di_url=_base_url("HKEX_DI_URL", env["HKEX_DI_URL"]),
         finra_url=_base_url("FINRA_URL", env["FINRA_URL"]),

@@ -15,10 +15,16 @@ from alerts.rules.spec import Market, RuleSpec
 def evaluate(
     ctx: RuleContext, params: RuleParams, *, market: Market = "HK", rules: tuple[RuleSpec, ...] | None = None
 ) -> Evaluation:
-    """All alerts and notes of `market`'s rules (or just `rules`) for `ctx.day`; nothing on an HK non-session."""
-    if market == "HK" and not is_session(ctx.day):
-        return Evaluation(alerts=(), notes=())
+    """All alerts and notes of `market`'s rules (or just `rules`) for `ctx.day`.
+
+    On a day without an HK session only the `any_day` signal rules run (announcements are published on any day);
+    the session rules and the joining rules, which read a session's signals, say nothing then.
+    """
     specs = rules if rules is not None else registry.rules_of(market)
+    if market == "HK" and not is_session(ctx.day):
+        specs = tuple(spec for spec in specs if spec.any_day and spec.signal is not None)
+        if not specs:
+            return Evaluation(alerts=(), notes=())
     alerts: list[Alert] = []
     notes: list[Note] = []
     for spec in specs:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from alerts.rules import (
     buybacks,
     confluence,
+    corporate_finance,
     eligibility,
     insiders,
     market,
@@ -38,6 +39,7 @@ RULES: tuple[RuleSpec, ...] = (
     us_insider_sells.SPEC,
     us_first_buys.SPEC,
     us_large_holders.SPEC,
+    corporate_finance.SPEC,
 )
 
 

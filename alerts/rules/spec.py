@@ -87,7 +87,8 @@ class RuleSpec:
     `signal` runs on a RuleContext; `join` runs after every signal rule of the same evaluation and sees their
     alerts. `feeds` are the history feeds it reads (`alerts.history.FEEDS` names); `triggers` are the sources whose
     new file makes it run (None: any source of its markets). `params` maps config/rules.toml tables to the frozen
-    dataclasses holding them. `caveat_key` overrides the kinds' caveat for this market (US short volume).
+    dataclasses holding them. `caveat_key` overrides the kinds' caveat for this market (US short volume). `any_day`
+    rules also run on days without a session.
     """
 
     name: str
@@ -99,6 +100,9 @@ class RuleSpec:
     feeds: tuple[str, ...] = ()
     triggers: tuple[str, ...] | None = None
     caveat_key: str | None = None
+    # True for rules about publications rather than sessions (announcements): they run on days without an HK
+    # session too, when every other rule is skipped.
+    any_day: bool = False
 
     def __post_init__(self) -> None:
         if (self.signal is None) == (self.join is None):

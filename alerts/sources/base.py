@@ -89,6 +89,9 @@ class Source:
     # the per-stock notice lists of the watched stocks, a second path to the same rows).
     before_pass: str | None = None
     after_processed: str | None = None
+    # True when a date's file keeps growing through its windows (the day's announcements): a processed cycle does
+    # not end the polling of that date while one of its windows is open; unchanged answers cost a conditional GET.
+    growing: bool = False
 
     @property
     def dated_url(self) -> bool:

@@ -62,8 +62,11 @@ ALL_NAMES = (
     "sec-form4",
     "hkex-shortable-list",
     "sec-13d-13g",
+    "hkexnews-announcements",
 )
 SHORTABLE_PATH = shortable_paths(date(2023, 5, 18))[0]
+# The title search for 9 Sep 2026 at its real path (constructed market-wide day, see the fixture README).
+ANNOUNCEMENTS = get_source("hkexnews-announcements").paths(date(2026, 9, 9))[0]
 
 
 def _midday_gem() -> bytes:
@@ -96,6 +99,7 @@ FILES: dict[str, bytes] = {
     # The index's first Form 4 filing: its real folder listing, and (constructed) a real Form 4 as its XML.
     FORM4_FOLDER + "index.json": fixture_bytes("sec-form4", "index.json"),
     FORM4_FOLDER + "doc4.xml": fixture_bytes("sec-form4", "374WaterForm4.xml"),
+    ANNOUNCEMENTS: fixture_bytes("hkexnews-announcements", "titleSearchServlet_20260909_constructed.json"),
 }
 
 
@@ -166,6 +170,10 @@ CASES: dict[str, Case] = {
         ("/Archives/edgar/daily-index/2020/QTR1/form.20200318.idx",),
         44,
         "1h00m",
+    ),
+    # Every calendar day has announcements due from 06:00 HKT; 11 rows (one per stock code of the 10 filings).
+    "hkexnews-announcements": Case(
+        datetime(2026, 9, 9, 18, 30, tzinfo=HK_TZ), date(2026, 9, 9), (ANNOUNCEMENTS,), 11, "12h30m"
     ),
 }
 
@@ -266,7 +274,7 @@ async def test_table_lists_every_source_with_aligned_columns(served: Origin, doc
     assert short[:4] == ["hkex-short", "2025-11-20", "200", "—"]
     assert "16h45m" in short and short[-2:] == [served.url + SHORT + "ASHTMAIN.HTM", "(+1)"]
     assert "9,714" in rows["finra-short-volume"] and "srrpt-2017" in rows["hkex-buybacks"]
-    assert text.rstrip().endswith("all 12 source(s) healthy")
+    assert text.rstrip().endswith(f"all {len(ALL_NAMES)} source(s) healthy")
     assert "tabdata-2026" in rows["hkex-stock-connect-daily"]
     assert exit_code(checks) == 0
 

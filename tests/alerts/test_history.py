@@ -15,7 +15,7 @@ from tests.alerts.rules.frames import DAY, SCHEMAS, frame
 
 def test_feeds_come_from_the_source_records() -> None:
     # The six HK feeds that are RuleContext fields, and the newer ones that travel in RuleContext.feeds.
-    assert set(history.FEEDS) == CONTEXT_FIELDS | {"shortable", "southbound_flow"}
+    assert set(history.FEEDS) == CONTEXT_FIELDS | {"shortable", "southbound_flow", "announcements"}
     assert history.FEEDS["southbound_flow"] == ("hkex-stock-connect-daily", "main", "date")
     assert set(history.EXTRA_FEEDS) == {"short", "short_midday"}  # only the card reads the hkex-short pages
     for name, (source, table, column) in history.ALL_FEEDS.items():

@@ -441,3 +441,22 @@ def test_card_shows_the_latest_southbound_net_buy_with_its_date() -> None:
     )
     # A stock never in a top 10 gets no line (the demo has no same-day files).
     assert "Southbound turnover" not in _plain(answer(expected_view(), "card", ["1810"], "en").text)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_card_line_of_the_last_corporate_finance_announcement(lang: str) -> None:
+    from bot.answers import _card_announcement
+    from tests.support.paths import fixture_bytes
+
+    frame = get_source("hkexnews-announcements").parse(
+        fixture_bytes("hkexnews-announcements", "titleSearchServlet_20260909_constructed.json")
+    )
+    (line,) = _card_announcement({"announcements": frame}, "01234", lang)
+    parse_html(line)
+    assert day(lang, date(2026, 9, 9)) in line
+    assert ("placing" if lang == "en" else "配售") in line
+    assert 'href="https://www1.hkexnews.hk/listedco/listconews/sehk/2026/0909/2026090902101.pdf"' in line
+    assert "PLACING OF NEW SHARES UNDER GENERAL MANDATE AT A DISCOUNT OF APPROXIMATELY 9.8%" in line
+    # "other" announcements, or none at all: no line.
+    assert _card_announcement({"announcements": frame}, "00005", lang) == []
+    assert _card_announcement({}, "01234", lang) == []

@@ -23,6 +23,7 @@ from alerts.routing import route
 from alerts.rules import KINDS, RULE_IDS, RuleContext, load_params
 from alerts.rules.confluence import evaluate_confluence
 from alerts.rules.context import CONTEXT_FIELDS
+from alerts.rules.corporate_finance import evaluate_corporate_finance_event
 from alerts.rules.eligibility import evaluate_eligibility_change
 from alerts.rules.southbound_flow import evaluate_southbound_net_flow
 from alerts.rules.us_first_buys import FirstBuyParams, evaluate_first_time_insider_buy
@@ -190,12 +191,28 @@ def _eligibility_alerts() -> list[Alert]:
     return evaluate_eligibility_change(ctx, load_params())[0]
 
 
+def _announcement_alerts() -> list[Alert]:
+    """corporate_finance_event over the constructed market-wide day (the demo data holds no announcements)."""
+    data = (FIXTURES / "hkexnews-announcements" / "titleSearchServlet_20260909_constructed.json").read_bytes()
+    ctx = hk_context(
+        date(2026, 9, 9), feeds={"announcements": get_source("hkexnews-announcements").parse(data)}
+    )
+    return evaluate_corporate_finance_event(ctx, load_params())[0]
+
+
 @cache
 def realistic_alerts() -> tuple[Alert, ...]:
-    """Every alert of the demo replay (all HK rules), eligibility changes, southbound flows and US alerts."""
+    """Every alert of the demo replay (all HK rules), eligibility changes, southbound flows, announcements and US
+    alerts."""
     demo = tuple(a for _, a in _demo().alerts)
     eligibility = () if any(a.rule == "eligibility_change" for a in demo) else tuple(_eligibility_alerts())
-    return demo + eligibility + tuple(_us_alerts()) + tuple(_southbound_flow_alerts())
+    return (
+        demo
+        + eligibility
+        + tuple(_us_alerts())
+        + tuple(_southbound_flow_alerts())
+        + tuple(_announcement_alerts())
+    )
 
 
 def _label(alert: Alert) -> str:

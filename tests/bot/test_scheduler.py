@@ -20,6 +20,7 @@ from bot.scheduler import Poller
 from config.settings import Settings, load_settings
 from tests.support.bothelpers import seed_demo
 from tests.support.origin import Origin
+from tests.support.paths import FIXTURES
 
 ADMIN = 7
 
@@ -227,3 +228,32 @@ async def test_outage_notice_says_whether_redis_came_back_without_its_data(
     assert notice.chat_id == ADMIN and notice.text is not None
     assert ("came back without its data" in notice.text) is wiped
     assert await redis.exists(keys.DATA_MARKER)  # marked again: a second outage is judged the same way
+
+
+async def test_growing_day_keeps_polling_inside_its_windows(
+    redis: Redis, origin: Origin, redis_url: str
+) -> None:
+    # hkexnews-announcements: the day's answer grows until late evening, so a processed cycle does not end polling.
+    settings = load_settings({"HKEXNEWS_URL": origin.url, "REDIS_URL": redis_url}, env_file=None)
+    source = get_source("hkexnews-announcements")
+    assert source.growing
+    day = date(2026, 9, 9)
+    for earlier in range(1, 12):  # earlier days processed before (catch-up would fetch them otherwise)
+        await redis.set(keys.cycle_done(source.name, day - timedelta(days=earlier)), "done")
+    (path,) = source.paths(day)
+    body = (FIXTURES / source.name / "titleSearchServlet_20260909_constructed.json").read_bytes()
+    origin.add(path, body)
+    clock = [datetime(2026, 9, 9, 18, 0, tzinfo=HK_TZ)]
+    poller = Poller(settings, redis, make_client(), lambda: clock[0], sources=(source.name,))
+    async with poller.client:
+        (report,) = await poller.tick()
+        assert report.status == "processed" and await is_done(redis, source.name, day)
+        clock[0] += timedelta(seconds=60)
+        assert await poller.tick() == []  # cadence: 180 s
+        clock[0] += timedelta(seconds=121)
+        (again,) = await poller.tick()
+        assert (again.day, again.status) == (day, "unchanged")  # polled again, same answer
+        clock[0] = datetime(2026, 9, 9, 23, 40, tzinfo=HK_TZ)  # after the last window: the day is over
+        assert await poller.tick() == []
+    hits = sum(1 for r in origin.requests if r.path == path)
+    assert hits == 2

@@ -34,6 +34,7 @@ SOURCE_URLS = (
     "HKEX_URL",
     "HKEXNEWS_URL",
     "HKEXNEWS_SDW_URL",
+    "HKEXNEWS_WWW1_URL",
     "SFC_URL",
     "HKEX_DI_URL",
     "FINRA_URL",

@@ -29,6 +29,7 @@ BASE_SETTINGS = (
     "HKEX_URL",
     "HKEXNEWS_URL",
     "HKEXNEWS_SDW_URL",
+    "HKEXNEWS_WWW1_URL",
     "SFC_URL",
     "HKEX_DI_URL",
     "FINRA_URL",

@@ -74,6 +74,7 @@ def test_rule_ids() -> None:
         "confluence",
         "eligibility_change",  # appended: /settings numbers the earlier buttons unchanged
         "southbound_net_flow",  # appended next: /settings keeps their buttons' numbers
+        "corporate_finance_event",
     )
 
 

@@ -47,6 +47,11 @@ GOOD: dict[str, list[str]] = {
         "schedule13g.xml",
         "schedule13g_nested_cusip.xml",
     ],
+    "hkexnews-announcements": [
+        "titleSearchServlet_20260825_excerpt.json",
+        "titleSearchServlet_20260909_constructed.json",
+        "titleSearchServlet_empty_constructed.json",
+    ],
 }
 CASES = [(name, file) for name, files in GOOD.items() for file in files]
 # Sources that share another source's pages (and so its fixture folder).
