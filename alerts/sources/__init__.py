@@ -13,6 +13,7 @@ from alerts.sources import (
     hkex_shortable,
     hkex_southbound,
     hkex_stock_connect_daily,
+    hsi_index_reviews,
     sec_13d_13g,
     sec_form4,
     sfc_short_positions,
@@ -34,6 +35,7 @@ SOURCES: dict[str, Source] = {
         sec_form4.SOURCE,
         hkex_shortable.SOURCE,
         sec_13d_13g.SOURCE,
+        hsi_index_reviews.SOURCE,
     )
 }
 # Every feed by name -> (its source, its declaration); a feed name belongs to one source.
