@@ -96,7 +96,9 @@ def workbook(sheets: Mapping[str, Sequence[Sequence[Value]]], *, inline: bool = 
         f'{head}<Relationships xmlns="{PKG}"><Relationship Id="rId1" '
         f'Type="{REL}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
     )
-    parts["xl/workbook.xml"] = f'{head}<workbook xmlns="{MAIN}" xmlns:r="{REL}"><sheets>{names}</sheets></workbook>'
+    parts["xl/workbook.xml"] = (
+        f'{head}<workbook xmlns="{MAIN}" xmlns:r="{REL}"><sheets>{names}</sheets></workbook>'
+    )
     parts["xl/_rels/workbook.xml.rels"] = f'{head}<Relationships xmlns="{PKG}">{rels}</Relationships>'
     # Style 1 is a date (built-in number format 14), so spreadsheet programs show the effective date as one.
     parts["xl/styles.xml"] = (
@@ -104,7 +106,13 @@ def workbook(sheets: Mapping[str, Sequence[Sequence[Value]]], *, inline: bool = 
         '<borders count="1"><border/></borders><cellStyleXfs count="1"><xf/></cellStyleXfs>'
         '<cellXfs count="2"><xf numFmtId="0"/><xf numFmtId="14" applyNumberFormat="1"/></cellXfs></styleSheet>'
     )
-    order = ["[Content_Types].xml", "_rels/.rels", "xl/workbook.xml", "xl/_rels/workbook.xml.rels", "xl/styles.xml"]
+    order = [
+        "[Content_Types].xml",
+        "_rels/.rels",
+        "xl/workbook.xml",
+        "xl/_rels/workbook.xml.rels",
+        "xl/styles.xml",
+    ]
     order += sorted(name for name in parts if name not in order)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
