@@ -7,6 +7,7 @@ The parsers are pure and live in alerts.sources.hsi_index_reviews; DAY_FETCHERS 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -61,7 +62,7 @@ async def fetch_reviews_day(
             skipped.append(path)
             continue
         frames.append(
-            _located(lambda data, p=path: reviews.parse_review(data, day, p), workbook.content, workbook.url)
+            _located(functools.partial(_review, day=day, path=path), workbook.content, workbook.url)
         )
         read.append(path)
     if not frames:
@@ -76,6 +77,10 @@ async def fetch_reviews_day(
     out = finish(combined, reviews.SCHEMA, day, layout=reviews.LAYOUT)
     out.attrs.update(workbooks=read, skipped=skipped)
     return out
+
+
+def _review(data: bytes, *, day: date, path: str) -> pd.DataFrame:
+    return reviews.parse_review(data, day, path)
 
 
 def _located(parser: Callable[[bytes], T], data: bytes, url: str) -> T:

@@ -44,6 +44,7 @@ GOOD_FILES = {
     "sec-form4": "form4_purchase_P.xml",
     "hkex-shortable-list": "ds_list20230518.csv",
     "sec-13d-13g": "schedule13g.xml",
+    "hsi-index-reviews": "20260522T174510.xlsx",
 }
 FIXTURE_DIRS = {"hkex-short-midday": "hkex-short"}  # sources whose fixtures live beside another source's
 RANDOM_MUTATIONS = 400
