@@ -28,8 +28,9 @@ from redis.exceptions import RedisError
 from alerts.calendar import HK_TZ, Schedule, schedule_for
 from alerts.errors import MalformedFile, NotPublishedYet, SourceError
 from alerts.fetch import Fetched, fetch, make_client
+from alerts.hsi import host_path
 from alerts.ingest import check_date, follow_form, urls_for
-from alerts.sources import SOURCES, get_source, sec_13d_13g, sec_edgar, sec_form4
+from alerts.sources import SOURCES, get_source, hsi_index_reviews, sec_13d_13g, sec_edgar, sec_form4
 from alerts.sources.base import Source
 from alerts.store.frames import FrameStore
 from alerts.windows import window_failed
@@ -291,6 +292,9 @@ async def _attempt(source: Source, settings: Settings, attempt: _Attempt, backof
         if source.fetch_day in _EDGAR_SAMPLES:
             await _attempt_edgar(source, settings, attempt, backoff)
             return
+        if source.fetch_day == hsi_index_reviews.DAY_KIND:
+            await _attempt_hsi(source, settings, attempt, backoff)
+            return
         http = attempt.recorder.as_client()
         for url in urls_for(source, settings, attempt.day):
             fetched = await fetch(http, url, source=source.name, backoff=backoff)
@@ -371,6 +375,26 @@ async def _attempt_edgar(source: Source, settings: Settings, attempt: _Attempt, 
             lambda: parse_filing(document.content, str(first["accession"]), str(first["form_type"])),
         )
     )
+
+
+async def _attempt_hsi(source: Source, settings: Settings, attempt: _Attempt, backoff: float) -> None:
+    """Hang Seng: the notices catalogue (rows: the review workbooks it lists for the day, most days none), then the
+    newest review workbook it lists, whatever its date, as a sample of the layout: reviews are quarterly, so the
+    day's own workbook would leave the layout unchecked most days."""
+    http = attempt.recorder.as_client()
+    url = urls_for(source, settings, attempt.day)[0]
+    catalogue = await fetch(http, url, source=source.name, backoff=backoff)
+    attempt.files.append(catalogue)
+    notices = _located(attempt, url, lambda: hsi_index_reviews.parse_notices(catalogue.content))
+    attempt.rows = len(hsi_index_reviews.review_workbooks(notices, attempt.day))
+    listed = notices[notices["path"].str.contains("/indexChgNotice/", regex=False)]
+    listed = listed[listed["path"].str.lower().str.endswith(".xlsx")].sort_values("published")
+    if listed.empty:
+        return
+    sample = settings.base_url(source.base_setting) + host_path(str(listed["path"].iloc[-1]))
+    workbook = await fetch(http, sample, source=source.name, backoff=backoff)
+    attempt.files.append(workbook)
+    attempt.frames.append(_located(attempt, sample, lambda: hsi_index_reviews.parse(workbook.content)))
 
 
 def _located(attempt: _Attempt, url: str, parse: Callable[[], T]) -> T:

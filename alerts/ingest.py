@@ -11,8 +11,9 @@ from datetime import date, datetime
 import httpx
 import pandas as pd
 
+from alerts import edgar, hsi
 from alerts.calendar import schedule_for
-from alerts.edgar import DAY_FETCHERS, DayFetcher
+from alerts.edgar import DayFetcher
 from alerts.errors import MalformedFile, NotAvailable, NotPublishedYet, SourceError
 from alerts.fetch import Fetched, fetch
 from alerts.links import urls_for
@@ -25,6 +26,9 @@ from alerts.store.tickermap import tickers_by_cik
 from config.settings import Settings, redact
 
 log = logging.getLogger(__name__)
+
+# Source.fetch_day kind -> the function assembling such a day (EDGAR's filings, Hang Seng's review workbooks).
+DAY_FETCHERS: dict[str, DayFetcher] = {**edgar.DAY_FETCHERS, **hsi.DAY_FETCHERS}
 
 
 @dataclass(frozen=True)

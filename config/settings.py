@@ -25,6 +25,7 @@ DEFAULTS: dict[str, str] = {
     "HKEX_DI_URL": "https://di.hkex.com.hk",
     "FINRA_URL": "https://cdn.finra.org",
     "SEC_URL": "https://www.sec.gov",
+    "HSI_URL": "https://www.hsi.com.hk",
     "SEC_USER_AGENT": "",
     "LOG_LEVEL": "INFO",
     "DELIVERY_RATE": "30",
@@ -83,6 +84,7 @@ class Settings:
     hkex_di_url: str = DEFAULTS["HKEX_DI_URL"]
     finra_url: str = DEFAULTS["FINRA_URL"]
     sec_url: str = DEFAULTS["SEC_URL"]
+    hsi_url: str = DEFAULTS["HSI_URL"]
     sec_user_agent: str = ""
     log_level: str = "INFO"
     delivery_rate: float = 30.0  # messages per second across all chats (no 1 s window holds more)
@@ -281,6 +283,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         hkex_di_url=_base_url("HKEX_DI_URL", env["HKEX_DI_URL"]),
         finra_url=_base_url("FINRA_URL", env["FINRA_URL"]),
         sec_url=_base_url("SEC_URL", env["SEC_URL"]),
+        hsi_url=_base_url("HSI_URL", env["HSI_URL"]),
         sec_user_agent=_user_agent(env["SEC_USER_AGENT"].strip()),
         log_level=_log_level(env["LOG_LEVEL"]),
         delivery_rate=_delivery_rate(

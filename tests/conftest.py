@@ -77,7 +77,7 @@ def settings(origin: Origin, redis_url: str) -> Settings:
     """Settings whose every base URL points at the local origin."""
     env = {
         name: origin.url
-        for name in ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL", "SEC_URL")
+        for name in ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL", "SEC_URL", "HSI_URL")
     }
     env["REDIS_URL"] = redis_url
     return load_settings(env, env_file=None)

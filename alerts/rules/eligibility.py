@@ -6,11 +6,10 @@ and not the other fires, with the effective date. The first list ever seen has n
 never an alert per stock. A stock added can be sold short from that date (more potential selling: direction −1);
 a stock removed can no longer be sold short (+1).
 
-Index reviews: read from the feed "index_reviews" when a source provides it (frame of index, code, name, change
-"add"/"delete", announced, effective); no registered source does yet (Hang Seng Indexes publishes its review
-results as PDF press releases and xlsx workbooks, and no real copy of a workbook was found to build a parser on),
-so the rule reads the feed only when the context carries it. An addition fires +1, a deletion −1, on the announcement day, with the
-effective date. Southbound Stock Connect eligibility follows the Hang Seng Composite LargeCap and MidCap indexes
+Index reviews: read from the feed "index_reviews" (source hsi-index-reviews: frame of index, code, name, change
+"add"/"delete", announced, effective), built from Hang Seng Indexes' review workbooks (their layout is built from a
+description, no real copy was found: alerts/sources/hsi_index_reviews.py). The rule reads the feed when the context
+carries it. An addition fires +1, a deletion −1, on the announcement day, with the effective date. Southbound Stock Connect eligibility follows the Hang Seng Composite LargeCap and MidCap indexes
 (and SmallCap stocks of at least HK$5bn), so a review can also change whether mainland investors may buy a stock:
 the alert says so as a possibility, not a certainty.
 """
@@ -40,6 +39,7 @@ from alerts.rules.spec import AlertKind, RuleSpec
 
 RULE = "eligibility_change"
 SOURCE = "hkex-shortable-list"
+REVIEWS_SOURCE = "hsi-index-reviews"
 SHORTABLE = "shortable"
 INDEX_REVIEWS = "index_reviews"
 # The `event` fact: which list and which way (the renderer's sentences and the hit-rate direction read it).
@@ -215,6 +215,8 @@ def _index_alert(
             Fact("effective", effective.isoformat(), "date"),
             Fact("announced", ctx.day.isoformat(), "date"),
         ),
+        links=ctx.link(REVIEWS_SOURCE, ctx.day),
+        published_at=published(REVIEWS_SOURCE, ctx.day),
         identity=f"{event}:{index}",
     )
 
@@ -225,6 +227,6 @@ SPEC = RuleSpec(
     markets=("HK",),
     params={RULE: EligibilityParams},
     signal=evaluate_eligibility_change,
-    feeds=(SHORTABLE,),
-    triggers=(SOURCE,),
+    feeds=(SHORTABLE, INDEX_REVIEWS),
+    triggers=(SOURCE, REVIEWS_SOURCE),
 )

@@ -14,6 +14,7 @@ from alerts.sources import (
     hkex_southbound,
     hkex_stock_connect_daily,
     hkexnews_announcements,
+    hsi_index_reviews,
     sec_13d_13g,
     sec_form4,
     sfc_short_positions,
@@ -36,6 +37,7 @@ SOURCES: dict[str, Source] = {
         hkex_shortable.SOURCE,
         sec_13d_13g.SOURCE,
         hkexnews_announcements.SOURCE,
+        hsi_index_reviews.SOURCE,
     )
 }
 # Every feed by name -> (its source, its declaration); a feed name belongs to one source.

@@ -35,6 +35,7 @@ from config.settings import Settings, load_settings
 from tests.support.cli import run_cli
 from tests.support.origin import Origin
 from tests.support.paths import fixture_bytes
+from tests.support.workbook import review_workbook
 
 NEW_YORK = ZoneInfo("America/New_York")
 # 08:45 HKT the morning after 20 Nov 2025: the HK fixtures dated 2025-11-20 are each source's latest due file.
@@ -63,10 +64,13 @@ ALL_NAMES = (
     "hkex-shortable-list",
     "sec-13d-13g",
     "hkexnews-announcements",
+    "hsi-index-reviews",
 )
 SHORTABLE_PATH = shortable_paths(date(2023, 5, 18))[0]
 # The title search for 9 Sep 2026 at its real path (constructed market-wide day, see the fixture README).
 ANNOUNCEMENTS = get_source("hkexnews-announcements").paths(date(2026, 9, 9))[0]
+HSI_CATALOGUE = "/data/eng/download/notices.json"
+HSI_WORKBOOK = "/static/uploads/contents/en/news/indexChgNotice/20260522T174510.xlsx"
 
 
 def _midday_gem() -> bytes:
@@ -100,6 +104,9 @@ FILES: dict[str, bytes] = {
     FORM4_FOLDER + "index.json": fixture_bytes("sec-form4", "index.json"),
     FORM4_FOLDER + "doc4.xml": fixture_bytes("sec-form4", "374WaterForm4.xml"),
     ANNOUNCEMENTS: fixture_bytes("hkexnews-announcements", "titleSearchServlet_20260909_constructed.json"),
+    # Constructed (tests/fixtures/hsi-index-reviews/README.md): the catalogue and the review workbook it lists.
+    HSI_CATALOGUE: fixture_bytes("hsi-index-reviews", "notices.json"),
+    HSI_WORKBOOK: fixture_bytes("hsi-index-reviews", "20260522T174510.xlsx"),
 }
 
 
@@ -175,6 +182,10 @@ CASES: dict[str, Case] = {
     "hkexnews-announcements": Case(
         datetime(2026, 9, 9, 18, 30, tzinfo=HK_TZ), date(2026, 9, 9), (ANNOUNCEMENTS,), 11, "12h30m"
     ),
+    # Rows of hsi-index-reviews are the review workbooks the catalogue lists for the day; the newest one is sampled.
+    "hsi-index-reviews": Case(
+        datetime(2026, 5, 22, 18, 0, tzinfo=HK_TZ), date(2026, 5, 22), (HSI_CATALOGUE, HSI_WORKBOOK), 1, "15m"
+    ),
 }
 
 
@@ -191,7 +202,7 @@ def doc_settings(origin: Origin, redis_url: str) -> Settings:
     """Every base URL at the origin, and a declared SEC User-Agent."""
     env = {
         name: origin.url
-        for name in ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL", "SEC_URL")
+        for name in ("HKEX_URL", "HKEXNEWS_URL", "SFC_URL", "HKEX_DI_URL", "FINRA_URL", "SEC_URL", "HSI_URL")
     }
     return load_settings(
         {**env, "REDIS_URL": redis_url, "SEC_USER_AGENT": "Doctor Test ops@example.com"}, env_file=None
@@ -231,6 +242,25 @@ async def test_every_source_is_healthy_on_its_real_layout(
     assert check.url == served.url + case.paths[0]
     assert check.last_good == "—" and check.problem == "" and check.note == ""
     assert check.layout and check.reconciled  # "—" when the parser does not say
+
+
+async def test_hsi_day_without_a_review_is_healthy_and_still_samples_the_layout(
+    served: Origin, doc_settings: Settings
+) -> None:
+    # Tuesday 26 May 2026: the catalogue lists no review that day (the normal case); the newest workbook is sampled.
+    check = await _check(doc_settings, "hsi-index-reviews", datetime(2026, 5, 26, 18, 0, tzinfo=HK_TZ))
+    assert check.healthy, check.problem
+    assert (check.day, check.rows, check.layout) == (date(2026, 5, 26), 0, "review-result-2026")
+    assert check.bytes == len(FILES[HSI_CATALOGUE]) + len(FILES[HSI_WORKBOOK])
+
+
+async def test_hsi_changed_review_header_is_unhealthy(served: Origin, doc_settings: Settings) -> None:
+    served.routes[HSI_WORKBOOK].body = review_workbook(
+        result=[["Index", "Change", "Code", "Name"], ["HSI", "Addition", 700, "X"]]
+    )
+    check = await _check(doc_settings, "hsi-index-reviews", CASES["hsi-index-reviews"].now)
+    assert not check.healthy and check.layout == "unrecognised"
+    assert "Index Code" in check.problem and check.url == served.url + HSI_WORKBOOK
 
 
 async def test_old_buyback_layout_is_recognised_as_2017(served: Origin, doc_settings: Settings) -> None:

@@ -16,7 +16,8 @@ import alerts.edgar as edgar_module
 from alerts.edgar import DAY_FETCHERS, RateLimiter, check_user_agent, fetch_13d_day, fetch_form4_day
 from alerts.errors import MalformedFile, NotPublishedYet
 from alerts.fetch import fetch, make_client
-from alerts.sources import SOURCES, sec_13d_13g, sec_form4
+from alerts.ingest import DAY_FETCHERS as ALL_DAY_FETCHERS
+from alerts.sources import SOURCES, hsi_index_reviews, sec_13d_13g, sec_form4
 from alerts.sources.sec_edgar import daily_index_path, dedupe_accessions, form4_filings, parse_daily_index
 from config.settings import ConfigError
 from tests.support.origin import Origin
@@ -59,8 +60,10 @@ def _listing(folder: str, names: list[tuple[str, str]]) -> bytes:
 
 def test_every_declared_day_kind_has_a_fetcher() -> None:
     kinds = {source.fetch_day for source in SOURCES.values() if source.fetch_day is not None}
-    assert kinds == {sec_form4.DAY_KIND, sec_13d_13g.DAY_KIND}
-    assert kinds <= set(DAY_FETCHERS)
+    assert kinds == {sec_form4.DAY_KIND, sec_13d_13g.DAY_KIND, hsi_index_reviews.DAY_KIND}
+    # EDGAR's kinds are fetched here; alerts.ingest joins them with the other networks' (alerts.hsi).
+    assert kinds - {hsi_index_reviews.DAY_KIND} == set(DAY_FETCHERS)
+    assert kinds <= set(ALL_DAY_FETCHERS)
 
 
 # --- User-Agent and rate limit --------------------------------------------------------------------------------

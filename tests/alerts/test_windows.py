@@ -599,3 +599,14 @@ def test_revisions_list_polls_every_session_but_is_never_late() -> None:
     # After the last window the file is still missing: for a revisions list that is the normal case.
     assert window_failed("hkex-shortable-list", day, hk(2025, 11, 28, 12), False) is False
     assert window_failed("hkex-short", day, hk(2025, 11, 28, 12), False) is True
+
+
+def test_index_reviews_poll_every_session_evening_and_are_never_late() -> None:
+    sched = schedule_for("hsi-index-reviews")
+    assert sched.dates == "revisions" and sched.expected is False and sched.poll_seconds == 300
+    day = date(2026, 5, 22)  # the Friday of a review announcement; any session is polled the same way
+    assert span(windows_for("hsi-index-reviews", day)) == [(hk(2026, 5, 22, 17, 45), hk(2026, 5, 22, 19, 30))]
+    assert active_dates("hsi-index-reviews", hk(2026, 5, 22, 18)) == [day]
+    assert active_dates("hsi-index-reviews", hk(2026, 5, 22, 19, 30)) == []
+    assert windows_for("hsi-index-reviews", date(2026, 5, 23)) == []  # a Saturday
+    assert window_failed("hsi-index-reviews", day, hk(2026, 5, 23, 12), False) is False

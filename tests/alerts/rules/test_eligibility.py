@@ -182,6 +182,7 @@ def test_index_review_fires_on_the_announcement_day() -> None:
     ]
     assert alerts[0].fact("effective") is not None and alerts[0].fact("effective").value == "2025-06-09"
     assert "may also change whether mainland investors can buy it" in alerts[0].why
+    assert alerts[0].links == ("https://www.hsi.com.hk/data/eng/download/notices.json",)
     # The day after the announcement: nothing.
     later, _ = evaluate_eligibility_change(
         context(date(2025, 5, 19), feeds={"shortable": shortable(), "index_reviews": frame}), PARAMS
@@ -190,8 +191,8 @@ def test_index_review_fires_on_the_announcement_day() -> None:
 
 
 def test_spec() -> None:
-    assert SPEC.name == "eligibility_change" and SPEC.feeds == ("shortable",)
-    assert SPEC.triggers == ("hkex-shortable-list",)
+    assert SPEC.name == "eligibility_change" and SPEC.feeds == ("shortable", "index_reviews")
+    assert SPEC.triggers == ("hkex-shortable-list", "hsi-index-reviews")
 
 
 codes = st.sampled_from(["00001", "00002", "00700", "09988", ""])

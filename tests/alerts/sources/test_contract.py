@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from alerts.calendar import schedule_for
-from alerts.edgar import DAY_FETCHERS
 from alerts.errors import SourceError
+from alerts.ingest import DAY_FETCHERS
 from alerts.sources import SOURCES
 from tests.support.paths import FIXTURES
 
@@ -52,6 +52,7 @@ GOOD: dict[str, list[str]] = {
         "titleSearchServlet_20260909_constructed.json",
         "titleSearchServlet_empty_constructed.json",
     ],
+    "hsi-index-reviews": ["20260522T174510.xlsx"],
 }
 CASES = [(name, file) for name, files in GOOD.items() for file in files]
 # Sources that share another source's pages (and so its fixture folder).

@@ -45,6 +45,7 @@ GOOD_FILES = {
     "hkex-shortable-list": "ds_list20230518.csv",
     "sec-13d-13g": "schedule13g.xml",
     "hkexnews-announcements": "titleSearchServlet_20260909_constructed.json",
+    "hsi-index-reviews": "20260522T174510.xlsx",
 }
 FIXTURE_DIRS = {"hkex-short-midday": "hkex-short"}  # sources whose fixtures live beside another source's
 RANDOM_MUTATIONS = 400
