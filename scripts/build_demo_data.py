@@ -281,6 +281,9 @@ XIAOMI_NETS = {  # HK$, both channels
     d(11, 28): 590_000_000,
 }
 XIAOMI_NET_CAP = 900_000_000
+# From a stock's 10th file date on (the rule's min_history), every net but the pinned and planned ones is ordinary
+# (no alert), so a replay starting before the demo meets no southbound_net_flow alert either.
+FLOW_QUIET_AFTER = 10
 
 # Short-selling list (hkex-shortable-list): two revisions, both reconstructed. The first is a quarterly one; the
 # second, ad hoc, adds the RMB counter of SHK PPT, which is sold short only from then on.
@@ -501,8 +504,9 @@ def simulate_flows(world: World) -> None:
     """Southbound buy and sell (HK$, both channels) of the demo stocks on the Stock Connect file dates.
 
     Own generator: the series drawn before never shift. 01810's net is its holding's change times the close
-    (net buying on every demo session, the most on 11-25); the others' nets are ordinary: inside the demo no
-    run of 5 same-sign sessions ends and no net leaves 1.5 standard deviations of the stock's earlier nets.
+    (net buying on every demo session, the most on 11-25); every other net is ordinary once the stock has
+    FLOW_QUIET_AFTER earlier ones: no run of 5 same-sign sessions ends and no net leaves 1.5 standard deviations
+    of the stock's earlier nets.
     """
     rng = np.random.default_rng([SEED, 16])
     for day in flow_days(world):
@@ -518,7 +522,9 @@ def simulate_flows(world: World) -> None:
                 moved = xiaomi_net(world, day) * float(np.exp(rng.normal(0, 0.05)))
                 net = float(np.clip(moved, -XIAOMI_NET_CAP, XIAOMI_NET_CAP)) if moved else net
                 net = XIAOMI_NETS.get(day, net)
-            if DEMO_START <= day <= DEMO_END and stock.code != "01810":
+            pinned = (stock.code, day) in PINNED_FLOWS or (stock.code, day) in PINNED_FLOW_SIGNS
+            planned = stock.code == "01810" and day in XIAOMI_NETS
+            if len(nets) >= FLOW_QUIET_AFTER and not (pinned or planned):
                 net = ordinary(net, nets)
             net = PINNED_FLOWS.get((stock.code, day), net)
             if (stock.code, day) in PINNED_FLOW_SIGNS:
@@ -548,7 +554,8 @@ def ordinary(net: float, earlier: list[float]) -> float:
     mean, sd = float(history.mean()), float(history.std())
     net = float(np.clip(net, mean - 1.5 * sd, mean + 1.5 * sd))
     if len(earlier) >= 4 and all(np.sign(x) == np.sign(net) for x in earlier[-4:]):
-        net = -net
+        # The other side, small: a stock mostly bought has a net sale near zero, not a large one.
+        net = -float(np.sign(net)) * min(abs(net), 0.5 * sd)
     return net
 
 
