@@ -1,5 +1,9 @@
 """Benchmark: all rules over a synthetic full market (2,600 stocks × 250 sessions), time per evaluated day.
 
+The HK frames every rule context carries, plus the feeds of issue 16: the southbound top 10s of both Stock
+Connect channels (20 rows a day, `southbound_flow`) and the short-selling list (quarterly revisions of ~1,000
+designated securities, and one taking effect among the timed days, `shortable`).
+
 Run: ``python -m bench.bench_rules [--stocks 2600] [--sessions 250] [--days 20] [--repeat 5]``.
 Pinned to one CPU core (and single-threaded BLAS) so the figure is comparable with the ≤ 300 ms/day target.
 Building the frames and slicing each day's history is setup, not timed; `evaluate` is.
@@ -28,7 +32,9 @@ from alerts.sources.hkex_buybacks import SCHEMA as BUYBACK_SCHEMA
 from alerts.sources.hkex_di import SCHEMA as DI_SCHEMA
 from alerts.sources.hkex_quotes import SCHEMA as QUOTES_SCHEMA
 from alerts.sources.hkex_short import MARKET_SCHEMA
+from alerts.sources.hkex_shortable import SCHEMA as SHORTABLE_SCHEMA
 from alerts.sources.hkex_southbound import SCHEMA as SOUTHBOUND_SCHEMA
+from alerts.sources.hkex_stock_connect_daily import SCHEMA as FLOW_SCHEMA
 from alerts.sources.sfc_short_positions import SCHEMA as SFC_SCHEMA
 
 LAST_DAY = date(2025, 11, 28)
@@ -46,6 +52,8 @@ def build_market(stocks: int, sessions: int, seed: int = 7) -> dict[str, pd.Data
         "buybacks": _buybacks(rng, days, codes),
         "di": _di(rng, days, codes),
         "southbound": _southbound(rng, days, codes),
+        "southbound_flow": _southbound_flow(rng, days, codes),
+        "shortable": _shortable(rng, days, codes),
     }
 
 
@@ -163,6 +171,13 @@ def _buybacks(rng: np.random.Generator, days: pd.DatetimeIndex, codes: np.ndarra
             "ytd_shares": shares * 10,
             "pct_of_issued": rng.uniform(0, 5, n),
             "sec_type": "ORD",
+            # Today's 14-column report: every purchase for cancellation, one row a group, under a 10% mandate.
+            "group_shares": shares,
+            "for_cancellation": shares,
+            "for_treasury": 0,
+            "mandate_total": shares * 10,
+            "mandate_pct": rng.uniform(0, 5, n),
+            "note": None,
         }
     )
     return conform(frame, BUYBACK_SCHEMA)
@@ -217,6 +232,56 @@ def _southbound(rng: np.random.Generator, days: pd.DatetimeIndex, codes: np.ndar
     return conform(frame, SOUTHBOUND_SCHEMA)
 
 
+def _southbound_flow(rng: np.random.Generator, days: pd.DatetimeIndex, codes: np.ndarray) -> pd.DataFrame:
+    """Each channel's top 10 a day (20 rows), drawn from the 40 most traded names; buy and sell ~HK$0.3-3bn."""
+    channels = ("SSE Southbound", "SZSE Southbound")
+    heavy = codes[:40]
+    picked = np.array([rng.choice(heavy, 10, replace=False) for _ in range(len(days) * len(channels))])
+    n = picked.size
+    buy = np.round(np.exp(rng.normal(20.5, 0.6, n)))
+    sell = np.round(buy * np.exp(rng.normal(0, 0.3, n)))
+    frame = pd.DataFrame(
+        {
+            "date": np.repeat(days.to_numpy(), len(channels) * 10),
+            "channel": np.tile(np.repeat(np.array(channels, dtype=object), 10), len(days)),
+            "rank": np.tile(np.arange(1, 11), len(days) * len(channels)),
+            "code": picked.ravel(),
+            "name": "TOP",
+            "buy_hkd": buy,
+            "sell_hkd": sell,
+            "total_hkd": buy + sell,
+            "net_hkd": buy - sell,
+        }
+    )
+    return conform(frame, FLOW_SCHEMA)
+
+
+def _shortable(rng: np.random.Generator, days: pd.DatetimeIndex, codes: np.ndarray) -> pd.DataFrame:
+    """Whole-list revisions every ~quarter (63 sessions) and one 5 sessions before the end; ~2% change each."""
+    effective = sorted({*days[::63], days[-5]})
+    listed = rng.random(len(codes)) < 0.4
+    frames = []
+    for when in effective:
+        flip = rng.random(len(codes)) < 0.02
+        listed = listed ^ flip
+        on = codes[listed]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "effective_date": when,
+                    "no": np.arange(1, len(on) + 1),
+                    "code": on,
+                    "name": "LISTED",
+                    "currency": "HKD",
+                    "type": "EQTY",
+                    "tick_rule_exempt": False,
+                    "remarks": None,
+                }
+            )
+        )
+    return conform(pd.concat(frames, ignore_index=True), SHORTABLE_SCHEMA)
+
+
 def _upto(frame: pd.DataFrame, column: str, day: date) -> pd.DataFrame:
     return frame.loc[frame[column].to_numpy() <= np.datetime64(day, "ns")].reset_index(drop=True)
 
@@ -232,6 +297,10 @@ def context_for(data: dict[str, pd.DataFrame], day: date, recent: tuple[Alert, .
         di=_upto(data["di"], "filed_date", day),
         southbound=_upto(data["southbound"], "date", day),
         recent_alerts=recent,
+        feeds={
+            "southbound_flow": _upto(data["southbound_flow"], "date", day),
+            "shortable": _upto(data["shortable"], "effective_date", day),
+        },
     )
 
 

@@ -240,6 +240,57 @@ XIAOMI_SOUTHBOUND = {
 }
 
 
+# Southbound top-10 turnover (hkex-stock-connect-daily), one file a session from this many sessions before the
+# demo to its last day: southbound_net_flow compares a stock's net with its (up to) 60 earlier top-10 days.
+FLOW_SESSIONS_BEFORE_DEMO = 66
+# Hong Kong sessions on which Stock Connect was closed for the mainland's National Day holiday (1-8 Oct 2025):
+# the file marks every channel tradingDay 0.
+CONNECT_CLOSED = (d(10, 2), d(10, 3), d(10, 6), d(10, 8))
+# Each stock's usual southbound gross turnover as a share of its day's turnover (both channels together).
+FLOW_SHARE = {
+    "00001": 0.08,
+    "00005": 0.14,
+    "00016": 0.08,
+    "00388": 0.22,
+    "00700": 0.28,
+    "00941": 0.22,
+    "01810": 0.34,
+    "02318": 0.20,
+    "03690": 0.28,
+    "09988": 0.30,
+}
+# Public per-stock nets (HK$, both channels) and market nets (HK$ millions, both channels' buy - sell).
+PINNED_FLOWS = {("01810", d(10, 16)): 1_060_000_000, ("09988", d(10, 16)): 762_000_000}
+PINNED_FLOW_SIGNS = {("00700", d(10, 16)): -1}  # among the day's biggest net sales (amount not public)
+PINNED_MARKET_NET = {d(11, 10): 6_654.00}
+# The demo's flow story: 01810 is net bought on every demo session (the run starts 11-17: net sold on 11-14),
+# most on 11-25, the day its holding crosses 20%: about its holding's daily change (XIAOMI_SOUTHBOUND) at the
+# close. Before the demo its net is the holding's change at the close, kept within HK$0.9bn either way (an
+# ordinary draw on a day the holding does not move).
+XIAOMI_NETS = {  # HK$, both channels
+    d(11, 14): -185_000_000,
+    d(11, 17): 620_000_000,
+    d(11, 18): 575_000_000,
+    d(11, 19): 340_000_000,
+    d(11, 20): 560_000_000,
+    d(11, 21): 585_000_000,
+    d(11, 24): 640_000_000,
+    d(11, 25): 1_520_000_000,
+    d(11, 26): 470_000_000,
+    d(11, 27): 545_000_000,
+    d(11, 28): 590_000_000,
+}
+XIAOMI_NET_CAP = 900_000_000
+# From a stock's 10th file date on (the rule's min_history), every net but the pinned and planned ones is ordinary
+# (no alert), so a replay starting before the demo meets no southbound_net_flow alert either.
+FLOW_QUIET_AFTER = 10
+
+# Short-selling list (hkex-shortable-list): two revisions, both reconstructed. The first is a quarterly one; the
+# second, ad hoc, adds the RMB counter of SHK PPT, which is sold short only from then on.
+SHORTABLE_LISTS = (d(9, 8), d(11, 24))
+RMB_SHORTABLE_FROM = d(11, 24)
+
+
 @dataclass
 class Quote:
     """One stock's day: the QUOTATIONS row plus its SHORT SELLING row (short_* None when not shorted)."""
@@ -279,6 +330,7 @@ class World:
     previous_turnover: tuple[int, int] = (0, 0)  # market turnover and securities traded before the first day
     southbound: dict[date, dict[str, tuple[int, float]]] = field(default_factory=dict)
     sfc: dict[date, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    flows: dict[date, dict[str, tuple[int, int]]] = field(default_factory=dict)  # southbound buy, sell (HK$)
 
 
 # ---------------------------------------------------------------------------------------------- simulation
@@ -366,8 +418,12 @@ def simulate_rmb_counter(rng: np.random.Generator, world: World) -> None:
         turnover = int(round(shares * (high + low + 2 * close) / 4))
         quote = Quote(prev, close, round(high, 2), round(low, 2), 0.05, shares, turnover)
         if rng.random() < 0.6:
-            quote.short_shares = 500 * int(rng.integers(1, min(6, shares // 500) + 1))
-            quote.short_value = int(round(quote.short_shares * close))
+            short_shares = 500 * int(rng.integers(1, min(6, shares // 500) + 1))
+            # Sold short only once the short-selling list names it (the draws are made either way, so the
+            # series drawn after it stay as they were).
+            if day >= RMB_SHORTABLE_FROM:
+                quote.short_shares = short_shares
+                quote.short_value = int(round(short_shares * close))
         world.quotes[day][RMB_CODE] = quote
         prev = close
 
@@ -444,6 +500,65 @@ def simulate_sfc(rng: np.random.Generator, world: World) -> None:
         world.sfc[day][RMB_CODE] = (0, 0)
 
 
+def simulate_flows(world: World) -> None:
+    """Southbound buy and sell (HK$, both channels) of the demo stocks on the Stock Connect file dates.
+
+    Own generator: the series drawn before never shift. 01810's net is its holding's change times the close
+    (net buying on every demo session, the most on 11-25); every other net is ordinary once the stock has
+    FLOW_QUIET_AFTER earlier ones: no run of 5 same-sign sessions ends and no net leaves 1.5 standard deviations
+    of the stock's earlier nets.
+    """
+    rng = np.random.default_rng([SEED, 16])
+    for day in flow_days(world):
+        world.flows[day] = {}
+    days = [day for day in flow_days(world) if day not in CONNECT_CLOSED]
+    for stock in STOCKS:
+        nets: list[float] = []
+        for day in days:
+            quote = world.quotes[day][stock.code]
+            gross = quote.turnover * FLOW_SHARE[stock.code] * float(np.exp(rng.normal(0, 0.2)))
+            net = gross * float(np.clip(rng.normal(0, 0.12), -0.35, 0.35))
+            if stock.code == "01810":
+                moved = xiaomi_net(world, day) * float(np.exp(rng.normal(0, 0.05)))
+                net = float(np.clip(moved, -XIAOMI_NET_CAP, XIAOMI_NET_CAP)) if moved else net
+                net = XIAOMI_NETS.get(day, net)
+            pinned = (stock.code, day) in PINNED_FLOWS or (stock.code, day) in PINNED_FLOW_SIGNS
+            planned = stock.code == "01810" and day in XIAOMI_NETS
+            if len(nets) >= FLOW_QUIET_AFTER and not (pinned or planned):
+                net = ordinary(net, nets)
+            net = PINNED_FLOWS.get((stock.code, day), net)
+            if (stock.code, day) in PINNED_FLOW_SIGNS:
+                net = abs(net) * PINNED_FLOW_SIGNS[(stock.code, day)]
+            gross = max(gross, 1.3 * abs(net))
+            nets.append(net)
+            buy = int(round((gross + net) / 2))
+            world.flows[day][stock.code] = (buy, buy - int(round(net)))
+
+
+def flow_days(world: World) -> list[date]:
+    """The sessions with a Stock Connect daily file."""
+    first = world.sessions[world.sessions.index(DEMO_START) - FLOW_SESSIONS_BEFORE_DEMO]
+    return [day for day in world.sessions if first <= day <= DEMO_END]
+
+
+def xiaomi_net(world: World, day: date) -> float:
+    """01810's southbound holding change into `day` (shares) at the day's close, in HK$."""
+    before = max(other for other in world.southbound if other < day)
+    shares = world.southbound[day]["01810"][0] - world.southbound[before]["01810"][0]
+    return shares * world.quotes[day]["01810"].close
+
+
+def ordinary(net: float, earlier: list[float]) -> float:
+    """A demo-session net that makes no alert: within 1.5 sd of the last 60, no 5th same-sign session in a row."""
+    history = np.array(earlier[-60:])
+    mean, sd = float(history.mean()), float(history.std())
+    net = float(np.clip(net, mean - 1.5 * sd, mean + 1.5 * sd))
+    if len(earlier) >= 4 and all(np.sign(x) == np.sign(net) for x in earlier[-4:]):
+        # The other side, small: a stock mostly bought has a net sale near zero, not a large one.
+        net = -float(np.sign(net)) * min(abs(net), 0.5 * sd)
+    return net
+
+
 def simulate() -> World:
     """Run every simulation in a fixed order (one generator: the output only depends on SEED)."""
     rng = np.random.default_rng(SEED)
@@ -452,6 +567,7 @@ def simulate() -> World:
     simulate_market(rng, world)
     simulate_southbound(rng, world)
     simulate_sfc(rng, world)
+    simulate_flows(world)
     return world
 
 
@@ -1082,6 +1198,191 @@ def southbound_page(world: World, day: date, template: tuple[str, str, str]) -> 
     return (head + "".join(rows) + tail).encode("utf-8")
 
 
+# --- hkex-stock-connect-daily
+
+
+def connect_template() -> list[dict]:
+    """The four channel objects of the real 2026-07-16 file (tests/fixtures/hkex-stock-connect-daily/)."""
+    import json
+
+    text = (FIXTURES / "hkex-stock-connect-daily" / "data_tab_daily_20260716e.js").read_text(encoding="utf-8")
+    objects: list[dict] = json.loads(text.removeprefix("tabData = ").removesuffix(";"))
+    if [obj["market"] for obj in objects] != list(CONNECT_CHANNELS):
+        raise ValueError("the template's channels are not in the expected order")
+    return objects
+
+
+CONNECT_CHANNELS = ("SSE Northbound", "SSE Southbound", "SZSE Northbound", "SZSE Southbound")
+# Northbound top-10 rows: A-share codes of each channel's reconstructed universe, printed "FILLER <code>".
+NORTH_CODES = {
+    "SSE Northbound": tuple(
+        f"{code}"
+        for code in (
+            600036,
+            600519,
+            600900,
+            601012,
+            601318,
+            601899,
+            603259,
+            603986,
+            688041,
+            688256,
+            688981,
+            600276,
+            601138,
+            600030,
+        )
+    ),
+    "SZSE Northbound": tuple(
+        f"{code:06d}"
+        for code in (
+            300750,
+            300308,
+            300502,
+            300059,
+            2594,
+            333,
+            858,
+            2475,
+            300760,
+            651,
+            300124,
+            2415,
+            300274,
+            1979,
+        )
+    ),
+}
+
+
+def amount(cents: int) -> str:
+    """``43,220.65`` from hundredths of a million."""
+    return f"{cents // 100:,}.{cents % 100:02d}"
+
+
+def connect_file(world: World, day: date, template: list[dict]) -> bytes:
+    """data_tab_daily_{YYYYMMDD}e.js: the template's objects with this day's tables (one-space indented JSON)."""
+    import copy
+    import json
+
+    rng = np.random.default_rng([SEED, 17, day.toordinal()])  # own generator per day
+    objects = copy.deepcopy(template)
+    closed = day in CONNECT_CLOSED
+    split = float(rng.uniform(0.55, 0.65))  # the SSE channel's part of the market net
+    market_net = PINNED_MARKET_NET.get(day, float(rng.normal(4_700, 3_000)))  # HK$ millions
+    sse_net = int(round(market_net * split * 100))
+    nets = {"SSE Southbound": sse_net, "SZSE Southbound": int(round(market_net * 100)) - sse_net}
+    south = connect_south_rows(world, day, rng) if not closed else {}
+    for obj in objects:
+        channel = obj["market"]
+        obj["date"] = day.isoformat()
+        obj["tradingDay"] = 0 if closed else 1
+        if closed:
+            obj["content"] = []
+            continue
+        trading, top = obj["content"][0]["table"], obj["content"][1]["table"]
+        if channel in south:
+            trading["tr"] = cells(south_metrics(rng, channel, nets[channel]))
+            top["tr"] = [{"td": [row]} for row in south[channel]]
+        else:
+            trading["tr"] = cells(north_metrics(rng))
+            top["tr"] = [{"td": [row]} for row in north_rows(rng, channel)]
+    return ("tabData = " + json.dumps(objects, indent=1, ensure_ascii=False) + ";").encode("utf-8")
+
+
+def cells(values: list[str]) -> list[dict]:
+    """A transposed trading table's rows: one ``{"td": [[value]]}`` per metric."""
+    return [{"td": [[value]]} for value in values]
+
+
+def south_metrics(rng: np.random.Generator, channel: str, net: int) -> list[str]:
+    """Total/Buy/Sell Turnover (HK$m), Total/Buy/Sell Trade Count, ETF Turnover; buy - sell is `net` (cents)."""
+    total = (
+        int(rng.uniform(52_000, 68_000) * 100)
+        if channel.startswith("SSE")
+        else int(rng.uniform(34_000, 46_000) * 100)
+    )
+    buy = (total + net) // 2
+    sell = buy - net
+    buy_trades = int(buy / 100 * 1e6 / rng.uniform(45_000, 60_000))
+    sell_trades = int(sell / 100 * 1e6 / rng.uniform(45_000, 60_000))
+    etf = int((buy + sell) * rng.uniform(0.008, 0.02))
+    return [
+        amount(buy + sell),
+        amount(buy),
+        amount(sell),
+        f"{buy_trades + sell_trades:,}",
+        f"{buy_trades:,}",
+        f"{sell_trades:,}",
+        amount(etf),
+    ]
+
+
+def north_metrics(rng: np.random.Generator) -> list[str]:
+    """Total Turnover (RMB m), Total Trade Count, DQB (printed 999,999,999 as in the real file), ETF Turnover."""
+    total = int(rng.uniform(110_000, 150_000) * 100)
+    trades = int(total / 100 * 1e6 / rng.uniform(15_000, 22_000))
+    return [amount(total), f"{trades:,}", "999,999,999", amount(int(total * rng.uniform(0.015, 0.03)))]
+
+
+def north_rows(rng: np.random.Generator, channel: str) -> list[list[str]]:
+    """Ten reconstructed northbound rows: rank, A-share code, FILLER name, total (RMB)."""
+    codes = rng.choice(NORTH_CODES[channel], 10, replace=False)
+    totals = sorted((int(rng.uniform(1.2e9, 5.5e9)) for _ in codes), reverse=True)
+    return [
+        [str(rank), str(code), f"FILLER {code}", f"{total:,}"]
+        for rank, (code, total) in enumerate(zip(codes, totals, strict=True), start=1)
+    ]
+
+
+def connect_south_rows(world: World, day: date, rng: np.random.Generator) -> dict[str, list[list[str]]]:
+    """Each southbound channel's top 10 (the demo stocks, ranked by total): rank, code, name, buy, sell, total."""
+    names = {stock.code: stock.name for stock in STOCKS}
+    split: dict[str, list[tuple[str, int, int]]] = {"SSE Southbound": [], "SZSE Southbound": []}
+    for code, (buy, sell) in world.flows[day].items():
+        share = float(rng.uniform(0.5, 0.7))
+        sse_buy = int(round(buy * share))
+        sse_sell = int(round(sell * float(np.clip(share + rng.normal(0, 0.04), 0.3, 0.9))))
+        split["SSE Southbound"].append((code, sse_buy, sse_sell))
+        split["SZSE Southbound"].append((code, buy - sse_buy, sell - sse_sell))
+    out = {}
+    for channel, rows in split.items():
+        ranked = sorted(rows, key=lambda row: (-(row[1] + row[2]), row[0]))
+        out[channel] = [
+            [str(rank), code, names[code], f"{buy:,}", f"{sell:,}", f"{buy + sell:,}"]
+            for rank, (code, buy, sell) in enumerate(ranked, start=1)
+        ]
+    return out
+
+
+# --- hkex-shortable-list
+
+
+def shortable_csv(world: World, effective: date) -> bytes:
+    """ds_list{YYYYMMDD}.csv in the real file's layout: its preamble and header, every security shorted in the demo.
+
+    The demo stocks, the GEM rows and the fillers (all HKD equities), and from RMB_SHORTABLE_FROM the RMB counter
+    (CNY), in code order and numbered 1..N; every line ends with a comma, CRLF, as in the real list of 18/05/2023.
+    """
+    real = (
+        (FIXTURES / "hkex-shortable-list" / "ds_list20230518.csv").read_bytes().decode("ascii").split("\r\n")
+    )
+    preamble = [real[0], f"Effective date : {effective:%d/%m/%Y},", real[2], real[3], real[4]]
+    if not real[1].startswith("Effective date :") or not real[4].startswith("No.,Stock Code,"):
+        raise ValueError("the real list's preamble is not as expected")
+    securities = [(s.code, s.name, "HKD") for s in STOCKS]
+    securities += [("08083", "YOUZAN", "HKD"), ("08137", "HONBRIDGE", "HKD")]
+    securities += [(f.code, filler_name(f.code), "HKD") for f in fillers(tuple(world.sessions))]
+    if effective >= RMB_SHORTABLE_FROM:
+        securities.append((RMB_CODE, RMB_NAME, "CNY"))
+    lines = [
+        f"{n},{int(code)},{name},{currency},EQTY,,,"
+        for n, (code, name, currency) in enumerate(sorted(securities, key=lambda row: int(row[0])), start=1)
+    ]
+    return "\r\n".join(preamble + lines + [""]).encode("ascii")
+
+
 def replace_once(text: str, changes: dict[str, str]) -> str:
     """Apply exact replacements, each of which must occur exactly once (the template is as expected)."""
     for old, new in changes.items():
@@ -1317,6 +1618,15 @@ def build(root: Path = ROOT) -> list[Path]:
                 get_source("sfc-short-positions").paths(day)[0],
                 sfc_csv(world, day),
             )
+        )
+    connect = connect_template()
+    for day in flow_days(world):
+        source = get_source("hkex-stock-connect-daily")
+        written.append(write(root, source.name, day, source.paths(day)[0], connect_file(world, day, connect)))
+    for effective in SHORTABLE_LISTS:
+        source = get_source("hkex-shortable-list")
+        written.append(
+            write(root, source.name, effective, source.paths(effective)[0], shortable_csv(world, effective))
         )
     template = southbound_template()
     for day in world.southbound:

@@ -33,6 +33,9 @@ DATES: dict[str, list[date]] = {
     "hkex-di": DEMO,
     "sfc-short-positions": [day for day in WARMUP if is_week_end_session(day)],
     "hkex-southbound": WARMUP,
+    # The 66 sessions before the demo (southbound_net_flow compares with 60 earlier top-10 days) and the demo.
+    "hkex-stock-connect-daily": sessions_between(date(2025, 8, 12), date(2025, 11, 28)),
+    "hkex-shortable-list": [date(2025, 9, 8), date(2025, 11, 24)],  # the revisions' effective dates
 }
 EXPECTED = [
     (source, day, local_path(ROOT, source, day, url_path))
@@ -40,6 +43,7 @@ EXPECTED = [
     for day in days
     for url_path in get_source(source).paths(day)
 ]
+CONNECT_CLOSED = {("hkex-stock-connect-daily", date(2025, 10, d)) for d in (2, 3, 6, 8)}  # National Day
 HKD_STOCKS = ("00001", "00005", "00016", "00388", "00700", "00941", "01810", "02318", "03690", "09988")
 
 
@@ -99,7 +103,7 @@ def test_exactly_the_expected_files_exist() -> None:
     expected = {path for _, _, path in EXPECTED}
     assert sorted(expected - on_disk) == []
     assert sorted(on_disk - expected) == []
-    assert len(expected) == 104 + 2 * 10 + 2 * 10 + 10 + 2 * 10 + 18 + 83
+    assert len(expected) == 104 + 2 * 10 + 2 * 10 + 10 + 2 * 10 + 18 + 83 + 76 + 2
 
 
 def test_quotes_for_every_session_of_the_range() -> None:
@@ -111,8 +115,10 @@ def test_quotes_for_every_session_of_the_range() -> None:
 
 def test_total_size_is_small() -> None:
     # The quotes files of the 30 sessions the short-ratio rules need list the whole market (filler rows), so
-    # every file's rows add up to its own totals; about 2 MB once zipped into the wheel.
-    assert sum(path.stat().st_size for path in ROOT.rglob("*") if path.is_file()) < 10_500_000
+    # every file's rows add up to its own totals; about 2 MB once zipped into the wheel. The Stock Connect daily
+    # files (76 sessions: the 60-day window of southbound_net_flow and the demo, ~10 kB each in the real file's
+    # indented JSON) add ~0.8 MB: the limit was 10.5 MB before them.
+    assert sum(path.stat().st_size for path in ROOT.rglob("*") if path.is_file()) < 11_000_000
 
 
 @pytest.mark.parametrize(
@@ -125,7 +131,8 @@ def test_every_file_parses_and_carries_its_date(source: str, day: date, path: Pa
         assert {col: str(dtype) for col, dtype in frame.dtypes.items()} == dict(
             get_source(source).tables[name].schema
         )
-    if source not in ("hkex-buybacks", "hkex-di"):  # quiet days are valid reports without rows there
+    # Quiet days are valid reports without rows for buybacks and DI; Stock Connect closed on a HK session too.
+    if source not in ("hkex-buybacks", "hkex-di") and (source, day) not in CONNECT_CLOSED:
         assert len(result["main"]) > 0
 
 
@@ -355,3 +362,65 @@ def test_generator_reproduces_the_committed_files(tmp_path: Path, monkeypatch: p
     for _, _, path in EXPECTED:
         rebuilt = tmp_path / path.relative_to(ROOT)
         assert rebuilt.read_bytes() == path.read_bytes(), path.relative_to(ROOT)
+
+
+def southbound_flows() -> pd.DataFrame:
+    """Per stock and file date: buy, sell and net (HK$) of the southbound top 10s, both channels summed."""
+    rows = tables("hkex-stock-connect-daily")
+    return rows.groupby(["date", "code"])[["buy_hkd", "sell_hkd", "net_hkd"]].sum().reset_index()
+
+
+def test_stock_connect_days_closed_for_the_national_day_holiday_have_no_rows() -> None:
+    dates = set(tables("hkex-stock-connect-daily")["date"].dt.date)
+    closed = [day for _, day in CONNECT_CLOSED]
+    assert not dates & set(closed)
+    assert len(dates) == 76 - len(closed)
+
+
+def test_stock_connect_top10s_are_the_demo_stocks_and_the_public_nets() -> None:
+    rows = tables("hkex-stock-connect-daily")
+    assert set(rows["code"]) == set(HKD_STOCKS)
+    assert rows.groupby(["date", "channel"]).size().eq(10).all()
+    flows = southbound_flows().set_index(["code", "date"])["net_hkd"]
+    assert flows[("01810", pd.Timestamp("2025-10-16"))] == 1_060_000_000
+    assert flows[("09988", pd.Timestamp("2025-10-16"))] == 762_000_000
+    assert flows[("00700", pd.Timestamp("2025-10-16"))] < 0
+    channels = tables("hkex-stock-connect-daily", "channels", [date(2025, 11, 10)])
+    south = channels[channels["channel"].str.endswith("Southbound")]
+    assert round(float((south["buy_turnover"] - south["sell_turnover"]).sum()) / 1e6, 2) == 6_654.00
+
+
+def test_xiaomi_net_bought_every_demo_session_most_on_25_november() -> None:
+    flows = southbound_flows()
+    nets = flows[flows["code"] == "01810"].set_index("date")["net_hkd"]
+    demo = nets[nets.index >= pd.Timestamp("2025-11-17")]
+    assert len(demo) == 10 and (demo > 0).all()
+    assert nets[pd.Timestamp("2025-11-14")] < 0  # the run of net buying starts on 11-17
+    assert demo.idxmax() == pd.Timestamp("2025-11-25")
+    earlier = nets[nets.index < pd.Timestamp("2025-11-25")].iloc[-60:]
+    assert (demo.max() - earlier.mean()) / earlier.std(ddof=0) > 3.0
+
+
+def test_other_stocks_flows_are_ordinary_in_the_demo() -> None:
+    flows = southbound_flows()
+    for code in set(HKD_STOCKS) - {"01810"}:
+        nets = flows[flows["code"] == code].set_index("date")["net_hkd"]
+        for day in DEMO:
+            earlier = nets[nets.index < pd.Timestamp(day)].iloc[-60:]
+            z = (nets[pd.Timestamp(day)] - earlier.mean()) / max(earlier.std(ddof=0), 50e6)
+            assert abs(z) < 2.0, (code, day, z)
+            last5 = np.sign(nets[nets.index <= pd.Timestamp(day)].iloc[-5:])
+            assert abs(last5.sum()) < 5, (code, day)
+
+
+def test_short_selling_lists_add_only_the_rmb_counter() -> None:
+    before = parsed("hkex-shortable-list", file_of("hkex-shortable-list", date(2025, 9, 8)))["main"]
+    after = parsed("hkex-shortable-list", file_of("hkex-shortable-list", date(2025, 11, 24)))["main"]
+    assert set(after["code"]) - set(before["code"]) == {"80016"} and set(before["code"]) <= set(after["code"])
+    assert after.loc[after["code"] == "80016", "currency"].tolist() == ["CNY"]
+    # Every security sold short in the demo is on the list in effect that day; the RMB counter only from 24/11.
+    for day in DEMO:
+        quotes = parsed("hkex-quotes", file_of("hkex-quotes", day))["main"]
+        shorted = set(quotes.loc[quotes["short_value"].notna() & (quotes["short_value"] > 0), "code"])
+        listed = set((after if day >= date(2025, 11, 24) else before)["code"])
+        assert shorted <= listed, (day, sorted(shorted - listed)[:5])

@@ -52,7 +52,91 @@ def test_seed_alerts_fire(demo: tuple[History, ReplayResult]) -> None:
     assert ("short_ratio_drop", "09988", date(2025, 11, 27)) in fired
     assert ("short_ratio_drop", "00700", date(2025, 11, 27)) in fired
     assert ("market_short_swing", "MARKET", date(2025, 11, 27)) in fired
+    assert ("southbound_net_flow", "01810", date(2025, 11, 21)) in fired
+    assert ("southbound_net_flow", "01810", date(2025, 11, 25)) in fired
+    assert ("eligibility_change", "80016", date(2025, 11, 24)) in fired
     assert not result.problems
+
+
+# Every alert of the demo, as pushed: (day pushed, rule, code, trade date, identity). Confluence identities name
+# their parts; the southbound_net_flow alerts (Stock Connect daily files) join 01810's confluences from 11-21 on.
+DEMO_ALERTS = [
+    ("2025-11-18", "buyback_filed", "00700", "2025-11-17", ""),
+    ("2025-11-19", "buyback_filed", "00005", "2025-11-17", ""),
+    ("2025-11-19", "buyback_filed", "00700", "2025-11-18", ""),
+    ("2025-11-19", "short_ratio_spike", "01810", "2025-11-19", ""),
+    ("2025-11-21", "buyback_filed", "01810", "2025-11-20", ""),
+    ("2025-11-21", "confluence", "01810", "2025-11-21", "buyback_filed+short_ratio_spike"),
+    (
+        "2025-11-21",
+        "confluence",
+        "01810",
+        "2025-11-21",
+        "buyback_filed+short_ratio_spike+southbound_net_flow",
+    ),
+    ("2025-11-21", "southbound_net_flow", "01810", "2025-11-21", "streak:buy"),
+    ("2025-11-24", "buyback_filed", "01810", "2025-11-21", ""),
+    (
+        "2025-11-24",
+        "confluence",
+        "01810",
+        "2025-11-24",
+        "buyback_filed+short_ratio_spike+southbound_net_flow",
+    ),
+    ("2025-11-24", "eligibility_change", "80016", "2025-11-24", "shortable_added"),
+    ("2025-11-25", "buyback_filed", "00700", "2025-11-24", ""),
+    (
+        "2025-11-25",
+        "confluence",
+        "01810",
+        "2025-11-25",
+        "buyback_filed+short_ratio_spike+southbound_net_flow",
+    ),
+    ("2025-11-25", "southbound_net_flow", "01810", "2025-11-25", "large:buy"),
+    ("2025-11-26", "confluence", "01810", "2025-11-25", "buyback_filed+southbound_level+southbound_net_flow"),
+    ("2025-11-26", "southbound_level", "01810", "2025-11-25", "up:20"),
+    ("2025-11-26", "buyback_filed", "00700", "2025-11-25", ""),
+    (
+        "2025-11-26",
+        "confluence",
+        "01810",
+        "2025-11-26",
+        "buyback_filed+insider_buy_near_round_number+southbound_level+southbound_net_flow",
+    ),
+    ("2025-11-26", "insider_buy_near_round_number", "01810", "2025-11-24", "DA20251126E00187"),
+    ("2025-11-27", "confluence", "00700", "2025-11-27", "buyback_filed+short_ratio_drop"),
+    ("2025-11-27", "market_short_swing", "MARKET", "2025-11-27", ""),
+    ("2025-11-27", "short_ratio_drop", "00700", "2025-11-27", ""),
+    ("2025-11-27", "short_ratio_drop", "09988", "2025-11-27", ""),
+    (
+        "2025-11-28",
+        "confluence",
+        "01810",
+        "2025-11-21",
+        "buyback_filed+insider_buy_near_round_number+short_position_jump+southbound_level+southbound_net_flow",
+    ),
+    ("2025-11-28", "short_position_jump", "01810", "2025-11-21", ""),
+]
+
+
+def test_the_demo_alerts_are_exactly_the_story(demo: tuple[History, ReplayResult]) -> None:
+    _, result = demo
+    pushed = [
+        (day.isoformat(), a.rule, a.code, a.trade_date.isoformat(), a.identity) for day, a in result.alerts
+    ]
+    assert pushed == DEMO_ALERTS
+    assert len(pushed) == 25
+
+
+def test_the_new_hk_alerts_say_why(demo: tuple[History, ReplayResult]) -> None:
+    _, result = demo
+    by_key = {(a.rule, a.code, a.identity): a for _, a in result.alerts}
+    large = by_key[("southbound_net_flow", "01810", "large:buy")]
+    assert "net buying HK$1.52bn on 2025-11-25" in large.why and large.severity == "warning"
+    streak = by_key[("southbound_net_flow", "01810", "streak:buy")]
+    assert "5 southbound sessions in a row" in streak.why
+    added = by_key[("eligibility_change", "80016", "shortable_added")]
+    assert "effective 2025-11-24 (previous list 2025-09-08)" in added.why
 
 
 def test_seed_numbers_in_the_why(demo: tuple[History, ReplayResult]) -> None:

@@ -186,9 +186,14 @@ async def test_card_of_every_demo_code_fits_one_message_in_both_languages(
 async def test_flows_shows_the_pure_functions_figures(app: Application, api: BotApi) -> None:
     frames = expected_view().frames()
     latest = pos.flow_days(frames, "01810")[-1]
-    # On the demo evening the holdings of Fri 28/11 are not out yet (Saturday 06:00): no southbound net that day.
-    assert latest == date(2025, 11, 28) and pos.flows(frames, "01810", latest).southbound_net is None
-    assert "Southbound net buying: n/a" in _plain(await _ask(api, USER, "/flows 1810", 1))
+    # The holdings of Fri 28/11 are not out on the demo evening (Saturday 06:00), but the day's Stock Connect
+    # file is (17:30): 01810 is in its southbound top 10s, so the net is the day's turnover figure.
+    friday = pos.flows(frames, "01810", latest)
+    assert latest == date(2025, 11, 28)
+    assert (friday.southbound_kind, friday.southbound_net) == ("turnover", 590_000_000.0)
+    assert "Southbound net buying: +HK$590.0m = +11.5% (same-day turnover in the southbound top 10" in _plain(
+        await _ask(api, USER, "/flows 1810", 1)
+    )
     for n, (args, when) in enumerate(
         [
             ("1810 27/11", date(2025, 11, 27)),
@@ -207,11 +212,13 @@ async def test_flows_shows_the_pure_functions_figures(app: Application, api: Bot
             in text
         )
         sign = "+" if flows.southbound_net > 0 else "−"
+        # The demo has the day's Stock Connect file with 01810 in its top 10s: the same-day turnover figure.
+        assert flows.southbound_kind == "turnover"
         assert (
-            f"= {sign}{money('en', abs(flows.southbound_net))} = "
-            f"{pct('en', flows.share(flows.southbound_net) or 0, signed=True)}" in text
+            f"Southbound net buying: {sign}{money('en', abs(flows.southbound_net))} = "
+            f"{pct('en', flows.share(flows.southbound_net) or 0, signed=True)} (same-day turnover" in text
         )
-        assert f"{shares('en', abs(flows.southbound_shares_change or 0))} × " in text
+        assert f"{shares('en', abs(flows.southbound_shares_change or 0))} × " not in text
         assert f"Buybacks paid: {money('en', flows.buyback)}" in text
         assert (
             f"Remainder: {money('en', flows.remainder)} = {pct('en', flows.share(flows.remainder) or 0)}"
@@ -341,9 +348,25 @@ def test_card_says_whether_the_stock_is_on_the_short_selling_list(lang: str, cod
     assert sum("short-selling list" in x or "可沽空名單" in x for x in lines) == 1
 
 
+def without(feed: str) -> DataView:
+    """The demo evening's view without one feed's frame (as a deployment without that source would see it)."""
+    frames = {name: frame for name, frame in demo_history().frames.items() if name != feed}
+    return DataView(History(frames), TODAY)
+
+
 def test_card_says_nothing_about_the_list_without_one() -> None:
-    text = _plain(answer(expected_view(), "/card", ["700"], "en").text)
+    text = _plain(answer(without("shortable"), "/card", ["700"], "en").text)
     assert "short-selling list" not in text
+
+
+def test_demo_card_shows_the_demo_lists() -> None:
+    # The demo's lists: 08/09 (every stock shorted in the demo) and 24/11 (adds the RMB counter 80016).
+    assert "On HKEX's short-selling list since Mon 24/11" in _plain(
+        answer(expected_view(), "/card", ["80016"], "en").text
+    )
+    assert "On HKEX's short-selling list (list of Mon 24/11)" in _plain(
+        answer(expected_view(), "/card", ["1810"], "en").text
+    )
 
 
 # --- same-day southbound turnover (hkex-stock-connect-daily) in /flows and /card ------------------------------
@@ -415,8 +438,8 @@ def test_flows_say_plainly_when_they_fall_back_to_the_holdings_estimate() -> Non
         "Not in the southbound top 10 on Thu 27/11, so HKEX gives no same-day buy and sell figures: "
         "southbound falls back to the next-morning holdings estimate."
     ) in text
-    # No same-day file at all (the demo): said as such.
-    demo = _plain(answer(expected_view(), "flows", ["1810", "27/11"], "en").text)
+    # No same-day file at all (the demo without its Stock Connect files): said as such.
+    demo = _plain(answer(without("southbound_flow"), "flows", ["1810", "27/11"], "en").text)
     assert (
         "No same-day Stock Connect turnover file on hand for Thu 27/11: southbound falls back to the "
         "next-morning holdings estimate."
@@ -439,8 +462,11 @@ def test_card_shows_the_latest_southbound_net_buy_with_its_date() -> None:
         "🌊 南向成交 11月27日(週四)（當日十大成交股）：淨額 +5.34億港元，買入 15.34億港元，賣出 10.00億港元"
         in zh
     )
-    # A stock never in a top 10 gets no line (the demo has no same-day files).
-    assert "Southbound turnover" not in _plain(answer(expected_view(), "card", ["1810"], "en").text)
+    # A stock never in a top 10 gets no line: the RMB counter in the demo, or any stock without the files.
+    assert "Southbound turnover" not in _plain(answer(expected_view(), "card", ["80016"], "en").text)
+    assert "Southbound turnover" not in _plain(
+        answer(without("southbound_flow"), "card", ["1810"], "en").text
+    )
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -377,7 +377,8 @@ def test_southbound_chart_marks_the_days_in_a_southbound_top_10() -> None:
         top10(date(2025, 11, 27), "SSE Southbound", -4e8),
         top10(date(2025, 11, 27), "SSE Northbound", 9e9),  # not southbound: left out
     ]
-    frames = dict(demo_history().frames)
+    # Without the demo's own Stock Connect files (its top 10s hold 01810 every day): these rows only.
+    frames = {name: frame for name, frame in demo_history().frames.items() if name != "southbound_flow"}
     plain = charts.prepare("southbound", frames, "01810", date(2025, 11, 28))
     frames["southbound_flow"] = conform(pd.DataFrame(rows), SCHEMA)
     marked = charts.prepare("southbound", frames, "01810", date(2025, 11, 28))
@@ -388,3 +389,9 @@ def test_southbound_chart_marks_the_days_in_a_southbound_top_10() -> None:
     ]
     assert charts.render(marked, "XIAOMI-W", "en") != charts.render(plain, "XIAOMI-W", "en")
     assert charts.render(marked, "小米集團-W", "zh").startswith(b"\x89PNG")
+
+
+def test_demo_southbound_chart_marks_01810s_top_10_days() -> None:
+    marked = charts.prepare("southbound", dict(demo_history().frames), "01810", date(2025, 11, 28))
+    nets = dict(zip((d.date() for d in marked.flows["date"]), marked.flows["net"], strict=True))
+    assert nets[date(2025, 11, 25)] == 1_520_000_000 and max(nets.values()) == 1_520_000_000

@@ -158,7 +158,7 @@ def _us_sells_first_buys_and_holders() -> list[Alert]:
 
 
 def _southbound_flow_alerts() -> list[Alert]:
-    """southbound_net_flow (the demo has no same-day Stock Connect files): a large net buy and a selling run."""
+    """southbound_net_flow built from rows: a large net buy and a selling run (the demo has no net selling)."""
     rows = flow_rows("00700", [100, 200] * 10 + [400]) + flow_rows("09988", [10, -10, -10, -10, -10, -10])
     ctx = rule_frames.context(southbound_flow=rule_frames.frame("southbound_flow", rows))
     alerts, _ = evaluate_southbound_net_flow(ctx, load_params())
@@ -205,14 +205,32 @@ def realistic_alerts() -> tuple[Alert, ...]:
     """Every alert of the demo replay (all HK rules), eligibility changes, southbound flows, announcements and US
     alerts."""
     demo = tuple(a for _, a in _demo().alerts)
-    eligibility = () if any(a.rule == "eligibility_change" for a in demo) else tuple(_eligibility_alerts())
+    # The demo has a stock added to the short-selling list and 01810's net buying (large and a run): the built
+    # alerts add the events and sides it lacks (index reviews; a net selling run), so all are rendered.
+    seen = {(a.rule, _event(a)) for a in demo}
+    built = tuple(_eligibility_alerts()) + tuple(_southbound_flow_alerts())
     return (
         demo
-        + eligibility
+        + tuple(a for a in built if (a.rule, _event(a)) not in seen)
         + tuple(_us_alerts())
-        + tuple(_southbound_flow_alerts())
         + tuple(_announcement_alerts())
     )
+
+
+def _event(alert: Alert) -> str:
+    """What kind of eligibility change or flow an alert is (its `event` fact, else its identity)."""
+    event = alert.fact("event")
+    return str(event.value) if event is not None else alert.identity
+
+
+def test_realistic_alerts_cover_every_eligibility_event_and_flow_side() -> None:
+    alerts = realistic_alerts()
+    events = {_event(a) for a in alerts if a.rule == "eligibility_change"}
+    # (The built list change names no removed stock the context watches: a removal is not among them.)
+    assert events == {"shortable_added", "index_added", "index_removed"}
+    flows = {a.identity for a in alerts if a.rule == "southbound_net_flow"}
+    assert flows == {"large:buy", "streak:buy", "streak:sell"}
+    assert any(a.rule == "eligibility_change" and a.code == "80016" for a in alerts)  # the demo's own
 
 
 def _label(alert: Alert) -> str:
