@@ -38,7 +38,7 @@ async def refresh(redis: Redis, sec_url: str, user_agent: str, *, backoff: float
         fetched = await fetch(client, sec_url + TICKERS_PATH, source="sec-tickers", backoff=backoff)
     mapping = parse_company_tickers(fetched.content)
     fields: dict[FieldT, EncodableT] = dict(mapping.items())  # the same pairs, typed as hset takes them
-    staging = keys.US_TICKERS + ":new"
+    staging = keys.US_TICKERS_STAGING
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(staging)
         pipe.hset(staging, mapping=fields)
