@@ -99,7 +99,7 @@ async def redis(redis_kind: str, request: pytest.FixtureRequest) -> AsyncIterato
     """An asyncio client on the private server (or the private cluster), flushed before each test."""
     if redis_kind == "cluster":
         client = connect_url(request.getfixturevalue("redis_cluster_url"))
-        await client.flushall(target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]  # cluster's own option
+        await client.flushall(target_nodes=RedisCluster.PRIMARIES)  # every primary
     else:
         client = Redis.from_url(request.getfixturevalue("redis_url"))
         await client.flushdb()

@@ -165,7 +165,8 @@ def _wait_cluster_ok(ports: Sequence[int], wait: float) -> None:
             with SyncRedis(port=port, socket_timeout=1) as client:
                 info = client.execute_command("CLUSTER INFO")  # parsed by redis-py into a dict
                 states.append(
-                    info.get("cluster_state") == "ok" and int(info.get("cluster_known_nodes", 0)) == len(ports)
+                    info.get("cluster_state") == "ok"
+                    and int(info.get("cluster_known_nodes", 0)) == len(ports)
                 )
         if all(states):
             return

@@ -196,7 +196,8 @@ def test_keys_that_change_together_share_a_slot() -> None:
 async def test_the_cluster_refuses_a_transaction_across_slots(redis: Redis, redis_kind: str) -> None:
     """The cluster runs are a real cluster: a MULTI over two chats' keys fails there (and only there)."""
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.sadd(keys.watchlist(1), "00700").sadd(keys.watchlist(2), "00700")
+        pipe.sadd(keys.watchlist(1), "00700")
+        pipe.sadd(keys.watchlist(2), "00700")
         if redis_kind == "single":
             assert await pipe.execute() == [1, 1]
             return
