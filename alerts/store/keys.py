@@ -14,7 +14,6 @@ serves a single server (tags are plain characters there), so one code path is te
 | `{src:NAME}`   | frame, frame_index, frame_known, failed_file, failed_index       | a source file's tables, its date index and its known-at moment are stored in one MULTI (FrameStore.put_dumped); a range of days is read with one MGET; a kept failed file and its index entry are written and dropped in one MULTI |
 | `{chat:ID}`    | watchlist, chat_settings, mutes, digest_queue                    | one chat's own state: a supergroup migration writes the new chat's state in one MULTI; the digest queue is read and emptied in one MULTI |
 | `{outbox}`     | OUTBOX_DUE, OUTBOX_DEAD, outbox_item, outbox_alert               | the claim script leases items in the due ZSET; done / reschedule / dead-letter change an item and the ZSET (and the dead list) in one MULTI; items and alert bodies are read with MGET. One queue, on one node: its rate is bounded by Telegram's (30 messages/s), far below one Redis node's |
-| `{tickers}`    | US_TICKERS and its staging copy                                  | the refreshed map is built aside and RENAMEd over the old one in one MULTI |
 
 Untagged and why that is safe: `watchers` (a code's reverse index) and the global sets CHATS and
 MARKET_SUBSCRIBERS are indexes of the per-chat state, written in their own commands after it (see
@@ -287,8 +286,7 @@ KEY_LAYOUT_VERSION = "2"  # 2: hash tags for Redis Cluster (1, unmarked: the unt
 
 # ---- US ticker map --------------------------------------------------------------------------------------------------
 # SEC's company_tickers.json (ticker -> CIK), refreshed weekly; kept a little longer so a failed refresh is harmless.
-US_TICKERS = f"{PREFIX}us:{{tickers}}"  # HASH ticker -> CIK
-US_TICKERS_STAGING = US_TICKERS + ":new"  # the next map, built aside and renamed over US_TICKERS (same slot)
+US_TICKERS = f"{PREFIX}us:tickers"  # HASH ticker -> CIK, replaced whole (DEL + HSET in one MULTI: one key)
 US_TICKERS_TTL_SECONDS = 9 * 24 * 3600
 US_TICKERS_REFRESH_SECONDS = 7 * 24 * 3600
 

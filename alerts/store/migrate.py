@@ -56,7 +56,6 @@ RENAMES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(rf"^{_P}outbox:dead$"), lambda m: keys.OUTBOX_DEAD),
     (re.compile(rf"^{_P}outbox:item:(.+)$"), lambda m: keys.outbox_item(m[1])),
     (re.compile(rf"^{_P}outbox:alert:(.+)$"), lambda m: keys.outbox_alert(m[1])),
-    (re.compile(rf"^{_P}us:tickers$"), lambda m: keys.US_TICKERS),
 )
 _BATCH = 500  # renames per pipeline on one server
 

@@ -57,7 +57,7 @@ async def _write_old_layout(redis: Redis) -> None:
     await redis.set("pb:outbox:alert:fp1", json.dumps({"fingerprint": "fp1"}))
     await redis.hset("pb:us:tickers", "AAPL", "320193")
     await redis.expire("pb:us:tickers", 5000)
-    await redis.set(keys.cycle_done(source, days[0][0]), "digest")  # untouched: one key, one slot
+    await redis.set(keys.cycle_done(source, days[0][0]), "digest")  # these two keep their names: one key each
 
 
 async def _snapshot(redis: Redis) -> dict[str, bytes | None]:
@@ -69,7 +69,7 @@ async def _snapshot(redis: Redis) -> dict[str, bytes | None]:
 async def test_old_layout_is_renamed_and_read_by_the_stores(redis: Redis) -> None:
     await _write_old_layout(redis)
     report = await migrate_keys(redis)
-    assert report.moved == 16 and report.conflicts == [] and not report.skipped
+    assert report.moved == 15 and report.conflicts == [] and not report.skipped
     source, table, days = _old_frames()
     frames = FrameStore(redis)
     assert await frames.dates(source, table) == [d for d, _ in days]
@@ -147,7 +147,6 @@ async def test_the_leader_migrates_before_serving(redis: Redis) -> None:
         ("pb:outbox:dead", "pb:{outbox}:dead"),
         ("pb:outbox:item:abc", "pb:{outbox}:item:abc"),
         ("pb:outbox:alert:fp", "pb:{outbox}:alert:fp"),
-        ("pb:us:tickers", "pb:us:{tickers}"),
     ],
 )
 def test_old_names_map_to_the_tagged_ones_and_new_names_to_none(old: str, new: str) -> None:
@@ -186,11 +185,10 @@ def test_keys_that_change_together_share_a_slot() -> None:
         ],
         [keys.watchlist(-5), keys.chat_settings(-5), keys.mutes(-5), keys.digest_queue(-5)],
         [keys.OUTBOX_DUE, keys.OUTBOX_DEAD, keys.outbox_item("i"), keys.outbox_alert("fp")],
-        [keys.US_TICKERS, keys.US_TICKERS_STAGING],
     ]
     for group in groups:
         assert len({key_slot(k.encode()) for k in group}) == 1, group
-    assert len(RENAMES) == 13
+    assert len(RENAMES) == 12
 
 
 async def test_the_cluster_refuses_a_transaction_across_slots(redis: Redis, redis_kind: str) -> None:
