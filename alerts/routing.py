@@ -167,11 +167,10 @@ async def _route_chunk(
     async with redis.pipeline(transaction=False) as pipe:
         for chat, chat_alerts in digests.items():
             _to_digest(pipe, chat, [fingerprints[id(a)] for a in chat_alerts])
-        if fresh_marks:
-            args: list[int | str] = [keys.ROUTED_TTL_SECONDS]
-            for chats in fresh_marks.values():
-                args += [len(chats), *chats]
-            pipe.eval(_SET_MARKS, len(fresh_marks), *(keys.routed(fp) for fp in fresh_marks), *args)
+        # One script call per mark set, in the same pipeline: each set is its own key (slot) on a Redis Cluster,
+        # where a script may only touch keys of one slot; nothing needs the sets marked together.
+        for fingerprint, chats in fresh_marks.items():
+            pipe.eval(_SET_MARKS, 1, keys.routed(fingerprint), keys.ROUTED_TTL_SECONDS, len(chats), *chats)
         await pipe.execute()
 
 

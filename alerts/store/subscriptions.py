@@ -1,4 +1,12 @@
-"""Chats, watchlists, settings and mutes in Redis (the only state users write)."""
+"""Chats, watchlists, settings and mutes in Redis (the only state users write).
+
+A chat's own keys (watchlist, settings, mutes, digest queue) share a hash slot (keys.chat_tag); the indexes over
+them (a code's watchers, the chat and market sets) live in other slots of a Redis Cluster, so they are written by
+their own commands right after the chat's state, not in its MULTI. Each such write is idempotent and repeated by
+the next command touching it (a /watch of a code already listed re-adds the chat to the code's watchers; /unwatch
+removes it from them even when the list no longer has the code), so a process dying in between leaves nothing a
+user cannot mend by repeating the command.
+"""
 
 from __future__ import annotations
 
@@ -83,11 +91,11 @@ class SubscriptionStore:
         """Register a chat (defaults on first contact; reactivates it); True when it is new."""
         key = keys.chat_settings(chat_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(keys.CHATS, chat_id)
             pipe.hsetnx(key, "lang", _default_lang(lang_hint))
             pipe.hset(key, mapping={"type": chat_type, "active": "1"})
-            added, *_ = await pipe.execute()
-        return bool(added)
+            await pipe.execute()
+        # The set of all chats is another slot's key: added after the settings, and again on every command.
+        return bool(await self.redis.sadd(keys.CHATS, chat_id))
 
     async def watch(self, chat_id: int, codes: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
         """Add codes; return (added, already watched, refused because the cap is reached)."""
@@ -103,23 +111,30 @@ class SubscriptionStore:
             else:
                 added.append(code)
         if added:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.sadd(keys.watchlist(chat_id), *added)
-                for code in added:
+            await self.redis.sadd(keys.watchlist(chat_id), *added)
+        # The reverse index after the list (each code's set is its own slot): for codes already listed too, so a
+        # /watch repeated after a crash between the two writes mends the index.
+        if added or already:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for code in [*added, *already]:
                     pipe.sadd(keys.watchers(code), chat_id)
                 await pipe.execute()
         return added, already, refused
 
     async def unwatch(self, chat_id: int, codes: Iterable[str]) -> list[str]:
         """Remove codes; return those that were watched."""
+        wanted = list(dict.fromkeys(codes))
         current = {_text(c) for c in await self.redis.smembers(keys.watchlist(chat_id))}
-        removed = [c for c in dict.fromkeys(codes) if c in current]
-        if removed:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.srem(keys.watchlist(chat_id), *removed)
-                for code in removed:
+        removed = [c for c in wanted if c in current]
+        if wanted:
+            # The reverse index first (alerts stop), for every code asked: an index entry left by a crash between
+            # the two writes goes with the next /unwatch of the code.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for code in wanted:
                     pipe.srem(keys.watchers(code), chat_id)
                 await pipe.execute()
+        if removed:
+            await self.redis.srem(keys.watchlist(chat_id), *removed)
         return removed
 
     async def watchlist(self, chat_id: int) -> list[str]:
@@ -177,10 +192,9 @@ class SubscriptionStore:
 
     async def set_market(self, chat_id: int, on: bool) -> None:
         """Opt in/out of market-wide alerts."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.chat_settings(chat_id), "market", "1" if on else "0")
-            (pipe.sadd if on else pipe.srem)(keys.MARKET_SUBSCRIBERS, chat_id)
-            await pipe.execute()
+        # The setting, then the index routing reads (another slot): repeating the choice mends a crash between.
+        await self.redis.hset(keys.chat_settings(chat_id), "market", "1" if on else "0")
+        await (self.redis.sadd if on else self.redis.srem)(keys.MARKET_SUBSCRIBERS, chat_id)
 
     async def set_rule(self, chat_id: int, rule: str, on: bool) -> None:
         """Turn one rule on or off for the chat."""
@@ -245,7 +259,13 @@ class SubscriptionStore:
         return await self.count_command(chat_id, now) <= per_minute
 
     async def migrate(self, old: int, new: int) -> None:
-        """Move everything of a chat to a new id (a group upgraded to a supergroup)."""
+        """Move everything of a chat to a new id (a group upgraded to a supergroup).
+
+        Three steps, each safe to repeat: the new chat's state in one MULTI (its own slot), then the indexes
+        (watchers, market and chat sets: other slots), then the old chat's keys dropped in one MULTI (its slot). The
+        old state is read before anything is written and deleted last, so a migration cut short is finished by
+        running it again.
+        """
         codes = await self.watchlist(old)
         # The same fields and values, typed as hset takes them.
         settings: dict[FieldT, EncodableT] = dict((await self.redis.hgetall(keys.chat_settings(old))).items())
@@ -253,9 +273,6 @@ class SubscriptionStore:
         digest = await self.redis.lrange(keys.digest_queue(old), 0, -1)
         market = await self.redis.sismember(keys.MARKET_SUBSCRIBERS, str(old))  # the same bytes as the int
         async with self.redis.pipeline(transaction=True) as pipe:
-            for code in codes:
-                pipe.srem(keys.watchers(code), old)
-                pipe.sadd(keys.watchers(code), new)
             if codes:
                 pipe.sadd(keys.watchlist(new), *codes)
             if settings:
@@ -264,12 +281,19 @@ class SubscriptionStore:
                 pipe.zadd(keys.mutes(new), mutes)
             if digest:
                 pipe.rpush(keys.digest_queue(new), *digest)
+            pipe.hset(keys.chat_settings(new), "type", "supergroup")
+            await pipe.execute()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for code in codes:
+                pipe.srem(keys.watchers(code), old)
+                pipe.sadd(keys.watchers(code), new)
             if market:
                 pipe.srem(keys.MARKET_SUBSCRIBERS, old)
                 pipe.sadd(keys.MARKET_SUBSCRIBERS, new)
             pipe.srem(keys.CHATS, old)
             pipe.sadd(keys.CHATS, new)
-            pipe.hset(keys.chat_settings(new), "type", "supergroup")
+            await pipe.execute()
+        async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.watchlist(old), keys.chat_settings(old), keys.mutes(old), keys.digest_queue(old))
             await pipe.execute()
 
