@@ -65,8 +65,12 @@ def _redacted(item: OutboxItem) -> OutboxItem:
 
 def item_id(chat_id: int, kind: str, identities: list[str]) -> str:
     """Deterministic id: the same chat, kind and fingerprints always give the same item (idempotent put)."""
-    key = f"{chat_id}|{kind}|" + ",".join(sorted(identities))
-    return hashlib.sha256(key.encode()).hexdigest()[:24]
+    return item_id_of(chat_id, kind, ",".join(sorted(identities)))
+
+
+def item_id_of(chat_id: int, kind: str, joined: str) -> str:
+    """`item_id` from the identities already sorted and joined with commas (fan-out reuses one text per set)."""
+    return hashlib.sha256(f"{chat_id}|{kind}|{joined}".encode()).hexdigest()[:24]
 
 
 class Outbox:

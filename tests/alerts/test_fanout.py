@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import pytest
 from redis.asyncio import Redis
 
@@ -44,13 +45,20 @@ async def test_more_chats_than_one_chunk_each_get_one_item(redis: Redis) -> None
     assert [a["code"] for a in items[1].alerts] == ["01810", "00700"]
     assert [a["code"] for a in items[5].alerts] == ["01810"]
     assert len(items[6].alerts) == 2
-    assert await redis.sismember(keys.routed(_alert("00700").fingerprint), ROUTE_CHUNK + 39)
-    assert not await redis.sismember(
-        keys.routed(_alert("00700").fingerprint), 5
-    )  # muted: not routed, not marked
-    assert await redis.scard(keys.routed(_alert("01810").fingerprint)) == len(chats)
+    marked = await _marks(redis, _alert("00700"))
+    assert ROUTE_CHUNK + 39 in marked
+    assert 5 not in marked  # muted: not routed, not marked
+    assert sorted(await _marks(redis, _alert("01810"))) == list(chats)
+    # Marks expire at the end of the Hong Kong day ROUTED_DAYS after the trade date (2025-11-21 + 60 days).
+    until = datetime(2026, 1, 21, tzinfo=HK_TZ)
     ttl = await redis.ttl(keys.routed(_alert("01810").fingerprint))
-    assert keys.ROUTED_TTL_SECONDS - 60 < ttl <= keys.ROUTED_TTL_SECONDS
+    assert (until - NOW).total_seconds() - 60 < ttl <= (until - NOW).total_seconds()
+
+
+async def _marks(redis: Redis, alert: Alert) -> list[int]:
+    """The chats an alert's packed marks name."""
+    raw = await redis.get(keys.routed(alert.fingerprint))
+    return [int(x) for x in np.frombuffer(raw or b"", dtype="<i8")]
 
 
 async def test_a_crash_before_the_marks_loses_nothing_and_doubles_nothing(
@@ -59,7 +67,10 @@ async def test_a_crash_before_the_marks_loses_nothing_and_doubles_nothing(
     """Items are written before the routed marks: a re-run after a crash in between finds the same items."""
     subs, outbox = SubscriptionStore(redis), Outbox(redis)
     await _watchers(subs, range(1, 4), ["01810"])
-    monkeypatch.setattr(routing, "_SET_MARKS", "error('killed before the marks')")
+    async def killed(*args: object) -> None:
+        raise RuntimeError("killed before the marks")
+
+    monkeypatch.setattr(routing, "_write_marks", killed)
     with pytest.raises(Exception, match="killed before the marks"):
         await route([_alert("01810")], subs, outbox, NOW)
     assert await outbox.pending() == 3  # the items are in
