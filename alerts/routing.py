@@ -15,7 +15,7 @@ from alerts.calendar import HK_TZ
 from alerts.model import Alert
 from alerts.store import keys
 from alerts.store.audience import Audience, audience
-from alerts.store.outbox import Outbox, OutboxItem, item_id, item_id_of
+from alerts.store.outbox import Outbox, OutboxItem, alerts_item_json, item_id, item_id_of
 from alerts.store.subscriptions import ChatSettings, SubscriptionStore
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,6 @@ class RouteReport:
     chats: set[int] = field(default_factory=set)
 
 
-ROUTE_CHUNK = 5000  # outbox items written per pipeline
 _SKIP_OLD = "older than the routed marks are kept"
 
 
@@ -111,8 +110,7 @@ async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, no
                 send[part] &= ~again
     chats, which = chats[send], which[send]
     items, digests = _group(chats, which, fingerprints, seen, now, report)
-    for start in range(0, len(items), ROUTE_CHUNK):
-        await outbox.put_many(items[start : start + ROUTE_CHUNK])
+    await outbox.put_encoded(items)
     report.enqueued += len(items)
     # Digest queues, then the marks: a crash before the marks re-queues a digest entry on the re-run, which
     # flush_digest lists once.
@@ -129,15 +127,18 @@ def _skip(report: RouteReport, reason: str) -> None:
 
 
 def _decide_all(
-    alerts: list[Alert], chats: np.ndarray, which: np.ndarray, seen: Audience, now: datetime, report: RouteReport
+    alerts: list[Alert],
+    chats: np.ndarray,
+    which: np.ndarray,
+    seen: Audience,
+    now: datetime,
+    report: RouteReport,
 ) -> np.ndarray:
     """Which (alert, chat) pairs go: every pair of a chat without filters; `decide` for the chats with some."""
     send = np.ones(len(chats), dtype=bool)
     ask = np.flatnonzero(np.isin(chats, seen.filtering()))
     stamp = now.timestamp()
-    for index, chat, alert_index in zip(
-        ask.tolist(), chats[ask].tolist(), which[ask].tolist(), strict=True
-    ):
+    for index, chat, alert_index in zip(ask.tolist(), chats[ask].tolist(), which[ask].tolist(), strict=True):
         entry = seen.route_of(chat)
         assert entry is not None  # a chat with filters always has its route
         mutes = {t: datetime.fromtimestamp(s, tz=HK_TZ) for t, s in entry.mutes.items() if s > stamp}
@@ -155,8 +156,8 @@ def _group(
     seen: Audience,
     now: datetime,
     report: RouteReport,
-) -> tuple[list[tuple[OutboxItem, datetime]], dict[int, list[str]]]:
-    """One outbox item per chat with its alerts in the pass's order (or the chat's digest queue entries)."""
+) -> tuple[list[tuple[str, str, float]], dict[int, list[str]]]:
+    """One outbox item per chat with its alerts in the pass's order, encoded (or the chat's digest queue entries)."""
     order = np.lexsort((which, chats))
     chats, which = chats[order], which[order]
     if not len(chats):
@@ -164,33 +165,28 @@ def _group(
     starts = np.flatnonzero(np.concatenate([[True], chats[1:] != chats[:-1]]))
     ends = np.concatenate([starts[1:], [len(chats)]]).tolist()
     flat = which.tolist()
-    items: list[tuple[OutboxItem, datetime]] = []
+    items: list[tuple[str, str, float]] = []
     digests: dict[int, list[str]] = {}
-    created = now.isoformat()
-    # Many chats receive the same set of alerts: their refs list and sorted id text are built once per set.
-    shapes: dict[tuple[int, ...], tuple[list[str], str]] = {}
+    created = json.dumps(now.isoformat())
+    stamp = now.timestamp()
+    # Many chats receive the same set of alerts: their refs, sorted id text and refs JSON are built once per set.
+    shapes: dict[tuple[int, ...], tuple[list[str], str, str]] = {}
     for chat, start, end in zip(chats[starts].tolist(), starts.tolist(), ends, strict=True):
         report.chats.add(chat)
         shape = tuple(flat[start:end])
         if (known := shapes.get(shape)) is None:
             refs = [fingerprints[i] for i in shape]
-            known = shapes[shape] = (refs, ",".join(sorted(refs)))
-        refs, identity = known
+            known = shapes[shape] = (refs, ",".join(sorted(refs)), json.dumps(refs))
+        refs, identity, refs_json = known
         entry = seen.route_of(chat)
         if entry is not None and entry.settings.digest:
             digests[chat] = refs
             report.digested += len(refs)
             continue
         quiet = entry is not None and entry.settings.in_quiet(now)
-        item = OutboxItem(
-            id=item_id_of(chat, "alerts", identity),
-            chat_id=chat,
-            kind="alerts",
-            refs=refs,
-            silent=quiet,
-            created_at=created,
-        )
-        items.append((item, entry.settings.quiet_end(now) if entry is not None and quiet else now))
+        due = entry.settings.quiet_end(now).timestamp() if entry is not None and quiet else stamp
+        item = item_id_of(chat, "alerts", identity)
+        items.append((item, alerts_item_json(item, chat, refs_json, quiet, created), due))
     return items, digests
 
 
@@ -215,7 +211,12 @@ async def _routed_already(redis: Redis, fingerprints: list[str]) -> list[np.ndar
 
 
 async def _write_marks(
-    redis: Redis, alerts: list[Alert], fingerprints: list[str], chats: np.ndarray, which: np.ndarray, now: datetime
+    redis: Redis,
+    alerts: list[Alert],
+    fingerprints: list[str],
+    chats: np.ndarray,
+    which: np.ndarray,
+    now: datetime,
 ) -> None:
     """Append each alert's newly routed chats to its marks; they expire at the end of the alert's last day."""
     order = np.argsort(which, kind="stable")
@@ -226,7 +227,9 @@ async def _write_marks(
             routed = chats[cuts[index] : cuts[index + 1]]
             if not routed.size:
                 continue
-            until = datetime.combine(keys.routed_last_day(alert.trade_date) + timedelta(days=1), time(), HK_TZ)
+            until = datetime.combine(
+                keys.routed_last_day(alert.trade_date) + timedelta(days=1), time(), HK_TZ
+            )
             pipe.append(keys.routed(fingerprint), routed.astype("<i8").tobytes())
             # Relative to `now` (the pass's clock), so a pass replayed with an older clock keeps its marks as long.
             pipe.expire(keys.routed(fingerprint), max(1, int((until - now).total_seconds())))

@@ -244,7 +244,10 @@ async def main(argv: list[str] | None = None) -> int:
         marks = await _usage(redis, keys.routed("*"))
         bodies = await _usage(redis, keys.outbox_alert("*"))
         await redis.aclose()
-    for label, (total_s, total_items, total_pairs, largest) in (("day 1 (cold)", cold), ("day 2 (warm)", warm)):
+    for label, (total_s, total_items, total_pairs, largest) in (
+        ("day 1 (cold)", cold),
+        ("day 2 (warm)", warm),
+    ):
         print(
             f"fan-out of {label}: {total_pairs:,.0f} (alert × watcher) pairs in {total_s:.1f} s, largest cycle "
             f"{largest:.2f} s, {total_items:,.0f} outbox items written"

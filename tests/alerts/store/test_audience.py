@@ -83,7 +83,9 @@ async def test_a_dataset_that_lost_its_data_is_never_served_from_the_old_cache(r
     assert (await (await audience(redis)).watchers(["01810"]))["01810"].tolist() == [9]
 
 
-async def test_the_cache_is_rebuilt_after_its_maximum_age(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_cache_is_rebuilt_after_its_maximum_age(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     subs = SubscriptionStore(redis)
     await subs.watch(1, ["01810"])
     await (await audience(redis)).watchers(["01810"])
