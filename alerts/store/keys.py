@@ -18,7 +18,7 @@ serves a single server (tags are plain characters there), so one code path is te
 Untagged and why that is safe: `watchers` (a code's reverse index) and the global sets CHATS and
 MARKET_SUBSCRIBERS are indexes of the per-chat state, written in their own commands after it (see
 alerts/store/subscriptions.py: each is idempotent and re-written by the next /watch, /unwatch or /settings);
-`routed` marks are one set per alert, each changed by its own script call; `alerts_by_day` is written under WATCH
+`routed` marks are one packed string per alert (its own `{alert:FP}` tag), appended by single-key commands; `alerts_by_day` is written under WATCH
 alone and `alerts_by_code` indexes it afterwards (a re-record re-adds it); every other key is read and written by
 single-key commands (leases, counters, markers, caches).
 
@@ -28,7 +28,7 @@ migrate-keys`, also run by the leader at start-up).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 PREFIX = "pb:"
 
@@ -118,6 +118,19 @@ def mutes(chat_id: int) -> str:
     return f"{PREFIX}mutes:{chat_tag(chat_id)}"
 
 
+# Change log for routing's in-process cache (alerts/store/audience.py): every SubscriptionStore write that routing
+# reads (settings, mutes, watch/unwatch, market opt-in, migrate) bumps SUBS_VERSION and records the chat (and any code
+# whose watcher set changed) with the new version, so a routing pass re-reads only what changed since its last look.
+# One hash tag {subs}: the bump is one script over the three keys, which Redis Cluster needs in one slot.
+# No TTL; each log holds at most one member per chat (per code), so they are bounded like the chats themselves.
+SUBS_VERSION = f"{PREFIX}{{subs}}:version"  # STRING counter
+SUBS_CHANGED_CHATS = f"{PREFIX}{{subs}}:changed:chats"  # ZSET chat id -> version of its last change
+SUBS_CHANGED_CODES = f"{PREFIX}{{subs}}:changed:codes"  # ZSET code (or MARKET) -> version of its last change
+# STRING random token naming this dataset, written once (SET NX) when missing: a Redis that lost its data (or a
+# test's flush) gets a new one, so a cache built on the old data is never used for it.
+SUBS_EPOCH = f"{PREFIX}{{subs}}:epoch"
+
+
 def command_rate(chat_id: int, minute: int) -> str:
     """Counter of commands a chat sent in one minute (per-chat command rate limit)."""
     return f"{PREFIX}cmdrate:{chat_id}:{minute}"
@@ -128,16 +141,31 @@ COMMAND_RATE_TTL_SECONDS = 120
 
 # ---- routing, outbox and delivery -----------------------------------------------------------------------------
 # Routing marks (fingerprint × chat) once, so re-running a cycle or a revised file never routes an alert twice.
-# 60 days outlives any revision or catch-up window.
-ROUTED_TTL_SECONDS = 60 * 24 * 3600
+# 60 days outlives any revision or catch-up window. The marks of an alert expire by day: at the end of the Hong Kong
+# day ROUTED_DAYS after its trade date; an alert older than that is not routed at all (alerts/routing.py), so an
+# expired mark can never let an alert through twice.
+ROUTED_DAYS = 60
+ROUTED_TTL_SECONDS = ROUTED_DAYS * 24 * 3600
+
+
+def routed_last_day(trade_date: date) -> date:
+    """The last (Hong Kong) day an alert of `trade_date` may be routed, and its marks kept."""
+    return trade_date + timedelta(days=ROUTED_DAYS)
 
 
 def routed(fingerprint: str) -> str:
-    """SET of the chats an alert was routed to: membership is the idempotency key fingerprint × chat.
+    """STRING of the chats an alert was routed to, as packed little-endian int64 chat ids (APPENDed by each pass).
 
-    One set per alert rather than one key per (chat, alert): at 100k subscribers a day routes about a million pairs,
-    and a key each (≈ 130 bytes with its expiry) kept for 60 days would hold several GB.
+    The idempotency key fingerprint × chat is membership in it. 8 bytes a chat: at 100k subscribers a day routes
+    about a million pairs, ≈ 8 MB a day and ≈ 0.5 GB over 60 days; a SET per alert (a hash table past 512 members)
+    took 52 MB a day (≈ 3 GB), a key per pair more still. Hash tag {alert:FP}: the alert's keys share a slot.
     """
+    return f"{PREFIX}routed:{{alert:{fingerprint}}}"
+
+
+def routed_legacy(fingerprint: str) -> str:
+    """SET of chats an alert was routed to, as written before the packed marks: read (never written) until the
+    last of them expire, ROUTED_DAYS after the upgrade, so an alert routed before it is not routed again."""
     return f"{PREFIX}routed:{fingerprint}"
 
 
