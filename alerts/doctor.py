@@ -32,6 +32,7 @@ from alerts.hsi import host_path
 from alerts.ingest import check_date, follow_form, urls_for
 from alerts.sources import SOURCES, get_source, hsi_index_reviews, sec_13d_13g, sec_edgar, sec_form4
 from alerts.sources.base import Source
+from alerts.store.connect import connect
 from alerts.store.frames import FrameStore
 from alerts.windows import window_failed
 from config.settings import Settings
@@ -238,7 +239,7 @@ async def run_doctor(
 ) -> tuple[list[SourceCheck], list[str]]:
     """The CLI's run: own HTTP client, Redis only for "last good" (unreachable → a note, not a failure)."""
     notes: list[str] = []
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
+    redis = connect(settings, socket_connect_timeout=3, socket_timeout=3)
     try:
         store: FrameStore | None = FrameStore(redis)
         try:

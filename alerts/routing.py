@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time, timedelta
 
+import numpy as np
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from alerts.calendar import HK_TZ
 from alerts.model import Alert
 from alerts.store import keys
-from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.audience import Audience, audience
+from alerts.store.outbox import Outbox, OutboxItem, alerts_item_json, item_id, item_id_of
 from alerts.store.subscriptions import ChatSettings, SubscriptionStore
 
 log = logging.getLogger(__name__)
@@ -59,47 +61,64 @@ class RouteReport:
     chats: set[int] = field(default_factory=set)
 
 
-ROUTE_CHUNK = 500  # chats whose settings, marks and items travel in one pipeline each
-# Add a chunk's routed chats to each fingerprint's mark set and renew its TTL, in one command.
-# KEYS: one mark set per fingerprint; ARGV: the TTL, then for each key the number of chats followed by the chats.
-_SET_MARKS = """
-local at = 2
-for _, key in ipairs(KEYS) do
-  local n = tonumber(ARGV[at])
-  for j = at + 1, at + n do redis.call('SADD', key, ARGV[j]) end
-  at = at + n + 1
-  redis.call('EXPIRE', key, ARGV[1])
-end
-return #KEYS
-"""
+_SKIP_OLD = "older than the routed marks are kept"
 
 
 async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, now: datetime) -> RouteReport:
     """Fan alerts out to watching chats and enqueue one grouped item per chat (digest chats get a queue)."""
     report = RouteReport()
-    per_chat: dict[int, list[Alert]] = defaultdict(list)
-    market_chats = await subs.market_subscribers()
     firsts: dict[str, Alert] = {}
     for alert in alerts:
         firsts.setdefault(alert.fingerprint, alert)  # an alert listed twice still reaches a chat once
-    alerts = list(firsts.values())
-    # Fingerprints are hashes: computed once per routing pass rather than once per (alert × chat).
-    fingerprints = {id(alert): alert.fingerprint for alert in alerts}
-    bodies: dict[str, str] = {}
-    for alert in alerts:
-        watchers = market_chats if alert.code == "MARKET" else await subs.watchers(alert.code)
-        for chat in watchers:
-            per_chat[chat].append(alert)
-        if watchers:
-            bodies[fingerprints[id(alert)]] = json.dumps(alert.as_dict(), ensure_ascii=False)
+    today = now.astimezone(HK_TZ).date()
+    live: list[Alert] = []
+    for alert in firsts.values():
+        # Its marks are gone (or going) after that day: routing it again could send it twice, so it is not routed.
+        if keys.routed_last_day(alert.trade_date) < today:
+            _skip(report, _SKIP_OLD)
+        else:
+            live.append(alert)
+    if not live:
+        return report
+    # Watchers, settings and mutes come from the in-process cache, re-read only where a write changed them since.
+    seen = await audience(subs.redis)
+    watchers = await seen.watchers(a.code for a in live)
+    live = [a for a in live if len(watchers[a.code])]
+    fingerprints = [a.fingerprint for a in live]
     # Each alert's body is stored once (not once per chat); items and digest queues refer to it by fingerprint.
-    await outbox.store_alerts(bodies)
-    # Pipelined a chunk of chats at a time: a popular code's alert reaches tens of thousands of chats, and a round
-    # trip per chat and per mark would take minutes.
-    chats = list(per_chat)
-    for start in range(0, len(chats), ROUTE_CHUNK):
-        chunk = {chat: per_chat[chat] for chat in chats[start : start + ROUTE_CHUNK]}
-        await _route_chunk(chunk, fingerprints, subs, outbox, now, report)
+    await outbox.store_alerts(
+        {fp: json.dumps(a.as_dict(), ensure_ascii=False) for fp, a in zip(fingerprints, live, strict=True)}
+    )
+    if not live:
+        return report
+    # Every (alert, watcher) pair as two arrays, alert by alert: the matching works on arrays, not pair by pair.
+    chats = np.concatenate([watchers[a.code] for a in live])
+    which = np.repeat(np.arange(len(live)), [len(watchers[a.code]) for a in live])
+    await seen.load(np.unique(chats).tolist())
+    send = _decide_all(live, chats, which, seen, now, report)
+    # The idempotency key (fingerprint × chat): an alert reaches a chat once, whatever re-runs or revisions happen.
+    # Marks are checked first and set only once the items are written, so a crash in between loses nothing: the
+    # re-run finds the same fresh alerts, hence the same item ids (put is NX, sent parts are recorded).
+    marks = await _routed_already(subs.redis, fingerprints)
+    bounds = np.concatenate([[0], np.cumsum([len(watchers[a.code]) for a in live])])
+    for index, routed in enumerate(marks):
+        if routed.size:
+            part = slice(bounds[index], bounds[index + 1])
+            again = send[part] & np.isin(chats[part], routed)
+            if count := int(again.sum()):
+                report.skipped["already routed"] = report.skipped.get("already routed", 0) + count
+                send[part] &= ~again
+    chats, which = chats[send], which[send]
+    items, digests = _group(chats, which, fingerprints, seen, now, report)
+    await outbox.put_encoded(items)
+    report.enqueued += len(items)
+    # Digest queues, then the marks: a crash before the marks re-queues a digest entry on the re-run, which
+    # flush_digest lists once.
+    async with subs.redis.pipeline(transaction=False) as pipe:
+        for chat, refs in digests.items():
+            _to_digest(pipe, chat, refs)
+        await pipe.execute()
+    await _write_marks(subs.redis, live, fingerprints, chats, which, now)
     return report
 
 
@@ -107,92 +126,114 @@ def _skip(report: RouteReport, reason: str) -> None:
     report.skipped[reason] = report.skipped.get(reason, 0) + 1
 
 
-async def _route_chunk(
-    per_chat: dict[int, list[Alert]],
-    fingerprints: dict[int, str],
-    subs: SubscriptionStore,
-    outbox: Outbox,
+def _decide_all(
+    alerts: list[Alert],
+    chats: np.ndarray,
+    which: np.ndarray,
+    seen: Audience,
     now: datetime,
     report: RouteReport,
-) -> None:
-    redis: Redis = subs.redis
-    settings = await subs.settings_many(list(per_chat))
-    mutes = await subs.active_mutes_many(list(per_chat), now)
-    wanted: list[tuple[int, Alert]] = []
-    for chat, chat_alerts in per_chat.items():
-        for alert in chat_alerts:
-            decision = decide(alert, settings[chat], mutes[chat])
-            if decision.send:
-                wanted.append((chat, alert))
-            else:
-                _skip(report, decision.reason)
-    # The idempotency key (fingerprint × chat): an alert reaches a chat once, whatever re-runs or revisions happen.
-    # Marks are checked first and set only once the items are written, so a crash in between loses nothing: the
-    # re-run finds the same fresh alerts, hence the same item ids (put is NX, sent parts are recorded).
-    seen = await _routed_already(redis, [(chat, fingerprints[id(alert)]) for chat, alert in wanted])
-    fresh: dict[int, list[Alert]] = defaultdict(list)
-    fresh_marks: dict[str, list[int]] = defaultdict(list)  # fingerprint -> chats to mark
-    for (chat, alert), already in zip(wanted, seen, strict=True):
-        if already:
-            _skip(report, "already routed")
-        else:
-            fresh[chat].append(alert)
-            fresh_marks[fingerprints[id(alert)]].append(chat)
-    items: list[tuple[OutboxItem, datetime]] = []
-    digests: dict[int, list[Alert]] = {}
-    for chat, chat_alerts in fresh.items():
+) -> np.ndarray:
+    """Which (alert, chat) pairs go: every pair of a chat without filters; `decide` for the chats with some."""
+    send = np.ones(len(chats), dtype=bool)
+    ask = np.flatnonzero(np.isin(chats, seen.filtering()))
+    stamp = now.timestamp()
+    for index, chat, alert_index in zip(ask.tolist(), chats[ask].tolist(), which[ask].tolist(), strict=True):
+        entry = seen.route_of(chat)
+        assert entry is not None  # a chat with filters always has its route
+        mutes = {t: datetime.fromtimestamp(s, tz=HK_TZ) for t, s in entry.mutes.items() if s > stamp}
+        decision = decide(alerts[alert_index], entry.settings, mutes)
+        if not decision.send:
+            send[index] = False
+            _skip(report, decision.reason)
+    return send
+
+
+def _group(
+    chats: np.ndarray,
+    which: np.ndarray,
+    fingerprints: list[str],
+    seen: Audience,
+    now: datetime,
+    report: RouteReport,
+) -> tuple[list[tuple[str, str, float]], dict[int, list[str]]]:
+    """One outbox item per chat with its alerts in the pass's order, encoded (or the chat's digest queue entries)."""
+    order = np.lexsort((which, chats))
+    chats, which = chats[order], which[order]
+    if not len(chats):
+        return [], {}
+    starts = np.flatnonzero(np.concatenate([[True], chats[1:] != chats[:-1]]))
+    ends = np.concatenate([starts[1:], [len(chats)]]).tolist()
+    flat = which.tolist()
+    items: list[tuple[str, str, float]] = []
+    digests: dict[int, list[str]] = {}
+    created = json.dumps(now.isoformat())
+    stamp = now.timestamp()
+    # Many chats receive the same set of alerts: their refs, sorted id text and refs JSON are built once per set.
+    shapes: dict[tuple[int, ...], tuple[list[str], str, str]] = {}
+    for chat, start, end in zip(chats[starts].tolist(), starts.tolist(), ends, strict=True):
         report.chats.add(chat)
-        if settings[chat].digest:
-            digests[chat] = chat_alerts
-            report.digested += len(chat_alerts)
+        shape = tuple(flat[start:end])
+        if (known := shapes.get(shape)) is None:
+            refs = [fingerprints[i] for i in shape]
+            known = shapes[shape] = (refs, ",".join(sorted(refs)), json.dumps(refs))
+        refs, identity, refs_json = known
+        entry = seen.route_of(chat)
+        if entry is not None and entry.settings.digest:
+            digests[chat] = refs
+            report.digested += len(refs)
             continue
-        quiet = settings[chat].in_quiet(now)
-        refs = [fingerprints[id(a)] for a in chat_alerts]
-        items.append(
-            (
-                OutboxItem(
-                    id=item_id(chat, "alerts", refs),
-                    chat_id=chat,
-                    kind="alerts",
-                    refs=refs,
-                    silent=quiet,
-                    created_at=now.isoformat(),
-                ),
-                settings[chat].quiet_end(now) if quiet else now,
+        quiet = entry is not None and entry.settings.in_quiet(now)
+        due = entry.settings.quiet_end(now).timestamp() if entry is not None and quiet else stamp
+        item = item_id_of(chat, "alerts", identity)
+        items.append((item, alerts_item_json(item, chat, refs_json, quiet, created), due))
+    return items, digests
+
+
+async def _routed_already(redis: Redis, fingerprints: list[str]) -> list[np.ndarray]:
+    """For each alert, the chats it was routed to before (packed marks, and the SETs of before the packing)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for fingerprint in fingerprints:
+            pipe.get(keys.routed(fingerprint))
+            pipe.exists(keys.routed_legacy(fingerprint))
+        replies = await pipe.execute()
+    packed, legacy = replies[0::2], replies[1::2]
+    marks = [np.frombuffer(raw or b"", dtype="<i8") for raw in packed]
+    older = [index for index, flag in enumerate(legacy) if flag]
+    if older:
+        async with redis.pipeline(transaction=False) as pipe:
+            for index in older:
+                pipe.smembers(keys.routed_legacy(fingerprints[index]))
+            sets = await pipe.execute()
+        for index, members in zip(older, sets, strict=True):
+            marks[index] = np.concatenate([marks[index], np.array([int(m) for m in members], dtype=np.int64)])
+    return marks
+
+
+async def _write_marks(
+    redis: Redis,
+    alerts: list[Alert],
+    fingerprints: list[str],
+    chats: np.ndarray,
+    which: np.ndarray,
+    now: datetime,
+) -> None:
+    """Append each alert's newly routed chats to its marks; they expire at the end of the alert's last day."""
+    order = np.argsort(which, kind="stable")
+    chats, which = chats[order], which[order]
+    cuts = np.searchsorted(which, np.arange(len(alerts) + 1))
+    async with redis.pipeline(transaction=False) as pipe:
+        for index, (alert, fingerprint) in enumerate(zip(alerts, fingerprints, strict=True)):
+            routed = chats[cuts[index] : cuts[index + 1]]
+            if not routed.size:
+                continue
+            until = datetime.combine(
+                keys.routed_last_day(alert.trade_date) + timedelta(days=1), time(), HK_TZ
             )
-        )
-    if items:
-        await outbox.put_many(items)
-        report.enqueued += len(items)
-    async with redis.pipeline(transaction=False) as pipe:
-        for chat, chat_alerts in digests.items():
-            _to_digest(pipe, chat, [fingerprints[id(a)] for a in chat_alerts])
-        if fresh_marks:
-            args: list[int | str] = [keys.ROUTED_TTL_SECONDS]
-            for chats in fresh_marks.values():
-                args += [len(chats), *chats]
-            pipe.eval(_SET_MARKS, len(fresh_marks), *(keys.routed(fp) for fp in fresh_marks), *args)
+            pipe.append(keys.routed(fingerprint), routed.astype("<i8").tobytes())
+            # Relative to `now` (the pass's clock), so a pass replayed with an older clock keeps its marks as long.
+            pipe.expire(keys.routed(fingerprint), max(1, int((until - now).total_seconds())))
         await pipe.execute()
-
-
-async def _routed_already(redis: Redis, pairs: list[tuple[int, str]]) -> list[bool]:
-    """For each (chat, fingerprint): was that alert routed to that chat before? One SMISMEMBER per fingerprint."""
-    by_fingerprint: dict[str, list[int]] = defaultdict(list)
-    for chat, fingerprint in pairs:
-        by_fingerprint[fingerprint].append(chat)
-    if not by_fingerprint:
-        return []
-    async with redis.pipeline(transaction=False) as pipe:
-        for fingerprint, chats in by_fingerprint.items():
-            pipe.smismember(keys.routed(fingerprint), chats)
-        answers = await pipe.execute()
-    known = {
-        (chat, fingerprint)
-        for (fingerprint, chats), flags in zip(by_fingerprint.items(), answers, strict=True)
-        for chat, flag in zip(chats, flags, strict=True)
-        if flag
-    }
-    return [pair in known for pair in pairs]
 
 
 def _to_digest(pipe: Pipeline, chat: int, fingerprints: list[str]) -> None:

@@ -38,11 +38,11 @@ async def refresh(redis: Redis, sec_url: str, user_agent: str, *, backoff: float
         fetched = await fetch(client, sec_url + TICKERS_PATH, source="sec-tickers", backoff=backoff)
     mapping = parse_company_tickers(fetched.content)
     fields: dict[FieldT, EncodableT] = dict(mapping.items())  # the same pairs, typed as hset takes them
-    staging = keys.US_TICKERS + ":new"
+    # One MULTI on the one key: readers see the old map or the new one, never a mix. (Not built aside and
+    # renamed: a cluster client refuses RENAME in a pipeline.)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(staging)
-        pipe.hset(staging, mapping=fields)
-        pipe.rename(staging, keys.US_TICKERS)
+        pipe.delete(keys.US_TICKERS)
+        pipe.hset(keys.US_TICKERS, mapping=fields)
         pipe.expire(keys.US_TICKERS, keys.US_TICKERS_TTL_SECONDS)
         await pipe.execute()
     return len(mapping)

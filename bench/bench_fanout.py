@@ -105,11 +105,11 @@ async def load(redis: Redis, subscribers: int, chats: np.ndarray, codes: np.ndar
     await pipe.execute()
 
 
-def day_alerts(count: int, seed: int = 9) -> dict[str, list[Alert]]:
+def day_alerts(count: int, seed: int = 9, day: date = DAY) -> dict[str, list[Alert]]:
     """A synthetic day: `count` alerts over popular codes, per source cycle, plus two market-wide alerts."""
     rng = np.random.default_rng(seed)
     p = popularity(UNIVERSE, skew=0.8)  # alerts favour liquid names, less sharply than watchers do
-    published = datetime(2025, 11, 27, 18, 0, tzinfo=HK_TZ)
+    published = datetime.combine(day, datetime.min.time(), HK_TZ) + timedelta(hours=18)
     per_cycle: dict[str, list[Alert]] = {}
     for source, rule, share in CYCLES:
         ranks = rng.choice(UNIVERSE, max(1, round(count * share)), replace=False, p=p)
@@ -117,7 +117,7 @@ def day_alerts(count: int, seed: int = 9) -> dict[str, list[Alert]]:
             Alert(
                 rule=rule,
                 code=code_of(int(r)),
-                trade_date=DAY,
+                trade_date=day,
                 severity="warning" if r % 4 == 0 else "notice",
                 why=f"{rule} on {code_of(int(r))}",
                 facts=(Fact("z", float(2 + r % 3), "σ"),),
@@ -130,7 +130,7 @@ def day_alerts(count: int, seed: int = 9) -> dict[str, list[Alert]]:
         Alert(
             rule="market_short_swing",
             code="MARKET",
-            trade_date=DAY,
+            trade_date=day,
             severity="notice",
             why="market short selling swing",
             identity=side,
@@ -147,6 +147,57 @@ async def _usage(redis: Redis, pattern: str) -> int:
     async for key in redis.scan_iter(match=pattern, count=1000):
         total += int(await redis.memory_usage(key, samples=0) or 0)
     return total
+
+
+async def route_day(
+    redis: Redis, subs: SubscriptionStore, outbox: Outbox, alerts_count: int, day: date, seed: int
+) -> tuple[float, float, float, float]:
+    """Route one day cycle by cycle, print a row per cycle; (seconds, items, pairs, largest cycle's seconds)."""
+    now = datetime.combine(day, datetime.min.time(), HK_TZ) + timedelta(hours=18, minutes=5)
+    print(
+        f"{'cycle':<18}{'alerts':>7}{'pairs':>10}{'chats':>9}{'items':>9}{'digest':>8}{'skipped':>9}"
+        f"{'seconds':>9}{'pairs/s':>10}"
+    )
+    total_s = total_items = total_pairs = largest = 0.0
+    for source, alerts in day_alerts(alerts_count, seed, day).items():
+        codes = [a.code for a in alerts]
+        async with redis.pipeline(transaction=False) as pipe:
+            for code in codes:
+                pipe.scard(keys.MARKET_SUBSCRIBERS if code == "MARKET" else keys.watchers(code))
+            pairs = sum(await pipe.execute())
+        t = time.perf_counter()
+        report = await route(alerts, subs, outbox, now)
+        seconds = time.perf_counter() - t
+        total_s += seconds
+        largest = max(largest, seconds)
+        total_items += report.enqueued
+        total_pairs += pairs
+        print(
+            f"{source:<18}{len(alerts):>7}{pairs:>10,}{len(report.chats):>9,}{report.enqueued:>9,}"
+            f"{report.digested:>8,}{sum(report.skipped.values()):>9,}{seconds:>9.2f}{pairs / seconds:>10,.0f}"
+        )
+        now += timedelta(minutes=30)
+    return total_s, total_items, total_pairs, largest
+
+
+async def churn(subs: SubscriptionStore, subscribers: int, seed: int = 11) -> None:
+    """Between days, what users do: 500 chats change a setting, mute or (un)watch a code, popular ones too."""
+    rng = np.random.default_rng(seed)
+    first = 100_000_000
+    until = datetime(2030, 1, 1, tzinfo=HK_TZ)
+    for n, index in enumerate(rng.choice(subscribers, 500, replace=False).tolist()):
+        chat = first + index
+        match n % 5:
+            case 0:
+                await subs.set_digest(chat, n % 2 == 0)
+            case 1:
+                await subs.mute(chat, code_of(n % 20), until)
+            case 2:
+                await subs.watch(chat, [code_of(n % 10)])
+            case 3:
+                await subs.unwatch(chat, [code_of(n % 10)])
+            case _:
+                await subs.set_rule(chat, "buyback_filed", on=False)
 
 
 async def used_memory(redis: Redis) -> int:
@@ -176,46 +227,39 @@ async def main(argv: list[str] | None = None) -> int:
             f"{setup_s:.1f} s; Redis used_memory {empty / 2**20:.1f} → {before / 2**20:.1f} MB"
         )
         subs, outbox = SubscriptionStore(redis), Outbox(redis)
-        now = datetime(2025, 11, 27, 18, 5, tzinfo=HK_TZ)
-        print(
-            f"{'cycle':<18}{'alerts':>7}{'pairs':>10}{'chats':>9}{'items':>9}{'digest':>8}{'skipped':>9}"
-            f"{'seconds':>9}{'pairs/s':>10}"
-        )
-        total_s = total_items = total_pairs = 0.0
-        for source, alerts in day_alerts(args.alerts).items():
-            pairs = sum(
-                [
-                    len(await subs.watchers(a.code))
-                    if a.code != "MARKET"
-                    else len(await subs.market_subscribers())
-                    for a in alerts
-                ]
-            )
-            t = time.perf_counter()
-            report = await route(alerts, subs, outbox, now)
-            seconds = time.perf_counter() - t
-            total_s += seconds
-            total_items += report.enqueued
-            total_pairs += pairs
-            print(
-                f"{source:<18}{len(alerts):>7}{pairs:>10,}{len(report.chats):>9,}{report.enqueued:>9,}"
-                f"{report.digested:>8,}{sum(report.skipped.values()):>9,}{seconds:>9.1f}{pairs / seconds:>10,.0f}"
-            )
-            now += timedelta(minutes=30)
+        # Day 1 starts with a process that has read nothing (its first cycle reads every watcher set and every
+        # affected chat's settings once); day 2 with the cache warm after 500 users changed something overnight.
+        print(f"day 1 ({DAY}), cold: the routing process starts with an empty cache")
+        cold = await route_day(redis, subs, outbox, args.alerts, DAY, 9)
+        after_day1 = await used_memory(redis)
+        marks_day = await _usage(redis, keys.routed("*"))
+        await churn(subs, args.subscribers)
+        day2 = DAY + timedelta(days=1)
+        print(f"day 2 ({day2}), warm: 500 chats changed settings, mutes or watchlists since day 1")
+        warm = await route_day(redis, subs, outbox, args.alerts, day2, 10)
         after = await used_memory(redis)
         pending = await outbox.pending()
-        # What stays after delivery (the routed marks, kept ROUTED_TTL_SECONDS) vs what delivery frees (the outbox).
+        # What stays after delivery (the routed marks, kept until ROUTED_DAYS after the trade date) vs what
+        # delivery frees (the outbox).
         marks = await _usage(redis, keys.routed("*"))
         bodies = await _usage(redis, keys.outbox_alert("*"))
         await redis.aclose()
+    for label, (total_s, total_items, total_pairs, largest) in (
+        ("day 1 (cold)", cold),
+        ("day 2 (warm)", warm),
+    ):
+        print(
+            f"fan-out of {label}: {total_pairs:,.0f} (alert × watcher) pairs in {total_s:.1f} s, largest cycle "
+            f"{largest:.2f} s, {total_items:,.0f} outbox items written"
+        )
     print(
-        f"fan-out of the day: {total_pairs:,.0f} (alert × watcher) pairs in {total_s:.1f} s, {total_items:,.0f} "
-        f"outbox items written ({pending:,} pending); Redis used_memory {before / 2**20:.1f} MB before, "
-        f"{after / 2**20:.1f} MB after (+{(after - before) / 2**20:.1f} MB routed markers and outbox)"
+        f"Redis used_memory {before / 2**20:.1f} MB before, {after_day1 / 2**20:.1f} MB after day 1, "
+        f"{after / 2**20:.1f} MB after day 2 ({pending:,} items pending: routed marks and outbox)"
     )
     print(
-        f"of which routed marks {marks / 2**20:.1f} MB (kept {keys.ROUTED_TTL_SECONDS // 86400} days), alert bodies "
-        f"{bodies / 2**20:.2f} MB; the rest is the outbox and digest queues, freed as messages are delivered"
+        f"routed marks: {marks_day / 2**20:.1f} MB after day 1, {marks / 2**20:.1f} MB after two days (MEMORY USAGE of "
+        f"every {keys.routed('*')} key); kept {keys.ROUTED_DAYS} days after the trade date, so 60 such days hold "
+        f"≈ {60 * marks / 2 / 2**30:.2f} GB (two days' marks × 30); alert bodies {bodies / 2**20:.2f} MB"
     )
     print(f"process RSS now {current_rss_mb():.0f} MB, peak {peak_rss_mb():.0f} MB")
     print(machine_line())

@@ -49,10 +49,10 @@ NAMES = ("xiaomi", "小米", "tencent", "騰訊", "1810", "700", "9988")
 JUNK = ("hello", "??", "what is this", "buy buy buy", "🚀🚀", "<b>hi</b>", "1810 700 hmm", "x" * 900)
 # Per chat: settings, watchlist, mutes, digest queue, and at most two live per-minute command counters.
 PER_USER_KEY_PATTERNS = (
-    r"pb:chat:(\d+)",
-    r"pb:wl:(\d+)",
-    r"pb:mutes:(\d+)",
-    r"pb:digest:(\d+)",
+    r"pb:chat:\{chat:(\d+)\}",
+    r"pb:wl:\{chat:(\d+)\}",
+    r"pb:mutes:\{chat:(\d+)\}",
+    r"pb:digest:\{chat:(\d+)\}",
     r"pb:cmdrate:(\d+):\d+",
 )
 MAX_KEYS_PER_USER = 6

@@ -207,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser(
+        "migrate-keys",
+        help="rename keys of releases before Redis Cluster support to their hash-tagged names",
+        description="Walk the keyspace once and rename every key written under the old names (before the "
+        "hash tags of alerts/store/keys.py) to its new name: RENAMENX on one server, DUMP/RESTORE on a "
+        "Redis Cluster. Safe to run again and on an empty Redis; `run` does it at start-up by itself.",
+    )
+
+    sub.add_parser(
         "run",
         help="run the Telegram bot (long polling; webhook when WEBHOOK_URL is set)",
         description="Start the bot with TELEGRAM_BOT_TOKEN against TELEGRAM_API_URL. Long polling by "
@@ -318,16 +326,16 @@ async def _fetch(
     settings: Settings, source_name: str, days: list[date], *, progress: bool, first_available: bool = False
 ) -> int:
     """Ingest `days` in order; with `first_available`, stop at the first date that is published."""
-    from redis.asyncio import Redis
     from tqdm import tqdm
 
     from alerts.fetch import make_client
     from alerts.ingest import ingest
+    from alerts.store.connect import connect
     from alerts.store.frames import FrameStore
 
     source = get_source(source_name)
     failures: list[str] = []
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings)
     try:
         async with make_client() as client:
             store = FrameStore(redis)
@@ -410,11 +418,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _record_history(settings: Settings, start: date, end: date, now: datetime) -> str:
     """Replay what Redis holds over [start, end] and record the alerts as history; the line to print."""
-    from redis.asyncio import Redis
-
     from alerts.backfill import record_history
+    from alerts.store.connect import connect
 
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings)
     try:
         return (await record_history(redis, start, end, now)).line()
     finally:
@@ -491,11 +498,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 async def _record_result(settings: Settings, result: ReplayResult, now: datetime) -> HistoryRecord:
-    from redis.asyncio import Redis
-
     from alerts.backfill import record_result
+    from alerts.store.connect import connect
 
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings)
     try:
         return await record_result(redis, result, now)
     finally:
@@ -516,12 +522,11 @@ def _record_row(record: HistoryRecord) -> dict[str, object]:
 
 
 async def _history_from_redis(settings: Settings, first: date, last: date) -> History:
-    from redis.asyncio import Redis
-
     from alerts.history import load_store
+    from alerts.store.connect import connect
     from alerts.store.frames import FrameStore
 
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings)
     try:
         return await load_store(FrameStore(redis), first, last)
     finally:
@@ -530,11 +535,10 @@ async def _history_from_redis(settings: Settings, first: date, last: date) -> Hi
 
 async def _poll(settings: Settings, sources: list[str], day: date | None, *, deliver: bool) -> int:
     """One cycle per source, then optionally drain the outbox."""
-    from redis.asyncio import Redis
-
     from alerts.calendar import schedule_for
     from alerts.fetch import make_client
     from alerts.pipeline import run_cycle
+    from alerts.store.connect import connect
 
     if deliver:
         try:
@@ -543,7 +547,7 @@ async def _poll(settings: Settings, sources: list[str], day: date | None, *, del
             return _config_error(exc)
     now = settings.clock()()
     worst = EXIT_OK
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings)
     try:
         async with make_client() as client:
             for name in sources:
@@ -564,15 +568,14 @@ async def _poll(settings: Settings, sources: list[str], day: date | None, *, del
 
 async def _reparse(settings: Settings, sources: list[str], day: date | None) -> int:
     """Reparse the kept files of `day` (or of every kept date) per source; print one line per date."""
-    from redis.asyncio import Redis
-
     from alerts.fetch import make_client
     from alerts.reparse import reparse_day
+    from alerts.store.connect import connect
     from alerts.store.failed import FailedFiles
 
     now = settings.clock()()
     worst, done = EXIT_OK, 0
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings)
     try:
         async with make_client() as client:
             for name in sources:
@@ -603,15 +606,15 @@ async def _reparse(settings: Settings, sources: list[str], day: date | None) -> 
 
 async def _status(settings: Settings) -> int:
     """Print the operational status; exit 1 when Redis cannot be reached."""
-    from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
     from alerts.calendar import HK_TZ, schedule_for
+    from alerts.store.connect import connect
     from alerts.store.frames import FrameStore
     from alerts.store.lease import Lease
     from alerts.store.outbox import Outbox
 
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings)
     try:
         store = FrameStore(redis)
         print(f"{'source':<22} {'last file':<11} {'fetched (HKT)':<17} {'lag':>8}  last error")
@@ -640,6 +643,25 @@ async def _status(settings: Settings) -> int:
         return EXIT_FAILED
     finally:
         await redis.aclose()
+    return EXIT_OK
+
+
+async def _migrate_keys(settings: Settings) -> int:
+    """Rename old-layout keys (alerts/store/migrate.py); print what was done; exit 1 when Redis fails."""
+    from redis.exceptions import RedisError
+
+    from alerts.store.connect import connect
+    from alerts.store.migrate import migrate_keys
+
+    redis = connect(settings)
+    try:
+        report = await migrate_keys(redis)
+    except RedisError as exc:
+        print(f"error: Redis: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await redis.aclose()
+    print(report.summary())
     return EXIT_OK
 
 
@@ -739,6 +761,8 @@ def _with_redis(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_poll(settings, args.sources or list(SOURCES), args.date, deliver=args.deliver))
     if args.command == "reparse":
         return asyncio.run(_reparse(settings, [args.source] if args.source else list(SOURCES), args.date))
+    if args.command == "migrate-keys":
+        return asyncio.run(_migrate_keys(settings))
     if args.command == "run":
         from bot.leader import run
 

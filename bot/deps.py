@@ -19,6 +19,7 @@ from alerts.history import load_store
 from alerts.pipeline import HISTORY_SESSIONS  # the view holds what the rules saw
 from alerts.replay import outcome_of
 from alerts.store.alertlog import AlertLog
+from alerts.store.connect import connect
 from alerts.store.frames import FrameStore
 from alerts.store.outbox import Outbox
 from alerts.store.subscriptions import SubscriptionStore
@@ -54,7 +55,7 @@ class Deps:
     @classmethod
     def open(cls, settings: Settings, clock: Callable[[], datetime] | None = None) -> Deps:
         """Create clients (connections are made lazily by redis-py and httpx)."""
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings)
         deps = cls(
             settings=settings,
             redis=redis,

@@ -14,11 +14,14 @@ import sys
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from telegram.error import InvalidToken
 from telegram.ext import Application, Updater
 
 from alerts.metrics import METRICS
+from alerts.store.connect import connect
 from alerts.store.lease import Lease
+from alerts.store.migrate import migrate_keys
 from bot.app import build_application, retry_bot_api
 from bot.delivery import DeliveryWorker
 from bot.health import HealthServer, TickTimes
@@ -52,7 +55,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     stop = stop or asyncio.Event()
     _stop_on_signals(stop)
     webhook(settings)  # a configuration error stops here, before any client or lease exists
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings)
     lease = Lease(redis, ttl_seconds=settings.lease_ttl_seconds)
     ticks = TickTimes()
     health = await start_health(settings, lease, ticks)
@@ -109,6 +112,9 @@ async def _lead(
     app = build_application(settings, poll_sources=True, outage=outage, ticks=ticks, stop=stop)
     keeper = asyncio.create_task(lease.keep(lost, stop=stop))
     try:
+        # Before anything reads or writes: keys of releases before the hash tags get their new names.
+        if not await migrate_layout(lease.redis, stop, lost):
+            return
         # getMe: an unreachable Bot API is waited out (with backoff); a rejected token raises InvalidToken.
         if not await retry_bot_api("getMe", app.initialize, stop):
             return
@@ -141,6 +147,27 @@ async def _lead(
         await (
             app.bot.shutdown()
         )  # its HTTP clients, also when getMe never succeeded (then app.shutdown skips it)
+
+
+async def migrate_layout(redis: Redis, stop: asyncio.Event, lost: asyncio.Event) -> bool:
+    """Run the one-time key migration (alerts/store/migrate.py), retrying Redis errors with backoff; False when
+    `stop` or `lost` came first (the leader then steps down without serving on half-migrated keys)."""
+    delay = 1.0
+    while not (stop.is_set() or lost.is_set()):
+        try:
+            report = await migrate_keys(redis, only_once=True)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning(
+                "leader: key migration failed (%s: %s); retrying in %g s", type(exc).__name__, exc, delay
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(delay * 2, 30.0)
+            continue
+        if not report.skipped:
+            log.info("leader: %s", report.summary())
+        return True
+    return False
 
 
 def _updater(app: Application) -> Updater:

@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 DEFAULTS: dict[str, str] = {
     "TELEGRAM_API_URL": "https://api.telegram.org/bot",
     "REDIS_URL": "",  # unset: the CLI starts (or reuses) the embedded Redis under DATA_DIR
+    "REDIS_CLUSTER": "false",  # true: REDIS_URL names a node of a Redis Cluster (as redis+cluster:// does)
     "DATA_DIR": "",  # unset: default_data_dir()
     "ADMIN_CHAT_IDS": "",
     "HKEX_URL": "https://www.hkex.com.hk",
@@ -72,6 +73,9 @@ class Settings:
     telegram_api_url: str = DEFAULTS["TELEGRAM_API_URL"]
     # Empty: no REDIS_URL was given, and the CLI fills in the embedded server's URL (see alerts/store/embedded.py).
     redis_url: str = field(default=DEFAULTS["REDIS_URL"], repr=False)
+    # REDIS_URL names a Redis Cluster (REDIS_CLUSTER=1 or a redis+cluster:// URL): alerts/store/connect.py then
+    # builds redis-py's cluster client, which follows the cluster's slot map from that one node.
+    redis_cluster: bool = False
     data_dir: Path = field(
         default_factory=default_data_dir
     )  # the embedded Redis's folder (unused with REDIS_URL)
@@ -135,15 +139,36 @@ def _base_url(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")  # a node of a Redis Cluster (plain or TLS)
+
+
 def _redis_url(value: str) -> str:
     value = value.strip()
     if not value:
         return ""  # the embedded server
-    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+    if urlsplit(value).scheme not in REDIS_SCHEMES + CLUSTER_SCHEMES:
         raise ConfigError(
-            "REDIS_URL", f"must start with redis://, rediss:// or unix://, got scheme of {value!r}"
+            "REDIS_URL",
+            "must start with redis://, rediss://, unix:// (one server) or redis+cluster://, rediss+cluster:// "
+            f"(a Redis Cluster), got scheme of {value!r}",
         )
     return value
+
+
+def _redis_cluster(url: str, flag: str) -> bool:
+    """True when REDIS_URL names a cluster: a redis+cluster:// URL, or REDIS_CLUSTER set with a redis(s):// URL."""
+    cluster = _flag("REDIS_CLUSTER", flag)
+    scheme = urlsplit(url).scheme
+    if cluster and not url:
+        raise ConfigError(
+            "REDIS_CLUSTER", "needs REDIS_URL naming a node of the cluster (the embedded Redis is one server)"
+        )
+    if cluster and scheme == "unix":
+        raise ConfigError(
+            "REDIS_CLUSTER", "a Redis Cluster is reached over TCP: REDIS_URL must be redis:// or rediss://"
+        )
+    return cluster or scheme in CLUSTER_SCHEMES
 
 
 def _data_dir(value: str, environ: Mapping[str, str]) -> Path:
@@ -273,6 +298,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         telegram_bot_token=_token(env.get("TELEGRAM_BOT_TOKEN", "").strip()),
         telegram_api_url=_base_url("TELEGRAM_API_URL", env["TELEGRAM_API_URL"]),
         redis_url=_redis_url(env["REDIS_URL"]),
+        redis_cluster=_redis_cluster(_redis_url(env["REDIS_URL"]), env["REDIS_CLUSTER"]),
         data_dir=_data_dir(env["DATA_DIR"], os.environ if environ is None else environ),
         admin_chat_ids=_chat_ids(env["ADMIN_CHAT_IDS"]),
         hkex_url=_base_url("HKEX_URL", env["HKEX_URL"]),

@@ -16,14 +16,16 @@ from pathlib import Path
 import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from telegram.ext import Application
 
+from alerts.store.connect import connect_url
 from config.settings import Settings, load_settings
 from tests.support.botapi import BotApi
 from tests.support.bothelpers import running_bot, seed_demo
 from tests.support.origin import Origin
 from tests.support.paths import FIXTURES, fixture_bytes, free_port
-from tests.support.redis import NoRedisServer, start_private_redis, stop_private_redis
+from tests.support.redis import NoRedisServer, start_private_cluster, start_private_redis, stop_private_redis
 
 __all__ = ["FIXTURES", "fixture_bytes"]
 
@@ -56,11 +58,51 @@ def _private_data_dir() -> Iterator[None]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start a private three-primary Redis Cluster on loopback (never a shared one); its URL for the cluster client."""
+    try:
+        ports, procs = start_private_cluster(tmp_path_factory.mktemp("cluster"))
+    except NoRedisServer as exc:
+        pytest.fail(str(exc))
+    yield f"redis+cluster://127.0.0.1:{ports[0]}"
+    for proc in procs:
+        stop_private_redis(proc)
+
+
+# Modules whose `redis` tests run twice: on one server and on the cluster (the stores, routing and fan-out: every
+# multi-key transaction and script). Other modules keep one server, to keep the suite's time.
+CLUSTER_MODULES = ("tests/alerts/store/", "tests/alerts/test_routing.py", "tests/alerts/test_fanout.py")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the `redis` tests of CLUSTER_MODULES on both servers; tests tied to the one server's URL (a proxy to it,
+    a subprocess given REDIS_URL) stay single, as does the embedded server's own module."""
+    path = metafunc.definition.path.as_posix()
+    if (
+        "redis" in metafunc.fixturenames
+        and "redis_url" not in metafunc.fixturenames
+        and any(part in path for part in CLUSTER_MODULES)
+        and not path.endswith("test_embedded.py")
+    ):
+        metafunc.parametrize("redis_kind", ["single", "cluster"], indirect=True)
+
+
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """An asyncio client on the private server, flushed before each test."""
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
+def redis_kind(request: pytest.FixtureRequest) -> str:
+    """Which Redis the `redis` fixture gives: "single" (one server) unless parametrized with "cluster"."""
+    return str(getattr(request, "param", "single"))
+
+
+@pytest.fixture
+async def redis(redis_kind: str, request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
+    """An asyncio client on the private server (or the private cluster), flushed before each test."""
+    if redis_kind == "cluster":
+        client = connect_url(request.getfixturevalue("redis_cluster_url"))
+        await client.flushall(target_nodes=RedisCluster.PRIMARIES)  # every primary
+    else:
+        client = Redis.from_url(request.getfixturevalue("redis_url"))
+        await client.flushdb()
     yield client
     await client.aclose()
 

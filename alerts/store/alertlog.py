@@ -100,12 +100,17 @@ class AlertLog:
                     for fp, body in writes.items():
                         pipe.hset(day_key, fp, body)
                     pipe.expire(day_key, keys.ALERT_TTL_SECONDS)
-                    for fp, alert in found.items():
-                        pipe.zadd(keys.alerts_by_code(alert.code), {fp: day.toordinal()})
                     await pipe.execute()
                     break
                 except WatchError:  # the day changed between the read and the write: decide again
                     continue
+        # The per-code index after the day's hash, outside its MULTI: each code's ZSET lives in its own slot of a
+        # cluster. Safe apart: /history skips an index entry whose alert is not (yet) in the day's hash, and every
+        # record of the day re-adds all its entries, so a crash between the two is mended by the next cycle.
+        async with self.redis.pipeline(transaction=False) as index:
+            for fp, alert in found.items():
+                index.zadd(keys.alerts_by_code(alert.code), {fp: day.toordinal()})
+            await index.execute()
         out.new += step.new
         out.known += step.known
         out.revised += step.revised

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -108,14 +109,22 @@ class FrameStore:
         items: Sequence[tuple[str, str, date, bytes]],
         known_at: Mapping[tuple[str, date], datetime] | None = None,
     ) -> None:
-        """Store already dumped tables (source, table, day, blob) in one MULTI: a bulk load dumps each frame once."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for (source, day), moment in (known_at or {}).items():
-                pipe.hsetnx(keys.frame_known(source), day.isoformat(), moment.isoformat())
-            for source, table, day, blob in items:
-                pipe.set(keys.frame(source, table, day), blob, ex=keys.FRAME_TTL_SECONDS)
-                pipe.zadd(keys.frame_index(source, table), {day.isoformat(): day.toordinal()})
-            await pipe.execute()
+        """Store already dumped tables (source, table, day, blob), one MULTI per source: a bulk load dumps each frame
+        once. A source's keys share one hash slot (keys.source_tag), so its MULTI also works on a Redis Cluster."""
+        by_source: dict[str, list[tuple[str, date, bytes]]] = defaultdict(list)
+        moments: dict[str, list[tuple[date, datetime]]] = defaultdict(list)
+        for source, table, day, blob in items:
+            by_source[source].append((table, day, blob))
+        for (source, day), moment in (known_at or {}).items():
+            moments[source].append((day, moment))
+        for source in dict.fromkeys([*by_source, *moments]):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for day, moment in moments[source]:
+                    pipe.hsetnx(keys.frame_known(source), day.isoformat(), moment.isoformat())
+                for table, day, blob in by_source[source]:
+                    pipe.set(keys.frame(source, table, day), blob, ex=keys.FRAME_TTL_SECONDS)
+                    pipe.zadd(keys.frame_index(source, table), {day.isoformat(): day.toordinal()})
+                await pipe.execute()
 
     async def get(self, source: str, table: str, day: date, schema: Mapping[str, str]) -> pd.DataFrame | None:
         """Load one stored table, or None when nothing is stored for that date."""

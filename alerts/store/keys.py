@@ -1,13 +1,49 @@
 """Every Redis key template and TTL the project uses, each with the reason it exists.
 
 Keys are namespaced with `pb:` so a shared Redis can host other applications.
+
+Redis Cluster: hash tags
+========================
+In a Redis Cluster a MULTI/EXEC transaction, a WATCH and a Lua script may only touch keys of one hash slot, and
+a key's slot is the hash of its `{hash tag}` when it has one (else of the whole key). Keys that must change
+together therefore share a tag; everything else is left untagged so it spreads over the cluster. The same layout
+serves a single server (tags are plain characters there), so one code path is tested on both.
+
+| Tag            | Keys sharing it                                                  | Why they must share a slot |
+|----------------|------------------------------------------------------------------|----------------------------|
+| `{src:NAME}`   | frame, frame_index, frame_known, failed_file, failed_index       | a source file's tables, its date index and its known-at moment are stored in one MULTI (FrameStore.put_dumped); a range of days is read with one MGET; a kept failed file and its index entry are written and dropped in one MULTI |
+| `{chat:ID}`    | watchlist, chat_settings, mutes, digest_queue                    | one chat's own state: a supergroup migration writes the new chat's state in one MULTI; the digest queue is read and emptied in one MULTI |
+| `{outbox}`     | OUTBOX_DUE, OUTBOX_DEAD, outbox_item, outbox_alert               | the claim script leases items in the due ZSET; done / reschedule / dead-letter change an item and the ZSET (and the dead list) in one MULTI; items and alert bodies are read with MGET. One queue, on one node: its rate is bounded by Telegram's (30 messages/s), far below one Redis node's |
+
+Untagged and why that is safe: `watchers` (a code's reverse index) and the global sets CHATS and
+MARKET_SUBSCRIBERS are indexes of the per-chat state, written in their own commands after it (see
+alerts/store/subscriptions.py: each is idempotent and re-written by the next /watch, /unwatch or /settings);
+`routed` marks are one packed string per alert (its own `{alert:FP}` tag), appended by single-key commands; `alerts_by_day` is written under WATCH
+alone and `alerts_by_code` indexes it afterwards (a re-record re-adds it); every other key is read and written by
+single-key commands (leases, counters, markers, caches).
+
+Keys written by releases before the tags existed are renamed once by alerts/store/migrate.py (`positioning-bot
+migrate-keys`, also run by the leader at start-up).
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 PREFIX = "pb:"
+
+
+def source_tag(source: str) -> str:
+    """Hash tag of a source's frames and kept files (one slot per source: see the table above)."""
+    return "{src:" + source + "}"
+
+
+def chat_tag(chat_id: int) -> str:
+    """Hash tag of one chat's own state (one slot per chat: see the table above)."""
+    return "{chat:" + str(chat_id) + "}"
+
+
+OUTBOX_TAG = "{outbox}"  # hash tag of the outbox queue, its items and the alert bodies they refer to
 
 # Parsed canonical table of one source file: gzip'd JSON (pandas "split" orient) keyed by the file's own date.
 # Kept ~2 years so rules always have >= 250 trading days of history without refetching.
@@ -16,12 +52,12 @@ FRAME_TTL_SECONDS = 800 * 24 * 3600
 
 def frame(source: str, table: str, day: date) -> str:
     """Key of one stored table of a source for a date."""
-    return f"{PREFIX}frame:{source}:{table}:{day.isoformat()}"
+    return f"{PREFIX}frame:{source_tag(source)}:{table}:{day.isoformat()}"
 
 
 def frame_index(source: str, table: str) -> str:
     """ZSET of stored dates (member ISO date, score = proleptic ordinal) so ranges load without SCAN."""
-    return f"{PREFIX}frames:{source}:{table}"
+    return f"{PREFIX}frames:{source_tag(source)}:{table}"
 
 
 def frame_known(source: str) -> str:
@@ -30,7 +66,7 @@ def frame_known(source: str) -> str:
     Written once per date (HSETNX): a revised file keeps its first moment. No TTL, like the index it sits beside;
     dates stored before it existed fall back to the schedule's due moment. History filters rows by it.
     """
-    return f"{PREFIX}frames:{source}:known"
+    return f"{PREFIX}frames:{source_tag(source)}:known"
 
 
 # Conditional-GET validators and content hash per URL: lets the next fetch send If-None-Match /
@@ -58,17 +94,18 @@ WATCHLIST_CAP = 200  # codes per chat: keeps fan-out and /list bounded
 
 def watchlist(chat_id: int) -> str:
     """SET of codes a chat watches."""
-    return f"{PREFIX}wl:{chat_id}"
+    return f"{PREFIX}wl:{chat_tag(chat_id)}"
 
 
 def watchers(code: str) -> str:
-    """SET of chats watching a code (reverse index for fan-out), updated with the watchlist in one MULTI."""
+    """SET of chats watching a code (reverse index for fan-out), written right after the watchlist (not in its
+    MULTI: a code's set and a chat's list live in different slots of a cluster)."""
     return f"{PREFIX}wl:by_code:{code}"
 
 
 def chat_settings(chat_id: int) -> str:
     """HASH of a chat's settings: lang, quiet, digest, active, type, rules_off, thresholds (JSON), thread."""
-    return f"{PREFIX}chat:{chat_id}"
+    return f"{PREFIX}chat:{chat_tag(chat_id)}"
 
 
 # Field of chat_settings: the forum topic (message_thread_id) a supergroup's messages go to, set by /here in a
@@ -78,7 +115,20 @@ THREAD_FIELD = "thread"
 
 def mutes(chat_id: int) -> str:
     """ZSET of muted targets (a code or a rule id), score = expiry epoch seconds; expired members are ignored."""
-    return f"{PREFIX}mutes:{chat_id}"
+    return f"{PREFIX}mutes:{chat_tag(chat_id)}"
+
+
+# Change log for routing's in-process cache (alerts/store/audience.py): every SubscriptionStore write that routing
+# reads (settings, mutes, watch/unwatch, market opt-in, migrate) bumps SUBS_VERSION and records the chat (and any code
+# whose watcher set changed) with the new version, so a routing pass re-reads only what changed since its last look.
+# One hash tag {subs}: the bump is one script over the three keys, which Redis Cluster needs in one slot.
+# No TTL; each log holds at most one member per chat (per code), so they are bounded like the chats themselves.
+SUBS_VERSION = f"{PREFIX}{{subs}}:version"  # STRING counter
+SUBS_CHANGED_CHATS = f"{PREFIX}{{subs}}:changed:chats"  # ZSET chat id -> version of its last change
+SUBS_CHANGED_CODES = f"{PREFIX}{{subs}}:changed:codes"  # ZSET code (or MARKET) -> version of its last change
+# STRING random token naming this dataset, written once (SET NX) when missing: a Redis that lost its data (or a
+# test's flush) gets a new one, so a cache built on the old data is never used for it.
+SUBS_EPOCH = f"{PREFIX}{{subs}}:epoch"
 
 
 def command_rate(chat_id: int, minute: int) -> str:
@@ -91,21 +141,36 @@ COMMAND_RATE_TTL_SECONDS = 120
 
 # ---- routing, outbox and delivery -----------------------------------------------------------------------------
 # Routing marks (fingerprint × chat) once, so re-running a cycle or a revised file never routes an alert twice.
-# 60 days outlives any revision or catch-up window.
-ROUTED_TTL_SECONDS = 60 * 24 * 3600
+# 60 days outlives any revision or catch-up window. The marks of an alert expire by day: at the end of the Hong Kong
+# day ROUTED_DAYS after its trade date; an alert older than that is not routed at all (alerts/routing.py), so an
+# expired mark can never let an alert through twice.
+ROUTED_DAYS = 60
+ROUTED_TTL_SECONDS = ROUTED_DAYS * 24 * 3600
+
+
+def routed_last_day(trade_date: date) -> date:
+    """The last (Hong Kong) day an alert of `trade_date` may be routed, and its marks kept."""
+    return trade_date + timedelta(days=ROUTED_DAYS)
 
 
 def routed(fingerprint: str) -> str:
-    """SET of the chats an alert was routed to: membership is the idempotency key fingerprint × chat.
+    """STRING of the chats an alert was routed to, as packed little-endian int64 chat ids (APPENDed by each pass).
 
-    One set per alert rather than one key per (chat, alert): at 100k subscribers a day routes about a million pairs,
-    and a key each (≈ 130 bytes with its expiry) kept for 60 days would hold several GB.
+    The idempotency key fingerprint × chat is membership in it. 8 bytes a chat: at 100k subscribers a day routes
+    about a million pairs, ≈ 8 MB a day and ≈ 0.5 GB over 60 days; a SET per alert (a hash table past 512 members)
+    took 52 MB a day (≈ 3 GB), a key per pair more still. Hash tag {alert:FP}: the alert's keys share a slot.
     """
+    return f"{PREFIX}routed:{{alert:{fingerprint}}}"
+
+
+def routed_legacy(fingerprint: str) -> str:
+    """SET of chats an alert was routed to, as written before the packed marks: read (never written) until the
+    last of them expire, ROUTED_DAYS after the upgrade, so an alert routed before it is not routed again."""
     return f"{PREFIX}routed:{fingerprint}"
 
 
-OUTBOX_DUE = f"{PREFIX}outbox:due"  # ZSET item id -> epoch seconds when it may be sent (or re-claimed)
-OUTBOX_DEAD = f"{PREFIX}outbox:dead"  # LIST of JSON items Telegram refused for good (admins are told)
+OUTBOX_DUE = f"{PREFIX}{OUTBOX_TAG}:due"  # ZSET item id -> epoch seconds when it may be sent (or re-claimed)
+OUTBOX_DEAD = f"{PREFIX}{OUTBOX_TAG}:dead"  # LIST of JSON items Telegram refused for good (admins are told)
 OUTBOX_ITEM_TTL_SECONDS = 14 * 24 * 3600  # an undeliverable item is dropped after two weeks
 # Sent markers outlive items so a restarted worker that re-claims an item skips parts already accepted.
 SENT_TTL_SECONDS = 30 * 24 * 3600
@@ -114,7 +179,7 @@ CLAIM_SECONDS = 60  # an item claimed by a worker that died becomes due again af
 
 def outbox_item(item_id: str) -> str:
     """STRING JSON of one outbox item (chat, alerts or text, silent flag, attempts)."""
-    return f"{PREFIX}outbox:item:{item_id}"
+    return f"{PREFIX}{OUTBOX_TAG}:item:{item_id}"
 
 
 def outbox_alert(fingerprint: str) -> str:
@@ -123,7 +188,7 @@ def outbox_alert(fingerprint: str) -> str:
     Stored once per alert instead of once per recipient: a popular stock's alert reaches tens of thousands of chats,
     and copying it into every item made the outbox hundreds of MB at 100k subscribers.
     """
-    return f"{PREFIX}outbox:alert:{fingerprint}"
+    return f"{PREFIX}{OUTBOX_TAG}:alert:{fingerprint}"
 
 
 # Longer than any item or digest queue that can refer to an alert: the queue waits up to its TTL, then the item lives
@@ -139,7 +204,7 @@ def sent_part(item_id: str, part: int) -> str:
 def digest_queue(chat_id: int) -> str:
     """LIST of alert fingerprints held for a chat's daily digest (bodies under outbox_alert; older entries are
     whole alert JSON objects, still read)."""
-    return f"{PREFIX}digest:{chat_id}"
+    return f"{PREFIX}digest:{chat_tag(chat_id)}"
 
 
 DIGEST_TTL_SECONDS = 7 * 24 * 3600
@@ -200,13 +265,13 @@ def failed_file(source: str, day: date, sha256: str) -> str:
     """HASH of one kept file: content (bytes), url, date, kept_at, etag, last_modified, error, error_type, expected,
     found (JSON lists), layout, failed ("1"; "0" for a sibling of a multi-file day that parsed, kept so the day can be
     rebuilt from what was fetched then). Keyed by content hash: a file refetched every poll is kept once."""
-    return f"{PREFIX}failed:{source}:{day.isoformat()}:{sha256}"
+    return f"{PREFIX}failed:{source_tag(source)}:{day.isoformat()}:{sha256}"
 
 
 def failed_index(source: str) -> str:
     """ZSET of a source's kept files (member `<ISO date>:<sha256>`, score = epoch seconds kept): lists them without
     SCAN and finds the oldest to drop; members whose hash expired are pruned when listed."""
-    return f"{PREFIX}failed:index:{source}"
+    return f"{PREFIX}failed:index:{source_tag(source)}"
 
 
 # Admins are told once per (source, layout signature) that a layout changed, not once per day or poll: a new layout
@@ -240,9 +305,16 @@ def leader_lease(name: str = "leader") -> str:
 DATA_MARKER = f"{PREFIX}marker"
 
 
+# ---- key layout --------------------------------------------------------------------------------------------------
+# STRING, no TTL: the key layout this Redis holds, set when alerts/store/migrate.py finished a pass renaming the keys
+# of releases before the hash tags. The leader checks it at start-up, so a migrated Redis is not scanned again.
+KEY_LAYOUT = f"{PREFIX}layout"
+KEY_LAYOUT_VERSION = "2"  # 2: hash tags for Redis Cluster (1, unmarked: the untagged names)
+
+
 # ---- US ticker map --------------------------------------------------------------------------------------------------
 # SEC's company_tickers.json (ticker -> CIK), refreshed weekly; kept a little longer so a failed refresh is harmless.
-US_TICKERS = f"{PREFIX}us:tickers"  # HASH ticker -> CIK
+US_TICKERS = f"{PREFIX}us:tickers"  # HASH ticker -> CIK, replaced whole (DEL + HSET in one MULTI: one key)
 US_TICKERS_TTL_SECONDS = 9 * 24 * 3600
 US_TICKERS_REFRESH_SECONDS = 7 * 24 * 3600
 

@@ -1,4 +1,12 @@
-"""Chats, watchlists, settings and mutes in Redis (the only state users write)."""
+"""Chats, watchlists, settings and mutes in Redis (the only state users write).
+
+A chat's own keys (watchlist, settings, mutes, digest queue) share a hash slot (keys.chat_tag); the indexes over
+them (a code's watchers, the chat and market sets) live in other slots of a Redis Cluster, so they are written by
+their own commands right after the chat's state, not in its MULTI. Each such write is idempotent and repeated by
+the next command touching it (a /watch of a code already listed re-adds the chat to the code's watchers; /unwatch
+removes it from them even when the list no longer has the code), so a process dying in between leaves nothing a
+user cannot mend by repeating the command.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +28,18 @@ _CLEAR_IF_EQUAL = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0
 """
+
+
+# Log a change routing must see: bump the version, note each chat and each code (whose watcher set changed) with it.
+# KEYS: version, changed chats, changed codes (one hash tag: one slot); ARGV: the number of chats, chats, codes.
+_CHANGED = """
+local v = redis.call('INCR', KEYS[1])
+local n = tonumber(ARGV[1])
+for i = 2, n + 1 do redis.call('ZADD', KEYS[2], v, ARGV[i]) end
+for i = n + 2, #ARGV do redis.call('ZADD', KEYS[3], v, ARGV[i]) end
+return v
+"""
+MARKET = "MARKET"  # the code market-wide alerts carry: a change of the market opt-ins is logged under it
 
 
 _QUIET_RE = re.compile(r"^\s*(\d{1,2})(?::(\d{2}))?\s*[-–]\s*(\d{1,2})(?::(\d{2}))?\s*$")
@@ -79,15 +99,34 @@ class SubscriptionStore:
         self.redis = redis
         self.cap = cap
 
+    async def changed(self, chats: Iterable[int] = (), codes: Iterable[str] = ()) -> None:
+        """Tell routing processes these chats' settings or mutes, or these codes' watchers, changed (after the write)."""
+        chat_list, code_list = list(chats), list(codes)
+        await self.redis.eval(
+            _CHANGED,
+            3,
+            keys.SUBS_VERSION,
+            keys.SUBS_CHANGED_CHATS,
+            keys.SUBS_CHANGED_CODES,
+            len(chat_list),
+            *chat_list,
+            *code_list,
+        )
+
     async def touch(self, chat_id: int, chat_type: str = "private", lang_hint: str | None = None) -> bool:
         """Register a chat (defaults on first contact; reactivates it); True when it is new."""
         key = keys.chat_settings(chat_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(keys.CHATS, chat_id)
+            pipe.hmget(key, ["type", "active"])
             pipe.hsetnx(key, "lang", _default_lang(lang_hint))
             pipe.hset(key, mapping={"type": chat_type, "active": "1"})
-            added, *_ = await pipe.execute()
-        return bool(added)
+            before, *_ = await pipe.execute()
+        # The set of all chats is another slot's key: added after the settings, and again on every command.
+        added = bool(await self.redis.sadd(keys.CHATS, chat_id))
+        # Every command touches its chat: the change is logged only when something routing reads changed.
+        if [_text(v) if v is not None else None for v in before] != [chat_type, "1"]:
+            await self.changed([chat_id])
+        return added
 
     async def watch(self, chat_id: int, codes: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
         """Add codes; return (added, already watched, refused because the cap is reached)."""
@@ -103,23 +142,33 @@ class SubscriptionStore:
             else:
                 added.append(code)
         if added:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.sadd(keys.watchlist(chat_id), *added)
-                for code in added:
+            await self.redis.sadd(keys.watchlist(chat_id), *added)
+        # The reverse index after the list (each code's set is its own slot): for codes already listed too, so a
+        # /watch repeated after a crash between the two writes mends the index.
+        if added or already:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for code in [*added, *already]:
                     pipe.sadd(keys.watchers(code), chat_id)
                 await pipe.execute()
+            await self.changed([chat_id], added)
         return added, already, refused
 
     async def unwatch(self, chat_id: int, codes: Iterable[str]) -> list[str]:
         """Remove codes; return those that were watched."""
+        wanted = list(dict.fromkeys(codes))
         current = {_text(c) for c in await self.redis.smembers(keys.watchlist(chat_id))}
-        removed = [c for c in dict.fromkeys(codes) if c in current]
-        if removed:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.srem(keys.watchlist(chat_id), *removed)
-                for code in removed:
+        removed = [c for c in wanted if c in current]
+        if wanted:
+            # The reverse index first (alerts stop), for every code asked: an index entry left by a crash between
+            # the two writes goes with the next /unwatch of the code.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for code in wanted:
                     pipe.srem(keys.watchers(code), chat_id)
                 await pipe.execute()
+        if removed:
+            await self.redis.srem(keys.watchlist(chat_id), *removed)
+        if wanted:
+            await self.changed([chat_id], removed)
         return removed
 
     async def watchlist(self, chat_id: int) -> list[str]:
@@ -162,6 +211,7 @@ class SubscriptionStore:
         if lang not in LANGUAGES:
             raise ValueError(f"language must be one of {LANGUAGES}")
         await self.redis.hset(keys.chat_settings(chat_id), "lang", lang)
+        await self.changed([chat_id])
 
     async def set_quiet(self, chat_id: int, quiet: tuple[time, time] | None) -> None:
         """Set or clear quiet hours."""
@@ -170,23 +220,26 @@ class SubscriptionStore:
             await self.redis.hdel(key, "quiet")
         else:
             await self.redis.hset(key, "quiet", f"{quiet[0]:%H:%M}-{quiet[1]:%H:%M}")
+        await self.changed([chat_id])
 
     async def set_digest(self, chat_id: int, on: bool) -> None:
         """Digest mode on/off."""
         await self.redis.hset(keys.chat_settings(chat_id), "digest", "1" if on else "0")
+        await self.changed([chat_id])
 
     async def set_market(self, chat_id: int, on: bool) -> None:
         """Opt in/out of market-wide alerts."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.chat_settings(chat_id), "market", "1" if on else "0")
-            (pipe.sadd if on else pipe.srem)(keys.MARKET_SUBSCRIBERS, chat_id)
-            await pipe.execute()
+        # The setting, then the index routing reads (another slot): repeating the choice mends a crash between.
+        await self.redis.hset(keys.chat_settings(chat_id), "market", "1" if on else "0")
+        await (self.redis.sadd if on else self.redis.srem)(keys.MARKET_SUBSCRIBERS, chat_id)
+        await self.changed([chat_id], [MARKET])
 
     async def set_rule(self, chat_id: int, rule: str, on: bool) -> None:
         """Turn one rule on or off for the chat."""
         current = (await self.settings(chat_id)).rules_off
         rules = (current - {rule}) if on else (current | {rule})
         await self.redis.hset(keys.chat_settings(chat_id), "rules_off", ",".join(sorted(rules)))
+        await self.changed([chat_id])
 
     async def set_threshold(self, chat_id: int, rule: str, name: str, value: float) -> None:
         """Set a per-chat threshold override for a rule parameter."""
@@ -195,6 +248,7 @@ class SubscriptionStore:
         await self.redis.hset(
             keys.chat_settings(chat_id), "thresholds", json.dumps(thresholds, sort_keys=True)
         )
+        await self.changed([chat_id])
 
     async def set_thread(self, chat_id: int, thread_id: int | None) -> None:
         """Send the chat's messages to forum topic `thread_id` (None: the chat itself, a forum's General topic)."""
@@ -203,6 +257,7 @@ class SubscriptionStore:
             await self.redis.hdel(key, keys.THREAD_FIELD)
         else:
             await self.redis.hset(key, keys.THREAD_FIELD, str(thread_id))
+        await self.changed([chat_id])
 
     async def clear_thread(self, chat_id: int, thread_id: int) -> bool:
         """Forget topic `thread_id` (deleted) unless /here chose another meanwhile; True when it was cleared."""
@@ -210,19 +265,26 @@ class SubscriptionStore:
         cleared = await self.redis.eval(
             _CLEAR_IF_EQUAL, 1, keys.chat_settings(chat_id), keys.THREAD_FIELD, str(thread_id)
         )
+        if cleared:
+            await self.changed([chat_id])
         return bool(cleared)
 
     async def deactivate(self, chat_id: int) -> None:
         """Mark a chat inactive (it blocked the bot or was deleted); its data are kept."""
         await self.redis.hset(keys.chat_settings(chat_id), "active", "0")
+        await self.changed([chat_id])
 
     async def mute(self, chat_id: int, target: str, until: datetime) -> None:
         """Mute a code or a rule until `until`."""
         await self.redis.zadd(keys.mutes(chat_id), {target: until.timestamp()})
+        await self.changed([chat_id])
 
     async def unmute(self, chat_id: int, target: str) -> bool:
         """Lift a mute; True when there was one."""
-        return bool(await self.redis.zrem(keys.mutes(chat_id), target))
+        lifted = bool(await self.redis.zrem(keys.mutes(chat_id), target))
+        if lifted:
+            await self.changed([chat_id])
+        return lifted
 
     async def active_mutes(self, chat_id: int, now: datetime) -> dict[str, datetime]:
         """Mutes still in force at `now`; expired ones are pruned."""
@@ -245,7 +307,13 @@ class SubscriptionStore:
         return await self.count_command(chat_id, now) <= per_minute
 
     async def migrate(self, old: int, new: int) -> None:
-        """Move everything of a chat to a new id (a group upgraded to a supergroup)."""
+        """Move everything of a chat to a new id (a group upgraded to a supergroup).
+
+        Three steps, each safe to repeat: the new chat's state in one MULTI (its own slot), then the indexes
+        (watchers, market and chat sets: other slots), then the old chat's keys dropped in one MULTI (its slot). The
+        old state is read before anything is written and deleted last, so a migration cut short is finished by
+        running it again.
+        """
         codes = await self.watchlist(old)
         # The same fields and values, typed as hset takes them.
         settings: dict[FieldT, EncodableT] = dict((await self.redis.hgetall(keys.chat_settings(old))).items())
@@ -253,9 +321,6 @@ class SubscriptionStore:
         digest = await self.redis.lrange(keys.digest_queue(old), 0, -1)
         market = await self.redis.sismember(keys.MARKET_SUBSCRIBERS, str(old))  # the same bytes as the int
         async with self.redis.pipeline(transaction=True) as pipe:
-            for code in codes:
-                pipe.srem(keys.watchers(code), old)
-                pipe.sadd(keys.watchers(code), new)
             if codes:
                 pipe.sadd(keys.watchlist(new), *codes)
             if settings:
@@ -264,14 +329,22 @@ class SubscriptionStore:
                 pipe.zadd(keys.mutes(new), mutes)
             if digest:
                 pipe.rpush(keys.digest_queue(new), *digest)
+            pipe.hset(keys.chat_settings(new), "type", "supergroup")
+            await pipe.execute()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for code in codes:
+                pipe.srem(keys.watchers(code), old)
+                pipe.sadd(keys.watchers(code), new)
             if market:
                 pipe.srem(keys.MARKET_SUBSCRIBERS, old)
                 pipe.sadd(keys.MARKET_SUBSCRIBERS, new)
             pipe.srem(keys.CHATS, old)
             pipe.sadd(keys.CHATS, new)
-            pipe.hset(keys.chat_settings(new), "type", "supergroup")
+            await pipe.execute()
+        async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.watchlist(old), keys.chat_settings(old), keys.mutes(old), keys.digest_queue(old))
             await pipe.execute()
+        await self.changed([old, new], [*codes, *([MARKET] if market else [])])
 
     async def stats(self) -> dict[str, int]:
         """Counts for the admin /stats command."""

@@ -11,6 +11,7 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis as AsyncRedis
 
+from alerts.store import keys
 from tests.support.cli import run_cli
 from tests.support.origin import Origin
 from tests.support.paths import FIXTURES
@@ -131,7 +132,7 @@ def test_backfill_skips_non_sessions_and_reports_failures(
     assert "2017-03-17" in result.stderr
     requested = {r.path for r in origin.requests}
     assert not any("20170318" in p or "20170319" in p for p in requested)  # weekend skipped
-    stored = SyncRedis.from_url(redis_url).zrange("pb:frames:hkex-buybacks:main", 0, -1)
+    stored = SyncRedis.from_url(redis_url).zrange(keys.frame_index("hkex-buybacks", "main"), 0, -1)
     assert [d.decode() for d in stored] == ["2017-03-13", "2017-03-14", "2017-03-15", "2017-03-16"]
 
 
@@ -158,8 +159,12 @@ def test_fetch_and_parse_hkex_short_midday(origin: Origin, redis_url: str, tmp_p
         == f"hkex-short-midday 2025-11-28: stored (main={len(rows)}, market=2) from 2 file(s)"
     )
     sync = SyncRedis.from_url(redis_url)
-    assert [d.decode() for d in sync.zrange("pb:frames:hkex-short-midday:main", 0, -1)] == ["2025-11-28"]
-    assert sync.zrange("pb:frames:hkex-short:main", 0, -1) == []  # the day-close source's frames are its own
+    assert [d.decode() for d in sync.zrange(keys.frame_index("hkex-short-midday", "main"), 0, -1)] == [
+        "2025-11-28"
+    ]
+    assert (
+        sync.zrange(keys.frame_index("hkex-short", "main"), 0, -1) == []
+    )  # the day-close source's frames are its own
     close_page = run_cli(
         "parse", "hkex-short-midday", str(demo / "eng/stat/smstat/ssturnover/ncms/ASHTMAIN.HTM")
     )
@@ -197,7 +202,7 @@ async def test_backfill_records_history_once_and_replay_record_needs_redis(
     drops = [e for e in logged if (e.alert.rule, e.alert.code) == ("short_ratio_drop", "00700")]
     assert len(drops) == 1 and drops[0].historical and drops[0].alert.trade_date == date(2025, 11, 27)
     assert len(logged) == count and all(e.historical for e in logged)
-    assert await redis.zcard("pb:outbox:due") == 0
+    assert await redis.zcard(keys.OUTBOX_DUE) == 0
 
     # An hour later (each process's clock starts at CLOCK_START: the second must not start before the first's
     # fetches, which the files' known moments keep).
@@ -213,3 +218,26 @@ async def test_backfill_records_history_once_and_replay_record_needs_redis(
         "replay", "--record", "--from", "2025-11-24", "--to", "2025-11-28", "--data", str(tmp_path)
     )
     assert with_data.returncode == 2 and "--record records what Redis holds" in with_data.stderr
+
+
+def test_migrate_keys_renames_old_names_once(redis_url: str, tmp_path: Path) -> None:
+    sync = SyncRedis.from_url(redis_url)
+    sync.flushdb()
+    sync.sadd("pb:wl:42", "00700")  # a watchlist as releases before the hash tags named it
+    env = {"REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"}
+    first = run_cli("migrate-keys", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "renamed 1 keys to the hash-tag layout"
+    assert sync.smembers(keys.watchlist(42)) == {b"00700"} and not sync.exists("pb:wl:42")
+    again = run_cli("migrate-keys", env=env, cwd=tmp_path)
+    assert again.stdout.strip() == "renamed 0 keys to the hash-tag layout"
+
+
+def test_a_cluster_url_reaches_the_cluster(redis_cluster_url: str, tmp_path: Path) -> None:
+    """REDIS_URL=redis+cluster://… makes every command use the cluster client (a plain one is MOVED away)."""
+    env = {"REDIS_URL": redis_cluster_url, "LOG_LEVEL": "WARNING"}
+    result = run_cli("migrate-keys", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("renamed ")
+    plain = {"REDIS_URL": redis_cluster_url.replace("redis+cluster://", "redis://"), "REDIS_CLUSTER": "1"}
+    assert run_cli("status", env={**plain, "LOG_LEVEL": "WARNING"}, cwd=tmp_path).returncode == 0

@@ -164,3 +164,17 @@ def test_skipped_ticks_of_a_running_job_are_not_logged(caplog: pytest.LogCapture
         )
         logger.warning("Run time of job %s was missed by %s", "poll-sources", "0:00:31")
     assert [r.getMessage() for r in caplog.records] == ["Run time of job poll-sources was missed by 0:00:31"]
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"REDIS_CLUSTER": "1"}, "needs REDIS_URL"),
+        ({"REDIS_URL": "unix:///tmp/r.sock", "REDIS_CLUSTER": "yes"}, "over TCP"),
+        ({"REDIS_URL": "redis://h:1", "REDIS_CLUSTER": "maybe"}, "true or false"),
+        ({"REDIS_URL": "cluster://h:1"}, r"redis\+cluster://"),
+    ],
+)
+def test_redis_cluster_misconfigurations_name_the_variable(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(env, env_file=None)

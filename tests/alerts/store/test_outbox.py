@@ -313,3 +313,12 @@ async def test_pending_counts_waiting_and_claimed_items(redis: Redis) -> None:
     assert await outbox.pending() == 3
     await outbox.done(items[0].id)
     assert await outbox.pending() == 2
+
+
+async def test_put_many_keeps_texts_with_tabs_and_newlines_intact(redis: Redis) -> None:
+    """Items travel to Redis as lines of tab-separated fields: the JSON of a text escapes its tabs and newlines."""
+    outbox = Outbox(redis)
+    item = OutboxItem(id="t1", chat_id=5, kind="text", text="a\tb\nc\r\n端")
+    assert await outbox.put_many([(item, NOW), (item, NOW)]) == [True, False]
+    (loaded,) = await outbox.claim(NOW, 10)
+    assert loaded.text == item.text and await outbox.pending() == 1
