@@ -18,6 +18,7 @@ from alerts.model import Alert, Fact
 from alerts.rules.context import RuleContext, RuleResult, allowed, as64, days64, quiet, strings
 from alerts.rules.params import RuleParams
 from alerts.rules.spec import AlertKind, RuleSpec
+from alerts.sources.hkexnews_announcements import CATEGORIES
 
 RULE = "corporate_finance_event"
 SOURCE = "hkexnews-announcements"
@@ -48,16 +49,8 @@ _TITLE_CHARS = 160
 class CorporateFinanceParams:
     """corporate_finance_event thresholds."""
 
-    categories: tuple[str, ...] = (
-        "placing",
-        "rights_issue",
-        "open_offer",
-        "convertible",
-        "consolidation",
-        "repurchase_mandate",
-        "next_day_disclosure",
-        "high_concentration",
-    )
+    # Every category the source recognises but "other" (alerts/sources/hkexnews_announcements.py).
+    categories: tuple[str, ...] = tuple(c for c in CATEGORIES if c != "other")
     warning_categories: tuple[str, ...] = ("high_concentration",)
     warning_discount_pct: float = 15.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -425,7 +425,8 @@ async def test_a_lang_change_applies_to_pending_alerts(api: BotApi, redis: Redis
     for chat in (USER, OTHER):
         await subs.touch(chat, "private", "en")
         await subs.watch(chat, [alert.code])
-    now = datetime.now(HK_TZ)
+    # Routed the evening after the trade date: alerts older than the routed marks are refused.
+    now = datetime.combine(alert.trade_date + timedelta(days=1), time(18), tzinfo=HK_TZ)
     assert (await route([alert], subs, outbox, now)).enqueued == 2
     await subs.set_lang(USER, "zh")  # after the alert was queued
     async with Bot(TOKEN, base_url=api.base_url) as bot:
@@ -448,7 +449,7 @@ async def test_switching_language_mid_item_skips_and_repeats_nothing(api: BotApi
     base = _sample("buyback_filed")
     alerts = [replace(base, code=f"{i:05d}", why=base.why * (1 + i % 4)) for i in range(1, 61)]
     await subs.watch(USER, [a.code for a in alerts])
-    now = datetime.now(HK_TZ)
+    now = datetime.combine(base.trade_date + timedelta(days=1), time(18), tzinfo=HK_TZ)
     await route(alerts, subs, outbox, now)
 
     class Crash(Exception):
