@@ -444,10 +444,16 @@ def _why_confluence_short(f: _Facts) -> str:
     return t(f.lang, "why.confluence.short", n=int(f.number("rules")))
 
 
-def _why_cluster(f: _Facts) -> str:
+def _insiders(f: _Facts) -> list[str]:
+    """The first five insiders of a cluster alert (its identity joins their names with "+")."""
     names = [n for n in f.alert.identity.split("+") if n][:5]
     if not names:
         raise _MissingFact("identity")
+    return names
+
+
+def _why_cluster(f: _Facts) -> str:
+    names = _insiders(f)
     return t(
         f.lang,
         "why.insider_cluster",
@@ -465,9 +471,7 @@ def _why_cluster_short(f: _Facts) -> str:
 
 def _why_sell_cluster(f: _Facts) -> str:
     """The sell cluster, with the 10b5-1 plan sales it did not count when there were any."""
-    names = [n for n in f.alert.identity.split("+") if n][:5]
-    if not names:
-        raise _MissingFact("identity")
+    names = _insiders(f)
     text = t(
         f.lang,
         "why.insider_sell_cluster",
