@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Protocol
 
 from redis.asyncio import Redis
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions
@@ -28,7 +29,9 @@ from telegram.error import (
 )
 
 from alerts.model import Alert
+from alerts.store import keys
 from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.ratelimit import SharedLimiter
 from alerts.store.subscriptions import SubscriptionStore
 from bot.admins import notify_admins
 from bot.chartsend import ChartService, alert_chart
@@ -42,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8  # timeouts / 5xx before an item is dead-lettered (about 40 minutes of backoff)
 CLAIM_CHUNK = 10  # outbox items claimed at a time while draining (each costs a Redis round trip)
+STOP_CHECK_S = 0.5  # a worker waiting out a long pause looks this often whether it was told to stop
 
 
 def retry_seconds(exc: RetryAfter) -> float:
@@ -116,6 +120,73 @@ class RateLimiter:
         self._next_global = max(self._next_global, self.clock() + seconds)
 
 
+class Pacer(Protocol):
+    """What the worker asks before and after each send: the in-process `LocalPacer` (one process sends) or
+    alerts.store.ratelimit.SharedLimiter (any number of delivery processes share the limits in Redis)."""
+
+    def ready_at(self, chat_id: int) -> float:
+        """Estimated time.monotonic() from which `chat_id` may receive (orders the items; grants nothing)."""
+        ...
+
+    async def chat_wait(self, chat_id: int) -> float:
+        """Seconds until `chat_id` may receive, as the limiter knows now (0: may go)."""
+        ...
+
+    async def acquire(self, chat_id: int) -> float:
+        """0: a send to `chat_id` may go now and is recorded; else the seconds to wait before asking again."""
+        ...
+
+    async def finished(self, chat_id: int) -> None:
+        """Telegram answered the send to `chat_id` (accepted or not)."""
+        ...
+
+    async def throttled(self, chat_id: int, seconds: float) -> bool:
+        """A 429 with retry_after `seconds` for `chat_id`; True when it also paused every send."""
+        ...
+
+
+class LocalPacer:
+    """The in-process RateLimiter behind the Pacer interface: one process sends (`positioning-bot run`)."""
+
+    def __init__(self, limiter: RateLimiter | None = None) -> None:
+        self.limiter = limiter or RateLimiter()
+        self._recent_429: list[float] = []
+
+    def ready_at(self, chat_id: int) -> float:
+        """Clock time from which a send to `chat_id` may go (exact: this process is the only sender)."""
+        return self.limiter.ready_at(chat_id)
+
+    async def chat_wait(self, chat_id: int) -> float:
+        """Always 0: `ready_at` is exact here, so the item picked by it needs no second look."""
+        return 0.0
+
+    async def acquire(self, chat_id: int) -> float:
+        """0 and recorded when a send may go now, else the seconds to wait."""
+        wait = self.limiter.delay(chat_id)
+        if wait > 0:
+            return wait
+        self.limiter.record(chat_id)
+        return 0.0
+
+    async def finished(self, chat_id: int) -> None:
+        """Count the chat's gap and the global window from this answer."""
+        self.limiter.finished(chat_id)
+
+    async def throttled(self, chat_id: int, seconds: float) -> bool:
+        """Pause the chat; after several 429s within 10 s, pause every send (Telegram throttles the bot)."""
+        self.limiter.pause_chat(chat_id, seconds)
+        stamp = time.monotonic()
+        self._recent_429 = [t for t in self._recent_429 if stamp - t < 10] + [stamp]
+        if len(self._recent_429) >= 3:  # several chats hit: Telegram is throttling the bot as a whole
+            self.limiter.pause_all(seconds)
+            return True
+        return False
+
+
+class Stopped(Exception):
+    """The worker was asked to stop while it waited to send (nothing was sent)."""
+
+
 @dataclass
 class DeliveryReport:
     """What one drain pass did."""
@@ -171,15 +242,26 @@ def render_item(
 
 
 def worker_for(
-    bot: Bot, redis: Redis, settings: Settings, now: Callable[[], datetime] | None = None
+    bot: Bot,
+    redis: Redis,
+    settings: Settings,
+    now: Callable[[], datetime] | None = None,
+    *,
+    shared: bool = False,
 ) -> DeliveryWorker:
-    """A worker configured from settings: admins, DELIVERY_RATE, paid broadcast, the process clock."""
+    """A worker configured from settings: admins, DELIVERY_RATE, paid broadcast, the process clock; `shared`: the
+    limits are shared in Redis with other delivery processes (`positioning-bot delivery`), else kept in-process."""
+    limiter: Pacer = (
+        SharedLimiter(redis, global_per_sec=settings.delivery_rate)
+        if shared
+        else LocalPacer(RateLimiter(global_per_sec=settings.delivery_rate))
+    )
     return DeliveryWorker(
         bot,
         Outbox(redis),
         SubscriptionStore(redis),
         admin_chat_ids=settings.admin_chat_ids,
-        limiter=RateLimiter(global_per_sec=settings.delivery_rate),
+        limiter=limiter,
         paid_broadcast=settings.allow_paid_broadcast,
         now=now or settings.clock(),
     )
@@ -197,7 +279,7 @@ class DeliveryWorker:
         subs: SubscriptionStore,
         *,
         admin_chat_ids: tuple[int, ...] = (),
-        limiter: RateLimiter | None = None,
+        limiter: RateLimiter | Pacer | None = None,
         paid_broadcast: bool = False,
         now: Callable[[], datetime] | None = None,
     ) -> None:
@@ -205,11 +287,13 @@ class DeliveryWorker:
         self.outbox = outbox
         self.subs = subs
         self.admins = admin_chat_ids
-        self.limiter = limiter or RateLimiter()
+        self.limiter: Pacer = (
+            LocalPacer(limiter) if limiter is None or isinstance(limiter, RateLimiter) else limiter
+        )
         self.paid_broadcast = paid_broadcast
         self._now = now or (lambda: datetime.now().astimezone())
-        self._recent_429: list[float] = []
         self._stopping = False
+        self._claimed: dict[str, float] = {}  # item id -> time.monotonic() of its claim (or last renewal)
 
     def stop(self) -> None:
         """Finish the item being sent, hand the other claimed items back and send nothing more (leader stepping
@@ -222,25 +306,69 @@ class DeliveryWorker:
         started = time.monotonic()
         pool: dict[str, OutboxItem] = {}
         more = True
-        while True:
-            if self._stopping:
-                # Due again at once for whoever leads next, instead of after the claim lease.
+        try:
+            while True:
+                if self._stopping:
+                    return report
+                # Keep the pool topped up a few items at a time: a pool that runs dry leaves its last items (often
+                # chats still inside their 1 s gap) holding up the sender, and one big claim stalls it (a GET per
+                # item).
+                if more and len(pool) < max_items and time.monotonic() - started < budget_s:
+                    wanted = min(max_items - len(pool), CLAIM_CHUNK)
+                    batch = await self.outbox.claim(self._now(), wanted)
+                    more = len(batch) == wanted
+                    for claimed in batch:
+                        if claimed.id not in pool:
+                            pool[claimed.id] = claimed
+                            self._claimed[claimed.id] = time.monotonic()
+                if not pool:
+                    return report
+                await self._renew(pool)
+                item = await self._next(pool)
+                del pool[item.id]
+                try:
+                    await self._deliver(item, report)
+                except Stopped:
+                    pool[item.id] = item  # nothing of it was sent: handed back with the rest
+                    return report
+                finally:
+                    self._claimed.pop(item.id, None)
+        finally:
+            if pool:
+                # Due again at once for whoever sends next (another delivery process, or this one's next drain),
+                # instead of after the claim lease. Ours still: held items are renewed well before it ends.
                 await self.outbox.release(list(pool), self._now())
-                return report
-            # Keep the pool topped up a few items at a time: a pool that runs dry leaves its last items (often
-            # chats still inside their 1 s gap) holding up the sender, and one big claim stalls it (a GET per item).
-            if more and len(pool) < max_items and time.monotonic() - started < budget_s:
-                wanted = min(max_items - len(pool), CLAIM_CHUNK)
-                batch = await self.outbox.claim(self._now(), wanted)
-                more = len(batch) == wanted
-                pool.update((item.id, item) for item in batch if item.id not in pool)
-            if not pool:
-                return report
-            # The chat that may receive soonest goes first (one chat inside its gap must not hold up the rest);
-            # ties keep claim order, so a chat's messages go out in the order they were queued.
+                for held in pool:
+                    self._claimed.pop(held, None)
+
+    async def _next(self, pool: dict[str, OutboxItem]) -> OutboxItem:
+        """The item whose chat may receive soonest (one chat inside its gap must not hold up the rest); ties keep
+        claim order, so a chat's messages go out in the order they were queued.
+
+        With limits shared by several processes this process's estimates miss the others' sends: an item that looks
+        ready is checked (one Redis call) and, when its chat is busy, the next one is looked at.
+        """
+        while True:
             item = min(pool.values(), key=lambda i: self.limiter.ready_at(i.chat_id))
-            del pool[item.id]
-            await self._deliver(item, report)
+            if self.limiter.ready_at(item.chat_id) > time.monotonic():
+                return item  # the soonest is still to come: waiting for it is the best there is
+            if await self.limiter.chat_wait(item.chat_id) <= 0:
+                return item
+
+    async def _renew(self, pool: dict[str, OutboxItem]) -> None:
+        """Extend the claim of items held for a while (a group's 20 items at one per 3 s outlast the lease): an item
+        whose claim ran out could be claimed and sent by another process as well."""
+        for item in list(pool.values()):
+            await self._hold(item)
+
+    async def _hold(self, item: OutboxItem) -> None:
+        """Renew this item's claim when a third of it has passed."""
+        claimed = self._claimed.get(item.id)
+        if claimed is not None and time.monotonic() - claimed > keys.CLAIM_SECONDS / 3:
+            await self.outbox.reschedule(
+                item, self._now() + timedelta(seconds=keys.CLAIM_SECONDS), count_attempt=False
+            )
+            self._claimed[item.id] = time.monotonic()
 
     async def _deliver(self, item: OutboxItem, report: DeliveryReport) -> None:
         settings = await self.subs.settings(item.chat_id)
@@ -253,6 +381,7 @@ class DeliveryWorker:
         for index, text in enumerate(parts):
             if await self.outbox.is_part_sent(item.id, index):
                 continue  # sent before a restart: never twice
+            await self._hold(item)  # a long item (many parts to a group) keeps its claim
             keyboard = markup if index == len(parts) - 1 else None  # buttons under the last part only
             outcome = await self._send_part(item, index, text, keyboard, report, thread)
             if (
@@ -317,6 +446,8 @@ class DeliveryWorker:
             return await self._retry_after(item, exc, report)
         except Forbidden as exc:
             return await self._blocked(item, exc, report)
+        except Stopped:
+            raise  # not sent: the item is handed back, and the chart goes with it later
         except Exception as exc:  # noqa: BLE001 - no data, a drawing bug, a refusal, a timeout: text is already out
             log.warning(
                 "chart for item %s (%s %s) not sent: %s: %s",
@@ -378,15 +509,18 @@ class DeliveryWorker:
         return True
 
     async def _paced(self, chat_id: int, send: Callable[[], Awaitable[object]]) -> None:
-        """Wait for the limiter, send, and count the chat's window from Telegram's answer."""
-        wait = self.limiter.delay(chat_id)
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self.limiter.record(chat_id)
+        """Wait for the limiter, send, and count the chat's window from Telegram's answer.
+
+        Raises Stopped when the worker is told to stop while waiting (a 429's pause can last long): nothing sent.
+        """
+        while (wait := await self.limiter.acquire(chat_id)) > 0:
+            if self._stopping:
+                raise Stopped
+            await asyncio.sleep(min(wait, STOP_CHECK_S))
         try:
             await send()
         finally:
-            self.limiter.finished(chat_id)
+            await self.limiter.finished(chat_id)
 
     async def _blocked(self, item: OutboxItem, exc: Forbidden, report: DeliveryReport) -> bool:
         """403: the user blocked the bot or left the group; the chat is marked inactive, its item dropped."""
@@ -399,11 +533,8 @@ class DeliveryWorker:
     async def _retry_after(self, item: OutboxItem, exc: RetryAfter, report: DeliveryReport) -> bool:
         seconds = retry_seconds(exc)
         report.retried += 1
-        self.limiter.pause_chat(item.chat_id, seconds)
-        stamp = time.monotonic()
-        self._recent_429 = [t for t in self._recent_429 if stamp - t < 10] + [stamp]
-        if len(self._recent_429) >= 3:  # several chats hit: Telegram is throttling the bot as a whole
-            self.limiter.pause_all(seconds)
+        if await self.limiter.throttled(item.chat_id, seconds):
+            log.warning("several 429s within 10 s: every send paused for %g s", seconds)
         await self.outbox.reschedule(item, self._now() + timedelta(seconds=seconds), count_attempt=False)
         return False
 

@@ -14,6 +14,7 @@ serves a single server (tags are plain characters there), so one code path is te
 | `{src:NAME}`   | frame, frame_index, frame_known, failed_file, failed_index       | a source file's tables, its date index and its known-at moment are stored in one MULTI (FrameStore.put_dumped); a range of days is read with one MGET; a kept failed file and its index entry are written and dropped in one MULTI |
 | `{chat:ID}`    | watchlist, chat_settings, mutes, digest_queue                    | one chat's own state: a supergroup migration writes the new chat's state in one MULTI; the digest queue is read and emptied in one MULTI |
 | `{outbox}`     | OUTBOX_DUE, OUTBOX_DEAD, outbox_item, outbox_alert               | the claim script leases items in the due ZSET; done / reschedule / dead-letter change an item and the ZSET (and the dead list) in one MULTI; items and alert bodies are read with MGET. One queue, on one node: its rate is bounded by Telegram's (30 messages/s), far below one Redis node's |
+| `{limiter}`    | LIMITER_NEXT, LIMITER_ANSWERS, LIMITER_IN_FLIGHT, LIMITER_429S, limiter_chat | the delivery limiter's scripts (alerts/store/ratelimit.py) read and write the global spacing, the window of answers, the sends in flight, the recent 429s and one chat's gap in one call, with Redis's own clock. Like the outbox, one node: at most ~30 sends a second (1000 with paid broadcast), two short scripts each |
 
 Untagged and why that is safe: `watchers` (a code's reverse index) and the global sets CHATS and
 MARKET_SUBSCRIBERS are indexes of the per-chat state, written in their own commands after it (see
@@ -199,6 +200,32 @@ OUTBOX_ALERT_TTL_SECONDS = OUTBOX_ITEM_TTL_SECONDS + 7 * 24 * 3600 + 24 * 3600
 def sent_part(item_id: str, part: int) -> str:
     """Marker that part `part` of an item was accepted by Telegram (written right after the send returns)."""
     return f"{PREFIX}outbox:sent:{item_id}:{part}"
+
+
+# ---- the shared delivery limiter (alerts/store/ratelimit.py) -------------------------------------------------------
+# Any number of delivery processes share Telegram's limits: DELIVERY_RATE sends in any 1 s window, 1 s between two
+# messages to a chat, 3 s to a group (20 a minute), and a 429's retry_after. Every key self-expires (PX), so a limiter
+# nobody uses leaves nothing behind and a process killed mid-send holds nothing for longer than LIMITER_IN_FLIGHT_MS.
+LIMITER_TAG = "{limiter}"  # one slot: each limiter script reads and writes several of these keys at once
+# STRING whose *remaining TTL* is the time until the next send may go anywhere (spacing, or a global 429 pause).
+LIMITER_NEXT = f"{PREFIX}{LIMITER_TAG}:next"
+# ZSET send token -> Redis time (ms) Telegram answered it; holds the last window's answers (the window is counted
+# from answers, so network jitter cannot put more than the rate into one of Telegram's windows).
+LIMITER_ANSWERS = f"{PREFIX}{LIMITER_TAG}:answers"
+# ZSET send token -> Redis time (ms) until which a send not yet answered counts in the window. A send lasts at most
+# PTB's timeouts (a photo upload's write timeout is 20 s); a process killed mid-send frees its place after this.
+LIMITER_IN_FLIGHT = f"{PREFIX}{LIMITER_TAG}:inflight"
+LIMITER_IN_FLIGHT_MS = 30_000
+# ZSET token -> Redis time (ms) of each 429 in the last LIMITER_429_SPAN_MS: several across processes and chats mean
+# Telegram throttles the bot as a whole, and every process pauses.
+LIMITER_429S = f"{PREFIX}{LIMITER_TAG}:429s"
+LIMITER_429_SPAN_MS = 10_000
+
+
+def limiter_chat(chat_id: int) -> str:
+    """STRING whose remaining TTL is the time until the next message to `chat_id` may go (its gap from the last
+    answer, a 429's retry_after, or LIMITER_IN_FLIGHT_MS while a send to it is in flight)."""
+    return f"{PREFIX}{LIMITER_TAG}:chat:{chat_id}"
 
 
 def digest_queue(chat_id: int) -> str:
