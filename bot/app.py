@@ -76,13 +76,14 @@ def build_application(
             log.info("inline mode is off for this bot: enable it with @BotFather /setinline")
         if app.job_queue is not None:
             # Deliberate APScheduler settings: one instance at a time, late ticks coalesced, never silently skipped.
-            app.job_queue.run_repeating(
-                drain_outbox,
-                interval=drain_interval,
-                first=0.1,
-                name="drain-outbox",
-                job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
-            )
+            if not settings.delivery_processes:  # else `positioning-bot delivery` processes drain the outbox
+                app.job_queue.run_repeating(
+                    drain_outbox,
+                    interval=drain_interval,
+                    first=0.1,
+                    name="drain-outbox",
+                    job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
+                )
             if poll_sources:
                 app.bot_data["poller"] = Poller(
                     settings,

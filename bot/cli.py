@@ -221,6 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
         "default; with WEBHOOK_URL (+ PORT, WEBHOOK_SECRET) it serves a webhook and rejects "
         "requests without the secret token.",
     )
+
+    sub.add_parser(
+        "delivery",
+        help="only send the outbox to Telegram, sharing the limits in Redis with other delivery processes",
+        description="Send what is due in the outbox until SIGTERM, under Telegram's limits (DELIVERY_RATE overall, "
+        "1/s per chat, 20/min per group, a 429's retry_after) kept in Redis and shared by every delivery "
+        "process, on any machine. No Telegram updates, no scheduler: set DELIVERY_PROCESSES on the `run` "
+        "process so it leaves the outbox to these. SIGTERM finishes the message being sent and hands the "
+        "other claimed ones back; /healthz on HEALTH_PORT (else PORT).",
+    )
     return parser
 
 
@@ -732,7 +742,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _config_error(exc)
     setup_logging(settings.log_level)
     # Usage and configuration errors first: no Redis is started for a command that cannot run.
-    if args.command == "run":
+    if args.command in ("run", "delivery"):
         try:
             settings.require_token()
         except ConfigError as exc:
@@ -767,6 +777,11 @@ def _with_redis(args: argparse.Namespace, settings: Settings) -> int:
         from bot.leader import run
 
         run(settings)
+        return EXIT_OK
+    if args.command == "delivery":
+        from bot.couriers import run_delivery
+
+        run_delivery(settings)
         return EXIT_OK
     raise AssertionError(args.command)  # argparse guarantees a known command
 

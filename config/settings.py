@@ -31,6 +31,7 @@ DEFAULTS: dict[str, str] = {
     "LOG_LEVEL": "INFO",
     "DELIVERY_RATE": "30",
     "ALLOW_PAID_BROADCAST": "false",
+    "DELIVERY_PROCESSES": "0",  # 0: `run` drains the outbox itself; N: N `positioning-bot delivery` processes do
     "CLOCK_START": "",
     "LEASE_TTL_SECONDS": "30",
     "WEBHOOK_URL": "",
@@ -93,6 +94,8 @@ class Settings:
     log_level: str = "INFO"
     delivery_rate: float = 30.0  # messages per second across all chats (no 1 s window holds more)
     allow_paid_broadcast: bool = False  # Telegram's paid broadcasts allow up to 1000 messages per second
+    # `positioning-bot delivery` processes draining the outbox (sharing the limits in Redis); 0: `run` drains it.
+    delivery_processes: int = 0
     # Run as if the process started at this instant (replays, rehearsals, tests); time then advances normally.
     clock_start: datetime | None = None
     lease_ttl_seconds: float = 30.0  # how long a dead leader keeps the lease before the standby takes over
@@ -263,6 +266,16 @@ def _seconds(name: str, value: str, low: float, high: float) -> float:
     return number
 
 
+def _count(name: str, value: str, high: int) -> int:
+    try:
+        number = int(value.strip() or "0")
+    except ValueError:
+        raise ConfigError(name, f"must be a whole number, got {value!r}") from None
+    if not 0 <= number <= high:
+        raise ConfigError(name, f"must be between 0 and {high}, got {value!r}")
+    return number
+
+
 def _port(name: str, value: str) -> int | None:
     text = value.strip()
     if not text:
@@ -316,6 +329,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
             env["DELIVERY_RATE"], _flag("ALLOW_PAID_BROADCAST", env["ALLOW_PAID_BROADCAST"])
         ),
         allow_paid_broadcast=_flag("ALLOW_PAID_BROADCAST", env["ALLOW_PAID_BROADCAST"]),
+        delivery_processes=_count("DELIVERY_PROCESSES", env["DELIVERY_PROCESSES"], 1000),
         clock_start=_clock_start(env["CLOCK_START"]),
         lease_ttl_seconds=_seconds("LEASE_TTL_SECONDS", env["LEASE_TTL_SECONDS"], 1, 600),
         webhook_url=env["WEBHOOK_URL"].strip(),
