@@ -15,7 +15,7 @@ from alerts.store.ratelimit import SharedLimiter
 async def _grant(limiter: SharedLimiter, chat_id: int) -> float:
     """Wait until a send to `chat_id` is granted; the seconds waited."""
     started = time.monotonic()
-    while (wait := await limiter.acquire(chat_id)) > 0:
+    while (wait := await limiter.acquire(chat_id)) > 0:  # noqa: ASYNC110 - the limiter says how long
         await asyncio.sleep(wait)
     return time.monotonic() - started
 
@@ -31,7 +31,9 @@ async def test_two_limiters_never_put_more_than_the_rate_into_a_window(redis: Re
             chat = first_chat + number
             await _grant(limiter, chat)
             start = time.monotonic()
-            await asyncio.sleep(0.15 if number % 7 == 0 else 0.002)  # mostly fast answers, now and then a slow one
+            await asyncio.sleep(
+                0.15 if number % 7 == 0 else 0.002
+            )  # mostly fast answers, now and then a slow one
             answer = time.monotonic()
             await limiter.finished(chat)
             sends.append((start, answer))
@@ -61,7 +63,9 @@ async def test_a_chat_gap_and_a_send_in_flight_hold_every_instance(redis: Redis)
     assert 2.8 < await other.acquire(-42) <= 3.0  # a group: 20 per minute
 
 
-async def test_a_process_killed_mid_send_frees_its_place(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_process_killed_mid_send_frees_its_place(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(keys, "LIMITER_IN_FLIGHT_MS", 300)
     dead, alive = SharedLimiter(redis, global_per_sec=1), SharedLimiter(redis, global_per_sec=1)
     await _grant(dead, 7)  # ... and never answers
@@ -77,7 +81,9 @@ async def test_a_429_pauses_its_chat_and_several_pause_everyone_everywhere(redis
     assert await _grant(other, 6) < 0.1
     await other.finished(6)
     assert not await other.throttled(6, 3.0)
-    assert await one.throttled(9, 3.0)  # the third 429 within 10 s, from two processes: Telegram throttles the bot
+    assert await one.throttled(
+        9, 3.0
+    )  # the third 429 within 10 s, from two processes: Telegram throttles the bot
     assert 2.8 < await other.acquire(77) <= 3.0
     await other.pause_all(4.0)
     assert 3.8 < await one.acquire(78) <= 4.0
@@ -93,4 +99,6 @@ async def test_keys_share_one_slot_and_expire(redis: Redis) -> None:
     for key in (keys.LIMITER_NEXT, keys.LIMITER_ANSWERS, keys.LIMITER_429S, keys.limiter_chat(7)):
         assert "{limiter}" in key
         ttl = await redis.pttl(key)
-        assert ttl == -2 or 0 <= ttl <= keys.LIMITER_429_SPAN_MS  # gone already, or going: nothing kept for good
+        assert (
+            ttl == -2 or 0 <= ttl <= keys.LIMITER_429_SPAN_MS
+        )  # gone already, or going: nothing kept for good

@@ -1,0 +1,158 @@
+"""Several delivery workers draining one outbox under the limits shared in Redis, and the `delivery` process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from telegram import Bot
+
+from alerts.calendar import HK_TZ
+from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store.ratelimit import SharedLimiter
+from alerts.store.subscriptions import SubscriptionStore
+from bot.app import build_application
+from bot.delivery import DeliveryWorker
+from tests.support.botapi import BotApi
+from tests.support.bothelpers import TOKEN, bot_settings
+from tests.support.paths import ROOT
+
+BUSY = 5001
+
+
+async def _backlog(redis: Redis, items: list[tuple[int, str]], due: datetime) -> Outbox:
+    outbox = Outbox(redis)
+    for number, (chat, text) in enumerate(items):
+        await outbox.put(
+            OutboxItem(id=item_id(chat, "text", [str(number)]), chat_id=chat, kind="text", text=text),
+            due + timedelta(milliseconds=number),
+        )
+    return outbox
+
+
+async def test_three_workers_send_a_backlog_once_each_without_a_429(redis: Redis, redis_url: str) -> None:
+    """Three workers (own Redis clients, own Bot objects, as three processes) against Telegram's limits: every message
+    exactly once, none refused, more than one worker doing the sending."""
+    now = datetime.now(HK_TZ)
+    items = [(6000 + n, f"m{n}") for n in range(54)] + [
+        (BUSY + n, f"busy {n} {r}") for r in range(3) for n in (0, 1)
+    ]
+    outbox = await _backlog(redis, items, now - timedelta(seconds=5))
+    clients = [Redis.from_url(redis_url) for _ in range(3)]
+    with BotApi() as api:
+        api.limits(30, 1, 20)
+        bots = [Bot(TOKEN, base_url=api.base_url) for _ in clients]
+        try:
+            for bot in bots:
+                await bot.initialize()
+            workers = [
+                DeliveryWorker(
+                    bot, Outbox(r), SubscriptionStore(r), limiter=SharedLimiter(r), now=lambda: now
+                )
+                for bot, r in zip(bots, clients, strict=True)
+            ]
+            reports = await asyncio.gather(*(worker.drain() for worker in workers))
+        finally:
+            for bot in bots:
+                await bot.shutdown()
+            for client in clients:
+                await client.aclose()
+        got = Counter((int(p["chat_id"]), p["text"]) for p in api.messages())
+        assert got == Counter(items)  # nothing lost, nothing twice
+        assert api.too_many == 0
+        assert sum(r.sent for r in reports) == len(items)
+        assert sum(r.sent > 0 for r in reports) >= 2
+        assert await outbox.pending() == 0
+
+
+async def test_a_stopped_worker_hands_its_claimed_items_back(redis: Redis) -> None:
+    now = datetime.now(HK_TZ)
+    outbox = await _backlog(redis, [(BUSY, f"busy {n}") for n in range(4)], now - timedelta(seconds=5))
+    with BotApi() as api:
+        async with Bot(TOKEN, base_url=api.base_url) as bot:
+            worker = DeliveryWorker(
+                bot, outbox, SubscriptionStore(redis), limiter=SharedLimiter(redis), now=lambda: now
+            )
+            drain = asyncio.create_task(worker.drain())
+            await api.until(lambda: api.texts(BUSY))  # the first went; the next waits out the chat's 1 s gap
+            worker.stop()
+            report = await asyncio.wait_for(drain, timeout=3)
+        assert (report.sent, api.texts(BUSY)) == (1, ["busy 0"])
+        # Due again at once (not after the claim's minute), for whichever process sends next.
+        assert len(await outbox.claim(now, 10)) == 3
+
+
+async def test_run_leaves_the_outbox_to_delivery_processes(redis_url: str) -> None:
+    with BotApi() as api:
+        for processes, drains in (("0", True), ("2", False)):
+            app = build_application(bot_settings(api, redis_url, DELIVERY_PROCESSES=processes))
+            await app.initialize()
+            assert app.post_init is not None and app.job_queue is not None
+            try:
+                await app.post_init(app)
+                names = {job.name for job in app.job_queue.jobs()}
+            finally:
+                if app.post_shutdown is not None:
+                    await app.post_shutdown(app)
+                await app.shutdown()
+            assert ("drain-outbox" in names) is drains
+
+
+def _start_delivery(env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """`python -m bot delivery` (this checkout's code, through PYTHONPATH), its output in `log`."""
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", "delivery"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd
+        )
+
+
+@pytest.mark.timeout(60)
+async def test_the_delivery_process_sends_and_stops_on_sigterm(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    now = datetime.now(HK_TZ)
+    outbox = await _backlog(
+        redis, [(7001, "one"), (7002, "two"), (7001, "three")], now - timedelta(seconds=5)
+    )
+    with BotApi() as api:
+        api.limits(30, 1, 20)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(tmp_path),
+            "PYTHONPATH": str(ROOT),
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": api.base_url,
+            "REDIS_URL": redis_url,
+            "LOG_LEVEL": "INFO",
+        }
+        log = tmp_path / "delivery.log"
+        proc = _start_delivery(env, log, tmp_path)
+        try:
+            await api.until(lambda: len(api.messages()) == 3, timeout=30)
+            await outbox.put(
+                OutboxItem(id="later", chat_id=7003, kind="text", text="later"), datetime.now(HK_TZ)
+            )
+            await api.until(lambda: "later" in api.texts(7003), timeout=10)  # it keeps draining
+            proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            while proc.poll() is None and time.monotonic() - sent < 10:  # noqa: ASYNC110 - a child process
+                await asyncio.sleep(0.05)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log.read_text(errors="replace")
+    assert proc.returncode == 0, text[-3000:]
+    assert api.texts(7001) == ["one", "three"] and api.texts(7002) == ["two"]
+    assert api.too_many == 0
+    assert await outbox.pending() == 0
+    assert "Traceback" not in text and TOKEN not in text
