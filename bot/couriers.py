@@ -30,6 +30,12 @@ from config.settings import REJECTED_TOKEN, Settings
 
 log = logging.getLogger(__name__)
 
+# Items each process keeps claimed: enough to find a chat outside its gap, few enough that a chat's next message is
+# rarely held by another process meanwhile (each process sends a share of the rate: 60 items last it seconds).
+POOL_ITEMS = 60
+# A drain claims for this long before it lets its pool run out: the leader's job returns every 30 s, but a process
+# that only delivers has no reason to, and every pool running out at once stalls the senders on their last chats' gaps.
+DRAIN_BUDGET_S = 600.0
 IDLE_SECONDS = 1.0  # between drains when nothing was due (the leader's drain job ticks as often)
 BACKOFF_FIRST_S = 1.0  # after a failed drain (Redis unreachable), doubling up to BACKOFF_MAX_S
 BACKOFF_MAX_S = 30.0
@@ -83,7 +89,7 @@ async def drain_until(worker: DeliveryWorker, stop: asyncio.Event, *, idle_s: fl
     try:
         while not stop.is_set():
             try:
-                report = await worker.drain()
+                report = await worker.drain(max_items=POOL_ITEMS, budget_s=DRAIN_BUDGET_S)
             except REDIS_DOWN as exc:
                 log.warning(
                     "delivery: Redis unreachable (%s: %s); retrying in %g s", type(exc).__name__, exc, delay

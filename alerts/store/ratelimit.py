@@ -153,19 +153,25 @@ class SharedLimiter:
         return f"{self._prefix}{next(self._numbers)}"
 
     def ready_at(self, chat_id: int) -> float:
-        """This process's estimate (time.monotonic) of when `chat_id` may receive; for ordering only."""
-        return self._chat_ready.get(chat_id, 0.0)
+        """This process's estimate (time.monotonic) of when `chat_id` may receive; for ordering only.
 
-    def _expect(self, chat_id: int, seconds: float) -> None:
+        Never before now: a chat whose gap has passed ties with one never seen, so claim order decides between them
+        (an unseen chat must not always go first: a busy chat would wait for the end of the backlog).
+        """
+        return max(self._chat_ready.get(chat_id, 0.0), time.monotonic())
+
+    def _expect(self, chat_id: int, seconds: float, *, theirs: bool = False) -> None:
         now = time.monotonic()
-        self._chat_ready[chat_id] = now + seconds
+        # Another process's send in flight holds the chat for LIMITER_IN_FLIGHT_MS in Redis but is answered within
+        # ms: expected free a gap later (a longer 429 pause is then looked at again, one PTTL each time).
+        self._chat_ready[chat_id] = now + (min(seconds, self._interval(chat_id)) if theirs else seconds)
         if len(self._chat_ready) > _CHATS_REMEMBERED:
             self._chat_ready = {chat: due for chat, due in self._chat_ready.items() if due > now}
 
     async def chat_wait(self, chat_id: int) -> float:
         """Seconds until `chat_id` may receive, by any process's sends (one PTTL); refreshes the estimate."""
         wait = max(0, int(await self.redis.pttl(keys.limiter_chat(chat_id)))) / 1000
-        self._expect(chat_id, wait)
+        self._expect(chat_id, wait, theirs=True)
         return wait
 
     async def acquire(self, chat_id: int) -> float:
@@ -187,7 +193,7 @@ class SharedLimiter:
             ],
         )
         if _ms(chat_wait) > 0:
-            self._expect(chat_id, _ms(chat_wait) / 1000)
+            self._expect(chat_id, _ms(chat_wait) / 1000, theirs=True)
         if _ms(wait) > 0:
             return _ms(wait) / 1000
         self._tokens[chat_id] = token
