@@ -72,7 +72,7 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> list[int | None]:
     """SIGTERM each, wait up to 15 s, kill what is left; the exit codes."""
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
-    codes = []
+    codes: list[int | None] = []
     for proc in procs:
         try:
             codes.append(proc.wait(timeout=15))
@@ -81,6 +81,11 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> list[int | None]:
             proc.wait()
             codes.append(None)
     return codes
+
+
+def read_logs(folder: Path) -> list[str]:
+    """The output of each delivery process."""
+    return [path.read_text(errors="replace") for path in sorted(folder.glob("delivery-*.log"))]
 
 
 async def run(procs: int, backlog: Backlog, rate: str | None, limit_s: float) -> int:
@@ -109,13 +114,10 @@ async def run(procs: int, backlog: Backlog, rate: str | None, limit_s: float) ->
             await wait_all(api, len(backlog), limit_s)
         finally:
             codes = stop(children)
-        logs = [p.read_text(errors="replace") for p in sorted(Path(tmp).glob("delivery-*.log"))]
+        logs = read_logs(Path(tmp))
         tracebacks = sum("Traceback" in text for text in logs)
         shares = [sum(int(n) for n in re.findall(r"DeliveryReport\(sent=(\d+)", text)) for text in logs]
         result = measure(f"{procs} processes", api, backlog, started, f"DELIVERY_RATE {rate or '30'}")
-        if os.environ.get("BENCH_DEBUG"):
-            calls = [c for c in api.calls("sendMessage") if c.ok]
-            print([(round(c.time - calls[0].time, 2), c.params["text"][-20:]) for c in calls[-32:]])
         times = [c.time for c in api.calls("sendMessage") if c.ok]
         per_second = Counter(int(t - times[0]) for t in times) if times else Counter()
     print(
