@@ -2,6 +2,11 @@
 
 Per item: render to message parts, skip parts already recorded as sent, send each under the rate limiter,
 record each part right after Telegram accepts it, remove the item when all parts are in.
+
+One process (`positioning-bot run`) paces its sends with the in-process RateLimiter (LocalPacer); any number of
+`positioning-bot delivery` processes (bot/couriers.py) share alerts.store.ratelimit.SharedLimiter in Redis instead.
+Either way a worker holds an item only while its claim lasts: it renews the claim of items it keeps for a while and
+hands back what it has not sent when told to stop, so no two processes ever hold one item.
 """
 
 from __future__ import annotations
