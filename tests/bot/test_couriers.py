@@ -17,13 +17,16 @@ from redis.asyncio import Redis
 from telegram import Bot
 
 from alerts.calendar import HK_TZ
+from alerts.model import Alert, Fact
 from alerts.store.outbox import Outbox, OutboxItem, item_id
 from alerts.store.ratelimit import SharedLimiter
 from alerts.store.subscriptions import SubscriptionStore
 from bot.app import build_application
-from bot.delivery import DeliveryWorker
+from bot.couriers import FreshCharts
+from bot.delivery import DeliveryWorker, worker_for
+from bot.deps import Deps
 from tests.support.botapi import BotApi
-from tests.support.bothelpers import TOKEN, bot_settings
+from tests.support.bothelpers import DEMO_NOW, TOKEN, bot_settings, seed_demo
 from tests.support.paths import ROOT
 
 BUSY = 5001
@@ -72,6 +75,37 @@ async def test_three_workers_send_a_backlog_once_each_without_a_429(redis: Redis
         assert sum(r.sent for r in reports) == len(items)
         assert sum(r.sent > 0 for r in reports) >= 2
         assert await outbox.pending() == 0
+
+
+async def test_a_delivery_worker_sends_an_alert_with_its_chart(redis: Redis, redis_url: str) -> None:
+    """As `positioning-bot delivery` sets it up: the shared limiter, and charts from a view it reloads for an alert
+    newer than its data (the leader logged the alert after this process loaded its view)."""
+    await seed_demo(redis)
+    alert = Alert(
+        rule="short_ratio_spike",
+        code="01810",
+        trade_date=DEMO_NOW.date(),
+        severity="warning",
+        name="XIAOMI-W",
+        why="short ratio 34.4% is 4.1σ above its 60-session mean",
+        facts=(Fact("z", 4.1, "σ"),),
+    )
+    item = OutboxItem(id="chart", chat_id=2001, kind="alerts", alerts=[alert.as_dict()])
+    await Outbox(redis).put(item, DEMO_NOW - timedelta(seconds=1))
+    with BotApi() as api:
+        settings = bot_settings(api, redis_url)
+        deps = Deps.open(settings, lambda: DEMO_NOW)
+        try:
+            async with Bot(TOKEN, base_url=api.base_url) as bot:
+                worker = worker_for(bot, deps.redis, settings, lambda: DEMO_NOW, shared=True)
+                worker.charts = FreshCharts(deps)
+                report = await worker.drain()
+        finally:
+            await deps.close()
+        messages = api.messages(2001)
+        assert report.sent == 2 and "text" in messages[0] and "photo" in messages[1]
+        assert "01810" in messages[1]["caption"]
+        assert await Outbox(redis).pending() == 0
 
 
 async def test_a_stopped_worker_hands_its_claimed_items_back(redis: Redis) -> None:
