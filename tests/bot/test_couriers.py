@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from telegram import Bot
 
 from alerts.calendar import HK_TZ
@@ -21,13 +24,15 @@ from alerts.model import Alert, Fact
 from alerts.store.outbox import Outbox, OutboxItem, item_id
 from alerts.store.ratelimit import SharedLimiter
 from alerts.store.subscriptions import SubscriptionStore
+from bot import couriers
 from bot.app import build_application
-from bot.couriers import FreshCharts
+from bot.couriers import FreshCharts, drain_until
 from bot.delivery import DeliveryWorker, worker_for
 from bot.deps import Deps
 from tests.support.botapi import BotApi
 from tests.support.bothelpers import DEMO_NOW, TOKEN, bot_settings, seed_demo
-from tests.support.paths import ROOT
+from tests.support.paths import ROOT, free_port
+from tests.support.redis import start_private_redis, stop_private_redis
 
 BUSY = 5001
 
@@ -123,6 +128,44 @@ async def test_a_stopped_worker_hands_its_claimed_items_back(redis: Redis) -> No
         assert (report.sent, api.texts(BUSY)) == (1, ["busy 0"])
         # Due again at once (not after the claim's minute), for whichever process sends next.
         assert len(await outbox.claim(now, 10)) == 3
+
+
+async def test_the_drain_loop_waits_out_a_redis_outage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis unreachable when delivery starts: logged and retried with backoff, never raised; once a server answers on
+    that address the outbox is sent."""
+    caplog.set_level(logging.WARNING, logger="bot.couriers")
+    monkeypatch.setattr(couriers, "BACKOFF_FIRST_S", 0.2)  # the test's time, not the production backoff
+    port = free_port()
+    redis = Redis(
+        port=port, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )  # fail fast: the loop retries
+    stop = asyncio.Event()
+    with BotApi() as api:
+        async with Bot(TOKEN, base_url=api.base_url) as bot:
+            worker = DeliveryWorker(
+                bot, Outbox(redis), SubscriptionStore(redis), limiter=SharedLimiter(redis)
+            )
+            loop = asyncio.create_task(drain_until(worker, stop, idle_s=0.1))
+            for _ in range(100):  # noqa: ASYNC110 - the log is written by the loop under test
+                if "Redis unreachable" in caplog.text:
+                    break
+                await asyncio.sleep(0.05)
+            assert not loop.done() and "Redis unreachable" in caplog.text
+            server = await asyncio.to_thread(start_private_redis, tmp_path, port)
+            try:
+                await _backlog(
+                    redis, [(7005, "after the outage")], datetime.now(HK_TZ) - timedelta(seconds=1)
+                )
+                await api.until(lambda: api.texts(7005), timeout=10)
+                stop.set()
+                await asyncio.wait_for(loop, timeout=3)
+            finally:
+                stop.set()
+                await redis.aclose()
+                await asyncio.to_thread(stop_private_redis, server)
+    assert api.texts(7005) == ["after the outage"]
 
 
 async def test_run_leaves_the_outbox_to_delivery_processes(redis_url: str) -> None:
