@@ -685,7 +685,8 @@ async def _deliver(settings: Settings, redis: Redis) -> int:
 
     sent = 0
     async with Bot(settings.require_token(), base_url=settings.telegram_api_url) as bot:
-        worker = worker_for(bot, redis, settings)
+        # Beside delivery processes, under their shared limits (else this would add its own 30/s to theirs).
+        worker = worker_for(bot, redis, settings, shared=bool(settings.delivery_processes))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             report = await worker.drain()
