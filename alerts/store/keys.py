@@ -405,3 +405,8 @@ def update_lease(partition: int) -> str:
 # ZSET worker owner id -> epoch ms until which it counts as alive (renewed with its leases); each worker takes a
 # fair share ceil(K / live workers) of the partitions. Entries past their time are removed by any worker.
 UPDATE_WORKERS = f"{PREFIX}updates:workers"
+
+
+# STRING, no TTL: sha256 of the webhook URL, secret and update list the `web` processes last set with setWebhook.
+# getWebhookInfo tells the URL back but never the secret: without this a changed WEBHOOK_SECRET would not be set.
+WEBHOOK_FINGERPRINT = f"{PREFIX}webhook:set"

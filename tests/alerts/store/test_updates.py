@@ -41,7 +41,10 @@ def test_partition_of_is_chat_mod_k() -> None:
 
 
 def _update(update_id: int, chat: int) -> dict[str, Any]:
-    return {"update_id": update_id, "message": {"message_id": update_id, "chat": {"id": chat}, "text": "/help"}}
+    return {
+        "update_id": update_id,
+        "message": {"message_id": update_id, "chat": {"id": chat}, "text": "/help"},
+    }
 
 
 async def test_add_queues_once_per_update_id_in_the_chats_partition(redis: Redis) -> None:
