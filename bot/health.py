@@ -206,6 +206,14 @@ class HealthServer:
                 "method not allowed\n",
                 extra={"Allow": "GET"},
             )
+        elif path in self.posts:
+            await self._reply(
+                writer,
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                TEXT_TYPE,
+                "method not allowed\n",
+                extra={"Allow": "POST"},
+            )
         elif path == "/healthz":
             status, body = await self._health()
             await self._reply(writer, status, JSON_TYPE, json.dumps(body, default=str) + "\n")

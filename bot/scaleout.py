@@ -206,7 +206,11 @@ async def serve_worker(
     _stop_on_signals(stop)
     app = app or build_application(settings, jobs=False, stop=stop)
     redis = connect(settings)
-    consumer = UpdateConsumer(UpdateStream(redis, settings.update_partitions), process_with(app))
+    consumer = UpdateConsumer(
+        UpdateStream(redis, settings.update_partitions),
+        process_with(app),
+        lease_seconds=settings.update_lease_seconds,
+    )
     health = await _worker_health(settings, redis, consumer)
     try:
         if not await retry_bot_api("getMe", app.initialize, stop):

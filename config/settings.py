@@ -37,6 +37,7 @@ DEFAULTS: dict[str, str] = {
     "PORT": "",
     "HEALTH_PORT": "",
     "UPDATE_PARTITIONS": "16",
+    "UPDATE_LEASE_SECONDS": "5",
 }
 # The CCASS / Stock Connect pages live on www3.hkexnews.hk while report files live on www.hkexnews.hk.
 # When HKEXNEWS_URL points elsewhere (a mirror, a local origin), both paths are served from there.
@@ -105,6 +106,8 @@ class Settings:
     health_port: int | None = None  # HEALTH_PORT: /healthz and /metrics, overriding PORT for them
     # Webhook mode with `web` + `worker` processes: updates are spread over this many Redis streams by chat.
     update_partitions: int = 16
+    # A worker's hold on its partitions: a dead worker's updates are taken over after about this long.
+    update_lease_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         _remember_token(self.telegram_bot_token)  # redact() now also finds this token's secret on its own
@@ -336,6 +339,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         port=_port("PORT", env["PORT"]),
         health_port=_port("HEALTH_PORT", env["HEALTH_PORT"]),
         update_partitions=_partitions(env["UPDATE_PARTITIONS"]),
+        update_lease_seconds=_seconds("UPDATE_LEASE_SECONDS", env["UPDATE_LEASE_SECONDS"], 0.5, 60),
     )
 
 

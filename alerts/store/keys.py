@@ -377,8 +377,8 @@ UPDATE_STREAM_MAXLEN = 100_000
 # Telegram posts an update again when it did not get our 200 (a timeout, a lost connection) and keeps trying for
 # up to 24 h; one hour catches the re-posts of any short outage while keeping the markers few (one per update).
 UPDATE_SEEN_TTL_SECONDS = 3600
-# A worker owns a partition through a lease renewed every UPDATE_LEASE_TTL_SECONDS / 3: a worker that dies loses its
-# partitions (and its unacknowledged updates are claimed by another worker) within about this many seconds.
+# A worker owns a partition through a lease renewed every ttl / 3 (default of UPDATE_LEASE_SECONDS): a worker that
+# dies loses its partitions (and its unacknowledged updates are claimed by another worker) within about this long.
 UPDATE_LEASE_TTL_SECONDS = 5.0
 
 
