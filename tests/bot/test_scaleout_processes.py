@@ -22,6 +22,7 @@ HOOK = "https://bot.example.com/tg/hook"
 SECRET = "s3cret-for-process-tests"
 PARTITIONS = 8
 CHATS = 48
+ROOT = str(Path(__file__).resolve().parents[2])  # the checkout under test: the children import it
 
 
 def _spawn(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -70,7 +71,7 @@ async def test_killing_a_worker_mid_stream_loses_no_update(
         UPDATE_PARTITIONS=str(PARTITIONS),
         UPDATE_LEASE_SECONDS="1",
     )
-    env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    env.setdefault("PYTHONPATH", ROOT)
     logs = [tmp_path / "web.log", tmp_path / "worker1.log", tmp_path / "worker2.log"]
     procs = [_spawn(cmd, env, log) for cmd, log in zip(("web", "worker", "worker"), logs, strict=True)]
     web, first, second = procs
