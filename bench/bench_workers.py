@@ -97,6 +97,25 @@ async def wait_for(predicate: object, what: str, timeout: float) -> None:  # noq
         await asyncio.sleep(0.05)
 
 
+def start_workers(
+    count: int, env: dict[str, str], home: Path, round_no: int
+) -> list[subprocess.Popen[bytes]]:
+    """`count` worker processes, each logging its errors to a file of its own under `home`."""
+    procs = []
+    for n in range(count):
+        with (home / f"worker-{round_no}-{n}.log").open("wb") as log:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "bot", "worker"],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+            )
+    return procs
+
+
 async def one_run(
     workers: int, api: BotApi, url: str, texts: list[str], partitions: int, home: Path, round_no: int
 ) -> float:
@@ -104,16 +123,7 @@ async def one_run(
     redis = Redis.from_url(url)
     stream = UpdateStream(redis, partitions)
     env = worker_env(api, url, partitions, home)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bot", "worker"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=(home / f"worker-{round_no}-{n}.log").open("wb"),
-        )
-        for n in range(workers)
-    ]
+    procs = start_workers(workers, env, home, round_no)
     try:
 
         async def shared() -> bool:
@@ -148,7 +158,8 @@ async def one_run(
         used = [_proc_cpu(proc.pid) - before for proc, before in zip(procs, workers_cpu, strict=True)]
         print(
             f"  {elapsed:.1f} s; CPU per command: driver and stand-in {1000 * driver / len(texts):.1f} ms, "
-            f"workers {1000 * sum(used) / len(texts):.1f} ms ({', '.join(f'{u:.1f} s' for u in used)})",
+            f"workers {1000 * sum(used) / len(texts):.1f} ms ({', '.join(f'{u:.1f} s' for u in used)}: "
+            f"{sum(used) / elapsed:.2f} cores busy; a shared machine gives less than {workers})",
             flush=True,
         )
         return len(texts) / elapsed

@@ -163,7 +163,7 @@ async def set_webhook(settings: Settings, redis: Redis, stop: asyncio.Event) -> 
         if not await retry_bot_api("getWebhookInfo", ask, stop):
             return False
         current = info[-1]
-        marker = await redis.get(keys.WEBHOOK_FINGERPRINT)
+        marker = await _quietly(redis.get(keys.WEBHOOK_FINGERPRINT))
         if (
             current.url == url
             and sorted(current.allowed_updates or ()) == sorted(ALLOWED_UPDATES)
@@ -177,11 +177,20 @@ async def set_webhook(settings: Settings, redis: Redis, stop: asyncio.Event) -> 
 
         if not await retry_bot_api("setWebhook", put, stop):
             return False
-        await redis.set(keys.WEBHOOK_FINGERPRINT, fingerprint)
+        await _quietly(redis.set(keys.WEBHOOK_FINGERPRINT, fingerprint))  # unrecorded: set again next start
         log.info("web: webhook set")
         return True
     finally:
         await bot.shutdown()
+
+
+async def _quietly(call: Any) -> Any:
+    """A Redis call whose failure only costs a setWebhook more (the web serves, answering 503, while Redis is down)."""
+    try:
+        return await call
+    except REDIS_DOWN as exc:
+        log.warning("web: Redis error (%s: %s) while checking the webhook", type(exc).__name__, exc)
+        return None
 
 
 # ---- worker -----------------------------------------------------------------------------------------------------

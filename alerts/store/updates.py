@@ -242,10 +242,13 @@ class UpdateConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Hold a fair share of partitions and handle their updates until `stop`; then finish in-flight updates,
         acknowledge them and release the partitions. Cancelled instead, it abandons everything as a crash would."""
-        await self.stream.ensure_groups()
+        groups = False
         try:
             while not stop.is_set():
                 try:
+                    if not groups:  # at the first tick Redis answers
+                        await self.stream.ensure_groups()
+                        groups = True
                     await self._tick()
                 except REDIS_DOWN as exc:
                     log.warning("update worker: Redis error (%s: %s); retrying", type(exc).__name__, exc)

@@ -101,14 +101,19 @@ async def test_killing_a_worker_mid_stream_loses_no_update(
                     headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
                 )
                 assert answer.status_code == 200
-            await _until(lambda: len(api.messages()) >= 2, "the first replies", logs)
-            pending = await _pending_by_consumer(redis)
-            victim = (
-                first
-                if pending.get(_owner_of(first, pending), 0) >= pending.get(_owner_of(second, pending), 0)
-                else second
+
+            async def both_busy() -> (
+                bool
+            ):  # each worker holds updates whose replies the stand-in keeps waiting
+                counts = await _pending_by_consumer(redis)
+                return sum(1 for n in counts.values() if n > 0) == 2
+
+            await _until(both_busy, "both workers with replies in flight", logs)
+            victim = first
+            counts = await _pending_by_consumer(redis)
+            in_flight = counts.get(_owner_of(victim, counts), 0)
+                _owner_of(victim, await _pending_by_consumer(redis)), 0
             )
-            in_flight = pending.get(_owner_of(victim, pending), 0)
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait(timeout=10)
             for update in updates[CHATS // 2 :]:
@@ -122,7 +127,9 @@ async def test_killing_a_worker_mid_stream_loses_no_update(
                 lambda: all(api.texts(5000 + chat) for chat in range(CHATS)), "every command answered", logs
             )
             await _until(lambda: _no_pending(redis), "everything acknowledged", logs, timeout=10)
-        assert in_flight > 0  # the kill really left updates unacknowledged
+        assert (
+            in_flight > 0
+        )  # the kill left updates unacknowledged, and only the survivor could acknowledge them
         survivor = second if victim is first else first
         for proc in (web, survivor):
             proc.send_signal(signal.SIGTERM)
