@@ -112,8 +112,6 @@ async def test_killing_a_worker_mid_stream_loses_no_update(
             victim = first
             counts = await _pending_by_consumer(redis)
             in_flight = counts.get(_owner_of(victim, counts), 0)
-                _owner_of(victim, await _pending_by_consumer(redis)), 0
-            )
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait(timeout=10)
             for update in updates[CHATS // 2 :]:
