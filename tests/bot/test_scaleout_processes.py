@@ -102,9 +102,8 @@ async def test_killing_a_worker_mid_stream_loses_no_update(
                 )
                 assert answer.status_code == 200
 
-            async def both_busy() -> (
-                bool
-            ):  # each worker holds updates whose replies the stand-in keeps waiting
+            async def both_busy() -> bool:
+                """Each worker holds updates whose replies the stand-in keeps waiting."""
                 counts = await _pending_by_consumer(redis)
                 return sum(1 for n in counts.values() if n > 0) == 2
 
