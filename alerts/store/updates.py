@@ -8,7 +8,8 @@
 * Ownership (`UpdateConsumer`). A worker reads a partition only while it holds the partition's lease
   (alerts/store/lease.py, keys.update_lease, a few seconds, renewed every tick). Live workers keep a heartbeat in
   keys.UPDATE_WORKERS; each takes a fair share, ceil(K / live), and a worker over its share stops reading the
-  extra partitions, finishes what it read from them, then releases them. One partition has one reader, so one
+  extra partitions, finishes what it read from them, then releases them. The heartbeat is a wall-clock expiry, so
+  the workers' clocks must agree within a fraction of the lease (NTP); the leases themselves expire on Redis's clock. One partition has one reader, so one
   chat's updates come out of it in order.
 * Take-over. A worker that acquires a partition first claims (XAUTOCLAIM) the entries still pending for other
   consumers (a worker that died before acknowledging them) and handles them in ID order, then reads new entries
