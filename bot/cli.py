@@ -625,6 +625,16 @@ async def _reparse(settings: Settings, sources: list[str], day: date | None) -> 
     return worst
 
 
+async def _print_update_workers(redis: Redis, settings: Settings) -> None:
+    """The scaled-out update workers, when there are any (or updates wait for them)."""
+    from alerts.store.updates import UpdateStream, live_workers
+
+    workers = await live_workers(redis)
+    unacked = await UpdateStream(redis, settings.update_partitions).pending()
+    if workers or unacked:
+        print(f"update workers: {workers} live; unacknowledged updates: {unacked}")
+
+
 async def _status(settings: Settings) -> int:
     """Print the operational status; exit 1 when Redis cannot be reached."""
     from redis.exceptions import RedisError
@@ -659,6 +669,7 @@ async def _status(settings: Settings) -> int:
         outbox = Outbox(redis)
         print(f"leader: {holder or 'none'}")
         print(f"outbox: {await outbox.pending()} pending, {len(await outbox.dead())} dead-lettered")
+        await _print_update_workers(redis, settings)
     except RedisError as exc:
         print(f"error: cannot reach Redis: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -138,6 +138,10 @@ class HealthServer:
         if server is None:
             return
         server.close()
+        if self.posts and self._handlers:
+            # A webhook post being answered finishes first: an update Redis took is then answered 200, not reset
+            # (Telegram would post it again; it would be dropped as a duplicate, but only within the dedupe window).
+            await asyncio.wait(list(self._handlers), timeout=self.request_timeout)
         # Abort the connections rather than cancel their tasks: a stalled read then ends at once and the handler
         # finishes normally (asyncio < 3.12 logs an error for every cancelled connection task).
         for writer in list(self._writers):

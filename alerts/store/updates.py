@@ -175,6 +175,11 @@ class UpdateStream:
         return total
 
 
+async def live_workers(redis: Redis) -> int:
+    """Workers whose heartbeat has not expired (`positioning-bot status`)."""
+    return int(await redis.zcount(keys.UPDATE_WORKERS, int(time.time() * 1000), "+inf"))
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

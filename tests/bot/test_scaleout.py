@@ -18,7 +18,7 @@ from alerts.calendar import HK_TZ
 from alerts.store import keys
 from alerts.store.updates import UpdateStream, chat_of_update
 from bot.app import build_application
-from bot.cli import main
+from bot.cli import _status, main
 from bot.fairness import lane_key
 from bot.leader import ALLOWED_UPDATES
 from bot.scaleout import MAX_UPDATE_BYTES, SECRET_HEADER, serve_web, serve_worker
@@ -126,7 +126,7 @@ async def test_web_answers_503_while_redis_is_down_so_telegram_retries(api: BotA
 
 
 async def test_web_to_stream_to_worker_answers_and_acks_after_the_reply(
-    api: BotApi, redis: Redis, redis_url: str
+    api: BotApi, redis: Redis, redis_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = _settings(api, redis_url)
     offset = DEMO_NOW - datetime.now(HK_TZ)
@@ -144,6 +144,8 @@ async def test_web_to_stream_to_worker_answers_and_acks_after_the_reply(
                     break
                 await asyncio.sleep(0.02)
             assert await stream.pending() == 1 and api.texts(11) == []
+            assert await _status(settings) == 0
+            assert "update workers: 1 live; unacknowledged updates: 1" in capsys.readouterr().out
             await api.until(lambda: api.texts(11), timeout=5)
             for chat in (12, 13):
                 assert (await _post(client, base, api.push_message(chat, "/start"))).status_code == 200

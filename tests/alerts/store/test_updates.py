@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from alerts.store import keys
-from alerts.store.updates import UpdateConsumer, UpdateStream, chat_of_update, partition_of
+from alerts.store.updates import UpdateConsumer, UpdateStream, chat_of_update, live_workers, partition_of
 
 USER = {"id": 7001, "is_bot": False, "first_name": "A"}
 
@@ -102,6 +102,7 @@ async def test_two_workers_share_partitions_and_handle_each_update_once_in_chat_
     await _until(lambda: len(a.owned) == 4)  # alone: every partition
     tasks.append(asyncio.create_task(b.run(stop)))
     await _until(lambda: len(a.owned) == 2 and len(b.owned) == 2)  # b joined: a handed two over
+    assert await live_workers(redis) == 2
     ids = iter(range(1000, 2000))
     expected: dict[int, list[int]] = defaultdict(list)
     for _ in range(10):
