@@ -34,7 +34,7 @@ from telegram.ext import Application
 from alerts.metrics import METRICS
 from alerts.store import keys
 from alerts.store.connect import connect
-from alerts.store.updates import REDIS_DOWN, Handler, UpdateConsumer, UpdateStream
+from alerts.store.updates import REDIS_DOWN, Handler, PartitionMismatch, UpdateConsumer, UpdateStream
 from bot.app import build_application, retry_bot_api
 from bot.health import HealthServer, PostHandler
 from bot.leader import ALLOWED_UPDATES, WEBHOOK_PORT, _stop_on_signals, webhook
@@ -127,6 +127,7 @@ async def serve_web(
         max_post_body=MAX_UPDATE_BYTES,
     )
     try:
+        await _check_layout(stream)
         await server.start()
         log.info("web: accepting updates at %s on port %d", webhook_path(url), server.port)
         if started is not None:
@@ -136,6 +137,16 @@ async def serve_web(
     finally:
         await server.stop()
         await redis.aclose()
+
+
+async def _check_layout(stream: UpdateStream) -> None:
+    """Refuse to start with another UPDATE_PARTITIONS than the stream's; unchecked while Redis does not answer."""
+    try:
+        await stream.check_layout()
+    except PartitionMismatch as exc:
+        raise SystemExit(str(exc)) from None
+    except REDIS_DOWN as exc:
+        log.warning("web: could not check UPDATE_PARTITIONS against Redis (%s: %s)", type(exc).__name__, exc)
 
 
 def _fingerprint(url: str, secret: str) -> str:
@@ -228,7 +239,10 @@ async def serve_worker(
             await app.post_init(app)
         await app.start()
         log.info("worker %s: reading the update stream", consumer.owner)
-        await consumer.run(stop)
+        try:
+            await consumer.run(stop)
+        except PartitionMismatch as exc:
+            raise SystemExit(str(exc)) from None
         await app.stop()
     finally:
         if app.post_shutdown is not None:

@@ -402,6 +402,10 @@ def update_lease(partition: int) -> str:
     return f"{PREFIX}lease:updates:{update_tag(partition)}"
 
 
+# STRING, no TTL: the K the streams were laid out with (SET NX by the first web or worker). A process configured with
+# another UPDATE_PARTITIONS refuses to start: it would write chats to partitions nobody reads, or read the wrong ones.
+UPDATE_LAYOUT = f"{PREFIX}updates:partitions"
+
 # ZSET worker owner id -> epoch ms until which it counts as alive (renewed with its leases); each worker takes a
 # fair share ceil(K / live workers) of the partitions. Entries past their time are removed by any worker.
 UPDATE_WORKERS = f"{PREFIX}updates:workers"

@@ -117,6 +117,18 @@ def partition_of(chat: int | None, partitions: int) -> int:
     return 0 if chat is None else chat % partitions
 
 
+class PartitionMismatch(Exception):
+    """UPDATE_PARTITIONS differs from the K the update stream was laid out with."""
+
+    def __init__(self, stored: int, configured: int) -> None:
+        super().__init__(
+            f"configuration error: UPDATE_PARTITIONS: is {configured} but the update stream in Redis has {stored} "
+            f"partitions; to change it, stop every web and worker, let the streams empty, then delete "
+            f"{keys.UPDATE_LAYOUT}"
+        )
+        self.stored, self.configured = stored, configured
+
+
 class UpdateStream:
     """The K partition streams: append an update (deduplicated by update_id), create the consumer group."""
 
@@ -153,6 +165,13 @@ class UpdateStream:
             args=[body, self.seen_seconds, self.maxlen],
         )
         return _text(entry) if entry else None
+
+    async def check_layout(self) -> None:
+        """Record K on first use; raise PartitionMismatch when Redis has another K (see keys.UPDATE_LAYOUT)."""
+        await self.redis.set(keys.UPDATE_LAYOUT, self.partitions, nx=True)
+        stored = int(await self.redis.get(keys.UPDATE_LAYOUT) or self.partitions)
+        if stored != self.partitions:
+            raise PartitionMismatch(stored, self.partitions)
 
     async def ensure_groups(self) -> None:
         """Create the consumer group of every partition (and the stream itself) unless it exists."""
@@ -253,6 +272,7 @@ class UpdateConsumer:
             while not stop.is_set():
                 try:
                     if not groups:  # at the first tick Redis answers
+                        await self.stream.check_layout()
                         await self.stream.ensure_groups()
                         groups = True
                     await self._tick()

@@ -11,7 +11,14 @@ import pytest
 from redis.asyncio import Redis
 
 from alerts.store import keys
-from alerts.store.updates import UpdateConsumer, UpdateStream, chat_of_update, live_workers, partition_of
+from alerts.store.updates import (
+    PartitionMismatch,
+    UpdateConsumer,
+    UpdateStream,
+    chat_of_update,
+    live_workers,
+    partition_of,
+)
 
 USER = {"id": 7001, "is_bot": False, "first_name": "A"}
 
@@ -153,3 +160,12 @@ async def test_a_dead_workers_pending_updates_are_claimed_within_seconds(redis: 
         assert recorder.seen[chat] == [100 + 10 * chat + i for i in range(5)]  # in order, none lost
     assert all(len(w) == 1 for w in recorder.by.values())  # the held updates were never finished by "a"
     assert await stream.pending() == 0
+
+
+async def test_a_stream_laid_out_with_another_k_is_refused(redis: Redis) -> None:
+    await UpdateStream(redis, partitions=4).check_layout()
+    await UpdateStream(redis, partitions=4).check_layout()  # the same K: fine, again and again
+    with pytest.raises(
+        PartitionMismatch, match="UPDATE_PARTITIONS: is 8 but the update stream in Redis has 4"
+    ):
+        await UpdateStream(redis, partitions=8).check_layout()
