@@ -51,11 +51,15 @@ def build_application(
     outage: RedisOutage | None = None,
     ticks: TickTimes | None = None,
     stop: asyncio.Event | None = None,
+    jobs: bool = True,
+    drain: bool = True,
 ) -> Application:
     """Build the Application: HK timezone defaults, base URL from TELEGRAM_API_URL, handlers and jobs.
 
     `clock` sets the "today" of read-only commands (tests and replays point it at a past period); `ticks` records
-    the poll ticks for /healthz; `stop` ends the start-up's Bot API retries.
+    the poll ticks for /healthz; `stop` ends the start-up's Bot API retries. Processes of a scaled-out deployment
+    (README "Scaling out"): `jobs=False` builds a `worker`'s (handlers only: no jobs, no menus), `drain=False` a
+    `scheduler`'s (the delivery processes drain the outbox).
     """
 
     clock = clock or settings.clock()
@@ -70,13 +74,15 @@ def build_application(
         worker.charts = d.charts()  # important alerts carry their chart photo
         app.bot_data["worker"] = worker
         app.bot_data["outage"] = outage
+        if not jobs:
+            return  # a `worker`: the scheduler sets the menus and runs the jobs
         if not await register_menus(app, settings.admin_chat_ids, stop):
             return  # stopped while the Bot API was unreachable
         if not app.bot.supports_inline_queries:
             log.info("inline mode is off for this bot: enable it with @BotFather /setinline")
         if app.job_queue is not None:
             # Deliberate APScheduler settings: one instance at a time, late ticks coalesced, never silently skipped.
-            if not settings.delivery_processes:  # else `positioning-bot delivery` processes drain the outbox
+            if drain and not settings.delivery_processes:  # else `delivery` processes drain the outbox
                 app.job_queue.run_repeating(
                     drain_outbox,
                     interval=drain_interval,

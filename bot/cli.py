@@ -231,6 +231,27 @@ def build_parser() -> argparse.ArgumentParser:
         "process so it leaves the outbox to these. SIGTERM finishes the message being sent and hands the "
         "other claimed ones back; /healthz on HEALTH_PORT (else PORT).",
     )
+    sub.add_parser(
+        "web",
+        help="accept Telegram's webhook posts into the Redis update stream (scaled-out webhook mode)",
+        description="Serve POST at the path of WEBHOOK_URL on PORT (8443 when unset): check "
+        "WEBHOOK_SECRET, queue the update in its chat's partition of the Redis update stream, answer "
+        "200 once Redis has it (503 while it fails). Sets the webhook at start. Run any number behind "
+        "a load balancer, with `worker` and one `scheduler`.",
+    )
+    sub.add_parser(
+        "worker",
+        help="answer the updates `web` queued (scaled-out webhook mode)",
+        description="Handle the updates of a fair share of the UPDATE_PARTITIONS partitions, one chat's "
+        "updates in order; a dead worker's partitions and unacknowledged updates are taken over within "
+        "seconds. /healthz on HEALTH_PORT when set.",
+    )
+    sub.add_parser(
+        "scheduler",
+        help="the leader without updates or delivery: cycles, doctor and digests (scaled-out mode)",
+        description="Like `run`, holding the leader lease (others wait as hot standby), but it takes no "
+        "updates (`web` and `worker` do) and does not drain the outbox (delivery processes do).",
+    )
     return parser
 
 
@@ -614,6 +635,16 @@ async def _reparse(settings: Settings, sources: list[str], day: date | None) -> 
     return worst
 
 
+async def _print_update_workers(redis: Redis, settings: Settings) -> None:
+    """The scaled-out update workers, when there are any (or updates wait for them)."""
+    from alerts.store.updates import UpdateStream, live_workers
+
+    workers = await live_workers(redis)
+    unacked = await UpdateStream(redis, settings.update_partitions).pending()
+    if workers or unacked:
+        print(f"update workers: {workers} live; unacknowledged updates: {unacked}")
+
+
 async def _status(settings: Settings) -> int:
     """Print the operational status; exit 1 when Redis cannot be reached."""
     from redis.exceptions import RedisError
@@ -648,6 +679,7 @@ async def _status(settings: Settings) -> int:
         outbox = Outbox(redis)
         print(f"leader: {holder or 'none'}")
         print(f"outbox: {await outbox.pending()} pending, {len(await outbox.dead())} dead-lettered")
+        await _print_update_workers(redis, settings)
     except RedisError as exc:
         print(f"error: cannot reach Redis: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -743,11 +775,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _config_error(exc)
     setup_logging(settings.log_level)
     # Usage and configuration errors first: no Redis is started for a command that cannot run.
-    if args.command in ("run", "delivery"):
+    if args.command in ("run", "delivery", "web", "worker", "scheduler"):
         try:
             settings.require_token()
         except ConfigError as exc:
             return _config_error(exc)
+    if args.command == "web" and not (settings.webhook_url and settings.webhook_secret):
+        print("configuration error: WEBHOOK_URL and WEBHOOK_SECRET: `web` needs both", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.command == "reparse" and args.source is None and args.date is not None:
         print("error: reparse --date needs a SOURCE", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -774,10 +809,15 @@ def _with_redis(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_reparse(settings, [args.source] if args.source else list(SOURCES), args.date))
     if args.command == "migrate-keys":
         return asyncio.run(_migrate_keys(settings))
-    if args.command == "run":
+    if args.command in ("run", "scheduler"):
         from bot.leader import run
 
-        run(settings)
+        run(settings, scheduler_only=args.command == "scheduler")
+        return EXIT_OK
+    if args.command in ("web", "worker"):
+        from bot.scaleout import run_web, run_worker
+
+        (run_web if args.command == "web" else run_worker)(settings)
         return EXIT_OK
     if args.command == "delivery":
         from bot.couriers import run_delivery

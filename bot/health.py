@@ -23,6 +23,8 @@ from alerts.metrics import METRICS, Registry
 log = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+# A POST route: (lower-cased headers, body) -> (status, text answered)
+PostHandler = Callable[[dict[str, str], bytes], Awaitable[tuple[HTTPStatus, str]]]
 
 _REQUEST_LINE = re.compile(rb"([A-Z]+) (\S+) HTTP/1\.[01]\r?\n")
 _MAX_LINE = 8192  # request line or header line; longer is refused with 400
@@ -99,8 +101,12 @@ class HealthServer:
         *,
         request_timeout: float = 5.0,
         check_timeout: float = 5.0,
+        posts: dict[str, PostHandler] | None = None,
+        max_post_body: int = 1 << 20,
     ) -> None:
         self.check = check
+        self.posts = posts or {}  # path -> handler (the `web` process's webhook)
+        self.max_post_body = max_post_body
         self.registry = registry
         self.host = host
         self.requested_port = port
@@ -132,6 +138,10 @@ class HealthServer:
         if server is None:
             return
         server.close()
+        if self.posts and self._handlers:
+            # A webhook post being answered finishes first: an update Redis took is then answered 200, not reset
+            # (Telegram would post it again; it would be dropped as a duplicate, but only within the dedupe window).
+            await asyncio.wait(list(self._handlers), timeout=self.request_timeout)
         # Abort the connections rather than cancel their tasks: a stalled read then ends at once and the handler
         # finishes normally (asyncio < 3.12 logs an error for every cancelled connection task).
         for writer in list(self._writers):
@@ -177,7 +187,21 @@ class HealthServer:
             return
         if request is None:
             return  # connected and closed without a byte: a TCP probe
-        method, path = request
+        method, path, headers = request
+        if method == "POST" and path in self.posts:
+            await self._post(reader, writer, self.posts[path], headers)
+            return
+        try:
+            await asyncio.wait_for(
+                _discard_body(reader, headers.get("content-length", "0")), timeout=self.request_timeout
+            )
+        except TimeoutError:
+            await self._reply(writer, HTTPStatus.REQUEST_TIMEOUT, TEXT_TYPE, "request timeout\n")
+            return
+        except _BadRequest as exc:
+            await self._reply(writer, HTTPStatus.BAD_REQUEST, TEXT_TYPE, f"bad request: {exc}\n")
+            await self._linger(reader, writer)
+            return
         if method != "GET":
             await self._reply(
                 writer,
@@ -186,6 +210,14 @@ class HealthServer:
                 "method not allowed\n",
                 extra={"Allow": "GET"},
             )
+        elif path in self.posts:
+            await self._reply(
+                writer,
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                TEXT_TYPE,
+                "method not allowed\n",
+                extra={"Allow": "POST"},
+            )
         elif path == "/healthz":
             status, body = await self._health()
             await self._reply(writer, status, JSON_TYPE, json.dumps(body, default=str) + "\n")
@@ -193,6 +225,33 @@ class HealthServer:
             await self._reply(writer, HTTPStatus.OK, METRICS_TYPE, self.registry.render())
         else:
             await self._reply(writer, HTTPStatus.NOT_FOUND, TEXT_TYPE, "not found\n")
+
+    async def _post(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        handler: PostHandler,
+        headers: dict[str, str],
+    ) -> None:
+        """Read a bounded body (413 when larger than max_post_body) and answer what `handler` says."""
+        length = headers.get("content-length", "")
+        if not length.isdigit():
+            await self._reply(writer, HTTPStatus.LENGTH_REQUIRED, TEXT_TYPE, "Content-Length required\n")
+            await self._linger(reader, writer)
+            return
+        if int(length) > self.max_post_body:
+            await self._reply(writer, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, TEXT_TYPE, "body too large\n")
+            await self._linger(reader, writer)
+            return
+        try:
+            body = await asyncio.wait_for(reader.readexactly(int(length)), timeout=self.request_timeout)
+        except asyncio.IncompleteReadError:
+            return  # the client went away mid-body
+        except TimeoutError:
+            await self._reply(writer, HTTPStatus.REQUEST_TIMEOUT, TEXT_TYPE, "request timeout\n")
+            return
+        status, text = await handler(headers, body)
+        await self._reply(writer, status, TEXT_TYPE, text)
 
     async def _health(self) -> tuple[HTTPStatus, dict[str, Any]]:
         """Run the check with a deadline; a check that fails or hangs is itself a reason to be unhealthy."""
@@ -258,8 +317,9 @@ async def _read_line(reader: asyncio.StreamReader) -> bytes:
         raise _BadRequest("line too long") from exc
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str] | None:
-    """(method, path without query) of one request, its headers and any small body read; None on immediate EOF."""
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]] | None:
+    """(method, path without query, lower-cased headers) of one request, its body left unread; None on immediate
+    EOF."""
     line = await _read_line(reader)
     if not line:
         return None
@@ -277,9 +337,8 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str] | None:
         headers[name.strip().lower()] = value.strip()
     else:
         raise _BadRequest("too many headers")
-    await _discard_body(reader, headers.get("content-length", "0"))
     method, target = match.group(1).decode("ascii"), match.group(2).decode("latin-1")
-    return method, target.split("?", 1)[0]
+    return method, target.split("?", 1)[0], headers
 
 
 async def _discard_body(reader: asyncio.StreamReader, content_length: str) -> None:

@@ -40,21 +40,28 @@ TICK_STUCK_S = 3 * CYCLE_DEADLINE_S + 60.0
 TICK_OVERDUE_S = 120.0
 
 
-def run(settings: Settings) -> None:
-    """Run the bot until SIGTERM/SIGINT: as leader when it holds the Redis lease, else as a hot standby."""
+def run(settings: Settings, *, scheduler_only: bool = False) -> None:
+    """Run the bot until SIGTERM/SIGINT: as leader when it holds the Redis lease, else as a hot standby.
+
+    `scheduler_only` (`positioning-bot scheduler`): the leader runs the cycles, doctor and digests only; `web` and
+    `worker` processes take the updates and delivery processes drain the outbox.
+    """
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, scheduler_only=scheduler_only))
     except InvalidToken:
         # PTB's message quotes the rejected token itself: never let Python print it in a traceback.
         print(REJECTED_TOKEN, file=sys.stderr)
         raise SystemExit(2) from None
 
 
-async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    settings: Settings, *, stop: asyncio.Event | None = None, scheduler_only: bool = False
+) -> None:
     """Standby until the lease is ours, then poll Telegram and the sources; step down if the lease is lost."""
     stop = stop or asyncio.Event()
     _stop_on_signals(stop)
-    webhook(settings)  # a configuration error stops here, before any client or lease exists
+    if not scheduler_only:
+        webhook(settings)  # a configuration error stops here, before any client or lease exists
     redis = connect(settings)
     lease = Lease(redis, ttl_seconds=settings.lease_ttl_seconds)
     ticks = TickTimes()
@@ -65,7 +72,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             log.info("standby: waiting for the leader lease (%s)", lease.owner)
             if not await lease.wait_acquire(stop=stop):
                 break
-            await _term(settings, lease, stop, outage, ticks)
+            await _term(settings, lease, stop, outage, ticks, scheduler_only=scheduler_only)
     finally:
         if health is not None:
             await health.stop()
@@ -81,7 +88,13 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def _term(
-    settings: Settings, lease: Lease, stop: asyncio.Event, outage: RedisOutage, ticks: TickTimes
+    settings: Settings,
+    lease: Lease,
+    stop: asyncio.Event,
+    outage: RedisOutage,
+    ticks: TickTimes,
+    *,
+    scheduler_only: bool = False,
 ) -> None:
     """One term as leader, from the lease acquired to stop, lease loss or error; the lease is released after."""
     leader = METRICS.gauge("positioning_leader", "1 when this process holds the leader lease")
@@ -89,7 +102,7 @@ async def _term(
     log.info("leader: lease acquired by %s", lease.owner)
     lost = asyncio.Event()
     try:
-        await _lead(settings, lease, stop, lost, outage, ticks)
+        await _lead(settings, lease, stop, lost, outage, ticks, scheduler_only=scheduler_only)
     finally:
         # On every way out, errors included: a lease left behind would keep the next `run` in standby until it
         # expired.
@@ -107,9 +120,13 @@ async def _lead(
     lost: asyncio.Event,
     outage: RedisOutage | None = None,
     ticks: TickTimes | None = None,
+    *,
+    scheduler_only: bool = False,
 ) -> None:
     ticks = ticks or TickTimes()
-    app = build_application(settings, poll_sources=True, outage=outage, ticks=ticks, stop=stop)
+    app = build_application(
+        settings, poll_sources=True, outage=outage, ticks=ticks, stop=stop, drain=not scheduler_only
+    )
     keeper = asyncio.create_task(lease.keep(lost, stop=stop))
     try:
         # Before anything reads or writes: keys of releases before the hash tags get their new names.
@@ -123,12 +140,14 @@ async def _lead(
         if stop.is_set():
             return  # SIGTERM while post_init waited for the Bot API
         updater = _updater(app)
-        await _receive_updates(settings, updater)
+        if not scheduler_only:  # a scheduler takes no updates: `web` and `worker` processes do
+            await _receive_updates(settings, updater)
         await app.start()
         await _until_stop_or_loss(stop, lost)
         log.info("leader: %s", "lease lost, stepping down" if lost.is_set() else "stopping")
         # Graceful: stop taking updates, let the running job (a send or a cycle) finish, then close clients.
-        await updater.stop()
+        if updater.running:
+            await updater.stop()
         quiesce(app)
         poller = app.bot_data.get("poller")
         if isinstance(poller, Poller):

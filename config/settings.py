@@ -37,6 +37,8 @@ DEFAULTS: dict[str, str] = {
     "WEBHOOK_URL": "",
     "PORT": "",
     "HEALTH_PORT": "",
+    "UPDATE_PARTITIONS": "16",
+    "UPDATE_LEASE_SECONDS": "5",
 }
 # The CCASS / Stock Connect pages live on www3.hkexnews.hk while report files live on www.hkexnews.hk.
 # When HKEXNEWS_URL points elsewhere (a mirror, a local origin), both paths are served from there.
@@ -105,6 +107,10 @@ class Settings:
     # The host's PORT: the webhook listens there (8443 when unset); without a webhook, /healthz does.
     port: int | None = None
     health_port: int | None = None  # HEALTH_PORT: /healthz and /metrics, overriding PORT for them
+    # Webhook mode with `web` + `worker` processes: updates are spread over this many Redis streams by chat.
+    update_partitions: int = 16
+    # A worker's hold on its partitions: a dead worker's updates are taken over after about this long.
+    update_lease_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         _remember_token(self.telegram_bot_token)  # redact() now also finds this token's secret on its own
@@ -289,6 +295,16 @@ def _port(name: str, value: str) -> int | None:
     return number
 
 
+def _partitions(value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ConfigError("UPDATE_PARTITIONS", f"must be a whole number, got {value!r}") from None
+    if not 1 <= number <= 1024:
+        raise ConfigError("UPDATE_PARTITIONS", f"must be between 1 and 1024, got {value!r}")
+    return number
+
+
 def read_environment(environ: Mapping[str, str], env_file: Path | None = None) -> dict[str, str]:
     """Merge defaults, an optional .env file and the environment (environment wins)."""
     merged = dict(DEFAULTS)
@@ -336,6 +352,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         webhook_secret=env.get("WEBHOOK_SECRET", "").strip(),
         port=_port("PORT", env["PORT"]),
         health_port=_port("HEALTH_PORT", env["HEALTH_PORT"]),
+        update_partitions=_partitions(env["UPDATE_PARTITIONS"]),
+        update_lease_seconds=_seconds("UPDATE_LEASE_SECONDS", env["UPDATE_LEASE_SECONDS"], 0.5, 60),
     )
 
 

@@ -15,13 +15,14 @@ serves a single server (tags are plain characters there), so one code path is te
 | `{chat:ID}`    | watchlist, chat_settings, mutes, digest_queue                    | one chat's own state: a supergroup migration writes the new chat's state in one MULTI; the digest queue is read and emptied in one MULTI |
 | `{outbox}`     | OUTBOX_DUE, OUTBOX_DEAD, outbox_item, outbox_alert               | the claim script leases items in the due ZSET; done / reschedule / dead-letter change an item and the ZSET (and the dead list) in one MULTI; items and alert bodies are read with MGET. One queue, on one node: its rate is bounded by Telegram's (30 messages/s), far below one Redis node's |
 | `{limiter}`    | LIMITER_NEXT, LIMITER_ANSWERS, LIMITER_IN_FLIGHT, LIMITER_429S, limiter_chat | the delivery limiter's scripts (alerts/store/ratelimit.py) read and write the global spacing, the window of answers, the sends in flight, the recent 429s and one chat's gap in one call, with Redis's own clock. Like the outbox, one node: at most ~30 sends a second (1000 with paid broadcast), two short scripts each |
+| `{upd:P}`      | update_stream, update_seen, update_lease (of partition P)        | the web's script checks an update id and appends the update to its partition's stream atomically; each partition has its own tag so the K streams spread over the cluster's nodes |
 
 Untagged and why that is safe: `watchers` (a code's reverse index) and the global sets CHATS and
 MARKET_SUBSCRIBERS are indexes of the per-chat state, written in their own commands after it (see
 alerts/store/subscriptions.py: each is idempotent and re-written by the next /watch, /unwatch or /settings);
 `routed` marks are one packed string per alert (its own `{alert:FP}` tag), appended by single-key commands; `alerts_by_day` is written under WATCH
 alone and `alerts_by_code` indexes it afterwards (a re-record re-adds it); every other key is read and written by
-single-key commands (leases, counters, markers, caches).
+single-key commands (leases, counters, markers, caches, the update workers' registry UPDATE_WORKERS).
 
 Keys written by releases before the tags existed are renamed once by alerts/store/migrate.py (`positioning-bot
 migrate-keys`, also run by the leader at start-up).
@@ -387,3 +388,56 @@ CHAT_ADMIN_TTL_SECONDS = 600
 def chat_admin(chat_id: int, user_id: int) -> str:
     """STRING "1" (administrator or owner of group `chat_id`) or "0", expiring after CHAT_ADMIN_TTL_SECONDS."""
     return f"{PREFIX}chatadmin:{chat_id}:{user_id}"
+
+
+# ---- update stream (web → worker, alerts/store/updates.py) ------------------------------------------------------
+# In webhook mode `web` processes append each update to one of K streams (partition = chat id mod K) and `worker`
+# processes read them through one consumer group. Each partition has its own hash tag, so the streams spread over a
+# cluster and the dedupe marker of an update shares the slot of the stream it goes to (one script does both).
+UPDATE_PARTITIONS = (
+    16  # default of UPDATE_PARTITIONS: enough for 16 workers; change only with every process stopped
+)
+UPDATE_GROUP = "workers"  # the consumer group of every partition stream
+# Cap per partition stream (XADD MAXLEN ~): entries are acknowledged within seconds and the cap only bounds memory
+# should every worker be down; 100k updates per partition is hours of a busy bot's traffic.
+UPDATE_STREAM_MAXLEN = 100_000
+# Telegram posts an update again when it did not get our 200 (a timeout, a lost connection) and keeps trying for
+# up to 24 h; one hour catches the re-posts of any short outage while keeping the markers few (one per update).
+UPDATE_SEEN_TTL_SECONDS = 3600
+# A worker owns a partition through a lease renewed every ttl / 3 (default of UPDATE_LEASE_SECONDS): a worker that
+# dies loses its partitions (and its unacknowledged updates are claimed by another worker) within about this long.
+UPDATE_LEASE_TTL_SECONDS = 5.0
+
+
+def update_tag(partition: int) -> str:
+    """Hash tag of one update partition (its stream, its dedupe markers and its lease: see the table above)."""
+    return "{upd:" + str(partition) + "}"
+
+
+def update_stream(partition: int) -> str:
+    """STREAM of updates of the chats in `partition` (field `u`: the update's JSON), read by group UPDATE_GROUP."""
+    return f"{PREFIX}updates:{update_tag(partition)}"
+
+
+def update_seen(partition: int, update_id: int) -> str:
+    """STRING marker that update `update_id` was queued (SET NX, UPDATE_SEEN_TTL_SECONDS): re-posts are dropped."""
+    return f"{PREFIX}updates:{update_tag(partition)}:seen:{update_id}"
+
+
+def update_lease(partition: int) -> str:
+    """STRING owner id of the worker reading `partition` (a lease like leader_lease, UPDATE_LEASE_TTL_SECONDS)."""
+    return f"{PREFIX}lease:updates:{update_tag(partition)}"
+
+
+# STRING, no TTL: the K the streams were laid out with (SET NX by the first web or worker). A process configured with
+# another UPDATE_PARTITIONS refuses to start: it would write chats to partitions nobody reads, or read the wrong ones.
+UPDATE_LAYOUT = f"{PREFIX}updates:partitions"
+
+# ZSET worker owner id -> epoch ms until which it counts as alive (renewed with its leases); each worker takes a
+# fair share ceil(K / live workers) of the partitions. Entries past their time are removed by any worker.
+UPDATE_WORKERS = f"{PREFIX}updates:workers"
+
+
+# STRING, no TTL: sha256 of the webhook URL, secret and update list the `web` processes last set with setWebhook.
+# getWebhookInfo tells the URL back but never the secret: without this a changed WEBHOOK_SECRET would not be set.
+WEBHOOK_FINGERPRINT = f"{PREFIX}webhook:set"

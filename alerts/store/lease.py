@@ -82,12 +82,14 @@ class Lease:
         name: str = "leader",
         ttl_seconds: float = keys.LEADER_LEASE_TTL_SECONDS,
         owner: str | None = None,
+        *,
+        key: str | None = None,
     ) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"lease ttl must be positive, got {ttl_seconds}")
         self.redis = redis
         self.name = name
-        self.key = keys.leader_lease(name)
+        self.key = key or keys.leader_lease(name)  # `key`: a lease kept elsewhere (an update partition's)
         self.ttl_seconds = float(ttl_seconds)
         self.owner = owner or default_owner()
         self._ttl_ms = max(1, round(self.ttl_seconds * 1000))
