@@ -20,20 +20,22 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from config.settings import DEFAULTS
 from tests.support.bothelpers import TOKEN
 from tests.support.paths import free_port as _free_port
 from tests.support.redis import NoRedisServer, start_private_redis, stop_private_redis
 
 FULL = os.environ.get("FAULTS_FULL", "") not in ("", "0", "false", "no")
+# Every data origin's base URL (all *_URL settings but Telegram's, Redis's and the webhook's): a source added later
+# is pointed at the local origin too, and no fault test reaches the network.
 BASE_SETTINGS = (
-    "HKEX_URL",
-    "HKEXNEWS_URL",
-    "HKEXNEWS_SDW_URL",
+    *(
+        name
+        for name in DEFAULTS
+        if name.endswith("_URL") and name not in ("TELEGRAM_API_URL", "REDIS_URL", "WEBHOOK_URL")
+    ),
+    "HKEXNEWS_SDW_URL",  # the two HKEXnews hosts without a DEFAULTS entry (optional overrides)
     "HKEXNEWS_WWW1_URL",
-    "SFC_URL",
-    "HKEX_DI_URL",
-    "FINRA_URL",
-    "SEC_URL",
 )
 
 
@@ -113,10 +115,11 @@ def bot_env(*, api_url: str, redis_url: str, origin_url: str, home: Path, **extr
 
 @dataclass
 class BotProcess:
-    """`positioning-bot run` as a child process; every start appends to one log file."""
+    """`positioning-bot COMMAND` (`run` unless told) as a child process; every start appends to one log file."""
 
     env: dict[str, str]
     log: Path
+    command: str = "run"
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0  # time.monotonic() of the last start
     starts: int = 0
@@ -129,7 +132,7 @@ class BotProcess:
             out.write(f"\n===== start {self.starts + 1} {overrides} =====\n".encode())
             out.flush()
             self.proc = subprocess.Popen(
-                [str(exe), "run"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+                [str(exe), self.command], env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
         self.started_at = time.monotonic()
         self.starts += 1
