@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "1/s per chat, 20/min per group, a 429's retry_after) kept in Redis and shared by every delivery "
         "process, on any machine. No Telegram updates, no scheduler: set DELIVERY_PROCESSES on the `run` "
         "process so it leaves the outbox to these. SIGTERM finishes the message being sent and hands the "
-        "other claimed ones back; /healthz on HEALTH_PORT (else PORT).",
+        "other claimed ones back; /healthz on HEALTH_PORT (else PORT, unless WEBHOOK_URL is set).",
     )
     sub.add_parser(
         "web",

@@ -25,6 +25,7 @@ from bot.chartsend import ChartService
 from bot.delivery import DeliveryWorker, worker_for
 from bot.deps import Deps
 from bot.health import HealthServer
+from bot.leader import health_port
 from bot.scheduler import REDIS_DOWN
 from config.settings import REJECTED_TOKEN, Settings
 
@@ -159,8 +160,9 @@ class FreshCharts(ChartService):
 
 
 async def start_health(settings: Settings, deps: Deps) -> HealthServer | None:
-    """Serve /healthz (Redis answers) and /metrics on HEALTH_PORT, else PORT; None when neither is set."""
-    port = settings.health_port if settings.health_port is not None else settings.port
+    """Serve /healthz (Redis answers) and /metrics on HEALTH_PORT, else on PORT unless a webhook takes it (a `web`
+    beside it on the same machine serves PORT); None: no health server."""
+    port = health_port(settings)
     if port is None:
         return None
 
