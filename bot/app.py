@@ -19,6 +19,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 from alerts.calendar import HK_TZ
 from alerts.routing import flush_digest
+from alerts.store.ratelimit import live_couriers
 from bot.delivery import DeliveryWorker, worker_for
 from bot.deps import Deps, deps
 from bot.fairness import ChatOrderedProcessor
@@ -196,6 +197,13 @@ async def drain_outbox(context: ContextTypes.DEFAULT_TYPE) -> None:
     worker = context.bot_data["worker"]
     assert isinstance(worker, DeliveryWorker)
     try:
+        if await live_couriers(worker.outbox.redis):
+            # `delivery` processes run although DELIVERY_PROCESSES is unset here: two senders with separate limits
+            # would exceed Telegram's, so this process leaves the outbox to them (said once per process).
+            if not context.bot_data.get("couriers_noted"):
+                context.bot_data["couriers_noted"] = True
+                log.warning("delivery processes are running: this process leaves the outbox to them")
+            return
         report = await worker.drain()
     except REDIS_DOWN as exc:
         # The items stay in Redis; the poll job tells the admins about the outage once Redis answers again.

@@ -16,10 +16,13 @@ import signal
 import sys
 from typing import Any
 
+from redis.asyncio import Redis
 from telegram import Bot, Message
 from telegram.error import InvalidToken
 
 from alerts.model import Alert
+from alerts.store import keys
+from alerts.store.ratelimit import courier_beat, courier_gone, courier_name
 from bot.app import file_base_url, retry_bot_api
 from bot.chartsend import ChartService
 from bot.delivery import DeliveryWorker, worker_for
@@ -75,12 +78,32 @@ async def serve_delivery(settings: Settings, *, stop: asyncio.Event | None = Non
             "delivery: sending the outbox at %g msg/s shared by every delivery process",
             settings.delivery_rate,
         )
-        await drain_until(worker, stop)
+        beats = asyncio.create_task(heartbeat(deps.redis, courier_name(), stop))
+        try:
+            await drain_until(worker, stop)
+        finally:
+            beats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beats
     finally:
         if health is not None:
             await health.stop()
         await bot.shutdown()
         await deps.close()
+
+
+async def heartbeat(redis: Redis, name: str, stop: asyncio.Event) -> None:
+    """Tell the other processes this delivery process is alive (a `run` then leaves the outbox to it) until `stop`;
+    Redis errors are skipped (the drain loop reports them)."""
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(*REDIS_DOWN):
+                await courier_beat(redis, name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=keys.DELIVERY_BEAT_S)
+    finally:
+        with contextlib.suppress(*REDIS_DOWN):
+            await courier_gone(redis, name)
 
 
 async def drain_until(worker: DeliveryWorker, stop: asyncio.Event, *, idle_s: float = IDLE_SECONDS) -> None:

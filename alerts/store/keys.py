@@ -14,7 +14,7 @@ serves a single server (tags are plain characters there), so one code path is te
 | `{src:NAME}`   | frame, frame_index, frame_known, failed_file, failed_index       | a source file's tables, its date index and its known-at moment are stored in one MULTI (FrameStore.put_dumped); a range of days is read with one MGET; a kept failed file and its index entry are written and dropped in one MULTI |
 | `{chat:ID}`    | watchlist, chat_settings, mutes, digest_queue                    | one chat's own state: a supergroup migration writes the new chat's state in one MULTI; the digest queue is read and emptied in one MULTI |
 | `{outbox}`     | OUTBOX_DUE, OUTBOX_DEAD, outbox_item, outbox_alert               | the claim script leases items in the due ZSET; done / reschedule / dead-letter change an item and the ZSET (and the dead list) in one MULTI; items and alert bodies are read with MGET. One queue, on one node: its rate is bounded by Telegram's (30 messages/s), far below one Redis node's |
-| `{limiter}`    | LIMITER_NEXT, LIMITER_ANSWERS, LIMITER_IN_FLIGHT, LIMITER_429S, limiter_chat | the delivery limiter's scripts (alerts/store/ratelimit.py) read and write the global spacing, the window of answers, the sends in flight, the recent 429s and one chat's gap in one call, with Redis's own clock. Like the outbox, one node: at most ~30 sends a second (1000 with paid broadcast), two short scripts each |
+| `{limiter}`    | LIMITER_NEXT, LIMITER_ANSWERS, LIMITER_IN_FLIGHT, LIMITER_429S, limiter_chat, DELIVERY_LIVE | the delivery limiter's scripts (alerts/store/ratelimit.py) read and write the global spacing, the window of answers, the sends in flight, the recent 429s and one chat's gap in one call, with Redis's own clock. Like the outbox, one node: at most ~30 sends a second (1000 with paid broadcast), two short scripts each |
 | `{upd:P}`      | update_stream, update_seen, update_lease (of partition P)        | the web's script checks an update id and appends the update to its partition's stream atomically; each partition has its own tag so the K streams spread over the cluster's nodes |
 
 Untagged and why that is safe: `watchers` (a code's reverse index) and the global sets CHATS and
@@ -221,6 +221,13 @@ LIMITER_IN_FLIGHT_MS = 30_000
 # Telegram throttles the bot as a whole, and every process pauses.
 LIMITER_429S = f"{PREFIX}{LIMITER_TAG}:429s"
 LIMITER_429_SPAN_MS = 10_000
+
+
+# ZSET process name -> Redis time (ms) of its last heartbeat: the `delivery` processes alive now. A `run` whose drain
+# job finds one alive leaves the outbox to them (two senders with separate limits would exceed Telegram's).
+DELIVERY_LIVE = f"{PREFIX}{LIMITER_TAG}:couriers"
+DELIVERY_LIVE_MS = 15_000  # a heartbeat older than this is a dead process (heartbeats every DELIVERY_BEAT_S)
+DELIVERY_BEAT_S = 5.0
 
 
 def limiter_chat(chat_id: int) -> str:

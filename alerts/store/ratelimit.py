@@ -20,6 +20,7 @@ import itertools
 import logging
 import math
 import os
+import socket
 import time
 import uuid
 
@@ -235,3 +236,43 @@ class SharedLimiter:
             args=[math.ceil(seconds * 1000), self._token(), keys.LIMITER_429_SPAN_MS, GLOBAL_429S],
         )
         return bool(paused)
+
+
+# KEYS: the live set. ARGV: member, horizon ms. Records the heartbeat at Redis's time and drops the dead.
+_BEAT = (
+    _NOW
+    + """
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+return redis.call('ZCARD', KEYS[1])
+"""
+)
+
+# KEYS: the live set. ARGV: horizon ms. Delivery processes whose last heartbeat is within the horizon.
+_LIVE = (
+    _NOW
+    + """
+return redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+"""
+)
+
+
+def courier_name() -> str:
+    """This process's name in the live set: host, pid and a random part (pids repeat across machines)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+async def courier_beat(redis: Redis, name: str) -> int:
+    """Record that delivery process `name` is alive; returns how many are."""
+    return int(await redis.eval(_BEAT, 1, keys.DELIVERY_LIVE, name, keys.DELIVERY_LIVE_MS))
+
+
+async def courier_gone(redis: Redis, name: str) -> None:
+    """Take a stopping delivery process out of the live set."""
+    await redis.zrem(keys.DELIVERY_LIVE, name)
+
+
+async def live_couriers(redis: Redis) -> int:
+    """How many delivery processes sent a heartbeat within DELIVERY_LIVE_MS."""
+    return int(await redis.eval(_LIVE, 1, keys.DELIVERY_LIVE, keys.DELIVERY_LIVE_MS))

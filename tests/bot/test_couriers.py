@@ -22,13 +22,14 @@ from telegram import Bot
 from alerts.calendar import HK_TZ
 from alerts.model import Alert, Fact
 from alerts.store.outbox import Outbox, OutboxItem, item_id
-from alerts.store.ratelimit import SharedLimiter
+from alerts.store.ratelimit import SharedLimiter, courier_beat, courier_gone
 from alerts.store.subscriptions import SubscriptionStore
 from bot import couriers
 from bot.app import build_application
 from bot.couriers import FreshCharts, drain_until
 from bot.delivery import DeliveryWorker, worker_for
 from bot.deps import Deps
+from tests.faults.harness import until
 from tests.support.botapi import BotApi
 from tests.support.bothelpers import DEMO_NOW, TOKEN, bot_settings, seed_demo
 from tests.support.paths import ROOT, free_port
@@ -182,6 +183,35 @@ async def test_run_leaves_the_outbox_to_delivery_processes(redis_url: str) -> No
                     await app.post_shutdown(app)
                 await app.shutdown()
             assert ("drain-outbox" in names) is drains
+
+
+async def test_run_without_the_setting_still_leaves_the_outbox_to_live_delivery_processes(
+    redis: Redis, redis_url: str
+) -> None:
+    """An operator who starts `delivery` processes and forgets DELIVERY_PROCESSES on `run`: the drain job sees the
+    live delivery process and sends nothing (two limiters would exceed Telegram's); once it is gone, `run` sends."""
+    now = datetime.now(HK_TZ)
+    await _backlog(redis, [(7101, "held while a delivery process lives")], now - timedelta(seconds=5))
+    await courier_beat(redis, "elsewhere:1:test")
+    with BotApi() as api:
+        app = build_application(bot_settings(api, redis_url), drain_interval=0.2)
+        await app.initialize()
+        assert app.post_init is not None
+        try:
+            await app.post_init(app)
+            await app.start()
+            await asyncio.sleep(1.0)  # five drain ticks
+            assert api.texts(7101) == []
+            await courier_gone(redis, "elsewhere:1:test")
+            await until(
+                lambda: api.texts(7101), 10, "the drain job sending once the delivery process is gone"
+            )
+            assert api.texts(7101) == ["held while a delivery process lives"]
+        finally:
+            await app.stop()
+            if app.post_shutdown is not None:
+                await app.post_shutdown(app)
+            await app.shutdown()
 
 
 def _start_delivery(env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from alerts.store import keys
-from alerts.store.ratelimit import SharedLimiter
+from alerts.store.ratelimit import SharedLimiter, courier_beat, courier_gone, live_couriers
 
 
 async def _grant(limiter: SharedLimiter, chat_id: int) -> float:
@@ -102,3 +102,17 @@ async def test_keys_share_one_slot_and_expire(redis: Redis) -> None:
         assert (
             ttl == -2 or 0 <= ttl <= keys.LIMITER_429_SPAN_MS
         )  # gone already, or going: nothing kept for good
+
+
+async def test_live_delivery_processes_are_counted_until_they_stop_or_fall_silent(redis: Redis) -> None:
+    assert await live_couriers(redis) == 0
+    assert await courier_beat(redis, "a") == 1
+    assert await courier_beat(redis, "b") == 2
+    await courier_gone(redis, "a")
+    assert await live_couriers(redis) == 1
+    # b's last heartbeat ages past the horizon (as a process killed with SIGKILL would let it): no longer live.
+    seconds, micros = await redis.time()
+    stale = seconds * 1000 + micros / 1000 - keys.DELIVERY_LIVE_MS - 1
+    await redis.zadd(keys.DELIVERY_LIVE, {"b": stale})
+    assert await live_couriers(redis) == 0
+    assert 0 < await redis.pttl(keys.DELIVERY_LIVE) <= 2 * keys.DELIVERY_LIVE_MS
