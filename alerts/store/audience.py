@@ -57,6 +57,7 @@ class _Cache:
     # chat -> its route, or None for a plain chat (active, no filter, no digest, no quiet hours): most chats.
     chats: dict[int, ChatRoute | None] = field(default_factory=dict)
     _filtering: np.ndarray | None = None
+    _special: np.ndarray | None = None
 
     def filtering(self) -> np.ndarray:
         """Sorted ids of the loaded chats whose alerts must pass `decide` one by one."""
@@ -67,10 +68,22 @@ class _Cache:
             )
         return self._filtering
 
+    def special(self) -> np.ndarray:
+        """Sorted ids of the loaded chats that are not plain (they have a route)."""
+        if self._special is None:
+            self._special = np.array(
+                sorted(chat for chat, entry in self.chats.items() if entry is not None), dtype=np.int64
+            )
+        return self._special
+
+    def changed(self) -> None:
+        """Drop the derived id arrays after the chats changed."""
+        self._filtering = self._special = None
+
     def forget(self, chats: Iterable[int], codes: Iterable[str]) -> None:
         for chat in chats:
             if self.chats.pop(chat, 0) != 0:
-                self._filtering = None
+                self.changed()
         for code in codes:
             self.watchers.pop(code, None)
 
@@ -118,7 +131,7 @@ class Audience:
                     and not mutes
                 )
                 self._cache.chats[chat] = None if plain else ChatRoute(settings, mutes)
-            self._cache._filtering = None
+            self._cache.changed()
 
     def route_of(self, chat: int) -> ChatRoute | None:
         """A loaded chat's route; None when it is plain (every watched alert goes, at once, not silent)."""
@@ -127,6 +140,10 @@ class Audience:
     def filtering(self) -> np.ndarray:
         """Sorted ids of the loaded chats with an alert filter (inactive, rules off, thresholds or mutes)."""
         return self._cache.filtering()
+
+    def special(self) -> np.ndarray:
+        """Sorted ids of the loaded chats that are not plain (digest, quiet hours or a filter)."""
+        return self._cache.special()
 
 
 async def audience(redis: Redis) -> Audience:
