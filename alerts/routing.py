@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -15,7 +16,7 @@ from alerts.calendar import HK_TZ
 from alerts.model import Alert
 from alerts.store import keys
 from alerts.store.audience import Audience, audience
-from alerts.store.outbox import Outbox, OutboxItem, item_id, item_id_of
+from alerts.store.outbox import AlertRow, Outbox, OutboxItem, item_id, item_id_of
 from alerts.store.subscriptions import ChatSettings, SubscriptionStore
 
 log = logging.getLogger(__name__)
@@ -109,9 +110,12 @@ async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, no
                 report.skipped["already routed"] = report.skipped.get("already routed", 0) + count
                 send[part] &= ~again
     chats, which = chats[send], which[send]
-    items, digests = _group(chats, which, fingerprints, seen, now, report)
-    await outbox.put_alerts(fingerprints, now.isoformat(), items)
-    report.enqueued += len(items)
+    # Items are computed as they are written: Redis stores one chunk while the next is grouped.
+    digests: dict[int, list[str]] = {}
+    created = await outbox.put_alerts(
+        fingerprints, now.isoformat(), _items(chats, which, fingerprints, seen, now, report, digests)
+    )
+    report.enqueued += len(created)
     # Digest queues, then the marks: a crash before the marks re-queues a digest entry on the re-run, which
     # flush_digest lists once.
     async with subs.redis.pipeline(transaction=False) as pipe:
@@ -149,29 +153,28 @@ def _decide_all(
     return send
 
 
-def _group(
+def _items(
     chats: np.ndarray,
     which: np.ndarray,
     fingerprints: list[str],
     seen: Audience,
     now: datetime,
     report: RouteReport,
-) -> tuple[list[tuple[str, float, int, bool, str]], dict[int, list[str]]]:
-    """One outbox item per chat with its alerts in the pass's order (or the chat's digest queue entries).
+    digests: dict[int, list[str]],
+) -> Iterator[AlertRow]:
+    """One outbox item per chat with its alerts in the pass's order; a digest chat's go to `digests` instead.
 
     Items are rows for `Outbox.put_alerts`: (item id, due epoch seconds, chat, silent, alerts as comma-separated
     indices into `fingerprints`).
     """
     if not len(chats):
-        return [], {}
+        return
     chats, which = _by_chat(chats, which, len(fingerprints))
     flat = which.tolist()
     starts = np.flatnonzero(np.concatenate([[True], chats[1:] != chats[:-1]]))
     firsts = chats[starts]
     # Most chats are plain (every alert at once, not silent, no digest): only the others need their settings.
     special = np.isin(firsts, seen.special()).tolist()
-    items: list[tuple[str, float, int, bool, str]] = []
-    digests: dict[int, list[str]] = {}
     stamp = now.timestamp()
     # Many chats receive the same set of alerts: its sorted fingerprint text and its index list are built once.
     shapes: dict[tuple[int, ...], tuple[str, str]] = {}
@@ -193,8 +196,7 @@ def _group(
                 continue
             if entry.settings.in_quiet(now):
                 quiet, due = True, entry.settings.quiet_end(now).timestamp()
-        items.append((item_id_of(chat, "alerts", known[0]), due, chat, quiet, known[1]))
-    return items, digests
+        yield item_id_of(chat, "alerts", known[0]), due, chat, quiet, known[1]
 
 
 def _by_chat(chats: np.ndarray, which: np.ndarray, alerts: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,10 +17,13 @@ Two layouts of an item's payload, both read by `load`:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from redis.asyncio import Redis
@@ -79,38 +82,37 @@ return table.concat(out)
 )
 
 # Store a pass's alert items compactly: KEYS the due ZSET and the compact hash; ARGV the item key prefix, the batch
-# prefix, then "id<TAB>due<TAB>entry" lines. Which ids are queued is asked with one ZMSCORE per slice, and the new
-# ones are written with one ZADD NX and one HSET per slice: native commands over many members, not a call per item
-# (the per-item checks run only for ids already queued: a re-run). Returns "1"/"0" per line, as _PUT_MANY.
+# prefix, then "id<TAB>due<TAB>entry" lines (distinct ids). Which ids are queued is asked with one ZMSCORE per slice,
+# and the new ones are written with one HSET and one ZADD NX per slice: native commands over many members, not calls
+# per item (the per-item checks run only for ids already queued: a re-run). Returns "1"/"0" per line, as _PUT_MANY.
 _PUT_COMPACT = (
     _PRESENT
     + """
 local ids, dues, entries = {}, {}, {}
+local n = 0
 for id, due, entry in string.gmatch(ARGV[3], '([^\\t\\n]*)\\t([^\\t\\n]*)\\t([^\\n]*)') do
-  ids[#ids + 1] = id
-  dues[#dues + 1] = due
-  entries[#entries + 1] = entry
+  n = n + 1
+  ids[n], dues[n], entries[n] = id, due, entry
 end
-local out, seen, scored, fields = {}, {}, {}, {}
-for first = 1, #ids, 1000 do
-  local last = math.min(#ids, first + 999)
+local out, scored, fields = {}, {}, {}
+local m = 0
+for first = 1, n, 1000 do
+  local last = math.min(n, first + 999)
   local queued = redis.call('ZMSCORE', KEYS[1], unpack(ids, first, last))
   for j = first, last do
     local id = ids[j]
-    if seen[id] or (queued[j - first + 1] and present(ARGV[1] .. id, id)) then
+    if queued[j - first + 1] and present(ARGV[1] .. id, id) then
       out[j] = '0'
     else
-      seen[id] = true
       out[j] = '1'
-      scored[#scored + 1] = dues[j]
-      scored[#scored + 1] = id
-      fields[#fields + 1] = id
-      fields[#fields + 1] = entries[j]
+      m = m + 2
+      scored[m - 1], scored[m] = dues[j], id
+      fields[m - 1], fields[m] = id, entries[j]
     end
   end
 end
-for first = 1, #scored, 2000 do
-  local last = math.min(#scored, first + 1999)
+for first = 1, m, 2000 do
+  local last = math.min(m, first + 1999)
   redis.call('HSET', KEYS[2], unpack(fields, first, last))
   redis.call('ZADD', KEYS[1], 'NX', unpack(scored, first, last))
 end
@@ -118,6 +120,11 @@ return table.concat(out)
 """
 )
 PUT_CHUNK = 5000  # items per script call: a call blocks Redis for a few ms, not for the whole fan-out
+# put_alerts' calls outstanding at once: Redis stores one chunk while the caller's generator computes the next.
+IN_FLIGHT = 2
+AlertRow = tuple[
+    str, float, int, bool, str
+]  # put_alerts: item id, due epoch seconds, chat id, silent, indices
 
 
 @dataclass(frozen=True)
@@ -240,35 +247,65 @@ class Outbox:
         return created
 
     async def put_alerts(
-        self,
-        refs: list[str],
-        created_at: str,
-        rows: list[tuple[str, float, int, bool, str]],
-        kind: str = "alerts",
+        self, refs: list[str], created_at: str, rows: Iterable[AlertRow], kind: str = "alerts"
     ) -> list[bool]:
-        """Store one pass's alert items compactly; True for each new item.
+        """Store one pass's alert items compactly; True for each new item (an id repeated in `rows`: once).
 
         `refs` are the pass's alert fingerprints; `rows` are (item id, due epoch seconds, chat id, silent, indices),
         the indices into `refs`, comma-separated, in the item's order. The pass's record (fingerprints, kind,
-        `created_at`) is written first, with the items' TTL, so an entry never refers to a missing record.
+        `created_at`) is written first, with the items' TTL, so an entry never refers to a missing record. `rows`
+        may be a generator: chunks go to Redis as they are drawn, so Redis stores one while the next is computed.
         """
-        if not rows:
+        it = iter(rows)
+        chunk = list(islice(it, PUT_CHUNK))
+        if not chunk:
             return []
         batch, record = _batch_record(refs, created_at, kind)
         await self.redis.set(keys.outbox_batch(batch), record, ex=keys.OUTBOX_ITEM_TTL_SECONDS)
-        created: list[bool] = []
-        for start in range(0, len(rows), PUT_CHUNK):
-            # The entry: "<batch> <chat> <silent 0|1> <indices>" (see keys.OUTBOX_ITEMS and _from_compact).
-            lines = "\n".join(
-                f"{i}\t{due!r}\t{batch} {chat} {1 if silent else 0} {indices}"
-                for i, due, chat, silent, indices in rows[start : start + PUT_CHUNK]
-            )
-            flags = await self._put_compact(
+        seen: set[str] = set()
+        calls: list[asyncio.Future[list[bool]]] = []
+        try:
+            return await self._put_chunks(batch, chunk, it, seen, calls)
+        finally:  # on an error, no call is left running unwatched
+            for call in calls:
+                call.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+
+    async def _put_chunks(
+        self,
+        batch: str,
+        chunk: list[AlertRow],
+        it: Iterator[AlertRow],
+        seen: set[str],
+        calls: list[asyncio.Future[list[bool]]],
+    ) -> list[bool]:
+        """put_alerts' loop: encode a chunk, send it, draw the next while at most IN_FLIGHT calls are outstanding."""
+        while chunk:
+            fresh, lines = [], []
+            for n, (item, due, chat, silent, indices) in enumerate(chunk):
+                if item not in seen:
+                    seen.add(item)
+                    fresh.append(n)
+                    # The entry: "<batch> <chat> <silent 0|1> <indices>" (see keys.OUTBOX_ITEMS, _from_compact).
+                    lines.append(f"{item}\t{due!r}\t{batch} {chat} {1 if silent else 0} {indices}")
+            calls.append(asyncio.ensure_future(self._put_chunk("\n".join(lines), fresh, len(chunk))))
+            await asyncio.sleep(0)  # the call goes out before the next chunk is drawn
+            if len(calls) >= IN_FLIGHT:
+                await calls[-IN_FLIGHT]
+            chunk = list(islice(it, PUT_CHUNK))
+        return [flag for flags in await asyncio.gather(*calls) for flag in flags]
+
+    async def _put_chunk(self, lines: str, fresh: list[int], size: int) -> list[bool]:
+        """One _PUT_COMPACT call for the `fresh` positions of a chunk of `size` rows (the others are repeats)."""
+        flags = [False] * size
+        if fresh:
+            reply = await self._put_compact(
                 keys=[keys.OUTBOX_DUE, keys.OUTBOX_ITEMS],
                 args=[keys.outbox_item(""), keys.outbox_batch(""), lines],
             )
-            created += _flags(flags)
-        return created
+            for position, flag in zip(fresh, _flags(reply), strict=True):
+                flags[position] = flag
+        return flags
 
     async def store_alerts(self, bodies: dict[str, str]) -> None:
         """Store alert JSON by fingerprint for items to refer to (the first body stays; its TTL is renewed)."""
