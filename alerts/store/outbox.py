@@ -122,9 +122,8 @@ return table.concat(out)
 PUT_CHUNK = 5000  # items per script call: a call blocks Redis for a few ms, not for the whole fan-out
 # put_alerts' calls outstanding at once: Redis stores one chunk while the caller's generator computes the next.
 IN_FLIGHT = 2
-AlertRow = tuple[
-    str, float, int, bool, str
-]  # put_alerts: item id, due epoch seconds, chat id, silent, indices
+# A row of put_alerts: item id, due epoch seconds, chat id, silent, alert indices (comma-separated).
+AlertRow = tuple[str, float, int, bool, str]
 
 
 @dataclass(frozen=True)
@@ -325,8 +324,7 @@ class Outbox:
         return await self.load([_text(raw) for raw in ids])
 
     async def load(self, item_ids: list[str]) -> list[OutboxItem]:
-        """The stored items with these ids (either layout), alerts filled in from their bodies; expired ones are
-        dropped."""
+        """The stored items with these ids (either layout), alerts filled in from bodies; expired ones dropped."""
         if not item_ids:
             return []
         raws, entries = [], []
@@ -343,12 +341,15 @@ class Outbox:
         records = await self._records({entry.split(" ", 1)[0] for entry in compact.values()})
         items, gone = [], []
         for item_key, raw in zip(item_ids, raws, strict=True):
-            if raw is not None:
-                items.append(OutboxItem.from_json(raw))
-            elif item := _from_compact(item_key, compact[item_key], records) if item_key in compact else None:
-                items.append(item)
+            entry = compact.get(item_key)
+            if raw is not None:  # its own key first: a rescheduled or moved item left the compact layout
+                item: OutboxItem | None = OutboxItem.from_json(raw)
             else:
+                item = None if entry is None else _from_compact(item_key, entry, records)
+            if item is None:  # no payload in either layout (expired, or its batch record did)
                 gone.append(item_key)
+            else:
+                items.append(item)
         refs = sorted({ref for item in items for ref in item.refs})
         bodies = (
             dict(zip(refs, await self.redis.mget([keys.outbox_alert(r) for r in refs]), strict=True))
