@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -12,7 +13,8 @@ from redis.asyncio import Redis
 
 from alerts.calendar import HK_TZ
 from alerts.store import keys
-from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store import outbox as outbox_module
+from alerts.store.outbox import AlertRow, Outbox, OutboxItem, item_id
 from tests.support.bothelpers import TOKEN  # the one documented test token: redact() must catch it
 
 NOW = datetime(2025, 11, 24, 16, 30, tzinfo=HK_TZ)
@@ -448,3 +450,20 @@ async def test_concurrent_claims_of_compact_items_never_hand_one_out_twice(redis
     batches = await asyncio.gather(*(Outbox(redis).claim(NOW, limit=10) for _ in range(5)))
     claimed = [i.id for batch in batches for i in batch]
     assert len(claimed) == len(set(claimed)) == len(ids) and set(claimed) == set(ids)
+
+
+async def test_put_alerts_sends_chunks_as_rows_are_drawn_and_counts_a_repeat_once(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox_module, "PUT_CHUNK", 2)  # five calls, two in flight at a time
+    outbox = Outbox(redis)
+    drawn: list[int] = []
+
+    def rows() -> Iterator[AlertRow]:
+        for chat in (1, 2, 3, 1, 4, 5, 6, 7, 2):
+            drawn.append(chat)
+            yield item_id(chat, "alerts", ["fp1"]), NOW.timestamp(), chat, False, "0"
+
+    flags = await outbox.put_alerts(["fp1"], CREATED, rows())
+    assert flags == [True, True, True, False, True, True, True, True, False]
+    assert len(drawn) == 9 and await outbox.pending() == 7 == await redis.hlen(keys.OUTBOX_ITEMS)
