@@ -256,9 +256,16 @@ async def _write_marks(
         await pipe.execute()
 
 
+# Append to a digest queue and renew its TTL in one command (ARGV: the TTL, then the fingerprints): a pass queues for
+# thousands of digest chats, and one command a chat instead of two is about half their cost. One key: cluster-safe.
+_DIGEST_PUSH = """
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+return redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
+
+
 def _to_digest(pipe: Pipeline, chat: int, fingerprints: list[str]) -> None:
-    pipe.rpush(keys.digest_queue(chat), *fingerprints)
-    pipe.expire(keys.digest_queue(chat), keys.DIGEST_TTL_SECONDS)
+    pipe.eval(_DIGEST_PUSH, 1, keys.digest_queue(chat), keys.DIGEST_TTL_SECONDS, *fingerprints)
 
 
 async def flush_digest(subs: SubscriptionStore, outbox: Outbox, chat: int, now: datetime) -> bool:

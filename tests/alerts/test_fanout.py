@@ -146,6 +146,7 @@ async def test_settings_changed_between_passes_are_honoured_at_once(redis: Redis
     }
     assert (report.enqueued, report.digested, report.chats) == (1, 1, {3, 4})
     assert await redis.lrange(keys.digest_queue(3), 0, -1) == [_alert("01810").fingerprint.encode()]
+    assert keys.DIGEST_TTL_SECONDS - 60 < await redis.ttl(keys.digest_queue(3)) <= keys.DIGEST_TTL_SECONDS
     held = await outbox.load([item_id(4, "alerts", [_alert("01810").fingerprint])])
     assert [i.silent for i in held] == [True]
     # And back: the mute lifted, the rule on again, the chat active: the next alert reaches them.
