@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -15,7 +16,7 @@ from alerts.calendar import HK_TZ
 from alerts.model import Alert
 from alerts.store import keys
 from alerts.store.audience import Audience, audience
-from alerts.store.outbox import Outbox, OutboxItem, alerts_item_json, item_id, item_id_of
+from alerts.store.outbox import AlertRow, Outbox, OutboxItem, item_id, item_id_of
 from alerts.store.subscriptions import ChatSettings, SubscriptionStore
 
 log = logging.getLogger(__name__)
@@ -109,9 +110,12 @@ async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, no
                 report.skipped["already routed"] = report.skipped.get("already routed", 0) + count
                 send[part] &= ~again
     chats, which = chats[send], which[send]
-    items, digests = _group(chats, which, fingerprints, seen, now, report)
-    await outbox.put_encoded(items)
-    report.enqueued += len(items)
+    # Items are computed as they are written: Redis stores one chunk while the next is grouped.
+    digests: dict[int, list[str]] = {}
+    created = await outbox.put_alerts(
+        fingerprints, now.isoformat(), _items(chats, which, fingerprints, seen, now, report, digests)
+    )
+    report.enqueued += len(created)
     # Digest queues, then the marks: a crash before the marks re-queues a digest entry on the re-run, which
     # flush_digest lists once.
     async with subs.redis.pipeline(transaction=False) as pipe:
@@ -149,45 +153,61 @@ def _decide_all(
     return send
 
 
-def _group(
+def _items(
     chats: np.ndarray,
     which: np.ndarray,
     fingerprints: list[str],
     seen: Audience,
     now: datetime,
     report: RouteReport,
-) -> tuple[list[tuple[str, str, float]], dict[int, list[str]]]:
-    """One outbox item per chat with its alerts in the pass's order, encoded (or the chat's digest queue entries)."""
-    order = np.lexsort((which, chats))
-    chats, which = chats[order], which[order]
+    digests: dict[int, list[str]],
+) -> Iterator[AlertRow]:
+    """One outbox item per chat with its alerts in the pass's order; a digest chat's go to `digests` instead.
+
+    Items are rows for `Outbox.put_alerts`: (item id, due epoch seconds, chat, silent, alerts as comma-separated
+    indices into `fingerprints`).
+    """
     if not len(chats):
-        return [], {}
-    starts = np.flatnonzero(np.concatenate([[True], chats[1:] != chats[:-1]]))
-    ends = np.concatenate([starts[1:], [len(chats)]]).tolist()
+        return
+    chats, which = _by_chat(chats, which, len(fingerprints))
     flat = which.tolist()
-    items: list[tuple[str, str, float]] = []
-    digests: dict[int, list[str]] = {}
-    created = json.dumps(now.isoformat())
+    starts = np.flatnonzero(np.concatenate([[True], chats[1:] != chats[:-1]]))
+    firsts = chats[starts]
+    # Most chats are plain (every alert at once, not silent, no digest): only the others need their settings.
+    special = np.isin(firsts, seen.special()).tolist()
     stamp = now.timestamp()
-    # Many chats receive the same set of alerts: their refs, sorted id text and refs JSON are built once per set.
-    shapes: dict[tuple[int, ...], tuple[list[str], str, str]] = {}
-    for chat, start, end in zip(chats[starts].tolist(), starts.tolist(), ends, strict=True):
-        report.chats.add(chat)
-        shape = tuple(flat[start:end])
+    # Many chats receive the same set of alerts: its sorted fingerprint text and its index list are built once.
+    shapes: dict[tuple[int, ...], tuple[str, str]] = {}
+    chat_list = firsts.tolist()
+    report.chats.update(chat_list)
+    bounds = [*starts.tolist(), len(flat)]
+    for n, chat in enumerate(chat_list):
+        shape = tuple(flat[bounds[n] : bounds[n + 1]])
         if (known := shapes.get(shape)) is None:
-            refs = [fingerprints[i] for i in shape]
-            known = shapes[shape] = (refs, ",".join(sorted(refs)), json.dumps(refs))
-        refs, identity, refs_json = known
-        entry = seen.route_of(chat)
-        if entry is not None and entry.settings.digest:
-            digests[chat] = refs
-            report.digested += len(refs)
-            continue
-        quiet = entry is not None and entry.settings.in_quiet(now)
-        due = entry.settings.quiet_end(now).timestamp() if entry is not None and quiet else stamp
-        item = item_id_of(chat, "alerts", identity)
-        items.append((item, alerts_item_json(item, chat, refs_json, quiet, created), due))
-    return items, digests
+            known = shapes[shape] = (
+                ",".join(sorted([fingerprints[i] for i in shape])),
+                ",".join(map(str, shape)),
+            )
+        quiet, due = False, stamp
+        if special[n] and (entry := seen.route_of(chat)) is not None:
+            if entry.settings.digest:
+                digests[chat] = [fingerprints[i] for i in shape]
+                report.digested += len(shape)
+                continue
+            if entry.settings.in_quiet(now):
+                quiet, due = True, entry.settings.quiet_end(now).timestamp()
+        yield item_id_of(chat, "alerts", known[0]), due, chat, quiet, known[1]
+
+
+def _by_chat(chats: np.ndarray, which: np.ndarray, alerts: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs ordered by chat, then alert: one sort of both packed in an int64 when the chat ids leave room
+    (Telegram's ids have at most 52 significant bits), else a lexsort (several times slower)."""
+    bits = max(1, alerts.bit_length())
+    if int(np.abs(chats).max()) < 1 << (62 - bits):
+        packed = np.sort(chats.astype(np.int64) << bits | which)
+        return packed >> bits, packed & ((1 << bits) - 1)
+    order = np.lexsort((which, chats))
+    return chats[order], which[order]
 
 
 async def _routed_already(redis: Redis, fingerprints: list[str]) -> list[np.ndarray]:
@@ -236,9 +256,16 @@ async def _write_marks(
         await pipe.execute()
 
 
+# Append to a digest queue and renew its TTL in one command (ARGV: the TTL, then the fingerprints): a pass queues for
+# thousands of digest chats, and one command a chat instead of two is about half their cost. One key: cluster-safe.
+_DIGEST_PUSH = """
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+return redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
+
+
 def _to_digest(pipe: Pipeline, chat: int, fingerprints: list[str]) -> None:
-    pipe.rpush(keys.digest_queue(chat), *fingerprints)
-    pipe.expire(keys.digest_queue(chat), keys.DIGEST_TTL_SECONDS)
+    pipe.eval(_DIGEST_PUSH, 1, keys.digest_queue(chat), keys.DIGEST_TTL_SECONDS, *fingerprints)
 
 
 async def flush_digest(subs: SubscriptionStore, outbox: Outbox, chat: int, now: datetime) -> bool:

@@ -1,12 +1,16 @@
-"""Fan-out of one day's alerts to 100,000 subscribers holding 1,000,000 watchlist entries, in a real redis-server.
+"""Fan-out of one day's alerts to 100,000 subscribers holding 1,000,000 watchlist entries, in a real redis-server
+and in a real three-primary Redis Cluster.
 
 Subscribers watch a skewed universe of 2,600 HK codes (Zipf-like: the most popular codes are watched by tens of
 thousands of chats, the tail by a handful); 10 % opted in to market-wide alerts, 5 % take the daily digest, 10 %
 have quiet hours, 5 % turned a rule off. Loading them (the same keys SubscriptionStore writes, pipelined) is setup
 and not timed. The timed part is alerts/routing.py `route` — the real code path that filters, marks
 (fingerprint × chat) and writes the outbox — for a synthetic day of ~200 alerts over popular codes plus two
-market-wide alerts, routed as the day's cycles would (one call per source cycle).
-Run: ``python -m bench.bench_fanout [--subscribers 100000] [--entries 1000000] [--alerts 200]``.
+market-wide alerts, routed as the day's cycles would (one call per source cycle): day 1 by a process that has read
+nothing (the cold pass), day 2 warm after 500 users changed something; then the leader's warm-up
+(alerts/store/audience.py `warm`) of a fresh process is timed, and the routed marks' memory projected to 60 days.
+Run: ``python -m bench.bench_fanout [--subscribers 100000] [--entries 1000000] [--alerts 200]
+[--redis single|cluster|both]``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -22,10 +29,12 @@ from redis.asyncio import Redis
 from alerts.calendar import HK_TZ
 from alerts.model import Alert, Fact
 from alerts.routing import route
+from alerts.store import audience as audience_module
 from alerts.store import keys
+from alerts.store.connect import connect_url, is_cluster
 from alerts.store.outbox import Outbox
 from alerts.store.subscriptions import SubscriptionStore
-from bench.benchkit import current_rss_mb, machine_line, peak_rss_mb, private_redis
+from bench.benchkit import current_rss_mb, machine_line, peak_rss_mb, private_cluster, private_redis
 
 DAY = date(2025, 11, 27)
 UNIVERSE = 2600
@@ -149,35 +158,46 @@ async def _usage(redis: Redis, pattern: str) -> int:
     return total
 
 
+@dataclass
+class Day:
+    """What routing one day did: seconds per cycle, items written, (alert × watcher) pairs."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    items: int = 0
+    pairs: int = 0
+
+    @property
+    def total(self) -> float:
+        """Seconds for the whole day."""
+        return sum(self.seconds.values())
+
+
 async def route_day(
     redis: Redis, subs: SubscriptionStore, outbox: Outbox, alerts_count: int, day: date, seed: int
-) -> tuple[float, float, float, float]:
-    """Route one day cycle by cycle, print a row per cycle; (seconds, items, pairs, largest cycle's seconds)."""
+) -> Day:
+    """Route one day cycle by cycle, print a row per cycle."""
     now = datetime.combine(day, datetime.min.time(), HK_TZ) + timedelta(hours=18, minutes=5)
     print(
         f"{'cycle':<18}{'alerts':>7}{'pairs':>10}{'chats':>9}{'items':>9}{'digest':>8}{'skipped':>9}"
         f"{'seconds':>9}{'pairs/s':>10}"
     )
-    total_s = total_items = total_pairs = largest = 0.0
+    result = Day()
     for source, alerts in day_alerts(alerts_count, seed, day).items():
-        codes = [a.code for a in alerts]
         async with redis.pipeline(transaction=False) as pipe:
-            for code in codes:
-                pipe.scard(keys.MARKET_SUBSCRIBERS if code == "MARKET" else keys.watchers(code))
+            for alert in alerts:  # per alert: a code two rules fired on counts twice
+                pipe.scard(keys.MARKET_SUBSCRIBERS if alert.code == "MARKET" else keys.watchers(alert.code))
             pairs = sum(await pipe.execute())
         t = time.perf_counter()
         report = await route(alerts, subs, outbox, now)
-        seconds = time.perf_counter() - t
-        total_s += seconds
-        largest = max(largest, seconds)
-        total_items += report.enqueued
-        total_pairs += pairs
+        seconds = result.seconds[source] = time.perf_counter() - t
+        result.items += report.enqueued
+        result.pairs += pairs
         print(
             f"{source:<18}{len(alerts):>7}{pairs:>10,}{len(report.chats):>9,}{report.enqueued:>9,}"
             f"{report.digested:>8,}{sum(report.skipped.values()):>9,}{seconds:>9.2f}{pairs / seconds:>10,.0f}"
         )
         now += timedelta(minutes=30)
-    return total_s, total_items, total_pairs, largest
+    return result
 
 
 async def churn(subs: SubscriptionStore, subscribers: int, seed: int = 11) -> None:
@@ -201,19 +221,40 @@ async def churn(subs: SubscriptionStore, subscribers: int, seed: int = 11) -> No
 
 
 async def used_memory(redis: Redis) -> int:
-    """Redis used_memory in bytes."""
+    """Redis used_memory in bytes (summed over a cluster's primaries)."""
+    if is_cluster(redis):
+        nodes = await redis.info("memory", target_nodes="primaries")  # type: ignore[call-arg]
+        return sum(int(node["used_memory"]) for node in nodes.values())
     return int((await redis.info("memory"))["used_memory"])
 
 
-async def main(argv: list[str] | None = None) -> int:
-    """Load subscribers, route the day cycle by cycle, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subscribers", type=int, default=100_000)
-    parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--alerts", type=int, default=200)
-    args = parser.parse_args(argv)
-    with private_redis() as url:
-        redis = Redis.from_url(url)
+@dataclass
+class Run:
+    """The figures of one server kind."""
+
+    kind: str
+    cold: Day
+    warm: Day
+    warm_up: float
+    chats_warmed: int
+    marks_day: int
+    marks: int
+    outbox: int
+    before: int
+    after: int
+    pending: int
+
+
+def server(kind: str) -> AbstractContextManager[str]:
+    """A private single redis-server or three-primary cluster; its URL."""
+    return private_cluster() if kind == "cluster" else private_redis()
+
+
+async def run(kind: str, args: argparse.Namespace) -> Run:
+    """Load the subscribers into a fresh server of `kind`, route two days, time a warm-up, measure the marks."""
+    with server(kind) as url:
+        redis = connect_url(url)
+        audience_module._CACHES.clear()  # each server is met by a process that has read nothing
         empty = await used_memory(redis)
         t0 = time.perf_counter()
         chats, codes = watchlists(args.subscribers, args.entries)
@@ -222,45 +263,79 @@ async def main(argv: list[str] | None = None) -> int:
         before = await used_memory(redis)
         top = np.bincount(codes, minlength=UNIVERSE)
         print(
-            f"setup (not timed as fan-out): {args.subscribers:,} subscribers, {len(chats):,} watchlist entries "
-            f"(most watched code {top.max():,} chats, median code {int(np.median(top)):,}) loaded in "
-            f"{setup_s:.1f} s; Redis used_memory {empty / 2**20:.1f} → {before / 2**20:.1f} MB"
+            f"== {kind} Redis: {args.subscribers:,} subscribers, {len(chats):,} watchlist entries (most watched "
+            f"code {top.max():,} chats, median code {int(np.median(top)):,}) loaded in {setup_s:.1f} s (setup, not "
+            f"timed as fan-out); used_memory {empty / 2**20:.1f} → {before / 2**20:.1f} MB"
         )
         subs, outbox = SubscriptionStore(redis), Outbox(redis)
-        # Day 1 starts with a process that has read nothing (its first cycle reads every watcher set and every
-        # affected chat's settings once); day 2 with the cache warm after 500 users changed something overnight.
         print(f"day 1 ({DAY}), cold: the routing process starts with an empty cache")
         cold = await route_day(redis, subs, outbox, args.alerts, DAY, 9)
-        after_day1 = await used_memory(redis)
         marks_day = await _usage(redis, keys.routed("*"))
         await churn(subs, args.subscribers)
         day2 = DAY + timedelta(days=1)
         print(f"day 2 ({day2}), warm: 500 chats changed settings, mutes or watchlists since day 1")
         warm = await route_day(redis, subs, outbox, args.alerts, day2, 10)
         after = await used_memory(redis)
-        pending = await outbox.pending()
+        # What a restarted leader does before its first cycle (in the background): every chat's settings.
+        audience_module._CACHES.clear()
+        t = time.perf_counter()
+        chats_warmed = await audience_module.warm(redis)
+        warm_up = time.perf_counter() - t
         # What stays after delivery (the routed marks, kept until ROUTED_DAYS after the trade date) vs what
-        # delivery frees (the outbox).
+        # delivery frees (the outbox: due ZSET, compact items, batch records, alert bodies).
         marks = await _usage(redis, keys.routed("*"))
-        bodies = await _usage(redis, keys.outbox_alert("*"))
-        await redis.aclose()
-    for label, (total_s, total_items, total_pairs, largest) in (
-        ("day 1 (cold)", cold),
-        ("day 2 (warm)", warm),
-    ):
-        print(
-            f"fan-out of {label}: {total_pairs:,.0f} (alert × watcher) pairs in {total_s:.1f} s, largest cycle "
-            f"{largest:.2f} s, {total_items:,.0f} outbox items written"
+        outbox_bytes = sum(
+            [
+                await _usage(redis, keys.OUTBOX_DUE),
+                await _usage(redis, keys.OUTBOX_ITEMS),
+                await _usage(redis, keys.outbox_batch("*")),
+                await _usage(redis, keys.outbox_alert("*")),
+                await _usage(redis, keys.outbox_item("*")),
+            ]
         )
-    print(
-        f"Redis used_memory {before / 2**20:.1f} MB before, {after_day1 / 2**20:.1f} MB after day 1, "
-        f"{after / 2**20:.1f} MB after day 2 ({pending:,} items pending: routed marks and outbox)"
+        pending = await outbox.pending()
+        await redis.aclose()
+    return Run(
+        kind, cold, warm, warm_up, chats_warmed, marks_day, marks, outbox_bytes, before, after, pending
     )
-    print(
-        f"routed marks: {marks_day / 2**20:.1f} MB after day 1, {marks / 2**20:.1f} MB after two days (MEMORY USAGE of "
-        f"every {keys.routed('*')} key); kept {keys.ROUTED_DAYS} days after the trade date, so 60 such days hold "
-        f"≈ {60 * marks / 2 / 2**30:.2f} GB (two days' marks × 30); alert bodies {bodies / 2**20:.2f} MB"
+
+
+def summary(r: Run) -> Iterator[str]:
+    """The lines of one run's summary."""
+    first = next(iter(r.cold.seconds))
+    yield (
+        f"{r.kind}: warm {first} cycle (120 alerts) {r.warm.seconds[first]:.2f} s; cold pass (the same cycle, first "
+        f"of a process) {r.cold.seconds[first]:.2f} s; leader warm-up of a fresh process {r.warm_up:.1f} s "
+        f"({r.chats_warmed:,} chats, in the background)"
     )
+    yield (
+        f"{r.kind}: whole day {r.warm.total:.1f} s warm ({r.warm.pairs:,} pairs, {r.warm.items:,} items), "
+        f"{r.cold.total:.1f} s cold ({r.cold.pairs:,} pairs, {r.cold.items:,} items)"
+    )
+    yield (
+        f"{r.kind}: used_memory {r.before / 2**20:.1f} MB before, {r.after / 2**20:.1f} MB after two days "
+        f"({r.pending:,} items pending); outbox {r.outbox / 2**20:.1f} MB (freed as messages are delivered)"
+    )
+    yield (
+        f"{r.kind}: routed marks {r.marks_day / 2**20:.1f} MB after day 1, {r.marks / 2**20:.1f} MB after two days; "
+        f"kept {keys.ROUTED_DAYS} days after the trade date, so 60 such days hold ≈ {30 * r.marks / 2**30:.2f} GB "
+        "(two days × 30)"
+    )
+
+
+async def main(argv: list[str] | None = None) -> int:
+    """Route the day on each server kind asked for, print the tables and the summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--alerts", type=int, default=200)
+    parser.add_argument("--redis", choices=("single", "cluster", "both"), default="both")
+    args = parser.parse_args(argv)
+    kinds = ("single", "cluster") if args.redis == "both" else (args.redis,)
+    runs = [await run(kind, args) for kind in kinds]
+    for r in runs:
+        for line in summary(r):
+            print(line)
     print(f"process RSS now {current_rss_mb():.0f} MB, peak {peak_rss_mb():.0f} MB")
     print(machine_line())
     return 0

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.support.redis import NoRedisServer, start_private_redis, stop_private_redis
+from tests.support.redis import NoRedisServer, start_private_cluster, start_private_redis, stop_private_redis
 
 
 def free_port() -> int:
@@ -37,6 +37,21 @@ def private_redis(extra: Sequence[str] = ()) -> Iterator[str]:
             yield f"redis://127.0.0.1:{port}/0"
         finally:
             stop_private_redis(proc)
+
+
+@contextmanager
+def private_cluster(masters: int = 3) -> Iterator[str]:
+    """Start a private Redis Cluster of `masters` primaries on loopback in a temp dir; yield its cluster URL."""
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as folder:
+        try:
+            ports, procs = start_private_cluster(Path(folder), masters)
+        except NoRedisServer as exc:
+            raise SystemExit(str(exc)) from None
+        try:
+            yield f"redis+cluster://127.0.0.1:{ports[0]}"
+        finally:
+            for proc in procs:
+                stop_private_redis(proc)
 
 
 def cpu_model() -> str:

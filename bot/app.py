@@ -101,6 +101,7 @@ def build_application(
                     outage=outage,
                     ticks=ticks,
                 )
+                app.bot_data["poller"].start_warming()  # routing's cache of chats, before the first cycle
                 ticks.arm()
                 app.job_queue.run_repeating(
                     poll_job,
@@ -126,6 +127,9 @@ def build_application(
             )
 
     async def post_shutdown(app: Application) -> None:
+        poller = app.bot_data.get("poller")
+        if isinstance(poller, Poller):
+            await poller.stop_warming()
         d = app.bot_data.get("deps")
         if isinstance(d, Deps):
             await d.close()

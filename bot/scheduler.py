@@ -9,6 +9,7 @@ source, for one deadline; a stop cancels what still runs after a short grace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -28,6 +29,7 @@ from alerts.metrics import METRICS
 from alerts.pipeline import CycleReport, evaluate_and_route, is_done, run_cycle
 from alerts.sources import SOURCES, get_source
 from alerts.store import keys
+from alerts.store.audience import warm
 from alerts.store.failed import FailedFiles, file_name, layout_signature
 from alerts.store.frames import FrameStore
 from alerts.store.outbox import Outbox
@@ -56,6 +58,9 @@ DEADLINE_ERROR = "cycle deadline exceeded"
 # On stop or step-down, work still running after this long is cancelled (cycles are idempotent: the next leader
 # runs them again), so SIGTERM ends within seconds whatever an origin does.
 STOP_GRACE_S = 3.0
+# How often the leader checks that routing's cache of chats is filled (alerts/store/audience.py `warm`: a no-op while
+# it is young): a restarted leader or an aged-out cache is refilled in the background, not by the next cycle.
+WARM_CHECK_S = 600.0
 
 T = TypeVar("T")
 
@@ -198,6 +203,7 @@ class Poller:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
     # Sources fetch concurrently but evaluate one at a time, so confluence sees every source's alerts.
     _evaluation: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _warming: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.settings.sec_user_agent and "sec-form4" in self.sources:
@@ -218,6 +224,33 @@ class Poller:
         finally:
             self.ticks.end()
 
+    def start_warming(self, every: float = WARM_CHECK_S) -> None:
+        """Keep routing's cache of chats filled in the background: now, then every `every` seconds. The leader starts
+        it at start-up, so the first cycle's alerts do not wait for 100k chats' settings to be read."""
+        if self._warming is None or self._warming.done():
+            self._warming = asyncio.get_running_loop().create_task(
+                self._keep_warm(every), name="warm-routing"
+            )
+
+    async def stop_warming(self) -> None:
+        """Cancel the warm-up loop (at stop; a half-filled cache is never used, only a complete one is swapped in)."""
+        task, self._warming = self._warming, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _keep_warm(self, every: float) -> None:
+        while not self.stopping:
+            try:
+                if chats := await warm(self.redis):
+                    log.info("routing: settings of %d chats read ahead of the next cycle", chats)
+            except Exception as exc:  # an optimisation only: routing reads what it lacks itself
+                log.warning(
+                    "routing: warm-up failed (%s: %s); trying again in %g s", type(exc).__name__, exc, every
+                )
+            await asyncio.sleep(every)
+
     async def wind_down(self, grace: float = STOP_GRACE_S) -> None:
         """Stop: no new cycle starts, and what still runs after `grace` seconds is cancelled (the tick then returns).
 
@@ -225,6 +258,7 @@ class Poller:
         the shutdown (and SIGTERM) for as long as its deadline.
         """
         self.stopping = True
+        await self.stop_warming()
         running = [t for t in self._tasks if not t.done()]
         if not running:
             return

@@ -26,6 +26,9 @@ from alerts.store import keys
 from alerts.store.subscriptions import ChatSettings, _scored, _settings_from
 
 MAX_AGE_SECONDS = 6 * 3600
+# A cache filled by `warm` longer ago than this is rebuilt aside by the next `warm` and swapped in, well before
+# MAX_AGE_SECONDS would empty it in front of a routing pass.
+REWARM_SECONDS = MAX_AGE_SECONDS / 2
 LOAD_CHUNK = 2000  # chats whose settings and mutes travel in one pipeline when loaded
 _KEEP_EPOCHS = 2  # caches of datasets seen last (a test suite flushes its Redis before every test)
 # The members of one SET as one space-separated string: one bulk reply instead of one per member (redis-py parses
@@ -53,10 +56,12 @@ class _Cache:
     epoch: bytes
     version: int
     born: float
+    warmed: bool = False  # filled with every chat by `warm` (else: only what routing passes needed)
     watchers: dict[str, np.ndarray] = field(default_factory=dict)  # code -> sorted chat ids (int64)
     # chat -> its route, or None for a plain chat (active, no filter, no digest, no quiet hours): most chats.
     chats: dict[int, ChatRoute | None] = field(default_factory=dict)
     _filtering: np.ndarray | None = None
+    _special: np.ndarray | None = None
 
     def filtering(self) -> np.ndarray:
         """Sorted ids of the loaded chats whose alerts must pass `decide` one by one."""
@@ -67,10 +72,22 @@ class _Cache:
             )
         return self._filtering
 
+    def special(self) -> np.ndarray:
+        """Sorted ids of the loaded chats that are not plain (they have a route)."""
+        if self._special is None:
+            self._special = np.array(
+                sorted(chat for chat, entry in self.chats.items() if entry is not None), dtype=np.int64
+            )
+        return self._special
+
+    def changed(self) -> None:
+        """Drop the derived id arrays after the chats changed."""
+        self._filtering = self._special = None
+
     def forget(self, chats: Iterable[int], codes: Iterable[str]) -> None:
         for chat in chats:
             if self.chats.pop(chat, 0) != 0:
-                self._filtering = None
+                self.changed()
         for code in codes:
             self.watchers.pop(code, None)
 
@@ -118,7 +135,7 @@ class Audience:
                     and not mutes
                 )
                 self._cache.chats[chat] = None if plain else ChatRoute(settings, mutes)
-            self._cache._filtering = None
+            self._cache.changed()
 
     def route_of(self, chat: int) -> ChatRoute | None:
         """A loaded chat's route; None when it is plain (every watched alert goes, at once, not silent)."""
@@ -127,6 +144,10 @@ class Audience:
     def filtering(self) -> np.ndarray:
         """Sorted ids of the loaded chats with an alert filter (inactive, rules off, thresholds or mutes)."""
         return self._cache.filtering()
+
+    def special(self) -> np.ndarray:
+        """Sorted ids of the loaded chats that are not plain (digest, quiet hours or a filter)."""
+        return self._cache.special()
 
 
 async def audience(redis: Redis) -> Audience:
@@ -153,3 +174,23 @@ async def audience(redis: Redis) -> Audience:
         cache.forget((int(c) for c in chats), (c.decode() if isinstance(c, bytes) else c for c in codes))
         cache.version = version
     return Audience(redis, cache)
+
+
+async def warm(redis: Redis) -> int:
+    """Fill this dataset's cache with every chat's route ahead of routing; the number of chats read (0: warm already).
+
+    The first pass of a process otherwise reads every recipient's settings (~100k chats: seconds) while its alerts
+    wait. A cache warmed over REWARM_SECONDS ago is rebuilt aside and swapped in when complete, so the age limit
+    never empties it in front of a pass. The swapped-in cache starts at the version read before it was filled: the
+    next `audience` replays every change logged since, as for any cache.
+    """
+    current = (await audience(redis))._cache
+    if current.warmed and time.monotonic() - current.born < REWARM_SECONDS:
+        return 0
+    fresh = _Cache(current.epoch, current.version, time.monotonic(), warmed=True)
+    seen = Audience(redis, fresh)
+    chats = np.unique(np.array((await redis.eval(_MEMBERS, 1, keys.CHATS)).split(), dtype=np.int64))
+    await seen.load(chats.tolist())
+    await seen.watchers(list(current.watchers))  # the codes routing asked for so far, read again
+    _CACHES[current.epoch] = fresh
+    return len(chats)

@@ -13,7 +13,7 @@ serves a single server (tags are plain characters there), so one code path is te
 |----------------|------------------------------------------------------------------|----------------------------|
 | `{src:NAME}`   | frame, frame_index, frame_known, failed_file, failed_index       | a source file's tables, its date index and its known-at moment are stored in one MULTI (FrameStore.put_dumped); a range of days is read with one MGET; a kept failed file and its index entry are written and dropped in one MULTI |
 | `{chat:ID}`    | watchlist, chat_settings, mutes, digest_queue                    | one chat's own state: a supergroup migration writes the new chat's state in one MULTI; the digest queue is read and emptied in one MULTI |
-| `{outbox}`     | OUTBOX_DUE, OUTBOX_DEAD, outbox_item, outbox_alert               | the claim script leases items in the due ZSET; done / reschedule / dead-letter change an item and the ZSET (and the dead list) in one MULTI; items and alert bodies are read with MGET. One queue, on one node: its rate is bounded by Telegram's (30 messages/s), far below one Redis node's |
+| `{outbox}`     | OUTBOX_DUE, OUTBOX_DEAD, OUTBOX_ITEMS, outbox_item, outbox_batch, outbox_alert | the claim script leases items in the due ZSET; the put scripts check the ZSET and write items (keys, or compact hash entries whose batch record they read); done / reschedule / dead-letter change an item and the ZSET (and the dead list) in one MULTI; items, batch records and alert bodies are read with MGET/HMGET. One queue, on one node: its rate is bounded by Telegram's (30 messages/s), far below one Redis node's |
 | `{limiter}`    | LIMITER_NEXT, LIMITER_ANSWERS, LIMITER_IN_FLIGHT, LIMITER_429S, limiter_chat, DELIVERY_LIVE | the delivery limiter's scripts (alerts/store/ratelimit.py) read and write the global spacing, the window of answers, the sends in flight, the recent 429s and one chat's gap in one call, with Redis's own clock. Like the outbox, one node: at most ~30 sends a second (1000 with paid broadcast), two short scripts each |
 | `{upd:P}`      | update_stream, update_seen, update_lease (of partition P)        | the web's script checks an update id and appends the update to its partition's stream atomically; each partition has its own tag so the K streams spread over the cluster's nodes |
 
@@ -182,6 +182,20 @@ CLAIM_SECONDS = 60  # an item claimed by a worker that died becomes due again af
 def outbox_item(item_id: str) -> str:
     """STRING JSON of one outbox item (chat, alerts or text, silent flag, attempts)."""
     return f"{PREFIX}{OUTBOX_TAG}:item:{item_id}"
+
+
+# HASH item id -> compact alerts item of a fan-out pass, "<batch> <chat> <silent 0|1> <indices>" (indices into the
+# batch record's fingerprints). One hash, not a key per item: a pass at 100k subscribers writes ~90k items, and a key
+# (with its expiry entry) per item cost seconds of Redis time and ~3x the memory. Fields carry no TTL: an item lives as
+# long as its batch record (below); one whose record expired is dropped when claimed, and done / dead-letter /
+# reschedule / move_chat remove the field (the last two move the item to its own outbox_item key).
+OUTBOX_ITEMS = f"{PREFIX}{OUTBOX_TAG}:items"
+
+
+def outbox_batch(batch_id: str) -> str:
+    """STRING JSON of one fan-out pass's record: `refs` (its alert fingerprints, which compact items index),
+    `kind` and `created_at`. Id = digest of the record. TTL OUTBOX_ITEM_TTL_SECONDS: its items' lifetime."""
+    return f"{PREFIX}{OUTBOX_TAG}:batch:{batch_id}"
 
 
 def outbox_alert(fingerprint: str) -> str:

@@ -95,10 +95,17 @@ async def test_alert_bodies_are_stored_once_and_items_refer_to_them(redis: Redis
     bodies = [k async for k in redis.scan_iter(match=keys.outbox_alert("*"))]
     assert bodies == [keys.outbox_alert(alert.fingerprint).encode()]
     assert 0 < await redis.ttl(keys.outbox_alert(alert.fingerprint)) <= keys.OUTBOX_ALERT_TTL_SECONDS
-    stored = OutboxItem.from_json(
-        await redis.get(keys.outbox_item(item_id(chats[0], "alerts", [alert.fingerprint])))
+    # A pass's items are compact entries of one hash naming the alert by its index in the pass's batch record.
+    assert [k async for k in redis.scan_iter(match=keys.outbox_item("*"))] == []
+    assert await redis.hlen(keys.OUTBOX_ITEMS) == len(chats)
+    entry = await redis.hget(keys.OUTBOX_ITEMS, item_id(chats[0], "alerts", [alert.fingerprint]))
+    assert entry is not None and entry.endswith(f" {chats[0]} 0 0".encode())
+    (stored,) = await outbox.load([item_id(chats[0], "alerts", [alert.fingerprint])])
+    assert (stored.refs, stored.chat_id, stored.created_at) == (
+        [alert.fingerprint],
+        chats[0],
+        NOW.isoformat(),
     )
-    assert (stored.refs, stored.alerts) == ([alert.fingerprint], [])
     items = await outbox.claim(NOW, len(chats))
     assert {i.chat_id for i in items} == set(chats)
     assert all(Alert.from_dict(i.alerts[0]) == alert for i in items)  # filled in on claim, intact

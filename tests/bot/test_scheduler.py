@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -13,8 +15,10 @@ from alerts.localdata import local_path
 from alerts.pipeline import is_done
 from alerts.sources import get_source
 from alerts.store import keys
+from alerts.store.audience import ChatRoute, audience
 from alerts.store.frames import FrameStore
 from alerts.store.outbox import Outbox
+from alerts.store.subscriptions import SubscriptionStore
 from bot.demo import demo_root
 from bot.scheduler import Poller
 from config.settings import Settings, load_settings
@@ -257,3 +261,24 @@ async def test_growing_day_keeps_polling_inside_its_windows(
         assert await poller.tick() == []
     hits = sum(1 for r in origin.requests if r.path == path)
     assert hits == 2
+
+
+async def test_the_leaders_poller_fills_routings_cache_in_the_background_until_it_stops(
+    admin_settings: Settings, redis: Redis
+) -> None:
+    subs = SubscriptionStore(redis)
+    await subs.touch(5)
+    await subs.set_digest(5, True)
+    poller = await _poller(admin_settings, redis, [datetime(2025, 11, 27, 9, tzinfo=HK_TZ)])
+    poller.start_warming(every=3600)
+    poller.start_warming(every=3600)  # once: a second call while it runs starts nothing
+    route: ChatRoute | None = None
+    for _ in range(200):  # the first fill runs at once; then the loop waits an hour
+        with contextlib.suppress(KeyError):
+            route = (await audience(redis)).route_of(5)  # KeyError until loaded
+            break
+        await asyncio.sleep(0.01)
+    assert route is not None and route.settings.digest
+    task = poller._warming
+    await poller.wind_down()
+    assert task is not None and task.cancelled() and poller._warming is None

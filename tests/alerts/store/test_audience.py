@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from alerts.calendar import HK_TZ
 from alerts.store import audience as audience_module
 from alerts.store import keys
-from alerts.store.audience import audience
+from alerts.store.audience import audience, warm
 from alerts.store.subscriptions import SubscriptionStore
 
 NOW = datetime(2025, 11, 24, 16, 30, tzinfo=HK_TZ)
@@ -92,3 +92,29 @@ async def test_the_cache_is_rebuilt_after_its_maximum_age(
     await redis.sadd(keys.watchers("01810"), 3)  # behind the store's back
     monkeypatch.setattr(audience_module, "MAX_AGE_SECONDS", -1.0)
     assert (await (await audience(redis)).watchers(["01810"]))["01810"].tolist() == [1, 3]
+
+
+async def test_warm_reads_every_chat_ahead_of_routing_then_only_what_changes(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subs = SubscriptionStore(redis)
+    for chat in (1, 2, 3):
+        await subs.touch(chat)
+    await subs.set_digest(2, True)
+    await subs.watch(1, ["01810"])
+    await (await audience(redis)).watchers(["01810"])  # a code a pass asked for
+    assert await warm(redis) == 3
+    seen = await audience(redis)
+    route = seen.route_of(2)  # loaded without any pass asking for chat 2
+    assert seen.route_of(1) is None and route is not None and route.settings.digest
+    assert await warm(redis) == 0  # young: nothing read again
+    await subs.set_digest(1, True)  # a change after the warm-up is re-read as ever
+    seen = await audience(redis)
+    await seen.load([1])
+    assert (route := seen.route_of(1)) is not None and route.settings.digest
+    # Past REWARM_SECONDS the cache is rebuilt aside, the codes asked for read again, and swapped in.
+    await redis.sadd(keys.watchers("01810"), 7)  # behind the store's back: only a rebuild sees it
+    monkeypatch.setattr(audience_module, "REWARM_SECONDS", -1.0)
+    assert await warm(redis) == 3
+    seen = await audience(redis)
+    assert seen.route_of(3) is None and (await seen.watchers(["01810"]))["01810"].tolist() == [1, 7]

@@ -184,7 +184,14 @@ def test_keys_that_change_together_share_a_slot() -> None:
             keys.failed_index("hkex-quotes"),
         ],
         [keys.watchlist(-5), keys.chat_settings(-5), keys.mutes(-5), keys.digest_queue(-5)],
-        [keys.OUTBOX_DUE, keys.OUTBOX_DEAD, keys.outbox_item("i"), keys.outbox_alert("fp")],
+        [
+            keys.OUTBOX_DUE,
+            keys.OUTBOX_DEAD,
+            keys.OUTBOX_ITEMS,
+            keys.outbox_item("i"),
+            keys.outbox_batch("b"),
+            keys.outbox_alert("fp"),
+        ],
     ]
     for group in groups:
         assert len({key_slot(k.encode()) for k in group}) == 1, group

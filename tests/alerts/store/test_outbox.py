@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -11,7 +13,8 @@ from redis.asyncio import Redis
 
 from alerts.calendar import HK_TZ
 from alerts.store import keys
-from alerts.store.outbox import Outbox, OutboxItem, item_id
+from alerts.store import outbox as outbox_module
+from alerts.store.outbox import AlertRow, Outbox, OutboxItem, item_id
 from tests.support.bothelpers import TOKEN  # the one documented test token: redact() must catch it
 
 NOW = datetime(2025, 11, 24, 16, 30, tzinfo=HK_TZ)
@@ -322,3 +325,145 @@ async def test_put_many_keeps_texts_with_tabs_and_newlines_intact(redis: Redis) 
     assert await outbox.put_many([(item, NOW), (item, NOW)]) == [True, False]
     (loaded,) = await outbox.claim(NOW, 10)
     assert loaded.text == item.text and await outbox.pending() == 1
+
+
+# --- the compact layout of a fan-out pass (put_alerts) -------------------------------------------------------------
+
+CREATED = NOW.isoformat()
+
+
+async def _compact(outbox: Outbox, chats: list[int], refs: list[str], due: datetime = NOW) -> list[str]:
+    """A pass's items: chat n gets refs[0], and refs[1] too for odd chats; chat 3 silent. Their ids."""
+    await outbox.store_alerts({fp: json.dumps({"fingerprint": fp}) for fp in refs})
+    rows = []
+    for chat in chats:
+        shape = [0, 1] if chat % 2 else [0]
+        ids = item_id(chat, "alerts", [refs[i] for i in shape])
+        rows.append((ids, due.timestamp(), chat, chat == 3, ",".join(map(str, shape))))
+    assert await outbox.put_alerts(refs, CREATED, rows) == [True] * len(rows)
+    return [row[0] for row in rows]
+
+
+async def test_put_alerts_stores_one_hash_entry_per_item_and_one_record_per_pass(redis: Redis) -> None:
+    outbox = Outbox(redis)
+    assert await outbox.put_alerts(["fp1"], CREATED, []) == []
+    assert await redis.dbsize() == 0
+    ids = await _compact(outbox, [1, 2, 3], ["fp1", "fp2"])
+    assert [k async for k in redis.scan_iter(match=keys.outbox_item("*"))] == []
+    assert await redis.hlen(keys.OUTBOX_ITEMS) == 3 and await outbox.pending() == 3
+    (record,) = [k async for k in redis.scan_iter(match=keys.outbox_batch("*"))]
+    assert keys.OUTBOX_ITEM_TTL_SECONDS - 60 < await redis.ttl(record) <= keys.OUTBOX_ITEM_TTL_SECONDS
+    items = {i.chat_id: i for i in await outbox.claim(NOW, 10)}
+    assert items[1] == OutboxItem(
+        id=ids[0],
+        chat_id=1,
+        kind="alerts",
+        refs=["fp1", "fp2"],
+        alerts=[{"fingerprint": "fp1"}, {"fingerprint": "fp2"}],
+        created_at=CREATED,
+    )
+    assert (items[2].refs, items[2].silent, items[3].silent) == (["fp1"], False, True)
+
+
+async def test_put_alerts_is_idempotent_across_passes_and_layouts(redis: Redis) -> None:
+    outbox = Outbox(redis)
+    ids = await _compact(outbox, [1, 2], ["fp1", "fp2"])
+    later = (NOW + timedelta(hours=1)).timestamp()
+    # A re-run of the pass (another record: another clock) finds its items queued: nothing stored twice or moved.
+    again = [(ids[0], later, 1, True, "0,1"), (ids[1], later, 2, False, "0")]
+    assert await outbox.put_alerts(["fp1", "fp2"], "later", again) == [False, False]
+    assert await redis.hlen(keys.OUTBOX_ITEMS) == 2
+    assert await redis.zscore(keys.OUTBOX_DUE, ids[0]) == pytest.approx(NOW.timestamp())
+    # The same id twice in one call is one item; and put() of an id queued compactly is refused as well.
+    twice = item_id(7, "alerts", ["fp1"])
+    rows = [(twice, later, 7, False, "0"), (twice, later, 7, False, "0")]
+    assert await outbox.put_alerts(["fp1"], CREATED, rows) == [True, False]
+    refs_item = OutboxItem(id=ids[1], chat_id=2, kind="alerts", refs=["fp1"])
+    assert await outbox.put(refs_item, NOW) is False
+    assert await redis.exists(keys.outbox_item(ids[1])) == 0
+    assert await outbox.pending() == 3
+
+
+async def test_compact_items_are_leased_rescheduled_moved_and_finished(redis: Redis) -> None:
+    outbox = Outbox(redis)
+    ids = await _compact(outbox, [1, 2, 4], ["fp1", "fp2"])
+    claimed = {i.chat_id: i for i in await outbox.claim(NOW, 10)}
+    assert await outbox.claim(NOW, 10) == []  # leased
+    # A retry moves the item to its own key (with its attempts); the entry goes, so it is never read twice.
+    retry_at = NOW + timedelta(seconds=30)
+    await outbox.reschedule(claimed[1], retry_at)
+    assert await redis.hget(keys.OUTBOX_ITEMS, ids[0]) is None
+    assert (await _stored(redis, claimed[1])).attempts == 1
+    moved = await outbox.move_chat(claimed[2], -1002)
+    assert await redis.hget(keys.OUTBOX_ITEMS, ids[1]) is None and await _stored(
+        redis, claimed[2]
+    ) == replace(moved, alerts=[])
+    await outbox.done(ids[2])
+    assert await redis.hlen(keys.OUTBOX_ITEMS) == 0 and await outbox.pending() == 2
+    (retried,) = await outbox.claim(retry_at, 10)
+    assert (retried.id, retried.attempts, retried.alerts) == (ids[0], 1, claimed[1].alerts)
+    await outbox.dead_letter(retried, "400 Bad Request", NOW)
+    (again,) = await outbox.claim(NOW + timedelta(seconds=keys.CLAIM_SECONDS), 10)
+    assert again.chat_id == -1002  # the moved item comes back after its lease, readdressed
+    await outbox.done(again.id)
+    assert await outbox.pending() == 0
+    assert [k async for k in redis.scan_iter(match=keys.outbox_item("*"))] == []
+
+
+async def test_items_of_the_old_layout_are_delivered_beside_compact_ones(redis: Redis) -> None:
+    """Queued before the upgrade: one key per item, the JSON holding the refs; read and finished as ever."""
+    outbox = Outbox(redis)
+    ids = await _compact(outbox, [2], ["fp1"])
+    old = OutboxItem(id=item_id(5, "alerts", ["fp1"]), chat_id=5, kind="alerts", refs=["fp1"], created_at="x")
+    await redis.set(keys.outbox_item(old.id), old.to_json(), ex=keys.OUTBOX_ITEM_TTL_SECONDS)
+    await redis.zadd(keys.OUTBOX_DUE, {old.id: NOW.timestamp() - 1})
+    assert await outbox.put(old, NOW) is False  # still idempotent against it
+    assert await outbox.put_alerts(["fp1"], CREATED, [(old.id, NOW.timestamp(), 5, False, "0")]) == [False]
+    claimed = await outbox.claim(NOW, 10)
+    assert [(i.id, i.chat_id, i.alerts) for i in claimed] == [
+        (old.id, 5, [{"fingerprint": "fp1"}]),
+        (ids[0], 2, [{"fingerprint": "fp1"}]),
+    ]
+    for item in claimed:
+        await outbox.done(item.id)
+    assert await outbox.pending() == 0 and await redis.exists(keys.outbox_item(old.id)) == 0
+
+
+async def test_compact_items_whose_record_expired_are_dropped_and_may_be_put_again(redis: Redis) -> None:
+    outbox = Outbox(redis)
+    ids = await _compact(outbox, [1, 2], ["fp1", "fp2"])
+    (record,) = [k async for k in redis.scan_iter(match=keys.outbox_batch("*"))]
+    await redis.delete(record)  # as its TTL would
+    assert await outbox.claim(NOW, 10) == []
+    assert await outbox.pending() == 0 and await redis.hlen(keys.OUTBOX_ITEMS) == 0
+    # An id whose payload expired while still queued is stored again, as an expired item key always allowed.
+    await _compact(outbox, [1], ["fp1", "fp2"])
+    await redis.delete(*[k async for k in redis.scan_iter(match=keys.outbox_batch("*"))])
+    rows = [(ids[0], NOW.timestamp(), 1, False, "0,1")]
+    assert await outbox.put_alerts(["fp1", "fp2"], "again", rows) == [True]
+    assert [i.id for i in await outbox.claim(NOW, 10)] == [ids[0]]
+
+
+async def test_concurrent_claims_of_compact_items_never_hand_one_out_twice(redis: Redis) -> None:
+    outbox = Outbox(redis)
+    ids = await _compact(outbox, list(range(1, 41)), ["fp1", "fp2"])
+    batches = await asyncio.gather(*(Outbox(redis).claim(NOW, limit=10) for _ in range(5)))
+    claimed = [i.id for batch in batches for i in batch]
+    assert len(claimed) == len(set(claimed)) == len(ids) and set(claimed) == set(ids)
+
+
+async def test_put_alerts_sends_chunks_as_rows_are_drawn_and_counts_a_repeat_once(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox_module, "PUT_CHUNK", 2)  # five calls, two in flight at a time
+    outbox = Outbox(redis)
+    drawn: list[int] = []
+
+    def rows() -> Iterator[AlertRow]:
+        for chat in (1, 2, 3, 1, 4, 5, 6, 7, 2):
+            drawn.append(chat)
+            yield item_id(chat, "alerts", ["fp1"]), NOW.timestamp(), chat, False, "0"
+
+    flags = await outbox.put_alerts(["fp1"], CREATED, rows())
+    assert flags == [True, True, True, False, True, True, True, True, False]
+    assert len(drawn) == 9 and await outbox.pending() == 7 == await redis.hlen(keys.OUTBOX_ITEMS)
