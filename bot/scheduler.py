@@ -9,7 +9,6 @@ source, for one deadline; a stop cancels what still runs after a short grace.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -235,10 +234,13 @@ class Poller:
     async def stop_warming(self) -> None:
         """Cancel the warm-up loop (at stop; a half-filled cache is never used, only a complete one is swapped in)."""
         task, self._warming = self._warming, None
-        if task is not None and not task.done():
+        # A cancel that lands inside a Redis call can be absorbed by the client (the loop would then sleep on for
+        # `every` seconds and hold the shutdown): cancel again until the task has really ended.
+        while task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=0.5)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.warning("routing: warm-up ended with %r", task.exception())
 
     async def _keep_warm(self, every: float) -> None:
         while not self.stopping:
@@ -249,6 +251,8 @@ class Poller:
                 log.warning(
                     "routing: warm-up failed (%s: %s); trying again in %g s", type(exc).__name__, exc, every
                 )
+            if self.stopping:
+                return
             await asyncio.sleep(every)
 
     async def wind_down(self, grace: float = STOP_GRACE_S) -> None:
