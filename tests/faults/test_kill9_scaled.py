@@ -367,7 +367,10 @@ def _window_note(api: BotApi, chat: int, ident: str, kills: list[Kill]) -> tuple
             True,
             f" — documented window: accepted {kill.at - first.time:.2f} s before {kill.label} was killed",
         )
-    seen = ", ".join(f"{c.token[-1]}@{c.time:.2f}" for c in copies)
+    seen = ", ".join(
+        f"{c.token[-1]}@{c.time:.2f} with {identities_in(parse_html(str(c.params.get('text', '')))[0])}"
+        for c in copies
+    )
     kills_seen = ", ".join(f"{k.label}@{k.at:.2f}" for k in kills)
     return False, f" (not the documented window: copies by token {seen}; kills {kills_seen})"
 
