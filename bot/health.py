@@ -16,11 +16,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from alerts.metrics import METRICS, Registry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 # A POST route: (lower-cased headers, body) -> (status, text answered)
@@ -176,14 +177,8 @@ class HealthServer:
                 self._handlers.discard(task)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(_read_request(reader), timeout=self.request_timeout)
-        except TimeoutError:
-            await self._reply(writer, HTTPStatus.REQUEST_TIMEOUT, TEXT_TYPE, "request timeout\n")
-            return
-        except _BadRequest as exc:
-            await self._reply(writer, HTTPStatus.BAD_REQUEST, TEXT_TYPE, f"bad request: {exc}\n")
-            await self._linger(reader, writer)
+        ok, request = await self._in_time(reader, writer, _read_request(reader))
+        if not ok:
             return
         if request is None:
             return  # connected and closed without a byte: a TCP probe
@@ -191,16 +186,8 @@ class HealthServer:
         if method == "POST" and path in self.posts:
             await self._post(reader, writer, self.posts[path], headers)
             return
-        try:
-            await asyncio.wait_for(
-                _discard_body(reader, headers.get("content-length", "0")), timeout=self.request_timeout
-            )
-        except TimeoutError:
-            await self._reply(writer, HTTPStatus.REQUEST_TIMEOUT, TEXT_TYPE, "request timeout\n")
-            return
-        except _BadRequest as exc:
-            await self._reply(writer, HTTPStatus.BAD_REQUEST, TEXT_TYPE, f"bad request: {exc}\n")
-            await self._linger(reader, writer)
+        ok, _ = await self._in_time(reader, writer, _discard_body(reader, headers.get("content-length", "0")))
+        if not ok:
             return
         if method != "GET":
             await self._reply(
@@ -225,6 +212,20 @@ class HealthServer:
             await self._reply(writer, HTTPStatus.OK, METRICS_TYPE, self.registry.render())
         else:
             await self._reply(writer, HTTPStatus.NOT_FOUND, TEXT_TYPE, "not found\n")
+
+    async def _in_time(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, step: Awaitable[T]
+    ) -> tuple[bool, T | None]:
+        """Run one step of reading a request within request_timeout; (False, None) once it was answered with
+        408 (too slow) or 400 (malformed), the connection then being done."""
+        try:
+            return True, await asyncio.wait_for(step, timeout=self.request_timeout)
+        except TimeoutError:
+            await self._reply(writer, HTTPStatus.REQUEST_TIMEOUT, TEXT_TYPE, "request timeout\n")
+        except _BadRequest as exc:
+            await self._reply(writer, HTTPStatus.BAD_REQUEST, TEXT_TYPE, f"bad request: {exc}\n")
+            await self._linger(reader, writer)
+        return False, None
 
     async def _post(
         self,

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import date
 
@@ -20,7 +19,7 @@ from alerts.store.subscriptions import SubscriptionStore
 from bot.couriers import serve_delivery
 from bot.leader import serve
 from config.settings import Settings, load_settings
-from tests.faults.harness import BASE_SETTINGS
+from tests.faults.harness import BASE_SETTINGS, until
 from tests.faults.scenario import serve_demo
 from tests.support.botapi import BotApi
 from tests.support.bothelpers import TOKEN, seed_demo
@@ -62,18 +61,6 @@ def _settings(api: BotApi, url: str, origin: Origin, **env: str) -> Settings:
 async def _holder(redis: Redis) -> str | None:
     raw = await redis.get(keys.leader_lease())
     return raw.decode() if raw else None
-
-
-async def _until(predicate: object, limit: float, what: str) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        result = predicate()  # type: ignore[operator]
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def _record_holders(redis: Redis, seen: list[str | None], stop: asyncio.Event) -> None:
@@ -121,12 +108,12 @@ async def test_scheduler_leads_cycles_and_routes_on_the_cluster_and_delivery_sen
         return bool(api.messages(WATCH_TENCENT) and api.messages(WATCH_BABA)) and not await outbox.pending()
 
     try:
-        await _until(lambda: _holder(cluster), 20, "the scheduler to take the lease")
+        await until(lambda: _holder(cluster), 20, "the scheduler to take the lease")
         first = await _holder(cluster)
         standby = asyncio.create_task(serve(settings, scheduler_only=True, stop=stops["standby"]))
         sampler = asyncio.create_task(_record_holders(cluster, seen, sampled))
         try:
-            await _until(delivered, 40, "the routed alerts delivered")
+            await until(delivered, 40, "the routed alerts delivered")
         finally:
             sampled.set()
             await sampler
@@ -135,7 +122,7 @@ async def test_scheduler_leads_cycles_and_routes_on_the_cluster_and_delivery_sen
         assert any(r.path in served for r in origin.requests)
 
         await _stop(leader, stops["leader"])  # released on a graceful stop: the standby takes over
-        await _until(lambda: _holder(cluster), 10, "the standby to take the lease")
+        await until(lambda: _holder(cluster), 10, "the standby to take the lease")
         assert await _holder(cluster) not in (None, first)
     finally:
         for name, task in (("leader", leader), ("standby", standby), ("delivery", delivery)):

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from redis.asyncio import Redis
 
 from alerts.store import keys
-from tests.faults.harness import bot_env
+from tests.faults.harness import bot_env, until
 from tests.support.botapi import BotApi
 from tests.support.paths import free_port
 
@@ -32,18 +31,9 @@ def _spawn(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[byt
         )
 
 
-async def _until(predicate: object, what: str, logs: list[Path], timeout: float = 30.0) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate() if callable(predicate) else None
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
-            raise AssertionError(f"{what}: not within {timeout} s\n{tails}")
-        await asyncio.sleep(0.05)
+def _tails(logs: list[Path]) -> Callable[[], str]:
+    """The end of each process's log, for a failed wait."""
+    return lambda: "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
 
 
 async def _pending_by_consumer(redis: Redis) -> dict[str, int]:
@@ -91,8 +81,8 @@ async def test_killing_a_worker_mid_stream_loses_no_update(
                 held = [await redis.get(keys.update_lease(p)) for p in range(PARTITIONS)]
                 return await redis.zcard(keys.UPDATE_WORKERS) == 2 and len({h for h in held if h}) == 2
 
-            await _until(web_up, "web answers /healthz", logs)
-            await _until(both_reading, "two workers share the partitions", logs)
+            await until(web_up, 30, "web answers /healthz", logs=_tails(logs))
+            await until(both_reading, 30, "two workers share the partitions", logs=_tails(logs))
             updates = [api.push_message(5000 + chat, "/help") for chat in range(CHATS)]
             for update in updates[: CHATS // 2]:
                 answer = await client.post(
@@ -107,7 +97,7 @@ async def test_killing_a_worker_mid_stream_loses_no_update(
                 counts = await _pending_by_consumer(redis)
                 return sum(1 for n in counts.values() if n > 0) == 2
 
-            await _until(both_busy, "both workers with replies in flight", logs)
+            await until(both_busy, 30, "both workers with replies in flight", logs=_tails(logs))
             victim = first
             counts = await _pending_by_consumer(redis)
             in_flight = counts.get(_owner_of(victim, counts), 0)
@@ -120,10 +110,13 @@ async def test_killing_a_worker_mid_stream_loses_no_update(
                     headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
                 )
                 assert answer.status_code == 200
-            await _until(
-                lambda: all(api.texts(5000 + chat) for chat in range(CHATS)), "every command answered", logs
+            await until(
+                lambda: all(api.texts(5000 + chat) for chat in range(CHATS)),
+                30,
+                "every command answered",
+                logs=_tails(logs),
             )
-            await _until(lambda: _no_pending(redis), "everything acknowledged", logs, timeout=10)
+            await until(lambda: _no_pending(redis), 10, "everything acknowledged", logs=_tails(logs))
         assert (
             in_flight > 0
         )  # the kill left updates unacknowledged, and only the survivor could acknowledge them
