@@ -218,9 +218,15 @@ _row = st.fixed_dictionaries(
 )
 
 
+# Any threshold the configuration accepts (a NaN one is refused when the thresholds are loaded: below).
 @settings(max_examples=60, deadline=None)
-@given(st.lists(_row, max_size=6), st.floats(allow_nan=True, allow_infinity=True))
+@given(st.lists(_row, max_size=6), st.floats(allow_nan=False, allow_infinity=True))
 def test_never_raises(rows: list[dict[str, Any]], threshold: float) -> None:
     alerts = run([announcement(**row) for row in rows], warning_discount_pct=threshold)
     for alert in alerts:
         assert alert.trade_date == DAY and alert.severity in ("notice", "warning")
+
+
+def test_a_nan_discount_threshold_is_refused_when_the_thresholds_load() -> None:
+    with pytest.raises(ValueError, match="corporate_finance_event: expected a number, got nan"):
+        run([], warning_discount_pct=float("nan"))
