@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -24,7 +25,7 @@ from bot.render import rule_title
 from bot.scheduler import Poller
 from config.settings import load_settings
 from tests.faults.harness import BASE_SETTINGS
-from tests.support.botapi import parse_html
+from tests.support.botapi import BotApi, parse_html
 from tests.support.origin import Origin
 
 # Sources whose demo files are plain GETs at dated URLs (southbound needs the page's form, the US ones a SEC agent).
@@ -143,3 +144,25 @@ async def seed_copy(redis: Redis, seed_url: str, exclude: frozenset[tuple[str, d
         for table in get_source(source).tables:
             await redis.delete(keys.frame(source, table, day))
             await redis.zrem(keys.frame_index(source, table), day.isoformat())
+
+
+# Whether a duplicate (chat, alert identity) is a documented window, and the words that say why (or what it was).
+WindowNote = Callable[[int, str], tuple[bool, str]]
+
+
+def compare_alerts(
+    api: BotApi, expected: dict[int, Counter[str]], note: WindowNote
+) -> tuple[list[str], list[str]]:
+    """Lost, unexpected and duplicated alerts per chat against the reference run; duplicates `note` calls a
+    documented window are returned apart (reported, not failed), every other one is a problem."""
+    problems, window = [], []
+    for chat, wanted in sorted(expected.items()):
+        got = received(api.messages(chat))
+        problems += [f"LOST chat {chat}: {ident}" for ident in sorted(set(wanted) - set(got))]
+        for ident, n in sorted(got.items()):
+            if ident not in wanted:
+                problems.append(f"UNEXPECTED chat {chat}: {ident}")
+            elif n > 1:
+                documented, why = note(chat, ident)
+                (window if documented else problems).append(f"DUPLICATE x{n} chat {chat}: {ident}{why}")
+    return problems, window

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -29,10 +28,10 @@ from tests.faults.harness import (
 )
 from tests.faults.scenario import (
     Chats,
+    compare_alerts,
     copy_db,
     identities_in,
     outbox_alerts,
-    received,
     reference_run,
     seed_copy,
     serve_demo,
@@ -164,7 +163,9 @@ async def test_kill9_loses_nothing_and_sends_nothing_twice(
     assert {k.phase for k in kills} == {"cycle", "delivery"} or len(kills) < 2
     assert not leftover
     assert not await redis.lrange(keys.OUTBOX_DEAD, 0, -1), "nothing may be dead-lettered"
-    problems, window = _compare(api, expected, kills)
+    problems, window = compare_alerts(
+        api, expected, lambda chat, ident: _window_note(api, chat, ident, kills)
+    )
     print(
         f"[faults] kill9: documented-window duplicates: {len(window)}" + "".join(f"\n  {w}" for w in window)
     )
@@ -172,29 +173,8 @@ async def test_kill9_loses_nothing_and_sends_nothing_twice(
     assert_clean_log(bot.text())
 
 
-def _compare(
-    api: BotApi, expected: dict[int, Counter[str]], kills: list[Kill]
-) -> tuple[list[str], list[str]]:
-    """Lost, unexpected and duplicated alerts per chat; duplicates that are the outbox's documented window are
-    returned apart (reported, not failed), every other one is a problem."""
-    problems, window = [], []
-    for chat, wanted in sorted(expected.items()):
-        got = received(api.messages(chat))
-        for ident in sorted(set(wanted) - set(got)):
-            problems.append(f"LOST chat {chat}: {ident}")
-        for ident, n in sorted(got.items()):
-            if ident not in wanted:
-                problems.append(f"UNEXPECTED chat {chat}: {ident}")
-            elif n > 1:
-                note = _window_note(api, chat, ident, kills)
-                (window if note else problems).append(
-                    f"DUPLICATE x{n} chat {chat}: {ident}{note or ' (not the documented window)'}"
-                )
-    return problems, window
-
-
-def _window_note(api: BotApi, chat: int, ident: str, kills: list[Kill]) -> str:
-    """Non-empty when a duplicate is the outbox's documented window: Telegram accepted the first copy and the process
+def _window_note(api: BotApi, chat: int, ident: str, kills: list[Kill]) -> tuple[bool, str]:
+    """(True, why) when a duplicate is the outbox's documented window: Telegram accepted the first copy and the process
     was killed before it sent anything else. The worker records a part before sending the next one, so a later
     send from the same process means the record was written, and a duplicate then is a bug."""
     sends = [c for c in api.sent if c.ok and c.method.lower() in ("sendmessage", "sendphoto")]
@@ -208,8 +188,8 @@ def _window_note(api: BotApi, chat: int, ident: str, kills: list[Kill]) -> str:
     )
     kill = next((k for k in kills if first is not None and k.at >= first), None)
     if first is None or kill is None or any(first < c.time < kill.at for c in sends):
-        return ""
-    return (
+        return False, " (not the documented window)"
+    return True, (
         f" — documented window: accepted {kill.at - first:.2f} s before kill ({kill.phase}), nothing sent in "
         "between (the process died, or its event loop was stalled, before the one Redis write)"
     )

@@ -9,7 +9,6 @@ import asyncio
 import json
 import random
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,10 +32,10 @@ from tests.faults.harness import (
 )
 from tests.faults.scenario import (
     Chats,
+    compare_alerts,
     copy_db,
     identities_in,
     outbox_alerts,
-    received,
     reference_run,
     seed_copy,
     serve_demo,
@@ -323,7 +322,9 @@ async def test_kill9_scaled_out_loses_nothing_and_sends_nothing_twice(
     assert any(k.phase == "cycle" for k in kills) or kills_wanted < 3, "no kill landed inside a cycle"
     assert not leftover
     assert not await redis.lrange(keys.OUTBOX_DEAD, 0, -1), "nothing may be dead-lettered"
-    problems, window = _compare_alerts(api, expected, kills)
+    problems, window = compare_alerts(
+        api, expected, lambda chat, ident: _window_note(api, chat, ident, kills)
+    )
     problems += _compare_commands(api, kills, window, posted)
     print(
         f"[faults] kill9-scaled: documented-window duplicates: {len(window)}"
@@ -332,24 +333,6 @@ async def test_kill9_scaled_out_loses_nothing_and_sends_nothing_twice(
     assert not problems, "\n".join(problems) + "\n" + fleet.tails()
     for proc in fleet.all:
         assert_clean_log(proc.text())
-
-
-def _compare_alerts(
-    api: BotApi, expected: dict[int, Counter[str]], kills: list[Kill]
-) -> tuple[list[str], list[str]]:
-    """Lost, unexpected and duplicated alerts per chat; a duplicate in the outbox's documented window (the killed
-    delivery process had Telegram accept the first copy and sent nothing after it) is returned apart."""
-    problems, window = [], []
-    for chat, wanted in sorted(expected.items()):
-        got = received(api.messages(chat))
-        problems += [f"LOST chat {chat}: {ident}" for ident in sorted(set(wanted) - set(got))]
-        for ident, n in sorted(got.items()):
-            if ident not in wanted:
-                problems.append(f"UNEXPECTED chat {chat}: {ident}")
-            elif n > 1:
-                documented, note = _window_note(api, chat, ident, kills)
-                (window if documented else problems).append(f"DUPLICATE x{n} chat {chat}: {ident}{note}")
-    return problems, window
 
 
 def _window_note(api: BotApi, chat: int, ident: str, kills: list[Kill]) -> tuple[bool, str]:
