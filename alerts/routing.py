@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -68,6 +69,8 @@ _SKIP_OLD = "older than the routed marks are kept"
 async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, now: datetime) -> RouteReport:
     """Fan alerts out to watching chats and enqueue one grouped item per chat (digest chats get a queue)."""
     report = RouteReport()
+    # A pass a crash cut short is finished first: its marks then keep this pass from sending its alerts again.
+    await apply_journal(subs.redis, outbox)
     firsts: dict[str, Alert] = {}
     for alert in alerts:
         firsts.setdefault(alert.fingerprint, alert)  # an alert listed twice still reaches a chat once
@@ -98,8 +101,7 @@ async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, no
     await seen.load(np.unique(chats).tolist())
     send = _decide_all(live, chats, which, seen, now, report)
     # The idempotency key (fingerprint × chat): an alert reaches a chat once, whatever re-runs or revisions happen.
-    # Marks are checked first and set only once the items are written, so a crash in between loses nothing: the
-    # re-run finds the same fresh alerts, hence the same item ids (put is NX, sent parts are recorded).
+    # The pass's writes go through the journal (_Pass), so a crash part-way is finished, never recomputed.
     marks = await _routed_already(subs.redis, fingerprints)
     bounds = np.concatenate([[0], np.cumsum([len(watchers[a.code]) for a in live])])
     for index, routed in enumerate(marks):
@@ -110,20 +112,99 @@ async def route(alerts: list[Alert], subs: SubscriptionStore, outbox: Outbox, no
                 report.skipped["already routed"] = report.skipped.get("already routed", 0) + count
                 send[part] &= ~again
     chats, which = chats[send], which[send]
-    # Items are computed as they are written: Redis stores one chunk while the next is grouped.
     digests: dict[int, list[str]] = {}
-    created = await outbox.put_alerts(
-        fingerprints, now.isoformat(), _items(chats, which, fingerprints, seen, now, report, digests)
-    )
-    report.enqueued += len(created)
-    # Digest queues, then the marks: a crash before the marks re-queues a digest entry on the re-run, which
-    # flush_digest lists once.
-    async with subs.redis.pipeline(transaction=False) as pipe:
-        for chat, refs in digests.items():
-            _to_digest(pipe, chat, refs)
-        await pipe.execute()
-    await _write_marks(subs.redis, live, fingerprints, chats, which, now)
+    rows = list(_items(chats, which, fingerprints, seen, now, report, digests))
+    expiries = [_marks_expire_at(a) for a in live]
+    # Written ahead of everything else of the pass, applied, then removed: see keys.ROUTING_JOURNAL.
+    journal = _Pass(now.isoformat(), fingerprints, expiries, chats, which, rows, digests)
+    await journal.write(subs.redis)
+    report.enqueued += await journal.apply(subs.redis, outbox)
     return report
+
+
+def _marks_expire_at(alert: Alert) -> float:
+    """Epoch seconds at which an alert's routed marks go: the end of the last day it may still be routed."""
+    return datetime.combine(
+        keys.routed_last_day(alert.trade_date) + timedelta(days=1), time(), HK_TZ
+    ).timestamp()
+
+
+@dataclass
+class _Pass:
+    """One routing pass's writes: digest entries, marks (fingerprint × chat) and outbox items, kept in the journal
+    until all are done. Applying is idempotent: digest entries are listed once by flush_digest, marks are a set in
+    effect, items are put NX and their sent parts are recorded."""
+
+    now: str
+    fingerprints: list[str]
+    expiries: list[float]
+    chats: np.ndarray
+    which: np.ndarray
+    rows: list[AlertRow]
+    digests: dict[int, list[str]]
+
+    @property
+    def key(self) -> str:
+        """The pass's field in the journal: the same pass gives the same field."""
+        return item_id_of(0, "pass", self.now + "|" + ",".join(self.fingerprints))
+
+    async def write(self, redis: Redis) -> None:
+        """Record the pass in the journal (one command: all or nothing)."""
+        body = {
+            "now": self.now,
+            "fingerprints": self.fingerprints,
+            "expiries": self.expiries,
+            "chats": base64.b64encode(self.chats.astype("<i8").tobytes()).decode(),
+            "which": base64.b64encode(self.which.astype("<i4").tobytes()).decode(),
+            "rows": self.rows,
+            "digests": {str(chat): refs for chat, refs in self.digests.items()},
+        }
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.ROUTING_JOURNAL, self.key, json.dumps(body, separators=(",", ":")))
+            pipe.expire(keys.ROUTING_JOURNAL, keys.ROUTING_JOURNAL_TTL_SECONDS)
+            await pipe.execute()
+
+    @classmethod
+    def read(cls, raw: bytes | str) -> _Pass:
+        """A pass from its journal entry."""
+        body = json.loads(raw)
+        return cls(
+            body["now"],
+            body["fingerprints"],
+            body["expiries"],
+            np.frombuffer(base64.b64decode(body["chats"]), dtype="<i8"),
+            np.frombuffer(base64.b64decode(body["which"]), dtype="<i4").astype(np.int64),
+            [(r[0], r[1], r[2], r[3], r[4]) for r in body["rows"]],
+            {int(chat): refs for chat, refs in body["digests"].items()},
+        )
+
+    async def apply(self, redis: Redis, outbox: Outbox) -> int:
+        """Digest entries, marks, items, then the journal entry removed; the number of new items."""
+        async with redis.pipeline(transaction=False) as pipe:
+            for chat, refs in self.digests.items():
+                _to_digest(pipe, chat, refs)
+            await pipe.execute()
+        # Marks before items: a re-run that finds them skips these (alert, chat) pairs, and the items they stand for
+        # are put by this pass, or by the next pass applying the journal if this one is cut short.
+        await _write_marks(redis, self.expiries, self.fingerprints, self.chats, self.which, self.now)
+        created = await outbox.put_alerts(self.fingerprints, self.now, self.rows)
+        await redis.hdel(keys.ROUTING_JOURNAL, self.key)
+        return len(created)
+
+
+async def apply_journal(redis: Redis, outbox: Outbox) -> int:
+    """Finish the passes a crash cut short (see keys.ROUTING_JOURNAL); the number of items they put."""
+    entries = await redis.hgetall(keys.ROUTING_JOURNAL)
+    done = 0
+    for raw in entries.values():
+        journal = _Pass.read(raw)
+        done += await journal.apply(redis, outbox)
+        log.info(
+            "routing: finished a pass cut short (%d alerts, %d items)",
+            len(journal.fingerprints),
+            len(journal.rows),
+        )
+    return done
 
 
 def _skip(report: RouteReport, reason: str) -> None:
@@ -232,27 +313,25 @@ async def _routed_already(redis: Redis, fingerprints: list[str]) -> list[np.ndar
 
 async def _write_marks(
     redis: Redis,
-    alerts: list[Alert],
+    expiries: list[float],
     fingerprints: list[str],
     chats: np.ndarray,
     which: np.ndarray,
-    now: datetime,
+    now: str,
 ) -> None:
     """Append each alert's newly routed chats to its marks; they expire at the end of the alert's last day."""
     order = np.argsort(which, kind="stable")
     chats, which = chats[order], which[order]
-    cuts = np.searchsorted(which, np.arange(len(alerts) + 1))
+    cuts = np.searchsorted(which, np.arange(len(fingerprints) + 1))
+    stamp = datetime.fromisoformat(now).timestamp()
     async with redis.pipeline(transaction=False) as pipe:
-        for index, (alert, fingerprint) in enumerate(zip(alerts, fingerprints, strict=True)):
+        for index, (until, fingerprint) in enumerate(zip(expiries, fingerprints, strict=True)):
             routed = chats[cuts[index] : cuts[index + 1]]
             if not routed.size:
                 continue
-            until = datetime.combine(
-                keys.routed_last_day(alert.trade_date) + timedelta(days=1), time(), HK_TZ
-            )
             pipe.append(keys.routed(fingerprint), routed.astype("<i8").tobytes())
-            # Relative to `now` (the pass's clock), so a pass replayed with an older clock keeps its marks as long.
-            pipe.expire(keys.routed(fingerprint), max(1, int((until - now).total_seconds())))
+            # Relative to the pass's clock, so a pass replayed with an older clock keeps its marks as long.
+            pipe.expire(keys.routed(fingerprint), max(1, int(until - stamp)))
         await pipe.execute()
 
 

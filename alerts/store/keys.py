@@ -173,6 +173,12 @@ def routed_legacy(fingerprint: str) -> str:
 
 OUTBOX_DUE = f"{PREFIX}{OUTBOX_TAG}:due"  # ZSET item id -> epoch seconds when it may be sent (or re-claimed)
 OUTBOX_DEAD = f"{PREFIX}{OUTBOX_TAG}:dead"  # LIST of JSON items Telegram refused for good (admins are told)
+# HASH pass id -> JSON of one routing pass about to be written (its items, digest entries and marks). Written first,
+# applied, then removed: a pass cut short is applied whole by the next pass before it computes anything, so a re-run
+# that groups a chat's alerts differently (a later clock, more files known) never re-sends an alert of the cut pass.
+# One key, single-key commands: cluster-safe. A day is ample: the next pass (every few seconds) applies it.
+ROUTING_JOURNAL = f"{PREFIX}routing:journal"
+ROUTING_JOURNAL_TTL_SECONDS = 24 * 3600
 OUTBOX_ITEM_TTL_SECONDS = 14 * 24 * 3600  # an undeliverable item is dropped after two weeks
 # Sent markers outlive items so a restarted worker that re-claims an item skips parts already accepted.
 SENT_TTL_SECONDS = 30 * 24 * 3600

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
 from redis.asyncio import Redis
 
-from alerts import routing
 from alerts.calendar import HK_TZ
 from alerts.model import Alert
 from alerts.routing import route
@@ -77,26 +77,56 @@ async def _marks(redis: Redis, alert: Alert) -> list[int]:
     return [int(x) for x in np.frombuffer(raw or b"", dtype="<i8")]
 
 
-async def test_a_crash_before_the_marks_loses_nothing_and_doubles_nothing(
+async def test_a_pass_cut_short_is_finished_by_the_next_and_doubles_nothing(
     redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Items are written before the routed marks: a re-run after a crash in between finds the same items."""
+    """A pass's writes go through the journal: a crash after the marks and before the items leaves the pass in the
+    journal, and the next pass finishes it before computing anything."""
     subs, outbox = SubscriptionStore(redis), Outbox(redis)
     await _watchers(subs, range(1, 4), ["01810"])
 
     async def killed(*args: object) -> None:
-        raise RuntimeError("killed before the marks")
+        raise RuntimeError("killed before the items")
 
-    monkeypatch.setattr(routing, "_write_marks", killed)
-    with pytest.raises(Exception, match="killed before the marks"):
+    monkeypatch.setattr(Outbox, "put_alerts", killed)
+    with pytest.raises(Exception, match="killed before the items"):
         await route([_alert("01810")], subs, outbox, NOW)
-    assert await outbox.pending() == 3  # the items are in
+    assert await outbox.pending() == 0 and await redis.hlen(keys.ROUTING_JOURNAL) == 1
     monkeypatch.undo()
     again = await route([_alert("01810")], subs, outbox, NOW)
-    assert again.enqueued == 3
-    assert await outbox.pending() == 3  # the same item ids: put is NX, nothing doubled
-    third = await route([_alert("01810")], subs, outbox, NOW)
-    assert third.enqueued == 0 and third.skipped == {"already routed": 3}
+    assert again.enqueued == 0 and again.skipped == {"already routed": 3}  # this pass: nothing new
+    assert await outbox.pending() == 3  # the cut pass's items, put by this pass from the journal
+    assert await redis.hlen(keys.ROUTING_JOURNAL) == 0
+
+
+async def test_a_re_run_that_groups_differently_never_sends_an_alert_twice(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass killed right after writing its items, re-run with one more alert (a later clock, another file known):
+    each chat still gets the first alert once, in the cut pass's item, and the new one in the re-run's (before the
+    journal, the re-run's item carried the first alert again under a new id)."""
+    subs, outbox = SubscriptionStore(redis), Outbox(redis)
+    await _watchers(subs, range(1, 4), ["01810"])
+    first, extra = _alert("01810"), _alert("01810", rule="short_ratio_spike")
+
+    real_put = Outbox.put_alerts
+
+    async def killed_after_the_items(self: Outbox, *args: Any, **kwargs: Any) -> list[bool]:
+        await real_put(self, *args, **kwargs)
+        raise RuntimeError("killed right after the items")
+
+    monkeypatch.setattr(Outbox, "put_alerts", killed_after_the_items)
+    with pytest.raises(Exception, match="killed right after the items"):
+        await route([first], subs, outbox, NOW)
+    monkeypatch.undo()
+    await route([first, extra], subs, outbox, NOW + timedelta(minutes=1))
+    items = await outbox.claim(NOW + timedelta(minutes=2), 100)
+    per_chat: dict[int, list[str]] = {}
+    for item in items:
+        per_chat.setdefault(item.chat_id, []).extend(a["rule"] for a in item.alerts)
+    assert {chat: sorted(rules) for chat, rules in per_chat.items()} == {
+        chat: ["buyback_filed", "short_ratio_spike"] for chat in (1, 2, 3)
+    }
 
 
 async def test_marks_expire_by_day_and_an_alert_older_than_its_marks_is_not_routed(redis: Redis) -> None:
