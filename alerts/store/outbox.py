@@ -161,14 +161,6 @@ def _redacted(item: OutboxItem) -> OutboxItem:
     return item if text == item.text else replace(item, text=text)
 
 
-def alerts_item_json(item: str, chat_id: int, refs_json: str, silent: bool, created_json: str) -> str:
-    """`OutboxItem.to_json()` of an alerts item by reference, from parts already encoded (fan-out writes ~100k)."""
-    return (
-        f'{{"alerts": [], "attempts": 0, "chat_id": {chat_id}, "created_at": {created_json}, "id": "{item}", '
-        f'"kind": "alerts", "refs": {refs_json}, "silent": {"true" if silent else "false"}, "text": ""}}'
-    )
-
-
 def item_id(chat_id: int, kind: str, identities: list[str]) -> str:
     """Deterministic id: the same chat, kind and fingerprints always give the same item (idempotent put)."""
     return item_id_of(chat_id, kind, ",".join(sorted(identities)))
